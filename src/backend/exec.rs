@@ -1,0 +1,203 @@
+//! The exec plugin backend: one JSON request on stdin, one JSON reply on stdout.
+//! Non-zero exit is an error whose message is the plugin's (sanitised) stderr.
+//! The plugin runs with a cleared environment, in its own process group, and is
+//! killed with that group when it overruns its timeout.
+
+use super::*;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zeroize::Zeroizing;
+
+pub const PROTOCOL: &str = "breakglass.exec/v1";
+const MAX_STDOUT: u64 = 1 << 20;
+const MAX_STDERR: u64 = 64 << 10;
+
+pub struct ExecBackend {
+    command: PathBuf,
+    args: Vec<String>,
+    timeout: Duration,
+    env_allow: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    ok: bool,
+    #[serde(default)]
+    lease_id: Option<String>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    credential: Option<BTreeMap<String, SecretString>>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn clean(s: &str) -> String {
+    crate::sanitize::line(s.trim(), 500)
+}
+
+impl ExecBackend {
+    pub fn new(
+        command: PathBuf,
+        args: Vec<String>,
+        timeout: Duration,
+        env_allow: Vec<String>,
+    ) -> Self {
+        ExecBackend {
+            command,
+            args,
+            timeout,
+            env_allow,
+        }
+    }
+
+    async fn call(&self, op: &str, body: serde_json::Value) -> Result<Reply, BackendError> {
+        let mut req = serde_json::json!({"protocol": PROTOCOL, "op": op});
+        if let (Some(o), serde_json::Value::Object(b)) = (req.as_object_mut(), body) {
+            o.extend(b);
+        }
+        let mut line = serde_json::to_vec(&req).expect("a Value serialises");
+        line.push(b'\n');
+
+        let mut cmd = tokio::process::Command::new(&self.command);
+        cmd.args(&self.args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("BREAKGLASS_PROTOCOL", PROTOCOL);
+        for k in &self.env_allow {
+            if let Some(v) = std::env::var_os(k) {
+                cmd.env(k, v);
+            }
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            BackendError::Failed(format!(
+                "cannot start plugin {}: {e}",
+                self.command.display()
+            ))
+        })?;
+        let pid = child.id();
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut stdout = child.stdout.take().expect("piped").take(MAX_STDOUT);
+        let mut stderr = child.stderr.take().expect("piped").take(MAX_STDERR);
+
+        let work = async {
+            // A plugin that never reads stdin must not block us: ignore EPIPE.
+            let _ = stdin.write_all(&line).await;
+            drop(stdin);
+            let mut out = Zeroizing::new(Vec::new());
+            let mut err = Vec::new();
+            let (a, b, status) = tokio::join!(
+                stdout.read_to_end(&mut out),
+                stderr.read_to_end(&mut err),
+                child.wait()
+            );
+            a.and(b)
+                .map_err(|e| BackendError::Failed(format!("reading plugin output: {e}")))?;
+            let status =
+                status.map_err(|e| BackendError::Failed(format!("waiting for plugin: {e}")))?;
+            Ok::<_, BackendError>((status, out, err))
+        };
+        let (status, out, err) = match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r?,
+            Err(_) => {
+                // Kill the whole group: a shell plugin's children would keep its pipes open.
+                if let Some(pid) = pid {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                return Err(BackendError::Timeout(self.timeout));
+            }
+        };
+        let stderr_text = clean(&String::from_utf8_lossy(&err));
+        if !status.success() {
+            use std::os::unix::process::ExitStatusExt;
+            let how = match (status.code(), status.signal()) {
+                (Some(c), _) => format!("exited with status {c}"),
+                (None, Some(s)) => format!("crashed (signal {s})"),
+                _ => "failed".to_string(),
+            };
+            let detail = if stderr_text.is_empty() {
+                String::new()
+            } else {
+                format!(": {stderr_text}")
+            };
+            return Err(BackendError::Failed(format!("plugin {op} {how}{detail}")));
+        }
+        let reply: Reply = serde_json::from_slice(&out).map_err(|e| {
+            BackendError::Protocol(format!(
+                "plugin {op} did not print one JSON object on stdout ({e}); see the plugin protocol in the README"
+            ))
+        })?;
+        if !reply.ok {
+            return Err(BackendError::Failed(format!(
+                "plugin {op} refused: {}",
+                clean(reply.error.as_deref().unwrap_or("no error message given"))
+            )));
+        }
+        Ok(reply)
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for ExecBackend {
+    fn kind(&self) -> &'static str {
+        "exec"
+    }
+
+    async fn grant(&self, spec: &GrantSpec) -> Result<Grant, BackendError> {
+        let body = serde_json::to_value(spec).expect("serialises");
+        let reply = self.call("grant", body).await?;
+        let lease_id = reply
+            .lease_id
+            .filter(|l| !l.trim().is_empty())
+            .ok_or_else(|| BackendError::Protocol("grant reply has no lease_id".into()))?;
+        let credential = reply
+            .credential
+            .ok_or_else(|| BackendError::Protocol("grant reply has no credential".into()))?;
+        Ok(Grant {
+            lease_id: clean(&lease_id),
+            expires_at: reply.expires_at,
+            credential: Credential(credential.into_iter().collect()),
+        })
+    }
+
+    async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {
+        self.call("revoke", serde_json::to_value(spec).expect("serialises"))
+            .await
+            .map(|_| ())
+    }
+
+    async fn extend(
+        &self,
+        spec: &RevokeSpec,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        let mut body = serde_json::to_value(spec).expect("serialises");
+        body["expires_at"] = serde_json::json!(expires_at);
+        self.call("extend", body).await.map(|_| ())
+    }
+
+    async fn rotate(&self, role: &str, scope: &serde_json::Value) -> Result<(), BackendError> {
+        self.call("rotate", serde_json::json!({"role": role, "scope": scope}))
+            .await
+            .map(|_| ())
+    }
+
+    async fn check(&self) -> Result<String, BackendError> {
+        let r = self.call("check", serde_json::json!({})).await?;
+        Ok(clean(r.message.as_deref().unwrap_or("ok")))
+    }
+}

@@ -1,0 +1,126 @@
+//! What actually grants access. Every backend is idempotent on revoke: revoking
+//! twice, or revoking a lease it never issued, succeeds.
+
+pub mod demo;
+pub mod exec;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+pub use demo::DemoBackend;
+pub use exec::ExecBackend;
+
+/// What a backend is asked to grant.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantSpec {
+    pub request_id: String,
+    pub role: String,
+    pub scope: serde_json::Value,
+    pub requester: String,
+    pub ttl_seconds: i64,
+    pub expires_at: DateTime<Utc>,
+    pub incident: String,
+}
+
+/// What to revoke. `lease_id` is `None` when recovery revokes a grant whose
+/// outcome was never recorded: the backend then revokes by request id.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokeSpec {
+    pub request_id: String,
+    pub role: String,
+    pub scope: serde_json::Value,
+    pub lease_id: Option<String>,
+}
+
+/// A credential: named values, each secret. Never serialised, logged or stored;
+/// `Debug` prints only the names.
+#[derive(Default)]
+pub struct Credential(pub Vec<(String, SecretString)>);
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}=<redacted>")))
+            .finish()
+    }
+}
+
+impl Credential {
+    /// For printing once to the operator's terminal.
+    pub fn reveal(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.expose_secret()))
+    }
+}
+
+#[derive(Debug)]
+pub struct Grant {
+    pub lease_id: String,
+    /// What the target itself enforces, when it enforces an expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub credential: Credential,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("no answer within {0:?}; the call was abandoned")]
+    Timeout(std::time::Duration),
+    #[error("malformed reply: {0}")]
+    Protocol(String),
+    #[error("this backend does not support {0}")]
+    NotSupported(&'static str),
+}
+
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> &'static str;
+    async fn grant(&self, spec: &GrantSpec) -> Result<Grant, BackendError>;
+    async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError>;
+    /// Moves the target-side expiry after an extension.
+    async fn extend(
+        &self,
+        _spec: &RevokeSpec,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        Ok(())
+    }
+    /// Rotates the role's standing secret after use, where the role asks for it.
+    async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
+        Err(BackendError::NotSupported("rotate"))
+    }
+    /// Health check: a short description of the target when it answers.
+    async fn check(&self) -> Result<String, BackendError>;
+}
+
+pub fn build(cfg: &crate::config::BackendConfig) -> Arc<dyn Backend> {
+    use crate::config::BackendConfig as C;
+    match cfg {
+        C::Demo { state_path } => Arc::new(DemoBackend::new(state_path.clone())),
+        C::Exec {
+            command,
+            args,
+            timeout,
+            env_allow,
+        } => Arc::new(ExecBackend::new(
+            command.clone(),
+            args.clone(),
+            *timeout,
+            env_allow.clone(),
+        )),
+    }
+}
+
+/// A random secret of `len` characters from an unambiguous alphabet.
+pub fn random_secret(len: usize) -> SecretString {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rngs::OsRng;
+    let s: String = (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    SecretString::from(s)
+}

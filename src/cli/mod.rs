@@ -1,0 +1,572 @@
+//! The non-interactive front end: every subcommand is a thin call into the engine.
+
+pub mod args;
+mod output;
+
+pub use args::Cli;
+
+use crate::config::{self, Config};
+use crate::domain::{RequestId, ReviewAnswers, State};
+use crate::engine::{Engine, Error as EngineError, IncidentChoice, RequestInput};
+use crate::exit;
+use args::*;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::new(e.exit_code(), e.to_string())
+    }
+}
+
+impl From<crate::identity::IdentityError> for Failure {
+    fn from(e: crate::identity::IdentityError) -> Self {
+        Failure::new(exit::USAGE, e.to_string())
+    }
+}
+
+type CliResult = Result<i32, Failure>;
+
+pub async fn run(cli: Cli) -> i32 {
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("breakglass: {}", f.message);
+            f.code
+        }
+    }
+}
+
+fn config_path(cli: &Cli) -> Result<PathBuf, Failure> {
+    cli.config
+        .clone()
+        .or_else(config::default_path)
+        .ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                "no config dir on this system; pass --config FILE",
+            )
+        })
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    let path = config_path(cli)?;
+    config::load(&path).map_err(|p| {
+        Failure::new(
+            exit::USAGE,
+            format!("the config has problems:\n{p}\n(`breakglass config check` lists them all)"),
+        )
+    })
+}
+
+fn parse_id(s: &str) -> Result<RequestId, Failure> {
+    s.parse().map_err(|e: String| Failure::new(exit::USAGE, e))
+}
+
+fn parse_duration(s: &str, what: &str) -> Result<i64, Failure> {
+    humantime::parse_duration(s.trim())
+        .ok()
+        .filter(|d| d.as_secs() > 0)
+        .map(|d| d.as_secs() as i64)
+        .ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                format!("{what} `{s}` is not a duration; write e.g. 15m, 1h, 90s"),
+            )
+        })
+}
+
+/// Runs recovery before a command and tells the operator what it did.
+async fn recover_first(engine: &Engine) -> Result<(), Failure> {
+    let rep = engine.recover().await?;
+    if !rep.is_quiet() {
+        for line in output::recovery_lines(&rep) {
+            eprintln!("recovery: {line}");
+        }
+    }
+    Ok(())
+}
+
+async fn dispatch(cli: Cli) -> CliResult {
+    match &cli.command {
+        Command::Init { force } => return init(&cli, *force),
+        Command::Config(ConfigCmd::Check) => return config_check(&cli),
+        Command::Demo { dir } => return demo(&cli, dir.clone()).await,
+        _ => {}
+    }
+    let cfg = load_config(&cli)?;
+    let engine = Engine::from_config(&cfg)?;
+    run_command(&cli, &cfg, &engine).await
+}
+
+/// Every command that works on a store; `demo` reuses it after preparing its files.
+pub async fn run_command(cli: &Cli, cfg: &Config, engine: &Engine) -> CliResult {
+    let who = || crate::identity::resolve(engine.policy(), cli.as_persona.as_deref());
+    // Validates --as even for commands that do not need an identity.
+    if cli.as_persona.is_some() {
+        who()?;
+    }
+    if !matches!(cli.command, Command::Sweep | Command::Daemon { .. }) {
+        recover_first(engine).await?;
+    }
+    let json = cli.json;
+    match &cli.command {
+        Command::Incidents => {
+            let (list, errors) = engine.incidents().await;
+            output::incidents(&list, &errors, engine.now(), json);
+            Ok(if errors.is_empty() {
+                exit::OK
+            } else {
+                exit::BACKEND
+            })
+        }
+        Command::Roles => {
+            let me = who().ok();
+            let roles = engine.roles(me.as_deref())?;
+            output::roles(&roles, json);
+            Ok(exit::OK)
+        }
+        Command::Request(a) => request(engine, &who()?, a, json).await,
+        Command::Activate { id } => {
+            let (req, cred) = engine.activate(&who()?, parse_id(id)?).await?;
+            output::credential(&engine.activation(req), &cred, json);
+            Ok(exit::OK)
+        }
+        Command::Approve { id, comment } => {
+            let req = engine.approve(&who()?, parse_id(id)?, comment.clone())?;
+            output::request_result(engine, &req, json);
+            Ok(exit::OK)
+        }
+        Command::Deny { id, reason } => {
+            let req = engine.deny(&who()?, parse_id(id)?, reason)?;
+            output::request_result(engine, &req, json);
+            Ok(exit::OK)
+        }
+        Command::Cancel { id } => {
+            let req = engine.cancel(&who()?, parse_id(id)?)?;
+            output::request_result(engine, &req, json);
+            Ok(exit::OK)
+        }
+        Command::Status { id, all } => status(engine, id.as_deref(), *all, json),
+        Command::Revoke { id, reason } => {
+            let req = engine.revoke(&who()?, parse_id(id)?, reason).await?;
+            output::request_result(engine, &req, json);
+            Ok(exit::OK)
+        }
+        Command::Extend { id, by, reason } => {
+            let secs = parse_duration(by, "--by")?;
+            let req = engine.extend(&who()?, parse_id(id)?, secs, reason).await?;
+            output::request_result(engine, &req, json);
+            Ok(exit::OK)
+        }
+        Command::Review(a) => {
+            let answers = review_answers(a)?;
+            let req = engine.review(&who()?, parse_id(&a.id)?, answers)?;
+            output::request_result(engine, &req, json);
+            Ok(exit::OK)
+        }
+        Command::Certify {
+            id,
+            reject,
+            comment,
+        } => {
+            let me = who()?;
+            let id = parse_id(id)?;
+            let req = if *reject {
+                engine.reject(&me, id, comment)?
+            } else {
+                engine.certify(&me, id, comment)?
+            };
+            output::request_result(engine, &req, json);
+            Ok(exit::OK)
+        }
+        Command::Sweep => {
+            let rep = engine.recover().await?;
+            output::recovery(&rep, json);
+            Ok(if rep.errors.is_empty() {
+                exit::OK
+            } else {
+                exit::BACKEND
+            })
+        }
+        Command::Daemon { interval } => {
+            daemon(engine, parse_duration(interval, "--interval")?, json).await
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let (count, broken) = engine.verify_audit()?;
+            output::audit_verify(count, broken.as_ref(), engine, json);
+            Ok(if broken.is_some() {
+                exit::AUDIT_BROKEN
+            } else {
+                exit::OK
+            })
+        }
+        Command::Audit(AuditCmd::Export {
+            format: ExportFormat::Jsonl,
+            output: out,
+        }) => audit_export(engine, out.as_deref()),
+        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => {
+            let _ = cfg;
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn init(cli: &Cli, force: bool) -> CliResult {
+    let path = config_path(cli)?;
+    if path.exists() && !force {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "{} already exists; pass --force to overwrite it",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::new(
+                exit::FAILURE,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+    }
+    std::fs::write(&path, config::STARTER).map_err(|e| {
+        Failure::new(
+            exit::FAILURE,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    println!(
+        "wrote {}; edit it, then run `breakglass config check`",
+        path.display()
+    );
+    Ok(exit::OK)
+}
+
+fn config_check(cli: &Cli) -> CliResult {
+    let path = config_path(cli)?;
+    match config::load(&path) {
+        Ok(cfg) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "roles": cfg.policy.roles.len()})
+                );
+            } else {
+                println!(
+                    "{}: ok ({} role(s), {} backend(s), {} incident source(s){})",
+                    path.display(),
+                    cfg.policy.roles.len(),
+                    cfg.backends.len(),
+                    cfg.incident_sources.len(),
+                    if cfg.is_demo() { ", demo mode" } else { "" }
+                );
+            }
+            Ok(exit::OK)
+        }
+        Err(problems) => {
+            if cli.json {
+                let list: Vec<_> = problems
+                    .0
+                    .iter()
+                    .map(|p| serde_json::json!({"file": p.file, "line": p.line, "message": p.message}))
+                    .collect();
+                println!("{}", serde_json::json!({"ok": false, "problems": list}));
+            } else {
+                eprintln!("{problems}");
+                eprintln!("{} problem(s)", problems.0.len());
+            }
+            Ok(exit::USAGE)
+        }
+    }
+}
+
+async fn demo(cli: &Cli, dir: Option<PathBuf>) -> CliResult {
+    let dir = match dir {
+        Some(d) => d,
+        None => crate::demo::fresh_dir()
+            .map_err(|e| Failure::new(exit::FAILURE, format!("cannot create a demo dir: {e}")))?,
+    };
+    let path = crate::demo::prepare(&dir).map_err(|e| {
+        Failure::new(
+            exit::FAILURE,
+            format!("cannot write the demo into {}: {e}", dir.display()),
+        )
+    })?;
+    let cfg = config::load(&path)
+        .map_err(|p| Failure::new(exit::FAILURE, format!("demo config: {p}")))?;
+    let engine = Engine::from_config(&cfg)?;
+    recover_first(&engine).await?;
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "breakglass".into());
+    output::demo_intro(&path, &exe, cli.json);
+    Ok(exit::OK)
+}
+
+async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> CliResult {
+    let ttl = a
+        .ttl
+        .as_deref()
+        .map(|t| parse_duration(t, "--ttl"))
+        .transpose()?;
+    let incident = match (&a.incident, &a.ticket) {
+        (Some(i), _) => IncidentChoice::Id(i.clone()),
+        (None, Some(t)) => IncidentChoice::Ticket(t.clone()),
+        (None, None) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "name the incident: --incident ID or --ticket REF",
+            ))
+        }
+    };
+    let req = engine
+        .request(
+            who,
+            RequestInput {
+                incident,
+                role: a.role.clone(),
+                condition: a.condition.clone(),
+                reason: a.reason.clone(),
+                ttl_seconds: ttl,
+            },
+        )
+        .await?;
+    if !a.wait {
+        output::request_result(engine, &req, json);
+        return Ok(exit::OK);
+    }
+    if !json {
+        output::request_result(engine, &req, false);
+        eprintln!("waiting for approvals (Ctrl-C stops waiting; the request stays pending)...");
+    }
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(parse_duration(&a.wait_timeout, "--wait-timeout")? as u64);
+    let mut seen = req.approvals.len();
+    loop {
+        let cur = engine.load(req.id)?;
+        if cur.approvals.len() != seen && !json {
+            seen = cur.approvals.len();
+            eprintln!(
+                "{} of {} approvals ({})",
+                seen,
+                cur.approvals_required,
+                cur.approvers().join(", ")
+            );
+        }
+        match cur.state {
+            State::Approved => {
+                let (r, cred) = engine.activate(who, req.id).await?;
+                output::credential(&engine.activation(r), &cred, json);
+                return Ok(exit::OK);
+            }
+            State::Pending if engine.now() >= cur.decide_by => {
+                engine.recover().await?;
+            }
+            State::Pending => {}
+            other => {
+                output::request_result(engine, &cur, json);
+                return Err(Failure::new(
+                    exit::REFUSED,
+                    format!("{} was {other}", req.id),
+                ));
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            output::request_result(engine, &cur, json);
+            return Err(Failure::new(
+                exit::PENDING,
+                format!(
+                    "{} is still pending; `breakglass activate {}` once approved",
+                    req.id, req.id
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+fn status(engine: &Engine, id: Option<&str>, all: bool, json: bool) -> CliResult {
+    let undelivered = engine
+        .store()
+        .outbox_undelivered()
+        .map_err(EngineError::from)?;
+    match id {
+        Some(id) => {
+            let req = engine.load(parse_id(id)?)?;
+            output::status_one(&engine.activation(req), undelivered, engine.now(), json);
+        }
+        None => {
+            let q = if all {
+                crate::store::Query::default()
+            } else {
+                crate::store::Query {
+                    states: Some(vec![
+                        State::Pending,
+                        State::Approved,
+                        State::Granting,
+                        State::Active,
+                        State::Revoking,
+                        State::Ended,
+                        State::Reviewed,
+                    ]),
+                    ..Default::default()
+                }
+            };
+            let list: Vec<_> = engine
+                .requests(&q)?
+                .into_iter()
+                .map(|r| engine.activation(r))
+                .collect();
+            output::status_list(&list, undelivered, json);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn yes_no(s: &str, flag: &str) -> Result<bool, Failure> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "y" | "true" => Ok(true),
+        "no" | "n" | "false" => Ok(false),
+        _ => Err(Failure::new(
+            exit::USAGE,
+            format!("{flag} takes yes or no, not `{s}`"),
+        )),
+    }
+}
+
+fn review_answers(a: &ReviewArgs) -> Result<ReviewAnswers, Failure> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct FileAnswers {
+        actions_taken: Option<String>,
+        systems_touched: Option<String>,
+        access_necessary: Option<bool>,
+        credentials_copied: Option<bool>,
+        credentials_copied_where: Option<String>,
+        follow_ups: Option<String>,
+    }
+    let f: FileAnswers = match &a.file {
+        None => FileAnswers::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Failure::new(exit::USAGE, format!("cannot read {}: {e}", p.display()))
+            })?;
+            if p.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text)
+                    .map_err(|e| Failure::new(exit::USAGE, format!("{}: {e}", p.display())))?
+            } else {
+                toml::from_str(&text).map_err(|e| {
+                    Failure::new(exit::USAGE, format!("{}: {}", p.display(), e.message()))
+                })?
+            }
+        }
+    };
+    let access_necessary = match (&a.access_necessary, f.access_necessary) {
+        (Some(s), _) => yes_no(s, "--access-necessary")?,
+        (None, Some(b)) => b,
+        (None, None) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "say whether the access was necessary: --access-necessary yes|no",
+            ))
+        }
+    };
+    let credentials_copied = match (&a.credentials_copied, f.credentials_copied) {
+        (Some(s), _) => yes_no(s, "--credentials-copied")?,
+        (None, Some(b)) => b,
+        (None, None) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "say whether credentials were copied anywhere: --credentials-copied yes|no",
+            ))
+        }
+    };
+    let pick =
+        |flag: &Option<String>, file: Option<String>| flag.clone().or(file).unwrap_or_default();
+    Ok(ReviewAnswers {
+        actions_taken: pick(&a.actions_taken, f.actions_taken),
+        systems_touched: pick(&a.systems_touched, f.systems_touched),
+        access_necessary,
+        credentials_copied,
+        credentials_copied_where: pick(&a.credentials_copied_where, f.credentials_copied_where),
+        follow_ups: pick(&a.follow_ups, f.follow_ups),
+    })
+}
+
+async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+    eprintln!(
+        "breakglass daemon: sweeping {} every {interval}s",
+        engine.store().describe()
+    );
+    loop {
+        match engine.recover().await {
+            Ok(rep) if !rep.is_quiet() => output::recovery(&rep, json),
+            Ok(_) => {}
+            Err(e) => eprintln!("breakglass daemon: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(interval as u64)) => {}
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    eprintln!("breakglass daemon: stopped");
+    Ok(exit::OK)
+}
+
+fn audit_export(engine: &Engine, out: Option<&std::path::Path>) -> CliResult {
+    use std::io::Write;
+    let mut w: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| Failure::new(exit::FAILURE, format!("{}: {e}", p.display())),
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut from = 1;
+    loop {
+        let batch = engine
+            .store()
+            .audit_range(from, 10_000)
+            .map_err(EngineError::from)?;
+        let Some(last) = batch.last() else { break };
+        from = last.seq + 1;
+        for r in &batch {
+            serde_json::to_writer(&mut w, r)
+                .map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+            w.write_all(b"\n")
+                .map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+        }
+    }
+    w.flush()
+        .map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+    Ok(exit::OK)
+}
+
+/// Whether a credential may be printed: to a terminal, or when automation asked
+/// for JSON. Never into a pipe or file by accident.
+pub fn may_print_credential(json: bool) -> bool {
+    json || std::io::stdout().is_terminal()
+}

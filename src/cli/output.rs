@@ -1,0 +1,390 @@
+//! Human and JSON renderings for the CLI. Text that came from elsewhere
+//! (incident titles, reasons, backend messages) is sanitised before printing.
+
+use crate::audit::Broken;
+use crate::backend::Credential;
+use crate::domain::{format_hms, lifecycle::human, Request, State};
+use crate::engine::{Activation, Engine, RecoveryReport, RoleView};
+use crate::incident::{Incident, SourceError};
+use crate::sanitize;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::path::Path;
+
+fn print_json(v: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("a Value serialises")
+    );
+}
+
+fn age(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match t {
+        None => "-".into(),
+        Some(t) => {
+            let s = (now - t).num_seconds().max(0);
+            if s < 3600 {
+                format!("{}m", s / 60)
+            } else if s < 86400 {
+                format!("{}h{:02}m", s / 3600, (s / 60) % 60)
+            } else {
+                format!("{}d", s / 86400)
+            }
+        }
+    }
+}
+
+pub fn incidents(list: &[Incident], errors: &[SourceError], now: DateTime<Utc>, json: bool) {
+    if json {
+        let errs: Vec<_> = errors
+            .iter()
+            .map(|e| json!({"source": e.source_name, "error": sanitize::line(&e.message, 300)}))
+            .collect();
+        print_json(&json!({"incidents": list, "source_errors": errs}));
+        return;
+    }
+    for e in errors {
+        eprintln!(
+            "source {} is unavailable: {}",
+            e.source_name,
+            sanitize::line(&e.message, 300)
+        );
+    }
+    if list.is_empty() {
+        println!("no open incidents");
+        return;
+    }
+    println!(
+        "{:<12} {:<5} {:<13} {:>6}  {:<16} TITLE",
+        "ID", "SEV", "STATUS", "AGE", "SOURCE"
+    );
+    for i in list {
+        println!(
+            "{:<12} {:<5} {:<13} {:>6}  {:<16} {}",
+            i.id,
+            i.severity,
+            format!("{:?}", i.status).to_lowercase(),
+            age(i.opened_at, now),
+            i.source,
+            i.title
+        );
+    }
+}
+
+pub fn roles(roles: &[RoleView], json: bool) {
+    if json {
+        print_json(&json!({ "roles": roles }));
+        return;
+    }
+    for r in roles {
+        let state = match &r.lock_reason {
+            Some(why) => format!("LOCKED: {why}"),
+            None => "available".into(),
+        };
+        println!("{}  [{}]", r.name, state);
+        println!("    {}", r.description);
+        println!(
+            "    backend {}, TTL {} (max {}), {} approval(s){}",
+            r.backend,
+            human(r.default_ttl_seconds),
+            human(r.max_ttl_seconds),
+            r.approvals_required,
+            r.ticket_pattern
+                .as_ref()
+                .map(|p| format!(", manual ticket {p}"))
+                .unwrap_or_default()
+        );
+        println!("    conditions: {}", r.conditions.join("; "));
+    }
+}
+
+/// One line that says where a request stands and what happens next.
+pub fn summary(engine: &Engine, r: &Request) -> String {
+    let next = match r.state {
+        State::Pending => format!(
+            "{} of {} approvals{}; approvers run `breakglass approve {}`",
+            r.approvals.len(),
+            r.approvals_required,
+            if r.approvals.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.approvers().join(", "))
+            },
+            r.id
+        ),
+        State::Approved => format!(
+            "approved by {}; {} activates with `breakglass activate {}`",
+            r.approvers().join(", "),
+            r.requester,
+            r.id
+        ),
+        State::Active => format!(
+            "active, {} left (until {})",
+            r.remaining(engine.now())
+                .map(format_hms)
+                .unwrap_or_default(),
+            r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
+        ),
+        State::Revoking => format!(
+            "REVOCATION PENDING: {} (retrying)",
+            r.grant
+                .as_ref()
+                .and_then(|g| g.last_error.clone())
+                .map(|e| sanitize::line(&e, 300))
+                .unwrap_or_else(|| "in progress".into())
+        ),
+        State::Ended => format!(
+            "access ended and revoked; {} owes the after-action review (`breakglass review {}`)",
+            r.requester, r.id
+        ),
+        State::Reviewed => format!("reviewed; a certifier runs `breakglass certify {}`", r.id),
+        State::Certified => "certified; the role is unlocked".into(),
+        State::Failed => format!(
+            "failed: {}",
+            r.grant
+                .as_ref()
+                .and_then(|g| g.last_error.clone())
+                .map(|e| sanitize::line(&e, 300))
+                .unwrap_or_default()
+        ),
+        State::Denied => format!(
+            "denied: {}",
+            r.denial
+                .as_ref()
+                .map(|d| sanitize::line(&d.comment, 300))
+                .unwrap_or_default()
+        ),
+        other => other.to_string(),
+    };
+    format!("{} {} [{}] {}", r.id, r.role, r.state, next)
+}
+
+pub fn request_result(engine: &Engine, r: &Request, json: bool) {
+    if json {
+        print_json(&json!({ "request": engine.activation(r.clone()) }));
+    } else {
+        println!("{}", summary(engine, r));
+    }
+}
+
+pub fn credential(a: &Activation, cred: &Credential, json: bool) {
+    let r = &a.request;
+    if !crate::cli::may_print_credential(json) {
+        println!(
+            "{} is active until {}",
+            r.id,
+            r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
+        );
+        eprintln!("the credential was not printed: stdout is not a terminal (use --json in automation); it is not stored and cannot be shown again");
+        return;
+    }
+    if json {
+        let fields: serde_json::Map<_, _> = cred
+            .reveal()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        print_json(&json!({ "request": a, "credential": fields }));
+        return;
+    }
+    println!(
+        "{} ACTIVE: {} for {} (until {})",
+        r.id,
+        r.role,
+        a.remaining_seconds
+            .map(|s| format_hms(chrono::Duration::seconds(s)))
+            .unwrap_or_default(),
+        r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
+    );
+    println!("credential (shown once, never stored):");
+    for (k, v) in cred.reveal() {
+        println!("  {k}: {v}");
+    }
+    println!("end early with `breakglass revoke {}`; access is revoked at expiry even if this terminal closes", r.id);
+}
+
+pub fn status_one(a: &Activation, undelivered: u64, now: DateTime<Utc>, json: bool) {
+    let r = &a.request;
+    if json {
+        print_json(&json!({ "request": a, "undelivered_alerts": undelivered }));
+        return;
+    }
+    println!("{}  {}  [{}]", r.id, r.role, r.state);
+    println!("  incident:   {}", sanitize::line(&r.incident.label(), 200));
+    println!("  condition:  {}", r.condition);
+    println!("  reason:     {}", sanitize::line(&r.reason, 500));
+    println!("  requester:  {}", r.requester);
+    println!(
+        "  approvals:  {} of {} {}",
+        r.approvals.len(),
+        r.approvals_required,
+        r.approvers().join(", ")
+    );
+    if let Some(g) = &r.grant {
+        if let Some(at) = g.granted_at {
+            println!("  granted:    {}", at.to_rfc3339());
+        }
+        if let Some(e) = g.expires_at {
+            println!("  expires:    {}", e.to_rfc3339());
+        }
+        if let Some(s) = a.remaining_seconds {
+            println!("  remaining:  {}", format_hms(chrono::Duration::seconds(s)));
+        }
+        for x in &g.extensions {
+            println!(
+                "  extended:   +{} by {} ({})",
+                human(x.seconds),
+                x.by,
+                sanitize::line(&x.reason, 200)
+            );
+        }
+        if let Some(end) = &g.end {
+            println!(
+                "  ended:      {} by {} ({})",
+                end.at.to_rfc3339(),
+                end.by,
+                sanitize::line(&end.reason, 200)
+            );
+        }
+        if let Some(err) = &g.last_error {
+            println!("  last error: {}", sanitize::line(err, 300));
+        }
+    }
+    if let Some(rv) = &r.review {
+        println!("  review:     by {} at {}", rv.by, rv.at.to_rfc3339());
+    }
+    if let Some(c) = &r.certification {
+        println!("  certified:  by {} at {}", c.by, c.at.to_rfc3339());
+    }
+    if r.state == State::Pending {
+        println!(
+            "  decide by:  {} ({} left)",
+            r.decide_by.to_rfc3339(),
+            format_hms(r.decide_by - now)
+        );
+    }
+    if undelivered > 0 {
+        println!("  WARNING: {undelivered} alert(s) not yet delivered to the SOC");
+    }
+}
+
+pub fn status_list(list: &[Activation], undelivered: u64, json: bool) {
+    if json {
+        print_json(&json!({ "requests": list, "undelivered_alerts": undelivered }));
+        return;
+    }
+    if list.is_empty() {
+        println!("no open requests");
+    }
+    for a in list {
+        let r = &a.request;
+        let extra = match a.remaining_seconds {
+            Some(s) => format!(" {} left", format_hms(chrono::Duration::seconds(s))),
+            None => String::new(),
+        };
+        println!(
+            "{:<8} {:<24} {:<10} {:<10}{}",
+            r.id.to_string(),
+            r.role,
+            r.state.as_str(),
+            r.requester,
+            extra
+        );
+    }
+    if undelivered > 0 {
+        println!("WARNING: {undelivered} alert(s) not yet delivered to the SOC");
+    }
+}
+
+pub fn recovery_lines(rep: &RecoveryReport) -> Vec<String> {
+    let mut out = vec![];
+    for id in &rep.lapsed {
+        out.push(format!("{id} lapsed without a decision"));
+    }
+    for id in &rep.interrupted_grants_failed {
+        out.push(format!(
+            "{id}: an interrupted grant was revoked and marked failed"
+        ));
+    }
+    for id in &rep.expired_revoked {
+        out.push(format!("{id} expired and was revoked"));
+    }
+    for id in &rep.revokes_retried {
+        out.push(format!("{id}: revocation completed on retry"));
+    }
+    for e in &rep.errors {
+        out.push(format!("ERROR {}", sanitize::line(e, 500)));
+    }
+    out
+}
+
+pub fn recovery(rep: &RecoveryReport, json: bool) {
+    if json {
+        print_json(&json!({ "recovery": rep }));
+        return;
+    }
+    let lines = recovery_lines(rep);
+    if lines.is_empty() {
+        println!("sweep: nothing to do");
+    }
+    for l in lines {
+        println!("sweep: {l}");
+    }
+    if rep.alerts_delivered > 0 {
+        println!("sweep: {} alert(s) delivered", rep.alerts_delivered);
+    }
+}
+
+pub fn audit_verify(count: u64, broken: Option<&Broken>, engine: &Engine, json: bool) {
+    let head = engine.store().audit_head().map(|h| h.1).unwrap_or_default();
+    if json {
+        print_json(
+            &json!({"ok": broken.is_none(), "verified_events": count, "broken": broken, "head": head}),
+        );
+        return;
+    }
+    match broken {
+        None => println!("audit chain verified: {count} event(s), head {head}"),
+        Some(b) => println!(
+            "audit chain BROKEN at event #{}: {} ({count} event(s) verified before it)",
+            b.seq, b.reason
+        ),
+    }
+}
+
+pub fn demo_intro(config: &Path, exe: &str, json: bool) {
+    if json {
+        print_json(&json!({"config": config, "personas": crate::demo::PERSONAS}));
+        return;
+    }
+    let c = config.display();
+    println!(
+        r#"breakglass DEMO is ready in {dir}
+(demo config, SQLite store, demo backend and the example exec plugin; nothing real is granted)
+
+Personas: alice and bob are on call (requesters); bob, carol and dave are SRE leads
+(approvers); dave is security (certifier).
+In demo mode --as NAME picks who you are; outside it, you are your OS account.
+
+  export BREAKGLASS_CONFIG={c}
+  alias breakglass={exe}
+
+  breakglass incidents
+  breakglass roles
+  breakglass --as alice request --incident INC-1042 --role prod-db-emergency-dba \
+      --condition "production outage" --reason "primary is read-only; need to fail over"
+  breakglass --as bob approve REQ-1
+  breakglass --as carol approve REQ-1
+  breakglass --as alice activate REQ-1          # prints the credential once
+  breakglass status REQ-1                       # live TTL
+  breakglass --as alice revoke REQ-1            # or let it expire: `breakglass sweep`
+  breakglass --as alice review REQ-1 --actions-taken "failed over" \
+      --systems-touched "db-1" --access-necessary yes --credentials-copied no
+  breakglass --as dave certify REQ-1            # unlocks the role
+  breakglass audit verify
+"#,
+        dir = config
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+}

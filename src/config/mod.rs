@@ -1,0 +1,133 @@
+//! Config and policy files: serde types with spans, defaults, and validation that
+//! reports every problem with file, line and what to write instead.
+
+mod raw;
+mod validate;
+
+pub use validate::{load, load_str};
+
+use crate::domain::Policy;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One thing wrong with a config or policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file.display(), l, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// A loaded and validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub policy: Policy,
+    pub store: StoreConfig,
+    pub incident_sources: Vec<SourceConfig>,
+    pub backends: BTreeMap<String, BackendConfig>,
+    pub alert_sinks: Vec<SinkConfig>,
+    pub recovery: RecoveryConfig,
+}
+
+impl Config {
+    pub fn is_demo(&self) -> bool {
+        self.policy.demo_personas.is_some()
+    }
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Sqlite { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    Demo {
+        state_path: PathBuf,
+    },
+    Exec {
+        command: PathBuf,
+        args: Vec<String>,
+        timeout: Duration,
+        env_allow: Vec<String>,
+    },
+}
+
+impl BackendConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Demo { .. } => "demo",
+            BackendConfig::Exec { .. } => "exec",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct RecoveryConfig {
+    /// A Granting step older than this (or whose process is gone) is revoked and failed.
+    pub grant_timeout: Duration,
+    /// How long one revoke attempt may take before a sweeper may retry it.
+    pub revoke_timeout: Duration,
+}
+
+/// Where the config is looked for: `--config`, else `$BREAKGLASS_CONFIG`, else the
+/// platform config dir.
+pub fn default_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "breakglass")
+        .map(|d| d.config_dir().join("breakglass.toml"))
+}
+
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "breakglass").map(|d| d.data_dir().to_path_buf())
+}
+
+/// The commented starter config `breakglass init` writes.
+pub const STARTER: &str = include_str!("starter.toml");

@@ -1,0 +1,593 @@
+use super::raw::*;
+use super::*;
+use crate::domain::policy::{Principals, RolePolicy};
+use regex::Regex;
+use std::collections::BTreeSet;
+use toml::Spanned;
+
+/// Tracks the file being read so every problem names it and its line.
+struct Ctx<'a> {
+    file: PathBuf,
+    text: &'a str,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
+    }
+    fn at<T>(&mut self, s: &Spanned<T>, message: impl Into<String>) {
+        let line = Some(self.line_of(s.span().start));
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            message: message.into(),
+        });
+    }
+    fn nowhere(&mut self, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line: None,
+            message: message.into(),
+        });
+    }
+}
+
+fn toml_problem(file: &Path, text: &str, e: &toml::de::Error) -> Problem {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    Problem {
+        file: file.to_path_buf(),
+        line,
+        message: e.message().trim().to_string(),
+    }
+}
+
+fn parse_duration(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> Option<i64> {
+    match humantime::parse_duration(s.get_ref().trim()) {
+        Ok(d) if d.as_secs() > 0 => Some(d.as_secs() as i64),
+        _ => {
+            ctx.at(
+                s,
+                format!(
+                    "{what} = \"{}\" is not a duration; write e.g. \"15m\", \"1h\" or \"90s\"",
+                    s.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Reads and validates the config at `path` (and the policy file it names).
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "cannot read the config: {e}; run `breakglass init` to write a starter config, or pass --config FILE"
+            ),
+        }])
+    })?;
+    load_str(&text, path)
+}
+
+/// Validates config text as if it were read from `path` (relative paths in it are
+/// resolved against `path`'s directory).
+pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
+    let mut problems = Vec::new();
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => return Err(Problems(vec![toml_problem(path, text, &e)])),
+    };
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let resolve = |p: &str| -> PathBuf {
+        let p = PathBuf::from(p);
+        if p.is_absolute() {
+            p
+        } else {
+            dir.join(p)
+        }
+    };
+
+    let mut ctx = Ctx {
+        file: path.to_path_buf(),
+        text,
+        problems: &mut problems,
+    };
+
+    let demo_personas = raw.demo.as_ref().map(|d| d.get_ref().personas.clone());
+    if let Some(d) = &raw.demo {
+        if d.get_ref().personas.len() < 3 {
+            ctx.at(
+                d,
+                "[demo] needs at least three personas (a requester, an approver, a certifier)",
+            );
+        }
+    }
+
+    let store = match &raw.store {
+        None => StoreConfig::Sqlite {
+            path: super::default_data_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("breakglass.sqlite"),
+        },
+        Some(s) if s.kind.get_ref() == "sqlite" => StoreConfig::Sqlite {
+            path: match &s.path {
+                Some(p) => resolve(p),
+                None => super::default_data_dir()
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join("breakglass.sqlite"),
+            },
+        },
+        Some(s) => {
+            ctx.at(
+                &s.kind,
+                format!(
+                    "store kind \"{}\" is not known; write kind = \"sqlite\"",
+                    s.kind.get_ref()
+                ),
+            );
+            StoreConfig::Sqlite {
+                path: PathBuf::new(),
+            }
+        }
+    };
+
+    let mut incident_sources = Vec::new();
+    let mut source_names = BTreeSet::new();
+    for s in &raw.incident_sources {
+        let src = s.get_ref();
+        if !source_names.insert(src.name.get_ref().clone()) {
+            ctx.at(
+                &src.name,
+                format!(
+                    "incident source \"{}\" is defined twice; give each a unique name",
+                    src.name.get_ref()
+                ),
+            );
+        }
+        match src.kind.get_ref().as_str() {
+            "file" => match &src.path {
+                Some(p) => incident_sources.push(SourceConfig {
+                    name: src.name.get_ref().clone(),
+                    kind: SourceKind::File {
+                        path: resolve(p.get_ref()),
+                    },
+                }),
+                None => ctx.at(s, "a file incident source needs path = \"incidents.toml\""),
+            },
+            other => ctx.at(
+                &src.kind,
+                format!("incident source kind \"{other}\" is not known; write kind = \"file\""),
+            ),
+        }
+    }
+
+    let mut backends = BTreeMap::new();
+    for (name, b) in &raw.backends {
+        let rb = b.get_ref();
+        match rb.kind.get_ref().as_str() {
+            "demo" => {
+                let state_path = match &rb.state_path {
+                    Some(p) => resolve(p),
+                    None => match &store {
+                        StoreConfig::Sqlite { path } => path.with_file_name(format!("demo-target-{name}.sqlite")),
+                    },
+                };
+                backends.insert(name.clone(), BackendConfig::Demo { state_path });
+            }
+            "exec" => {
+                let Some(cmd) = &rb.command else {
+                    ctx.at(b, format!("backend \"{name}\" (exec) needs command = \"/path/to/plugin\""));
+                    continue;
+                };
+                let timeout = match &rb.timeout {
+                    Some(t) => parse_duration(&mut ctx, t, "timeout").unwrap_or(30) as u64,
+                    None => 30,
+                };
+                backends.insert(
+                    name.clone(),
+                    BackendConfig::Exec {
+                        command: resolve(cmd.get_ref()),
+                        args: rb.args.clone(),
+                        timeout: Duration::from_secs(timeout),
+                        env_allow: rb.env_allow.clone(),
+                    },
+                );
+            }
+            other => ctx.at(
+                &rb.kind,
+                format!("backend kind \"{other}\" is not known; write kind = \"demo\" or kind = \"exec\""),
+            ),
+        }
+        if demo_personas.is_some() && !matches!(rb.kind.get_ref().as_str(), "demo" | "exec") {
+            ctx.at(
+                &rb.kind,
+                "demo mode only runs demo and exec backends; remove [demo] to use real ones",
+            );
+        }
+    }
+
+    let mut alert_sinks = Vec::new();
+    if let Some(a) = &raw.alerts {
+        for s in &a.sinks {
+            match (s.get_ref().kind.get_ref().as_str(), &s.get_ref().path) {
+                ("file", Some(p)) => alert_sinks.push(SinkConfig::File { path: resolve(p) }),
+                ("file", None) => ctx.at(s, "a file alert sink needs path = \"alerts.jsonl\""),
+                (other, _) => ctx.at(
+                    &s.get_ref().kind,
+                    format!("alert sink kind \"{other}\" is not known; write kind = \"file\""),
+                ),
+            }
+        }
+    }
+
+    let mut recovery = RecoveryConfig {
+        grant_timeout: Duration::from_secs(120),
+        revoke_timeout: Duration::from_secs(60),
+    };
+    if let Some(r) = &raw.recovery {
+        if let Some(t) = &r.grant_timeout {
+            if let Some(s) = parse_duration(&mut ctx, t, "grant_timeout") {
+                recovery.grant_timeout = Duration::from_secs(s as u64);
+            }
+        }
+        if let Some(t) = &r.revoke_timeout {
+            if let Some(s) = parse_duration(&mut ctx, t, "revoke_timeout") {
+                recovery.revoke_timeout = Duration::from_secs(s as u64);
+            }
+        }
+    }
+
+    // Roles and groups: inline, or in the policy file the config names.
+    let roles;
+    if let Some(pfile) = &raw.policy {
+        if raw.roles.is_some() || raw.groups.is_some() {
+            ctx.at(pfile, "roles and groups are in the policy file named here; remove [[roles]] and [groups] from this file");
+        }
+        let ppath = resolve(pfile.get_ref());
+        match std::fs::read_to_string(&ppath) {
+            Err(e) => {
+                ctx.at(
+                    pfile,
+                    format!("cannot read policy file {}: {e}", ppath.display()),
+                );
+                roles = BTreeMap::new();
+            }
+            Ok(ptext) => match toml::from_str::<RawPolicyFile>(&ptext) {
+                Err(e) => {
+                    ctx.problems.push(toml_problem(&ppath, &ptext, &e));
+                    roles = BTreeMap::new();
+                }
+                Ok(p) => {
+                    let mut pctx = Ctx {
+                        file: ppath.clone(),
+                        text: &ptext,
+                        problems: ctx.problems,
+                    };
+                    roles = build_roles(
+                        &mut pctx,
+                        &p.groups,
+                        &p.roles,
+                        &backends,
+                        &raw.backends,
+                        &demo_personas,
+                    );
+                }
+            },
+        }
+    } else {
+        roles = build_roles(
+            &mut ctx,
+            &raw.groups,
+            &raw.roles,
+            &backends,
+            &raw.backends,
+            &demo_personas,
+        );
+    }
+
+    if problems.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            policy: Policy {
+                roles,
+                demo_personas,
+            },
+            store,
+            incident_sources,
+            backends,
+            alert_sinks,
+            recovery,
+        })
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+type RawGroups = Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>;
+
+fn build_roles(
+    ctx: &mut Ctx,
+    groups: &RawGroups,
+    roles: &Option<Vec<Spanned<RawRole>>>,
+    backends: &BTreeMap<String, BackendConfig>,
+    raw_backends: &BTreeMap<String, Spanned<RawBackend>>,
+    demo_personas: &Option<Vec<String>>,
+) -> BTreeMap<String, RolePolicy> {
+    let user_re = Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$").unwrap();
+    let name_re = Regex::new(r"^[a-z0-9][a-z0-9_.-]{0,62}$").unwrap();
+    let mut group_map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if let Some(g) = groups {
+        for (name, members) in g.get_ref() {
+            if members.get_ref().is_empty() {
+                ctx.at(
+                    members,
+                    format!(
+                        "group \"{name}\" is empty; list its members, e.g. {name} = [\"alice\"]"
+                    ),
+                );
+            }
+            for m in members.get_ref() {
+                if !user_re.is_match(m) {
+                    ctx.at(members, format!("group \"{name}\": \"{m}\" is not a user name; groups list user names, not other groups"));
+                }
+            }
+            group_map.insert(name.clone(), members.get_ref().iter().cloned().collect());
+        }
+    }
+
+    let principals = |ctx: &mut Ctx,
+                      field: &Option<Spanned<Vec<String>>>,
+                      what: &str,
+                      role: &Spanned<RawRole>|
+     -> Principals {
+        let Some(list) = field else {
+            ctx.at(
+                role,
+                format!(
+                    "role \"{}\" needs {what} = [\"@group\", \"user\"]",
+                    role.get_ref().name.get_ref()
+                ),
+            );
+            return Principals::default();
+        };
+        let mut p = Principals {
+            written: list.get_ref().clone(),
+            ..Default::default()
+        };
+        if list.get_ref().is_empty() {
+            ctx.at(
+                list,
+                format!("{what} is empty; name at least one user or @group"),
+            );
+        }
+        for entry in list.get_ref() {
+            if entry == "*" {
+                p.anyone = true;
+            } else if let Some(g) = entry.strip_prefix('@') {
+                match group_map.get(g) {
+                    Some(members) => p.users.extend(members.iter().cloned()),
+                    None => {
+                        let known: Vec<_> = group_map.keys().map(|k| format!("@{k}")).collect();
+                        ctx.at(list, format!(
+                            "{what}: group \"{g}\" is not defined; define it under [groups] or use one of: {}",
+                            if known.is_empty() { "(no groups defined)".to_string() } else { known.join(", ") }
+                        ));
+                    }
+                }
+            } else if user_re.is_match(entry) {
+                p.users.insert(entry.clone());
+            } else {
+                ctx.at(
+                    list,
+                    format!("{what}: \"{entry}\" is not a user name, @group or \"*\""),
+                );
+            }
+        }
+        p
+    };
+
+    let mut out = BTreeMap::new();
+    let Some(roles) = roles else {
+        ctx.nowhere(
+            "no roles are defined; add at least one [[roles]] table (see `breakglass init`)",
+        );
+        return out;
+    };
+    for sr in roles {
+        let r = sr.get_ref();
+        let name = r.name.get_ref().clone();
+        if !name_re.is_match(&name) {
+            ctx.at(&r.name, format!("role name \"{name}\" must be lower-case letters, digits, '-', '_' or '.', at most 63 characters"));
+        }
+        if out.contains_key(&name) {
+            ctx.at(
+                &r.name,
+                format!("role \"{name}\" is defined twice; role names must be unique"),
+            );
+        }
+        let backend = match &r.backend {
+            None => {
+                ctx.at(
+                    sr,
+                    format!("role \"{name}\" needs backend = \"<one of [backends]>\""),
+                );
+                String::new()
+            }
+            Some(b) => {
+                if !backends.contains_key(b.get_ref()) && !raw_backends.contains_key(b.get_ref()) {
+                    let known: Vec<_> = raw_backends.keys().cloned().collect();
+                    ctx.at(b, format!(
+                        "role \"{name}\": backend \"{}\" is not defined; define [backends.{}] or use one of: {}",
+                        b.get_ref(), b.get_ref(),
+                        if known.is_empty() { "(none defined)".into() } else { known.join(", ") }
+                    ));
+                }
+                b.get_ref().clone()
+            }
+        };
+        let default_ttl = match &r.default_ttl {
+            Some(t) => parse_duration(ctx, t, "default_ttl"),
+            None => {
+                ctx.at(sr, format!("role \"{name}\" needs default_ttl = \"15m\""));
+                None
+            }
+        };
+        let max_ttl = match &r.max_ttl {
+            Some(t) => parse_duration(ctx, t, "max_ttl"),
+            None => {
+                ctx.at(sr, format!("role \"{name}\" needs max_ttl = \"30m\""));
+                None
+            }
+        };
+        if let (Some(d), Some(m), Some(span)) = (default_ttl, max_ttl, &r.default_ttl) {
+            if d > m {
+                ctx.at(span, format!(
+                    "role \"{name}\": default_ttl {} is longer than max_ttl {}; write default_ttl = \"{}\" or less",
+                    crate::domain::lifecycle::human(d), crate::domain::lifecycle::human(m), crate::domain::lifecycle::human(m)
+                ));
+            }
+        }
+        let max_total = match (&r.max_total, max_ttl) {
+            (Some(t), m) => {
+                let v = parse_duration(ctx, t, "max_total");
+                if let (Some(v), Some(m)) = (v, m) {
+                    if v < m {
+                        ctx.at(
+                            t,
+                            format!(
+                                "role \"{name}\": max_total must be at least max_ttl ({})",
+                                crate::domain::lifecycle::human(m)
+                            ),
+                        );
+                    }
+                }
+                v
+            }
+            (None, m) => m.map(|m| m * 2),
+        };
+        let request_ttl = match &r.request_ttl {
+            Some(t) => parse_duration(ctx, t, "request_ttl"),
+            None => Some(30 * 60),
+        };
+        let conditions = match &r.conditions {
+            Some(c)
+                if !c.get_ref().is_empty() && c.get_ref().iter().all(|x| !x.trim().is_empty()) =>
+            {
+                c.get_ref().clone()
+            }
+            Some(c) => {
+                ctx.at(c, format!("role \"{name}\": conditions must list at least one non-empty condition, e.g. [\"production outage\"]"));
+                vec![]
+            }
+            None => {
+                ctx.at(sr, format!("role \"{name}\" needs conditions = [\"production outage\", \"locked-out administrators\"]"));
+                vec![]
+            }
+        };
+        let ticket_pattern = r.ticket_pattern.as_ref().and_then(|p| {
+            let pat = p.get_ref();
+            if !pat.starts_with('^') || !pat.ends_with('$') {
+                ctx.at(p, format!("role \"{name}\": ticket_pattern must be anchored so partial matches do not pass; write \"^{}$\"", pat.trim_start_matches('^').trim_end_matches('$')));
+                return None;
+            }
+            match Regex::new(pat) {
+                Ok(re) => Some(re),
+                Err(e) => { ctx.at(p, format!("role \"{name}\": ticket_pattern is not a valid regular expression: {e}")); None }
+            }
+        });
+        let requesters = principals(ctx, &r.requesters, "requesters", sr);
+        let approvers = principals(ctx, &r.approvers, "approvers", sr);
+        let certifiers = principals(ctx, &r.certifiers, "certifiers", sr);
+        let approvals_required = match &r.approvals_required {
+            None => 1,
+            Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 10 => *n.get_ref() as u32,
+            Some(n) => {
+                ctx.at(
+                    n,
+                    format!("role \"{name}\": approvals_required must be between 1 and 10"),
+                );
+                1
+            }
+        };
+        // A policy where some requester could never collect enough approvals is a trap at 3 a.m.
+        if !approvers.anyone && !requesters.anyone {
+            for who in &requesters.users {
+                let others = approvers.users.iter().filter(|a| *a != who).count() as u32;
+                if others < approvals_required {
+                    let span = r
+                        .approvers
+                        .as_ref()
+                        .map(|s| s.span().start)
+                        .unwrap_or(sr.span().start);
+                    let line = Some(ctx.line_of(span));
+                    ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
+                        "role \"{name}\": {who} may request it but only {others} other approver(s) exist for {approvals_required} required approvals; add approvers or lower approvals_required"
+                    )});
+                }
+            }
+        }
+        if !certifiers.anyone && !requesters.anyone {
+            for who in &requesters.users {
+                if certifiers.users.iter().all(|c| c == who) {
+                    let span = r
+                        .certifiers
+                        .as_ref()
+                        .map(|s| s.span().start)
+                        .unwrap_or(sr.span().start);
+                    let line = Some(ctx.line_of(span));
+                    ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
+                        "role \"{name}\": {who} may request it but nobody else can certify it; add a certifier other than {who}"
+                    )});
+                }
+            }
+        }
+        if let Some(personas) = demo_personas {
+            for p in requesters
+                .users
+                .iter()
+                .chain(&approvers.users)
+                .chain(&certifiers.users)
+            {
+                if !personas.contains(p) {
+                    ctx.nowhere(format!("role \"{name}\" names {p}, who is not a demo persona; add {p} to [demo] personas"));
+                }
+            }
+        }
+        let scope = r
+            .scope
+            .as_ref()
+            .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        out.insert(
+            name.clone(),
+            RolePolicy {
+                name,
+                description: r.description.clone(),
+                backend,
+                scope,
+                default_ttl: default_ttl.unwrap_or(0),
+                max_ttl: max_ttl.unwrap_or(0),
+                max_extensions: r.max_extensions,
+                max_total: max_total.unwrap_or(0),
+                conditions,
+                ticket_pattern,
+                requesters,
+                approvers,
+                certifiers,
+                approvals_required,
+                request_ttl: request_ttl.unwrap_or(1800),
+                rotate_after_use: r.rotate_after_use,
+            },
+        );
+    }
+    out
+}

@@ -1,0 +1,699 @@
+//! The lifecycle as pure functions over `Request`. Each returns the audit event of
+//! the transition, or a refusal that says what would have been accepted.
+
+use super::policy::RolePolicy;
+use super::request::*;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// Malformed input: a request the policy cannot even evaluate.
+    Input,
+    /// The policy says no (who, which role, what TTL...).
+    Policy,
+    /// The request is not in a state where this makes sense.
+    State,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub message: String,
+}
+
+fn policy<T>(message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal {
+        kind: RefusalKind::Policy,
+        message: message.into(),
+    })
+}
+
+fn input<T>(message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal {
+        kind: RefusalKind::Input,
+        message: message.into(),
+    })
+}
+
+fn wrong_state<T>(req: &Request, wanted: &str) -> Result<T, Refusal> {
+    Err(Refusal {
+        kind: RefusalKind::State,
+        message: format!("{} is {}; {wanted}", req.id, req.state),
+    })
+}
+
+/// One audited transition. `detail` never carries a credential.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub action: &'static str,
+    pub actor: String,
+    pub from: Option<State>,
+    pub to: State,
+    pub detail: serde_json::Value,
+}
+
+/// What a requester asks for, before validation.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub incident: IncidentRef,
+    pub condition: String,
+    pub reason: String,
+    pub ttl_seconds: Option<i64>,
+}
+
+pub const MAX_REASON_CHARS: usize = 4000;
+
+pub fn human(secs: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64)).to_string()
+}
+
+/// Validates a new request against the role. The id is assigned by the store.
+pub fn new_request(
+    role: &RolePolicy,
+    new: NewRequest,
+    requester: &str,
+    now: DateTime<Utc>,
+) -> Result<(Request, Event), Refusal> {
+    if !role.requesters.allows(requester) {
+        return policy(format!(
+            "{requester} may not request role {}; requesters are: {}",
+            role.name,
+            role.requesters.describe()
+        ));
+    }
+    if let IncidentRef::Ticket { reference } = &new.incident {
+        match &role.ticket_pattern {
+            None => {
+                return policy(format!(
+                    "role {} needs an open incident from a configured source (--incident ID); it does not accept manual tickets",
+                    role.name
+                ))
+            }
+            Some(re) if !re.is_match(reference) => {
+                return policy(format!(
+                    "ticket `{reference}` does not match role {}'s pattern {}; write a reference such as the pattern describes",
+                    role.name,
+                    re.as_str()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let condition = match role
+        .conditions
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(new.condition.trim()))
+    {
+        Some(c) => c.clone(),
+        None => {
+            return policy(format!(
+                "`{}` is not a condition of role {}; choose one of: {}",
+                new.condition.trim(),
+                role.name,
+                role.conditions
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    };
+    let reason = new.reason.trim().to_string();
+    if reason.is_empty() {
+        return input(
+            "a reason is required: say what is broken and what you will do with the access",
+        );
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return input(format!(
+            "the reason is longer than {MAX_REASON_CHARS} characters; put details in the incident and summarise here"
+        ));
+    }
+    let ttl = new.ttl_seconds.unwrap_or(role.default_ttl);
+    if ttl <= 0 || ttl > role.max_ttl {
+        return policy(format!(
+            "TTL {} is outside role {}'s bounds; ask for at most {} (default {})",
+            human(ttl),
+            role.name,
+            human(role.max_ttl),
+            human(role.default_ttl)
+        ));
+    }
+    let req = Request {
+        id: RequestId(0),
+        role: role.name.clone(),
+        incident: new.incident,
+        condition,
+        reason,
+        requester: requester.to_string(),
+        ttl_seconds: ttl,
+        approvals_required: role.approvals_required,
+        created_at: now,
+        decide_by: now + Duration::seconds(role.request_ttl),
+        state: State::Pending,
+        version: 0,
+        approvals: vec![],
+        denial: None,
+        cancellation: None,
+        grant: None,
+        review: None,
+        certification: None,
+        rejections: vec![],
+    };
+    let event = Event {
+        action: "request.created",
+        actor: requester.to_string(),
+        from: None,
+        to: State::Pending,
+        detail: json!({
+            "role": req.role,
+            "incident": req.incident,
+            "condition": req.condition,
+            "reason": req.reason,
+            "ttl_seconds": ttl,
+            "approvals_required": req.approvals_required,
+        }),
+    };
+    Ok((req, event))
+}
+
+fn ev(
+    action: &'static str,
+    actor: &str,
+    from: State,
+    to: State,
+    detail: serde_json::Value,
+) -> Event {
+    Event {
+        action,
+        actor: actor.to_string(),
+        from: Some(from),
+        to,
+        detail,
+    }
+}
+
+pub fn approve(
+    req: &mut Request,
+    role: &RolePolicy,
+    who: &str,
+    comment: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if req.state != State::Pending {
+        return wrong_state(req, "only pending requests can be approved");
+    }
+    if now >= req.decide_by {
+        return wrong_state(req, "it waited past its approval window and lapses");
+    }
+    if who == req.requester {
+        return policy(format!(
+            "{who} requested {} and cannot approve it; another approver ({}) must",
+            req.id,
+            role.approvers.describe()
+        ));
+    }
+    if !role.approvers.allows(who) {
+        return policy(format!(
+            "{who} may not approve role {}; approvers are: {}",
+            role.name,
+            role.approvers.describe()
+        ));
+    }
+    if req.approvals.iter().any(|a| a.by == who) {
+        return policy(format!(
+            "{who} already approved {}; it needs {} distinct approvers",
+            req.id, req.approvals_required
+        ));
+    }
+    let from = req.state;
+    req.approvals.push(Approval {
+        by: who.to_string(),
+        at: now,
+        comment: comment.clone(),
+    });
+    let count = req.approvals.len() as u32;
+    if count >= req.approvals_required {
+        req.state = State::Approved;
+        // The requester gets a fresh window to activate once approved.
+        req.decide_by = now + Duration::seconds(role.request_ttl);
+    }
+    Ok(ev(
+        "request.approved",
+        who,
+        from,
+        req.state,
+        json!({"approvals": count, "required": req.approvals_required, "comment": comment}),
+    ))
+}
+
+pub fn deny(
+    req: &mut Request,
+    role: &RolePolicy,
+    who: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if !matches!(req.state, State::Pending | State::Approved) {
+        return wrong_state(req, "only pending or approved requests can be denied");
+    }
+    if who == req.requester {
+        return policy(format!(
+            "{who} requested {}; use `breakglass cancel {}` to withdraw it",
+            req.id, req.id
+        ));
+    }
+    if !role.approvers.allows(who) {
+        return policy(format!(
+            "{who} may not deny requests for role {}; approvers are: {}",
+            role.name,
+            role.approvers.describe()
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return input("a denial needs a reason (--reason TEXT)");
+    }
+    let from = req.state;
+    req.state = State::Denied;
+    req.denial = Some(Decision {
+        by: who.into(),
+        at: now,
+        comment: reason.into(),
+    });
+    Ok(ev(
+        "request.denied",
+        who,
+        from,
+        State::Denied,
+        json!({"reason": reason}),
+    ))
+}
+
+pub fn cancel(req: &mut Request, who: &str, now: DateTime<Utc>) -> Result<Event, Refusal> {
+    if !matches!(req.state, State::Pending | State::Approved) {
+        return wrong_state(req, "only pending or approved requests can be cancelled");
+    }
+    if who != req.requester {
+        return policy(format!(
+            "only the requester ({}) can cancel {}; approvers deny instead",
+            req.requester, req.id
+        ));
+    }
+    let from = req.state;
+    req.state = State::Cancelled;
+    req.cancellation = Some(Decision {
+        by: who.into(),
+        at: now,
+        comment: String::new(),
+    });
+    Ok(ev(
+        "request.cancelled",
+        who,
+        from,
+        State::Cancelled,
+        json!({}),
+    ))
+}
+
+/// Pending or approved-but-not-activated requests past their window.
+pub fn lapse(req: &mut Request, actor: &str, now: DateTime<Utc>) -> Result<Event, Refusal> {
+    if !matches!(req.state, State::Pending | State::Approved) || now < req.decide_by {
+        return wrong_state(req, "only a request past its window can lapse");
+    }
+    let from = req.state;
+    req.state = State::Lapsed;
+    Ok(ev(
+        "request.lapsed",
+        actor,
+        from,
+        State::Lapsed,
+        json!({"approvals": req.approvals.len(), "decide_by": req.decide_by}),
+    ))
+}
+
+/// Approved -> Granting: the intent is committed before the backend is called.
+pub fn begin_grant(
+    req: &mut Request,
+    who: &str,
+    owner: Owner,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if req.state != State::Approved {
+        return wrong_state(req, "only approved requests can be activated");
+    }
+    if who != req.requester {
+        return policy(format!(
+            "only the requester ({}) can activate {}: the credential is shown to them alone",
+            req.requester, req.id
+        ));
+    }
+    if now >= req.decide_by {
+        return wrong_state(req, "it was not activated in time and lapses");
+    }
+    req.state = State::Granting;
+    req.grant = Some(GrantRecord {
+        intent_at: now,
+        owner: owner.clone(),
+        lease_id: None,
+        granted_at: None,
+        expires_at: None,
+        extensions: vec![],
+        end: None,
+        revoke_attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+        ended_at: None,
+        grant_failed: false,
+        revoker: None,
+    });
+    Ok(ev(
+        "grant.intent",
+        who,
+        State::Approved,
+        State::Granting,
+        json!({"host": owner.host, "pid": owner.pid, "ttl_seconds": req.ttl_seconds}),
+    ))
+}
+
+/// Granting -> Active. Access ends at the earlier of the policy TTL and what the
+/// backend says it will enforce.
+pub fn granted(
+    req: &mut Request,
+    lease_id: &str,
+    backend_expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if req.state != State::Granting {
+        return wrong_state(req, "only a granting request can become active");
+    }
+    let policy_end = now + Duration::seconds(req.ttl_seconds);
+    let expires_at = backend_expires_at.map_or(policy_end, |b| b.min(policy_end));
+    let g = req.grant.as_mut().expect("granting has a grant record");
+    g.lease_id = Some(lease_id.to_string());
+    g.granted_at = Some(now);
+    g.expires_at = Some(expires_at);
+    req.state = State::Active;
+    Ok(ev(
+        "grant.active",
+        &req.requester.clone(),
+        State::Granting,
+        State::Active,
+        json!({"lease_id": lease_id, "expires_at": expires_at, "ttl_seconds": req.ttl_seconds}),
+    ))
+}
+
+/// Granting -> Revoking after a failed or interrupted grant: whatever the backend
+/// may have created is revoked before the request is marked Failed.
+pub fn grant_failed(
+    req: &mut Request,
+    actor: &str,
+    error: &str,
+    now: DateTime<Utc>,
+    revoker: Owner,
+) -> Result<Event, Refusal> {
+    if req.state != State::Granting {
+        return wrong_state(req, "only a granting request can fail to grant");
+    }
+    let g = req.grant.as_mut().expect("granting has a grant record");
+    g.grant_failed = true;
+    g.revoker = Some(revoker);
+    g.last_error = Some(error.to_string());
+    g.end = Some(EndReason {
+        by: actor.into(),
+        at: now,
+        reason: format!("grant failed: {error}"),
+    });
+    req.state = State::Revoking;
+    Ok(ev(
+        "grant.failed",
+        actor,
+        State::Granting,
+        State::Revoking,
+        json!({"error": error}),
+    ))
+}
+
+/// Active -> Revoking (expiry, early end, recovery).
+pub fn begin_revoke(
+    req: &mut Request,
+    who: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+    attempt_deadline: DateTime<Utc>,
+    revoker: Owner,
+) -> Result<Event, Refusal> {
+    if req.state != State::Active {
+        return wrong_state(req, "only active access can be revoked");
+    }
+    let g = req.grant.as_mut().expect("active has a grant record");
+    g.end = Some(EndReason {
+        by: who.into(),
+        at: now,
+        reason: reason.into(),
+    });
+    // Keeps sweepers off while this attempt is in flight.
+    g.next_attempt_at = Some(attempt_deadline);
+    g.revoker = Some(revoker);
+    req.state = State::Revoking;
+    Ok(ev(
+        "revoke.started",
+        who,
+        State::Active,
+        State::Revoking,
+        json!({"reason": reason}),
+    ))
+}
+
+pub fn revoke_failed(
+    req: &mut Request,
+    actor: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if req.state != State::Revoking {
+        return wrong_state(req, "only a revoking request can fail to revoke");
+    }
+    let g = req.grant.as_mut().expect("revoking has a grant record");
+    g.revoke_attempts += 1;
+    // Exponential back-off, capped at five minutes: keep trying, loudly.
+    let backoff = 2i64.saturating_pow(g.revoke_attempts.min(8)).min(300);
+    g.next_attempt_at = Some(now + Duration::seconds(backoff));
+    g.last_error = Some(error.to_string());
+    Ok(ev(
+        "revoke.failed",
+        actor,
+        State::Revoking,
+        State::Revoking,
+        json!({"error": error, "attempt": g.revoke_attempts, "retry_in_seconds": backoff}),
+    ))
+}
+
+/// Revoking -> Ended (or Failed when the grant itself failed), only once the
+/// backend confirmed.
+pub fn revoked(req: &mut Request, actor: &str, now: DateTime<Utc>) -> Result<Event, Refusal> {
+    if req.state != State::Revoking {
+        return wrong_state(req, "only a revoking request can be confirmed revoked");
+    }
+    let g = req.grant.as_mut().expect("revoking has a grant record");
+    g.ended_at = Some(now);
+    g.next_attempt_at = None;
+    let to = if g.grant_failed {
+        State::Failed
+    } else {
+        State::Ended
+    };
+    req.state = to;
+    let reason = g.end.as_ref().map(|e| e.reason.clone()).unwrap_or_default();
+    Ok(ev(
+        "revoke.confirmed",
+        actor,
+        State::Revoking,
+        to,
+        json!({"reason": reason, "attempts": g.revoke_attempts + 1}),
+    ))
+}
+
+pub fn extend(
+    req: &mut Request,
+    role: &RolePolicy,
+    who: &str,
+    seconds: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if req.state != State::Active {
+        return wrong_state(req, "only active access can be extended");
+    }
+    if who != req.requester {
+        return policy(format!(
+            "only the requester ({}) can extend {}",
+            req.requester, req.id
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return input("an extension needs a reason (--reason TEXT)");
+    }
+    let g = req.grant.as_mut().expect("active has a grant record");
+    let (Some(granted_at), Some(expires_at)) = (g.granted_at, g.expires_at) else {
+        return wrong_state(req, "its grant has no expiry recorded");
+    };
+    if now >= expires_at {
+        return policy(format!("{} already expired; request access again", req.id));
+    }
+    if g.extensions.len() as u32 >= role.max_extensions {
+        return policy(format!(
+            "{} was extended {} time(s); role {} allows {}; request access again",
+            req.id,
+            g.extensions.len(),
+            role.name,
+            role.max_extensions
+        ));
+    }
+    if seconds <= 0 || seconds > role.max_ttl {
+        return policy(format!(
+            "an extension must be between 1s and {} (the role's max TTL)",
+            human(role.max_ttl)
+        ));
+    }
+    let new_expires = expires_at + Duration::seconds(seconds);
+    let total = (new_expires - granted_at).num_seconds();
+    if total > role.max_total {
+        let room = role.max_total - (expires_at - granted_at).num_seconds();
+        return policy(format!(
+            "extending by {} would make {} of access; role {} allows {} in total, so at most {} more",
+            human(seconds),
+            human(total),
+            role.name,
+            human(role.max_total),
+            human(room.max(0))
+        ));
+    }
+    g.expires_at = Some(new_expires);
+    g.extensions.push(Extension {
+        by: who.into(),
+        at: now,
+        seconds,
+        reason: reason.into(),
+        new_expires_at: new_expires,
+    });
+    Ok(ev(
+        "grant.extended",
+        who,
+        State::Active,
+        State::Active,
+        json!({"seconds": seconds, "reason": reason, "expires_at": new_expires}),
+    ))
+}
+
+pub fn review(
+    req: &mut Request,
+    who: &str,
+    answers: ReviewAnswers,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if req.state != State::Ended {
+        return wrong_state(req, "a review is written once access has ended");
+    }
+    if who != req.requester {
+        return policy(format!(
+            "the after-action review of {} is written by its requester ({})",
+            req.id, req.requester
+        ));
+    }
+    if answers.actions_taken.trim().is_empty() {
+        return input("the review needs the actions taken with the access (actions_taken)");
+    }
+    if answers.credentials_copied && answers.credentials_copied_where.trim().is_empty() {
+        return input(
+            "credentials were copied: say where (credentials_copied_where) so they can be purged",
+        );
+    }
+    req.state = State::Reviewed;
+    let detail = json!({"review": answers});
+    req.review = Some(Review {
+        by: who.into(),
+        at: now,
+        answers,
+    });
+    Ok(ev(
+        "review.submitted",
+        who,
+        State::Ended,
+        State::Reviewed,
+        detail,
+    ))
+}
+
+fn check_certifier(req: &Request, role: &RolePolicy, who: &str) -> Result<(), Refusal> {
+    if req.state != State::Reviewed {
+        return wrong_state(req, "only a reviewed request can be certified or rejected");
+    }
+    if who == req.requester {
+        return policy(format!(
+            "{who} requested {} and cannot certify it; a certifier ({}) must",
+            req.id,
+            role.certifiers.describe()
+        ));
+    }
+    if !role.certifiers.allows(who) {
+        return policy(format!(
+            "{who} may not certify role {}; certifiers are: {}",
+            role.name,
+            role.certifiers.describe()
+        ));
+    }
+    Ok(())
+}
+
+pub fn certify(
+    req: &mut Request,
+    role: &RolePolicy,
+    who: &str,
+    comment: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    check_certifier(req, role, who)?;
+    req.state = State::Certified;
+    req.certification = Some(Decision {
+        by: who.into(),
+        at: now,
+        comment: comment.trim().into(),
+    });
+    Ok(ev(
+        "review.certified",
+        who,
+        State::Reviewed,
+        State::Certified,
+        json!({"comment": comment.trim()}),
+    ))
+}
+
+pub fn reject(
+    req: &mut Request,
+    role: &RolePolicy,
+    who: &str,
+    comment: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    check_certifier(req, role, who)?;
+    if comment.trim().is_empty() {
+        return input("a rejection needs a comment saying what the review is missing (--comment)");
+    }
+    req.state = State::Ended;
+    req.rejections.push(Decision {
+        by: who.into(),
+        at: now,
+        comment: comment.trim().into(),
+    });
+    Ok(ev(
+        "review.rejected",
+        who,
+        State::Reviewed,
+        State::Ended,
+        json!({"comment": comment.trim()}),
+    ))
+}

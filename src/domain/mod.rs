@@ -1,0 +1,10 @@
+//! Plain types and the lifecycle state machine. Pure: no I/O and no clock reads;
+//! every function takes `now` from its caller.
+
+pub mod lifecycle;
+pub mod policy;
+pub mod request;
+
+pub use lifecycle::{Event, Refusal, RefusalKind};
+pub use policy::{Policy, RolePolicy};
+pub use request::*;

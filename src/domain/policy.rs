@@ -1,0 +1,58 @@
+use regex::Regex;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The validated policy the engine enforces. Built by `config` from the policy
+/// file; groups are already expanded into user names.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub roles: BTreeMap<String, RolePolicy>,
+    /// Demo personas; `Some` only in demo mode, the only mode where `--as` is accepted.
+    pub demo_personas: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RolePolicy {
+    pub name: String,
+    pub description: String,
+    pub backend: String,
+    /// Handed to the backend as is (e.g. `{ member_of = ["emergency_dba"] }`).
+    pub scope: serde_json::Value,
+    pub default_ttl: i64,
+    pub max_ttl: i64,
+    pub max_extensions: u32,
+    /// Ceiling on granted_at..expires_at including every extension.
+    pub max_total: i64,
+    pub conditions: Vec<String>,
+    pub ticket_pattern: Option<Regex>,
+    pub requesters: Principals,
+    pub approvers: Principals,
+    pub certifiers: Principals,
+    pub approvals_required: u32,
+    /// How long a request may wait for its approvals (and then for activation).
+    pub request_ttl: i64,
+    pub rotate_after_use: bool,
+}
+
+/// Who may do something: explicit users, or anyone (`*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principals {
+    pub users: BTreeSet<String>,
+    pub anyone: bool,
+    /// The text as written in policy, for messages ("@sre-leads").
+    pub written: Vec<String>,
+}
+
+impl Principals {
+    pub fn allows(&self, user: &str) -> bool {
+        self.anyone || self.users.contains(user)
+    }
+    pub fn describe(&self) -> String {
+        self.written.join(", ")
+    }
+}
+
+impl RolePolicy {
+    pub fn allows_ticket(&self) -> bool {
+        self.ticket_pattern.is_some()
+    }
+}

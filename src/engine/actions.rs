@@ -1,0 +1,342 @@
+use super::*;
+use crate::backend::{Credential, GrantSpec, RevokeSpec};
+use crate::domain::lifecycle::NewRequest;
+use crate::domain::{IncidentRef, ReviewAnswers, State};
+use crate::failpoint;
+use chrono::Duration;
+
+/// How the requester names the incident.
+#[derive(Debug, Clone)]
+pub enum IncidentChoice {
+    /// An incident id from a configured source.
+    Id(String),
+    /// A manual ticket reference, for roles with a `ticket_pattern`.
+    Ticket(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestInput {
+    pub incident: IncidentChoice,
+    pub role: String,
+    pub condition: String,
+    pub reason: String,
+    pub ttl_seconds: Option<i64>,
+}
+
+impl Engine {
+    async fn resolve_incident(
+        &self,
+        role: &RolePolicy,
+        choice: &IncidentChoice,
+    ) -> Result<IncidentRef> {
+        match choice {
+            IncidentChoice::Ticket(t) => Ok(IncidentRef::Ticket {
+                reference: crate::sanitize::line(t.trim(), 100),
+            }),
+            IncidentChoice::Id(id) => {
+                let mut errors = vec![];
+                for s in &self.sources {
+                    match s.get(id.trim()).await {
+                        Ok(Some(inc)) if inc.status.is_open() => {
+                            return Ok(IncidentRef::Source {
+                                source: inc.source,
+                                id: inc.id,
+                                title: inc.title,
+                            })
+                        }
+                        Ok(Some(_)) => {
+                            return Err(refusal(
+                                RefusalKind::Policy,
+                                format!("incident {id} is resolved; emergency access needs an open incident"),
+                            ))
+                        }
+                        Ok(None) => {}
+                        Err(e) => errors.push(e),
+                    }
+                }
+                if let Some(e) = errors.into_iter().next() {
+                    return Err(Error::Source(e));
+                }
+                let hint = if role.allows_ticket() {
+                    format!(
+                        "; role {} also accepts --ticket matching {}",
+                        role.name,
+                        role.ticket_pattern
+                            .as_ref()
+                            .map(|r| r.as_str())
+                            .unwrap_or_default()
+                    )
+                } else {
+                    String::new()
+                };
+                Err(refusal(
+                    RefusalKind::Policy,
+                    format!(
+                        "no open incident `{}` in the configured sources ({}); `breakglass incidents` lists them{hint}",
+                        crate::sanitize::line(id, 64),
+                        self.sources.iter().map(|s| s.name().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Files a new request. Refused when the role is locked.
+    pub async fn request(&self, who: &str, input: RequestInput) -> Result<Request> {
+        let role = self.role(&input.role)?;
+        if let Some((by, state)) = self.store.role_lock(&role.name)? {
+            return Err(Error::Locked {
+                role: role.name.clone(),
+                reason: views::lock_reason(by, state),
+            });
+        }
+        let incident = self.resolve_incident(role, &input.incident).await?;
+        let now = self.clock.now();
+        let (req, event) = lifecycle::new_request(
+            role,
+            NewRequest {
+                incident,
+                condition: input.condition,
+                reason: crate::sanitize::text(&input.reason, lifecycle::MAX_REASON_CHARS + 1),
+                ttl_seconds: input.ttl_seconds,
+            },
+            who,
+            now,
+        )?;
+        match self.store.insert_request(&req, &event, &[], now) {
+            Ok(r) => Ok(r),
+            Err(StoreError::Locked { role, by, state }) => Err(Error::Locked {
+                role,
+                reason: views::lock_reason(by, state),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn approve(&self, who: &str, id: RequestId, comment: Option<String>) -> Result<Request> {
+        self.transition(id, no_alerts, |r, role, now| {
+            lifecycle::approve(r, role, who, comment.clone(), now)
+        })
+    }
+
+    pub fn deny(&self, who: &str, id: RequestId, reason: &str) -> Result<Request> {
+        self.transition(
+            id,
+            |r, e| alert("denial", "medium", r, e),
+            |r, role, now| lifecycle::deny(r, role, who, reason, now),
+        )
+    }
+
+    pub fn cancel(&self, who: &str, id: RequestId) -> Result<Request> {
+        self.transition(id, no_alerts, |r, _, now| lifecycle::cancel(r, who, now))
+    }
+
+    /// Approved -> Granting -> Active. The intent is committed before the backend
+    /// is called; the credential goes to the caller only and is never stored.
+    pub async fn activate(&self, who: &str, id: RequestId) -> Result<(Request, Credential)> {
+        let owner = self.owner.clone();
+        let req = self.transition(id, no_alerts, |r, _, now| {
+            lifecycle::begin_grant(r, who, owner.clone(), now)
+        })?;
+        failpoint::hit("grant.after_intent");
+        let role = self.role(&req.role)?;
+        let backend = self.backend(role)?.clone();
+        let spec = GrantSpec {
+            request_id: req.id.to_string(),
+            role: role.name.clone(),
+            scope: role.scope.clone(),
+            requester: req.requester.clone(),
+            ttl_seconds: req.ttl_seconds,
+            expires_at: self.clock.now() + Duration::seconds(req.ttl_seconds),
+            incident: req.incident.label(),
+        };
+        match backend.grant(&spec).await {
+            Ok(grant) => {
+                failpoint::hit("grant.after_backend");
+                let lease = grant.lease_id.clone();
+                let committed = self.transition(
+                    id,
+                    |r, e| alert("activation", "high", r, e),
+                    |r, _, now| lifecycle::granted(r, &lease, grant.expires_at, now),
+                );
+                match committed {
+                    Ok(r) => Ok((r, grant.credential)),
+                    Err(e) => {
+                        // Recovery took the request over meanwhile (it may already have
+                        // revoked by request id before this lease existed): take this
+                        // lease back directly, then fail the request if still ours.
+                        drop(grant);
+                        let direct = RevokeSpec {
+                            request_id: spec.request_id.clone(),
+                            role: spec.role.clone(),
+                            scope: spec.scope.clone(),
+                            lease_id: Some(lease),
+                        };
+                        if let Err(re) = backend.revoke(&direct).await {
+                            tracing::error!("revoking unrecorded lease of {id} failed: {re}");
+                        }
+                        if self.load(id).is_ok_and(|r| r.state == State::Granting) {
+                            let _ = self
+                                .fail_grant(id, &format!("could not record the grant: {e}"))
+                                .await;
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let _ = self.fail_grant(id, &message).await;
+                Err(Error::Backend {
+                    backend: role.backend.clone(),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Granting -> Revoking -> Failed: whatever the backend may have created is revoked.
+    pub(crate) async fn fail_grant(&self, id: RequestId, error: &str) -> Result<Request> {
+        let actor = self.load(id)?.requester;
+        let req = self.transition(
+            id,
+            |r, e| alert("grant_failed", "high", r, e),
+            |r, _, now| lifecycle::grant_failed(r, &actor, error, now, self.owner.clone()),
+        )?;
+        self.perform_revoke(req).await
+    }
+
+    /// Ends access early. The requester, the role's approvers and certifiers may.
+    pub async fn revoke(&self, who: &str, id: RequestId, reason: &str) -> Result<Request> {
+        let req = self.load(id)?;
+        let role = self.role(&req.role)?;
+        if who != req.requester && !role.approvers.allows(who) && !role.certifiers.allows(who) {
+            return Err(refusal(
+                RefusalKind::Policy,
+                format!("{who} may not end {id}: its requester, approvers or certifiers may"),
+            ));
+        }
+        if req.state == State::Revoking {
+            // Already under way (perhaps a failed attempt): try again now.
+            return self.perform_revoke(req).await;
+        }
+        let reason = if reason.trim().is_empty() {
+            "ended early"
+        } else {
+            reason.trim()
+        };
+        let deadline = self.clock.now()
+            + Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
+        let req = self.transition(
+            id,
+            |r, e| alert("early_end", "medium", r, e),
+            |r, _, now| lifecycle::begin_revoke(r, who, reason, now, deadline, self.owner.clone()),
+        )?;
+        self.perform_revoke(req).await
+    }
+
+    /// Calls the backend for a request in Revoking and records the outcome. Only a
+    /// confirmed revoke moves it on; a failure stays Revoking with a retry time.
+    pub(crate) async fn perform_revoke(&self, req: Request) -> Result<Request> {
+        failpoint::hit("revoke.after_intent");
+        let role = self.role(&req.role)?;
+        let backend = self.backend(role)?.clone();
+        let spec = RevokeSpec {
+            request_id: req.id.to_string(),
+            role: role.name.clone(),
+            scope: role.scope.clone(),
+            lease_id: req.grant.as_ref().and_then(|g| g.lease_id.clone()),
+        };
+        let id = req.id;
+        let actor = req
+            .grant
+            .as_ref()
+            .and_then(|g| g.end.as_ref())
+            .map(|e| e.by.clone())
+            .unwrap_or_else(|| SWEEPER.to_string());
+        match backend.revoke(&spec).await {
+            Ok(()) => {
+                failpoint::hit("revoke.after_backend");
+                if role.rotate_after_use && !req.grant.as_ref().is_some_and(|g| g.grant_failed) {
+                    if let Err(e) = backend.rotate(&role.name, &role.scope).await {
+                        tracing::warn!("rotation after {id} failed: {e}");
+                    }
+                }
+                match self.transition(id, no_alerts, |r, _, now| {
+                    lifecycle::revoked(r, &actor, now)
+                }) {
+                    Ok(r) => Ok(r),
+                    // Someone else confirmed it first: that is the same outcome.
+                    Err(Error::Refused(_)) => self.load(id),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let _ = self.transition(
+                    id,
+                    |r, e| alert("revoke_failed", "critical", r, e),
+                    |r, _, now| lifecycle::revoke_failed(r, &actor, &message, now),
+                );
+                Err(Error::Backend {
+                    backend: role.backend.clone(),
+                    message: format!("revoking {id} failed, will retry: {message}"),
+                })
+            }
+        }
+    }
+
+    /// Extends active access. The target's expiry moves first; the store records it
+    /// only once the backend agreed.
+    pub async fn extend(
+        &self,
+        who: &str,
+        id: RequestId,
+        seconds: i64,
+        reason: &str,
+    ) -> Result<Request> {
+        let req = self.load(id)?;
+        let role = self.role(&req.role)?;
+        let mut trial = req.clone();
+        lifecycle::extend(&mut trial, role, who, seconds, reason, self.clock.now())?;
+        let new_expiry = trial.expires_at().expect("extended access has an expiry");
+        let spec = RevokeSpec {
+            request_id: req.id.to_string(),
+            role: role.name.clone(),
+            scope: role.scope.clone(),
+            lease_id: req.grant.as_ref().and_then(|g| g.lease_id.clone()),
+        };
+        self.backend(role)?
+            .extend(&spec, new_expiry)
+            .await
+            .map_err(|e| Error::Backend {
+                backend: role.backend.clone(),
+                message: format!("extending {id}: {e}"),
+            })?;
+        self.transition(
+            id,
+            |r, e| alert("extension", "medium", r, e),
+            |r, role, now| lifecycle::extend(r, role, who, seconds, reason, now),
+        )
+    }
+
+    pub fn review(&self, who: &str, id: RequestId, answers: ReviewAnswers) -> Result<Request> {
+        self.transition(id, no_alerts, |r, _, now| {
+            lifecycle::review(r, who, answers.clone(), now)
+        })
+    }
+
+    pub fn certify(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
+        self.transition(id, no_alerts, |r, role, now| {
+            lifecycle::certify(r, role, who, comment, now)
+        })
+    }
+
+    pub fn reject(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
+        self.transition(
+            id,
+            |r, e| alert("review_rejected", "low", r, e),
+            |r, role, now| lifecycle::reject(r, role, who, comment, now),
+        )
+    }
+}

@@ -1,0 +1,254 @@
+//! Orchestration: store + backends + incident sources + alerts + clock. Front ends
+//! (CLI, TUI) call these methods with the acting identity; no business rule lives
+//! outside `domain` and here.
+
+mod actions;
+mod recovery;
+mod views;
+
+pub use actions::{IncidentChoice, RequestInput};
+pub use recovery::RecoveryReport;
+pub use views::{Activation, RoleView};
+
+use crate::alert::Sink;
+use crate::backend::Backend;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, RecoveryConfig, StoreConfig};
+use crate::domain::{
+    lifecycle, Event, Owner, Policy, Refusal, RefusalKind, Request, RequestId, RolePolicy,
+};
+use crate::incident::{IncidentSource, SourceError};
+use crate::store::{AlertDraft, SqliteStore, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("role {role} is locked: {reason}")]
+    Locked { role: String, reason: String },
+    #[error("backend {backend}: {message}")]
+    Backend { backend: String, message: String },
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Store(StoreError),
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Refused(r) if r.kind == RefusalKind::Input => crate::exit::USAGE,
+            Error::Refused(_) | Error::Locked { .. } => crate::exit::REFUSED,
+            Error::NotFound(_) => crate::exit::USAGE,
+            Error::Backend { .. } | Error::Source(_) => crate::exit::BACKEND,
+            Error::Store(_) => crate::exit::FAILURE,
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        Error::Refused(r)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => Error::NotFound(format!("{id} does not exist")),
+            other => Error::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Actor names for transitions no person made.
+pub const SWEEPER: &str = "breakglass-sweeper";
+pub const RECOVERY: &str = "breakglass-recovery";
+
+pub struct Engine {
+    policy: Policy,
+    store: Arc<dyn Store>,
+    backends: BTreeMap<String, Arc<dyn Backend>>,
+    sources: Vec<Arc<dyn IncidentSource>>,
+    sinks: Vec<Box<dyn Sink>>,
+    clock: Arc<dyn Clock>,
+    recovery: RecoveryConfig,
+    owner: Owner,
+}
+
+/// The parts an engine is made of; tests assemble their own.
+pub struct Parts {
+    pub policy: Policy,
+    pub store: Arc<dyn Store>,
+    pub backends: BTreeMap<String, Arc<dyn Backend>>,
+    pub sources: Vec<Arc<dyn IncidentSource>>,
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub clock: Arc<dyn Clock>,
+    pub recovery: RecoveryConfig,
+}
+
+pub fn this_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Engine {
+    pub fn new(p: Parts) -> Self {
+        Engine {
+            policy: p.policy,
+            store: p.store,
+            backends: p.backends,
+            sources: p.sources,
+            sinks: p.sinks,
+            clock: p.clock,
+            recovery: p.recovery,
+            owner: Owner {
+                host: this_host(),
+                pid: std::process::id(),
+            },
+        }
+    }
+
+    /// Opens the store and builds the backends, sources and sinks a config names.
+    pub fn from_config(cfg: &Config) -> Result<Self> {
+        let store: Arc<dyn Store> = match &cfg.store {
+            StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+        };
+        Ok(Engine::new(Parts {
+            policy: cfg.policy.clone(),
+            store,
+            backends: cfg
+                .backends
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::backend::build(v)))
+                .collect(),
+            sources: cfg
+                .incident_sources
+                .iter()
+                .map(crate::incident::build)
+                .collect(),
+            sinks: cfg.alert_sinks.iter().map(crate::alert::build).collect(),
+            clock: Arc::new(SystemClock),
+            recovery: cfg.recovery.clone(),
+        }))
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn role(&self, name: &str) -> Result<&RolePolicy> {
+        self.policy.roles.get(name).ok_or_else(|| {
+            Error::NotFound(format!(
+                "role `{name}` is not in the policy; roles are: {}",
+                self.policy
+                    .roles
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    fn backend(&self, role: &RolePolicy) -> Result<&Arc<dyn Backend>> {
+        self.backends
+            .get(&role.backend)
+            .ok_or_else(|| Error::Backend {
+                backend: role.backend.clone(),
+                message: "is not configured".into(),
+            })
+    }
+
+    pub fn load(&self, id: RequestId) -> Result<Request> {
+        self.store
+            .get(id)?
+            .ok_or_else(|| Error::NotFound(format!("{id} does not exist")))
+    }
+
+    /// Applies a pure transition and commits it, reloading and re-deciding when a
+    /// concurrent process committed first. Exactly one of the racers' transitions
+    /// lands per version; a racer whose transition no longer applies is refused.
+    fn transition(
+        &self,
+        id: RequestId,
+        alerts: impl Fn(&Request, &Event) -> Vec<AlertDraft>,
+        f: impl Fn(&mut Request, &RolePolicy, DateTime<Utc>) -> Result<Event, Refusal>,
+    ) -> Result<Request> {
+        let mut tries = 0;
+        loop {
+            let mut req = self.load(id)?;
+            let role = self.role(&req.role)?;
+            let now = self.clock.now();
+            let event = f(&mut req, role, now)?;
+            let drafts = alerts(&req, &event);
+            match self.store.commit(&req, &event, &drafts, now) {
+                Ok(r) => return Ok(r),
+                Err(StoreError::Conflict(_)) if tries < 20 => {
+                    tries += 1;
+                    continue;
+                }
+                Err(StoreError::Locked { role, by, state }) => {
+                    return Err(Error::Locked {
+                        reason: views::lock_reason(by, state),
+                        role,
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+pub(crate) fn no_alerts(_: &Request, _: &Event) -> Vec<AlertDraft> {
+    vec![]
+}
+
+/// The alert every SOC sees for a transition, or none.
+pub(crate) fn alert(kind: &str, severity: &str, req: &Request, event: &Event) -> Vec<AlertDraft> {
+    vec![AlertDraft {
+        kind: kind.into(),
+        severity: severity.into(),
+        payload: serde_json::json!({
+            "request_id": req.id.to_string(),
+            "role": req.role,
+            "incident": req.incident.label(),
+            "condition": req.condition,
+            "reason": req.reason,
+            "requester": req.requester,
+            "approvers": req.approvers(),
+            "state": req.state,
+            "expires_at": req.expires_at(),
+            "actor": event.actor,
+            "action": event.action,
+            "detail": event.detail,
+        }),
+    }]
+}
+
+pub(crate) fn refusal(kind: RefusalKind, message: impl Into<String>) -> Error {
+    Error::Refused(Refusal {
+        kind,
+        message: message.into(),
+    })
+}
+
+pub(crate) fn lifecycle_human(secs: i64) -> String {
+    lifecycle::human(secs)
+}

@@ -1,0 +1,152 @@
+//! Recovery and the sweeper: run before every command and in `breakglass daemon`.
+//! Lapses stale requests, fails interrupted grants (revoking whatever they made),
+//! revokes expired access and retries failed revocations.
+
+use super::*;
+use crate::domain::State;
+use crate::store::Query;
+use chrono::Duration;
+use serde::Serialize;
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub lapsed: Vec<String>,
+    pub interrupted_grants_failed: Vec<String>,
+    pub expired_revoked: Vec<String>,
+    pub revokes_retried: Vec<String>,
+    pub alerts_delivered: u64,
+    pub errors: Vec<String>,
+}
+
+impl RecoveryReport {
+    pub fn is_quiet(&self) -> bool {
+        self.lapsed.is_empty()
+            && self.interrupted_grants_failed.is_empty()
+            && self.expired_revoked.is_empty()
+            && self.revokes_retried.is_empty()
+            && self.errors.is_empty()
+    }
+}
+
+/// Whether the process that owns a step is gone. Only decidable on the same host;
+/// elsewhere the step's timeout decides.
+fn owner_is_dead(owner: &Owner) -> bool {
+    if owner.host != this_host() {
+        return false;
+    }
+    if owner.pid == std::process::id() {
+        return false;
+    }
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(owner.pid as i32), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+impl Engine {
+    /// One recovery pass. Errors on individual requests are collected, not fatal:
+    /// one stuck backend must not stop the others from being swept.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
+        let mut rep = RecoveryReport::default();
+        let now = self.clock.now();
+
+        for req in self.store.list(&Query {
+            states: Some(vec![State::Pending, State::Approved]),
+            ..Default::default()
+        })? {
+            if req.decide_by <= now {
+                match self.transition(req.id, no_alerts, |r, _, now| {
+                    lifecycle::lapse(r, SWEEPER, now)
+                }) {
+                    Ok(_) => rep.lapsed.push(req.id.to_string()),
+                    Err(Error::Refused(_)) => {}
+                    Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+                }
+            }
+        }
+
+        let grant_timeout =
+            Duration::from_std(self.recovery.grant_timeout).unwrap_or(Duration::seconds(120));
+        for req in self.store.list(&Query {
+            states: Some(vec![State::Granting]),
+            ..Default::default()
+        })? {
+            let Some(g) = &req.grant else { continue };
+            let why = if owner_is_dead(&g.owner) {
+                format!(
+                    "grant interrupted: process {} on {} is gone",
+                    g.owner.pid, g.owner.host
+                )
+            } else if g.intent_at + grant_timeout <= now {
+                format!(
+                    "grant did not complete within {}",
+                    lifecycle_human(grant_timeout.num_seconds())
+                )
+            } else {
+                continue;
+            };
+            let r = self.transition(
+                req.id,
+                |r, e| alert("recovery", "high", r, e),
+                |r, _, now| lifecycle::grant_failed(r, RECOVERY, &why, now, self.owner.clone()),
+            );
+            match r {
+                Ok(r) => match self.perform_revoke(r).await {
+                    Ok(_) => rep.interrupted_grants_failed.push(req.id.to_string()),
+                    Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+                },
+                Err(Error::Refused(_)) => {}
+                Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+            }
+        }
+
+        let revoke_timeout =
+            Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
+        for req in self.store.list(&Query {
+            states: Some(vec![State::Active]),
+            ..Default::default()
+        })? {
+            if req.expires_at().is_some_and(|e| e <= now) {
+                let r = self.transition(req.id, no_alerts, |r, _, now| {
+                    lifecycle::begin_revoke(
+                        r,
+                        SWEEPER,
+                        "expired",
+                        now,
+                        now + revoke_timeout,
+                        self.owner.clone(),
+                    )
+                });
+                match r {
+                    Ok(r) => match self.perform_revoke(r).await {
+                        Ok(_) => rep.expired_revoked.push(req.id.to_string()),
+                        Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+                    },
+                    Err(Error::Refused(_)) => {}
+                    Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+                }
+            }
+        }
+
+        for req in self.store.list(&Query {
+            states: Some(vec![State::Revoking]),
+            ..Default::default()
+        })? {
+            let Some(g) = &req.grant else { continue };
+            let due = g.next_attempt_at.is_none_or(|t| t <= now)
+                || g.revoker.as_ref().is_some_and(owner_is_dead);
+            if due {
+                match self.perform_revoke(req.clone()).await {
+                    Ok(_) => rep.revokes_retried.push(req.id.to_string()),
+                    Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+                }
+            }
+        }
+
+        match crate::alert::deliver_due(self.store.as_ref(), &self.sinks, self.clock.now()) {
+            Ok(d) => rep.alerts_delivered = d.delivered,
+            Err(e) => rep.errors.push(format!("alert delivery: {e}")),
+        }
+        Ok(rep)
+    }
+}

@@ -1,0 +1,157 @@
+//! Read-only views the front ends render.
+
+use super::*;
+use crate::domain::State;
+use crate::incident::Incident;
+use crate::store::Query;
+use serde::Serialize;
+
+/// Why a role cannot be requested, in words an operator can act on.
+pub fn lock_reason(by: RequestId, state: State) -> String {
+    match state {
+        State::Granting => format!("{by} is being granted"),
+        State::Active => format!("{by} holds active access"),
+        State::Revoking => format!("{by} is being revoked"),
+        State::Ended => format!("awaiting the after-action review of {by}"),
+        State::Reviewed => format!("awaiting certification of {by}"),
+        other => format!("{by} is {other}"),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleView {
+    pub name: String,
+    pub description: String,
+    pub backend: String,
+    pub default_ttl_seconds: i64,
+    pub max_ttl_seconds: i64,
+    pub approvals_required: u32,
+    pub conditions: Vec<String>,
+    pub ticket_pattern: Option<String>,
+    pub locked_by: Option<String>,
+    pub lock_reason: Option<String>,
+    /// Whether the asking user may request it.
+    pub may_request: bool,
+}
+
+/// A request seen by the person looking at it: what they may do with it now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activation {
+    pub request: Request,
+    pub remaining_seconds: Option<i64>,
+}
+
+impl Engine {
+    pub fn roles(&self, who: Option<&str>) -> Result<Vec<RoleView>> {
+        self.policy
+            .roles
+            .values()
+            .map(|r| {
+                let lock = self.store.role_lock(&r.name)?;
+                Ok(RoleView {
+                    name: r.name.clone(),
+                    description: r.description.clone(),
+                    backend: r.backend.clone(),
+                    default_ttl_seconds: r.default_ttl,
+                    max_ttl_seconds: r.max_ttl,
+                    approvals_required: r.approvals_required,
+                    conditions: r.conditions.clone(),
+                    ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),
+                    locked_by: lock.map(|(id, _)| id.to_string()),
+                    lock_reason: lock.map(|(id, st)| lock_reason(id, st)),
+                    may_request: who.is_some_and(|w| r.requesters.allows(w)),
+                })
+            })
+            .collect()
+    }
+
+    /// Open incidents from every source; a source that fails is reported beside
+    /// the others' results, not instead of them.
+    pub async fn incidents(&self) -> (Vec<Incident>, Vec<SourceError>) {
+        let mut all = vec![];
+        let mut errors = vec![];
+        for s in &self.sources {
+            match s.list_open().await {
+                Ok(mut v) => all.append(&mut v),
+                Err(e) => errors.push(e),
+            }
+        }
+        all.sort_by(|a, b| {
+            a.severity
+                .cmp(&b.severity)
+                .then(b.opened_at.cmp(&a.opened_at))
+        });
+        (all, errors)
+    }
+
+    pub fn activation(&self, req: Request) -> Activation {
+        let remaining_seconds = req.remaining(self.clock.now()).map(|d| d.num_seconds());
+        Activation {
+            request: req,
+            remaining_seconds,
+        }
+    }
+
+    pub fn requests(&self, q: &Query) -> Result<Vec<Request>> {
+        Ok(self.store.list(q)?)
+    }
+
+    /// Requests waiting for `who`'s approval (excluding their own).
+    pub fn approval_queue(&self, who: &str) -> Result<Vec<Request>> {
+        Ok(self
+            .store
+            .list(&Query {
+                states: Some(vec![State::Pending]),
+                ..Default::default()
+            })?
+            .into_iter()
+            .filter(|r| {
+                r.requester != who
+                    && !r.approvals.iter().any(|a| a.by == who)
+                    && self
+                        .policy
+                        .roles
+                        .get(&r.role)
+                        .is_some_and(|role| role.approvers.allows(who))
+            })
+            .collect())
+    }
+
+    /// Reviews waiting for `who`'s certification (excluding their own).
+    pub fn review_queue(&self, who: &str) -> Result<Vec<Request>> {
+        Ok(self
+            .store
+            .list(&Query {
+                states: Some(vec![State::Reviewed]),
+                ..Default::default()
+            })?
+            .into_iter()
+            .filter(|r| {
+                r.requester != who
+                    && self
+                        .policy
+                        .roles
+                        .get(&r.role)
+                        .is_some_and(|role| role.certifiers.allows(who))
+            })
+            .collect())
+    }
+
+    /// Verifies the whole audit chain, streaming it from the store.
+    pub fn verify_audit(&self) -> Result<(u64, Option<crate::audit::Broken>)> {
+        let mut v = crate::audit::Verifier::default();
+        let mut from = 1;
+        loop {
+            let batch = self.store.audit_range(from, 10_000)?;
+            if batch.is_empty() {
+                return Ok((v.count, None));
+            }
+            for r in &batch {
+                if let Err(b) = v.push(r) {
+                    return Ok((v.count, Some(b)));
+                }
+            }
+            from = batch.last().map(|r| r.seq + 1).unwrap_or(from);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Who is acting. Outside demo mode it is the operating-system account of the real
+//! uid, never a flag or `$USER`, which anyone can set.
+
+use crate::domain::Policy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(
+        "--as is only accepted in demo mode; outside it you act as your operating-system account"
+    )]
+    AsOutsideDemo,
+    #[error("`{0}` is not a demo persona; personas are: {1}")]
+    UnknownPersona(String, String),
+    #[error("cannot tell who you are: uid {0} has no user name in the system's user database")]
+    NoUserName(u32),
+}
+
+/// The real uid's user name from the system user database.
+pub fn os_user() -> Result<String, IdentityError> {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => Ok(u.name),
+        _ => Err(IdentityError::NoUserName(uid.as_raw())),
+    }
+}
+
+/// Resolves the acting identity: a persona in demo mode when asked for, else the OS user.
+pub fn resolve(policy: &Policy, as_persona: Option<&str>) -> Result<String, IdentityError> {
+    match (as_persona, &policy.demo_personas) {
+        (None, _) => os_user(),
+        (Some(_), None) => Err(IdentityError::AsOutsideDemo),
+        (Some(p), Some(personas)) => {
+            if personas.iter().any(|x| x == p) {
+                Ok(p.to_string())
+            } else {
+                Err(IdentityError::UnknownPersona(p.into(), personas.join(", ")))
+            }
+        }
+    }
+}

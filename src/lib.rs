@@ -1,0 +1,20 @@
+//! breakglass: governed emergency access from a terminal.
+//!
+//! `domain` holds the pure lifecycle; `engine` orchestrates store, backends,
+//! incident sources and alerts; `cli` (and later the TUI) are thin front ends.
+
+pub mod alert;
+pub mod audit;
+pub mod backend;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod engine;
+pub mod exit;
+pub mod failpoint;
+pub mod identity;
+pub mod incident;
+pub mod sanitize;
+pub mod store;

@@ -1,0 +1,25 @@
+use clap::Parser;
+
+fn main() {
+    let cli = breakglass::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BREAKGLASS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("breakglass: cannot start the runtime: {e}");
+            std::process::exit(breakglass::exit::FAILURE);
+        }
+    };
+    let code = rt.block_on(breakglass::cli::run(cli));
+    std::process::exit(code);
+}

@@ -1,0 +1,481 @@
+//! The embedded default store. WAL and synchronous=FULL; every write transaction
+//! is BEGIN IMMEDIATE so concurrent processes serialise on the database lock.
+
+use super::*;
+use crate::audit::{self, AuditRecord};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE requests (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    role        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    requester   TEXT NOT NULL,
+    expires_at  TEXT,
+    decide_by   TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    data        TEXT NOT NULL
+);
+CREATE INDEX requests_role_state ON requests(role, state);
+CREATE INDEX requests_state ON requests(state);
+CREATE TABLE audit (
+    seq         INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    request_id  INTEGER,
+    action      TEXT NOT NULL,
+    from_state  TEXT,
+    to_state    TEXT,
+    detail      TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+-- Append-only in normal operation. Anyone with the file can drop these triggers,
+-- which is why the hash chain exists.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL UNIQUE,
+    audit_seq       INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at    TEXT,
+    last_error      TEXT
+);
+CREATE INDEX outbox_due ON outbox(delivered_at, next_attempt_at);
+"#];
+
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn state_list(states: &[State]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the store at `path`. The directory
+    /// is created private to the user: requests carry reasons and names.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(15))
+            .map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        let store = SqliteStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let found: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(m).map_err(db)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn with_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    fn lock_holder(
+        tx: &Connection,
+        role: &str,
+        except: Option<RequestId>,
+    ) -> Result<Option<(RequestId, State)>, StoreError> {
+        let sql = format!(
+            "SELECT id, state FROM requests WHERE role = ?1 AND state IN ({}) AND id != ?2 ORDER BY id LIMIT 1",
+            state_list(&State::LOCKING)
+        );
+        tx.query_row(&sql, params![role, except.map_or(0, |i| i.0)], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()
+        .map_err(db)
+        .map(|o| o.map(|(id, st)| (RequestId(id), State::parse(&st).unwrap_or(State::Active))))
+    }
+
+    fn append(
+        tx: &Connection,
+        request_id: RequestId,
+        event: &Event,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (last_seq, prev_hash): (i64, String) = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?
+            .unwrap_or((0, audit::GENESIS.to_string()));
+        let rec = audit::seal(
+            AuditRecord {
+                seq: last_seq + 1,
+                at: ts(now),
+                actor: event.actor.clone(),
+                request_id: Some(request_id.0),
+                action: event.action.to_string(),
+                from_state: event.from.map(|s| s.as_str().to_string()),
+                to_state: Some(event.to.as_str().to_string()),
+                detail: audit::canonical_detail(&event.detail),
+                prev_hash: String::new(),
+                hash: String::new(),
+            },
+            &prev_hash,
+        );
+        tx.execute(
+            "INSERT INTO audit (seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                rec.seq,
+                rec.at,
+                rec.actor,
+                rec.request_id,
+                rec.action,
+                rec.from_state,
+                rec.to_state,
+                rec.detail,
+                rec.prev_hash,
+                rec.hash
+            ],
+        )
+        .map_err(db)?;
+        for (i, a) in alerts.iter().enumerate() {
+            let event_id = format!("{}-{}-{}", request_id, rec.seq, i);
+            let payload = serde_json::json!({
+                "event_id": event_id,
+                "kind": a.kind,
+                "severity": a.severity,
+                "audit_seq": rec.seq,
+                "audit_hash": rec.hash,
+                "at": rec.at,
+                "data": a.payload,
+            });
+            tx.execute(
+                "INSERT INTO outbox (event_id, audit_seq, created_at, payload, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?3)",
+                params![event_id, rec.seq, rec.at, payload.to_string()],
+            )
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn write_row(tx: &Connection, req: &Request, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let data = serde_json::to_string(req).map_err(|e| StoreError::Db(e.to_string()))?;
+        tx.execute(
+            "UPDATE requests SET state = ?2, version = ?3, expires_at = ?4, decide_by = ?5, updated_at = ?6, data = ?7 WHERE id = ?1",
+            params![
+                req.id.0,
+                req.state.as_str(),
+                req.version,
+                req.expires_at().map(ts),
+                ts(req.decide_by),
+                ts(now),
+                data
+            ],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    fn parse_row(data: String) -> Result<Request, StoreError> {
+        serde_json::from_str(&data)
+            .map_err(|e| StoreError::Db(format!("a stored request does not parse: {e}")))
+    }
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    fn insert_request(
+        &self,
+        req: &Request,
+        event: &Event,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<Request, StoreError> {
+        self.with_tx(|tx| {
+            if let Some((by, state)) = Self::lock_holder(tx, &req.role, None)? {
+                return Err(StoreError::Locked {
+                    role: req.role.clone(),
+                    by,
+                    state,
+                });
+            }
+            tx.execute(
+                "INSERT INTO requests (role, state, version, requester, decide_by, updated_at, data) VALUES (?1, ?2, 1, ?3, ?4, ?5, '{}')",
+                params![req.role, req.state.as_str(), req.requester, ts(req.decide_by), ts(now)],
+            )
+            .map_err(db)?;
+            let mut stored = req.clone();
+            stored.id = RequestId(tx.last_insert_rowid());
+            stored.version = 1;
+            Self::write_row(tx, &stored, now)?;
+            Self::append(tx, stored.id, event, alerts, now)?;
+            Ok(stored)
+        })
+    }
+
+    fn commit(
+        &self,
+        req: &Request,
+        event: &Event,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<Request, StoreError> {
+        self.with_tx(|tx| {
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM requests WHERE id = ?1",
+                    params![req.id.0],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            match current {
+                None => return Err(StoreError::NotFound(req.id)),
+                Some(v) if v != req.version => return Err(StoreError::Conflict(req.id)),
+                Some(_) => {}
+            }
+            if req.state == State::Granting {
+                if let Some((by, state)) = Self::lock_holder(tx, &req.role, Some(req.id))? {
+                    return Err(StoreError::Locked {
+                        role: req.role.clone(),
+                        by,
+                        state,
+                    });
+                }
+            }
+            let mut stored = req.clone();
+            stored.version += 1;
+            Self::write_row(tx, &stored, now)?;
+            Self::append(tx, stored.id, event, alerts, now)?;
+            Ok(stored)
+        })
+    }
+
+    fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let data: Option<String> = conn
+            .query_row(
+                "SELECT data FROM requests WHERE id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        data.map(Self::parse_row).transpose()
+    }
+
+    fn list(&self, q: &Query) -> Result<Vec<Request>, StoreError> {
+        let mut sql = String::from("SELECT data FROM requests WHERE 1=1");
+        if let Some(states) = &q.states {
+            sql.push_str(&format!(" AND state IN ({})", state_list(states)));
+        }
+        let mut args: Vec<String> = vec![];
+        if let Some(r) = &q.role {
+            args.push(r.clone());
+            sql.push_str(&format!(" AND role = ?{}", args.len()));
+        }
+        if let Some(r) = &q.requester {
+            args.push(r.clone());
+            sql.push_str(&format!(" AND requester = ?{}", args.len()));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        if let Some(l) = q.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn.prepare(&sql).map_err(db)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db).and_then(Self::parse_row))
+            .collect()
+    }
+
+    fn role_lock(&self, role: &str) -> Result<Option<(RequestId, State)>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        Self::lock_holder(&conn, role, None)
+    }
+
+    fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let conn = self.conn.lock().unwrap();
+        Ok(conn
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?
+            .unwrap_or((0, audit::GENESIS.to_string())))
+    }
+
+    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+                 FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![from, limit as i64], |r| {
+                Ok(AuditRecord {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    request_id: r.get(3)?,
+                    action: r.get(4)?,
+                    from_state: r.get(5)?,
+                    to_state: r.get(6)?,
+                    detail: r.get(7)?,
+                    prev_hash: r.get(8)?,
+                    hash: r.get(9)?,
+                })
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
+    }
+
+    fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, event_id, payload, attempts FROM outbox
+                 WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![ts(now), limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            })
+            .map_err(db)?;
+        rows.map(|r| {
+            let (id, event_id, payload, attempts) = r.map_err(db)?;
+            Ok(OutboxRow {
+                id,
+                event_id,
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                attempts,
+            })
+        })
+        .collect()
+    }
+
+    fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            tx.execute(
+                "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                params![id, ts(now)],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                params![id, error, ts(retry_at)],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn outbox_undelivered(&self) -> Result<u64, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(db)
+    }
+}
