@@ -216,6 +216,13 @@ impl Engine {
                 format!("{who} may not end {id}: its requester, approvers or certifiers may"),
             ));
         }
+        if matches!(
+            req.state,
+            State::Ended | State::Reviewed | State::Certified | State::Failed
+        ) {
+            // Idempotent: the backend already confirmed; nothing to do, nothing to audit.
+            return Ok(req);
+        }
         if req.state == State::Revoking {
             // Already under way (perhaps a failed attempt): try again now.
             return self.perform_revoke(req).await;

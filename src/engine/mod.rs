@@ -121,10 +121,17 @@ impl Engine {
 
     /// Opens the store and builds the backends, sources and sinks a config names.
     pub fn from_config(cfg: &Config) -> Result<Self> {
+        Ok(Engine::new(Parts::from_config(cfg)?))
+    }
+}
+
+impl Parts {
+    /// The parts a config names, on the system clock; tests swap pieces out.
+    pub fn from_config(cfg: &Config) -> Result<Self> {
         let store: Arc<dyn Store> = match &cfg.store {
             StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
         };
-        Ok(Engine::new(Parts {
+        Ok(Parts {
             policy: cfg.policy.clone(),
             store,
             backends: cfg
@@ -140,9 +147,11 @@ impl Engine {
             sinks: cfg.alert_sinks.iter().map(crate::alert::build).collect(),
             clock: Arc::new(SystemClock),
             recovery: cfg.recovery.clone(),
-        }))
+        })
     }
+}
 
+impl Engine {
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

@@ -1,0 +1,151 @@
+//! Shared test scaffolding: a demo-config engine on a manual clock, and a way to
+//! run the real binary.
+#![allow(dead_code)]
+
+use breakglass::backend::{Credential, DemoBackend};
+use breakglass::clock::ManualClock;
+use breakglass::config::{self, BackendConfig, Config};
+use breakglass::domain::{Request, RequestId, ReviewAnswers, State};
+use breakglass::engine::{Engine, IncidentChoice, Parts, RequestInput};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+pub const DBA: &str = "prod-db-emergency-dba"; // 2 approvals, max 1 extension
+pub const K8S: &str = "k8s-cluster-admin"; // ticket pattern, 1 approval
+pub const PLUGIN_ROLE: &str = "payments-api-operator"; // exec backend
+pub const IAM: &str = "iam-breakglass-admin";
+
+pub struct H {
+    pub tmp: tempfile::TempDir,
+    pub cfg: Config,
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+}
+
+pub fn harness() -> H {
+    harness_with(|_| {})
+}
+
+/// A demo config in a temp dir, its engine on a manual clock; `f` may swap parts.
+pub fn harness_with(f: impl FnOnce(&mut Parts)) -> H {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = breakglass::demo::prepare(tmp.path()).unwrap();
+    let cfg = config::load(&path).unwrap();
+    let mut parts = Parts::from_config(&cfg).unwrap();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    parts.clock = clock.clone();
+    f(&mut parts);
+    H {
+        tmp,
+        cfg,
+        engine: Engine::new(parts),
+        clock,
+    }
+}
+
+pub fn input(role: &str, incident: IncidentChoice) -> RequestInput {
+    RequestInput {
+        incident,
+        role: role.into(),
+        condition: "production outage".into(),
+        reason: "checkout is down; need to fail over the primary".into(),
+        ttl_seconds: None,
+    }
+}
+
+pub fn inc(id: &str) -> IncidentChoice {
+    IncidentChoice::Id(id.into())
+}
+
+pub fn answers() -> ReviewAnswers {
+    ReviewAnswers {
+        actions_taken: "promoted the replica".into(),
+        systems_touched: "db-1".into(),
+        access_necessary: true,
+        credentials_copied: false,
+        credentials_copied_where: String::new(),
+        follow_ups: "automate failover".into(),
+    }
+}
+
+impl H {
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The simulated target of the `demo` backend.
+    pub fn demo_target(&self) -> DemoBackend {
+        match &self.cfg.backends["demo"] {
+            BackendConfig::Demo { state_path } => DemoBackend::new(state_path.clone()),
+            _ => unreachable!(),
+        }
+    }
+
+    pub fn leases(&self) -> Vec<(String, String)> {
+        self.demo_target().active_leases().unwrap()
+    }
+
+    pub fn audit_len(&self) -> i64 {
+        self.engine.store().audit_head().unwrap().0
+    }
+
+    pub fn state(&self, id: RequestId) -> State {
+        self.engine.load(id).unwrap().state
+    }
+
+    /// alice requests `role`, the needed approvers approve.
+    pub async fn approved(&self, role: &str) -> Request {
+        let r = self
+            .engine
+            .request("alice", input(role, inc("INC-1042")))
+            .await
+            .unwrap();
+        let mut last = r.clone();
+        for who in ["bob", "carol"].iter().take(r.approvals_required as usize) {
+            last = self.engine.approve(who, r.id, None).unwrap();
+        }
+        assert_eq!(last.state, State::Approved);
+        last
+    }
+
+    pub async fn active(&self, role: &str) -> (Request, Credential) {
+        let r = self.approved(role).await;
+        self.engine.activate("alice", r.id).await.unwrap()
+    }
+
+    pub fn alerts_of_kind(&self, kind: &str) -> usize {
+        self.engine
+            .store()
+            .outbox_due(chrono::Utc::now() + chrono::Duration::days(3650), 10_000)
+            .unwrap()
+            .iter()
+            .filter(|r| r.payload["kind"] == kind)
+            .count()
+    }
+}
+
+/// Runs the real binary against a config, as a demo persona when `who` is given.
+pub fn bg(config: &Path, who: Option<&str>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_breakglass"));
+    c.arg("--config").arg(config);
+    if let Some(w) = who {
+        c.args(["--as", w]);
+    }
+    c.args(args).env_remove("BREAKGLASS_FAILPOINT");
+    c.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn demo_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = breakglass::demo::prepare(tmp.path()).unwrap();
+    (tmp, path)
+}
