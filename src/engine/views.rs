@@ -37,6 +37,7 @@ pub struct RoleView {
 /// A request seen by the person looking at it: what they may do with it now.
 #[derive(Debug, Clone, Serialize)]
 pub struct Activation {
+    #[serde(flatten)]
     pub request: Request,
     pub remaining_seconds: Option<i64>,
 }

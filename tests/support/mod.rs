@@ -149,3 +149,74 @@ pub fn demo_dir() -> (tempfile::TempDir, PathBuf) {
     let path = breakglass::demo::prepare(tmp.path()).unwrap();
     (tmp, path)
 }
+
+/// Runs the binary with extra environment (e.g. a fail point).
+pub fn bg_env(config: &Path, who: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_breakglass"));
+    c.arg("--config").arg(config);
+    if let Some(w) = who {
+        c.args(["--as", w]);
+    }
+    c.args(args).env_remove("BREAKGLASS_FAILPOINT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+/// Asserts success and returns the JSON document printed.
+pub fn ok_json(o: Output) -> serde_json::Value {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    json(&o)
+}
+
+/// The demo backend's simulated target for a demo dir.
+pub fn demo_leases(dir: &Path) -> Vec<(String, String)> {
+    DemoBackend::new(dir.join("demo-target-demo.sqlite"))
+        .active_leases()
+        .unwrap()
+}
+
+/// Audit actions in order, read straight from the store file.
+pub fn audit_actions(dir: &Path) -> Vec<(i64, String)> {
+    let c = rusqlite::Connection::open(dir.join("breakglass.sqlite")).unwrap();
+    let mut st = c
+        .prepare("SELECT request_id, action FROM audit ORDER BY seq")
+        .unwrap();
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+pub const REQUEST_DBA: &[&str] = &[
+    "request",
+    "--incident",
+    "INC-1042",
+    "--role",
+    "prod-db-emergency-dba",
+    "--condition",
+    "production outage",
+    "--reason",
+    "primary is read-only",
+];
+pub const REQUEST_K8S: &[&str] = &[
+    "request",
+    "--ticket",
+    "CHG-77",
+    "--role",
+    "k8s-cluster-admin",
+    "--condition",
+    "failed automation path",
+    "--reason",
+    "deploy pipeline wedged",
+];
