@@ -220,3 +220,5 @@ pub const REQUEST_K8S: &[&str] = &[
     "--reason",
     "deploy pipeline wedged",
 ];
+
+pub mod store_conformance;
