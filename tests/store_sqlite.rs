@@ -23,14 +23,24 @@ fn schema_is_versioned_and_data_survives_reopen() {
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(s.get(r.id).unwrap().unwrap(), r);
     let c = rusqlite::Connection::open(&path).unwrap();
-    let v: i64 = c.query_row("PRAGMA user_version", [], |x| x.get(0)).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |x| x.get(0))
+        .unwrap();
     assert_eq!(v, breakglass::store::sqlite::SCHEMA_VERSION);
-    let mode: String = c.query_row("PRAGMA journal_mode", [], |x| x.get(0)).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |x| x.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // A store written by a newer breakglass is not touched.
     c.pragma_update(None, "user_version", 99).unwrap();
     drop(c);
-    assert!(matches!(SqliteStore::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
 }

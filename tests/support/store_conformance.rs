@@ -9,7 +9,11 @@ use breakglass::store::{AlertDraft, Query, Store, StoreError};
 use chrono::{Duration, Utc};
 
 pub fn role(name: &str) -> RolePolicy {
-    let anyone = Principals { anyone: true, written: vec!["*".into()], ..Default::default() };
+    let anyone = Principals {
+        anyone: true,
+        written: vec!["*".into()],
+        ..Default::default()
+    };
     RolePolicy {
         name: name.into(),
         description: String::new(),
@@ -31,14 +35,19 @@ pub fn role(name: &str) -> RolePolicy {
 }
 
 fn owner() -> Owner {
-    Owner { host: "test".into(), pid: 1 }
+    Owner {
+        host: "test".into(),
+        pid: 1,
+    }
 }
 
 pub fn insert(s: &dyn Store, role_name: &str, who: &str) -> Request {
     let (req, ev) = lifecycle::new_request(
         &role(role_name),
         NewRequest {
-            incident: IncidentRef::Ticket { reference: "INC-1".into() },
+            incident: IncidentRef::Ticket {
+                reference: "INC-1".into(),
+            },
             condition: "outage".into(),
             reason: "r".into(),
             ttl_seconds: None,
@@ -64,7 +73,11 @@ pub fn activate(s: &dyn Store, mut r: Request) -> Request {
 }
 
 fn alert() -> AlertDraft {
-    AlertDraft { kind: "activation".into(), severity: "high".into(), payload: serde_json::json!({"x": 1}) }
+    AlertDraft {
+        kind: "activation".into(),
+        severity: "high".into(),
+        payload: serde_json::json!({"x": 1}),
+    }
 }
 
 fn verify(s: &dyn Store) -> u64 {
@@ -83,7 +96,10 @@ pub fn insert_assigns_ids_versions_and_audits(s: &dyn Store) {
     assert_eq!(s.get(a.id).unwrap().unwrap(), a);
     assert_eq!(s.audit_head().unwrap().0, 2);
     let ev = &s.audit_range(1, 10).unwrap()[0];
-    assert_eq!((ev.request_id, ev.action.as_str(), ev.actor.as_str()), (Some(a.id.0), "request.created", "alice"));
+    assert_eq!(
+        (ev.request_id, ev.action.as_str(), ev.actor.as_str()),
+        (Some(a.id.0), "request.created", "alice")
+    );
     assert_eq!(verify(s), 2);
 }
 
@@ -97,9 +113,19 @@ pub fn stale_versions_conflict_and_change_nothing(s: &dyn Store) {
     let mut y = r.clone();
     let ev = lifecycle::cancel(&mut y, "alice", Utc::now()).unwrap();
     let head = s.audit_head().unwrap();
-    assert!(matches!(s.commit(&y, &ev, &[alert()], Utc::now()), Err(StoreError::Conflict(id)) if id == r.id));
-    assert_eq!(s.audit_head().unwrap(), head, "no audit event for a lost race");
-    assert_eq!(s.outbox_undelivered().unwrap(), 0, "no alert for a lost race");
+    assert!(
+        matches!(s.commit(&y, &ev, &[alert()], Utc::now()), Err(StoreError::Conflict(id)) if id == r.id)
+    );
+    assert_eq!(
+        s.audit_head().unwrap(),
+        head,
+        "no audit event for a lost race"
+    );
+    assert_eq!(
+        s.outbox_undelivered().unwrap(),
+        0,
+        "no alert for a lost race"
+    );
     assert_eq!(s.get(r.id).unwrap().unwrap().state, State::Approved);
 }
 
@@ -109,7 +135,10 @@ pub fn unknown_requests(s: &dyn Store) {
     ghost.id = breakglass::domain::RequestId(r.id.0 + 1000);
     assert!(s.get(ghost.id).unwrap().is_none());
     let ev = lifecycle::cancel(&mut ghost.clone(), "alice", Utc::now()).unwrap();
-    assert!(matches!(s.commit(&ghost, &ev, &[], Utc::now()), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.commit(&ghost, &ev, &[], Utc::now()),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub fn the_role_lock_is_checked_atomically(s: &dyn Store) {
@@ -125,7 +154,9 @@ pub fn the_role_lock_is_checked_atomically(s: &dyn Store) {
     let ev = lifecycle::begin_grant(&mut b2, "bob", owner(), Utc::now()).unwrap();
     let head = s.audit_head().unwrap();
     match s.commit(&b2, &ev, &[], Utc::now()) {
-        Err(StoreError::Locked { role, by, state }) => assert_eq!((role.as_str(), by, state), ("r1", a.id, State::Active)),
+        Err(StoreError::Locked { role, by, state }) => {
+            assert_eq!((role.as_str(), by, state), ("r1", a.id, State::Active))
+        }
         other => panic!("expected Locked, got {other:?}"),
     }
     assert_eq!(s.audit_head().unwrap(), head);
@@ -133,12 +164,22 @@ pub fn the_role_lock_is_checked_atomically(s: &dyn Store) {
     // New requests for a locked role are refused too.
     let (req, ev) = lifecycle::new_request(
         &role("r1"),
-        NewRequest { incident: IncidentRef::Ticket { reference: "INC-2".into() }, condition: "outage".into(), reason: "r".into(), ttl_seconds: None },
+        NewRequest {
+            incident: IncidentRef::Ticket {
+                reference: "INC-2".into(),
+            },
+            condition: "outage".into(),
+            reason: "r".into(),
+            ttl_seconds: None,
+        },
         "carol",
         Utc::now(),
     )
     .unwrap();
-    assert!(matches!(s.insert_request(&req, &ev, &[], Utc::now()), Err(StoreError::Locked { .. })));
+    assert!(matches!(
+        s.insert_request(&req, &ev, &[], Utc::now()),
+        Err(StoreError::Locked { .. })
+    ));
 }
 
 pub fn list_filters_and_orders(s: &dyn Store) {
@@ -146,14 +187,49 @@ pub fn list_filters_and_orders(s: &dyn Store) {
     let b = insert(s, "r2", "bob");
     let c = insert(s, "r2", "alice");
     let _ = activate(s, a.clone());
-    let ids = |q: Query| s.list(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let ids = |q: Query| {
+        s.list(&q)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(Query::default()), vec![c.id, b.id, a.id]);
-    assert_eq!(ids(Query { states: Some(vec![State::Active]), ..Default::default() }), vec![a.id]);
-    assert_eq!(ids(Query { role: Some("r2".into()), ..Default::default() }), vec![c.id, b.id]);
-    assert_eq!(ids(Query { requester: Some("alice".into()), states: Some(vec![State::Pending]), ..Default::default() }), vec![c.id]);
-    assert_eq!(ids(Query { limit: Some(1), ..Default::default() }), vec![c.id]);
+    assert_eq!(
+        ids(Query {
+            states: Some(vec![State::Active]),
+            ..Default::default()
+        }),
+        vec![a.id]
+    );
+    assert_eq!(
+        ids(Query {
+            role: Some("r2".into()),
+            ..Default::default()
+        }),
+        vec![c.id, b.id]
+    );
+    assert_eq!(
+        ids(Query {
+            requester: Some("alice".into()),
+            states: Some(vec![State::Pending]),
+            ..Default::default()
+        }),
+        vec![c.id]
+    );
+    assert_eq!(
+        ids(Query {
+            limit: Some(1),
+            ..Default::default()
+        }),
+        vec![c.id]
+    );
     // Values that look like SQL are just values.
-    assert!(ids(Query { role: Some("r1' OR '1'='1".into()), ..Default::default() }).is_empty());
+    assert!(ids(Query {
+        role: Some("r1' OR '1'='1".into()),
+        ..Default::default()
+    })
+    .is_empty());
 }
 
 pub fn alerts_are_queued_with_their_transition_and_retried(s: &dyn Store) {
@@ -166,13 +242,24 @@ pub fn alerts_are_queued_with_their_transition_and_retried(s: &dyn Store) {
     assert_eq!(row.payload["kind"], "activation");
     assert_eq!(row.payload["audit_seq"], s.audit_head().unwrap().0);
     assert!(row.event_id.starts_with(&a.id.to_string()));
-    s.outbox_failed(row.id, "sink down", now + Duration::seconds(60)).unwrap();
-    assert!(s.outbox_due(now, 10).unwrap().is_empty(), "not due before its retry time");
+    s.outbox_failed(row.id, "sink down", now + Duration::seconds(60))
+        .unwrap();
+    assert!(
+        s.outbox_due(now, 10).unwrap().is_empty(),
+        "not due before its retry time"
+    );
     let again = s.outbox_due(now + Duration::seconds(61), 10).unwrap();
-    assert_eq!((again[0].event_id.as_str(), again[0].attempts), (row.event_id.as_str(), 1), "stable id across retries");
+    assert_eq!(
+        (again[0].event_id.as_str(), again[0].attempts),
+        (row.event_id.as_str(), 1),
+        "stable id across retries"
+    );
     s.outbox_delivered(row.id, now).unwrap();
     assert_eq!(s.outbox_undelivered().unwrap(), 0);
-    assert!(s.outbox_due(now + Duration::days(1), 10).unwrap().is_empty());
+    assert!(s
+        .outbox_due(now + Duration::days(1), 10)
+        .unwrap()
+        .is_empty());
 }
 
 pub fn audit_pages_in_order_and_chains(s: &dyn Store) {
@@ -181,10 +268,16 @@ pub fn audit_pages_in_order_and_chains(s: &dyn Store) {
     }
     let p1 = s.audit_range(1, 10).unwrap();
     let p2 = s.audit_range(11, 10).unwrap();
-    assert_eq!(p1.iter().map(|r| r.seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        p1.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
     assert_eq!(p2[0].prev_hash, p1[9].hash);
     assert_eq!(verify(s), 25);
-    assert_eq!(s.audit_head().unwrap().1, s.audit_range(25, 1).unwrap()[0].hash);
+    assert_eq!(
+        s.audit_head().unwrap().1,
+        s.audit_range(25, 1).unwrap()[0].hash
+    );
 }
 
 #[macro_export]
