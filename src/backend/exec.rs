@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 pub const PROTOCOL: &str = "breakglass.exec/v1";
@@ -40,6 +40,20 @@ struct Reply {
 
 fn clean(s: &str) -> String {
     crate::sanitize::line(s.trim(), 500)
+}
+
+/// Reads at most `cap` bytes into `buf`, then drains and discards the rest.
+/// Stopping at the cap instead left a chatty plugin blocked on a full pipe, so
+/// every oversized reply ended as a timeout. Returns whether output was dropped.
+async fn read_capped(
+    r: impl AsyncRead + Unpin,
+    cap: u64,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let mut r = r.take(cap);
+    r.read_to_end(buf).await?;
+    let dropped = tokio::io::copy(r.get_mut(), &mut tokio::io::sink()).await?;
+    Ok(dropped > 0)
 }
 
 impl ExecBackend {
@@ -88,8 +102,8 @@ impl ExecBackend {
         })?;
         let pid = child.id();
         let mut stdin = child.stdin.take().expect("piped");
-        let mut stdout = child.stdout.take().expect("piped").take(MAX_STDOUT);
-        let mut stderr = child.stderr.take().expect("piped").take(MAX_STDERR);
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
 
         let work = async {
             // A plugin that never reads stdin must not block us: ignore EPIPE.
@@ -98,17 +112,18 @@ impl ExecBackend {
             let mut out = Zeroizing::new(Vec::new());
             let mut err = Vec::new();
             let (a, b, status) = tokio::join!(
-                stdout.read_to_end(&mut out),
-                stderr.read_to_end(&mut err),
+                read_capped(stdout, MAX_STDOUT, &mut out),
+                read_capped(stderr, MAX_STDERR, &mut err),
                 child.wait()
             );
-            a.and(b)
+            let out_dropped = b
+                .and(a)
                 .map_err(|e| BackendError::Failed(format!("reading plugin output: {e}")))?;
             let status =
                 status.map_err(|e| BackendError::Failed(format!("waiting for plugin: {e}")))?;
-            Ok::<_, BackendError>((status, out, err))
+            Ok::<_, BackendError>((status, out, err, out_dropped))
         };
-        let (status, out, err) = match tokio::time::timeout(self.timeout, work).await {
+        let (status, out, err, out_dropped) = match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r?,
             Err(_) => {
                 // Kill the whole group: a shell plugin's children would keep its pipes open.
@@ -135,6 +150,12 @@ impl ExecBackend {
                 format!(": {stderr_text}")
             };
             return Err(BackendError::Failed(format!("plugin {op} {how}{detail}")));
+        }
+        if out_dropped {
+            return Err(BackendError::Protocol(format!(
+                "plugin {op} printed more than {} MiB on stdout; see the plugin protocol in the README",
+                MAX_STDOUT >> 20
+            )));
         }
         let reply: Reply = serde_json::from_slice(&out).map_err(|e| {
             BackendError::Protocol(format!(
