@@ -593,7 +593,7 @@ async fn expiry_is_a_stored_instant_enforced_by_the_sweep() {
     assert!(h.engine.recover().await.unwrap().expired_revoked.is_empty());
     assert_eq!(
         h.engine
-            .activation(h.engine.load(r.id).unwrap())
+            .view(h.engine.load(r.id).unwrap())
             .remaining_seconds,
         Some(60)
     );

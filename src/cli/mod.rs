@@ -112,11 +112,11 @@ async fn dispatch(cli: Cli) -> CliResult {
     }
     let cfg = load_config(&cli)?;
     let engine = Engine::from_config(&cfg)?;
-    run_command(&cli, &cfg, &engine).await
+    run_command(&cli, &engine).await
 }
 
-/// Every command that works on a store; `demo` reuses it after preparing its files.
-pub async fn run_command(cli: &Cli, cfg: &Config, engine: &Engine) -> CliResult {
+/// Every command that works on a store.
+pub async fn run_command(cli: &Cli, engine: &Engine) -> CliResult {
     let who = || crate::identity::resolve(engine.policy(), cli.as_persona.as_deref());
     // Validates --as even for commands that do not need an identity.
     if cli.as_persona.is_some() {
@@ -145,7 +145,7 @@ pub async fn run_command(cli: &Cli, cfg: &Config, engine: &Engine) -> CliResult 
         Command::Request(a) => request(engine, &who()?, a, json).await,
         Command::Activate { id } => {
             let (req, cred) = engine.activate(&who()?, parse_id(id)?).await?;
-            output::credential(&engine.activation(req), &cred, json);
+            output::credential(&engine.view(req), &cred, json);
             Ok(exit::OK)
         }
         Command::Approve { id, comment } => {
@@ -221,10 +221,8 @@ pub async fn run_command(cli: &Cli, cfg: &Config, engine: &Engine) -> CliResult 
             format: ExportFormat::Jsonl,
             output: out,
         }) => audit_export(engine, out.as_deref()),
-        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => {
-            let _ = cfg;
-            Ok(exit::OK)
-        }
+        // Handled in `dispatch` before a store is opened.
+        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => Ok(exit::OK),
     }
 }
 
@@ -374,7 +372,7 @@ async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> Cli
         match cur.state {
             State::Approved => {
                 let (r, cred) = engine.activate(who, req.id).await?;
-                output::credential(&engine.activation(r), &cred, json);
+                output::credential(&engine.view(r), &cred, json);
                 return Ok(exit::OK);
             }
             State::Pending if engine.now() >= cur.decide_by => {
@@ -411,7 +409,7 @@ fn status(engine: &Engine, id: Option<&str>, all: bool, json: bool) -> CliResult
     match id {
         Some(id) => {
             let req = engine.load(parse_id(id)?)?;
-            output::status_one(&engine.activation(req), undelivered, engine.now(), json);
+            output::status_one(&engine.view(req), undelivered, engine.now(), json);
         }
         None => {
             let q = if all {
@@ -433,7 +431,7 @@ fn status(engine: &Engine, id: Option<&str>, all: bool, json: bool) -> CliResult
             let list: Vec<_> = engine
                 .requests(&q)?
                 .into_iter()
-                .map(|r| engine.activation(r))
+                .map(|r| engine.view(r))
                 .collect();
             output::status_list(&list, undelivered, json);
         }

@@ -4,7 +4,7 @@
 use crate::audit::Broken;
 use crate::backend::Credential;
 use crate::domain::{format_hms, lifecycle::human, Request, State};
-use crate::engine::{Activation, Engine, RecoveryReport, RoleView};
+use crate::engine::{Engine, RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
 use crate::sanitize;
 use chrono::{DateTime, Utc};
@@ -161,13 +161,13 @@ pub fn summary(engine: &Engine, r: &Request) -> String {
 
 pub fn request_result(engine: &Engine, r: &Request, json: bool) {
     if json {
-        print_json(&json!({ "request": engine.activation(r.clone()) }));
+        print_json(&json!({ "request": engine.view(r.clone()) }));
     } else {
         println!("{}", summary(engine, r));
     }
 }
 
-pub fn credential(a: &Activation, cred: &Credential, json: bool) {
+pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
     let r = &a.request;
     if !crate::cli::may_print_credential(json) {
         println!(
@@ -202,7 +202,7 @@ pub fn credential(a: &Activation, cred: &Credential, json: bool) {
     println!("end early with `breakglass revoke {}`; access is revoked at expiry even if this terminal closes", r.id);
 }
 
-pub fn status_one(a: &Activation, undelivered: u64, now: DateTime<Utc>, json: bool) {
+pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: bool) {
     let r = &a.request;
     if json {
         print_json(&json!({ "request": a, "undelivered_alerts": undelivered }));
@@ -267,7 +267,7 @@ pub fn status_one(a: &Activation, undelivered: u64, now: DateTime<Utc>, json: bo
     }
 }
 
-pub fn status_list(list: &[Activation], undelivered: u64, json: bool) {
+pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
     if json {
         print_json(&json!({ "requests": list, "undelivered_alerts": undelivered }));
         return;

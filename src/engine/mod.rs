@@ -8,7 +8,7 @@ mod views;
 
 pub use actions::{IncidentChoice, RequestInput};
 pub use recovery::RecoveryReport;
-pub use views::{Activation, RoleView};
+pub use views::{RequestView, RoleView};
 
 use crate::alert::Sink;
 use crate::backend::Backend;

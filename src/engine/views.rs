@@ -36,7 +36,7 @@ pub struct RoleView {
 
 /// A request seen by the person looking at it: what they may do with it now.
 #[derive(Debug, Clone, Serialize)]
-pub struct Activation {
+pub struct RequestView {
     #[serde(flatten)]
     pub request: Request,
     pub remaining_seconds: Option<i64>,
@@ -85,9 +85,9 @@ impl Engine {
         (all, errors)
     }
 
-    pub fn activation(&self, req: Request) -> Activation {
+    pub fn view(&self, req: Request) -> RequestView {
         let remaining_seconds = req.remaining(self.clock.now()).map(|d| d.num_seconds());
-        Activation {
+        RequestView {
             request: req,
             remaining_seconds,
         }
