@@ -18,3 +18,4 @@ pub mod identity;
 pub mod incident;
 pub mod sanitize;
 pub mod store;
+pub mod tui;

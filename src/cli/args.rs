@@ -24,18 +24,28 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Console theme: default, light, high-contrast, colorblind, or a user theme
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
+
+    /// Without a command, opens the interactive console.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run on the embedded demo (throwaway config, SQLite store, demo backend)
+    /// Open the console on the embedded demo (throwaway config, SQLite store, demo backend)
     Demo {
         /// Reuse or create the demo in this directory instead of a fresh temp dir
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Only prepare the demo and print the CLI walk; do not open the console
+        #[arg(long)]
+        no_console: bool,
     },
+    /// Open the interactive console (the default without a command)
+    Console,
     /// Write a commented starter config
     Init {
         /// Overwrite an existing file

@@ -104,29 +104,83 @@ async fn recover_first(engine: &Engine) -> Result<(), Failure> {
 }
 
 async fn dispatch(cli: Cli) -> CliResult {
-    match &cli.command {
+    let command = match &cli.command {
+        None | Some(Command::Console) => {
+            let cfg = load_config(&cli)?;
+            return console(&cli, &cfg).await;
+        }
+        Some(c) => c,
+    };
+    match command {
         Command::Init { force } => return init(&cli, *force),
         Command::Config(ConfigCmd::Check) => return config_check(&cli),
-        Command::Demo { dir } => return demo(&cli, dir.clone()).await,
+        Command::Demo { dir, no_console } => return demo(&cli, dir.clone(), *no_console).await,
         _ => {}
     }
     let cfg = load_config(&cli)?;
     let engine = Engine::from_config(&cfg)?;
-    run_command(&cli, &engine).await
+    run_command(&cli, command, &engine).await
+}
+
+/// Opens the interactive console on a config.
+async fn console(cli: &Cli, cfg: &Config) -> CliResult {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "the console needs a terminal; for scripts use the subcommands (breakglass --help)",
+        ));
+    }
+    let engine = std::sync::Arc::new(Engine::from_config(cfg)?);
+    recover_first(&engine).await?;
+    let me = match (&cfg.policy.demo_personas, cli.as_persona.as_deref()) {
+        (Some(personas), None) => personas.first().cloned().unwrap_or_default(),
+        _ => crate::identity::resolve(engine.policy(), cli.as_persona.as_deref())?,
+    };
+    let name = cli.theme.clone().or_else(|| cfg.ui_theme.clone()).unwrap_or_else(|| "default".into());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let (theme, warning) = crate::tui::theme::Theme::load(&name, Some(&cfg.dir().join("themes")), no_color);
+    let summary = crate::tui::run(
+        engine.clone(),
+        crate::tui::Options {
+            theme,
+            warning,
+            drafts_dir: cfg.data_dir().join("drafts"),
+            me,
+            personas: cfg.policy.demo_personas.clone(),
+        },
+    )
+    .await
+    .map_err(|e| Failure::new(exit::FAILURE, format!("console: {e}")))?;
+    if !summary.still_active.is_empty() {
+        let daemon = crate::tui::daemon_running();
+        for (id, until) in &summary.still_active {
+            eprintln!(
+                "{id} is still ACTIVE until {}. It is revoked at expiry by {}.",
+                until.format("%H:%M:%S UTC"),
+                if daemon {
+                    "the running `breakglass daemon`"
+                } else {
+                    "the next breakglass command or a `breakglass daemon` (none is running now)"
+                }
+            );
+            eprintln!("  end it now with: breakglass revoke {id}");
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// Every command that works on a store.
-pub async fn run_command(cli: &Cli, engine: &Engine) -> CliResult {
+pub async fn run_command(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
     let who = || crate::identity::resolve(engine.policy(), cli.as_persona.as_deref());
     // Validates --as even for commands that do not need an identity.
     if cli.as_persona.is_some() {
         who()?;
     }
-    if !matches!(cli.command, Command::Sweep | Command::Daemon { .. }) {
+    if !matches!(command, Command::Sweep | Command::Daemon { .. }) {
         recover_first(engine).await?;
     }
     let json = cli.json;
-    match &cli.command {
+    match command {
         Command::Incidents => {
             let (list, errors) = engine.incidents().await;
             output::incidents(&list, &errors, engine.now(), json);
@@ -222,7 +276,7 @@ pub async fn run_command(cli: &Cli, engine: &Engine) -> CliResult {
             output: out,
         }) => audit_export(engine, out.as_deref()),
         // Handled in `dispatch` before a store is opened.
-        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } => Ok(exit::OK),
+        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } | Command::Console => Ok(exit::OK),
     }
 }
 
@@ -296,7 +350,7 @@ fn config_check(cli: &Cli) -> CliResult {
     }
 }
 
-async fn demo(cli: &Cli, dir: Option<PathBuf>) -> CliResult {
+async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> CliResult {
     let dir = match dir {
         Some(d) => d,
         None => crate::demo::fresh_dir()
@@ -310,6 +364,10 @@ async fn demo(cli: &Cli, dir: Option<PathBuf>) -> CliResult {
     })?;
     let cfg = config::load(&path)
         .map_err(|p| Failure::new(exit::FAILURE, format!("demo config: {p}")))?;
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if interactive && !no_console && !cli.json {
+        return console(cli, &cfg).await;
+    }
     let engine = Engine::from_config(&cfg)?;
     recover_first(&engine).await?;
     let exe = std::env::current_exe()

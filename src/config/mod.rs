@@ -56,9 +56,17 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     pub alert_sinks: Vec<SinkConfig>,
     pub recovery: RecoveryConfig,
+    /// The console theme chosen in `[ui] theme`.
+    pub ui_theme: Option<String>,
 }
 
 impl Config {
+    /// Where the store keeps its files (drafts live beside it).
+    pub fn data_dir(&self) -> PathBuf {
+        match &self.store {
+            StoreConfig::Sqlite { path } => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        }
+    }
     pub fn is_demo(&self) -> bool {
         self.policy.demo_personas.is_some()
     }

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
     pub alerts: Option<RawAlerts>,
     pub recovery: Option<RawRecovery>,
+    pub ui: Option<RawUi>,
     pub groups: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
     pub roles: Option<Vec<Spanned<RawRole>>>,
 }
@@ -107,4 +108,10 @@ pub struct RawRole {
     pub approvals_required: Option<Spanned<i64>>,
     #[serde(default)]
     pub rotate_after_use: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUi {
+    pub theme: Option<String>,
 }

@@ -306,6 +306,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
             backends,
             alert_sinks,
             recovery,
+            ui_theme: raw.ui.as_ref().and_then(|u| u.theme.clone()),
         })
     } else {
         Err(Problems(problems))

@@ -69,6 +69,86 @@ pub fn human(secs: i64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64)).to_string()
 }
 
+/// The parts of a request form a problem can be pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestField {
+    Incident,
+    Condition,
+    Reason,
+    Ttl,
+}
+
+/// Every problem with a request's fields, in form order, each saying what would be
+/// accepted. Front ends show them next to the field; `new_request` refuses with the first.
+pub fn field_problems(role: &RolePolicy, new: &NewRequest) -> Vec<(RequestField, String)> {
+    let mut out = vec![];
+    if let IncidentRef::Ticket { reference } = &new.incident {
+        match &role.ticket_pattern {
+            None => out.push((
+                RequestField::Incident,
+                format!(
+                    "role {} needs an open incident from a configured source (--incident ID); it does not accept manual tickets",
+                    role.name
+                ),
+            )),
+            Some(re) if !re.is_match(reference) => out.push((
+                RequestField::Incident,
+                format!(
+                    "ticket `{reference}` does not match role {}'s pattern {}; write a reference such as the pattern describes",
+                    role.name,
+                    re.as_str()
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if !role
+        .conditions
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(new.condition.trim()))
+    {
+        out.push((
+            RequestField::Condition,
+            format!(
+                "`{}` is not a condition of role {}; choose one of: {}",
+                new.condition.trim(),
+                role.name,
+                role.conditions
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let reason = new.reason.trim();
+    if reason.is_empty() {
+        out.push((
+            RequestField::Reason,
+            "a reason is required: say what is broken and what you will do with the access".into(),
+        ));
+    } else if reason.chars().count() > MAX_REASON_CHARS {
+        out.push((
+            RequestField::Reason,
+            format!("the reason is longer than {MAX_REASON_CHARS} characters; put details in the incident and summarise here"),
+        ));
+    }
+    let ttl = new.ttl_seconds.unwrap_or(role.default_ttl);
+    if ttl <= 0 || ttl > role.max_ttl {
+        out.push((
+            RequestField::Ttl,
+            format!(
+                "TTL {} is outside role {}'s bounds; ask for at most {} (default {})",
+                human(ttl),
+                role.name,
+                human(role.max_ttl),
+                human(role.default_ttl)
+            ),
+        ));
+    }
+    out
+}
+
 /// Validates a new request against the role. The id is assigned by the store.
 pub fn new_request(
     role: &RolePolicy,
@@ -83,64 +163,22 @@ pub fn new_request(
             role.requesters.describe()
         ));
     }
-    if let IncidentRef::Ticket { reference } = &new.incident {
-        match &role.ticket_pattern {
-            None => {
-                return policy(format!(
-                    "role {} needs an open incident from a configured source (--incident ID); it does not accept manual tickets",
-                    role.name
-                ))
-            }
-            Some(re) if !re.is_match(reference) => {
-                return policy(format!(
-                    "ticket `{reference}` does not match role {}'s pattern {}; write a reference such as the pattern describes",
-                    role.name,
-                    re.as_str()
-                ))
-            }
-            Some(_) => {}
-        }
+    if let Some((field, message)) = field_problems(role, &new).into_iter().next() {
+        let kind = if field == RequestField::Reason {
+            RefusalKind::Input
+        } else {
+            RefusalKind::Policy
+        };
+        return Err(Refusal { kind, message });
     }
-    let condition = match role
+    let condition = role
         .conditions
         .iter()
         .find(|c| c.eq_ignore_ascii_case(new.condition.trim()))
-    {
-        Some(c) => c.clone(),
-        None => {
-            return policy(format!(
-                "`{}` is not a condition of role {}; choose one of: {}",
-                new.condition.trim(),
-                role.name,
-                role.conditions
-                    .iter()
-                    .map(|c| format!("\"{c}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        }
-    };
+        .cloned()
+        .expect("checked by field_problems");
     let reason = new.reason.trim().to_string();
-    if reason.is_empty() {
-        return input(
-            "a reason is required: say what is broken and what you will do with the access",
-        );
-    }
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return input(format!(
-            "the reason is longer than {MAX_REASON_CHARS} characters; put details in the incident and summarise here"
-        ));
-    }
     let ttl = new.ttl_seconds.unwrap_or(role.default_ttl);
-    if ttl <= 0 || ttl > role.max_ttl {
-        return policy(format!(
-            "TTL {} is outside role {}'s bounds; ask for at most {} (default {})",
-            human(ttl),
-            role.name,
-            human(role.max_ttl),
-            human(role.default_ttl)
-        ));
-    }
     let req = Request {
         id: RequestId(0),
         role: role.name.clone(),

@@ -8,7 +8,7 @@ mod views;
 
 pub use actions::{IncidentChoice, RequestInput};
 pub use recovery::RecoveryReport;
-pub use views::{RequestView, RoleView};
+pub use views::{QueueItem, RequestView, RoleView};
 
 use crate::alert::Sink;
 use crate::backend::Backend;

@@ -97,47 +97,6 @@ impl Engine {
         Ok(self.store.list(q)?)
     }
 
-    /// Requests waiting for `who`'s approval (excluding their own).
-    pub fn approval_queue(&self, who: &str) -> Result<Vec<Request>> {
-        Ok(self
-            .store
-            .list(&Query {
-                states: Some(vec![State::Pending]),
-                ..Default::default()
-            })?
-            .into_iter()
-            .filter(|r| {
-                r.requester != who
-                    && !r.approvals.iter().any(|a| a.by == who)
-                    && self
-                        .policy
-                        .roles
-                        .get(&r.role)
-                        .is_some_and(|role| role.approvers.allows(who))
-            })
-            .collect())
-    }
-
-    /// Reviews waiting for `who`'s certification (excluding their own).
-    pub fn review_queue(&self, who: &str) -> Result<Vec<Request>> {
-        Ok(self
-            .store
-            .list(&Query {
-                states: Some(vec![State::Reviewed]),
-                ..Default::default()
-            })?
-            .into_iter()
-            .filter(|r| {
-                r.requester != who
-                    && self
-                        .policy
-                        .roles
-                        .get(&r.role)
-                        .is_some_and(|role| role.certifiers.allows(who))
-            })
-            .collect())
-    }
-
     /// Verifies the whole audit chain, streaming it from the store.
     pub fn verify_audit(&self) -> Result<(u64, Option<crate::audit::Broken>)> {
         let mut v = crate::audit::Verifier::default();
@@ -153,6 +112,71 @@ impl Engine {
                 }
             }
             from = batch.last().map(|r| r.seq + 1).unwrap_or(from);
+        }
+    }
+}
+
+/// A request in someone's queue, and why they cannot act on it when they cannot.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueItem {
+    pub request: Request,
+    pub blocked: Option<String>,
+}
+
+impl Engine {
+    /// Pending requests `who` approves or filed. The reason an item is blocked is
+    /// the lifecycle's own refusal, so no rule is restated here.
+    pub fn approvals_for(&self, who: &str) -> Result<Vec<QueueItem>> {
+        self.queue(State::Pending, |r, role| {
+            role.approvers.allows(who) || r.requester == who
+        }, |r, role, now| {
+            lifecycle::approve(r, role, who, None, now).map(|_| ())
+        })
+    }
+
+    /// Reviewed requests `who` certifies or filed.
+    pub fn reviews_for(&self, who: &str) -> Result<Vec<QueueItem>> {
+        self.queue(State::Reviewed, |r, role| {
+            role.certifiers.allows(who) || r.requester == who
+        }, |r, role, now| {
+            lifecycle::certify(r, role, who, "", now).map(|_| ())
+        })
+    }
+
+    fn queue(
+        &self,
+        state: State,
+        relevant: impl Fn(&Request, &RolePolicy) -> bool,
+        dry_run: impl Fn(&mut Request, &RolePolicy, DateTime<Utc>) -> std::result::Result<(), Refusal>,
+    ) -> Result<Vec<QueueItem>> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .list(&Query {
+                states: Some(vec![state]),
+                ..Default::default()
+            })?
+            .into_iter()
+            .filter_map(|r| {
+                let role = self.policy.roles.get(&r.role)?;
+                if !relevant(&r, role) {
+                    return None;
+                }
+                let blocked = dry_run(&mut r.clone(), role, now).err().map(|e| e.message);
+                Some(QueueItem { request: r, blocked })
+            })
+            .collect())
+    }
+
+    /// Problems with a request form's fields, for showing next to each field.
+    pub fn check_fields(
+        &self,
+        role: &str,
+        new: &lifecycle::NewRequest,
+    ) -> Vec<(lifecycle::RequestField, String)> {
+        match self.policy.roles.get(role) {
+            Some(r) => lifecycle::field_problems(r, new),
+            None => vec![(lifecycle::RequestField::Incident, format!("role `{role}` is not in the policy"))],
         }
     }
 }

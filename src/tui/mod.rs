@@ -1,0 +1,332 @@
+//! The interactive console: ratatui + crossterm on tokio. The app (state and
+//! update) never touches the engine; the runtime here runs engine calls in tasks
+//! and feeds their results back as messages, so a slow backend never freezes the
+//! screen. Redraws happen on input, on engine news and on a 1 s tick only.
+
+pub mod app;
+pub mod input;
+pub mod screens;
+pub mod theme;
+pub mod ui;
+pub mod widgets;
+
+use crate::domain::{RequestId, ReviewAnswers, State};
+use crate::engine::Engine;
+use crate::store::Query;
+use app::{App, Cmd, Msg, Snapshot};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use secrecy::ExposeSecret;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use theme::Theme;
+use tokio::sync::{mpsc, watch, Notify};
+
+pub struct Options {
+    pub theme: Theme,
+    pub warning: Option<String>,
+    pub drafts_dir: PathBuf,
+    pub me: String,
+    pub personas: Option<Vec<String>>,
+}
+
+/// What the console leaves behind, said once the terminal is restored.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub frames: u64,
+    pub still_active: Vec<(RequestId, chrono::DateTime<chrono::Utc>)>,
+}
+
+/// Everything the console shows, read for one identity.
+pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
+    let mut errors = vec![];
+    let (incidents, source_errors) = engine.incidents().await;
+    errors.extend(source_errors.into_iter().map(|e| e.to_string()));
+    fn ok<T: Default>(errors: &mut Vec<String>, r: Result<T, crate::engine::Error>) -> T {
+        r.unwrap_or_else(|e| {
+            errors.push(e.to_string());
+            T::default()
+        })
+    }
+    let roles = ok(&mut errors, engine.roles(Some(who)));
+    let mine = ok(
+        &mut errors,
+        engine.requests(&Query {
+            requester: Some(who.to_string()),
+            limit: Some(200),
+            ..Default::default()
+        }),
+    );
+    let approvals = ok(&mut errors, engine.approvals_for(who));
+    let reviews = ok(&mut errors, engine.reviews_for(who));
+    let head = engine.store().audit_head().map(|h| h.0).unwrap_or(0);
+    let audit = engine
+        .store()
+        .audit_range((head - 9_999).max(1), 10_000)
+        .unwrap_or_default();
+    let undelivered = engine.store().outbox_undelivered().unwrap_or(0);
+    Snapshot {
+        incidents,
+        source_errors: errors,
+        roles,
+        mine,
+        approvals,
+        reviews,
+        audit,
+        audit_head: head,
+        undelivered,
+    }
+}
+
+fn draft_path(dir: &Path, id: RequestId, who: &str) -> PathBuf {
+    dir.join(format!("{id}-{}.json", crate::sanitize::line(who, 64).replace(['/', '.'], "_")))
+}
+
+pub fn load_drafts(dir: &Path, who: &str) -> BTreeMap<RequestId, ReviewAnswers> {
+    let mut out = BTreeMap::new();
+    let suffix = format!("-{}.json", who.replace(['/', '.'], "_"));
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(&suffix).and_then(|i| i.parse::<RequestId>().ok()) {
+            if let Ok(a) = std::fs::read_to_string(e.path()).map(|t| serde_json::from_str::<ReviewAnswers>(&t)) {
+                if let Ok(a) = a {
+                    out.insert(id, a);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn save_draft(dir: &Path, id: RequestId, who: &str, a: &ReviewAnswers) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(draft_path(dir, id, who))?;
+    f.write_all(serde_json::to_string_pretty(a).unwrap_or_default().as_bytes())
+}
+
+type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
+
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+fn setup_terminal() -> std::io::Result<Term> {
+    // Whatever happens (a panic included), the operator gets their terminal back.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::cursor::Hide
+    )?;
+    Terminal::new(CrosstermBackend::new(std::io::stdout()))
+}
+
+/// Runs the console until the operator quits or a signal asks it to stop.
+pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let mut app = App::new(opts.me.clone(), opts.personas.clone(), engine.store().describe(), engine.now());
+    let checker_engine = engine.clone();
+    app.checker = Some(Arc::new(move |role: &str, new: &crate::domain::lifecycle::NewRequest| {
+        checker_engine.check_fields(role, new)
+    }));
+    app.drafts = load_drafts(&opts.drafts_dir, &opts.me);
+    if let Some(w) = &opts.warning {
+        app.flash = Some((app::Level::Warn, w.clone()));
+    }
+
+    let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
+    let (who_tx, who_rx) = watch::channel(opts.me.clone());
+    let refresh = Arc::new(Notify::new());
+    let watcher = tokio::spawn(watch_store(engine.clone(), who_rx, msg_tx.clone(), refresh.clone()));
+
+    let mut terminal = setup_terminal()?;
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut fast = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut summary = Summary::default();
+    let mut dirty = true;
+    let result: anyhow::Result<()> = async {
+        loop {
+            if dirty {
+                terminal.draw(|f| ui::render(f, &app, &opts.theme))?;
+                summary.frames += 1;
+                dirty = false;
+            }
+            let msg = tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => Msg::Key(k),
+                    Some(Ok(Event::Resize(..))) => Msg::Resize,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => break,
+                },
+                _ = tick.tick() => Msg::Tick(engine.now()),
+                // The spinner turns faster only while something is in flight.
+                _ = fast.tick(), if app.busy.is_some() => Msg::Tick(engine.now()),
+                Some(m) = msg_rx.recv() => m,
+                _ = sigterm.recv() => { app.update(Msg::Key(ctrl_c())); break }
+                _ = sighup.recv() => { app.update(Msg::Key(ctrl_c())); break }
+            };
+            dirty = true;
+            for cmd in app.update(msg) {
+                match cmd {
+                    Cmd::Quit => {}
+                    Cmd::Refresh => refresh.notify_one(),
+                    Cmd::Identity(who) => {
+                        app.drafts = load_drafts(&opts.drafts_dir, &who);
+                        let _ = who_tx.send(who);
+                    }
+                    Cmd::Copy(secret) => {
+                        use base64::Engine as _;
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(secret.expose_secret());
+                        let w = terminal.backend_mut();
+                        write!(w, "\x1b]52;c;{b64}\x07")?;
+                        w.flush()?;
+                    }
+                    Cmd::SaveDraft(id, a) => {
+                        if let Err(e) = save_draft(&opts.drafts_dir, id, &app.me, &a) {
+                            app.flash = Some((app::Level::Error, format!("could not save the draft: {e}")));
+                        }
+                    }
+                    Cmd::DeleteDraft(id) => {
+                        let _ = std::fs::remove_file(draft_path(&opts.drafts_dir, id, &app.me));
+                    }
+                    other => spawn_engine_call(engine.clone(), app.me.clone(), other, msg_tx.clone()),
+                }
+            }
+            if app.quitting {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // Save a review in progress however we leave.
+    if let Some(f) = &app.review {
+        let _ = save_draft(&opts.drafts_dir, f.id, &app.me, &f.answers());
+    }
+    restore_terminal();
+    let _ = terminal.show_cursor();
+    watcher.abort();
+    result?;
+    summary.still_active = engine
+        .requests(&Query {
+            states: Some(vec![State::Active]),
+            requester: Some(app.me.clone()),
+            ..Default::default()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| Some((r.id, r.expires_at()?)))
+        .collect();
+    Ok(summary)
+}
+
+fn ctrl_c() -> crossterm::event::KeyEvent {
+    crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('c'),
+        crossterm::event::KeyModifiers::CONTROL,
+    )
+}
+
+/// Keeps the view current: runs the sweeper's recovery (the console enforces
+/// expiry while it is open) and reloads when the audit head moves, which is how
+/// it notices approvers acting from other terminals.
+async fn watch_store(
+    engine: Arc<Engine>,
+    mut who: watch::Receiver<String>,
+    tx: mpsc::UnboundedSender<Msg>,
+    refresh: Arc<Notify>,
+) {
+    let mut last_head = -1;
+    let mut ticks: u64 = 0;
+    loop {
+        let force = tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+            _ = refresh.notified() => true,
+            _ = who.changed() => true,
+        };
+        ticks += 1;
+        if ticks % 2 == 0 || force {
+            let _ = engine.recover().await;
+        }
+        let head = engine.store().audit_head().map(|h| h.0).unwrap_or(-1);
+        if force || head != last_head || ticks % 15 == 0 {
+            last_head = head;
+            let me = who.borrow().clone();
+            let snap = snapshot(&engine, &me).await;
+            if tx.send(Msg::Loaded(Box::new(snap))).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn spawn_engine_call(engine: Arc<Engine>, who: String, cmd: Cmd, tx: mpsc::UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let e = |r: crate::engine::Error| r.to_string();
+        let msg = match cmd {
+            Cmd::Request(input) => Msg::Requested(engine.request(&who, input).await.map_err(e)),
+            Cmd::Activate(id) => Msg::Activated(id, engine.activate(&who, id).await.map_err(e)),
+            Cmd::Approve(id) => Msg::Acted("approved", engine.approve(&who, id, None).map_err(e)),
+            Cmd::Deny(id, reason) => Msg::Acted("denied", engine.deny(&who, id, &reason).map_err(e)),
+            Cmd::Cancel(id) => Msg::Acted("cancelled", engine.cancel(&who, id).map_err(e)),
+            Cmd::Revoke(id) => Msg::Acted("revoked", engine.revoke(&who, id, "ended early from the console").await.map_err(e)),
+            Cmd::Extend(id, secs, reason) => Msg::Acted("extended", engine.extend(&who, id, secs, &reason).await.map_err(e)),
+            Cmd::Review(id, answers) => Msg::Acted("reviewed", engine.review(&who, id, answers).map_err(e)),
+            Cmd::Certify(id, comment) => Msg::Acted("certified", engine.certify(&who, id, &comment).map_err(e)),
+            Cmd::Reject(id, comment) => Msg::Acted("review rejected", engine.reject(&who, id, &comment).map_err(e)),
+            Cmd::VerifyAudit => {
+                let head = engine.store().audit_head().map(|h| h.0).unwrap_or(0);
+                let eng = engine.clone();
+                let r = tokio::task::spawn_blocking(move || eng.verify_audit()).await;
+                match r {
+                    Ok(Ok((n, None))) => Msg::Verified(head, Ok(n)),
+                    Ok(Ok((_, Some(b)))) => Msg::Verified(head, Err(b)),
+                    Ok(Err(err)) => Msg::Acted("verified", Err(err.to_string())),
+                    Err(join) => Msg::Acted("verified", Err(join.to_string())),
+                }
+            }
+            _ => return,
+        };
+        let _ = tx.send(msg);
+    });
+}
+
+/// Whether some `breakglass daemon` runs on this host (so expiry is enforced
+/// after the console exits even without another command).
+pub fn daemon_running() -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"breakglass")) && args.iter().any(|a| *a == b"daemon")
+        })
+}

@@ -1,0 +1,238 @@
+//! Rendering: the chrome (tabs, hint line, status bar, overlays) and dispatch to
+//! the screen of the current tab. Reads the app; changes nothing.
+
+use super::app::{App, Dialog, Level, Tab};
+use super::screens;
+use super::theme::Theme;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+pub const MIN_W: u16 = 80;
+pub const MIN_H: u16 = 24;
+
+/// Untrusted text on its way to the screen.
+pub fn clean(s: &str) -> String {
+    crate::sanitize::line(s, 500)
+}
+
+pub fn render(f: &mut Frame, app: &App, theme: &Theme) {
+    let area = f.area();
+    f.render_widget(Block::new().style(theme.base()), area);
+    if area.width < MIN_W || area.height < MIN_H {
+        let msg = format!(
+            "Terminal too small: {}x{}. breakglass needs at least {MIN_W}x{MIN_H}.",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).style(theme.warn()).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let [head, body, hint, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(10),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    tabs(f, app, theme, head);
+    let title = match app.tab {
+        Tab::Incidents => " Request emergency access ",
+        Tab::MyAccess => " My access ",
+        Tab::Approvals => " Approvals ",
+        Tab::Reviews => " Reviews ",
+        Tab::Audit => " Audit ",
+    };
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(theme.border())
+        .title(Span::styled(title, theme.accent()));
+    let inner = block.inner(body);
+    f.render_widget(block, body);
+    match app.tab {
+        Tab::Incidents => screens::walk::render(f, app, theme, inner),
+        Tab::MyAccess => screens::access::render(f, app, theme, inner),
+        Tab::Approvals => screens::queues::approvals(f, app, theme, inner),
+        Tab::Reviews => screens::queues::reviews(f, app, theme, inner),
+        Tab::Audit => screens::audit::render(f, app, theme, inner),
+    }
+    hint_line(f, app, theme, hint);
+    status_bar(f, app, theme, status);
+    if let Some(d) = &app.dialog {
+        dialog(f, d, theme, body);
+    }
+    if let Some(sel) = app.persona_picker {
+        persona_picker(f, app, sel, theme, body);
+    }
+    if app.help {
+        help(f, app, theme, body);
+    }
+}
+
+fn tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let mut spans = vec![Span::styled(" breakglass ", theme.accent())];
+    for (i, t) in Tab::ALL.iter().enumerate() {
+        let label = match t {
+            Tab::Incidents => "Incidents".to_string(),
+            Tab::MyAccess => "My access".to_string(),
+            Tab::Approvals => format!("Approvals ({})", app.approvals_count()),
+            Tab::Reviews => format!("Reviews ({})", app.reviews_count()),
+            Tab::Audit => "Audit".to_string(),
+        };
+        let style = if *t == app.tab { theme.selected() } else { theme.muted() };
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(format!("{} {label}", i + 1), style));
+    }
+    if app.is_demo() {
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(" DEMO ", theme.demo()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn hint_line(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let (text, style) = if let Some((level, msg)) = &app.flash {
+        let style = match level {
+            Level::Info => theme.ok(),
+            Level::Warn => theme.warn(),
+            Level::Error => theme.danger(),
+        };
+        (msg.replace('\n', " "), style)
+    } else if let Some(b) = &app.busy {
+        const SPIN: [&str; 4] = ["|", "/", "-", "\\"];
+        (format!("{} {b}...", SPIN[app.spinner % 4]), theme.warn())
+    } else {
+        (screens::hints(app).to_string(), theme.muted())
+    };
+    f.render_widget(Paragraph::new(Span::styled(format!(" {text}"), style)), area);
+}
+
+fn status_bar(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let who = if app.is_demo() {
+        Span::styled(format!(" {} (demo persona, p to switch) ", app.me), theme.demo())
+    } else {
+        Span::styled(format!(" {} ", app.me), theme.accent())
+    };
+    let alerts = if app.data.undelivered > 0 {
+        Span::styled(format!(" {} alert(s) undelivered ", app.data.undelivered), theme.danger())
+    } else {
+        Span::styled(" alerts delivered ", theme.ok())
+    };
+    let line = Line::from(vec![
+        who,
+        Span::styled("│", theme.border()),
+        Span::styled(format!(" {} ", app.now.format("%H:%M:%S UTC")), theme.base()),
+        Span::styled("│", theme.border()),
+        alerts,
+        Span::styled("│", theme.border()),
+        Span::styled(format!(" {} ", app.store), theme.muted()),
+    ]);
+    f.render_widget(Paragraph::new(line), area);
+}
+
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+fn popup<'a>(f: &mut Frame, area: Rect, title: &'a str, theme: &Theme, lines: Vec<Line<'a>>) {
+    f.render_widget(Clear, area);
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(theme.accent())
+        .title(Span::styled(format!(" {title} "), theme.accent()))
+        .style(theme.base());
+    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
+}
+
+fn field<'a>(label: &'a str, value: &str, focused: bool, theme: &Theme) -> Line<'a> {
+    let style = if focused { theme.selected() } else { theme.base() };
+    Line::from(vec![
+        Span::styled(label, theme.muted()),
+        Span::styled(format!("{value}{}", if focused { "▏" } else { "" }), style),
+    ])
+}
+
+fn dialog(f: &mut Frame, d: &Dialog, theme: &Theme, body: Rect) {
+    let area = centered(body, 64, 8);
+    let yes_no = |q: String| vec![Line::from(q), Line::from(""), Line::styled("y confirm   n / Esc cancel", theme.muted())];
+    match d {
+        Dialog::Approve { id } => popup(f, area, "Approve", theme, yes_no(format!("Approve {id}? You vouch that this access is needed."))),
+        Dialog::Cancel { id } => popup(f, area, "Cancel request", theme, yes_no(format!("Withdraw {id}?"))),
+        Dialog::EndNow { id } => popup(f, area, "End access now", theme, yes_no(format!("End {id} now? The backend revokes the access."))),
+        Dialog::Deny { id, reason } => popup(f, area, "Deny", theme, vec![
+            Line::from(format!("Deny {id}: why?")),
+            field("reason: ", &reason.value, true, theme),
+            Line::from(""),
+            Line::styled("Enter deny   Esc cancel", theme.muted()),
+        ]),
+        Dialog::Certify { id, comment } => popup(f, area, "Certify", theme, vec![
+            Line::from(format!("Certify {id}'s after-action review? This unlocks the role.")),
+            field("comment (optional): ", &comment.value, true, theme),
+            Line::from(""),
+            Line::styled("Enter certify   Esc cancel", theme.muted()),
+        ]),
+        Dialog::Reject { id, comment } => popup(f, area, "Reject review", theme, vec![
+            Line::from(format!("Reject {id}'s review: what is missing?")),
+            field("comment: ", &comment.value, true, theme),
+            Line::from(""),
+            Line::styled("Enter reject   Esc cancel", theme.muted()),
+        ]),
+        Dialog::Extend { id, by, reason, on_reason } => popup(f, area, "Extend", theme, vec![
+            Line::from(format!("Extend {id} (within the role's limits)")),
+            field("by:     ", &by.value, !on_reason, theme),
+            field("reason: ", &reason.value, *on_reason, theme),
+            Line::styled("Tab switch field   Enter extend   Esc cancel", theme.muted()),
+        ]),
+    }
+}
+
+fn persona_picker(f: &mut Frame, app: &App, sel: usize, theme: &Theme, body: Rect) {
+    let personas = app.personas.clone().unwrap_or_default();
+    let mut lines = vec![Line::styled("DEMO: act as another persona", theme.demo())];
+    for (i, p) in personas.iter().enumerate() {
+        let style = if i == sel { theme.selected() } else { theme.base() };
+        lines.push(Line::styled(format!("  {p}{}", if *p == app.me { "  (you)" } else { "" }), style));
+    }
+    lines.push(Line::styled("Enter switch   Esc cancel", theme.muted()));
+    popup(f, centered(body, 40, personas.len() as u16 + 4), "Persona", theme, lines);
+}
+
+fn help(f: &mut Frame, app: &App, theme: &Theme, body: Rect) {
+    let mut lines: Vec<Line> = vec![Line::styled("Everywhere", theme.accent())];
+    let global = [
+        ("1-5, Tab", "switch tab"),
+        ("?", "this help (any key closes)"),
+        ("q", "quit (asks for an owed review first)"),
+        ("Ctrl-C", "quit now (drafts are kept)"),
+        ("Esc", "back / cancel"),
+    ];
+    for (k, what) in global {
+        lines.push(Line::from(vec![Span::styled(format!("  {k:<12}"), theme.accent()), Span::raw(what)]));
+    }
+    if app.is_demo() {
+        lines.push(Line::from(vec![Span::styled(format!("  {:<12}", "p"), theme.demo()), Span::raw("switch demo persona")]));
+    }
+    lines.push(Line::styled("This screen", theme.accent()));
+    for (k, what) in screens::keys(app) {
+        lines.push(Line::from(vec![Span::styled(format!("  {k:<12}"), theme.accent()), Span::raw(what)]));
+    }
+    let h = lines.len() as u16 + 2;
+    popup(f, centered(body, 60, h), "Keys", theme, lines);
+}
+
+pub fn label_value<'a>(label: &'a str, value: String, theme: &Theme) -> Line<'a> {
+    Line::from(vec![Span::styled(format!("{label:<14}"), theme.muted()), Span::styled(value, theme.base())])
+}
+
+pub fn style_for_state(state: crate::domain::State, theme: &Theme) -> Style {
+    use crate::domain::State::*;
+    match state {
+        Active | Granting => theme.ok(),
+        Revoking | Failed | Denied => theme.danger(),
+        Pending | Approved | Ended | Reviewed => theme.warn(),
+        _ => theme.muted(),
+    }
+}
