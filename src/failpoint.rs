@@ -7,3 +7,10 @@ pub fn hit(name: &str) {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }
+
+/// Panics at `name`, for testing that the console restores the terminal.
+pub fn panic_at(name: &str) {
+    if std::env::var("BREAKGLASS_FAILPOINT").is_ok_and(|v| v == name) {
+        panic!("fail point {name}");
+    }
+}

@@ -136,9 +136,14 @@ async fn console(cli: &Cli, cfg: &Config) -> CliResult {
         (Some(personas), None) => personas.first().cloned().unwrap_or_default(),
         _ => crate::identity::resolve(engine.policy(), cli.as_persona.as_deref())?,
     };
-    let name = cli.theme.clone().or_else(|| cfg.ui_theme.clone()).unwrap_or_else(|| "default".into());
+    let name = cli
+        .theme
+        .clone()
+        .or_else(|| cfg.ui_theme.clone())
+        .unwrap_or_else(|| "default".into());
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let (theme, warning) = crate::tui::theme::Theme::load(&name, Some(&cfg.dir().join("themes")), no_color);
+    let (theme, warning) =
+        crate::tui::theme::Theme::load(&name, Some(&cfg.dir().join("themes")), no_color);
     let summary = crate::tui::run(
         engine.clone(),
         crate::tui::Options {
@@ -276,7 +281,9 @@ pub async fn run_command(cli: &Cli, command: &Command, engine: &Engine) -> CliRe
             output: out,
         }) => audit_export(engine, out.as_deref()),
         // Handled in `dispatch` before a store is opened.
-        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } | Command::Console => Ok(exit::OK),
+        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } | Command::Console => {
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -64,7 +64,9 @@ impl Config {
     /// Where the store keeps its files (drafts live beside it).
     pub fn data_dir(&self) -> PathBuf {
         match &self.store {
-            StoreConfig::Sqlite { path } => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            StoreConfig::Sqlite { path } => {
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
         }
     }
     pub fn is_demo(&self) -> bool {

@@ -127,20 +127,20 @@ impl Engine {
     /// Pending requests `who` approves or filed. The reason an item is blocked is
     /// the lifecycle's own refusal, so no rule is restated here.
     pub fn approvals_for(&self, who: &str) -> Result<Vec<QueueItem>> {
-        self.queue(State::Pending, |r, role| {
-            role.approvers.allows(who) || r.requester == who
-        }, |r, role, now| {
-            lifecycle::approve(r, role, who, None, now).map(|_| ())
-        })
+        self.queue(
+            State::Pending,
+            |r, role| role.approvers.allows(who) || r.requester == who,
+            |r, role, now| lifecycle::approve(r, role, who, None, now).map(|_| ()),
+        )
     }
 
     /// Reviewed requests `who` certifies or filed.
     pub fn reviews_for(&self, who: &str) -> Result<Vec<QueueItem>> {
-        self.queue(State::Reviewed, |r, role| {
-            role.certifiers.allows(who) || r.requester == who
-        }, |r, role, now| {
-            lifecycle::certify(r, role, who, "", now).map(|_| ())
-        })
+        self.queue(
+            State::Reviewed,
+            |r, role| role.certifiers.allows(who) || r.requester == who,
+            |r, role, now| lifecycle::certify(r, role, who, "", now).map(|_| ()),
+        )
     }
 
     fn queue(
@@ -163,7 +163,10 @@ impl Engine {
                     return None;
                 }
                 let blocked = dry_run(&mut r.clone(), role, now).err().map(|e| e.message);
-                Some(QueueItem { request: r, blocked })
+                Some(QueueItem {
+                    request: r,
+                    blocked,
+                })
             })
             .collect())
     }
@@ -176,7 +179,10 @@ impl Engine {
     ) -> Vec<(lifecycle::RequestField, String)> {
         match self.policy.roles.get(role) {
             Some(r) => lifecycle::field_problems(r, new),
-            None => vec![(lifecycle::RequestField::Incident, format!("role `{role}` is not in the policy"))],
+            None => vec![(
+                lifecycle::RequestField::Incident,
+                format!("role `{role}` is not in the policy"),
+            )],
         }
     }
 }

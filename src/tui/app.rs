@@ -24,7 +24,13 @@ pub enum Tab {
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [Tab::Incidents, Tab::MyAccess, Tab::Approvals, Tab::Reviews, Tab::Audit];
+    pub const ALL: [Tab; 5] = [
+        Tab::Incidents,
+        Tab::MyAccess,
+        Tab::Approvals,
+        Tab::Reviews,
+        Tab::Audit,
+    ];
     pub fn index(self) -> usize {
         Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
     }
@@ -101,24 +107,44 @@ impl RequestForm {
         RequestInput {
             incident: self.pick.choice(),
             role: self.role.name.clone(),
-            condition: self.role.conditions.get(self.condition).cloned().unwrap_or_default(),
+            condition: self
+                .role
+                .conditions
+                .get(self.condition)
+                .cloned()
+                .unwrap_or_default(),
             reason: self.reason.value.clone(),
             ttl_seconds: self.ttl_seconds().ok().flatten(),
         }
     }
 
     pub fn problem(&self, f: RequestField) -> Option<&str> {
-        self.problems.iter().find(|(x, _)| *x == f).map(|(_, m)| m.as_str())
+        self.problems
+            .iter()
+            .find(|(x, _)| *x == f)
+            .map(|(_, m)| m.as_str())
     }
 }
 
 #[derive(Debug, Clone)]
 pub enum Walk {
-    Incidents { filter: Input, filtering: bool, selected: usize },
-    Ticket { input: Input },
-    Roles { pick: Pick, selected: usize },
+    Incidents {
+        filter: Input,
+        filtering: bool,
+        selected: usize,
+    },
+    Ticket {
+        input: Input,
+    },
+    Roles {
+        pick: Pick,
+        selected: usize,
+    },
     Form(Box<RequestForm>),
-    Confirm { form: Box<RequestForm>, typed: Input },
+    Confirm {
+        form: Box<RequestForm>,
+        typed: Input,
+    },
 }
 
 impl Walk {
@@ -206,13 +232,33 @@ impl ReviewForm {
 /// A question in a tab that needs an answer before anything happens.
 #[derive(Debug, Clone)]
 pub enum Dialog {
-    Approve { id: RequestId },
-    Deny { id: RequestId, reason: Input },
-    Certify { id: RequestId, comment: Input },
-    Reject { id: RequestId, comment: Input },
-    Cancel { id: RequestId },
-    EndNow { id: RequestId },
-    Extend { id: RequestId, by: Input, reason: Input, on_reason: bool },
+    Approve {
+        id: RequestId,
+    },
+    Deny {
+        id: RequestId,
+        reason: Input,
+    },
+    Certify {
+        id: RequestId,
+        comment: Input,
+    },
+    Reject {
+        id: RequestId,
+        comment: Input,
+    },
+    Cancel {
+        id: RequestId,
+    },
+    EndNow {
+        id: RequestId,
+    },
+    Extend {
+        id: RequestId,
+        by: Input,
+        reason: Input,
+        on_reason: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +303,8 @@ pub enum Msg {
 }
 
 /// The engine's field validation (pure), so the form shows the policy's own words.
-pub type Checker = std::sync::Arc<dyn Fn(&str, &NewRequest) -> Vec<(RequestField, String)> + Send + Sync>;
+pub type Checker =
+    std::sync::Arc<dyn Fn(&str, &NewRequest) -> Vec<(RequestField, String)> + Send + Sync>;
 
 pub struct App {
     pub checker: Option<Checker>,
@@ -303,7 +350,15 @@ fn ctrl(k: &KeyEvent, c: char) -> bool {
 fn step(sel: &mut usize, len: usize, key: &KeyEvent) -> bool {
     if len == 0 {
         *sel = 0;
-        return matches!(key.code, KeyCode::Up | KeyCode::Down | KeyCode::PageUp | KeyCode::PageDown | KeyCode::Home | KeyCode::End);
+        return matches!(
+            key.code,
+            KeyCode::Up
+                | KeyCode::Down
+                | KeyCode::PageUp
+                | KeyCode::PageDown
+                | KeyCode::Home
+                | KeyCode::End
+        );
     }
     match key.code {
         KeyCode::Up => *sel = sel.saturating_sub(1),
@@ -320,7 +375,12 @@ fn step(sel: &mut usize, len: usize, key: &KeyEvent) -> bool {
 }
 
 impl App {
-    pub fn new(me: String, personas: Option<Vec<String>>, store: String, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        me: String,
+        personas: Option<Vec<String>>,
+        store: String,
+        now: DateTime<Utc>,
+    ) -> Self {
         App {
             checker: None,
             me,
@@ -382,20 +442,35 @@ impl App {
     }
 
     pub fn review_owed(&self) -> Option<RequestId> {
-        self.data.mine.iter().find(|r| r.state == State::Ended).map(|r| r.id)
+        self.data
+            .mine
+            .iter()
+            .find(|r| r.state == State::Ended)
+            .map(|r| r.id)
     }
 
     pub fn approvals_count(&self) -> usize {
-        self.data.approvals.iter().filter(|q| q.blocked.is_none()).count()
+        self.data
+            .approvals
+            .iter()
+            .filter(|q| q.blocked.is_none())
+            .count()
     }
     pub fn reviews_count(&self) -> usize {
-        self.data.reviews.iter().filter(|q| q.blocked.is_none()).count()
+        self.data
+            .reviews
+            .iter()
+            .filter(|q| q.blocked.is_none())
+            .count()
     }
 
     /// Whether keys currently go into a text field (so letters are not shortcuts).
     pub fn typing(&self) -> bool {
         if let Some(d) = &self.dialog {
-            return !matches!(d, Dialog::Approve { .. } | Dialog::Cancel { .. } | Dialog::EndNow { .. });
+            return !matches!(
+                d,
+                Dialog::Approve { .. } | Dialog::Cancel { .. } | Dialog::EndNow { .. }
+            );
         }
         match self.tab {
             Tab::Incidents => match &self.walk {
@@ -405,7 +480,13 @@ impl App {
                 Walk::Roles { .. } => false,
             },
             Tab::MyAccess => self.review.as_ref().is_some_and(|r| {
-                matches!(r.focus, ReviewField::Actions | ReviewField::Systems | ReviewField::CopiedWhere | ReviewField::FollowUps)
+                matches!(
+                    r.focus,
+                    ReviewField::Actions
+                        | ReviewField::Systems
+                        | ReviewField::CopiedWhere
+                        | ReviewField::FollowUps
+                )
             }),
             _ => false,
         }
@@ -435,7 +516,13 @@ impl App {
                 self.busy = None;
                 match r {
                     Ok(req) => {
-                        self.flash(Level::Info, format!("{} filed: waiting for {} approval(s)", req.id, req.approvals_required));
+                        self.flash(
+                            Level::Info,
+                            format!(
+                                "{} filed: waiting for {} approval(s)",
+                                req.id, req.approvals_required
+                            ),
+                        );
                         self.walk = Walk::start();
                         self.tab = Tab::MyAccess;
                         self.focus = Some(req.id);
@@ -458,7 +545,13 @@ impl App {
                     Ok((req, cred)) => {
                         self.revealed = false;
                         self.credential = Some((req.id, cred));
-                        self.flash(Level::Info, format!("{} is active; the credential is shown once and never stored", req.id));
+                        self.flash(
+                            Level::Info,
+                            format!(
+                                "{} is active; the credential is shown once and never stored",
+                                req.id
+                            ),
+                        );
                         self.upsert_mine(req);
                         vec![Cmd::Refresh]
                     }
@@ -502,37 +595,52 @@ impl App {
     }
 
     fn upsert_mine(&mut self, req: Request) {
+        let before = self
+            .data
+            .mine
+            .iter()
+            .find(|r| r.id == req.id)
+            .map(|r| r.state);
+        let (id, after) = (req.id, req.state);
         match self.data.mine.iter_mut().find(|r| r.id == req.id) {
             Some(r) => *r = req,
             None => self.data.mine.insert(0, req),
         }
+        self.ended_check(id, before, after);
+    }
+
+    /// Access that just ended opens its after-action review.
+    fn ended_check(&mut self, id: RequestId, before: Option<State>, after: State) {
+        let was_live = matches!(before, Some(State::Active | State::Revoking));
+        if after == State::Ended && was_live && self.focus == Some(id) && self.review.is_none() {
+            self.open_review(id);
+        }
     }
 
     fn loaded(&mut self, s: Snapshot) -> Vec<Cmd> {
-        let before: BTreeMap<RequestId, State> = self.data.mine.iter().map(|r| (r.id, r.state)).collect();
+        let before: BTreeMap<RequestId, State> =
+            self.data.mine.iter().map(|r| (r.id, r.state)).collect();
         let first = !self.loaded;
         self.data = s;
         self.loaded = true;
         let mut cmds = vec![];
         // Credentials live only while their access is live.
         if let Some((id, _)) = &self.credential {
-            if self.data.mine.iter().find(|r| r.id == *id).is_none_or(|r| r.state != State::Active) {
+            if self
+                .data
+                .mine
+                .iter()
+                .find(|r| r.id == *id)
+                .is_none_or(|r| r.state != State::Active)
+            {
                 self.credential = None;
                 self.revealed = false;
             }
         }
-        if let Some(r) = self.focused().cloned() {
-            // Approved while we watch: activate for the requester, who is us.
-            if r.state == State::Approved && !self.activating.contains(&r.id) {
-                self.activating.insert(r.id);
-                self.busy = Some(format!("{} approved: granting access", r.id));
-                cmds.push(Cmd::Activate(r.id));
-            }
-            // Access just ended: the review form opens.
-            let was_live = matches!(before.get(&r.id), Some(State::Active | State::Revoking));
-            if r.state == State::Ended && was_live && self.review.is_none() {
-                self.open_review(r.id);
-            }
+        cmds.extend(self.maybe_activate());
+        if let Some(r) = self.focused() {
+            let (id, after) = (r.id, r.state);
+            self.ended_check(id, before.get(&id).copied(), after);
         }
         if first {
             if let Some(id) = self.review_owed() {
@@ -540,18 +648,42 @@ impl App {
                     self.tab = Tab::MyAccess;
                     self.focus = Some(id);
                     self.open_review(id);
-                    self.flash(Level::Warn, format!("Resumed your saved draft of {id}'s after-action review"));
+                    self.flash(
+                        Level::Warn,
+                        format!("Resumed your saved draft of {id}'s after-action review"),
+                    );
                 } else {
-                    self.flash(Level::Warn, format!("{id} owes its after-action review: My access (2), then Enter"));
+                    self.flash(
+                        Level::Warn,
+                        format!("{id} owes its after-action review: My access (2), then Enter"),
+                    );
                 }
             }
         }
-        if self.tab == Tab::Audit && self.verified.as_ref().is_none_or(|(h, _)| *h != self.data.audit_head) {
+        if self.tab == Tab::Audit
+            && self
+                .verified
+                .as_ref()
+                .is_none_or(|(h, _)| *h != self.data.audit_head)
+        {
             cmds.push(Cmd::VerifyAudit);
         }
         let n = self.data.audit.len();
         self.audit_scroll = self.audit_scroll.min(n.saturating_sub(1));
         cmds
+    }
+
+    /// The focused request was approved: activate it for its requester, who is us.
+    fn maybe_activate(&mut self) -> Vec<Cmd> {
+        match self.focused() {
+            Some(r) if r.state == State::Approved && !self.activating.contains(&r.id) => {
+                let id = r.id;
+                self.activating.insert(id);
+                self.busy = Some(format!("{id} approved: granting access"));
+                vec![Cmd::Activate(id)]
+            }
+            _ => vec![],
+        }
     }
 
     fn open_review(&mut self, id: RequestId) {
@@ -563,7 +695,12 @@ impl App {
     fn switch_tab(&mut self, t: Tab) -> Vec<Cmd> {
         self.tab = t;
         self.dialog = None;
-        if t == Tab::Audit && self.verified.as_ref().is_none_or(|(h, _)| *h != self.data.audit_head) {
+        if t == Tab::Audit
+            && self
+                .verified
+                .as_ref()
+                .is_none_or(|(h, _)| *h != self.data.audit_head)
+        {
             return vec![Cmd::VerifyAudit];
         }
         vec![]
@@ -593,7 +730,10 @@ impl App {
             match k.code {
                 KeyCode::Esc => self.persona_picker = None,
                 KeyCode::Enter => {
-                    let who = personas.get(*sel).cloned().unwrap_or_else(|| self.me.clone());
+                    let who = personas
+                        .get(*sel)
+                        .cloned()
+                        .unwrap_or_else(|| self.me.clone());
                     self.persona_picker = None;
                     return self.become_persona(who);
                 }
@@ -608,16 +748,23 @@ impl App {
         }
         if !self.typing() {
             match k.code {
-                KeyCode::Char(c @ '1'..='5') => return self.switch_tab(Tab::ALL[c as usize - '1' as usize]),
-                KeyCode::Tab if !self.in_form() => return self.switch_tab(Tab::ALL[(self.tab.index() + 1) % 5]),
-                KeyCode::BackTab if !self.in_form() => return self.switch_tab(Tab::ALL[(self.tab.index() + 4) % 5]),
+                KeyCode::Char(c @ '1'..='5') => {
+                    return self.switch_tab(Tab::ALL[c as usize - '1' as usize])
+                }
+                KeyCode::Tab if !self.in_form() => {
+                    return self.switch_tab(Tab::ALL[(self.tab.index() + 1) % 5])
+                }
+                KeyCode::BackTab if !self.in_form() => {
+                    return self.switch_tab(Tab::ALL[(self.tab.index() + 4) % 5])
+                }
                 KeyCode::Char('?') => {
                     self.help = true;
                     return vec![];
                 }
                 KeyCode::Char('p') if self.is_demo() => {
                     let personas = self.personas.clone().unwrap_or_default();
-                    self.persona_picker = Some(personas.iter().position(|p| *p == self.me).unwrap_or(0));
+                    self.persona_picker =
+                        Some(personas.iter().position(|p| *p == self.me).unwrap_or(0));
                     return vec![];
                 }
                 KeyCode::Char('q') => {
@@ -674,7 +821,11 @@ impl App {
         let mut next: Option<Walk> = None;
         let mut cmds = vec![];
         match &mut self.walk {
-            Walk::Incidents { filter, filtering, selected } => {
+            Walk::Incidents {
+                filter,
+                filtering,
+                selected,
+            } => {
                 let total = incidents.len() + 1; // + manual ticket entry
                 if *filtering {
                     match k.code {
@@ -691,7 +842,9 @@ impl App {
                 } else if key_is(&k, '/') {
                     *filtering = true;
                 } else if key_is(&k, 't') {
-                    next = Some(Walk::Ticket { input: Input::new(100) });
+                    next = Some(Walk::Ticket {
+                        input: Input::new(100),
+                    });
                 } else if k.code == KeyCode::Enter {
                     match incidents.get(*selected) {
                         Some(i) => {
@@ -703,7 +856,11 @@ impl App {
                                 selected: 0,
                             })
                         }
-                        None => next = Some(Walk::Ticket { input: Input::new(100) }),
+                        None => {
+                            next = Some(Walk::Ticket {
+                                input: Input::new(100),
+                            })
+                        }
                     }
                 } else if k.code == KeyCode::Esc {
                     *filter = Input::new(60);
@@ -728,18 +885,32 @@ impl App {
                 KeyCode::Enter => {
                     if let Some(role) = roles.get(*selected) {
                         if let Some(why) = &role.lock_reason {
-                            self.flash = Some((Level::Warn, format!("{} is locked: {why}", role.name)));
+                            self.flash =
+                                Some((Level::Warn, format!("{} is locked: {why}", role.name)));
                         } else if !role.may_request {
-                            self.flash = Some((Level::Warn, format!("{} may not request {}", self.me, role.name)));
+                            self.flash = Some((
+                                Level::Warn,
+                                format!("{} may not request {}", self.me, role.name),
+                            ));
                         } else if matches!(pick, Pick::Ticket(_)) && role.ticket_pattern.is_none() {
-                            self.flash = Some((Level::Warn, format!("{} needs an incident from a source, not a manual ticket", role.name)));
+                            self.flash = Some((
+                                Level::Warn,
+                                format!(
+                                    "{} needs an incident from a source, not a manual ticket",
+                                    role.name
+                                ),
+                            ));
                         } else {
                             next = Some(Walk::Form(Box::new(RequestForm {
                                 pick: pick.clone(),
                                 role: role.clone(),
                                 condition: 0,
-                                reason: Input::multiline(crate::domain::lifecycle::MAX_REASON_CHARS),
-                                ttl: Input::new(10).with(&crate::domain::lifecycle::human(role.default_ttl_seconds)),
+                                reason: Input::multiline(
+                                    crate::domain::lifecycle::MAX_REASON_CHARS,
+                                ),
+                                ttl: Input::new(10).with(&crate::domain::lifecycle::human(
+                                    role.default_ttl_seconds,
+                                )),
                                 focus: FormField::Condition,
                                 problems: vec![],
                                 attempted: false,
@@ -752,26 +923,40 @@ impl App {
                 }
             },
             Walk::Form(form) => {
-                let order = [FormField::Condition, FormField::Reason, FormField::Ttl, FormField::Continue];
+                let order = [
+                    FormField::Condition,
+                    FormField::Reason,
+                    FormField::Ttl,
+                    FormField::Continue,
+                ];
                 let pos = order.iter().position(|f| *f == form.focus).unwrap_or(0);
                 match k.code {
                     KeyCode::Esc => {
                         next = Some(Walk::Roles {
                             pick: form.pick.clone(),
-                            selected: roles.iter().position(|r| r.name == form.role.name).unwrap_or(0),
+                            selected: roles
+                                .iter()
+                                .position(|r| r.name == form.role.name)
+                                .unwrap_or(0),
                         })
                     }
                     KeyCode::Tab => form.focus = order[(pos + 1) % order.len()],
                     KeyCode::BackTab => form.focus = order[(pos + order.len() - 1) % order.len()],
-                    _ if ctrl(&k, 's') || (k.code == KeyCode::Enter && form.focus == FormField::Continue) => {
+                    _ if ctrl(&k, 's')
+                        || (k.code == KeyCode::Enter && form.focus == FormField::Continue) =>
+                    {
                         return self.form_continue();
                     }
                     _ => match form.focus {
                         FormField::Condition => {
                             let n = form.role.conditions.len();
                             match k.code {
-                                KeyCode::Up | KeyCode::Left => form.condition = form.condition.saturating_sub(1),
-                                KeyCode::Down | KeyCode::Right => form.condition = (form.condition + 1).min(n.saturating_sub(1)),
+                                KeyCode::Up | KeyCode::Left => {
+                                    form.condition = form.condition.saturating_sub(1)
+                                }
+                                KeyCode::Down | KeyCode::Right => {
+                                    form.condition = (form.condition + 1).min(n.saturating_sub(1))
+                                }
                                 KeyCode::Enter => form.focus = FormField::Reason,
                                 _ => {}
                             }
@@ -797,7 +982,10 @@ impl App {
                         self.busy = Some("filing the request".into());
                         cmds.push(Cmd::Request(form.input()));
                     } else {
-                        self.flash = Some((Level::Warn, format!("type the role name `{}` to confirm", form.role.name)));
+                        self.flash = Some((
+                            Level::Warn,
+                            format!("type the role name `{}` to confirm", form.role.name),
+                        ));
                     }
                 }
                 _ => {
@@ -840,7 +1028,9 @@ impl App {
     }
 
     fn check_form(&mut self) {
-        let Some(check) = self.checker.clone() else { return };
+        let Some(check) = self.checker.clone() else {
+            return;
+        };
         if let Walk::Form(form) = &mut self.walk {
             let input = form.input();
             let mut problems = match form.ttl_seconds() {
@@ -848,7 +1038,9 @@ impl App {
                 Ok(_) => vec![],
             };
             let incident = match &form.pick {
-                Pick::Ticket(t) => IncidentRef::Ticket { reference: t.clone() },
+                Pick::Ticket(t) => IncidentRef::Ticket {
+                    reference: t.clone(),
+                },
                 Pick::Incident { id, label } => IncidentRef::Source {
                     source: String::new(),
                     id: id.clone(),
@@ -882,6 +1074,7 @@ impl App {
                     if r.state == State::Ended {
                         self.open_review(r.id);
                     }
+                    return self.maybe_activate();
                 }
             } else {
                 step(&mut self.mine_selected, n, &k);
@@ -903,12 +1096,19 @@ impl App {
             }
             KeyCode::Char('y') if r.state == State::Active => match &self.credential {
                 Some((id, cred)) if *id == r.id => {
-                    let text: String = cred.reveal().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+                    let text: String = cred
+                        .reveal()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     self.flash(Level::Info, "credential copied to the clipboard (OSC 52)");
                     vec![Cmd::Copy(SecretString::from(text))]
                 }
                 _ => {
-                    self.flash(Level::Warn, "this console did not receive the credential; it is never stored");
+                    self.flash(
+                        Level::Warn,
+                        "this console did not receive the credential; it is never stored",
+                    );
                     vec![]
                 }
             },
@@ -934,7 +1134,9 @@ impl App {
     }
 
     fn review_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
-        let Some(f) = self.review.as_mut() else { return vec![] };
+        let Some(f) = self.review.as_mut() else {
+            return vec![];
+        };
         let order = ReviewField::ORDER;
         let pos = order.iter().position(|x| *x == f.focus).unwrap_or(0);
         match k.code {
@@ -942,7 +1144,10 @@ impl App {
                 let (id, answers) = (f.id, f.answers());
                 self.drafts.insert(id, answers.clone());
                 self.review = None;
-                self.flash(Level::Info, format!("draft of {id}'s review kept; Enter reopens it"));
+                self.flash(
+                    Level::Info,
+                    format!("draft of {id}'s review kept; Enter reopens it"),
+                );
                 return vec![Cmd::SaveDraft(id, answers)];
             }
             KeyCode::Tab => f.focus = order[(pos + 1) % order.len()],
@@ -958,11 +1163,17 @@ impl App {
             }
             _ => match f.focus {
                 ReviewField::Necessary | ReviewField::Copied => {
-                    let slot = if f.focus == ReviewField::Necessary { &mut f.necessary } else { &mut f.copied };
+                    let slot = if f.focus == ReviewField::Necessary {
+                        &mut f.necessary
+                    } else {
+                        &mut f.copied
+                    };
                     match k.code {
                         KeyCode::Char('y') => *slot = Some(true),
                         KeyCode::Char('n') => *slot = Some(false),
-                        KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right => *slot = Some(!slot.unwrap_or(true)),
+                        KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right => {
+                            *slot = Some(!slot.unwrap_or(true))
+                        }
                         KeyCode::Enter => f.focus = order[pos + 1],
                         _ => {}
                     }
@@ -984,7 +1195,9 @@ impl App {
         if step(&mut self.approvals_selected, items.len(), &k) {
             return vec![];
         }
-        let Some(item) = items.get(self.approvals_selected) else { return vec![] };
+        let Some(item) = items.get(self.approvals_selected) else {
+            return vec![];
+        };
         let id = item.request.id;
         let blocked = item.blocked.clone();
         match k.code {
@@ -994,7 +1207,12 @@ impl App {
             },
             KeyCode::Char('d') => match blocked {
                 Some(why) if item.request.requester == self.me => self.flash(Level::Warn, why),
-                _ => self.dialog = Some(Dialog::Deny { id, reason: Input::new(300) }),
+                _ => {
+                    self.dialog = Some(Dialog::Deny {
+                        id,
+                        reason: Input::new(300),
+                    })
+                }
             },
             _ => {}
         }
@@ -1006,18 +1224,30 @@ impl App {
         if step(&mut self.reviews_selected, items.len(), &k) {
             return vec![];
         }
-        let Some(item) = items.get(self.reviews_selected) else { return vec![] };
+        let Some(item) = items.get(self.reviews_selected) else {
+            return vec![];
+        };
         let id = item.request.id;
         let blocked = item.blocked.clone();
         match k.code {
             KeyCode::Enter => self.reading_review = !self.reading_review,
             KeyCode::Char('c') => match blocked {
                 Some(why) => self.flash(Level::Warn, why),
-                None => self.dialog = Some(Dialog::Certify { id, comment: Input::new(300) }),
+                None => {
+                    self.dialog = Some(Dialog::Certify {
+                        id,
+                        comment: Input::new(300),
+                    })
+                }
             },
             KeyCode::Char('x') => match blocked {
                 Some(why) => self.flash(Level::Warn, why),
-                None => self.dialog = Some(Dialog::Reject { id, comment: Input::new(300) }),
+                None => {
+                    self.dialog = Some(Dialog::Reject {
+                        id,
+                        comment: Input::new(300),
+                    })
+                }
             },
             KeyCode::Esc => self.reading_review = false,
             _ => {}
@@ -1026,7 +1256,9 @@ impl App {
     }
 
     fn dialog_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
-        let Some(d) = self.dialog.as_mut() else { return vec![] };
+        let Some(d) = self.dialog.as_mut() else {
+            return vec![];
+        };
         if k.code == KeyCode::Esc {
             self.dialog = None;
             return vec![];
@@ -1059,7 +1291,10 @@ impl App {
                     if reason.value.trim().is_empty() {
                         self.flash = Some((Level::Warn, "a denial needs a reason".into()));
                     } else {
-                        done = Some((format!("denying {id}"), Cmd::Deny(*id, reason.value.clone())));
+                        done = Some((
+                            format!("denying {id}"),
+                            Cmd::Deny(*id, reason.value.clone()),
+                        ));
                     }
                 } else {
                     reason.handle(k);
@@ -1067,7 +1302,10 @@ impl App {
             }
             Dialog::Certify { id, comment } => {
                 if k.code == KeyCode::Enter {
-                    done = Some((format!("certifying {id}"), Cmd::Certify(*id, comment.value.clone())));
+                    done = Some((
+                        format!("certifying {id}"),
+                        Cmd::Certify(*id, comment.value.clone()),
+                    ));
                 } else {
                     comment.handle(k);
                 }
@@ -1077,20 +1315,36 @@ impl App {
                     if comment.value.trim().is_empty() {
                         self.flash = Some((Level::Warn, "say what the review is missing".into()));
                     } else {
-                        done = Some((format!("rejecting {id}'s review"), Cmd::Reject(*id, comment.value.clone())));
+                        done = Some((
+                            format!("rejecting {id}'s review"),
+                            Cmd::Reject(*id, comment.value.clone()),
+                        ));
                     }
                 } else {
                     comment.handle(k);
                 }
             }
-            Dialog::Extend { id, by, reason, on_reason } => match k.code {
+            Dialog::Extend {
+                id,
+                by,
+                reason,
+                on_reason,
+            } => match k.code {
                 KeyCode::Tab | KeyCode::BackTab => *on_reason = !*on_reason,
                 KeyCode::Enter if !*on_reason => *on_reason = true,
                 KeyCode::Enter => match humantime::parse_duration(by.value.trim()) {
                     Ok(d) if d.as_secs() > 0 => {
-                        done = Some((format!("extending {id}"), Cmd::Extend(*id, d.as_secs() as i64, reason.value.clone())));
+                        done = Some((
+                            format!("extending {id}"),
+                            Cmd::Extend(*id, d.as_secs() as i64, reason.value.clone()),
+                        ));
                     }
-                    _ => self.flash = Some((Level::Warn, format!("`{}` is not a duration; write e.g. 10m", by.value.trim()))),
+                    _ => {
+                        self.flash = Some((
+                            Level::Warn,
+                            format!("`{}` is not a duration; write e.g. 10m", by.value.trim()),
+                        ))
+                    }
                 },
                 _ => {
                     if *on_reason {

@@ -115,7 +115,10 @@ mod tests {
             i.handle(k(KeyCode::Char(c)));
         }
         assert_eq!(i.value, "ab");
-        assert!(!i.handle(k(KeyCode::Enter)), "single-line fields leave Enter to the form");
+        assert!(
+            !i.handle(k(KeyCode::Enter)),
+            "single-line fields leave Enter to the form"
+        );
         let mut m = Input::multiline(10).with("a");
         m.handle(k(KeyCode::Enter));
         m.handle(k(KeyCode::Char('b')));

@@ -82,21 +82,29 @@ pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
     }
 }
 
+/// Drafts are per request and per person: `REQ-3-alice.json`.
+fn draft_suffix(who: &str) -> String {
+    format!("-{}.json", who.replace(['/', '.'], "_"))
+}
+
 fn draft_path(dir: &Path, id: RequestId, who: &str) -> PathBuf {
-    dir.join(format!("{id}-{}.json", crate::sanitize::line(who, 64).replace(['/', '.'], "_")))
+    dir.join(format!("{id}{}", draft_suffix(who)))
 }
 
 pub fn load_drafts(dir: &Path, who: &str) -> BTreeMap<RequestId, ReviewAnswers> {
+    let suffix = draft_suffix(who);
     let mut out = BTreeMap::new();
-    let suffix = format!("-{}.json", who.replace(['/', '.'], "_"));
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(id) = name.strip_suffix(&suffix).and_then(|i| i.parse::<RequestId>().ok()) {
-            if let Ok(a) = std::fs::read_to_string(e.path()).map(|t| serde_json::from_str::<ReviewAnswers>(&t)) {
-                if let Ok(a) = a {
-                    out.insert(id, a);
-                }
-            }
+        let Some(id) = name
+            .strip_suffix(&suffix)
+            .and_then(|i| i.parse::<RequestId>().ok())
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if let Ok(a) = serde_json::from_str::<ReviewAnswers>(&text) {
+            out.insert(id, a);
         }
     }
     out
@@ -104,14 +112,21 @@ pub fn load_drafts(dir: &Path, who: &str) -> BTreeMap<RequestId, ReviewAnswers> 
 
 pub fn save_draft(dir: &Path, id: RequestId, who: &str, a: &ReviewAnswers) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(draft_path(dir, id, who))?;
-    f.write_all(serde_json::to_string_pretty(a).unwrap_or_default().as_bytes())
+    f.write_all(
+        serde_json::to_string_pretty(a)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
@@ -147,11 +162,18 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
-    let mut app = App::new(opts.me.clone(), opts.personas.clone(), engine.store().describe(), engine.now());
+    let mut app = App::new(
+        opts.me.clone(),
+        opts.personas.clone(),
+        engine.store().describe(),
+        engine.now(),
+    );
     let checker_engine = engine.clone();
-    app.checker = Some(Arc::new(move |role: &str, new: &crate::domain::lifecycle::NewRequest| {
-        checker_engine.check_fields(role, new)
-    }));
+    app.checker = Some(Arc::new(
+        move |role: &str, new: &crate::domain::lifecycle::NewRequest| {
+            checker_engine.check_fields(role, new)
+        },
+    ));
     app.drafts = load_drafts(&opts.drafts_dir, &opts.me);
     if let Some(w) = &opts.warning {
         app.flash = Some((app::Level::Warn, w.clone()));
@@ -160,7 +182,12 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let (who_tx, who_rx) = watch::channel(opts.me.clone());
     let refresh = Arc::new(Notify::new());
-    let watcher = tokio::spawn(watch_store(engine.clone(), who_rx, msg_tx.clone(), refresh.clone()));
+    let watcher = tokio::spawn(watch_store(
+        engine.clone(),
+        who_rx,
+        msg_tx.clone(),
+        refresh.clone(),
+    ));
 
     let mut terminal = setup_terminal()?;
     let mut events = EventStream::new();
@@ -192,6 +219,9 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                 _ = sighup.recv() => { app.update(Msg::Key(ctrl_c())); break }
             };
             dirty = true;
+            if matches!(msg, Msg::Key(_)) {
+                crate::failpoint::panic_at("tui.key");
+            }
             for cmd in app.update(msg) {
                 match cmd {
                     Cmd::Quit => {}
@@ -202,20 +232,24 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                     }
                     Cmd::Copy(secret) => {
                         use base64::Engine as _;
-                        let b64 = base64::engine::general_purpose::STANDARD.encode(secret.expose_secret());
+                        let b64 = base64::engine::general_purpose::STANDARD
+                            .encode(secret.expose_secret());
                         let w = terminal.backend_mut();
                         write!(w, "\x1b]52;c;{b64}\x07")?;
                         w.flush()?;
                     }
                     Cmd::SaveDraft(id, a) => {
                         if let Err(e) = save_draft(&opts.drafts_dir, id, &app.me, &a) {
-                            app.flash = Some((app::Level::Error, format!("could not save the draft: {e}")));
+                            app.flash =
+                                Some((app::Level::Error, format!("could not save the draft: {e}")));
                         }
                     }
                     Cmd::DeleteDraft(id) => {
                         let _ = std::fs::remove_file(draft_path(&opts.drafts_dir, id, &app.me));
                     }
-                    other => spawn_engine_call(engine.clone(), app.me.clone(), other, msg_tx.clone()),
+                    other => {
+                        spawn_engine_call(engine.clone(), app.me.clone(), other, msg_tx.clone())
+                    }
                 }
             }
             if app.quitting {
@@ -232,6 +266,10 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     restore_terminal();
     let _ = terminal.show_cursor();
     watcher.abort();
+    // For the idle-CPU benchmark: how many frames this session drew.
+    if let Some(p) = std::env::var_os("BREAKGLASS_TUI_STATS") {
+        let _ = std::fs::write(p, format!("{{\"frames\": {}}}\n", summary.frames));
+    }
     result?;
     summary.still_active = engine
         .requests(&Query {
@@ -264,12 +302,14 @@ async fn watch_store(
 ) {
     let mut last_head = -1;
     let mut ticks: u64 = 0;
+    let mut first = true;
     loop {
-        let force = tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
-            _ = refresh.notified() => true,
-            _ = who.changed() => true,
-        };
+        let force = std::mem::take(&mut first)
+            || tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+                _ = refresh.notified() => true,
+                _ = who.changed() => true,
+            };
         ticks += 1;
         if ticks % 2 == 0 || force {
             let _ = engine.recover().await;
@@ -288,33 +328,60 @@ async fn watch_store(
 
 fn spawn_engine_call(engine: Arc<Engine>, who: String, cmd: Cmd, tx: mpsc::UnboundedSender<Msg>) {
     tokio::spawn(async move {
-        let e = |r: crate::engine::Error| r.to_string();
-        let msg = match cmd {
-            Cmd::Request(input) => Msg::Requested(engine.request(&who, input).await.map_err(e)),
-            Cmd::Activate(id) => Msg::Activated(id, engine.activate(&who, id).await.map_err(e)),
-            Cmd::Approve(id) => Msg::Acted("approved", engine.approve(&who, id, None).map_err(e)),
-            Cmd::Deny(id, reason) => Msg::Acted("denied", engine.deny(&who, id, &reason).map_err(e)),
-            Cmd::Cancel(id) => Msg::Acted("cancelled", engine.cancel(&who, id).map_err(e)),
-            Cmd::Revoke(id) => Msg::Acted("revoked", engine.revoke(&who, id, "ended early from the console").await.map_err(e)),
-            Cmd::Extend(id, secs, reason) => Msg::Acted("extended", engine.extend(&who, id, secs, &reason).await.map_err(e)),
-            Cmd::Review(id, answers) => Msg::Acted("reviewed", engine.review(&who, id, answers).map_err(e)),
-            Cmd::Certify(id, comment) => Msg::Acted("certified", engine.certify(&who, id, &comment).map_err(e)),
-            Cmd::Reject(id, comment) => Msg::Acted("review rejected", engine.reject(&who, id, &comment).map_err(e)),
-            Cmd::VerifyAudit => {
-                let head = engine.store().audit_head().map(|h| h.0).unwrap_or(0);
-                let eng = engine.clone();
-                let r = tokio::task::spawn_blocking(move || eng.verify_audit()).await;
-                match r {
-                    Ok(Ok((n, None))) => Msg::Verified(head, Ok(n)),
-                    Ok(Ok((_, Some(b)))) => Msg::Verified(head, Err(b)),
-                    Ok(Err(err)) => Msg::Acted("verified", Err(err.to_string())),
-                    Err(join) => Msg::Acted("verified", Err(join.to_string())),
-                }
-            }
-            _ => return,
-        };
-        let _ = tx.send(msg);
+        if let Some(msg) = execute(&engine, &who, cmd).await {
+            let _ = tx.send(msg);
+        }
     });
+}
+
+/// Runs one engine command for `who` and returns the message that reports it.
+/// Runtime-only commands (copy, drafts, identity, quit) return `None`.
+pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
+    let who = who.to_string();
+    let e = |r: crate::engine::Error| r.to_string();
+    Some(match cmd {
+        Cmd::Refresh => Msg::Loaded(Box::new(snapshot(engine, &who).await)),
+        Cmd::Request(input) => Msg::Requested(engine.request(&who, input).await.map_err(e)),
+        Cmd::Activate(id) => Msg::Activated(id, engine.activate(&who, id).await.map_err(e)),
+        Cmd::Approve(id) => Msg::Acted("approved", engine.approve(&who, id, None).map_err(e)),
+        Cmd::Deny(id, reason) => Msg::Acted("denied", engine.deny(&who, id, &reason).map_err(e)),
+        Cmd::Cancel(id) => Msg::Acted("cancelled", engine.cancel(&who, id).map_err(e)),
+        Cmd::Revoke(id) => Msg::Acted(
+            "revoked",
+            engine
+                .revoke(&who, id, "ended early from the console")
+                .await
+                .map_err(e),
+        ),
+        Cmd::Extend(id, secs, reason) => Msg::Acted(
+            "extended",
+            engine.extend(&who, id, secs, &reason).await.map_err(e),
+        ),
+        Cmd::Review(id, answers) => {
+            Msg::Acted("reviewed", engine.review(&who, id, answers).map_err(e))
+        }
+        Cmd::Certify(id, comment) => {
+            Msg::Acted("certified", engine.certify(&who, id, &comment).map_err(e))
+        }
+        Cmd::Reject(id, comment) => Msg::Acted(
+            "review rejected",
+            engine.reject(&who, id, &comment).map_err(e),
+        ),
+        Cmd::VerifyAudit => {
+            let head = engine.store().audit_head().map(|h| h.0).unwrap_or(0);
+            let eng = engine.clone();
+            let r = tokio::task::spawn_blocking(move || eng.verify_audit()).await;
+            match r {
+                Ok(Ok((n, None))) => Msg::Verified(head, Ok(n)),
+                Ok(Ok((_, Some(b)))) => Msg::Verified(head, Err(b)),
+                Ok(Err(err)) => Msg::Acted("verified", Err(err.to_string())),
+                Err(join) => Msg::Acted("verified", Err(join.to_string())),
+            }
+        }
+        Cmd::Copy(_) | Cmd::SaveDraft(..) | Cmd::DeleteDraft(_) | Cmd::Identity(_) | Cmd::Quit => {
+            return None
+        }
+    })
 }
 
 /// Whether some `breakglass daemon` runs on this host (so expiry is enforced
@@ -327,6 +394,7 @@ pub fn daemon_running() -> bool {
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .any(|c| {
             let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-            args.first().is_some_and(|a| a.ends_with(b"breakglass")) && args.iter().any(|a| *a == b"daemon")
+            args.first().is_some_and(|a| a.ends_with(b"breakglass"))
+                && args.iter().any(|a| *a == b"daemon")
         })
 }

@@ -8,7 +8,10 @@ use std::path::Path;
 const BUILTIN: &[(&str, &str)] = &[
     ("default", include_str!("../../themes/default.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
     ("colorblind", include_str!("../../themes/colorblind.toml")),
 ];
 
@@ -126,7 +129,10 @@ impl Theme {
                 match parse(&text, name) {
                     Ok(t) => theme = Some(t),
                     Err(e) => {
-                        warning = Some(format!("theme {}: {e}; using the default theme", path.display()))
+                        warning = Some(format!(
+                            "theme {}: {e}; using the default theme",
+                            path.display()
+                        ))
                     }
                 }
             }
@@ -245,7 +251,10 @@ mod tests {
         let (t, w) = Theme::load("mine", Some(d.path()), false);
         assert_eq!(t.name, "default");
         let w = w.unwrap();
-        assert!(w.contains("mine.toml") && w.contains("accent = \"blurple\""), "{w}");
+        assert!(
+            w.contains("mine.toml") && w.contains("accent = \"blurple\""),
+            "{w}"
+        );
         let (_, w) = Theme::load("nope", None, false);
         assert!(w.unwrap().contains("high-contrast"));
     }

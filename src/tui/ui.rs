@@ -26,7 +26,12 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) {
             "Terminal too small: {}x{}. breakglass needs at least {MIN_W}x{MIN_H}.",
             area.width, area.height
         );
-        f.render_widget(Paragraph::new(msg).style(theme.warn()).wrap(Wrap { trim: true }), area);
+        f.render_widget(
+            Paragraph::new(msg)
+                .style(theme.warn())
+                .wrap(Wrap { trim: true }),
+            area,
+        );
         return;
     }
     let [head, body, hint, status] = Layout::vertical([
@@ -80,7 +85,11 @@ fn tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Tab::Reviews => format!("Reviews ({})", app.reviews_count()),
             Tab::Audit => "Audit".to_string(),
         };
-        let style = if *t == app.tab { theme.selected() } else { theme.muted() };
+        let style = if *t == app.tab {
+            theme.selected()
+        } else {
+            theme.muted()
+        };
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!("{} {label}", i + 1), style));
     }
@@ -105,24 +114,36 @@ fn hint_line(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     } else {
         (screens::hints(app).to_string(), theme.muted())
     };
-    f.render_widget(Paragraph::new(Span::styled(format!(" {text}"), style)), area);
+    f.render_widget(
+        Paragraph::new(Span::styled(format!(" {text}"), style)),
+        area,
+    );
 }
 
 fn status_bar(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let who = if app.is_demo() {
-        Span::styled(format!(" {} (demo persona, p to switch) ", app.me), theme.demo())
+        Span::styled(
+            format!(" {} (demo persona, p to switch) ", app.me),
+            theme.demo(),
+        )
     } else {
         Span::styled(format!(" {} ", app.me), theme.accent())
     };
     let alerts = if app.data.undelivered > 0 {
-        Span::styled(format!(" {} alert(s) undelivered ", app.data.undelivered), theme.danger())
+        Span::styled(
+            format!(" {} alert(s) undelivered ", app.data.undelivered),
+            theme.danger(),
+        )
     } else {
         Span::styled(" alerts delivered ", theme.ok())
     };
     let line = Line::from(vec![
         who,
         Span::styled("│", theme.border()),
-        Span::styled(format!(" {} ", app.now.format("%H:%M:%S UTC")), theme.base()),
+        Span::styled(
+            format!(" {} ", app.now.format("%H:%M:%S UTC")),
+            theme.base(),
+        ),
         Span::styled("│", theme.border()),
         alerts,
         Span::styled("│", theme.border()),
@@ -134,7 +155,12 @@ fn status_bar(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 fn popup<'a>(f: &mut Frame, area: Rect, title: &'a str, theme: &Theme, lines: Vec<Line<'a>>) {
@@ -144,11 +170,20 @@ fn popup<'a>(f: &mut Frame, area: Rect, title: &'a str, theme: &Theme, lines: Ve
         .border_style(theme.accent())
         .title(Span::styled(format!(" {title} "), theme.accent()))
         .style(theme.base());
-    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
 }
 
 fn field<'a>(label: &'a str, value: &str, focused: bool, theme: &Theme) -> Line<'a> {
-    let style = if focused { theme.selected() } else { theme.base() };
+    let style = if focused {
+        theme.selected()
+    } else {
+        theme.base()
+    };
     Line::from(vec![
         Span::styled(label, theme.muted()),
         Span::styled(format!("{value}{}", if focused { "▏" } else { "" }), style),
@@ -157,35 +192,95 @@ fn field<'a>(label: &'a str, value: &str, focused: bool, theme: &Theme) -> Line<
 
 fn dialog(f: &mut Frame, d: &Dialog, theme: &Theme, body: Rect) {
     let area = centered(body, 64, 8);
-    let yes_no = |q: String| vec![Line::from(q), Line::from(""), Line::styled("y confirm   n / Esc cancel", theme.muted())];
+    let yes_no = |q: String| {
+        vec![
+            Line::from(q),
+            Line::from(""),
+            Line::styled("y confirm   n / Esc cancel", theme.muted()),
+        ]
+    };
     match d {
-        Dialog::Approve { id } => popup(f, area, "Approve", theme, yes_no(format!("Approve {id}? You vouch that this access is needed."))),
-        Dialog::Cancel { id } => popup(f, area, "Cancel request", theme, yes_no(format!("Withdraw {id}?"))),
-        Dialog::EndNow { id } => popup(f, area, "End access now", theme, yes_no(format!("End {id} now? The backend revokes the access."))),
-        Dialog::Deny { id, reason } => popup(f, area, "Deny", theme, vec![
-            Line::from(format!("Deny {id}: why?")),
-            field("reason: ", &reason.value, true, theme),
-            Line::from(""),
-            Line::styled("Enter deny   Esc cancel", theme.muted()),
-        ]),
-        Dialog::Certify { id, comment } => popup(f, area, "Certify", theme, vec![
-            Line::from(format!("Certify {id}'s after-action review? This unlocks the role.")),
-            field("comment (optional): ", &comment.value, true, theme),
-            Line::from(""),
-            Line::styled("Enter certify   Esc cancel", theme.muted()),
-        ]),
-        Dialog::Reject { id, comment } => popup(f, area, "Reject review", theme, vec![
-            Line::from(format!("Reject {id}'s review: what is missing?")),
-            field("comment: ", &comment.value, true, theme),
-            Line::from(""),
-            Line::styled("Enter reject   Esc cancel", theme.muted()),
-        ]),
-        Dialog::Extend { id, by, reason, on_reason } => popup(f, area, "Extend", theme, vec![
-            Line::from(format!("Extend {id} (within the role's limits)")),
-            field("by:     ", &by.value, !on_reason, theme),
-            field("reason: ", &reason.value, *on_reason, theme),
-            Line::styled("Tab switch field   Enter extend   Esc cancel", theme.muted()),
-        ]),
+        Dialog::Approve { id } => popup(
+            f,
+            area,
+            "Approve",
+            theme,
+            yes_no(format!(
+                "Approve {id}? You vouch that this access is needed."
+            )),
+        ),
+        Dialog::Cancel { id } => popup(
+            f,
+            area,
+            "Cancel request",
+            theme,
+            yes_no(format!("Withdraw {id}?")),
+        ),
+        Dialog::EndNow { id } => popup(
+            f,
+            area,
+            "End access now",
+            theme,
+            yes_no(format!("End {id} now? The backend revokes the access.")),
+        ),
+        Dialog::Deny { id, reason } => popup(
+            f,
+            area,
+            "Deny",
+            theme,
+            vec![
+                Line::from(format!("Deny {id}: why?")),
+                field("reason: ", &reason.value, true, theme),
+                Line::from(""),
+                Line::styled("Enter deny   Esc cancel", theme.muted()),
+            ],
+        ),
+        Dialog::Certify { id, comment } => popup(
+            f,
+            area,
+            "Certify",
+            theme,
+            vec![
+                Line::from(format!(
+                    "Certify {id}'s after-action review? This unlocks the role."
+                )),
+                field("comment (optional): ", &comment.value, true, theme),
+                Line::from(""),
+                Line::styled("Enter certify   Esc cancel", theme.muted()),
+            ],
+        ),
+        Dialog::Reject { id, comment } => popup(
+            f,
+            area,
+            "Reject review",
+            theme,
+            vec![
+                Line::from(format!("Reject {id}'s review: what is missing?")),
+                field("comment: ", &comment.value, true, theme),
+                Line::from(""),
+                Line::styled("Enter reject   Esc cancel", theme.muted()),
+            ],
+        ),
+        Dialog::Extend {
+            id,
+            by,
+            reason,
+            on_reason,
+        } => popup(
+            f,
+            area,
+            "Extend",
+            theme,
+            vec![
+                Line::from(format!("Extend {id} (within the role's limits)")),
+                field("by:     ", &by.value, !on_reason, theme),
+                field("reason: ", &reason.value, *on_reason, theme),
+                Line::styled(
+                    "Tab switch field   Enter extend   Esc cancel",
+                    theme.muted(),
+                ),
+            ],
+        ),
     }
 }
 
@@ -193,11 +288,24 @@ fn persona_picker(f: &mut Frame, app: &App, sel: usize, theme: &Theme, body: Rec
     let personas = app.personas.clone().unwrap_or_default();
     let mut lines = vec![Line::styled("DEMO: act as another persona", theme.demo())];
     for (i, p) in personas.iter().enumerate() {
-        let style = if i == sel { theme.selected() } else { theme.base() };
-        lines.push(Line::styled(format!("  {p}{}", if *p == app.me { "  (you)" } else { "" }), style));
+        let style = if i == sel {
+            theme.selected()
+        } else {
+            theme.base()
+        };
+        lines.push(Line::styled(
+            format!("  {p}{}", if *p == app.me { "  (you)" } else { "" }),
+            style,
+        ));
     }
     lines.push(Line::styled("Enter switch   Esc cancel", theme.muted()));
-    popup(f, centered(body, 40, personas.len() as u16 + 4), "Persona", theme, lines);
+    popup(
+        f,
+        centered(body, 40, personas.len() as u16 + 4),
+        "Persona",
+        theme,
+        lines,
+    );
 }
 
 fn help(f: &mut Frame, app: &App, theme: &Theme, body: Rect) {
@@ -210,21 +318,33 @@ fn help(f: &mut Frame, app: &App, theme: &Theme, body: Rect) {
         ("Esc", "back / cancel"),
     ];
     for (k, what) in global {
-        lines.push(Line::from(vec![Span::styled(format!("  {k:<12}"), theme.accent()), Span::raw(what)]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {k:<12}"), theme.accent()),
+            Span::raw(what),
+        ]));
     }
     if app.is_demo() {
-        lines.push(Line::from(vec![Span::styled(format!("  {:<12}", "p"), theme.demo()), Span::raw("switch demo persona")]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<12}", "p"), theme.demo()),
+            Span::raw("switch demo persona"),
+        ]));
     }
     lines.push(Line::styled("This screen", theme.accent()));
     for (k, what) in screens::keys(app) {
-        lines.push(Line::from(vec![Span::styled(format!("  {k:<12}"), theme.accent()), Span::raw(what)]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {k:<12}"), theme.accent()),
+            Span::raw(what),
+        ]));
     }
     let h = lines.len() as u16 + 2;
     popup(f, centered(body, 60, h), "Keys", theme, lines);
 }
 
 pub fn label_value<'a>(label: &'a str, value: String, theme: &Theme) -> Line<'a> {
-    Line::from(vec![Span::styled(format!("{label:<14}"), theme.muted()), Span::styled(value, theme.base())])
+    Line::from(vec![
+        Span::styled(format!("{label:<14}"), theme.muted()),
+        Span::styled(value, theme.base()),
+    ])
 }
 
 pub fn style_for_state(state: crate::domain::State, theme: &Theme) -> Style {

@@ -30,10 +30,13 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 
 fn list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     if app.data.mine.is_empty() {
-        f.render_widget(Paragraph::new(vec![
-            Line::from(format!("{} has no emergency access requests.", app.me)),
-            Line::styled("Start from the Incidents tab (1).", theme.muted()),
-        ]), area);
+        f.render_widget(
+            Paragraph::new(vec![
+                Line::from(format!("{} has no emergency access requests.", app.me)),
+                Line::styled("Start from the Incidents tab (1).", theme.muted()),
+            ]),
+            area,
+        );
         return;
     }
     let items: Vec<ListItem> = app
@@ -46,14 +49,26 @@ fn list(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                 None => String::new(),
             };
             ListItem::new(Line::from(vec![
-                Span::styled(format!("{:<8} {:<26} ", r.id.to_string(), r.role), theme.base()),
-                Span::styled(format!("{:<10}", r.state.as_str()), style_for_state(r.state, theme)),
+                Span::styled(
+                    format!("{:<8} {:<26} ", r.id.to_string(), r.role),
+                    theme.base(),
+                ),
+                Span::styled(
+                    format!("{:<10}", r.state.as_str()),
+                    style_for_state(r.state, theme),
+                ),
                 Span::styled(format!(" {extra}"), theme.accent()),
             ]))
         })
         .collect();
     let mut state = ListState::default().with_selected(Some(app.mine_selected));
-    f.render_stateful_widget(List::new(items).highlight_style(theme.selected()).highlight_symbol("› "), area, &mut state);
+    f.render_stateful_widget(
+        List::new(items)
+            .highlight_style(theme.selected())
+            .highlight_symbol("› "),
+        area,
+        &mut state,
+    );
 }
 
 fn header<'a>(r: &Request, theme: &Theme) -> Vec<Line<'a>> {
@@ -74,10 +89,17 @@ fn waiting(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     let n = r.approvals.len();
     lines.push(Line::styled(
         format!("{n} of {} approvals", r.approvals_required),
-        if n as u32 >= r.approvals_required { theme.ok() } else { theme.warn() },
+        if n as u32 >= r.approvals_required {
+            theme.ok()
+        } else {
+            theme.warn()
+        },
     ));
     for a in &r.approvals {
-        lines.push(Line::styled(format!("  ✓ {} at {}", clean(&a.by), a.at.format("%H:%M:%S")), theme.ok()));
+        lines.push(Line::styled(
+            format!("  ✓ {} at {}", clean(&a.by), a.at.format("%H:%M:%S")),
+            theme.ok(),
+        ));
     }
     for _ in n..r.approvals_required as usize {
         lines.push(Line::styled("  … waiting for an approver", theme.muted()));
@@ -85,7 +107,11 @@ fn waiting(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     lines.push(Line::from(""));
     match r.state {
         State::Pending => lines.push(Line::styled(
-            format!("Approvers act from their own console or `breakglass approve {}`. Lapses in {}.", r.id, format_hms(r.decide_by - app.now)),
+            format!(
+                "Approvers act from their own console or `breakglass approve {}`. Lapses in {}.",
+                r.id,
+                format_hms(r.decide_by - app.now)
+            ),
             theme.muted(),
         )),
         _ => lines.push(Line::styled("Approved: granting access...", theme.warn())),
@@ -96,10 +122,9 @@ fn waiting(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
 fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     let g = r.grant.as_ref();
     let remaining = r.remaining(app.now).unwrap_or_default();
-    let total = g
-        .and_then(|g| Some((g.expires_at? - g.granted_at?).num_seconds()))
-        .unwrap_or(r.ttl_seconds)
-        .max(1);
+    let total = (r.ttl_seconds
+        + g.map_or(0, |g| g.extensions.iter().map(|x| x.seconds).sum::<i64>()))
+    .max(1);
     let frac = remaining.num_seconds() as f64 / total as f64;
     let [head, clock, gauge, warn, cred, foot] = Layout::vertical([
         Constraint::Length(3),
@@ -112,7 +137,13 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     .areas(area);
     f.render_widget(Paragraph::new(header(r, theme)), head);
     let text = format_hms(remaining);
-    f.render_widget(BigClock { text: &text, style: theme.countdown(frac) }, Rect { height: 5, ..clock });
+    f.render_widget(
+        BigClock {
+            text: &text,
+            style: theme.countdown(frac),
+        },
+        Rect { height: 5, ..clock },
+    );
     f.render_widget(
         Gauge::default()
             .ratio(frac.clamp(0.0, 1.0))
@@ -122,21 +153,42 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     );
     let secs = remaining.num_seconds();
     let warning = if secs <= 60 {
-        Some((format!("LESS THAN 1 MINUTE LEFT: access ends at {}", r.expires_at().map(|e| e.format("%H:%M:%S").to_string()).unwrap_or_default()), theme.danger()))
+        Some((
+            format!(
+                "LESS THAN 1 MINUTE LEFT: access ends at {}",
+                r.expires_at()
+                    .map(|e| e.format("%H:%M:%S").to_string())
+                    .unwrap_or_default()
+            ),
+            theme.danger(),
+        ))
     } else if secs <= 300 {
-        Some(("Less than 5 minutes left: finish up, or extend (e) with a reason".to_string(), theme.warn()))
+        Some((
+            "Less than 5 minutes left: finish up, or extend (e) with a reason".to_string(),
+            theme.warn(),
+        ))
     } else {
         None
     };
     if let Some((w, style)) = warning {
         f.render_widget(Paragraph::new(Line::styled(w, style)), warn);
     }
-    let mut lines = vec![Line::styled("Credential (shown to you only, never stored)", theme.muted())];
+    let mut lines = vec![Line::styled(
+        "Credential (shown to you only, never stored)",
+        theme.muted(),
+    )];
     match &app.credential {
         Some((id, c)) if *id == r.id => {
             for (k, v) in c.reveal() {
-                let shown = if app.revealed { clean(v) } else { "•".repeat(12) };
-                lines.push(Line::from(vec![Span::styled(format!("  {k:<10} "), theme.muted()), Span::styled(shown, theme.accent())]));
+                let shown = if app.revealed {
+                    clean(v)
+                } else {
+                    "•".repeat(12)
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {k:<10} "), theme.muted()),
+                    Span::styled(shown, theme.accent()),
+                ]));
             }
         }
         _ => lines.push(Line::styled(
@@ -146,12 +198,18 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     }
     if let Some(g) = g {
         if !g.extensions.is_empty() {
-            lines.push(Line::styled(format!("extended {} time(s)", g.extensions.len()), theme.muted()));
+            lines.push(Line::styled(
+                format!("extended {} time(s)", g.extensions.len()),
+                theme.muted(),
+            ));
         }
     }
     f.render_widget(Paragraph::new(lines), cred);
     f.render_widget(
-        Paragraph::new(Line::styled("r reveal · y copy · e extend · x end now", theme.muted())),
+        Paragraph::new(Line::styled(
+            "r reveal · y copy · e extend · x end now",
+            theme.muted(),
+        )),
         foot,
     );
 }
@@ -162,44 +220,83 @@ fn ended(f: &mut Frame, _app: &App, r: &Request, theme: &Theme, area: Rect) {
     let g = r.grant.as_ref();
     match r.state {
         State::Revoking => {
-            lines.push(Line::styled("REVOCATION NOT CONFIRMED: the backend is being retried", theme.danger()));
+            lines.push(Line::styled(
+                "REVOCATION NOT CONFIRMED: the backend is being retried",
+                theme.danger(),
+            ));
             if let Some(e) = g.and_then(|g| g.last_error.as_deref()) {
-                lines.push(Line::styled(format!("last error: {}", clean(e)), theme.danger()));
+                lines.push(Line::styled(
+                    format!("last error: {}", clean(e)),
+                    theme.danger(),
+                ));
             }
             lines.push(Line::styled(
-                format!("attempts so far: {}. The SOC has been alerted. Press x to retry now.", g.map_or(0, |g| g.revoke_attempts)),
+                format!(
+                    "attempts so far: {}. The SOC has been alerted. Press x to retry now.",
+                    g.map_or(0, |g| g.revoke_attempts)
+                ),
                 theme.warn(),
             ));
         }
         State::Ended | State::Reviewed | State::Certified => {
-            let when = g.and_then(|g| g.ended_at).map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default();
-            lines.push(Line::styled(format!("Access revoked: the backend confirmed at {when}."), theme.ok()));
+            let when = g
+                .and_then(|g| g.ended_at)
+                .map(|t| t.format("%H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            lines.push(Line::styled(
+                format!("Access revoked: the backend confirmed at {when}."),
+                theme.ok(),
+            ));
             if let Some(e) = g.and_then(|g| g.end.as_ref()) {
                 lines.push(label_value("reason", clean(&e.reason), theme));
             }
             lines.push(match r.state {
-                State::Ended => Line::styled("The after-action review is owed: press Enter to write it.", theme.warn()),
-                State::Reviewed => Line::styled("Review submitted: awaiting certification by someone else.", theme.muted()),
+                State::Ended => Line::styled(
+                    "The after-action review is owed: press Enter to write it.",
+                    theme.warn(),
+                ),
+                State::Reviewed => Line::styled(
+                    "Review submitted: awaiting certification by someone else.",
+                    theme.muted(),
+                ),
                 _ => Line::styled("Certified: the role is unlocked.", theme.ok()),
             });
         }
         State::Failed => {
-            lines.push(Line::styled("The grant failed; anything it may have created was revoked.", theme.danger()));
+            lines.push(Line::styled(
+                "The grant failed; anything it may have created was revoked.",
+                theme.danger(),
+            ));
             if let Some(e) = g.and_then(|g| g.last_error.as_deref()) {
                 lines.push(label_value("error", clean(e), theme));
             }
         }
         State::Denied => {
-            let why = r.denial.as_ref().map(|d| format!("by {}: {}", d.by, clean(&d.comment))).unwrap_or_default();
+            let why = r
+                .denial
+                .as_ref()
+                .map(|d| format!("by {}: {}", d.by, clean(&d.comment)))
+                .unwrap_or_default();
             lines.push(Line::styled(format!("Denied {why}"), theme.danger()));
         }
-        other => lines.push(Line::styled(format!("This request is {other}."), theme.muted())),
+        other => lines.push(Line::styled(
+            format!("This request is {other}."),
+            theme.muted(),
+        )),
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
-fn review_form(f: &mut Frame, app: &App, r: &Request, form: &ReviewForm, theme: &Theme, area: Rect) {
-    let [summary, fields] = Layout::vertical([Constraint::Length(6), Constraint::Min(8)]).areas(area);
+fn review_form(
+    f: &mut Frame,
+    app: &App,
+    r: &Request,
+    form: &ReviewForm,
+    theme: &Theme,
+    area: Rect,
+) {
+    let [summary, fields] =
+        Layout::vertical([Constraint::Length(6), Constraint::Min(8)]).areas(area);
     let g = r.grant.as_ref();
     let start = g.and_then(|g| g.granted_at);
     let end = g.and_then(|g| g.ended_at);
@@ -207,21 +304,63 @@ fn review_form(f: &mut Frame, app: &App, r: &Request, form: &ReviewForm, theme: 
         (Some(s), Some(e)) => format_hms(e - s),
         _ => "-".into(),
     };
-    let t = |x: Option<chrono::DateTime<chrono::Utc>>| x.map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_else(|| "-".into());
+    let t = |x: Option<chrono::DateTime<chrono::Utc>>| {
+        x.map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
     let approvers: Vec<String> = r.approvers().iter().map(|a| clean(a)).collect();
     f.render_widget(
         Paragraph::new(vec![
-            Line::from(vec![Span::styled(format!("After-action review of {}  ", r.id), theme.accent()), Span::styled("access revoked (backend confirmed)", theme.ok())]),
+            Line::from(vec![
+                Span::styled(format!("After-action review of {}  ", r.id), theme.accent()),
+                Span::styled("access revoked (backend confirmed)", theme.ok()),
+            ]),
             label_value("incident", clean(&r.incident.label()), theme),
-            label_value("role", format!("{}   requester {}   approvers {}", r.role, clean(&r.requester), approvers.join(", ")), theme),
-            label_value("window", format!("{} to {} ({duration}), {} extension(s)", t(start), t(end), g.map_or(0, |g| g.extensions.len())), theme),
-            Line::styled(format!("{} is the requester; {} answers.", clean(&r.requester), clean(&app.me)), theme.muted()),
+            label_value(
+                "role",
+                format!(
+                    "{}   requester {}   approvers {}",
+                    r.role,
+                    clean(&r.requester),
+                    approvers.join(", ")
+                ),
+                theme,
+            ),
+            label_value(
+                "window",
+                format!(
+                    "{} to {} ({duration}), {} extension(s)",
+                    t(start),
+                    t(end),
+                    g.map_or(0, |g| g.extensions.len())
+                ),
+                theme,
+            ),
+            Line::styled(
+                format!(
+                    "{} is the requester; {} answers.",
+                    clean(&r.requester),
+                    clean(&app.me)
+                ),
+                theme.muted(),
+            ),
         ]),
         summary,
     );
     let on = |x: ReviewField| form.focus == x;
-    let style = |x: ReviewField| if on(x) { theme.selected() } else { theme.base() };
-    let label = |x: ReviewField, s: &'static str| Span::styled(format!("{s:<28}"), if on(x) { theme.accent() } else { theme.muted() });
+    let style = |x: ReviewField| {
+        if on(x) {
+            theme.selected()
+        } else {
+            theme.base()
+        }
+    };
+    let label = |x: ReviewField, s: &'static str| {
+        Span::styled(
+            format!("{s:<30}"),
+            if on(x) { theme.accent() } else { theme.muted() },
+        )
+    };
     let yn = |v: Option<bool>| match v {
         Some(true) => "yes",
         Some(false) => "no",
@@ -230,20 +369,72 @@ fn review_form(f: &mut Frame, app: &App, r: &Request, form: &ReviewForm, theme: 
     let cursor = |x: ReviewField| if on(x) { "▏" } else { "" };
     let first = |s: &str| clean(s.lines().last().unwrap_or(""));
     let mut lines = vec![
-        Line::from(vec![label(ReviewField::Actions, "actions taken"), Span::styled(format!("{}{}", first(&form.actions.value), cursor(ReviewField::Actions)), style(ReviewField::Actions))]),
-        Line::from(vec![label(ReviewField::Systems, "systems touched"), Span::styled(format!("{}{}", clean(&form.systems.value), cursor(ReviewField::Systems)), style(ReviewField::Systems))]),
-        Line::from(vec![label(ReviewField::Necessary, "was the access necessary?"), Span::styled(yn(form.necessary), style(ReviewField::Necessary))]),
-        Line::from(vec![label(ReviewField::Copied, "credentials copied anywhere?"), Span::styled(yn(form.copied), style(ReviewField::Copied))]),
+        Line::from(vec![
+            label(ReviewField::Actions, "actions taken"),
+            Span::styled(
+                format!(
+                    "{}{}",
+                    first(&form.actions.value),
+                    cursor(ReviewField::Actions)
+                ),
+                style(ReviewField::Actions),
+            ),
+        ]),
+        Line::from(vec![
+            label(ReviewField::Systems, "systems touched"),
+            Span::styled(
+                format!(
+                    "{}{}",
+                    clean(&form.systems.value),
+                    cursor(ReviewField::Systems)
+                ),
+                style(ReviewField::Systems),
+            ),
+        ]),
+        Line::from(vec![
+            label(ReviewField::Necessary, "was the access necessary?"),
+            Span::styled(yn(form.necessary), style(ReviewField::Necessary)),
+        ]),
+        Line::from(vec![
+            label(ReviewField::Copied, "credentials copied anywhere?"),
+            Span::styled(yn(form.copied), style(ReviewField::Copied)),
+        ]),
     ];
     if form.copied == Some(true) || on(ReviewField::CopiedWhere) {
-        lines.push(Line::from(vec![label(ReviewField::CopiedWhere, "  where (to purge)"), Span::styled(format!("{}{}", clean(&form.copied_where.value), cursor(ReviewField::CopiedWhere)), style(ReviewField::CopiedWhere))]));
+        lines.push(Line::from(vec![
+            label(ReviewField::CopiedWhere, "  where (to purge)"),
+            Span::styled(
+                format!(
+                    "{}{}",
+                    clean(&form.copied_where.value),
+                    cursor(ReviewField::CopiedWhere)
+                ),
+                style(ReviewField::CopiedWhere),
+            ),
+        ]));
     }
-    lines.push(Line::from(vec![label(ReviewField::FollowUps, "follow-up items"), Span::styled(format!("{}{}", first(&form.follow_ups.value), cursor(ReviewField::FollowUps)), style(ReviewField::FollowUps))]));
+    lines.push(Line::from(vec![
+        label(ReviewField::FollowUps, "follow-up items"),
+        Span::styled(
+            format!(
+                "{}{}",
+                first(&form.follow_ups.value),
+                cursor(ReviewField::FollowUps)
+            ),
+            style(ReviewField::FollowUps),
+        ),
+    ]));
     if form.actions.value.contains('\n') || form.follow_ups.value.contains('\n') {
-        lines.push(Line::styled("(multi-line answers show their last line here)", theme.muted()));
+        lines.push(Line::styled(
+            "(multi-line answers show their last line here)",
+            theme.muted(),
+        ));
     }
     lines.push(Line::from(""));
-    lines.push(Line::styled("[ Submit ]  (Ctrl-S)", style(ReviewField::Submit)));
+    lines.push(Line::styled(
+        "[ Submit ]  (Ctrl-S)",
+        style(ReviewField::Submit),
+    ));
     if let Some(e) = &form.error {
         lines.push(Line::styled(format!("! {}", clean(e)), theme.danger()));
     }

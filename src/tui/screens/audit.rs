@@ -12,8 +12,14 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let [status, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
     let head = app.data.audit_head;
     let line = match &app.verified {
-        Some((h, Ok(n))) if *h == head => Line::styled(format!("chain verified: {n} event(s), every link intact"), theme.ok()),
-        Some((h, Err(b))) if *h == head => Line::styled(format!("CHAIN BROKEN at event #{}: {}", b.seq, clean(&b.reason)), theme.danger()),
+        Some((h, Ok(n))) if *h == head => Line::styled(
+            format!("chain verified: {n} event(s), every link intact"),
+            theme.ok(),
+        ),
+        Some((h, Err(b))) if *h == head => Line::styled(
+            format!("CHAIN BROKEN at event #{}: {}", b.seq, clean(&b.reason)),
+            theme.danger(),
+        ),
         _ => Line::styled(format!("verifying {head} event(s)..."), theme.warn()),
     };
     f.render_widget(Paragraph::new(line), status);
@@ -21,7 +27,9 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let rows = list.height as usize;
     let total = app.data.audit.len();
     let sel = app.audit_scroll.min(total.saturating_sub(1));
-    let start = sel.saturating_sub(rows.saturating_sub(1)).min(total.saturating_sub(rows));
+    let start = sel
+        .saturating_sub(rows.saturating_sub(1))
+        .min(total.saturating_sub(rows));
     let items: Vec<ListItem> = app
         .data
         .audit
@@ -31,14 +39,35 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         .map(|e| {
             ListItem::new(Line::from(vec![
                 Span::styled(format!("#{:<6} ", e.seq), theme.muted()),
-                Span::styled(format!("{} ", e.at.get(11..19).unwrap_or(&e.at)), theme.muted()),
-                Span::styled(format!("{:<8} ", e.request_id.map(|i| format!("REQ-{i}")).unwrap_or_default()), theme.base()),
+                Span::styled(
+                    format!("{} ", e.at.get(11..19).unwrap_or(&e.at)),
+                    theme.muted(),
+                ),
+                Span::styled(
+                    format!(
+                        "{:<8} ",
+                        e.request_id.map(|i| format!("REQ-{i}")).unwrap_or_default()
+                    ),
+                    theme.base(),
+                ),
                 Span::styled(format!("{:<18} ", e.action), theme.accent()),
                 Span::styled(format!("{:<10} ", clean(&e.actor)), theme.base()),
-                Span::styled(format!("{} -> {}", e.from_state.as_deref().unwrap_or("-"), e.to_state.as_deref().unwrap_or("-")), theme.muted()),
+                Span::styled(
+                    format!(
+                        "{} -> {}",
+                        e.from_state.as_deref().unwrap_or("-"),
+                        e.to_state.as_deref().unwrap_or("-")
+                    ),
+                    theme.muted(),
+                ),
             ]))
         })
         .collect();
-    let mut state = ListState::default().with_selected(if total == 0 { None } else { Some(sel - start) });
-    f.render_stateful_widget(List::new(items).highlight_style(theme.selected()), list, &mut state);
+    let mut state =
+        ListState::default().with_selected(if total == 0 { None } else { Some(sel - start) });
+    f.render_stateful_widget(
+        List::new(items).highlight_style(theme.selected()),
+        list,
+        &mut state,
+    );
 }

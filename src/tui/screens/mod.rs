@@ -12,32 +12,82 @@ use crate::domain::State;
 pub fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
     match app.tab {
         Tab::Incidents => match &app.walk {
-            Walk::Incidents { .. } => vec![("Up/Down", "move"), ("Enter", "pick the incident"), ("/", "filter as you type"), ("t", "enter a ticket reference instead")],
+            Walk::Incidents { .. } => vec![
+                ("Up/Down", "move"),
+                ("Enter", "pick the incident"),
+                ("/", "filter as you type"),
+                ("t", "enter a ticket reference instead"),
+            ],
             Walk::Ticket { .. } => vec![("Enter", "continue to roles"), ("Esc", "back")],
-            Walk::Roles { .. } => vec![("Up/Down", "move"), ("Enter", "pick the role (locked roles say why)"), ("Esc", "back")],
-            Walk::Form(_) => vec![("Tab/Shift-Tab", "next/previous field"), ("Up/Down", "choose the condition"), ("Enter", "new line in the reason"), ("Ctrl-S", "continue to confirm"), ("Esc", "back")],
-            Walk::Confirm { .. } => vec![("type", "the role name to confirm"), ("Enter", "file the request"), ("Esc", "back to the form")],
+            Walk::Roles { .. } => vec![
+                ("Up/Down", "move"),
+                ("Enter", "pick the role (locked roles say why)"),
+                ("Esc", "back"),
+            ],
+            Walk::Form(_) => vec![
+                ("Tab/Shift-Tab", "next/previous field"),
+                ("Up/Down", "choose the condition"),
+                ("Enter", "new line in the reason"),
+                ("Ctrl-S", "continue to confirm"),
+                ("Esc", "back"),
+            ],
+            Walk::Confirm { .. } => vec![
+                ("type", "the role name to confirm"),
+                ("Enter", "file the request"),
+                ("Esc", "back to the form"),
+            ],
         },
         Tab::MyAccess => {
             if app.review.is_some() {
-                return vec![("Tab", "next field"), ("y/n, Space", "answer a yes/no question"), ("Ctrl-S", "submit the review"), ("Esc", "leave; the draft is kept")];
+                return vec![
+                    ("Tab", "next field"),
+                    ("y/n, Space", "answer a yes/no question"),
+                    ("Ctrl-S", "submit the review"),
+                    ("Esc", "leave; the draft is kept"),
+                ];
             }
             match app.focused().map(|r| r.state) {
                 None => vec![("Up/Down", "move"), ("Enter", "open the request")],
-                Some(State::Pending | State::Approved) => vec![("c", "cancel the request"), ("Esc", "back to the list")],
-                Some(State::Active) => vec![("r", "reveal/mask the credential"), ("y", "copy it (OSC 52)"), ("e", "extend (with a reason)"), ("x", "end access now"), ("Esc", "back to the list")],
-                Some(State::Ended) => vec![("Enter", "write the after-action review"), ("Esc", "back")],
+                Some(State::Pending | State::Approved) => {
+                    vec![("c", "cancel the request"), ("Esc", "back to the list")]
+                }
+                Some(State::Active) => vec![
+                    ("r", "reveal/mask the credential"),
+                    ("y", "copy it (OSC 52)"),
+                    ("e", "extend (with a reason)"),
+                    ("x", "end access now"),
+                    ("Esc", "back to the list"),
+                ],
+                Some(State::Ended) => {
+                    vec![("Enter", "write the after-action review"), ("Esc", "back")]
+                }
                 Some(_) => vec![("Esc", "back to the list")],
             }
         }
-        Tab::Approvals => vec![("Up/Down", "move"), ("Enter/a", "approve (asks to confirm)"), ("d", "deny with a reason")],
-        Tab::Reviews => vec![("Up/Down", "move"), ("Enter", "read the review"), ("c", "certify (unlocks the role)"), ("x", "reject with a comment")],
-        Tab::Audit => vec![("Up/Down, PgUp/PgDn", "scroll"), ("Home/End", "first/last event")],
+        Tab::Approvals => vec![
+            ("Up/Down", "move"),
+            ("Enter/a", "approve (asks to confirm)"),
+            ("d", "deny with a reason"),
+        ],
+        Tab::Reviews => vec![
+            ("Up/Down", "move"),
+            ("Enter", "read the review"),
+            ("c", "certify (unlocks the role)"),
+            ("x", "reject with a comment"),
+        ],
+        Tab::Audit => vec![
+            ("Up/Down, PgUp/PgDn", "scroll"),
+            ("Home/End", "first/last event"),
+        ],
     }
 }
 
 pub fn hints(app: &App) -> String {
-    let mut parts: Vec<String> = keys(app).into_iter().take(4).map(|(k, w)| format!("{k} {w}")).collect();
+    let mut parts: Vec<String> = keys(app)
+        .into_iter()
+        .take(4)
+        .map(|(k, w)| format!("{k} {w}"))
+        .collect();
     parts.push("? keys".into());
     parts.join(" · ")
 }

@@ -10,9 +10,19 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-fn queue(f: &mut Frame, items: &[QueueItem], selected: usize, empty: &str, theme: &Theme, area: Rect) -> Option<Rect> {
+fn queue(
+    f: &mut Frame,
+    items: &[QueueItem],
+    selected: usize,
+    empty: &str,
+    theme: &Theme,
+    area: Rect,
+) -> Option<Rect> {
     if items.is_empty() {
-        f.render_widget(Paragraph::new(Line::styled(empty.to_string(), theme.muted())), area);
+        f.render_widget(
+            Paragraph::new(Line::styled(empty.to_string(), theme.muted())),
+            area,
+        );
         return None;
     }
     let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(area);
@@ -25,19 +35,46 @@ fn queue(f: &mut Frame, items: &[QueueItem], selected: usize, empty: &str, theme
                 Some(why) => Span::styled(clean(why), theme.muted()),
             };
             ListItem::new(Line::from(vec![
-                Span::styled(format!("{:<8} {:<24} {:<8} ", r.id.to_string(), r.role, clean(&r.requester)), if q.blocked.is_some() { theme.muted() } else { theme.base() }),
+                Span::styled(
+                    format!(
+                        "{:<8} {:<24} {:<8} ",
+                        r.id.to_string(),
+                        r.role,
+                        clean(&r.requester)
+                    ),
+                    if q.blocked.is_some() {
+                        theme.muted()
+                    } else {
+                        theme.base()
+                    },
+                ),
                 tail,
             ]))
         })
         .collect();
     let mut state = ListState::default().with_selected(Some(selected.min(items.len() - 1)));
-    f.render_stateful_widget(List::new(rows).highlight_style(theme.selected()).highlight_symbol("› "), list, &mut state);
+    f.render_stateful_widget(
+        List::new(rows)
+            .highlight_style(theme.selected())
+            .highlight_symbol("› "),
+        list,
+        &mut state,
+    );
     Some(detail)
 }
 
 pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let items = &app.data.approvals;
-    let Some(detail) = queue(f, items, app.approvals_selected, "Nothing waiting for your approval.", theme, area) else { return };
+    let Some(detail) = queue(
+        f,
+        items,
+        app.approvals_selected,
+        "Nothing waiting for your approval.",
+        theme,
+        area,
+    ) else {
+        return;
+    };
     if let Some(q) = items.get(app.approvals_selected.min(items.len() - 1)) {
         let r = &q.request;
         let lines = vec![
@@ -45,8 +82,29 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             label_value("condition", r.condition.clone(), theme),
             label_value("reason", clean(&r.reason), theme),
             label_value("TTL", human(r.ttl_seconds), theme),
-            label_value("approvals", format!("{} of {} ({})", r.approvals.len(), r.approvals_required, r.approvers().iter().map(|a| clean(a)).collect::<Vec<_>>().join(", ")), theme),
-            label_value("requested", format!("{} by {}", r.created_at.format("%H:%M:%S UTC"), clean(&r.requester)), theme),
+            label_value(
+                "approvals",
+                format!(
+                    "{} of {} ({})",
+                    r.approvals.len(),
+                    r.approvals_required,
+                    r.approvers()
+                        .iter()
+                        .map(|a| clean(a))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                theme,
+            ),
+            label_value(
+                "requested",
+                format!(
+                    "{} by {}",
+                    r.created_at.format("%H:%M:%S UTC"),
+                    clean(&r.requester)
+                ),
+                theme,
+            ),
         ];
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
     }
@@ -54,8 +112,19 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 
 pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let items = &app.data.reviews;
-    let Some(detail) = queue(f, items, app.reviews_selected, "No after-action reviews waiting for certification.", theme, area) else { return };
-    let Some(q) = items.get(app.reviews_selected.min(items.len() - 1)) else { return };
+    let Some(detail) = queue(
+        f,
+        items,
+        app.reviews_selected,
+        "No after-action reviews waiting for certification.",
+        theme,
+        area,
+    ) else {
+        return;
+    };
+    let Some(q) = items.get(app.reviews_selected.min(items.len() - 1)) else {
+        return;
+    };
     let r = &q.request;
     let mut lines = vec![label_value("incident", clean(&r.incident.label()), theme)];
     if let Some(rv) = &r.review {
@@ -65,23 +134,53 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         lines.push(label_value("systems", clean(&a.systems_touched), theme));
         lines.push(Line::from(vec![
             Span::styled(format!("{:<14}", "necessary"), theme.muted()),
-            Span::styled(yn(a.access_necessary), if a.access_necessary { theme.ok() } else { theme.warn() }),
+            Span::styled(
+                yn(a.access_necessary),
+                if a.access_necessary {
+                    theme.ok()
+                } else {
+                    theme.warn()
+                },
+            ),
             Span::styled("   credentials copied: ", theme.muted()),
             Span::styled(
-                if a.credentials_copied { format!("yes ({})", clean(&a.credentials_copied_where)) } else { "no".into() },
-                if a.credentials_copied { theme.danger() } else { theme.ok() },
+                if a.credentials_copied {
+                    format!("yes ({})", clean(&a.credentials_copied_where))
+                } else {
+                    "no".into()
+                },
+                if a.credentials_copied {
+                    theme.danger()
+                } else {
+                    theme.ok()
+                },
             ),
         ]));
         lines.push(label_value("follow-ups", clean(&a.follow_ups), theme));
     }
     if !r.rejections.is_empty() {
-        lines.push(label_value("rejected", format!("{} time(s) before", r.rejections.len()), theme));
+        lines.push(label_value(
+            "rejected",
+            format!("{} time(s) before", r.rejections.len()),
+            theme,
+        ));
     }
     if app.reading_review {
-        let area = crate::tui::ui::centered(area, area.width.saturating_sub(4), area.height.saturating_sub(2));
+        let area = crate::tui::ui::centered(
+            area,
+            area.width.saturating_sub(4),
+            area.height.saturating_sub(2),
+        );
         f.render_widget(ratatui::widgets::Clear, area);
-        let block = ratatui::widgets::Block::bordered().title(format!(" Review of {} ", r.id)).style(theme.base());
-        f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
+        let block = ratatui::widgets::Block::bordered()
+            .title(format!(" Review of {} ", r.id))
+            .style(theme.base());
+        f.render_widget(
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
+            area,
+        );
     } else {
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
     }

@@ -11,14 +11,24 @@ use ratatui::Frame;
 
 pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     match &app.walk {
-        Walk::Incidents { filter, filtering, selected } => incidents(f, app, theme, area, &filter.value, *filtering, *selected),
+        Walk::Incidents {
+            filter,
+            filtering,
+            selected,
+        } => incidents(f, app, theme, area, &filter.value, *filtering, *selected),
         Walk::Ticket { input } => {
             let lines = vec![
                 Line::from("Manual ticket reference (for roles with a ticket pattern):"),
                 Line::from(""),
-                Line::from(vec![Span::styled("ticket: ", theme.muted()), Span::styled(format!("{}▏", input.value), theme.selected())]),
+                Line::from(vec![
+                    Span::styled("ticket: ", theme.muted()),
+                    Span::styled(format!("{}▏", input.value), theme.selected()),
+                ]),
                 Line::from(""),
-                Line::styled("Roles that accept tickets show their pattern on the next screen.", theme.muted()),
+                Line::styled(
+                    "Roles that accept tickets show their pattern on the next screen.",
+                    theme.muted(),
+                ),
             ];
             f.render_widget(Paragraph::new(lines), area);
         }
@@ -27,11 +37,20 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         Walk::Confirm { form, typed } => {
             let mut lines = summary(form, theme);
             lines.push(Line::from(""));
-            lines.push(Line::styled(format!("Type the role name ({}) and press Enter to file the request:", form.role.name), theme.warn()));
+            lines.push(Line::styled(
+                format!(
+                    "Type the role name ({}) and press Enter to file the request:",
+                    form.role.name
+                ),
+                theme.warn(),
+            ));
             let ok = typed.value.trim() == form.role.name;
             lines.push(Line::from(vec![
                 Span::styled("> ", theme.muted()),
-                Span::styled(format!("{}▏", typed.value), if ok { theme.ok() } else { theme.selected() }),
+                Span::styled(
+                    format!("{}▏", typed.value),
+                    if ok { theme.ok() } else { theme.selected() },
+                ),
             ]));
             f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
         }
@@ -43,25 +62,57 @@ fn age(app: &App, t: Option<chrono::DateTime<chrono::Utc>>) -> String {
         None => "-".into(),
         Some(t) => {
             let s = (app.now - t).num_seconds().max(0);
-            if s < 3600 { format!("{}m", s / 60) } else if s < 86400 { format!("{}h", s / 3600) } else { format!("{}d", s / 86400) }
+            if s < 3600 {
+                format!("{}m", s / 60)
+            } else if s < 86400 {
+                format!("{}h", s / 3600)
+            } else {
+                format!("{}d", s / 86400)
+            }
         }
     }
 }
 
-fn incidents(f: &mut Frame, app: &App, theme: &Theme, area: Rect, filter: &str, filtering: bool, selected: usize) {
+fn incidents(
+    f: &mut Frame,
+    app: &App,
+    theme: &Theme,
+    area: Rect,
+    filter: &str,
+    filtering: bool,
+    selected: usize,
+) {
     let [top, list] = Layout::vertical([Constraint::Length(2), Constraint::Min(3)]).areas(area);
-    let mut head = vec![Span::styled("Pick the incident this access is for.  ", theme.base())];
+    let mut head = vec![Span::styled(
+        "Pick the incident this access is for.  ",
+        theme.base(),
+    )];
     if filtering || !filter.is_empty() {
         head.push(Span::styled("filter: ", theme.muted()));
-        head.push(Span::styled(format!("{filter}{}", if filtering { "▏" } else { "" }), theme.selected()));
+        head.push(Span::styled(
+            format!("{filter}{}", if filtering { "▏" } else { "" }),
+            theme.selected(),
+        ));
     } else {
         head.push(Span::styled("/ filters", theme.muted()));
     }
     let mut top_lines = vec![Line::from(head)];
     if !app.data.source_errors.is_empty() {
-        top_lines.push(Line::styled(format!("source unavailable: {}", clean(&app.data.source_errors.join("; "))), theme.danger()));
+        top_lines.push(Line::styled(
+            format!(
+                "source unavailable: {}",
+                clean(&app.data.source_errors.join("; "))
+            ),
+            theme.danger(),
+        ));
     } else {
-        top_lines.push(Line::styled(format!("{:<10} {:<5} {:<6} {:>5}  TITLE", "ID", "SEV", "STATUS", "AGE"), theme.muted()));
+        top_lines.push(Line::styled(
+            format!(
+                "  {:<10} {:<5} {:<6} {:>5}  TITLE",
+                "ID", "SEV", "STATUS", "AGE"
+            ),
+            theme.muted(),
+        ));
     }
     f.render_widget(Paragraph::new(top_lines), top);
     let shown = app.filtered_incidents();
@@ -69,28 +120,65 @@ fn incidents(f: &mut Frame, app: &App, theme: &Theme, area: Rect, filter: &str, 
     let mut items: Vec<ListItem> = shown
         .iter()
         .map(|i| {
-            let sev_style = if i.severity.eq_ignore_ascii_case("SEV1") { theme.danger() } else { theme.warn() };
+            let sev_style = if i.severity.eq_ignore_ascii_case("SEV1") {
+                theme.danger()
+            } else {
+                theme.warn()
+            };
             let title: String = clean(&i.title).chars().take(width).collect();
             ListItem::new(Line::from(vec![
                 Span::styled(format!("{:<10} ", clean(&i.id)), theme.base()),
                 Span::styled(format!("{:<5} ", clean(&i.severity)), sev_style),
-                Span::styled(format!("{:<6} ", if i.status == crate::incident::IncidentStatus::Open { "open" } else { "ack" }), theme.muted()),
+                Span::styled(
+                    format!(
+                        "{:<6} ",
+                        if i.status == crate::incident::IncidentStatus::Open {
+                            "open"
+                        } else {
+                            "ack"
+                        }
+                    ),
+                    theme.muted(),
+                ),
                 Span::styled(format!("{:>5}  ", age(app, i.opened_at)), theme.muted()),
                 Span::styled(title, theme.base()),
             ]))
         })
         .collect();
-    items.push(ListItem::new(Line::styled("+ enter a ticket reference instead (t)", theme.muted())));
+    items.push(ListItem::new(Line::styled(
+        "+ enter a ticket reference instead (t)",
+        theme.muted(),
+    )));
     let mut state = ListState::default().with_selected(Some(selected.min(items.len() - 1)));
-    f.render_stateful_widget(List::new(items).highlight_style(theme.selected()).highlight_symbol("› "), list, &mut state);
+    f.render_stateful_widget(
+        List::new(items)
+            .highlight_style(theme.selected())
+            .highlight_symbol("› "),
+        list,
+        &mut state,
+    );
 }
 
 fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, selected: usize) {
-    let [top, list, detail] = Layout::vertical([Constraint::Length(2), Constraint::Min(4), Constraint::Length(5)]).areas(area);
+    let [top, list, detail] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(4),
+        Constraint::Length(5),
+    ])
+    .areas(area);
     f.render_widget(
         Paragraph::new(vec![
-            Line::from(vec![Span::styled("for ", theme.muted()), Span::styled(clean(incident), theme.accent())]),
-            Line::styled(format!("{:<26} {:<9} {:>5} {:>5} {:>4}  STATE", "ROLE", "BACKEND", "TTL", "MAX", "APPR"), theme.muted()),
+            Line::from(vec![
+                Span::styled("for ", theme.muted()),
+                Span::styled(clean(incident), theme.accent()),
+            ]),
+            Line::styled(
+                format!(
+                    "  {:<26} {:<9} {:>5} {:>5} {:>4}  STATE",
+                    "ROLE", "BACKEND", "TTL", "MAX", "APPR"
+                ),
+                theme.muted(),
+            ),
         ]),
         top,
     );
@@ -123,14 +211,24 @@ fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, se
         })
         .collect();
     let mut state = ListState::default().with_selected(Some(selected));
-    f.render_stateful_widget(List::new(items).highlight_style(theme.selected()).highlight_symbol("› "), list, &mut state);
+    f.render_stateful_widget(
+        List::new(items)
+            .highlight_style(theme.selected())
+            .highlight_symbol("› "),
+        list,
+        &mut state,
+    );
     if let Some(r) = app.data.roles.get(selected) {
         let mut lines = vec![
             Line::styled(clean(&r.description), theme.base()),
             label_value("conditions", r.conditions.join("; "), theme),
         ];
         if let Some(p) = &r.ticket_pattern {
-            lines.push(label_value("ticket", format!("accepts manual tickets matching {p}"), theme));
+            lines.push(label_value(
+                "ticket",
+                format!("accepts manual tickets matching {p}"),
+                theme,
+            ));
         }
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
     }
@@ -141,43 +239,123 @@ fn summary<'a>(form: &crate::tui::app::RequestForm, theme: &Theme) -> Vec<Line<'
     vec![
         Line::styled("Confirm the request", theme.accent()),
         label_value("incident", clean(&form.pick.label()), theme),
-        label_value("role", format!("{} ({})", form.role.name, form.role.backend), theme),
+        label_value(
+            "role",
+            format!("{} ({})", form.role.name, form.role.backend),
+            theme,
+        ),
         label_value("condition", input.condition.clone(), theme),
         label_value("reason", clean(&input.reason), theme),
-        label_value("TTL", human(input.ttl_seconds.unwrap_or(form.role.default_ttl_seconds)), theme),
-        label_value("approvals", format!("{} other person(s) must approve", form.role.approvals_required), theme),
-        label_value("alerts", "the SOC is alerted when access is granted".into(), theme),
+        label_value(
+            "TTL",
+            human(input.ttl_seconds.unwrap_or(form.role.default_ttl_seconds)),
+            theme,
+        ),
+        label_value(
+            "approvals",
+            format!(
+                "{} other person(s) must approve",
+                form.role.approvals_required
+            ),
+            theme,
+        ),
+        label_value(
+            "alerts",
+            "the SOC is alerted when access is granted".into(),
+            theme,
+        ),
     ]
 }
 
 fn form_view(f: &mut Frame, form: &crate::tui::app::RequestForm, theme: &Theme, area: Rect) {
-    let show = |field: RequestField| if form.attempted { form.problem(field) } else { None };
+    let show = |field: RequestField| {
+        if form.attempted {
+            form.problem(field)
+        } else {
+            None
+        }
+    };
     let focus_style = |on: bool| if on { theme.selected() } else { theme.base() };
     let mut lines = vec![
-        Line::from(vec![Span::styled("Activation form  ", theme.accent()), Span::styled(format!("{} for {}", form.role.name, clean(&form.pick.label())), theme.muted())]),
+        Line::from(vec![
+            Span::styled("Activation form  ", theme.accent()),
+            Span::styled(
+                format!("{} for {}", form.role.name, clean(&form.pick.label())),
+                theme.muted(),
+            ),
+        ]),
         Line::from(""),
-        Line::styled("Condition", if form.focus == FormField::Condition { theme.accent() } else { theme.muted() }),
+        Line::styled(
+            "Condition",
+            if form.focus == FormField::Condition {
+                theme.accent()
+            } else {
+                theme.muted()
+            },
+        ),
     ];
     for (i, c) in form.role.conditions.iter().enumerate() {
         let mark = if i == form.condition { "(•)" } else { "( )" };
-        lines.push(Line::styled(format!("  {mark} {c}"), focus_style(form.focus == FormField::Condition && i == form.condition)));
+        lines.push(Line::styled(
+            format!("  {mark} {c}"),
+            focus_style(form.focus == FormField::Condition && i == form.condition),
+        ));
     }
     if let Some(p) = show(RequestField::Condition) {
         lines.push(Line::styled(format!("  ! {}", clean(p)), theme.danger()));
     }
-    lines.push(Line::styled("Reason (what is broken, what you will do)", if form.focus == FormField::Reason { theme.accent() } else { theme.muted() }));
-    let reason_lines: Vec<&str> = if form.reason.value.is_empty() { vec![""] } else { form.reason.value.split('\n').collect() };
+    lines.push(Line::styled(
+        "Reason (what is broken, what you will do)",
+        if form.focus == FormField::Reason {
+            theme.accent()
+        } else {
+            theme.muted()
+        },
+    ));
+    let reason_lines: Vec<&str> = if form.reason.value.is_empty() {
+        vec![""]
+    } else {
+        form.reason.value.split('\n').collect()
+    };
     for (i, l) in reason_lines.iter().enumerate().take(4) {
         let cursor = form.focus == FormField::Reason && i == reason_lines.len().min(4) - 1;
-        lines.push(Line::styled(format!("  {}{}", clean(l), if cursor { "▏" } else { "" }), focus_style(form.focus == FormField::Reason)));
+        lines.push(Line::styled(
+            format!("  {}{}", clean(l), if cursor { "▏" } else { "" }),
+            focus_style(form.focus == FormField::Reason),
+        ));
     }
     if let Some(p) = show(RequestField::Reason) {
         lines.push(Line::styled(format!("  ! {}", clean(p)), theme.danger()));
     }
     lines.push(Line::from(vec![
-        Span::styled("TTL ", if form.focus == FormField::Ttl { theme.accent() } else { theme.muted() }),
-        Span::styled(format!("{}{}", form.ttl.value, if form.focus == FormField::Ttl { "▏" } else { "" }), focus_style(form.focus == FormField::Ttl)),
-        Span::styled(format!("   (default {}, at most {})", human(form.role.default_ttl_seconds), human(form.role.max_ttl_seconds)), theme.muted()),
+        Span::styled(
+            "TTL ",
+            if form.focus == FormField::Ttl {
+                theme.accent()
+            } else {
+                theme.muted()
+            },
+        ),
+        Span::styled(
+            format!(
+                "{}{}",
+                form.ttl.value,
+                if form.focus == FormField::Ttl {
+                    "▏"
+                } else {
+                    ""
+                }
+            ),
+            focus_style(form.focus == FormField::Ttl),
+        ),
+        Span::styled(
+            format!(
+                "   (default {}, at most {})",
+                human(form.role.default_ttl_seconds),
+                human(form.role.max_ttl_seconds)
+            ),
+            theme.muted(),
+        ),
     ]));
     if let Some(p) = show(RequestField::Ttl) {
         lines.push(Line::styled(format!("  ! {}", clean(p)), theme.danger()));
@@ -186,6 +364,9 @@ fn form_view(f: &mut Frame, form: &crate::tui::app::RequestForm, theme: &Theme, 
         lines.push(Line::styled(format!("  ! {}", clean(p)), theme.danger()));
     }
     lines.push(Line::from(""));
-    lines.push(Line::styled("[ Continue ]  (Ctrl-S)", focus_style(form.focus == FormField::Continue)));
+    lines.push(Line::styled(
+        "[ Continue ]  (Ctrl-S)",
+        focus_style(form.focus == FormField::Continue),
+    ));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
