@@ -222,3 +222,5 @@ pub const REQUEST_K8S: &[&str] = &[
 ];
 
 pub mod store_conformance;
+
+pub mod tui;
