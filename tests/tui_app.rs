@@ -63,7 +63,10 @@ async fn the_whole_walk_from_incident_to_certification() {
     d.press(KeyCode::Char('r')).await;
     d.assert_sees("bg_req_1");
     d.press(KeyCode::Char('y')).await;
-    assert!(d.copied[0].contains("username=bg_req_1 password="), "the whole credential is copied");
+    assert!(
+        d.copied[0].contains("username=bg_req_1 password="),
+        "the whole credential is copied"
+    );
 
     // The countdown follows the clock; warnings at 5 and 1 minutes.
     d.h.clock.advance(Duration::minutes(10));
@@ -79,7 +82,10 @@ async fn the_whole_walk_from_incident_to_certification() {
     d.press(KeyCode::Tab).await;
     d.typed("replica still catching up").await;
     d.press(KeyCode::Enter).await;
-    assert_eq!(d.engine.load(id).unwrap().grant.unwrap().extensions.len(), 1);
+    assert_eq!(
+        d.engine.load(id).unwrap().grant.unwrap().extensions.len(),
+        1
+    );
     d.assert_sees("extended 1 time(s)");
     d.press(KeyCode::Char('x')).await;
     d.assert_sees("End REQ-1 now?");
@@ -151,13 +157,20 @@ async fn locked_roles_are_greyed_with_the_reason_and_cannot_be_picked() {
     d.press(KeyCode::Down).await;
     d.press(KeyCode::Enter).await;
     d.assert_sees("k8s-cluster-admin is locked");
-    assert!(matches!(d.app.walk, breakglass::tui::app::Walk::Roles { .. }));
+    assert!(matches!(
+        d.app.walk,
+        breakglass::tui::app::Walk::Roles { .. }
+    ));
 }
 
 #[tokio::test]
 async fn own_requests_are_not_approvable_and_say_why() {
     let mut d = console().await;
-    let r = d.h.engine.request("alice", input(DBA, inc("INC-1042"))).await.unwrap();
+    let r =
+        d.h.engine
+            .request("alice", input(DBA, inc("INC-1042")))
+            .await
+            .unwrap();
     d.refresh().await;
     d.press(KeyCode::Char('3')).await;
     d.assert_sees("Approvals (0)");
@@ -203,11 +216,22 @@ async fn a_revocation_that_keeps_failing_is_shown_loudly() {
     // Simulate the backend failing: the store says Revoking with an error.
     let mut req = d.engine.load(r.id).unwrap();
     let now = d.h.clock_now();
-    let owner = breakglass::domain::Owner { host: "h".into(), pid: 1 };
-    let ev = breakglass::domain::lifecycle::begin_revoke(&mut req, "alice", "done", now, now, owner).unwrap();
+    let owner = breakglass::domain::Owner {
+        host: "h".into(),
+        pid: 1,
+    };
+    let ev =
+        breakglass::domain::lifecycle::begin_revoke(&mut req, "alice", "done", now, now, owner)
+            .unwrap();
     let req = d.engine.store().commit(&req, &ev, &[], now).unwrap();
     let mut req2 = req.clone();
-    let ev = breakglass::domain::lifecycle::revoke_failed(&mut req2, "alice", "target \u{1b}[31munreachable", now).unwrap();
+    let ev = breakglass::domain::lifecycle::revoke_failed(
+        &mut req2,
+        "alice",
+        "target \u{1b}[31munreachable",
+        now,
+    )
+    .unwrap();
     d.engine.store().commit(&req2, &ev, &[], now).unwrap();
     d.refresh().await;
     d.press(KeyCode::Char('2')).await;
@@ -229,7 +253,13 @@ async fn hostile_text_never_reaches_the_screen_buffer() {
     d.assert_sees("DB down evil");
     let b = d.buffer(100, 30);
     for c in b.content() {
-        assert!(!c.symbol().chars().any(|ch| ch.is_control() || ch == '\u{202e}'), "control char {:?} in the buffer", c.symbol());
+        assert!(
+            !c.symbol()
+                .chars()
+                .any(|ch| ch.is_control() || ch == '\u{202e}'),
+            "control char {:?} in the buffer",
+            c.symbol()
+        );
     }
 }
 
@@ -260,7 +290,7 @@ async fn small_terminals_get_a_notice_and_80x24_fits() {
 async fn the_help_overlay_lists_the_keys_of_the_screen() {
     let mut d = console().await;
     d.press(KeyCode::Char('?')).await;
-    d.assert_sees("/           filter as you type");
+    d.assert_sees("/                   filter as you type");
     d.assert_sees("switch demo persona");
     d.press(KeyCode::Char('x')).await;
     assert!(!d.app.help);

@@ -76,7 +76,12 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) {
 }
 
 fn tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let mut spans = vec![Span::styled(" breakglass ", theme.accent())];
+    // The name goes first when there is room; the tabs and the DEMO badge must fit 80 columns.
+    let mut spans = if area.width >= 90 {
+        vec![Span::styled(" breakglass ", theme.accent())]
+    } else {
+        vec![]
+    };
     for (i, t) in Tab::ALL.iter().enumerate() {
         let label = match t {
             Tab::Incidents => "Incidents".to_string(),
@@ -122,10 +127,7 @@ fn hint_line(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
 
 fn status_bar(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let who = if app.is_demo() {
-        Span::styled(
-            format!(" {} (demo persona, p to switch) ", app.me),
-            theme.demo(),
-        )
+        Span::styled(format!(" {} · demo persona (p) ", app.me), theme.demo())
     } else {
         Span::styled(format!(" {} ", app.me), theme.accent())
     };
@@ -319,25 +321,25 @@ fn help(f: &mut Frame, app: &App, theme: &Theme, body: Rect) {
     ];
     for (k, what) in global {
         lines.push(Line::from(vec![
-            Span::styled(format!("  {k:<12}"), theme.accent()),
+            Span::styled(format!("  {k:<20}"), theme.accent()),
             Span::raw(what),
         ]));
     }
     if app.is_demo() {
         lines.push(Line::from(vec![
-            Span::styled(format!("  {:<12}", "p"), theme.demo()),
+            Span::styled(format!("  {:<20}", "p"), theme.demo()),
             Span::raw("switch demo persona"),
         ]));
     }
     lines.push(Line::styled("This screen", theme.accent()));
     for (k, what) in screens::keys(app) {
         lines.push(Line::from(vec![
-            Span::styled(format!("  {k:<12}"), theme.accent()),
+            Span::styled(format!("  {k:<20}"), theme.accent()),
             Span::raw(what),
         ]));
     }
     let h = lines.len() as u16 + 2;
-    popup(f, centered(body, 60, h), "Keys", theme, lines);
+    popup(f, centered(body, 64, h), "Keys", theme, lines);
 }
 
 pub fn label_value<'a>(label: &'a str, value: String, theme: &Theme) -> Line<'a> {

@@ -31,7 +31,11 @@ impl Driver {
             h.clock_now(),
         );
         let e2 = engine.clone();
-        app.checker = Some(Arc::new(move |role: &str, new: &breakglass::domain::lifecycle::NewRequest| e2.check_fields(role, new)));
+        app.checker = Some(Arc::new(
+            move |role: &str, new: &breakglass::domain::lifecycle::NewRequest| {
+                e2.check_fields(role, new)
+            },
+        ));
         Driver {
             h,
             engine,
@@ -69,7 +73,8 @@ impl Driver {
     }
 
     pub async fn ctrl(&mut self, c: char) {
-        self.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)).await;
+        self.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+            .await;
     }
 
     pub async fn key(&mut self, k: KeyEvent) {
@@ -91,7 +96,8 @@ impl Driver {
 
     pub fn buffer(&self, w: u16, h: u16) -> Buffer {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-        t.draw(|f| breakglass::tui::ui::render(f, &self.app, &self.theme)).unwrap();
+        t.draw(|f| breakglass::tui::ui::render(f, &self.app, &self.theme))
+            .unwrap();
         t.backend().buffer().clone()
     }
 
@@ -99,7 +105,13 @@ impl Driver {
     pub fn screen(&self, w: u16, h: u16) -> String {
         let b = self.buffer(w, h);
         (0..h)
-            .map(|y| (0..w).map(|x| b[(x, y)].symbol().to_string()).collect::<String>().trim_end().to_string())
+            .map(|y| {
+                (0..w)
+                    .map(|x| b[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
