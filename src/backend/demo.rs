@@ -21,7 +21,7 @@ impl DemoBackend {
 
     fn open(&self) -> Result<Connection, BackendError> {
         let c = Connection::open(&self.path).map_err(err)?;
-        c.busy_timeout(std::time::Duration::from_secs(10))
+        c.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
         c.execute_batch(
             "CREATE TABLE IF NOT EXISTS leases (lease_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, role TEXT NOT NULL, expires_at TEXT NOT NULL)",

@@ -224,3 +224,5 @@ pub const REQUEST_K8S: &[&str] = &[
 pub mod store_conformance;
 
 pub mod tui;
+
+pub mod backend_conformance;
