@@ -268,6 +268,8 @@ struct Spy {
     revoke_failures_left: AtomicU32,
     revokes: Mutex<Vec<Option<String>>>,
     hang_grant: bool,
+    rotations: AtomicU32,
+    fail_rotate: bool,
 }
 
 #[async_trait::async_trait]
@@ -299,6 +301,13 @@ impl Backend for Spy {
         }
         Ok(())
     }
+    async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
+        self.rotations.fetch_add(1, Ordering::SeqCst);
+        if self.fail_rotate {
+            return Err(BackendError::Failed("vault sealed".into()));
+        }
+        Ok(())
+    }
     async fn check(&self) -> Result<String, BackendError> {
         Ok("spy".into())
     }
@@ -310,8 +319,49 @@ fn with_spy(spy: Spy) -> (H, Arc<Spy>) {
     let h = harness_with(move |p| {
         *s2.store.lock().unwrap() = Some(p.store.clone());
         p.backends.insert("demo".into(), s2.clone());
+        p.policy.roles.get_mut(K8S).unwrap().rotate_after_use = true;
     });
     (h, spy)
+}
+
+#[tokio::test]
+async fn rotation_after_use_is_audited_and_a_failure_alerted() {
+    let (h, spy) = with_spy(Spy::default());
+    let (r, _) = h.active(K8S).await;
+    h.engine.revoke("alice", r.id, "done").await.unwrap();
+    assert_eq!(spy.rotations.load(Ordering::SeqCst), 1);
+    let last = h
+        .engine
+        .store()
+        .audit_range(h.audit_len(), 1)
+        .unwrap()
+        .remove(0);
+    assert!(
+        last.detail.contains("\"rotation\":\"rotated\""),
+        "{}",
+        last.detail
+    );
+
+    let (h, spy) = with_spy(Spy {
+        fail_rotate: true,
+        ..Default::default()
+    });
+    let (r, _) = h.active(K8S).await;
+    let ended = h.engine.revoke("alice", r.id, "done").await.unwrap();
+    assert_eq!(
+        ended.state,
+        State::Ended,
+        "a failed rotation does not undo the revocation"
+    );
+    assert_eq!(spy.rotations.load(Ordering::SeqCst), 1);
+    let last = h
+        .engine
+        .store()
+        .audit_range(h.audit_len(), 1)
+        .unwrap()
+        .remove(0);
+    assert!(last.detail.contains("vault sealed"), "{}", last.detail);
+    assert_eq!(h.alerts_of_kind("rotate_failed"), 1);
 }
 
 #[tokio::test]

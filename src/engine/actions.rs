@@ -1,7 +1,7 @@
 use super::*;
 use crate::backend::{Credential, GrantSpec, RevokeSpec};
 use crate::domain::lifecycle::NewRequest;
-use crate::domain::{IncidentRef, ReviewAnswers, State};
+use crate::domain::{IncidentRef, Request, ReviewAnswers, State};
 use crate::failpoint;
 use chrono::Duration;
 
@@ -264,13 +264,34 @@ impl Engine {
         match backend.revoke(&spec).await {
             Ok(()) => {
                 failpoint::hit("revoke.after_backend");
-                if role.rotate_after_use && !req.grant.as_ref().is_some_and(|g| g.grant_failed) {
-                    if let Err(e) = backend.rotate(&role.name, &role.scope).await {
-                        tracing::warn!("rotation after {id} failed: {e}");
+                // Rotation failure does not undo the revocation; it is audited with
+                // it and alerted, so someone rotates by hand.
+                let rotation = if role.rotate_after_use
+                    && !req.grant.as_ref().is_some_and(|g| g.grant_failed)
+                {
+                    Some(
+                        backend
+                            .rotate(&role.name, &role.scope)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    )
+                } else {
+                    None
+                };
+                let alerts = |r: &Request, e: &Event| match &rotation {
+                    Some(Err(_)) => alert("rotate_failed", "high", r, e),
+                    _ => vec![],
+                };
+                match self.transition(id, alerts, |r, _, now| {
+                    let mut ev = lifecycle::revoked(r, &actor, now)?;
+                    match &rotation {
+                        Some(Ok(())) => ev.detail["rotation"] = serde_json::json!("rotated"),
+                        Some(Err(msg)) => {
+                            ev.detail["rotation"] = serde_json::json!({ "failed": msg })
+                        }
+                        None => {}
                     }
-                }
-                match self.transition(id, no_alerts, |r, _, now| {
-                    lifecycle::revoked(r, &actor, now)
+                    Ok(ev)
                 }) {
                     Ok(r) => Ok(r),
                     // Someone else confirmed it first: that is the same outcome.
