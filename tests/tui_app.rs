@@ -307,3 +307,36 @@ async fn the_incident_filter_narrows_as_you_type() {
     d.press(KeyCode::Enter).await;
     d.assert_sees("for INC-1043");
 }
+
+#[tokio::test]
+async fn a_backend_call_in_flight_shows_a_spinner_then_its_error() {
+    use breakglass::tui::app::{Cmd, Msg};
+    let mut d = console().await;
+    let r = d.h.approved(K8S).await;
+    d.app.tab = breakglass::tui::app::Tab::MyAccess;
+    d.app.focus = Some(r.id);
+    // The refresh arrives; the app asks for activation and shows it is busy.
+    let snap = breakglass::tui::snapshot(&d.engine, "alice").await;
+    let cmds = d.app.update(Msg::Loaded(Box::new(snap)));
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, Cmd::Activate(id) if *id == r.id)));
+    d.assert_sees("| REQ-1 approved: granting access...");
+    // Ticks keep coming while the call runs: the spinner turns.
+    d.app.update(Msg::Tick(d.h.clock_now()));
+    d.assert_sees("/ REQ-1 approved: granting access...");
+    // A second refresh while in flight does not start a second grant.
+    let snap = breakglass::tui::snapshot(&d.engine, "alice").await;
+    assert!(!d
+        .app
+        .update(Msg::Loaded(Box::new(snap)))
+        .iter()
+        .any(|c| matches!(c, Cmd::Activate(_))));
+    // The backend fails: a clear error, no spinner.
+    d.app.update(Msg::Activated(
+        r.id,
+        Err("backend demo: target \u{1b}[2Jrefused".into()),
+    ));
+    d.assert_sees("backend demo: target refused");
+    assert!(d.app.busy.is_none());
+}
