@@ -302,6 +302,7 @@ fn empty_engine(
         backends,
         sources: vec![],
         sinks: vec![],
+        alerts: Default::default(),
         clock: Arc::new(SystemClock),
         recovery: RecoveryConfig {
             grant_timeout: Duration::from_secs(300),
@@ -541,13 +542,26 @@ impl Store for TimedStore {
     fn outbox_failed(
         &self,
         id: i64,
+        delivered_to: &[String],
         error: &str,
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.outbox_failed(id, error, retry_at)
+        self.inner.outbox_failed(id, delivered_to, error, retry_at)
     }
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
         self.inner.outbox_undelivered()
+    }
+    fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError> {
+        self.inner.outbox_undelivered_for(request)
+    }
+    fn append_note(
+        &self,
+        request: Option<RequestId>,
+        note: &breakglass::store::Note,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.append_note(request, note, alerts, now)
     }
 }
 
@@ -621,6 +635,9 @@ fn bench_policy() -> Result<Policy> {
         approvals_required: 1,
         request_ttl: 1800,
         rotate_after_use: false,
+        require_open_incident: true,
+        revoke_on_resolve: true,
+        require_alert_delivery: false,
     };
     Ok(Policy {
         roles: BTreeMap::from([(role.name.clone(), role)]),

@@ -17,5 +17,6 @@ pub mod failpoint;
 pub mod identity;
 pub mod incident;
 pub mod sanitize;
+pub mod signing;
 pub mod store;
 pub mod tui;

@@ -90,7 +90,8 @@ fn full_walk_from_request_to_certification() {
 
     let v = ok_json(bg(&cfg, None, &["--json", "audit", "verify"]));
     assert_eq!(v["ok"], true);
-    assert_eq!(v["verified_events"], 9);
+    // Nine transitions, plus alice's refused attempt to certify her own review.
+    assert_eq!(v["verified_events"], 10);
     let roles = ok_json(bg(&cfg, None, &["--json", "roles"]));
     assert!(roles["roles"]
         .as_array()
@@ -101,7 +102,8 @@ fn full_walk_from_request_to_certification() {
     // Nothing on disk holds the credential: store, WAL, target, alerts, export.
     let export = bg(&cfg, None, &["audit", "export"]);
     assert!(!stdout(&export).contains(&password));
-    assert_eq!(stdout(&export).lines().count(), 9);
+    assert_eq!(stdout(&export).lines().count(), 10);
+    assert!(stdout(&export).contains("policy.refused"));
     for entry in walk(tmp.path()) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(

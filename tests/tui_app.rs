@@ -340,3 +340,25 @@ async fn a_backend_call_in_flight_shows_a_spinner_then_its_error() {
     d.assert_sees("backend demo: target refused");
     assert!(d.app.busy.is_none());
 }
+
+#[tokio::test]
+async fn a_load_for_the_previous_persona_is_not_shown_as_the_new_ones() {
+    use breakglass::tui::app::Msg;
+    let mut d = console().await;
+    d.h.engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    let stale = breakglass::tui::snapshot(&d.engine, "alice").await;
+    d.press(KeyCode::Char('p')).await;
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Enter).await; // now bob; his own load already ran
+    assert_eq!(d.app.me, "bob");
+    assert!(d.app.data.mine.is_empty());
+    // alice's load, started before the switch, arrives late: dropped.
+    d.app.update(Msg::Loaded(Box::new(stale)));
+    assert!(
+        d.app.data.mine.is_empty(),
+        "bob must not see alice's requests as his"
+    );
+}

@@ -1,44 +1,81 @@
 //! SOC alerts. Rows are written to the outbox in the same transaction as the
-//! transition that raised them; `deliver_due` sends them, retrying with back-off.
+//! transition that raised them; `deliver_due` sends them to every sink, retrying
+//! with exponential back-off and jitter. Delivery is at least once, each alert with
+//! a stable `event_id`, and a sink that took an alert is not sent it again.
 
-use crate::config::SinkConfig;
+pub mod ocsf;
+pub mod sinks;
+
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use std::io::Write;
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
+/// The native alert schema (documented in the README).
+pub const SCHEMA: &str = "breakglass.alert/v1";
+
+/// Alert kinds a config may turn off; activation cannot be turned off.
+pub const OPTIONAL_KINDS: [&str; 9] = [
+    "denial",
+    "extension",
+    "early_end",
+    "grant_failed",
+    "revoke_failed",
+    "recovery",
+    "refusal",
+    "review_rejected",
+    "rotate_failed",
+];
+
+/// Which kinds of alert the SOC wants beyond activations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRules {
+    pub on: BTreeSet<String>,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            on: OPTIONAL_KINDS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl AlertRules {
+    pub fn wants(&self, kind: &str) -> bool {
+        kind == "activation" || self.on.contains(kind)
+    }
+}
+
+/// How a sink renders alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Native,
+    Ocsf,
+}
+
+impl Format {
+    pub fn render(self, payload: &serde_json::Value) -> serde_json::Value {
+        match self {
+            Format::Native => payload.clone(),
+            Format::Ocsf => ocsf::from_alert(payload),
+        }
+    }
+}
+
+#[async_trait::async_trait]
 pub trait Sink: Send + Sync {
-    fn name(&self) -> String;
-    fn send(&self, event_id: &str, payload: &serde_json::Value) -> Result<(), String>;
+    /// Unique among the configured sinks; remembered per alert once delivered.
+    fn name(&self) -> &str;
+    /// Longest a single delivery may take before it counts as failed.
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(10)
+    }
+    async fn send(&self, event_id: &str, payload: &serde_json::Value) -> Result<(), String>;
 }
 
-/// Appends one JSON line per alert.
-pub struct FileSink {
-    path: PathBuf,
-}
-
-impl Sink for FileSink {
-    fn name(&self) -> String {
-        format!("file {}", self.path.display())
-    }
-    fn send(&self, _event_id: &str, payload: &serde_json::Value) -> Result<(), String> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        let mut line = payload.to_string();
-        line.push('\n');
-        f.write_all(line.as_bytes())
-            .and_then(|_| f.sync_data())
-            .map_err(|e| format!("{}: {e}", self.path.display()))
-    }
-}
-
-pub fn build(cfg: &SinkConfig) -> Box<dyn Sink> {
-    match cfg {
-        SinkConfig::File { path } => Box::new(FileSink { path: path.clone() }),
-    }
+pub fn build(cfg: &crate::config::SinkConfig) -> Arc<dyn Sink> {
+    sinks::build(cfg)
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +84,19 @@ pub struct Delivery {
     pub failed: u64,
 }
 
-/// One delivery pass. An alert counts as delivered when every sink took it; with
-/// no sink configured alerts stay queued (and visible as undelivered).
-pub fn deliver_due(
+/// Back-off for the n-th failed attempt: 2^n seconds up to 10 minutes, plus up to
+/// a quarter of jitter so a fleet of daemons does not retry in lockstep.
+pub fn backoff(attempts: u32) -> Duration {
+    let base = 2i64.saturating_pow(attempts.min(10)).min(600);
+    let jitter = rand::random::<u32>() as i64 % (base / 4 + 1);
+    Duration::seconds(base + jitter)
+}
+
+/// One delivery pass. With no sink configured alerts stay queued (and show as
+/// undelivered): an unconfigured SOC is not a delivered alert.
+pub async fn deliver_due(
     store: &dyn Store,
-    sinks: &[Box<dyn Sink>],
+    sinks: &[Arc<dyn Sink>],
     now: DateTime<Utc>,
 ) -> Result<Delivery, StoreError> {
     let mut out = Delivery::default();
@@ -59,24 +104,29 @@ pub fn deliver_due(
         return Ok(out);
     }
     for row in store.outbox_due(now, 100)? {
-        let errors: Vec<String> = sinks
-            .iter()
-            .filter_map(|s| {
-                s.send(&row.event_id, &row.payload)
-                    .err()
-                    .map(|e| format!("{}: {e}", s.name()))
-            })
-            .collect();
+        let mut delivered = row.delivered_to.clone();
+        let mut errors = vec![];
+        for s in sinks {
+            if delivered.iter().any(|d| d == s.name()) {
+                continue;
+            }
+            match tokio::time::timeout(s.timeout(), s.send(&row.event_id, &row.payload)).await {
+                Ok(Ok(())) => delivered.push(s.name().to_string()),
+                Ok(Err(e)) => {
+                    errors.push(format!("{}: {}", s.name(), crate::sanitize::line(&e, 300)))
+                }
+                Err(_) => errors.push(format!("{}: no answer within {:?}", s.name(), s.timeout())),
+            }
+        }
         if errors.is_empty() {
             store.outbox_delivered(row.id, now)?;
             out.delivered += 1;
         } else {
-            let backoff = 2i64.saturating_pow(row.attempts.min(10)).min(600);
-            let jitter = rand::random::<u8>() as i64 % (backoff / 4 + 1);
             store.outbox_failed(
                 row.id,
+                &delivered,
                 &errors.join("; "),
-                now + Duration::seconds(backoff + jitter),
+                now + backoff(row.attempts),
             )?;
             out.failed += 1;
         }

@@ -23,22 +23,41 @@ pub struct ExecBackend {
     env_allow: Vec<String>,
 }
 
+/// The reply of the exec protocol; the HTTP backend reads the same shape.
 #[derive(Deserialize)]
-struct Reply {
-    ok: bool,
+pub(super) struct Reply {
+    pub(super) ok: bool,
     #[serde(default)]
-    lease_id: Option<String>,
+    pub(super) lease_id: Option<String>,
     #[serde(default)]
-    expires_at: Option<DateTime<Utc>>,
+    pub(super) expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
-    credential: Option<BTreeMap<String, SecretString>>,
+    pub(super) credential: Option<BTreeMap<String, SecretString>>,
     #[serde(default)]
-    error: Option<String>,
+    pub(super) error: Option<String>,
     #[serde(default)]
-    message: Option<String>,
+    pub(super) message: Option<String>,
 }
 
-fn clean(s: &str) -> String {
+impl Reply {
+    /// A grant reply must name a lease and carry a credential.
+    pub(super) fn into_grant(self) -> Result<Grant, BackendError> {
+        let lease_id = self
+            .lease_id
+            .filter(|l| !l.trim().is_empty())
+            .ok_or_else(|| BackendError::Protocol("grant reply has no lease_id".into()))?;
+        let credential = self
+            .credential
+            .ok_or_else(|| BackendError::Protocol("grant reply has no credential".into()))?;
+        Ok(Grant {
+            lease_id: clean(&lease_id),
+            expires_at: self.expires_at,
+            credential: Credential(credential.into_iter().collect()),
+        })
+    }
+}
+
+pub(super) fn clean(s: &str) -> String {
     crate::sanitize::line(s.trim(), 500)
 }
 
@@ -180,19 +199,7 @@ impl Backend for ExecBackend {
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Grant, BackendError> {
         let body = serde_json::to_value(spec).expect("serialises");
-        let reply = self.call("grant", body).await?;
-        let lease_id = reply
-            .lease_id
-            .filter(|l| !l.trim().is_empty())
-            .ok_or_else(|| BackendError::Protocol("grant reply has no lease_id".into()))?;
-        let credential = reply
-            .credential
-            .ok_or_else(|| BackendError::Protocol("grant reply has no credential".into()))?;
-        Ok(Grant {
-            lease_id: clean(&lease_id),
-            expires_at: reply.expires_at,
-            credential: Credential(credential.into_iter().collect()),
-        })
+        self.call("grant", body).await?.into_grant()
     }
 
     async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {

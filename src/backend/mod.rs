@@ -3,6 +3,9 @@
 
 pub mod demo;
 pub mod exec;
+pub mod http;
+pub mod postgres;
+pub mod vault;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,6 +15,9 @@ use std::sync::Arc;
 
 pub use demo::DemoBackend;
 pub use exec::ExecBackend;
+pub use http::HttpBackend;
+pub use postgres::PostgresBackend;
+pub use vault::VaultBackend;
 
 /// What a backend is asked to grant.
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +116,39 @@ pub fn build(cfg: &crate::config::BackendConfig) -> Arc<dyn Backend> {
             args.clone(),
             *timeout,
             env_allow.clone(),
+        )),
+        C::Postgres(pg) => Arc::new(PostgresBackend::new(pg.clone())),
+        C::Http {
+            url,
+            secret_env,
+            timeout,
+            connect_timeout,
+            revoke_retries,
+        } => Arc::new(HttpBackend::from_env(
+            url.clone(),
+            secret_env.clone(),
+            http::HttpOptions {
+                timeout: *timeout,
+                connect_timeout: *connect_timeout,
+                revoke_retries: *revoke_retries,
+            },
+        )),
+        C::Vault {
+            addr,
+            token_env,
+            namespace,
+            renewable,
+            timeout,
+            connect_timeout,
+        } => Arc::new(VaultBackend::from_env(
+            addr.clone(),
+            token_env.clone(),
+            vault::VaultOptions {
+                timeout: *timeout,
+                connect_timeout: *connect_timeout,
+                renewable: *renewable,
+                namespace: namespace.clone(),
+            },
         )),
     }
 }

@@ -143,7 +143,10 @@ pub enum AuditCmd {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum ExportFormat {
+    /// The stored events with their hashes, one JSON object per line
     Jsonl,
+    /// OCSF 1.1 User Access Management events, one per line, for SIEMs
+    Ocsf,
 }
 
 #[derive(Args, Debug)]

@@ -176,6 +176,17 @@ async fn console(cli: &Cli, cfg: &Config) -> CliResult {
 
 /// Every command that works on a store.
 pub async fn run_command(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
+    let result = run_one(cli, command, engine).await;
+    // The SOC hears about what this command did now, not at the next sweep; a
+    // crash before this point leaves the alerts in the outbox for the next one.
+    crate::failpoint::hit("alert.before_delivery");
+    if let Err(e) = engine.deliver_alerts().await {
+        eprintln!("breakglass: alert delivery: {e}");
+    }
+    result
+}
+
+async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
     let who = || crate::identity::resolve(engine.policy(), cli.as_persona.as_deref());
     // Validates --as even for commands that do not need an identity.
     if cli.as_persona.is_some() {
@@ -277,9 +288,9 @@ pub async fn run_command(cli: &Cli, command: &Command, engine: &Engine) -> CliRe
             })
         }
         Command::Audit(AuditCmd::Export {
-            format: ExportFormat::Jsonl,
+            format,
             output: out,
-        }) => audit_export(engine, out.as_deref()),
+        }) => audit_export(engine, *format, out.as_deref()),
         // Handled in `dispatch` before a store is opened.
         Command::Init { .. } | Command::Config(_) | Command::Demo { .. } | Command::Console => {
             Ok(exit::OK)
@@ -600,7 +611,7 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
     Ok(exit::OK)
 }
 
-fn audit_export(engine: &Engine, out: Option<&std::path::Path>) -> CliResult {
+fn audit_export(engine: &Engine, format: ExportFormat, out: Option<&std::path::Path>) -> CliResult {
     use std::io::Write;
     let mut w: Box<dyn Write> = match out {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
@@ -617,8 +628,13 @@ fn audit_export(engine: &Engine, out: Option<&std::path::Path>) -> CliResult {
         let Some(last) = batch.last() else { break };
         from = last.seq + 1;
         for r in &batch {
-            serde_json::to_writer(&mut w, r)
-                .map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+            let written = match format {
+                ExportFormat::Jsonl => serde_json::to_writer(&mut w, r),
+                ExportFormat::Ocsf => {
+                    serde_json::to_writer(&mut w, &crate::alert::ocsf::from_audit(r))
+                }
+            };
+            written.map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
             w.write_all(b"\n")
                 .map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
         }

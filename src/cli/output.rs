@@ -308,6 +308,9 @@ pub fn recovery_lines(rep: &RecoveryReport) -> Vec<String> {
     for id in &rep.expired_revoked {
         out.push(format!("{id} expired and was revoked"));
     }
+    for id in &rep.resolved_revoked {
+        out.push(format!("{id}: its incident was resolved; access revoked"));
+    }
     for id in &rep.revokes_retried {
         out.push(format!("{id}: revocation completed on retry"));
     }

@@ -49,6 +49,22 @@ pub struct RawSource {
     pub name: Spanned<String>,
     pub kind: Spanned<String>,
     pub path: Option<Spanned<String>>,
+    // pagerduty, opsgenie, http
+    pub base_url: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub token_env: Option<Spanned<String>>,
+    /// Refused with a pointer to token_env: tokens never sit in the config.
+    pub token: Option<Spanned<toml::Value>>,
+    /// Refused with a pointer to token_env.
+    pub api_key: Option<Spanned<toml::Value>>,
+    pub timeout: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub cache_ttl: Option<Spanned<String>>,
+    pub max_incidents: Option<Spanned<i64>>,
+    // http only
+    pub items_path: Option<Spanned<String>>,
+    pub fields: Option<Spanned<BTreeMap<String, String>>>,
+    pub open_values: Option<Spanned<Vec<String>>>,
 }
 
 /// Flat on purpose: spans do not survive serde's internally tagged enums.
@@ -63,6 +79,33 @@ pub struct RawBackend {
     pub timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub env_allow: Vec<String>,
+    // postgres (some names may be shared with other kinds; check before adding)
+    /// An inline connection string or endpoint. postgres refuses it: its admin
+    /// URL carries a password, so it comes from url_env or url_file.
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
+    pub tls: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub connection_limit: Option<Spanned<i64>>,
+    pub database: Option<Spanned<String>>,
+    pub reassign_owned_to: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub session_timeout: Option<Spanned<String>>,
+    // http (also uses url and timeout)
+    pub secret_env: Option<Spanned<String>>,
+    /// Refused with a pointer to secret_env: secrets never sit in the config.
+    pub secret: Option<Spanned<toml::Value>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub revoke_retries: Option<Spanned<i64>>,
+    // vault (also uses timeout and connect_timeout)
+    pub addr: Option<Spanned<String>>,
+    pub token_env: Option<Spanned<String>>,
+    /// Refused with a pointer to token_env.
+    pub token: Option<Spanned<toml::Value>>,
+    pub renewable: Option<bool>,
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,13 +113,25 @@ pub struct RawBackend {
 pub struct RawAlerts {
     #[serde(default)]
     pub sinks: Vec<Spanned<RawSink>>,
+    /// Alert kinds beyond activation (which is always on).
+    pub on: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSink {
     pub kind: Spanned<String>,
+    pub name: Option<String>,
     pub path: Option<String>,
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<String>,
+    pub secret_env: Option<String>,
+    /// Refused with a pointer to secret_env: secrets never live in config.
+    pub secret: Option<Spanned<String>>,
+    pub address: Option<Spanned<String>>,
+    pub transport: Option<Spanned<String>>,
+    pub format: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +163,12 @@ pub struct RawRole {
     pub approvals_required: Option<Spanned<i64>>,
     #[serde(default)]
     pub rotate_after_use: bool,
+    /// Default true: requests and every extension need an open source incident.
+    pub require_open_incident: Option<Spanned<bool>>,
+    /// Default true: the sweeper revokes access once its incident is resolved.
+    pub revoke_on_resolve: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub require_alert_delivery: bool,
 }
 
 #[derive(Debug, Deserialize)]

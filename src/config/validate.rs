@@ -5,6 +5,8 @@ use regex::Regex;
 use std::collections::BTreeSet;
 use toml::Spanned;
 
+mod sources;
+
 /// Tracks the file being read so every problem names it and its line.
 struct Ctx<'a> {
     file: PathBuf,
@@ -153,20 +155,9 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                 ),
             );
         }
-        match src.kind.get_ref().as_str() {
-            "file" => match &src.path {
-                Some(p) => incident_sources.push(SourceConfig {
-                    name: src.name.get_ref().clone(),
-                    kind: SourceKind::File {
-                        path: resolve(p.get_ref()),
-                    },
-                }),
-                None => ctx.at(s, "a file incident source needs path = \"incidents.toml\""),
-            },
-            other => ctx.at(
-                &src.kind,
-                format!("incident source kind \"{other}\" is not known; write kind = \"file\""),
-            ),
+        // file, pagerduty, opsgenie, http: see validate/sources.rs.
+        if let Some(c) = sources::source(&mut ctx, s, &resolve) {
+            incident_sources.push(c);
         }
     }
 
@@ -202,9 +193,23 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                     },
                 );
             }
+            "http" => {
+                if let Some(c) = http_backend(&mut ctx, name, b) {
+                    backends.insert(name.clone(), c);
+                }
+            }
+            "vault" => {
+                let c = vault_backend(&mut ctx, name, b);
+                backends.insert(name.clone(), c);
+            }
+            "postgres" => {
+                if let Some(c) = postgres_backend(&mut ctx, name, b, &resolve) {
+                    backends.insert(name.clone(), c);
+                }
+            }
             other => ctx.at(
                 &rb.kind,
-                format!("backend kind \"{other}\" is not known; write kind = \"demo\" or kind = \"exec\""),
+                format!("backend kind \"{other}\" is not known; write kind = \"demo\", \"exec\", \"http\", \"vault\" or \"postgres\""),
             ),
         }
         if demo_personas.is_some() && !matches!(rb.kind.get_ref().as_str(), "demo" | "exec") {
@@ -216,14 +221,109 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
     }
 
     let mut alert_sinks = Vec::new();
+    let mut alert_rules = crate::alert::AlertRules::default();
     if let Some(a) = &raw.alerts {
-        for s in &a.sinks {
-            match (s.get_ref().kind.get_ref().as_str(), &s.get_ref().path) {
-                ("file", Some(p)) => alert_sinks.push(SinkConfig::File { path: resolve(p) }),
-                ("file", None) => ctx.at(s, "a file alert sink needs path = \"alerts.jsonl\""),
-                (other, _) => ctx.at(
-                    &s.get_ref().kind,
-                    format!("alert sink kind \"{other}\" is not known; write kind = \"file\""),
+        if let Some(on) = &a.on {
+            let mut set = std::collections::BTreeSet::new();
+            for k in on.get_ref() {
+                if k == "activation" {
+                    continue; // always on; listing it is harmless
+                }
+                if crate::alert::OPTIONAL_KINDS.contains(&k.as_str()) {
+                    set.insert(k.clone());
+                } else {
+                    ctx.at(
+                        on,
+                        format!(
+                        "alert kind \"{k}\" is not known; choose from: activation (always on), {}",
+                        crate::alert::OPTIONAL_KINDS.join(", ")
+                    ),
+                    );
+                }
+            }
+            alert_rules.on = set;
+        }
+        let mut names = BTreeSet::new();
+        for (i, s) in a.sinks.iter().enumerate() {
+            let r = s.get_ref();
+            let kind = r.kind.get_ref().as_str();
+            let name = r
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{kind}-{}", i + 1));
+            if !names.insert(name.clone()) {
+                ctx.at(
+                    s,
+                    format!("two alert sinks are called \"{name}\"; give each a unique name"),
+                );
+            }
+            if let Some(secret) = &r.secret {
+                ctx.at(secret, "secrets never go in the config file; write secret_env = \"NAME_OF_ENV_VAR\" and set that variable");
+            }
+            let format = match r.format.as_ref().map(|f| f.get_ref().as_str()) {
+                None | Some("native") => crate::alert::Format::Native,
+                Some("ocsf") => crate::alert::Format::Ocsf,
+                Some(other) => {
+                    ctx.at(
+                        r.format.as_ref().unwrap(),
+                        format!("format = \"{other}\" is not known; write \"native\" or \"ocsf\""),
+                    );
+                    crate::alert::Format::Native
+                }
+            };
+            let timeout = match &r.timeout {
+                Some(t) => {
+                    Duration::from_secs(parse_duration(&mut ctx, t, "timeout").unwrap_or(10) as u64)
+                }
+                None => Duration::from_secs(10),
+            };
+            match kind {
+                "file" => match &r.path {
+                    Some(p) => alert_sinks.push(SinkConfig::File { name, path: resolve(p), format }),
+                    None => ctx.at(s, "a file alert sink needs path = \"alerts.jsonl\""),
+                },
+                "webhook" => match &r.url {
+                    Some(u) if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") => {
+                        alert_sinks.push(SinkConfig::Webhook {
+                            name,
+                            url: u.get_ref().clone(),
+                            secret_env: r.secret_env.clone(),
+                            format,
+                            timeout,
+                        })
+                    }
+                    Some(u) => ctx.at(u, format!("url = \"{}\" must start with https:// (or http:// on a trusted network)", u.get_ref())),
+                    None => ctx.at(s, "a webhook alert sink needs url = \"https://...\" (and secret_env to sign it)"),
+                },
+                "slack" => {
+                    if let Some(u) = &r.url {
+                        ctx.at(u, "a Slack webhook URL is a secret; write url_env = \"BREAKGLASS_SLACK_WEBHOOK\" and set that variable");
+                    }
+                    match &r.url_env {
+                        Some(env) => alert_sinks.push(SinkConfig::Slack { name, url_env: env.clone(), timeout }),
+                        None => ctx.at(s, "a slack alert sink needs url_env = \"BREAKGLASS_SLACK_WEBHOOK\""),
+                    }
+                }
+                "syslog" => {
+                    let tcp = match r.transport.as_ref().map(|t| t.get_ref().as_str()) {
+                        None | Some("udp") => false,
+                        Some("tcp") => true,
+                        Some(other) => {
+                            ctx.at(r.transport.as_ref().unwrap(), format!("transport = \"{other}\" is not known; write \"udp\" or \"tcp\""));
+                            false
+                        }
+                    };
+                    match &r.address {
+                        Some(a) if a.get_ref().rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) => {
+                            alert_sinks.push(SinkConfig::Syslog { name, address: a.get_ref().clone(), tcp, format })
+                        }
+                        Some(a) => ctx.at(a, format!("address = \"{}\" needs a host and port, e.g. \"127.0.0.1:514\"", a.get_ref())),
+                        None => ctx.at(s, "a syslog alert sink needs address = \"host:514\""),
+                    }
+                }
+                other => ctx.at(
+                    &r.kind,
+                    format!("alert sink kind \"{other}\" is not known; write \"file\", \"webhook\", \"slack\" or \"syslog\""),
                 ),
             }
         }
@@ -305,12 +405,252 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
             incident_sources,
             backends,
             alert_sinks,
+            alert_rules,
             recovery,
             ui_theme: raw.ui.as_ref().and_then(|u| u.theme.clone()),
         })
     } else {
         Err(Problems(problems))
     }
+}
+
+/// An optional duration setting, `default` seconds when absent or invalid.
+fn duration_or(ctx: &mut Ctx, s: &Option<Spanned<String>>, what: &str, default: u64) -> Duration {
+    let secs = s
+        .as_ref()
+        .and_then(|t| parse_duration(ctx, t, what))
+        .map_or(default, |v| v as u64);
+    Duration::from_secs(secs)
+}
+
+/// An environment variable name setting (`secret_env`, `token_env`).
+fn env_name(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> bool {
+    let ok = Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$")
+        .unwrap()
+        .is_match(s.get_ref());
+    if !ok {
+        ctx.at(
+            s,
+            format!(
+                "{what} = \"{}\" is not an environment variable name; write e.g. {what} = \"BREAKGLASS_SECRET\"",
+                s.get_ref()
+            ),
+        );
+    }
+    ok
+}
+
+/// Problems are recorded in `ctx` (and fail the load); the config is returned
+/// whenever it can be built, so roles using the backend are still checked.
+fn http_backend(ctx: &mut Ctx, name: &str, b: &Spanned<RawBackend>) -> Option<BackendConfig> {
+    let rb = b.get_ref();
+    if let Some(s) = &rb.secret {
+        ctx.at(s, format!("backend \"{name}\": the shared secret never goes in the config file; remove secret, set an environment variable and write secret_env = \"BREAKGLASS_HTTP_SECRET\""));
+    }
+    let url = match &rb.url {
+        Some(u) => match crate::backend::http::check_url(u.get_ref()) {
+            Ok(()) => Some(u.get_ref().clone()),
+            Err(e) => {
+                ctx.at(u, format!("backend \"{name}\" (http): url {e}"));
+                None
+            }
+        },
+        None => {
+            ctx.at(b, format!("backend \"{name}\" (http) needs url = \"https://access.example.com/breakglass\""));
+            None
+        }
+    };
+    let secret_env = match &rb.secret_env {
+        Some(e) if env_name(ctx, e, "secret_env") => Some(e.get_ref().clone()),
+        Some(_) => None,
+        None => {
+            ctx.at(b, format!("backend \"{name}\" (http) needs secret_env = \"BREAKGLASS_HTTP_SECRET\", the environment variable holding the shared signing secret"));
+            None
+        }
+    };
+    let revoke_retries = match &rb.revoke_retries {
+        None => 3,
+        Some(n) if (0..=10).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            ctx.at(
+                n,
+                format!("backend \"{name}\": revoke_retries must be between 0 and 10"),
+            );
+            3
+        }
+    };
+    let timeout = duration_or(ctx, &rb.timeout, "timeout", 30);
+    let connect_timeout = duration_or(ctx, &rb.connect_timeout, "connect_timeout", 5);
+    Some(BackendConfig::Http {
+        url: url?,
+        secret_env: secret_env?,
+        timeout,
+        connect_timeout,
+        revoke_retries,
+    })
+}
+
+fn vault_backend(ctx: &mut Ctx, name: &str, b: &Spanned<RawBackend>) -> BackendConfig {
+    let rb = b.get_ref();
+    if let Some(t) = &rb.token {
+        ctx.at(t, format!("backend \"{name}\": the Vault token never goes in the config file; remove token and export it in VAULT_TOKEN (or name its variable in token_env)"));
+    }
+    let addr = match &rb.addr {
+        Some(a) => match crate::backend::http::check_url(a.get_ref()) {
+            Ok(()) => Some(a.get_ref().clone()),
+            Err(e) => {
+                ctx.at(a, format!("backend \"{name}\" (vault): addr {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let token_env = match &rb.token_env {
+        Some(e) => {
+            env_name(ctx, e, "token_env");
+            e.get_ref().clone()
+        }
+        None => "VAULT_TOKEN".to_string(),
+    };
+    let timeout = duration_or(ctx, &rb.timeout, "timeout", 30);
+    let connect_timeout = duration_or(ctx, &rb.connect_timeout, "connect_timeout", 5);
+    BackendConfig::Vault {
+        addr,
+        token_env,
+        namespace: rb.namespace.clone().filter(|n| !n.trim().is_empty()),
+        renewable: rb.renewable.unwrap_or(false),
+        timeout,
+        connect_timeout,
+    }
+}
+
+fn postgres_backend(
+    ctx: &mut Ctx,
+    name: &str,
+    b: &Spanned<RawBackend>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<BackendConfig> {
+    let rb = b.get_ref();
+    let mut ok = true;
+    if let Some(u) = &rb.url {
+        ctx.at(u, format!(
+            "backend \"{name}\" (postgres): the connection string carries a password and never goes in the config file; remove url and write url_env = \"BREAKGLASS_PROD_DB_URL\" (an environment variable holding it) or url_file = \"/etc/breakglass/prod-db.url\""
+        ));
+        ok = false;
+    }
+    let url = match (&rb.url_env, &rb.url_file) {
+        (Some(e), None) => {
+            env_name(ctx, e, "url_env").then(|| PgUrlSource::Env(e.get_ref().clone()))
+        }
+        (None, Some(f)) => Some(PgUrlSource::File(resolve(f.get_ref()))),
+        (Some(e), Some(_)) => {
+            ctx.at(
+                e,
+                format!("backend \"{name}\" (postgres): write url_env or url_file, not both"),
+            );
+            None
+        }
+        (None, None) => {
+            if rb.url.is_none() {
+                ctx.at(b, format!("backend \"{name}\" (postgres) needs url_env = \"BREAKGLASS_PROD_DB_URL\" or url_file = \"/etc/breakglass/prod-db.url\" (the admin connection string)"));
+            }
+            None
+        }
+    };
+    let tls = match rb.tls.as_ref().map(|t| t.get_ref().as_str()) {
+        None => None,
+        Some("disable") => Some(PgTls::Disable),
+        Some("require") => Some(PgTls::Require),
+        Some("verify-full") => Some(PgTls::VerifyFull),
+        Some(other) => {
+            ctx.at(rb.tls.as_ref().unwrap(), format!(
+                "backend \"{name}\": tls = \"{other}\" is not known; write tls = \"verify-full\" (encrypted, certificate and host name checked), \"require\" (encrypted, certificate not checked) or \"disable\""
+            ));
+            ok = false;
+            None
+        }
+    };
+    let ca_file = rb.ca_file.as_ref().map(|f| resolve(f.get_ref()));
+    if let (Some(f), Some(PgTls::Disable | PgTls::Require)) = (&rb.ca_file, tls) {
+        ctx.at(
+            f,
+            format!("backend \"{name}\": ca_file is only used with tls = \"verify-full\""),
+        );
+        ok = false;
+    }
+    let connection_limit = match &rb.connection_limit {
+        None => 5,
+        Some(n) if (1..=1000).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            ctx.at(
+                n,
+                format!("backend \"{name}\": connection_limit must be between 1 and 1000"),
+            );
+            ok = false;
+            5
+        }
+    };
+    let mut ident = |ctx: &mut Ctx, s: &Option<Spanned<String>>, what: &str| -> Option<String> {
+        let s = s.as_ref()?;
+        match crate::backend::postgres::check_name(what, s.get_ref()) {
+            Ok(()) => Some(s.get_ref().clone()),
+            Err(m) => {
+                ctx.at(s, format!("backend \"{name}\": {m}"));
+                ok = false;
+                None
+            }
+        }
+    };
+    let database = ident(ctx, &rb.database, "database");
+    let reassign_owned_to = ident(ctx, &rb.reassign_owned_to, "reassign_owned_to");
+    let host = match &rb.host {
+        Some(h)
+            if Regex::new(r"^[A-Za-z0-9.:\[\]-]{1,253}$")
+                .unwrap()
+                .is_match(h.get_ref()) =>
+        {
+            Some(h.get_ref().clone())
+        }
+        Some(h) => {
+            ctx.at(
+                h,
+                format!(
+                    "backend \"{name}\": host = \"{}\" is not a host name or IP address",
+                    h.get_ref()
+                ),
+            );
+            ok = false;
+            None
+        }
+        None => None,
+    };
+    let port = match &rb.port {
+        None => None,
+        Some(p) if (1..=65535).contains(p.get_ref()) => Some(*p.get_ref() as u16),
+        Some(p) => {
+            ctx.at(
+                p,
+                format!("backend \"{name}\": port must be between 1 and 65535"),
+            );
+            ok = false;
+            None
+        }
+    };
+    let timeout = duration_or(ctx, &rb.timeout, "timeout", 10);
+    let session_timeout = duration_or(ctx, &rb.session_timeout, "session_timeout", 10);
+    Some(BackendConfig::Postgres(PostgresConfig {
+        url: url?,
+        tls,
+        ca_file,
+        timeout,
+        session_timeout,
+        connection_limit,
+        database,
+        reassign_owned_to,
+        host,
+        port,
+    }))
+    .filter(|_| ok)
 }
 
 type RawGroups = Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>;
@@ -563,11 +903,35 @@ fn build_roles(
                 }
             }
         }
+        // Incident policy. Access that may start on a resolved incident would be
+        // revoked by the next sweep if revoke_on_resolve stayed on: a trap.
+        let require_open_incident = r
+            .require_open_incident
+            .as_ref()
+            .is_none_or(|b| *b.get_ref());
+        let revoke_on_resolve = r.revoke_on_resolve.as_ref().is_none_or(|b| *b.get_ref());
+        if let (Some(req), true) = (&r.require_open_incident, revoke_on_resolve) {
+            if !*req.get_ref() {
+                ctx.at(req, format!(
+                    "role \"{name}\": require_open_incident = false lets access start on a resolved incident, which revoke_on_resolve (default true) would end at the next sweep; also write revoke_on_resolve = false"
+                ));
+            }
+        }
         let scope = r
             .scope
             .as_ref()
             .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
             .unwrap_or(serde_json::Value::Object(Default::default()));
+        if let Some(BackendConfig::Vault { .. }) = backends.get(&backend) {
+            if let Err(m) = crate::backend::vault::scope_policies(&scope) {
+                ctx.at(sr, format!("role \"{name}\": {m}"));
+            }
+        }
+        if let Some(BackendConfig::Postgres(_)) = backends.get(&backend) {
+            if let Err(m) = crate::backend::postgres::Scope::parse(&scope) {
+                ctx.at(sr, format!("role \"{name}\": {m}"));
+            }
+        }
         out.insert(
             name.clone(),
             RolePolicy {
@@ -587,6 +951,9 @@ fn build_roles(
                 approvals_required,
                 request_ttl: request_ttl.unwrap_or(1800),
                 rotate_after_use: r.rotate_after_use,
+                require_open_incident,
+                revoke_on_resolve,
+                require_alert_delivery: r.require_alert_delivery,
             },
         );
     }

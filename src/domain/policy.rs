@@ -31,6 +31,14 @@ pub struct RolePolicy {
     /// How long a request may wait for its approvals (and then for activation).
     pub request_ttl: i64,
     pub rotate_after_use: bool,
+    /// Requests and every extension need an incident its source reports open
+    /// (default true). Manual tickets are checked against `ticket_pattern` only.
+    pub require_open_incident: bool,
+    /// The sweeper revokes access once its source reports the incident resolved
+    /// (default true). A source error never revokes.
+    pub revoke_on_resolve: bool,
+    /// Fail closed: no grant until the SOC confirmed receipt of the activation alert.
+    pub require_alert_delivery: bool,
 }
 
 /// Who may do something: explicit users, or anyone (`*`).

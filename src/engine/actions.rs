@@ -3,6 +3,7 @@ use crate::backend::{Credential, GrantSpec, RevokeSpec};
 use crate::domain::lifecycle::NewRequest;
 use crate::domain::{IncidentRef, Request, ReviewAnswers, State};
 use crate::failpoint;
+use crate::store::AlertDraft;
 use chrono::Duration;
 
 /// How the requester names the incident.
@@ -38,6 +39,14 @@ impl Engine {
                 for s in &self.sources {
                     match s.get(id.trim()).await {
                         Ok(Some(inc)) if inc.status.is_open() => {
+                            return Ok(IncidentRef::Source {
+                                source: inc.source,
+                                id: inc.id,
+                                title: inc.title,
+                            })
+                        }
+                        // Roles with require_open_incident = false accept it anyway.
+                        Ok(Some(inc)) if !role.require_open_incident => {
                             return Ok(IncidentRef::Source {
                                 source: inc.source,
                                 id: inc.id,
@@ -83,6 +92,12 @@ impl Engine {
 
     /// Files a new request. Refused when the role is locked.
     pub async fn request(&self, who: &str, input: RequestInput) -> Result<Request> {
+        let attempt = format!("request role {}", input.role);
+        let r = self.request_inner(who, input).await;
+        self.noted(who, None, &attempt, r)
+    }
+
+    async fn request_inner(&self, who: &str, input: RequestInput) -> Result<Request> {
         let role = self.role(&input.role)?;
         if let Some((by, state)) = self.store.role_lock(&role.name)? {
             return Err(Error::Locked {
@@ -114,31 +129,112 @@ impl Engine {
     }
 
     pub fn approve(&self, who: &str, id: RequestId, comment: Option<String>) -> Result<Request> {
-        self.transition(id, no_alerts, |r, role, now| {
+        let r = self.transition(id, no_alerts, |r, role, now| {
             lifecycle::approve(r, role, who, comment.clone(), now)
-        })
+        });
+        self.noted(who, Some(id), "approve", r)
     }
 
     pub fn deny(&self, who: &str, id: RequestId, reason: &str) -> Result<Request> {
-        self.transition(
+        let r = self.transition(
             id,
             |r, e| alert("denial", "medium", r, e),
             |r, role, now| lifecycle::deny(r, role, who, reason, now),
-        )
+        );
+        self.noted(who, Some(id), "deny", r)
     }
 
     pub fn cancel(&self, who: &str, id: RequestId) -> Result<Request> {
-        self.transition(id, no_alerts, |r, _, now| lifecycle::cancel(r, who, now))
+        let r = self.transition(id, no_alerts, |r, _, now| lifecycle::cancel(r, who, now));
+        self.noted(who, Some(id), "cancel", r)
+    }
+
+    /// A policy refusal (self-approval, a locked role, someone outside the policy)
+    /// is worth the SOC's eye: it is audited, alerted when configured, then returned.
+    fn noted<T>(&self, who: &str, id: Option<RequestId>, attempt: &str, r: Result<T>) -> Result<T> {
+        let message = match &r {
+            Err(Error::Refused(f)) if f.kind == RefusalKind::Policy => f.message.clone(),
+            Err(Error::Locked { role, reason }) => format!("role {role} is locked: {reason}"),
+            _ => return r,
+        };
+        let req = id.and_then(|i| self.store.get(i).ok().flatten());
+        let state = req.as_ref().map(|r| r.state);
+        let detail = serde_json::json!({ "attempt": attempt, "refusal": message });
+        let note = crate::store::Note {
+            action: "policy.refused",
+            actor: who,
+            from: state,
+            to: state,
+            detail: &detail,
+        };
+        let mut alerts = vec![];
+        if self.alerts.wants("refusal") {
+            alerts.push(AlertDraft {
+                kind: "refusal".into(),
+                severity: "medium".into(),
+                payload: serde_json::json!({
+                    "request_id": id.map(|i| i.to_string()),
+                    "role": req.as_ref().map(|r| r.role.clone()),
+                    "requester": req.as_ref().map(|r| r.requester.clone()),
+                    "actor": who,
+                    "action": "policy.refused",
+                    "detail": detail,
+                }),
+            });
+        }
+        if let Err(e) = self.store.append_note(id, &note, &alerts, self.clock.now()) {
+            tracing::error!("could not audit a refusal: {e}");
+        }
+        r
     }
 
     /// Approved -> Granting -> Active. The intent is committed before the backend
     /// is called; the credential goes to the caller only and is never stored.
     pub async fn activate(&self, who: &str, id: RequestId) -> Result<(Request, Credential)> {
         let owner = self.owner.clone();
-        let req = self.transition(id, no_alerts, |r, _, now| {
+        let fail_closed = self
+            .load(id)
+            .ok()
+            .and_then(|r| {
+                self.policy
+                    .roles
+                    .get(&r.role)
+                    .map(|p| p.require_alert_delivery)
+            })
+            .unwrap_or(false);
+        // Fail-closed roles raise the activation alert with the intent, and the
+        // backend is only called once the SOC has it.
+        let intent_alerts = |r: &Request, e: &Event| {
+            if fail_closed {
+                alert("activation", "high", r, e)
+            } else {
+                vec![]
+            }
+        };
+        let req = self.transition(id, intent_alerts, |r, _, now| {
             lifecycle::begin_grant(r, who, owner.clone(), now)
-        })?;
+        });
+        let req = self.noted(who, Some(id), "activate", req)?;
         failpoint::hit("grant.after_intent");
+        if fail_closed {
+            let delivered = self.deliver_alerts().await.is_ok()
+                && self
+                    .store
+                    .outbox_undelivered_for(id)
+                    .map(|n| n == 0)
+                    .unwrap_or(false);
+            if !delivered {
+                let message = format!(
+                    "the activation alert could not be delivered to the SOC, and role {} requires delivery before access",
+                    req.role
+                );
+                let _ = self.fail_grant(id, &message).await;
+                return Err(Error::Backend {
+                    backend: "alert delivery".into(),
+                    message,
+                });
+            }
+        }
         let role = self.role(&req.role)?;
         let backend = self.backend(role)?.clone();
         let spec = GrantSpec {
@@ -156,7 +252,13 @@ impl Engine {
                 let lease = grant.lease_id.clone();
                 let committed = self.transition(
                     id,
-                    |r, e| alert("activation", "high", r, e),
+                    |r, e| {
+                        if fail_closed {
+                            vec![]
+                        } else {
+                            alert("activation", "high", r, e)
+                        }
+                    },
                     |r, _, now| lifecycle::granted(r, &lease, grant.expires_at, now),
                 );
                 match committed {
@@ -211,10 +313,11 @@ impl Engine {
         let req = self.load(id)?;
         let role = self.role(&req.role)?;
         if who != req.requester && !role.approvers.allows(who) && !role.certifiers.allows(who) {
-            return Err(refusal(
+            let e = refusal(
                 RefusalKind::Policy,
                 format!("{who} may not end {id}: its requester, approvers or certifiers may"),
-            ));
+            );
+            return self.noted(who, Some(id), "revoke", Err(e));
         }
         if matches!(
             req.state,
@@ -326,7 +429,11 @@ impl Engine {
         let req = self.load(id)?;
         let role = self.role(&req.role)?;
         let mut trial = req.clone();
-        lifecycle::extend(&mut trial, role, who, seconds, reason, self.clock.now())?;
+        let checked = lifecycle::extend(&mut trial, role, who, seconds, reason, self.clock.now());
+        self.noted(who, Some(id), "extend", checked.map_err(Error::from))?;
+        // require_open_incident holds at every extension, not only at request time.
+        let still_open = self.incident_still_open(&req, role).await;
+        self.noted(who, Some(id), "extend", still_open)?;
         let new_expiry = trial.expires_at().expect("extended access has an expiry");
         let spec = RevokeSpec {
             request_id: req.id.to_string(),
@@ -349,22 +456,25 @@ impl Engine {
     }
 
     pub fn review(&self, who: &str, id: RequestId, answers: ReviewAnswers) -> Result<Request> {
-        self.transition(id, no_alerts, |r, _, now| {
+        let r = self.transition(id, no_alerts, |r, _, now| {
             lifecycle::review(r, who, answers.clone(), now)
-        })
+        });
+        self.noted(who, Some(id), "review", r)
     }
 
     pub fn certify(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
-        self.transition(id, no_alerts, |r, role, now| {
+        let r = self.transition(id, no_alerts, |r, role, now| {
             lifecycle::certify(r, role, who, comment, now)
-        })
+        });
+        self.noted(who, Some(id), "certify", r)
     }
 
     pub fn reject(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
-        self.transition(
+        let r = self.transition(
             id,
             |r, e| alert("review_rejected", "low", r, e),
             |r, role, now| lifecycle::reject(r, role, who, comment, now),
-        )
+        );
+        self.noted(who, Some(id), "reject", r)
     }
 }

@@ -3,6 +3,7 @@
 //! outside `domain` and here.
 
 mod actions;
+mod incident_checks;
 mod recovery;
 mod views;
 
@@ -10,7 +11,7 @@ pub use actions::{IncidentChoice, RequestInput};
 pub use recovery::RecoveryReport;
 pub use views::{QueueItem, RequestView, RoleView};
 
-use crate::alert::Sink;
+use crate::alert::{AlertRules, Sink};
 use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecoveryConfig, StoreConfig};
@@ -78,10 +79,13 @@ pub struct Engine {
     store: Arc<dyn Store>,
     backends: BTreeMap<String, Arc<dyn Backend>>,
     sources: Vec<Arc<dyn IncidentSource>>,
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<Arc<dyn Sink>>,
+    alerts: AlertRules,
     clock: Arc<dyn Clock>,
     recovery: RecoveryConfig,
     owner: Owner,
+    /// The sweeper's bounded "is this incident resolved?" answers (incident_checks.rs).
+    incident_checks: incident_checks::IncidentChecks,
 }
 
 /// The parts an engine is made of; tests assemble their own.
@@ -90,7 +94,8 @@ pub struct Parts {
     pub store: Arc<dyn Store>,
     pub backends: BTreeMap<String, Arc<dyn Backend>>,
     pub sources: Vec<Arc<dyn IncidentSource>>,
-    pub sinks: Vec<Box<dyn Sink>>,
+    pub sinks: Vec<Arc<dyn Sink>>,
+    pub alerts: AlertRules,
     pub clock: Arc<dyn Clock>,
     pub recovery: RecoveryConfig,
 }
@@ -110,12 +115,14 @@ impl Engine {
             backends: p.backends,
             sources: p.sources,
             sinks: p.sinks,
+            alerts: p.alerts,
             clock: p.clock,
             recovery: p.recovery,
             owner: Owner {
                 host: this_host(),
                 pid: std::process::id(),
             },
+            incident_checks: Default::default(),
         }
     }
 
@@ -145,6 +152,7 @@ impl Parts {
                 .map(crate::incident::build)
                 .collect(),
             sinks: cfg.alert_sinks.iter().map(crate::alert::build).collect(),
+            alerts: cfg.alert_rules.clone(),
             clock: Arc::new(SystemClock),
             recovery: cfg.recovery.clone(),
         })
@@ -206,7 +214,8 @@ impl Engine {
             let role = self.role(&req.role)?;
             let now = self.clock.now();
             let event = f(&mut req, role, now)?;
-            let drafts = alerts(&req, &event);
+            let mut drafts = alerts(&req, &event);
+            drafts.retain(|a| self.alerts.wants(&a.kind));
             match self.store.commit(&req, &event, &drafts, now) {
                 Ok(r) => return Ok(r),
                 Err(StoreError::Conflict(_)) if tries < 20 => {

@@ -14,6 +14,8 @@ pub struct RecoveryReport {
     pub interrupted_grants_failed: Vec<String>,
     pub expired_revoked: Vec<String>,
     pub revokes_retried: Vec<String>,
+    /// Active access revoked because its source reports the incident resolved.
+    pub resolved_revoked: Vec<String>,
     pub alerts_delivered: u64,
     pub errors: Vec<String>,
 }
@@ -24,6 +26,7 @@ impl RecoveryReport {
             && self.interrupted_grants_failed.is_empty()
             && self.expired_revoked.is_empty()
             && self.revokes_retried.is_empty()
+            && self.resolved_revoked.is_empty()
             && self.errors.is_empty()
     }
 }
@@ -44,6 +47,11 @@ fn owner_is_dead(owner: &Owner) -> bool {
 }
 
 impl Engine {
+    /// Sends due alerts to every sink.
+    pub async fn deliver_alerts(&self) -> std::result::Result<crate::alert::Delivery, StoreError> {
+        crate::alert::deliver_due(self.store.as_ref(), &self.sinks, self.clock.now()).await
+    }
+
     /// One recovery pass. Errors on individual requests are collected, not fatal:
     /// one stuck backend must not stop the others from being swept.
     pub async fn recover(&self) -> Result<RecoveryReport> {
@@ -128,6 +136,12 @@ impl Engine {
             }
         }
 
+        // revoke_on_resolve (incident_checks.rs): bounded, and only a positive
+        // "resolved" from the source revokes.
+        if let Err(e) = self.revoke_resolved(&mut rep).await {
+            rep.errors.push(format!("incident check: {e}"));
+        }
+
         for req in self.store.list(&Query {
             states: Some(vec![State::Revoking]),
             ..Default::default()
@@ -143,7 +157,7 @@ impl Engine {
             }
         }
 
-        match crate::alert::deliver_due(self.store.as_ref(), &self.sinks, self.clock.now()) {
+        match self.deliver_alerts().await {
             Ok(d) => rep.alerts_delivered = d.delivered,
             Err(e) => rep.errors.push(format!("alert delivery: {e}")),
         }

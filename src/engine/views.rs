@@ -66,13 +66,16 @@ impl Engine {
             .collect()
     }
 
-    /// Open incidents from every source; a source that fails is reported beside
-    /// the others' results, not instead of them.
+    /// Open incidents from every source, each labelled with its source; a source
+    /// that fails is reported beside the others' results ("incident source X is
+    /// unavailable: ..."), not instead of them. Sources are asked concurrently,
+    /// so one that hangs costs its own timeout, not the sum of all.
     pub async fn incidents(&self) -> (Vec<Incident>, Vec<SourceError>) {
         let mut all = vec![];
         let mut errors = vec![];
-        for s in &self.sources {
-            match s.list_open().await {
+        let answers = futures::future::join_all(self.sources.iter().map(|s| s.list_open())).await;
+        for answer in answers {
+            match answer {
                 Ok(mut v) => all.append(&mut v),
                 Err(e) => errors.push(e),
             }

@@ -29,6 +29,29 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
 }
 
+/// What an audit row records: a transition (`Note::of(event)`) or an event that
+/// changed no state (`from == to`, or no request at all).
+#[derive(Debug, Clone)]
+pub struct Note<'a> {
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub from: Option<State>,
+    pub to: Option<State>,
+    pub detail: &'a serde_json::Value,
+}
+
+impl<'a> Note<'a> {
+    pub fn of(e: &'a Event) -> Self {
+        Note {
+            action: e.action,
+            actor: &e.actor,
+            from: e.from,
+            to: Some(e.to),
+            detail: &e.detail,
+        }
+    }
+}
+
 /// An alert to queue in the outbox with the transition that raised it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertDraft {
@@ -44,6 +67,8 @@ pub struct OutboxRow {
     pub event_id: String,
     pub payload: serde_json::Value,
     pub attempts: u32,
+    /// Names of the sinks that already took it.
+    pub delivered_to: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,13 +117,27 @@ pub trait Store: Send + Sync {
 
     fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
     fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Some sink refused: remember which ones took it, retry the rest at `retry_at`.
     fn outbox_failed(
         &self,
         id: i64,
+        delivered_to: &[String],
         error: &str,
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     fn outbox_undelivered(&self) -> Result<u64, StoreError>;
+    /// Undelivered alerts raised by events of one request.
+    fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError>;
+
+    /// Appends an audit event (and its alerts) that changes no request: a refused
+    /// attempt worth the SOC's eye, for instance.
+    fn append_note(
+        &self,
+        request: Option<RequestId>,
+        note: &Note,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Fixed-precision RFC 3339 so stored instants compare as text and hash stably.

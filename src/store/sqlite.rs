@@ -7,9 +7,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE requests (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     role        TEXT NOT NULL,
@@ -51,7 +52,12 @@ CREATE TABLE outbox (
     last_error      TEXT
 );
 CREATE INDEX outbox_due ON outbox(delivered_at, next_attempt_at);
-"#];
+"#,
+    r#"
+-- Sinks that already took an alert, so a retry does not repeat it to them.
+ALTER TABLE outbox ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]';
+"#,
+];
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -162,8 +168,8 @@ impl SqliteStore {
 
     fn append(
         tx: &Connection,
-        request_id: RequestId,
-        event: &Event,
+        request_id: Option<RequestId>,
+        event: &Note,
         alerts: &[AlertDraft],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -180,12 +186,12 @@ impl SqliteStore {
             AuditRecord {
                 seq: last_seq + 1,
                 at: ts(now),
-                actor: event.actor.clone(),
-                request_id: Some(request_id.0),
+                actor: event.actor.to_string(),
+                request_id: request_id.map(|r| r.0),
                 action: event.action.to_string(),
                 from_state: event.from.map(|s| s.as_str().to_string()),
-                to_state: Some(event.to.as_str().to_string()),
-                detail: audit::canonical_detail(&event.detail),
+                to_state: event.to.map(|s| s.as_str().to_string()),
+                detail: audit::canonical_detail(event.detail),
                 prev_hash: String::new(),
                 hash: String::new(),
             },
@@ -209,8 +215,12 @@ impl SqliteStore {
         )
         .map_err(db)?;
         for (i, a) in alerts.iter().enumerate() {
-            let event_id = format!("{}-{}-{}", request_id, rec.seq, i);
+            let event_id = match request_id {
+                Some(r) => format!("{r}-{}-{i}", rec.seq),
+                None => format!("EV-{}-{i}", rec.seq),
+            };
             let payload = serde_json::json!({
+                "schema": crate::alert::SCHEMA,
                 "event_id": event_id,
                 "kind": a.kind,
                 "severity": a.severity,
@@ -281,7 +291,7 @@ impl Store for SqliteStore {
             stored.id = RequestId(tx.last_insert_rowid());
             stored.version = 1;
             Self::write_row(tx, &stored, now)?;
-            Self::append(tx, stored.id, event, alerts, now)?;
+            Self::append(tx, Some(stored.id), &Note::of(event), alerts, now)?;
             Ok(stored)
         })
     }
@@ -319,7 +329,7 @@ impl Store for SqliteStore {
             let mut stored = req.clone();
             stored.version += 1;
             Self::write_row(tx, &stored, now)?;
-            Self::append(tx, stored.id, event, alerts, now)?;
+            Self::append(tx, Some(stored.id), &Note::of(event), alerts, now)?;
             Ok(stored)
         })
     }
@@ -415,7 +425,7 @@ impl Store for SqliteStore {
         let conn = self.conn.lock().unwrap();
         let mut stmt = conn
             .prepare(
-                "SELECT id, event_id, payload, attempts FROM outbox
+                "SELECT id, event_id, payload, attempts, delivered_to FROM outbox
                  WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(db)?;
@@ -426,16 +436,18 @@ impl Store for SqliteStore {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, u32>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             })
             .map_err(db)?;
         rows.map(|r| {
-            let (id, event_id, payload, attempts) = r.map_err(db)?;
+            let (id, event_id, payload, attempts, delivered_to) = r.map_err(db)?;
             Ok(OutboxRow {
                 id,
                 event_id,
                 payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
                 attempts,
+                delivered_to: serde_json::from_str(&delivered_to).unwrap_or_default(),
             })
         })
         .collect()
@@ -455,17 +467,40 @@ impl Store for SqliteStore {
     fn outbox_failed(
         &self,
         id: i64,
+        delivered_to: &[String],
         error: &str,
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let delivered_to = serde_json::to_string(delivered_to).expect("strings serialise");
         self.with_tx(|tx| {
             tx.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-                params![id, error, ts(retry_at)],
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, delivered_to = ?4 WHERE id = ?1",
+                params![id, error, ts(retry_at), delivered_to],
             )
             .map_err(db)?;
             Ok(())
         })
+    }
+
+    fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM outbox o JOIN audit a ON a.seq = o.audit_seq WHERE o.delivered_at IS NULL AND a.request_id = ?1",
+            params![request.0],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(db)
+    }
+
+    fn append_note(
+        &self,
+        request: Option<RequestId>,
+        note: &Note,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.with_tx(|tx| Self::append(tx, request, note, alerts, now))
     }
 
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {

@@ -70,6 +70,7 @@ pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
         .unwrap_or_default();
     let undelivered = engine.store().outbox_undelivered().unwrap_or(0);
     Snapshot {
+        who: who.to_string(),
         incidents,
         source_errors: errors,
         roles,

@@ -155,6 +155,9 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
         approvals_required: 1,
         request_ttl: 1800,
         rotate_after_use: false,
+        require_open_incident: true,
+        revoke_on_resolve: true,
+        require_alert_delivery: false,
     };
     let engine = Engine::new(Parts {
         policy: Policy {
@@ -165,6 +168,7 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
         backends: BTreeMap::from([("under-test".to_string(), t.backend())]),
         sources: vec![],
         sinks: vec![],
+        alerts: Default::default(),
         clock: clock.clone(),
         recovery: breakglass::config::RecoveryConfig {
             grant_timeout: std::time::Duration::from_secs(120),

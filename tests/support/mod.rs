@@ -226,3 +226,7 @@ pub mod store_conformance;
 pub mod tui;
 
 pub mod backend_conformance;
+
+pub mod pg;
+
+pub mod receivers;

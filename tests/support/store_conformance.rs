@@ -31,6 +31,9 @@ pub fn role(name: &str) -> RolePolicy {
         approvals_required: 1,
         request_ttl: 1800,
         rotate_after_use: false,
+        require_open_incident: true,
+        revoke_on_resolve: true,
+        require_alert_delivery: false,
     }
 }
 
@@ -242,24 +245,74 @@ pub fn alerts_are_queued_with_their_transition_and_retried(s: &dyn Store) {
     assert_eq!(row.payload["kind"], "activation");
     assert_eq!(row.payload["audit_seq"], s.audit_head().unwrap().0);
     assert!(row.event_id.starts_with(&a.id.to_string()));
-    s.outbox_failed(row.id, "sink down", now + Duration::seconds(60))
-        .unwrap();
+    // One sink took it, another refused: the retry skips the first.
+    s.outbox_failed(
+        row.id,
+        &["file-1".to_string()],
+        "webhook-2: down",
+        now + Duration::seconds(60),
+    )
+    .unwrap();
     assert!(
         s.outbox_due(now, 10).unwrap().is_empty(),
         "not due before its retry time"
     );
     let again = s.outbox_due(now + Duration::seconds(61), 10).unwrap();
     assert_eq!(
-        (again[0].event_id.as_str(), again[0].attempts),
-        (row.event_id.as_str(), 1),
-        "stable id across retries"
+        (
+            again[0].event_id.as_str(),
+            again[0].attempts,
+            again[0].delivered_to.clone()
+        ),
+        (row.event_id.as_str(), 1, vec!["file-1".to_string()]),
+        "stable id across retries, and who already has it"
     );
+    assert_eq!(s.outbox_undelivered_for(a.id).unwrap(), 1);
     s.outbox_delivered(row.id, now).unwrap();
     assert_eq!(s.outbox_undelivered().unwrap(), 0);
+    assert_eq!(s.outbox_undelivered_for(a.id).unwrap(), 0);
     assert!(s
         .outbox_due(now + Duration::days(1), 10)
         .unwrap()
         .is_empty());
+}
+
+pub fn notes_append_to_the_chain_without_changing_state(s: &dyn Store) {
+    let r = insert(s, "r1", "alice");
+    let detail =
+        serde_json::json!({"attempt": "approve", "refusal": "cannot approve your own request"});
+    let note = breakglass::store::Note {
+        action: "policy.refused",
+        actor: "alice",
+        from: Some(r.state),
+        to: Some(r.state),
+        detail: &detail,
+    };
+    s.append_note(Some(r.id), &note, &[alert()], Utc::now())
+        .unwrap();
+    let bare = breakglass::store::Note {
+        from: None,
+        to: None,
+        ..note.clone()
+    };
+    s.append_note(None, &bare, &[], Utc::now()).unwrap();
+    assert_eq!(s.get(r.id).unwrap().unwrap(), r, "the request is untouched");
+    let evs = s.audit_range(2, 10).unwrap();
+    assert_eq!(evs.len(), 2);
+    assert_eq!(
+        (
+            evs[0].action.as_str(),
+            evs[0].request_id,
+            evs[0].from_state.as_deref()
+        ),
+        ("policy.refused", Some(r.id.0), Some("pending"))
+    );
+    assert_eq!(
+        (evs[1].request_id, evs[1].to_state.as_deref()),
+        (None, None)
+    );
+    assert_eq!(s.outbox_undelivered_for(r.id).unwrap(), 1);
+    assert_eq!(verify(s), 3);
 }
 
 pub fn audit_pages_in_order_and_chains(s: &dyn Store) {
@@ -291,6 +344,7 @@ macro_rules! store_conformance {
             list_filters_and_orders,
             alerts_are_queued_with_their_transition_and_retried,
             audit_pages_in_order_and_chains,
+            notes_append_to_the_chain_without_changing_state,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

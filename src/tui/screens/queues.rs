@@ -84,16 +84,19 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             label_value("TTL", human(r.ttl_seconds), theme),
             label_value(
                 "approvals",
-                format!(
-                    "{} of {} ({})",
-                    r.approvals.len(),
-                    r.approvals_required,
-                    r.approvers()
-                        .iter()
-                        .map(|a| clean(a))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                {
+                    let by: Vec<String> = r.approvers().iter().map(|a| clean(a)).collect();
+                    if by.is_empty() {
+                        format!("{} of {}", r.approvals.len(), r.approvals_required)
+                    } else {
+                        format!(
+                            "{} of {} ({})",
+                            r.approvals.len(),
+                            r.approvals_required,
+                            by.join(", ")
+                        )
+                    }
+                },
                 theme,
             ),
             label_value(

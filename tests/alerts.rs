@@ -1,0 +1,452 @@
+//! SOC alerting through the outbox, against real receivers on 127.0.0.1: a
+//! signed webhook, Slack, syslog over UDP and TCP, a JSONL file; retries with
+//! back-off, per-sink progress, fail-closed roles, crash between commit and send.
+
+mod support;
+
+use breakglass::alert::sinks::{FileSink, SlackSink, SyslogSink, WebhookSink};
+use breakglass::alert::{Format, Sink};
+use breakglass::domain::State;
+use chrono::Duration;
+use std::sync::Arc;
+use support::receivers::{Behaviour, HttpReceiver, SyslogReceiver};
+use support::*;
+
+const SECRET: &str = "webhook-signing-secret";
+
+fn webhook(r: &HttpReceiver, format: Format, timeout_s: u64) -> Arc<dyn Sink> {
+    Arc::new(WebhookSink::new(
+        "soc".into(),
+        r.url.clone(),
+        Some(secrecy::SecretString::from(SECRET)),
+        format,
+        std::time::Duration::from_secs(timeout_s),
+    ))
+}
+
+fn with_sinks(sinks: Vec<Arc<dyn Sink>>) -> H {
+    harness_with(move |p| p.sinks = sinks)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_activation_reaches_a_signed_webhook_once_with_a_stable_event_id() {
+    let rx = HttpReceiver::start(Behaviour::Ok);
+    let h = with_sinks(vec![webhook(&rx, Format::Native, 5)]);
+    let (r, _) = h.active(DBA).await;
+    h.engine.deliver_alerts().await.unwrap();
+    h.engine.deliver_alerts().await.unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+    let a = &got[0];
+    let body = a.json();
+    assert_eq!(body["schema"], "breakglass.alert/v1");
+    assert_eq!(body["kind"], "activation");
+    assert_eq!(body["data"]["request_id"], r.id.to_string());
+    assert_eq!(
+        body["data"]["approvers"],
+        serde_json::json!(["bob", "carol"])
+    );
+    assert_eq!(a.header("X-Breakglass-Event-Id"), body["event_id"].as_str());
+    let ts: i64 = a.header("X-Breakglass-Timestamp").unwrap().parse().unwrap();
+    assert!(breakglass::signing::verify(
+        SECRET.as_bytes(),
+        ts,
+        a.body.as_bytes(),
+        a.header("X-Breakglass-Signature").unwrap()
+    ));
+    assert!(!breakglass::signing::verify(
+        b"wrong",
+        ts,
+        a.body.as_bytes(),
+        a.header("X-Breakglass-Signature").unwrap()
+    ));
+    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_receiver_is_retried_with_backoff_and_others_are_not_repeated() {
+    let rx = HttpReceiver::start(Behaviour::FailFirst(2));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let file_sink: Arc<dyn Sink> = Arc::new(FileSink {
+        name: "file".into(),
+        path: file.path().into(),
+        format: Format::Native,
+    });
+    let h = with_sinks(vec![file_sink, webhook(&rx, Format::Native, 5)]);
+    h.active(K8S).await;
+    let now = h.clock_now();
+    // Attempt 1 fails (500): the file got it, the webhook did not.
+    h.engine.deliver_alerts().await.unwrap();
+    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 1);
+    let row = h
+        .engine
+        .store()
+        .outbox_due(now + Duration::days(1), 10)
+        .unwrap()
+        .remove(0);
+    assert_eq!(row.delivered_to, vec!["file".to_string()]);
+    assert!(
+        h.engine.store().outbox_due(now, 10).unwrap().is_empty(),
+        "backing off"
+    );
+    // Attempts 2 (fails) and 3 (succeeds), each after its back-off.
+    h.clock.advance(Duration::seconds(2));
+    h.engine.deliver_alerts().await.unwrap();
+    h.clock.advance(Duration::seconds(10));
+    h.engine.deliver_alerts().await.unwrap();
+    assert_eq!(rx.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(rx.received().len(), 1);
+    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 0);
+    let lines = std::fs::read_to_string(file.path()).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        1,
+        "the file sink was not sent the alert again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hanging_and_broken_receivers_leave_alerts_queued_and_visible() {
+    let hang = HttpReceiver::start(Behaviour::Hang);
+    let broken = HttpReceiver::start(Behaviour::Always500);
+    let h = with_sinks(vec![
+        webhook(&hang, Format::Native, 1),
+        Arc::new(WebhookSink::new(
+            "broken".into(),
+            broken.url.clone(),
+            None,
+            Format::Native,
+            std::time::Duration::from_secs(2),
+        )),
+    ]);
+    h.active(K8S).await;
+    let started = std::time::Instant::now();
+    let d = h.engine.deliver_alerts().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "a hanging receiver is abandoned at its timeout"
+    );
+    assert_eq!((d.delivered, d.failed), (0, 1));
+    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 1);
+    // The status bar and `status` show it.
+    let mut d = support::tui::Driver::new(h, "alice");
+    d.refresh().await;
+    d.assert_sees("1 alert(s) undelivered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_gets_a_readable_message() {
+    let rx = HttpReceiver::start(Behaviour::Ok);
+    let slack: Arc<dyn Sink> = Arc::new(SlackSink::new(
+        "slack".into(),
+        secrecy::SecretString::from(rx.url.clone()),
+        std::time::Duration::from_secs(5),
+    ));
+    let h = with_sinks(vec![slack]);
+    let (r, _) = h.active(DBA).await;
+    h.engine.deliver_alerts().await.unwrap();
+    let text = rx.received()[0].json()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for needle in [
+        r.id.to_string().as_str(),
+        "prod-db-emergency-dba",
+        "INC-1042",
+        "alice",
+        "bob, carol",
+        "Break-glass activation",
+        "Expires",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from {text}");
+    }
+}
+
+fn check_rfc5424(msg: &str) {
+    // <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG
+    let re = regex::Regex::new(r#"^<(\d{1,3})>1 (\S+) (\S+) breakglass (\d+) (\S+) \[breakglass@32473( [a-z_]+="(?:[^"\\\]]|\\.)*")+\] (.*)$"#).unwrap();
+    let c = re
+        .captures(msg)
+        .unwrap_or_else(|| panic!("not RFC 5424: {msg}"));
+    let pri: u32 = c[1].parse().unwrap();
+    assert_eq!(pri / 8, 10, "facility authpriv");
+    chrono::DateTime::parse_from_rfc3339(&c[2]).expect("an RFC 3339 timestamp");
+    assert!(msg.contains("request_id=\"REQ-1\""), "{msg}");
+    assert!(msg.contains("role=\"k8s-cluster-admin\""), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn syslog_over_udp_and_tcp_is_rfc5424_with_structured_data() {
+    let udp = SyslogReceiver::udp();
+    let tcp = SyslogReceiver::tcp();
+    let h = with_sinks(vec![
+        Arc::new(SyslogSink {
+            name: "udp".into(),
+            address: udp.address.clone(),
+            tcp: false,
+            format: Format::Native,
+        }),
+        Arc::new(SyslogSink {
+            name: "tcp".into(),
+            address: tcp.address.clone(),
+            tcp: true,
+            format: Format::Native,
+        }),
+    ]);
+    h.active(K8S).await;
+    h.engine.deliver_alerts().await.unwrap();
+    for _ in 0..50 {
+        if !udp.messages().is_empty() && !tcp.messages().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (u, t) = (udp.messages(), tcp.messages());
+    assert_eq!((u.len(), t.len()), (1, 1), "{u:?} {t:?}");
+    check_rfc5424(&u[0]);
+    check_rfc5424(&t[0]);
+    assert!(
+        u[0].starts_with("<83>1 "),
+        "activation is severity 3 (error) at authpriv: {}",
+        u[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ocsf_payloads_for_siems() {
+    let rx = HttpReceiver::start(Behaviour::Ok);
+    let h = with_sinks(vec![webhook(&rx, Format::Ocsf, 5)]);
+    let (r, _) = h.active(K8S).await;
+    h.engine.revoke("alice", r.id, "done").await.unwrap();
+    h.engine.deliver_alerts().await.unwrap();
+    let got: Vec<serde_json::Value> = rx.received().iter().map(|x| x.json()).collect();
+    let act = got
+        .iter()
+        .find(|e| e["unmapped"]["kind"] == "activation")
+        .unwrap();
+    assert_eq!(act["class_uid"], 3005);
+    assert_eq!(act["category_uid"], 3);
+    assert_eq!(act["activity_id"], 1, "Assign Privileges");
+    assert_eq!(act["type_uid"], 300501);
+    assert_eq!(act["privileges"], serde_json::json!(["k8s-cluster-admin"]));
+    assert_eq!(act["user"]["name"], "alice");
+    assert_eq!(act["metadata"]["version"], "1.1.0");
+    assert!(act["time"].as_i64().unwrap() > 1_700_000_000_000);
+    assert!(got.iter().any(|e| e["unmapped"]["kind"] == "early_end"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fail_closed_role_grants_nothing_until_the_soc_has_the_alert() {
+    let broken = HttpReceiver::start(Behaviour::Always500);
+    let sinks: Vec<Arc<dyn Sink>> = vec![webhook(&broken, Format::Native, 2)];
+    let h = harness_with(move |p| {
+        p.sinks = sinks;
+        p.policy.roles.get_mut(K8S).unwrap().require_alert_delivery = true;
+    });
+    let r = h.approved(K8S).await;
+    let e = h.engine.activate("alice", r.id).await.unwrap_err();
+    assert!(
+        e.to_string().contains("requires delivery before access"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 4);
+    assert_eq!(h.state(r.id), State::Failed);
+    assert!(h.leases().is_empty(), "the backend was never asked");
+
+    let ok = HttpReceiver::start(Behaviour::Ok);
+    let sinks: Vec<Arc<dyn Sink>> = vec![webhook(&ok, Format::Native, 2)];
+    let h = harness_with(move |p| {
+        p.sinks = sinks;
+        p.policy.roles.get_mut(K8S).unwrap().require_alert_delivery = true;
+    });
+    let (r, _) = h.active(K8S).await;
+    assert_eq!(r.state, State::Active);
+    let got = ok.received();
+    assert_eq!(got.len(), 1, "one activation alert, raised with the intent");
+    assert_eq!(got[0].json()["data"]["action"], "grant.intent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_activation() {
+    let rx = HttpReceiver::start(Behaviour::Ok);
+    let sinks: Vec<Arc<dyn Sink>> = vec![webhook(&rx, Format::Native, 5)];
+    let h = harness_with(move |p| {
+        p.sinks = sinks;
+        p.alerts.on.clear(); // nothing beyond activation
+    });
+    let r = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    assert!(h.engine.approve("alice", r.id, None).is_err());
+    let last = h
+        .engine
+        .store()
+        .audit_range(h.audit_len(), 1)
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str()),
+        ("policy.refused", "alice")
+    );
+    assert!(last.detail.contains("cannot approve"));
+    h.engine.deny("bob", r.id, "no").unwrap();
+    let (r2, _) = h.active(DBA).await;
+    h.engine.deliver_alerts().await.unwrap();
+    let kinds: Vec<String> = rx
+        .received()
+        .iter()
+        .map(|x| x.json()["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["activation"],
+        "refusal and denial are off; activation cannot be"
+    );
+    let _ = r2;
+
+    let rx = HttpReceiver::start(Behaviour::Ok);
+    let sinks: Vec<Arc<dyn Sink>> = vec![webhook(&rx, Format::Native, 5)];
+    let h = with_sinks(sinks);
+    let r = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    let _ = h.engine.approve("alice", r.id, None);
+    h.engine.deliver_alerts().await.unwrap();
+    let got = rx.received();
+    assert_eq!(got[0].json()["kind"], "refusal");
+    assert!(got[0].json()["data"]["detail"]["refusal"]
+        .as_str()
+        .unwrap()
+        .contains("cannot approve"));
+}
+
+#[test]
+fn a_crash_between_commit_and_delivery_delivers_after_restart_exactly_once() {
+    let rx = HttpReceiver::start(Behaviour::Ok);
+    let (tmp, cfg) = demo_dir();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[[alerts.sinks]]\nkind = \"file\"\npath = \"alerts.jsonl\"",
+        &format!(
+            "[[alerts.sinks]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret_env = \"BG_TEST_SECRET\"",
+            rx.url
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let env = [("BG_TEST_SECRET", SECRET)];
+    ok_json(bg_env(
+        &cfg,
+        Some("alice"),
+        &[&["--json"], REQUEST_K8S].concat(),
+        &env,
+    ));
+    ok_json(bg_env(&cfg, Some("bob"), &["--json", "approve", "1"], &env));
+    let o = bg_env(
+        &cfg,
+        Some("alice"),
+        &["--json", "activate", "1"],
+        &[("BREAKGLASS_FAILPOINT", "alert.before_delivery"), env[0]],
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(9));
+    assert!(rx.received().is_empty(), "killed before delivery");
+    assert_eq!(
+        ok_json(bg_env(&cfg, None, &["--json", "status", "1"], &env))["undelivered_alerts"],
+        0,
+        "status delivered it on its way out"
+    );
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["kind"], "activation");
+    ok_json(bg_env(&cfg, None, &["--json", "sweep"], &env));
+    assert_eq!(rx.received().len(), 1, "exactly once");
+    drop(tmp);
+}
+
+#[test]
+fn audit_export_in_ocsf() {
+    let (_tmp, cfg) = demo_dir();
+    ok_json(bg(
+        &cfg,
+        Some("alice"),
+        &[&["--json"], REQUEST_K8S].concat(),
+    ));
+    ok_json(bg(&cfg, Some("bob"), &["--json", "approve", "1"]));
+    ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "1"]));
+    let o = bg(&cfg, None, &["audit", "export", "--format", "ocsf"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let events: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 4);
+    assert!(events
+        .iter()
+        .all(|e| e["class_uid"] == 3005 && e["metadata"]["version"] == "1.1.0"));
+    assert_eq!(events[3]["activity_id"], 1);
+    assert_eq!(events[3]["unmapped"]["action"], "grant.active");
+}
+
+#[test]
+fn alert_config_is_validated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"[backends.demo]
+kind = "demo"
+
+[alerts]
+on = ["denial", "gossip"]
+
+[[alerts.sinks]]
+kind = "webhook"
+url = "ftp://x"
+
+[[alerts.sinks]]
+kind = "slack"
+url = "https://hooks.slack.com/services/T/B/X"
+
+[[alerts.sinks]]
+kind = "webhook"
+url = "https://siem.example/hook"
+secret = "inline"
+
+[[alerts.sinks]]
+kind = "syslog"
+address = "localhost"
+transport = "carrier-pigeon"
+
+[[roles]]
+name = "r"
+backend = "demo"
+default_ttl = "5m"
+max_ttl = "10m"
+conditions = ["outage"]
+requesters = ["*"]
+approvers = ["*"]
+certifiers = ["*"]
+"#,
+    )
+    .unwrap();
+    let o = bg(&cfg, None, &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    for (line, needle) in [
+        (5, "alert kind \"gossip\" is not known"),
+        (9, "must start with https://"),
+        (13, "a Slack webhook URL is a secret; write url_env"),
+        (18, "secrets never go in the config file; write secret_env"),
+        (22, "needs a host and port"),
+        (23, "transport = \"carrier-pigeon\" is not known"),
+    ] {
+        assert!(
+            e.lines()
+                .any(|l| l.contains(&format!("c.toml:{line}: ")) && l.contains(needle)),
+            "missing line {line} `{needle}` in:\n{e}"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Real receivers on 127.0.0.1 for alert delivery tests: an HTTP server with a
+//! chosen behaviour, and syslog listeners over UDP and TCP.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    Ok,
+    /// Answer 500 to the first n requests, then 200.
+    FailFirst(usize),
+    /// Accept and never answer.
+    Hang,
+    Always500,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+pub struct HttpReceiver {
+    pub url: String,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl HttpReceiver {
+    pub fn start(behaviour: Behaviour) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let url = format!("http://{}/hook", server.server_addr().to_ip().unwrap());
+        let got = Arc::new(Mutex::new(vec![]));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (g, h) = (got.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for mut req in server.incoming_requests() {
+                let n = h.fetch_add(1, Ordering::SeqCst);
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|x| (x.field.to_string(), x.value.to_string()))
+                    .collect();
+                let ok = match behaviour {
+                    Behaviour::Ok => true,
+                    Behaviour::FailFirst(k) => n >= k,
+                    Behaviour::Always500 => false,
+                    Behaviour::Hang => {
+                        // Keep the connection open without answering.
+                        std::thread::spawn(move || {
+                            std::thread::sleep(std::time::Duration::from_secs(120));
+                            drop(req);
+                        });
+                        continue;
+                    }
+                };
+                if ok {
+                    g.lock().unwrap().push(Received { headers, body });
+                    let _ = req.respond(tiny_http::Response::from_string("ok"));
+                } else {
+                    let _ = req.respond(
+                        tiny_http::Response::from_string("{\"error\":\"siem overloaded\"}")
+                            .with_status_code(500),
+                    );
+                }
+            }
+        });
+        HttpReceiver { url, got, hits }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// Collects syslog messages; over TCP it splits RFC 6587 octet-counted frames.
+pub struct SyslogReceiver {
+    pub address: String,
+    pub got: Arc<Mutex<Vec<String>>>,
+}
+
+impl SyslogReceiver {
+    pub fn udp() -> Self {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = sock.local_addr().unwrap().to_string();
+        let got = Arc::new(Mutex::new(vec![]));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = sock.recv(&mut buf) {
+                g.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+        SyslogReceiver { address, got }
+    }
+
+    pub fn tcp() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = l.local_addr().unwrap().to_string();
+        let got = Arc::new(Mutex::new(vec![]));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut data = vec![];
+                let _ = s.read_to_end(&mut data);
+                let text = String::from_utf8_lossy(&data).into_owned();
+                let mut rest = text.as_str();
+                while let Some((len, tail)) = rest.split_once(' ') {
+                    let Ok(len) = len.parse::<usize>() else {
+                        g.lock().unwrap().push(format!("BAD FRAME: {rest}"));
+                        break;
+                    };
+                    g.lock()
+                        .unwrap()
+                        .push(tail[..len.min(tail.len())].to_string());
+                    rest = &tail[len.min(tail.len())..];
+                }
+            }
+        });
+        SyslogReceiver { address, got }
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
