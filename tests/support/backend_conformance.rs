@@ -5,7 +5,7 @@
 
 use breakglass::backend::{Backend, BackendError, Credential, GrantSpec, RevokeSpec};
 use breakglass::clock::ManualClock;
-use breakglass::domain::policy::{Policy, Principals, RolePolicy};
+use breakglass::domain::policy::{Policy, RolePolicy};
 use breakglass::domain::State;
 use breakglass::engine::{Engine, IncidentChoice, Parts, RequestInput};
 use chrono::{Duration, Utc};
@@ -133,31 +133,11 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
     let store =
         Arc::new(breakglass::store::SqliteStore::open(&dir.path().join("s.sqlite")).unwrap());
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let anyone = Principals {
-        anyone: true,
-        written: vec!["*".into()],
-        ..Default::default()
-    };
+    // The store suite's anyone-may role, on the backend under test.
     let role = RolePolicy {
-        name: "conformance".into(),
-        description: String::new(),
         backend: "under-test".into(),
         scope: t.scope(),
-        default_ttl: 600,
-        max_ttl: 1200,
-        max_extensions: 1,
-        max_total: 2400,
-        conditions: vec!["outage".into()],
-        ticket_pattern: Some(regex::Regex::new("^INC-[0-9]+$").unwrap()),
-        requesters: anyone.clone(),
-        approvers: anyone.clone(),
-        certifiers: anyone,
-        approvals_required: 1,
-        request_ttl: 1800,
-        rotate_after_use: false,
-        require_open_incident: true,
-        revoke_on_resolve: true,
-        require_alert_delivery: false,
+        ..super::store_conformance::role("conformance")
     };
     let engine = Engine::new(Parts {
         policy: Policy {
