@@ -333,6 +333,7 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
         Policy {
             roles: BTreeMap::new(),
             demo_personas: None,
+            approval_signing: None,
         },
     );
 
@@ -563,6 +564,18 @@ impl Store for TimedStore {
     ) -> Result<(), StoreError> {
         self.inner.append_note(request, note, alerts, now)
     }
+    fn claim(
+        &self,
+        key: breakglass::store::ClaimKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim(key, owner, now, until)
+    }
+    fn release(&self, key: breakglass::store::ClaimKey, owner: &str) -> Result<(), StoreError> {
+        self.inner.release(key, owner)
+    }
 }
 
 /// Times the demo backend's grant and revoke calls.
@@ -642,6 +655,7 @@ fn bench_policy() -> Result<Policy> {
     Ok(Policy {
         roles: BTreeMap::from([(role.name.clone(), role)]),
         demo_personas: None,
+        approval_signing: None,
     })
 }
 

@@ -44,3 +44,22 @@ fn schema_is_versioned_and_data_survives_reopen() {
         Err(StoreError::TooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn waiters_see_commits_from_other_handles() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("s.sqlite");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    support::store_conformance::waiters_see_commits_from_other_handles(a, b);
+}
+
+#[test]
+fn racing_handles_serialise() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("s.sqlite");
+    let handles = (0..6)
+        .map(|_| Arc::new(SqliteStore::open(&path).unwrap()) as Arc<dyn Store>)
+        .collect();
+    support::store_conformance::racing_handles_serialise(handles);
+}

@@ -27,16 +27,19 @@ pub const OPTIONAL_KINDS: [&str; 9] = [
     "rotate_failed",
 ];
 
-/// Which kinds of alert the SOC wants beyond activations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which kinds of alert the SOC wants beyond activations, and the key that signs
+/// the audit checkpoint every alert carries.
+#[derive(Debug, Clone)]
 pub struct AlertRules {
     pub on: BTreeSet<String>,
+    pub signer: Option<Arc<crate::audit::checkpoint::Signer>>,
 }
 
 impl Default for AlertRules {
     fn default() -> Self {
         AlertRules {
             on: OPTIONAL_KINDS.iter().map(|s| s.to_string()).collect(),
+            signer: None,
         }
     }
 }
@@ -97,13 +100,37 @@ pub fn backoff(attempts: u32) -> Duration {
 pub async fn deliver_due(
     store: &dyn Store,
     sinks: &[Arc<dyn Sink>],
+    signer: Option<&crate::audit::checkpoint::Signer>,
     now: DateTime<Utc>,
+    claimant: &str,
 ) -> Result<Delivery, StoreError> {
     let mut out = Delivery::default();
     if sinks.is_empty() {
         return Ok(out);
     }
-    for row in store.outbox_due(now, 100)? {
+    // Every sink's timeout, and a margin: a sender that died mid-row leaves it
+    // to the others after this.
+    let lease = sinks
+        .iter()
+        .map(|s| Duration::from_std(s.timeout()).unwrap_or(Duration::seconds(10)))
+        .fold(Duration::seconds(30), |a, b| a + b);
+    for mut row in store.outbox_due(now, 100)? {
+        // Daemons may share the store: only the one that claims a row sends it.
+        let key = crate::store::ClaimKey::Outbox(row.id);
+        if !store.claim(key, claimant, now, now + lease)? {
+            continue;
+        }
+        // The SOC keeps a signed (size, head) of the chain as of this alert: a log
+        // later cut below it, or rewritten, no longer verifies against it.
+        if let (Some(s), Some(seq), Some(head)) = (
+            signer,
+            row.payload["audit_seq"].as_i64(),
+            row.payload["audit_hash"].as_str(),
+        ) {
+            let at = row.payload["at"].as_str().unwrap_or_default().to_string();
+            let cp = s.sign(seq, head, &at);
+            row.payload["checkpoint"] = serde_json::to_value(cp).expect("a checkpoint serialises");
+        }
         let mut delivered = row.delivered_to.clone();
         let mut errors = vec![];
         for s in sinks {
@@ -130,6 +157,7 @@ pub async fn deliver_due(
             )?;
             out.failed += 1;
         }
+        let _ = store.release(key, claimant);
     }
     Ok(out)
 }

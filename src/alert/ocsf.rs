@@ -66,6 +66,7 @@ pub fn from_alert(alert: &Value) -> Value {
             "approvers": d["approvers"],
             "expires_at": d["expires_at"],
             "audit_hash": alert["audit_hash"],
+            "checkpoint": alert["checkpoint"],
         },
     })
 }

@@ -1,6 +1,8 @@
 //! The tamper-evident audit chain: `hash = sha256(prev_hash || canonical_json(event))`.
 //! Any edit, deletion or reordering of a stored row breaks a link that `verify` names.
 
+pub mod checkpoint;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

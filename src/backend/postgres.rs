@@ -226,7 +226,8 @@ pub fn url_from(source: &PgUrlSource) -> Result<SecretString, BackendError> {
     }
 }
 
-fn is_local(pc: &tokio_postgres::Config) -> bool {
+/// Whether every host of `pc` is a Unix socket or a loopback address.
+pub fn is_local(pc: &tokio_postgres::Config) -> bool {
     pc.get_hosts().iter().all(|h| match h {
         Host::Unix(_) => true,
         Host::Tcp(h) => {
@@ -236,6 +237,41 @@ fn is_local(pc: &tokio_postgres::Config) -> bool {
                     .unwrap_or(false)
         }
     })
+}
+
+/// The rustls client config for `mode` (not `Disable`): `Require` encrypts without
+/// checking the certificate; `VerifyFull` checks it against `ca_file` (PEM), else
+/// the web PKI roots. Shared with the PostgreSQL store.
+pub fn tls_config(
+    mode: PgTls,
+    ca_file: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("postgres: TLS setup: {e}"))?;
+    if mode == PgTls::Require {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoCertVerification(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(p) => {
+            use rustls::pki_types::pem::PemObject;
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("postgres: cannot read ca_file {}: {e}", p.display()))?;
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("postgres: ca_file {}: {e}", p.display()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// For `tls = "require"`: encrypted, but like libpq's sslmode=require the server's
@@ -326,37 +362,7 @@ impl PostgresBackend {
     }
 
     fn tls_config(&self, mode: PgTls) -> Result<rustls::ClientConfig, BackendError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| failed(format!("postgres: TLS setup: {e}")))?;
-        if mode == PgTls::Require {
-            return Ok(builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoCertVerification(provider)))
-                .with_no_client_auth());
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        match &self.cfg.ca_file {
-            Some(p) => {
-                use rustls::pki_types::pem::PemObject;
-                let certs = rustls::pki_types::CertificateDer::pem_file_iter(p)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| {
-                        failed(format!(
-                            "postgres: cannot read ca_file {}: {e}",
-                            p.display()
-                        ))
-                    })?;
-                for c in certs {
-                    roots
-                        .add(c)
-                        .map_err(|e| failed(format!("postgres: ca_file {}: {e}", p.display())))?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+        tls_config(mode, self.cfg.ca_file.as_deref()).map_err(failed)
     }
 
     /// Connects with `pc` (the admin config, possibly for another database).

@@ -68,12 +68,16 @@ pub enum Command {
         id: String,
         #[arg(long)]
         comment: Option<String>,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Deny a request
     Deny {
         id: String,
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Withdraw your own pending or approved request
     Cancel { id: String },
@@ -108,6 +112,8 @@ pub enum Command {
         reject: bool,
         #[arg(long, default_value = "")]
         comment: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// One recovery and expiry pass, then deliver due alerts
     Sweep,
@@ -119,6 +125,68 @@ pub enum Command {
     /// Verify or export the audit chain
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Store tools: move to a shared PostgreSQL store (team mode)
+    #[command(subcommand)]
+    Store(StoreCmd),
+}
+
+/// Signing a decision when the policy sets `approval_signing = "ssh"`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SignArgs {
+    /// With approval_signing = "ssh": sign with this SSH key: a private key (ssh-keygen asks for its passphrase),
+    /// or a .pub whose key is in ssh-agent [default: $BREAKGLASS_SSH_KEY, else
+    /// ~/.ssh/id_ed25519 or ~/.ssh/id_ecdsa]
+    #[arg(long, env = "BREAKGLASS_SSH_KEY", value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// Print the statement to sign and exit (to sign on another machine with
+    /// `ssh-keygen -Y sign -n breakglass -f KEY FILE` within 5 minutes)
+    #[arg(long)]
+    pub print_statement: bool,
+    /// A statement signed elsewhere (from --print-statement)
+    #[arg(long, value_name = "FILE", requires = "signature")]
+    pub statement: Option<PathBuf>,
+    /// Its signature (the FILE.sig that `ssh-keygen -Y sign` wrote)
+    #[arg(long, value_name = "FILE", requires = "statement")]
+    pub signature: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCmd {
+    /// Copy the configured SQLite store (requests, audit chain with its hashes,
+    /// outbox) into an empty PostgreSQL store, then verify the copy
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("target_url").required(true).args(["url_env", "url_file"]))]
+pub struct MigrateArgs {
+    /// The kind of store to copy into
+    #[arg(long, value_enum)]
+    pub to: MigrateTarget,
+    /// Environment variable holding the target's connection string
+    #[arg(long, value_name = "VAR")]
+    pub url_env: Option<String>,
+    /// File holding the target's connection string
+    #[arg(long, value_name = "FILE")]
+    pub url_file: Option<PathBuf>,
+    /// TLS to the target [default: none for a socket or loopback, else verify-full]
+    #[arg(long, value_enum)]
+    pub tls: Option<TlsArg>,
+    /// Trust anchors (PEM) for --tls verify-full
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateTarget {
+    Postgres,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsArg {
+    Disable,
+    Require,
+    VerifyFull,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,7 +198,21 @@ pub enum ConfigCmd {
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
     /// Check the hash chain; names the first broken link
-    Verify,
+    Verify {
+        /// Also prove the log extends this signed checkpoint (JSON, as carried in alerts)
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The checkpoint signer's public key (hex) [default: from the configured key]
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
+    /// Print a signed checkpoint of the current log (needs [audit] checkpoint_key_file)
+    Checkpoint,
+    /// Create a checkpoint signing key (mode 0600) and print its public key
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Write the audit events
     Export {
         #[arg(long, value_enum, default_value = "jsonl")]

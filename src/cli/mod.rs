@@ -2,13 +2,15 @@
 
 pub mod args;
 mod output;
+mod store_migrate;
 
 pub use args::Cli;
 
 use crate::config::{self, Config};
-use crate::domain::{RequestId, ReviewAnswers, State};
+use crate::domain::{RequestId, ReviewAnswers, SshSignature, State};
 use crate::engine::{Engine, Error as EngineError, IncidentChoice, RequestInput};
 use crate::exit;
+use crate::identity::ssh_sign::{self, DecisionKind};
 use args::*;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -113,11 +115,24 @@ async fn dispatch(cli: Cli) -> CliResult {
     };
     match command {
         Command::Init { force } => return init(&cli, *force),
+        Command::Audit(AuditCmd::Keygen { out }) => {
+            let signer = crate::audit::checkpoint::Signer::generate(out)
+                .map_err(|e| Failure::new(exit::USAGE, e))?;
+            println!("{}", signer.public_hex());
+            eprintln!(
+                "wrote the private key to {} (mode 0600). Give the public key above to whoever verifies checkpoints; keep the private key away from the store.",
+                out.display()
+            );
+            return Ok(exit::OK);
+        }
         Command::Config(ConfigCmd::Check) => return config_check(&cli),
         Command::Demo { dir, no_console } => return demo(&cli, dir.clone(), *no_console).await,
         _ => {}
     }
     let cfg = load_config(&cli)?;
+    if let Command::Store(StoreCmd::Migrate(a)) = command {
+        return store_migrate::migrate(&cfg, a, cli.json);
+    }
     let engine = Engine::from_config(&cfg)?;
     run_command(&cli, command, &engine).await
 }
@@ -134,7 +149,7 @@ async fn console(cli: &Cli, cfg: &Config) -> CliResult {
     recover_first(&engine).await?;
     let me = match (&cfg.policy.demo_personas, cli.as_persona.as_deref()) {
         (Some(personas), None) => personas.first().cloned().unwrap_or_default(),
-        _ => crate::identity::resolve(engine.policy(), cli.as_persona.as_deref())?,
+        _ => engine.whoami(cli.as_persona.as_deref())?,
     };
     let name = cli
         .theme
@@ -187,7 +202,7 @@ pub async fn run_command(cli: &Cli, command: &Command, engine: &Engine) -> CliRe
 }
 
 async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
-    let who = || crate::identity::resolve(engine.policy(), cli.as_persona.as_deref());
+    let who = || engine.whoami(cli.as_persona.as_deref());
     // Validates --as even for commands that do not need an identity.
     if cli.as_persona.is_some() {
         who()?;
@@ -218,13 +233,22 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             output::credential(&engine.view(req), &cred, json);
             Ok(exit::OK)
         }
-        Command::Approve { id, comment } => {
-            let req = engine.approve(&who()?, parse_id(id)?, comment.clone())?;
+        Command::Approve { id, comment, sign } => {
+            let (me, id) = (who()?, parse_id(id)?);
+            let Some(sig) = sign_decision(engine, &me, id, DecisionKind::Approve, sign, json)?
+            else {
+                return Ok(exit::OK);
+            };
+            let req = engine.approve_signed(&me, id, comment.clone(), sig)?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
-        Command::Deny { id, reason } => {
-            let req = engine.deny(&who()?, parse_id(id)?, reason)?;
+        Command::Deny { id, reason, sign } => {
+            let (me, id) = (who()?, parse_id(id)?);
+            let Some(sig) = sign_decision(engine, &me, id, DecisionKind::Deny, sign, json)? else {
+                return Ok(exit::OK);
+            };
+            let req = engine.deny_signed(&me, id, reason, sig)?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
@@ -255,13 +279,22 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             id,
             reject,
             comment,
+            sign,
         } => {
             let me = who()?;
             let id = parse_id(id)?;
-            let req = if *reject {
-                engine.reject(&me, id, comment)?
+            let kind = if *reject {
+                DecisionKind::Reject
             } else {
-                engine.certify(&me, id, comment)?
+                DecisionKind::Certify
+            };
+            let Some(sig) = sign_decision(engine, &me, id, kind, sign, json)? else {
+                return Ok(exit::OK);
+            };
+            let req = if *reject {
+                engine.reject_signed(&me, id, comment, sig)?
+            } else {
+                engine.certify_signed(&me, id, comment, sig)?
             };
             output::request_result(engine, &req, json);
             Ok(exit::OK)
@@ -278,22 +311,165 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         Command::Daemon { interval } => {
             daemon(engine, parse_duration(interval, "--interval")?, json).await
         }
-        Command::Audit(AuditCmd::Verify) => {
+        Command::Audit(AuditCmd::Verify {
+            checkpoint,
+            public_key,
+        }) => {
             let (count, broken) = engine.verify_audit()?;
             output::audit_verify(count, broken.as_ref(), engine, json);
-            Ok(if broken.is_some() {
-                exit::AUDIT_BROKEN
-            } else {
-                exit::OK
-            })
+            if broken.is_some() {
+                return Ok(exit::AUDIT_BROKEN);
+            }
+            match checkpoint {
+                None => Ok(exit::OK),
+                Some(file) => verify_checkpoint(engine, file, public_key.as_deref(), json),
+            }
         }
+        Command::Audit(AuditCmd::Checkpoint) => {
+            let signer = engine.checkpoint_signer().ok_or_else(|| {
+                Failure::new(exit::USAGE, "no checkpoint key: set [audit] checkpoint_key_file (create one with `breakglass audit keygen --out FILE`)")
+            })?;
+            let (size, head) = engine.store().audit_head().map_err(EngineError::from)?;
+            let cp = signer.sign(size, &head, &crate::store::ts(engine.now()));
+            println!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
+            Ok(exit::OK)
+        }
+        Command::Audit(AuditCmd::Keygen { .. }) => Ok(exit::OK),
         Command::Audit(AuditCmd::Export {
             format,
             output: out,
         }) => audit_export(engine, *format, out.as_deref()),
         // Handled in `dispatch` before a store is opened.
-        Command::Init { .. } | Command::Config(_) | Command::Demo { .. } | Command::Console => {
+        Command::Init { .. }
+        | Command::Config(_)
+        | Command::Demo { .. }
+        | Command::Console
+        | Command::Store(_) => Ok(exit::OK),
+    }
+}
+
+/// The signature a decision carries when the policy sets `approval_signing =
+/// "ssh"`: made here by ssh-keygen with the approver's key, or one made elsewhere
+/// (`--statement` + `--signature`). `Ok(None)` after `--print-statement` printed
+/// the statement; `Ok(Some(None))` when there is nothing to sign with (signing
+/// off, or no key: the engine then refuses, audited, and says how to sign).
+fn sign_decision(
+    engine: &Engine,
+    who: &str,
+    id: RequestId,
+    kind: DecisionKind,
+    a: &SignArgs,
+    json: bool,
+) -> Result<Option<Option<SshSignature>>, Failure> {
+    use chrono::SubsecRound;
+    if a.print_statement {
+        let text = engine.decision_statement(who, id, kind, engine.now().trunc_subsecs(0))?;
+        if json {
+            println!("{}", serde_json::json!({ "statement": text }));
+        } else {
+            print!("{text}");
+        }
+        return Ok(None);
+    }
+    if !engine.signing_required() {
+        return Ok(Some(None));
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Failure::new(exit::USAGE, format!("cannot read {}: {e}", p.display())))
+    };
+    if let (Some(st), Some(sig)) = (&a.statement, &a.signature) {
+        let signed_at = ssh_sign::statement_at(&read(st)?).ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                format!("{}: not a statement from --print-statement", st.display()),
+            )
+        })?;
+        return Ok(Some(Some(SshSignature {
+            signed_at,
+            armored: read(sig)?,
+        })));
+    }
+    let Some(key) = a
+        .ssh_key
+        .as_deref()
+        .map(ssh_sign::expand_home)
+        .or_else(ssh_sign::default_key)
+    else {
+        return Ok(Some(None));
+    };
+    let at = engine.now().trunc_subsecs(0);
+    let statement = engine.decision_statement(who, id, kind, at)?;
+    if !json && std::io::stderr().is_terminal() {
+        eprintln!(
+            "signing the {kind} of {id} with {} (ssh-keygen)",
+            key.display()
+        );
+    }
+    let armored = ssh_sign::sign(&key, &statement).map_err(|e| Failure::new(exit::USAGE, e))?;
+    Ok(Some(Some(SshSignature {
+        signed_at: at,
+        armored,
+    })))
+}
+
+/// `audit verify --checkpoint`: the checkpoint's signature, then that the log
+/// still extends it.
+fn verify_checkpoint(
+    engine: &Engine,
+    file: &std::path::Path,
+    public_key: Option<&str>,
+    json: bool,
+) -> CliResult {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::new(exit::USAGE, format!("{}: {e}", file.display())))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::new(exit::USAGE, format!("{}: not JSON: {e}", file.display())))?;
+    // Accept a bare checkpoint or a whole alert that carries one.
+    if v.get("checkpoint").is_some() {
+        v = v["checkpoint"].take();
+    }
+    let cp: crate::audit::checkpoint::Checkpoint = serde_json::from_value(v).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!("{}: not a checkpoint: {e}", file.display()),
+        )
+    })?;
+    let public = match public_key {
+        Some(k) => k.to_string(),
+        None => engine
+            .checkpoint_signer()
+            .map(|s| s.public_hex())
+            .ok_or_else(|| {
+                Failure::new(
+                    exit::USAGE,
+                    "pass --public-key HEX (no checkpoint key is configured here)",
+                )
+            })?,
+    };
+    let verdict = crate::audit::checkpoint::verify_signature(&cp, &public)
+        .and_then(|()| engine.check_checkpoint(&cp).map_err(|e| e.to_string())?);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"checkpoint": cp, "ok": verdict.is_ok(), "error": verdict.as_ref().err()})
+        );
+    }
+    match verdict {
+        Ok(()) => {
+            if !json {
+                println!(
+                    "checkpoint verified: the log extends the signed state of {} ({} events)",
+                    cp.at, cp.tree_size
+                );
+            }
             Ok(exit::OK)
+        }
+        Err(e) => {
+            if !json {
+                println!("checkpoint FAILED: {e}");
+            }
+            Ok(exit::AUDIT_BROKEN)
         }
     }
 }

@@ -82,7 +82,7 @@ pub fn roles(roles: &[RoleView], json: bool) {
             None => "available".into(),
         };
         println!("{}  [{}]", r.name, state);
-        println!("    {}", r.description);
+        println!("    {}", sanitize::line(&r.description, 300));
         println!(
             "    backend {}, TTL {} (max {}), {} approval(s){}",
             r.backend,
@@ -94,7 +94,10 @@ pub fn roles(roles: &[RoleView], json: bool) {
                 .map(|p| format!(", manual ticket {p}"))
                 .unwrap_or_default()
         );
-        println!("    conditions: {}", r.conditions.join("; "));
+        println!(
+            "    conditions: {}",
+            sanitize::line(&r.conditions.join("; "), 500)
+        );
     }
 }
 

@@ -59,6 +59,10 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     /// The console theme chosen in `[ui] theme`.
     pub ui_theme: Option<String>,
+    /// `[audit] checkpoint_key_file`: signs the checkpoint every alert carries.
+    pub checkpoint_key: Option<PathBuf>,
+    /// Who the acting person is (`[store] identity`).
+    pub identity: StoreIdentity,
 }
 
 impl Config {
@@ -68,6 +72,7 @@ impl Config {
             StoreConfig::Sqlite { path } => {
                 path.parent().map(Path::to_path_buf).unwrap_or_default()
             }
+            StoreConfig::Postgres(pg) => pg.data_dir.clone(),
         }
     }
     pub fn is_demo(&self) -> bool {
@@ -80,7 +85,33 @@ impl Config {
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
+    /// A shared PostgreSQL store (team mode).
+    Postgres(PgStoreConfig),
+}
+
+/// `[store] kind = "postgres"`.
+#[derive(Debug, Clone)]
+pub struct PgStoreConfig {
+    /// Where the connection string is read from (never inline: it may carry a password).
+    pub url: PgUrlSource,
+    /// `None`: no TLS for a Unix socket or a loopback host, verify-full otherwise.
+    pub tls: Option<PgTls>,
+    pub ca_file: Option<PathBuf>,
+    /// Local files (console drafts, the demo backend's target): `data_dir`, else
+    /// the platform data dir.
+    pub data_dir: PathBuf,
+}
+
+/// Who is acting: the operating-system account, or the store's database login
+/// (`SELECT session_user`, PostgreSQL only), so the store vouches for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreIdentity {
+    #[default]
+    Os,
+    Database,
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,10 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub policy: Option<Spanned<String>>,
+    /// `"ssh"`: decisions are signed with the decider's SSH key.
+    pub approval_signing: Option<Spanned<String>>,
+    /// The OpenSSH allowed_signers file those signatures are verified against.
+    pub allowed_signers: Option<Spanned<String>>,
     pub demo: Option<Spanned<RawDemo>>,
     pub store: Option<RawStore>,
     #[serde(default)]
@@ -17,6 +21,7 @@ pub struct RawConfig {
     pub alerts: Option<RawAlerts>,
     pub recovery: Option<RawRecovery>,
     pub ui: Option<RawUi>,
+    pub audit: Option<RawAudit>,
     pub groups: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
     pub roles: Option<Vec<Spanned<RawRole>>>,
 }
@@ -24,6 +29,8 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicyFile {
+    pub approval_signing: Option<Spanned<String>>,
+    pub allowed_signers: Option<Spanned<String>>,
     #[serde(default)]
     pub groups: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
     #[serde(default)]
@@ -40,7 +47,17 @@ pub struct RawDemo {
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub kind: Spanned<String>,
-    pub path: Option<String>,
+    pub path: Option<Spanned<String>>,
+    // postgres
+    /// Refused: the connection string comes from url_env or url_file.
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
+    pub tls: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub data_dir: Option<Spanned<String>>,
+    /// "os" (default) or "database".
+    pub identity: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,10 +186,22 @@ pub struct RawRole {
     pub revoke_on_resolve: Option<Spanned<bool>>,
     #[serde(default)]
     pub require_alert_delivery: bool,
+    /// Refused with a pointer to the top of the file: these are top-level keys,
+    /// easily appended below the last [[roles]] table by mistake.
+    pub approval_signing: Option<Spanned<toml::Value>>,
+    pub allowed_signers: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUi {
     pub theme: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Ed25519 key (from `breakglass audit keygen`) that signs checkpoints; keep it
+    /// outside the store, readable only by the breakglass user.
+    pub checkpoint_key_file: Option<String>,
 }

@@ -5,6 +5,7 @@ use regex::Regex;
 use std::collections::BTreeSet;
 use toml::Spanned;
 
+mod signing;
 mod sources;
 
 /// Tracks the file being read so every problem names it and its line.
@@ -114,33 +115,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
         }
     }
 
-    let store = match &raw.store {
-        None => StoreConfig::Sqlite {
-            path: super::default_data_dir()
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join("breakglass.sqlite"),
-        },
-        Some(s) if s.kind.get_ref() == "sqlite" => StoreConfig::Sqlite {
-            path: match &s.path {
-                Some(p) => resolve(p),
-                None => super::default_data_dir()
-                    .unwrap_or_else(|| PathBuf::from("."))
-                    .join("breakglass.sqlite"),
-            },
-        },
-        Some(s) => {
-            ctx.at(
-                &s.kind,
-                format!(
-                    "store kind \"{}\" is not known; write kind = \"sqlite\"",
-                    s.kind.get_ref()
-                ),
-            );
-            StoreConfig::Sqlite {
-                path: PathBuf::new(),
-            }
-        }
-    };
+    let (store, identity) = store_config(&mut ctx, raw.store.as_ref(), &resolve);
 
     let mut incident_sources = Vec::new();
     let mut source_names = BTreeSet::new();
@@ -170,6 +145,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                     Some(p) => resolve(p),
                     None => match &store {
                         StoreConfig::Sqlite { path } => path.with_file_name(format!("demo-target-{name}.sqlite")),
+                        StoreConfig::Postgres(pg) => pg.data_dir.join(format!("demo-target-{name}.sqlite")),
                     },
                 };
                 backends.insert(name.clone(), BackendConfig::Demo { state_path });
@@ -346,6 +322,13 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
         }
     }
 
+    let mut approval_signing = signing::approval_signing(
+        &mut ctx,
+        &raw.approval_signing,
+        &raw.allowed_signers,
+        &resolve,
+    );
+
     // Roles and groups: inline, or in the policy file the config names.
     let roles;
     if let Some(pfile) = &raw.policy {
@@ -372,6 +355,29 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                         text: &ptext,
                         problems: ctx.problems,
                     };
+                    // Signing may be set in the policy file (paths relative to it).
+                    if p.approval_signing.is_some() || p.allowed_signers.is_some() {
+                        let pdir = ppath.parent().unwrap_or(Path::new(".")).to_path_buf();
+                        let presolve = |f: &str| pdir.join(f);
+                        let set = signing::approval_signing(
+                            &mut pctx,
+                            &p.approval_signing,
+                            &p.allowed_signers,
+                            &presolve,
+                        );
+                        if let Some(k) = raw
+                            .approval_signing
+                            .as_ref()
+                            .or(raw.allowed_signers.as_ref())
+                        {
+                            pctx.problems.push(Problem {
+                                file: path.to_path_buf(),
+                                line: Some(text[..k.span().start.min(text.len())].matches('\n').count() + 1),
+                                message: format!("approval signing is also set in the policy file {}; keep it in one place", ppath.display()),
+                            });
+                        }
+                        approval_signing = set;
+                    }
                     roles = build_roles(
                         &mut pctx,
                         &p.groups,
@@ -400,6 +406,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
             policy: Policy {
                 roles,
                 demo_personas,
+                approval_signing,
             },
             store,
             incident_sources,
@@ -408,10 +415,146 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
             alert_rules,
             recovery,
             ui_theme: raw.ui.as_ref().and_then(|u| u.theme.clone()),
+            identity,
+            checkpoint_key: raw
+                .audit
+                .as_ref()
+                .and_then(|a| a.checkpoint_key_file.as_deref())
+                .map(resolve),
         })
     } else {
         Err(Problems(problems))
     }
+}
+
+fn default_data_dir() -> PathBuf {
+    super::default_data_dir().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The `[store]` table: `kind = "sqlite"` (the default) or `"postgres"`, and
+/// `identity = "os" | "database"`.
+fn store_config(
+    ctx: &mut Ctx,
+    raw: Option<&RawStore>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> (StoreConfig, StoreIdentity) {
+    let Some(s) = raw else {
+        return (
+            StoreConfig::Sqlite {
+                path: default_data_dir().join("breakglass.sqlite"),
+            },
+            StoreIdentity::Os,
+        );
+    };
+    let kind = s.kind.get_ref().as_str();
+    let identity = match s.identity.as_ref().map(|i| i.get_ref().as_str()) {
+        None | Some("os") => StoreIdentity::Os,
+        Some("database") if kind == "postgres" => StoreIdentity::Database,
+        Some("database") => {
+            ctx.at(s.identity.as_ref().unwrap(), "identity = \"database\" needs kind = \"postgres\" (the store vouches for who is acting through each person's own database login); with sqlite write identity = \"os\"");
+            StoreIdentity::Os
+        }
+        Some(other) => {
+            ctx.at(s.identity.as_ref().unwrap(), format!(
+                "identity = \"{other}\" is not known; write identity = \"os\" (the operating-system account) or \"database\" (the PostgreSQL login, kind = \"postgres\" only)"
+            ));
+            StoreIdentity::Os
+        }
+    };
+    // Keys that belong to the other kind are mistakes worth a line number.
+    let foreign: Vec<(&str, Option<std::ops::Range<usize>>)> = if kind == "sqlite" {
+        vec![
+            ("url", s.url.as_ref().map(|v| v.span())),
+            ("url_env", s.url_env.as_ref().map(|v| v.span())),
+            ("url_file", s.url_file.as_ref().map(|v| v.span())),
+            ("tls", s.tls.as_ref().map(|v| v.span())),
+            ("ca_file", s.ca_file.as_ref().map(|v| v.span())),
+            ("data_dir", s.data_dir.as_ref().map(|v| v.span())),
+        ]
+    } else if kind == "postgres" {
+        vec![("path", s.path.as_ref().map(|v| v.span()))]
+    } else {
+        vec![]
+    };
+    for (key, span) in foreign {
+        if let Some(span) = span {
+            let line = ctx.line_of(span.start);
+            ctx.problems.push(Problem {
+                file: ctx.file.clone(),
+                line: Some(line),
+                message: if kind == "sqlite" {
+                    format!("[store] {key} is for kind = \"postgres\"; a sqlite store takes only path")
+                } else {
+                    "[store] path is for kind = \"sqlite\"; a postgres store reads its connection string from url_env or url_file (local files go to data_dir)".to_string()
+                },
+            });
+        }
+    }
+    let store = match kind {
+        "sqlite" => StoreConfig::Sqlite {
+            path: match &s.path {
+                Some(p) => resolve(p.get_ref()),
+                None => default_data_dir().join("breakglass.sqlite"),
+            },
+        },
+        "postgres" => {
+            if let Some(u) = &s.url {
+                ctx.at(u, "[store] the connection string may carry a password and never goes in the config file; remove url and write url_env = \"BREAKGLASS_STORE_URL\" (an environment variable holding it) or url_file = \"/etc/breakglass/store.url\"");
+            }
+            let url = match (&s.url_env, &s.url_file) {
+                (Some(e), None) => {
+                    env_name(ctx, e, "url_env");
+                    PgUrlSource::Env(e.get_ref().clone())
+                }
+                (None, Some(f)) => PgUrlSource::File(resolve(f.get_ref())),
+                (Some(e), Some(_)) => {
+                    ctx.at(e, "[store] write url_env or url_file, not both");
+                    PgUrlSource::Env(e.get_ref().clone())
+                }
+                (None, None) => {
+                    if s.url.is_none() {
+                        ctx.at(&s.kind, "a postgres store needs url_env = \"BREAKGLASS_STORE_URL\" (an environment variable holding the connection string) or url_file = \"/etc/breakglass/store.url\"");
+                    }
+                    PgUrlSource::Env(String::new())
+                }
+            };
+            let tls = match s.tls.as_ref().map(|t| t.get_ref().as_str()) {
+                None => None,
+                Some("disable") => Some(PgTls::Disable),
+                Some("require") => Some(PgTls::Require),
+                Some("verify-full") => Some(PgTls::VerifyFull),
+                Some(other) => {
+                    ctx.at(s.tls.as_ref().unwrap(), format!(
+                        "[store] tls = \"{other}\" is not known; write tls = \"verify-full\" (encrypted, certificate and host name checked), \"require\" (encrypted, certificate not checked) or \"disable\""
+                    ));
+                    None
+                }
+            };
+            if let (Some(f), Some(PgTls::Disable | PgTls::Require)) = (&s.ca_file, tls) {
+                ctx.at(f, "[store] ca_file is only used with tls = \"verify-full\"");
+            }
+            StoreConfig::Postgres(PgStoreConfig {
+                url,
+                tls,
+                ca_file: s.ca_file.as_ref().map(|f| resolve(f.get_ref())),
+                data_dir: s
+                    .data_dir
+                    .as_ref()
+                    .map(|d| resolve(d.get_ref()))
+                    .unwrap_or_else(default_data_dir),
+            })
+        }
+        other => {
+            ctx.at(
+                &s.kind,
+                format!("store kind \"{other}\" is not known; write kind = \"sqlite\" (one host) or kind = \"postgres\" (a shared team store)"),
+            );
+            StoreConfig::Sqlite {
+                path: PathBuf::new(),
+            }
+        }
+    };
+    (store, identity)
 }
 
 /// An optional duration setting, `default` seconds when absent or invalid.
@@ -746,6 +889,12 @@ fn build_roles(
     for sr in roles {
         let r = sr.get_ref();
         let name = r.name.get_ref().clone();
+        for misplaced in [&r.approval_signing, &r.allowed_signers]
+            .into_iter()
+            .flatten()
+        {
+            ctx.at(misplaced, format!("approval_signing and allowed_signers are top-level keys, but this line is inside role \"{name}\"; move it above the first [table] of the file"));
+        }
         if !name_re.is_match(&name) {
             ctx.at(&r.name, format!("role name \"{name}\" must be lower-case letters, digits, '-', '_' or '.', at most 63 characters"));
         }

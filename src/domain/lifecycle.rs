@@ -271,6 +271,7 @@ pub fn approve(
         by: who.to_string(),
         at: now,
         comment: comment.clone(),
+        signature: None,
     });
     let count = req.approvals.len() as u32;
     if count >= req.approvals_required {
@@ -320,6 +321,7 @@ pub fn deny(
         by: who.into(),
         at: now,
         comment: reason.into(),
+        signature: None,
     });
     Ok(ev(
         "request.denied",
@@ -346,6 +348,7 @@ pub fn cancel(req: &mut Request, who: &str, now: DateTime<Utc>) -> Result<Event,
         by: who.into(),
         at: now,
         comment: String::new(),
+        signature: None,
     });
     Ok(ev(
         "request.cancelled",
@@ -700,6 +703,7 @@ pub fn certify(
         by: who.into(),
         at: now,
         comment: comment.trim().into(),
+        signature: None,
     });
     Ok(ev(
         "review.certified",
@@ -726,6 +730,7 @@ pub fn reject(
         by: who.into(),
         at: now,
         comment: comment.trim().into(),
+        signature: None,
     });
     Ok(ev(
         "review.rejected",

@@ -8,6 +8,16 @@ pub struct Policy {
     pub roles: BTreeMap<String, RolePolicy>,
     /// Demo personas; `Some` only in demo mode, the only mode where `--as` is accepted.
     pub demo_personas: Option<Vec<String>>,
+    /// `approval_signing = "ssh"`: decisions need the decider's SSH signature.
+    pub approval_signing: Option<ApprovalSigning>,
+}
+
+/// Signed approvals: approve, deny, certify and reject carry an `ssh-keygen -Y
+/// sign` signature, verified against this OpenSSH allowed_signers file (its
+/// principals are breakglass user names) before the decision counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalSigning {
+    pub allowed_signers: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone)]

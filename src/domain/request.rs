@@ -135,6 +135,21 @@ pub struct Approval {
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// With `approval_signing = "ssh"`: the approver's signature, verified before
+    /// the approval counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SshSignature>,
+}
+
+/// An `ssh-keygen -Y sign` signature (namespace `breakglass`) over the canonical
+/// statement of one decision (`identity::ssh_sign::Statement`). Everything else
+/// in the statement is derived from the request, so only the signing time is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshSignature {
+    /// The statement's `at=` (whole seconds, within 5 minutes of the engine's clock).
+    pub signed_at: DateTime<Utc>,
+    /// The armored `-----BEGIN SSH SIGNATURE-----` text.
+    pub armored: String,
 }
 
 /// A decision by one person: a denial, a cancellation, a certification, a rejection.
@@ -144,6 +159,10 @@ pub struct Decision {
     pub at: DateTime<Utc>,
     #[serde(default)]
     pub comment: String,
+    /// With `approval_signing = "ssh"`: the signature on a denial, certification
+    /// or rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SshSignature>,
 }
 
 /// Which process is driving a Granting or Revoking step, so recovery can tell a

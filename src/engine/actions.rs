@@ -1,8 +1,9 @@
 use super::*;
 use crate::backend::{Credential, GrantSpec, RevokeSpec};
 use crate::domain::lifecycle::NewRequest;
-use crate::domain::{IncidentRef, Request, ReviewAnswers, State};
+use crate::domain::{IncidentRef, Request, ReviewAnswers, SshSignature, State};
 use crate::failpoint;
+use crate::identity::ssh_sign::DecisionKind;
 use crate::store::AlertDraft;
 use chrono::Duration;
 
@@ -22,6 +23,12 @@ pub struct RequestInput {
     pub condition: String,
     pub reason: String,
     pub ttl_seconds: Option<i64>,
+}
+
+/// Text people type (reasons, comments, review answers) is stored clean: it is
+/// shown later in other people's terminals, alerts and exports.
+fn free_text(s: &str) -> String {
+    crate::sanitize::text(s, 4000)
 }
 
 impl Engine {
@@ -129,17 +136,52 @@ impl Engine {
     }
 
     pub fn approve(&self, who: &str, id: RequestId, comment: Option<String>) -> Result<Request> {
+        self.approve_signed(who, id, comment, None)
+    }
+
+    /// Approves; with `approval_signing` on, `sig` must verify before it counts.
+    pub fn approve_signed(
+        &self,
+        who: &str,
+        id: RequestId,
+        comment: Option<String>,
+        sig: Option<SshSignature>,
+    ) -> Result<Request> {
+        let comment = comment.map(|c| free_text(&c));
         let r = self.transition(id, no_alerts, |r, role, now| {
-            lifecycle::approve(r, role, who, comment.clone(), now)
+            let mut ev = lifecycle::approve(r, role, who, comment.clone(), now)?;
+            if let Some(s) = self.check_signed(r, who, DecisionKind::Approve, sig.as_ref(), now)? {
+                signatures::attach(&mut ev, &s);
+                r.approvals.last_mut().expect("approve added one").signature = Some(s);
+            }
+            Ok(ev)
         });
         self.noted(who, Some(id), "approve", r)
     }
 
     pub fn deny(&self, who: &str, id: RequestId, reason: &str) -> Result<Request> {
+        self.deny_signed(who, id, reason, None)
+    }
+
+    pub fn deny_signed(
+        &self,
+        who: &str,
+        id: RequestId,
+        reason: &str,
+        sig: Option<SshSignature>,
+    ) -> Result<Request> {
+        let reason = &free_text(reason);
         let r = self.transition(
             id,
             |r, e| alert("denial", "medium", r, e),
-            |r, role, now| lifecycle::deny(r, role, who, reason, now),
+            |r, role, now| {
+                let mut ev = lifecycle::deny(r, role, who, reason, now)?;
+                if let Some(s) = self.check_signed(r, who, DecisionKind::Deny, sig.as_ref(), now)? {
+                    signatures::attach(&mut ev, &s);
+                    r.denial.as_mut().expect("deny records it").signature = Some(s);
+                }
+                Ok(ev)
+            },
         );
         self.noted(who, Some(id), "deny", r)
     }
@@ -211,8 +253,10 @@ impl Engine {
                 vec![]
             }
         };
-        let req = self.transition(id, intent_alerts, |r, _, now| {
-            lifecycle::begin_grant(r, who, owner.clone(), now)
+        let req = self.transition(id, intent_alerts, |r, role, now| {
+            let ev = lifecycle::begin_grant(r, who, owner.clone(), now)?;
+            self.check_approvals_signed(r, role)?;
+            Ok(ev)
         });
         let req = self.noted(who, Some(id), "activate", req)?;
         failpoint::hit("grant.after_intent");
@@ -310,6 +354,7 @@ impl Engine {
 
     /// Ends access early. The requester, the role's approvers and certifiers may.
     pub async fn revoke(&self, who: &str, id: RequestId, reason: &str) -> Result<Request> {
+        let reason = &free_text(reason);
         let req = self.load(id)?;
         let role = self.role(&req.role)?;
         if who != req.requester && !role.approvers.allows(who) && !role.certifiers.allows(who) {
@@ -426,6 +471,7 @@ impl Engine {
         seconds: i64,
         reason: &str,
     ) -> Result<Request> {
+        let reason = &free_text(reason);
         let req = self.load(id)?;
         let role = self.role(&req.role)?;
         let mut trial = req.clone();
@@ -456,6 +502,13 @@ impl Engine {
     }
 
     pub fn review(&self, who: &str, id: RequestId, answers: ReviewAnswers) -> Result<Request> {
+        let answers = ReviewAnswers {
+            actions_taken: free_text(&answers.actions_taken),
+            systems_touched: free_text(&answers.systems_touched),
+            credentials_copied_where: free_text(&answers.credentials_copied_where),
+            follow_ups: free_text(&answers.follow_ups),
+            ..answers
+        };
         let r = self.transition(id, no_alerts, |r, _, now| {
             lifecycle::review(r, who, answers.clone(), now)
         });
@@ -463,17 +516,59 @@ impl Engine {
     }
 
     pub fn certify(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
+        self.certify_signed(who, id, comment, None)
+    }
+
+    pub fn certify_signed(
+        &self,
+        who: &str,
+        id: RequestId,
+        comment: &str,
+        sig: Option<SshSignature>,
+    ) -> Result<Request> {
+        let comment = &free_text(comment);
         let r = self.transition(id, no_alerts, |r, role, now| {
-            lifecycle::certify(r, role, who, comment, now)
+            let mut ev = lifecycle::certify(r, role, who, comment, now)?;
+            if let Some(s) = self.check_signed(r, who, DecisionKind::Certify, sig.as_ref(), now)? {
+                signatures::attach(&mut ev, &s);
+                r.certification
+                    .as_mut()
+                    .expect("certify records it")
+                    .signature = Some(s);
+            }
+            Ok(ev)
         });
         self.noted(who, Some(id), "certify", r)
     }
 
     pub fn reject(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
+        self.reject_signed(who, id, comment, None)
+    }
+
+    pub fn reject_signed(
+        &self,
+        who: &str,
+        id: RequestId,
+        comment: &str,
+        sig: Option<SshSignature>,
+    ) -> Result<Request> {
+        let comment = &free_text(comment);
         let r = self.transition(
             id,
             |r, e| alert("review_rejected", "low", r, e),
-            |r, role, now| lifecycle::reject(r, role, who, comment, now),
+            |r, role, now| {
+                let mut ev = lifecycle::reject(r, role, who, comment, now)?;
+                if let Some(s) =
+                    self.check_signed(r, who, DecisionKind::Reject, sig.as_ref(), now)?
+                {
+                    signatures::attach(&mut ev, &s);
+                    r.rejections
+                        .last_mut()
+                        .expect("reject records it")
+                        .signature = Some(s);
+                }
+                Ok(ev)
+            },
         );
         self.noted(who, Some(id), "reject", r)
     }

@@ -5,6 +5,7 @@
 mod actions;
 mod incident_checks;
 mod recovery;
+mod signatures;
 mod views;
 
 pub use actions::{IncidentChoice, RequestInput};
@@ -14,12 +15,12 @@ pub use views::{QueueItem, RequestView, RoleView};
 use crate::alert::{AlertRules, Sink};
 use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, RecoveryConfig, StoreConfig};
+use crate::config::{Config, RecoveryConfig, StoreConfig, StoreIdentity};
 use crate::domain::{
     lifecycle, Event, Owner, Policy, Refusal, RefusalKind, Request, RequestId, RolePolicy,
 };
 use crate::incident::{IncidentSource, SourceError};
-use crate::store::{AlertDraft, SqliteStore, Store, StoreError};
+use crate::store::{AlertDraft, PostgresStore, SqliteStore, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub enum Error {
     Source(#[from] SourceError),
     #[error("{0}")]
     Store(StoreError),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Error {
@@ -49,6 +52,7 @@ impl Error {
             Error::NotFound(_) => crate::exit::USAGE,
             Error::Backend { .. } | Error::Source(_) => crate::exit::BACKEND,
             Error::Store(_) => crate::exit::FAILURE,
+            Error::Config(_) => crate::exit::USAGE,
         }
     }
 }
@@ -86,6 +90,11 @@ pub struct Engine {
     owner: Owner,
     /// The sweeper's bounded "is this incident resolved?" answers (incident_checks.rs).
     incident_checks: incident_checks::IncidentChecks,
+    /// Who acts: the OS account, or the store's database login (`[store] identity`).
+    identity: StoreIdentity,
+    /// This engine's name in sweeper claims: host, pid and a random tag, so two
+    /// engines in one process (or a reused pid) never share a claim.
+    claimant: String,
 }
 
 /// The parts an engine is made of; tests assemble their own.
@@ -123,12 +132,41 @@ impl Engine {
                 pid: std::process::id(),
             },
             incident_checks: Default::default(),
+            identity: StoreIdentity::Os,
+            claimant: format!(
+                "{}:{}:{}",
+                this_host(),
+                std::process::id(),
+                hex::encode(rand::random::<[u8; 4]>())
+            ),
         }
     }
 
     /// Opens the store and builds the backends, sources and sinks a config names.
     pub fn from_config(cfg: &Config) -> Result<Self> {
-        Ok(Engine::new(Parts::from_config(cfg)?))
+        Ok(Engine::new(Parts::from_config(cfg)?).with_identity(cfg.identity))
+    }
+
+    /// Where the acting identity comes from (`[store] identity`).
+    pub fn with_identity(mut self, identity: StoreIdentity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Who is acting: a demo persona (`--as`, demo mode only), else the store's
+    /// database login with `identity = "database"`, else the OS account.
+    pub fn whoami(
+        &self,
+        as_persona: Option<&str>,
+    ) -> std::result::Result<String, crate::identity::IdentityError> {
+        match self.identity {
+            StoreIdentity::Os => crate::identity::resolve(&self.policy, as_persona),
+            StoreIdentity::Database => crate::identity::resolve_database(
+                &self.policy,
+                as_persona,
+                self.store.session_user(),
+            ),
+        }
     }
 }
 
@@ -137,6 +175,7 @@ impl Parts {
     pub fn from_config(cfg: &Config) -> Result<Self> {
         let store: Arc<dyn Store> = match &cfg.store {
             StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+            StoreConfig::Postgres(pg) => Arc::new(PostgresStore::from_config(pg)?),
         };
         Ok(Parts {
             policy: cfg.policy.clone(),
@@ -152,7 +191,15 @@ impl Parts {
                 .map(crate::incident::build)
                 .collect(),
             sinks: cfg.alert_sinks.iter().map(crate::alert::build).collect(),
-            alerts: cfg.alert_rules.clone(),
+            alerts: AlertRules {
+                signer: match &cfg.checkpoint_key {
+                    None => None,
+                    Some(p) => Some(Arc::new(
+                        crate::audit::checkpoint::Signer::load(p).map_err(Error::Config)?,
+                    )),
+                },
+                ..cfg.alert_rules.clone()
+            },
             clock: Arc::new(SystemClock),
             recovery: cfg.recovery.clone(),
         })
@@ -160,6 +207,10 @@ impl Parts {
 }
 
 impl Engine {
+    pub fn checkpoint_signer(&self) -> Option<&crate::audit::checkpoint::Signer> {
+        self.alerts.signer.as_deref()
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

@@ -4,8 +4,9 @@
 
 use super::*;
 use crate::domain::State;
-use crate::store::Query;
+use crate::store::{ClaimKey, Query};
 use chrono::Duration;
+use rand::seq::SliceRandom;
 use serde::Serialize;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -49,7 +50,14 @@ fn owner_is_dead(owner: &Owner) -> bool {
 impl Engine {
     /// Sends due alerts to every sink.
     pub async fn deliver_alerts(&self) -> std::result::Result<crate::alert::Delivery, StoreError> {
-        crate::alert::deliver_due(self.store.as_ref(), &self.sinks, self.clock.now()).await
+        crate::alert::deliver_due(
+            self.store.as_ref(),
+            &self.sinks,
+            self.alerts.signer.as_deref(),
+            self.clock.now(),
+            &self.claimant,
+        )
+        .await
     }
 
     /// One recovery pass. Errors on individual requests are collected, not fatal:
@@ -110,29 +118,37 @@ impl Engine {
 
         let revoke_timeout =
             Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
-        for req in self.store.list(&Query {
-            states: Some(vec![State::Active]),
-            ..Default::default()
-        })? {
-            if req.expires_at().is_some_and(|e| e <= now) {
-                let r = self.transition(req.id, no_alerts, |r, _, now| {
-                    lifecycle::begin_revoke(
-                        r,
-                        SWEEPER,
-                        "expired",
-                        now,
-                        now + revoke_timeout,
-                        self.owner.clone(),
-                    )
-                });
-                match r {
-                    Ok(r) => match self.perform_revoke(r).await {
-                        Ok(_) => rep.expired_revoked.push(req.id.to_string()),
-                        Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
-                    },
-                    Err(Error::Refused(_)) => {}
+        // Replicas sharing the store each take the expired grants in their own
+        // random order, so they rarely race for the same one (and when they do,
+        // the version check gives it to exactly one).
+        let mut expired: Vec<Request> = self
+            .store
+            .list(&Query {
+                states: Some(vec![State::Active]),
+                ..Default::default()
+            })?
+            .into_iter()
+            .filter(|r| r.expires_at().is_some_and(|e| e <= now))
+            .collect();
+        expired.shuffle(&mut rand::thread_rng());
+        for req in expired {
+            let r = self.transition(req.id, no_alerts, |r, _, now| {
+                lifecycle::begin_revoke(
+                    r,
+                    SWEEPER,
+                    "expired",
+                    now,
+                    now + revoke_timeout,
+                    self.owner.clone(),
+                )
+            });
+            match r {
+                Ok(r) => match self.perform_revoke(r).await {
+                    Ok(_) => rep.expired_revoked.push(req.id.to_string()),
                     Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
-                }
+                },
+                Err(Error::Refused(_)) => {}
+                Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
             }
         }
 
@@ -142,19 +158,47 @@ impl Engine {
             rep.errors.push(format!("incident check: {e}"));
         }
 
-        for req in self.store.list(&Query {
+        // A retry is due when its attempt deadline (the lease) has passed, or its
+        // process is gone. Each retry is claimed first, so of several replicas
+        // exactly one calls the backend; the claim runs out after revoke_timeout
+        // if that replica dies too.
+        let due = |r: &Request| {
+            r.grant.as_ref().is_some_and(|g| {
+                g.next_attempt_at.is_none_or(|t| t <= now)
+                    || g.revoker.as_ref().is_some_and(owner_is_dead)
+            })
+        };
+        let mut revoking = self.store.list(&Query {
             states: Some(vec![State::Revoking]),
             ..Default::default()
-        })? {
-            let Some(g) = &req.grant else { continue };
-            let due = g.next_attempt_at.is_none_or(|t| t <= now)
-                || g.revoker.as_ref().is_some_and(owner_is_dead);
-            if due {
-                match self.perform_revoke(req.clone()).await {
-                    Ok(_) => rep.revokes_retried.push(req.id.to_string()),
-                    Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+        })?;
+        revoking.retain(|r| due(r));
+        revoking.shuffle(&mut rand::thread_rng());
+        for req in revoking {
+            let key = ClaimKey::Request(req.id);
+            match self
+                .store
+                .claim(key, &self.claimant, now, now + revoke_timeout)
+            {
+                Ok(true) => {}
+                Ok(false) => continue, // another replica is on it
+                Err(e) => {
+                    rep.errors.push(format!("{}: {e}", req.id));
+                    continue;
                 }
             }
+            // Under the claim, look again: another replica may have finished it.
+            match self.load(req.id) {
+                Ok(cur) if cur.state == State::Revoking && due(&cur) => {
+                    match self.perform_revoke(cur).await {
+                        Ok(_) => rep.revokes_retried.push(req.id.to_string()),
+                        Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+            }
+            let _ = self.store.release(key, &self.claimant);
         }
 
         match self.deliver_alerts().await {

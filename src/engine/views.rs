@@ -100,9 +100,15 @@ impl Engine {
         Ok(self.store.list(q)?)
     }
 
-    /// Verifies the whole audit chain, streaming it from the store.
+    /// Verifies the whole audit chain, streaming it from the store; with
+    /// `approval_signing` on, also every decision's signature.
     pub fn verify_audit(&self) -> Result<(u64, Option<crate::audit::Broken>)> {
         let mut v = crate::audit::Verifier::default();
+        let mut signed = self
+            .policy
+            .approval_signing
+            .as_ref()
+            .map(|s| super::signatures::ChainSignatures::new(&s.allowed_signers));
         let mut from = 1;
         loop {
             let batch = self.store.audit_range(from, 10_000)?;
@@ -112,6 +118,9 @@ impl Engine {
             for r in &batch {
                 if let Err(b) = v.push(r) {
                     return Ok((v.count, Some(b)));
+                }
+                if let Some(Err(b)) = signed.as_mut().map(|s| s.check(r)) {
+                    return Ok((v.count - 1, Some(b)));
                 }
             }
             from = batch.last().map(|r| r.seq + 1).unwrap_or(from);
@@ -186,6 +195,32 @@ impl Engine {
                 lifecycle::RequestField::Incident,
                 format!("role `{role}` is not in the policy"),
             )],
+        }
+    }
+}
+
+impl Engine {
+    /// Whether the stored chain still extends a signed checkpoint: it has at least
+    /// as many events, and event #tree_size is the one that was signed (its hash
+    /// commits to every event before it). Run after `verify_audit`.
+    pub fn check_checkpoint(
+        &self,
+        cp: &crate::audit::checkpoint::Checkpoint,
+    ) -> Result<std::result::Result<(), String>> {
+        let (size, _) = self.store.audit_head()?;
+        if size < cp.tree_size {
+            return Ok(Err(format!(
+                "the log holds {size} event(s) but the checkpoint of {} signed {}: events were cut off its end",
+                cp.at, cp.tree_size
+            )));
+        }
+        let at = self.store.audit_range(cp.tree_size, 1)?;
+        match at.first() {
+            Some(r) if r.seq == cp.tree_size && r.hash == cp.head => Ok(Ok(())),
+            _ => Ok(Err(format!(
+                "event #{} is not the one the checkpoint of {} signed: the log was rewritten",
+                cp.tree_size, cp.at
+            ))),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use crate::domain::Policy;
 
+pub mod ssh_sign;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error(
@@ -13,6 +15,10 @@ pub enum IdentityError {
     UnknownPersona(String, String),
     #[error("cannot tell who you are: uid {0} has no user name in the system's user database")]
     NoUserName(u32),
+    #[error(
+        "[store] identity = \"database\" needs a store with database logins (kind = \"postgres\")"
+    )]
+    NoSessionUser,
 }
 
 /// The real uid's user name from the system user database.
@@ -36,5 +42,19 @@ pub fn resolve(policy: &Policy, as_persona: Option<&str>) -> Result<String, Iden
                 Err(IdentityError::UnknownPersona(p.into(), personas.join(", ")))
             }
         }
+    }
+}
+
+/// With `[store] identity = "database"`: the store connection's `session_user`
+/// (each person connects with their own database login, so the store vouches for
+/// who acts). `--as` stays demo-only, as with OS identity.
+pub fn resolve_database(
+    policy: &Policy,
+    as_persona: Option<&str>,
+    session_user: Option<String>,
+) -> Result<String, IdentityError> {
+    match as_persona {
+        Some(_) => resolve(policy, as_persona),
+        None => session_user.ok_or(IdentityError::NoSessionUser),
     }
 }

@@ -2,12 +2,15 @@
 //! transition is one `commit`: new state (optimistic version check), its audit
 //! event and its alert rows, atomically.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::audit::AuditRecord;
 use crate::domain::{Event, Request, RequestId, State};
 use chrono::{DateTime, Utc};
+use std::time::{Duration, Instant};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,25 @@ pub struct OutboxRow {
     pub attempts: u32,
     /// Names of the sinks that already took it.
     pub delivered_to: Vec<String>,
+}
+
+/// Work that one sweeper replica takes on at a time: retrying a revocation, or
+/// delivering one outbox row. A claim lasts until its `until` (the lease); a
+/// replica that dies holding one leaves it to the others once it runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClaimKey {
+    Request(RequestId),
+    Outbox(i64),
+}
+
+impl ClaimKey {
+    /// How the claim is keyed in the store's `claims` table.
+    pub fn as_key(&self) -> String {
+        match self {
+            ClaimKey::Request(id) => format!("request:{}", id.0),
+            ClaimKey::Outbox(id) => format!("outbox:{id}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -138,6 +160,74 @@ pub trait Store: Send + Sync {
         alerts: &[AlertDraft],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Takes `key` for `owner` until `until`, atomically: true when it was free,
+    /// its previous claim ran out (`until <= now`), or `owner` already holds it.
+    /// An outbox claim also requires the row to be undelivered and due at `now`,
+    /// so a row another replica delivered meanwhile is never claimed again.
+    fn claim(
+        &self,
+        key: ClaimKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives a claim back early (no-op unless `owner` holds it).
+    fn release(&self, key: ClaimKey, owner: &str) -> Result<(), StoreError>;
+
+    /// Blocks until the audit head differs from `since_head` or `timeout` passes;
+    /// true when it changed. Call it off the async runtime (`spawn_blocking`). The
+    /// default polls `audit_head` every 200 ms, which is cheap for a local file;
+    /// shared stores override it with a push (PostgreSQL: LISTEN/NOTIFY).
+    fn wait_for_change(&self, since_head: i64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.audit_head().is_ok_and(|h| h.0 != since_head) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(200)));
+        }
+    }
+
+    /// The database login this store is connected as, for stores that have one
+    /// (PostgreSQL's `session_user`); `None` for a local file.
+    fn session_user(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A request row exactly as stored (`breakglass store migrate` copies these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRow {
+    pub id: i64,
+    pub role: String,
+    pub state: String,
+    pub version: i64,
+    pub requester: String,
+    pub expires_at: Option<String>,
+    pub decide_by: String,
+    pub updated_at: String,
+    /// The request as JSON text, verbatim.
+    pub data: String,
+}
+
+/// An outbox row exactly as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub event_id: String,
+    pub audit_seq: i64,
+    pub created_at: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+    pub delivered_to: String,
 }
 
 /// Fixed-precision RFC 3339 so stored instants compare as text and hash stably.

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -56,6 +56,14 @@ CREATE INDEX outbox_due ON outbox(delivered_at, next_attempt_at);
     r#"
 -- Sinks that already took an alert, so a retry does not repeat it to them.
 ALTER TABLE outbox ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]';
+"#,
+    r#"
+-- Sweeper claims (revocation retries, outbox rows): one replica at a time, until a lease runs out.
+CREATE TABLE claims (
+    key     TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    until   TEXT NOT NULL
+);
 "#,
 ];
 
@@ -254,6 +262,62 @@ impl SqliteStore {
         )
         .map_err(db)?;
         Ok(())
+    }
+
+    /// Request rows with `id > after`, in id order, as stored (for `store migrate`).
+    pub fn export_requests(&self, after: i64, limit: usize) -> Result<Vec<RequestRow>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, role, state, version, requester, expires_at, decide_by, updated_at, data
+                 FROM requests WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok(RequestRow {
+                    id: r.get(0)?,
+                    role: r.get(1)?,
+                    state: r.get(2)?,
+                    version: r.get(3)?,
+                    requester: r.get(4)?,
+                    expires_at: r.get(5)?,
+                    decide_by: r.get(6)?,
+                    updated_at: r.get(7)?,
+                    data: r.get(8)?,
+                })
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
+    }
+
+    /// Outbox rows with `id > after`, in id order, as stored (for `store migrate`).
+    pub fn export_outbox(&self, after: i64, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, event_id, audit_seq, created_at, payload, attempts, next_attempt_at,
+                        delivered_at, last_error, delivered_to
+                 FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok(OutboxRecord {
+                    id: r.get(0)?,
+                    event_id: r.get(1)?,
+                    audit_seq: r.get(2)?,
+                    created_at: r.get(3)?,
+                    payload: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                    delivered_at: r.get(7)?,
+                    last_error: r.get(8)?,
+                    delivered_to: r.get(9)?,
+                })
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
     }
 
     fn parse_row(data: String) -> Result<Request, StoreError> {
@@ -512,5 +576,50 @@ impl Store for SqliteStore {
         )
         .map(|n| n as u64)
         .map_err(db)
+    }
+
+    fn claim(
+        &self,
+        key: ClaimKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // BEGIN IMMEDIATE: one writer at a time, so check-then-write is atomic.
+        self.with_tx(|tx| {
+            if let ClaimKey::Outbox(id) = key {
+                let due: Option<i64> = tx
+                    .query_row(
+                        "SELECT id FROM outbox WHERE id = ?1 AND delivered_at IS NULL AND next_attempt_at <= ?2",
+                        params![id, ts(now)],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                if due.is_none() {
+                    return Ok(false);
+                }
+            }
+            let n = tx
+                .execute(
+                    "INSERT INTO claims (key, owner, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until = excluded.until
+                     WHERE claims.until <= ?4 OR claims.owner = excluded.owner",
+                    params![key.as_key(), owner, ts(until), ts(now)],
+                )
+                .map_err(db)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn release(&self, key: ClaimKey, owner: &str) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            tx.execute(
+                "DELETE FROM claims WHERE key = ?1 AND owner = ?2",
+                params![key.as_key(), owner],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
     }
 }

@@ -305,12 +305,20 @@ async fn watch_store(
     let mut ticks: u64 = 0;
     let mut first = true;
     loop {
-        let force = std::mem::take(&mut first)
-            || tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+        // Wakes on a change from any terminal (LISTEN/NOTIFY on PostgreSQL, a
+        // cheap poll on SQLite), else after a second.
+        let force = std::mem::take(&mut first) || {
+            let e = engine.clone();
+            let store_changed = tokio::task::spawn_blocking(move || {
+                e.store()
+                    .wait_for_change(last_head, std::time::Duration::from_secs(1))
+            });
+            tokio::select! {
+                _ = store_changed => false,
                 _ = refresh.notified() => true,
                 _ = who.changed() => true,
-            };
+            }
+        };
         ticks += 1;
         if ticks % 2 == 0 || force {
             let _ = engine.recover().await;

@@ -143,6 +143,7 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
         policy: Policy {
             roles: BTreeMap::from([(role.name.clone(), role)]),
             demo_personas: None,
+            approval_signing: None,
         },
         store,
         backends: BTreeMap::from([("under-test".to_string(), t.backend())]),

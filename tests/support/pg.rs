@@ -280,6 +280,24 @@ impl PgServer {
     }
 }
 
+impl PgServer {
+    /// `create_database` for code outside a tokio runtime (the sync `postgres`
+    /// client runs its own; it must not be called from inside another).
+    pub fn create_database_blocking(&self, prefix: &str) -> String {
+        let db = unique(prefix);
+        let mut c = postgres::Client::connect(&self.admin_url("postgres"), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("admin connection: {e}"));
+        c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+        db
+    }
+
+    /// A sync superuser client on `db` (outside a tokio runtime).
+    pub fn admin_blocking(&self, db: &str) -> postgres::Client {
+        postgres::Client::connect(&self.admin_url(db), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("admin connection to {db}: {e}"))
+    }
+}
+
 /// Connects (no TLS) and drives the connection in the background.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;

@@ -4,9 +4,12 @@
 
 use breakglass::domain::lifecycle::{self, NewRequest};
 use breakglass::domain::policy::{Principals, RolePolicy};
+use breakglass::domain::RequestId;
 use breakglass::domain::{IncidentRef, Owner, Request, State};
-use breakglass::store::{AlertDraft, Query, Store, StoreError};
+use breakglass::store::{AlertDraft, ClaimKey, Query, Store, StoreError};
 use chrono::{Duration, Utc};
+use std::sync::Arc;
+use std::time::Instant;
 
 pub fn role(name: &str) -> RolePolicy {
     let anyone = Principals {
@@ -333,6 +336,206 @@ pub fn audit_pages_in_order_and_chains(s: &dyn Store) {
     );
 }
 
+pub fn claims_are_exclusive_until_they_run_out(s: &dyn Store) {
+    let r = activate(s, insert(s, "r1", "alice"));
+    let now = Utc::now() + Duration::seconds(1);
+    let min = |m: i64| now + Duration::minutes(m);
+    let k = ClaimKey::Request(r.id);
+    assert!(s.claim(k, "replica-a", now, min(1)).unwrap());
+    assert!(!s.claim(k, "replica-b", now, min(1)).unwrap(), "held by a");
+    assert!(
+        s.claim(k, "replica-a", now, min(2)).unwrap(),
+        "the holder may renew"
+    );
+    assert!(!s.claim(k, "replica-b", min(1), min(3)).unwrap(), "renewed");
+    assert!(
+        s.claim(k, "replica-b", min(2), min(4)).unwrap(),
+        "a's lease ran out"
+    );
+    s.release(k, "replica-a").unwrap(); // not a's any more: no effect
+    assert!(!s.claim(k, "replica-a", min(2), min(4)).unwrap());
+    s.release(k, "replica-b").unwrap();
+    assert!(s.claim(k, "replica-a", min(2), min(4)).unwrap(), "released");
+    // Another key is independent.
+    assert!(s
+        .claim(
+            ClaimKey::Request(RequestId(r.id.0 + 1)),
+            "replica-b",
+            now,
+            min(1)
+        )
+        .unwrap());
+
+    // Outbox rows: only undelivered and due rows can be claimed.
+    let row = s.outbox_due(now, 10).unwrap().remove(0);
+    let o = ClaimKey::Outbox(row.id);
+    assert!(s.claim(o, "replica-a", now, min(1)).unwrap());
+    assert!(!s.claim(o, "replica-b", now, min(1)).unwrap());
+    s.outbox_failed(row.id, &[], "down", min(5)).unwrap();
+    s.release(o, "replica-a").unwrap();
+    assert!(
+        !s.claim(o, "replica-b", min(1), min(2)).unwrap(),
+        "not due before its retry time"
+    );
+    assert!(s.claim(o, "replica-b", min(5), min(6)).unwrap());
+    s.outbox_delivered(row.id, min(5)).unwrap();
+    s.release(o, "replica-b").unwrap();
+    assert!(
+        !s.claim(o, "replica-a", min(7), min(8)).unwrap(),
+        "delivered rows are never claimed again"
+    );
+    assert!(!s
+        .claim(ClaimKey::Outbox(row.id + 1000), "replica-a", now, min(1))
+        .unwrap());
+}
+
+/// Two handles on one store: a waiter on `a` wakes within a second of a commit
+/// through `b`, and times out when nothing happens.
+pub fn waiters_see_commits_from_other_handles(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let head = a.audit_head().unwrap().0;
+    let t = Instant::now();
+    assert!(!a.wait_for_change(head, std::time::Duration::from_millis(300)));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(290));
+    for round in 0..3 {
+        let head = a.audit_head().unwrap().0;
+        let writer = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                insert(b.as_ref(), &format!("live-{round}"), "alice");
+                Instant::now()
+            })
+        };
+        let changed = a.wait_for_change(head, std::time::Duration::from_secs(10));
+        let woke = Instant::now();
+        let committed = writer.join().unwrap();
+        assert!(changed, "round {round}: the waiter saw no change");
+        let lag = woke.saturating_duration_since(committed);
+        assert!(
+            lag < std::time::Duration::from_secs(1),
+            "round {round}: woke {lag:?} after the commit"
+        );
+        assert!(a.audit_head().unwrap().0 > head);
+    }
+}
+
+/// Several handles (processes, in effect) racing on one store: one winner per
+/// version, one grant per role, and a linear chain.
+pub fn racing_handles_serialise(handles: Vec<Arc<dyn Store>>) {
+    let s0 = handles[0].clone();
+    let n = handles.len();
+    // Everyone commits a transition from the same loaded version: one lands.
+    let r = insert(s0.as_ref(), "race", "alice");
+    let outcomes: Vec<_> = handles
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let (h, mut x) = (h.clone(), r.clone());
+            std::thread::spawn(move || {
+                let ev = lifecycle::approve(
+                    &mut x,
+                    &role("race"),
+                    &format!("approver-{i}"),
+                    None,
+                    Utc::now(),
+                )
+                .unwrap();
+                h.commit(&x, &ev, &[alert()], Utc::now())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes
+        .iter()
+        .all(|o| o.is_ok() || matches!(o, Err(StoreError::Conflict(_)))));
+    assert_eq!(s0.get(r.id).unwrap().unwrap().approvals.len(), 1);
+    assert_eq!(
+        s0.outbox_undelivered().unwrap(),
+        1,
+        "one alert, the winner's"
+    );
+
+    // n approved requests of one role, granted at once: one holder.
+    let approved: Vec<Request> = (0..n)
+        .map(|i| {
+            let mut x = insert(s0.as_ref(), "lock", &format!("req-{i}"));
+            let ev =
+                lifecycle::approve(&mut x, &role("lock"), "approver", None, Utc::now()).unwrap();
+            s0.commit(&x, &ev, &[], Utc::now()).unwrap()
+        })
+        .collect();
+    let outcomes: Vec<_> = handles
+        .iter()
+        .zip(approved)
+        .map(|(h, mut x)| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                let who = x.requester.clone();
+                let ev = lifecycle::begin_grant(&mut x, &who, owner(), Utc::now()).unwrap();
+                h.commit(&x, &ev, &[], Utc::now())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes
+        .iter()
+        .all(|o| o.is_ok() || matches!(o, Err(StoreError::Locked { .. }))));
+    let holders = s0
+        .list(&Query {
+            role: Some("lock".into()),
+            states: Some(vec![State::Granting]),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(holders.len(), 1);
+
+    // Appends from every handle at once: the chain stays linear.
+    let before = s0.audit_head().unwrap().0;
+    let threads: Vec<_> = handles
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                for j in 0..10 {
+                    if j % 2 == 0 {
+                        insert(h.as_ref(), &format!("append-{i}-{j}"), "alice");
+                    } else {
+                        let detail = serde_json::json!({"i": i, "j": j});
+                        let note = breakglass::store::Note {
+                            action: "policy.refused",
+                            actor: "mallory",
+                            from: None,
+                            to: None,
+                            detail: &detail,
+                        };
+                        h.append_note(None, &note, &[alert()], Utc::now()).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(s0.audit_head().unwrap().0, before + 10 * n as i64);
+    verify(s0.as_ref());
+}
+
 #[macro_export]
 macro_rules! store_conformance {
     ($make:expr) => {
@@ -345,6 +548,7 @@ macro_rules! store_conformance {
             alerts_are_queued_with_their_transition_and_retried,
             audit_pages_in_order_and_chains,
             notes_append_to_the_chain_without_changing_state,
+            claims_are_exclusive_until_they_run_out,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -1,0 +1,240 @@
+//! Signed decisions (`approval_signing = "ssh"`): a decision's signature is
+//! checked before it counts, the approvals are checked again at activation (so an
+//! approval written into the store directly grants nothing), and `audit verify`
+//! checks every decision in the chain.
+
+use super::*;
+use crate::audit::{AuditRecord, Broken};
+use crate::domain::{IncidentRef, SshSignature};
+use crate::identity::ssh_sign::{self, DecisionKind, Statement, MAX_SKEW_SECONDS};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+fn refused(message: String) -> Refusal {
+    Refusal {
+        kind: RefusalKind::Policy,
+        message,
+    }
+}
+
+fn statement(req: &Request, kind: DecisionKind, who: &str, at: DateTime<Utc>) -> String {
+    Statement {
+        request: req.id,
+        role: &req.role,
+        incident: &req.incident.label(),
+        decision: kind,
+        signer: who,
+        at,
+    }
+    .text()
+}
+
+/// Keeps a verified signature with the decision's audit event.
+pub(crate) fn attach(event: &mut Event, sig: &SshSignature) {
+    event.detail["signature"] = serde_json::json!(sig);
+}
+
+impl Engine {
+    /// Whether decisions need an SSH signature (`approval_signing = "ssh"`).
+    pub fn signing_required(&self) -> bool {
+        self.policy.approval_signing.is_some()
+    }
+
+    /// The statement `who` signs to make `kind` on `id`, dated `at`.
+    pub fn decision_statement(
+        &self,
+        who: &str,
+        id: RequestId,
+        kind: DecisionKind,
+        at: DateTime<Utc>,
+    ) -> Result<String> {
+        Ok(statement(&self.load(id)?, kind, who, at))
+    }
+
+    /// Before a decision counts: with signing on, `sig` must be `who`'s signature
+    /// over exactly this decision, dated within five minutes of the engine's
+    /// clock. Returns the signature to keep with the decision.
+    pub(crate) fn check_signed(
+        &self,
+        req: &Request,
+        who: &str,
+        kind: DecisionKind,
+        sig: Option<&SshSignature>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SshSignature>, Refusal> {
+        let Some(signing) = &self.policy.approval_signing else {
+            return Ok(None);
+        };
+        let id = req.id;
+        let Some(sig) = sig else {
+            return Err(refused(format!(
+                "approval signing is on: to {kind} {id}, sign with your SSH key from the command line: \
+                 breakglass {} {id} --ssh-key ~/.ssh/id_ed25519",
+                kind.command()
+            )));
+        };
+        let skew = (sig.signed_at - now).num_seconds().abs();
+        if skew > MAX_SKEW_SECONDS {
+            return Err(refused(format!(
+                "the signature on this {} of {id} is dated {}, {} away from the engine's clock ({}); \
+                 a statement is good for 5 minutes: sign again (and check this machine's clock)",
+                kind.noun(),
+                crate::store::ts(sig.signed_at),
+                lifecycle::human(skew),
+                crate::store::ts(now)
+            )));
+        }
+        ssh_sign::verify(
+            &signing.allowed_signers,
+            who,
+            &sig.armored,
+            &statement(req, kind, who, sig.signed_at),
+            sig.signed_at,
+        )
+        .map_err(|e| {
+            refused(format!(
+                "{who}'s signature on this {} of {id} does not verify against {} ({e}); \
+                 sign with the key listed for {who} there (a signature made for another request \
+                 or decision does not carry over)",
+                kind.noun(),
+                signing.allowed_signers.display()
+            ))
+        })?;
+        Ok(Some(sig.clone()))
+    }
+
+    /// At activation, with signing on: enough approvals must carry a valid
+    /// signature by an approver of the role other than the requester. The store
+    /// alone cannot vouch for them: someone with write access could add one.
+    pub(crate) fn check_approvals_signed(
+        &self,
+        req: &Request,
+        role: &RolePolicy,
+    ) -> Result<(), Refusal> {
+        let Some(signing) = &self.policy.approval_signing else {
+            return Ok(());
+        };
+        let mut good = BTreeSet::new();
+        let mut bad = vec![];
+        for a in &req.approvals {
+            let valid = a.by != req.requester
+                && role.approvers.allows(&a.by)
+                && a.signature.as_ref().is_some_and(|s| {
+                    ssh_sign::verify(
+                        &signing.allowed_signers,
+                        &a.by,
+                        &s.armored,
+                        &statement(req, DecisionKind::Approve, &a.by, s.signed_at),
+                        s.signed_at,
+                    )
+                    .is_ok()
+                });
+            if valid {
+                good.insert(a.by.as_str());
+            } else {
+                bad.push(a.by.as_str());
+            }
+        }
+        let required = req.approvals_required.max(role.approvals_required);
+        if (good.len() as u32) < required {
+            return Err(refused(format!(
+                "{} has {} validly signed approval(s) of the {required} required{}; \
+                 it cannot be activated (was the store edited? run `breakglass audit verify`)",
+                req.id,
+                good.len(),
+                if bad.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (no valid signature: {})", bad.join(", "))
+                }
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `audit verify` with signing on: every decision event carries a signature by
+/// its actor over the statement rebuilt from the chain itself (the request's id
+/// from the event, its role and incident from its `request.created` event).
+pub(crate) struct ChainSignatures<'a> {
+    allowed_signers: &'a Path,
+    /// Request id -> (role, incident label, requester), from `request.created`.
+    requests: HashMap<i64, (String, String, String)>,
+}
+
+impl<'a> ChainSignatures<'a> {
+    pub fn new(allowed_signers: &'a Path) -> Self {
+        ChainSignatures {
+            allowed_signers,
+            requests: HashMap::new(),
+        }
+    }
+
+    pub fn check(&mut self, r: &AuditRecord) -> std::result::Result<(), Broken> {
+        let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
+        if r.action == "request.created" {
+            let role = detail["role"].as_str().map(str::to_string);
+            let incident = serde_json::from_value::<IncidentRef>(detail["incident"].clone()).ok();
+            if let (Some(id), Some(role), Some(incident)) = (r.request_id, role, incident) {
+                self.requests
+                    .insert(id, (role, incident.label(), r.actor.clone()));
+            }
+            return Ok(());
+        }
+        let Some(kind) = DecisionKind::from_action(&r.action) else {
+            return Ok(());
+        };
+        let id = RequestId(r.request_id.unwrap_or_default());
+        let what = format!(
+            "{} by {} on {id}",
+            r.action,
+            crate::sanitize::line(&r.actor, 64)
+        );
+        let broken = |reason: String| {
+            Err(Broken {
+                seq: r.seq,
+                reason: format!("{what} {reason}"),
+            })
+        };
+        let Some(sig) = detail
+            .get("signature")
+            .and_then(|s| serde_json::from_value::<SshSignature>(s.clone()).ok())
+        else {
+            return broken(
+                "carries no signature, but approval_signing is on: breakglass did not make it \
+                 (was the store edited?)"
+                    .into(),
+            );
+        };
+        let Some((role, incident, requester)) = self.requests.get(&id.0) else {
+            return broken(
+                "decides a request whose request.created event is not in the log before it".into(),
+            );
+        };
+        if &r.actor == requester {
+            return broken("was made by the request's own requester".into());
+        }
+        let text = Statement {
+            request: id,
+            role,
+            incident,
+            decision: kind,
+            signer: &r.actor,
+            at: sig.signed_at,
+        }
+        .text();
+        match ssh_sign::verify(
+            self.allowed_signers,
+            &r.actor,
+            &sig.armored,
+            &text,
+            sig.signed_at,
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) => broken(format!(
+                "has a signature that does not verify against {}: {e}",
+                self.allowed_signers.display()
+            )),
+        }
+    }
+}
