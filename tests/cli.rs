@@ -141,13 +141,17 @@ fn request_wait_activates_when_approvers_act_from_other_processes() {
         .spawn()
         .unwrap();
     // Wait until the request exists, then approve from two other "terminals".
-    for _ in 0..100 {
-        if code(&bg(&cfg, None, &["status", "REQ-1"])) == 0 {
-            break;
-        }
+    // Generous: on a loaded machine the waiting process can take a while to start.
+    let started = std::time::Instant::now();
+    while code(&bg(&cfg, None, &["status", "REQ-1"])) != 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the request never appeared"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(code(&bg(&cfg, Some("bob"), &["approve", "REQ-1"])), 0);
+    let o = bg(&cfg, Some("bob"), &["approve", "REQ-1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(code(&bg(&cfg, Some("dave"), &["approve", "REQ-1"])), 0);
     let out = child.wait_with_output().unwrap();
     let v = ok_json(out);
