@@ -525,8 +525,12 @@ impl Store for TimedStore {
     fn list(&self, q: &Query) -> Result<Vec<Request>, StoreError> {
         self.inner.list(q)
     }
-    fn role_lock(&self, role: &str) -> Result<Option<(RequestId, State)>, StoreError> {
-        self.inner.role_lock(role)
+    fn role_lock(
+        &self,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(RequestId, State)>, StoreError> {
+        self.inner.role_lock(role, now)
     }
     fn audit_head(&self) -> Result<(i64, String), StoreError> {
         self.inner.audit_head()
@@ -651,6 +655,7 @@ fn bench_policy() -> Result<Policy> {
         require_open_incident: true,
         revoke_on_resolve: true,
         require_alert_delivery: false,
+        automation: Default::default(),
     };
     Ok(Policy {
         roles: BTreeMap::from([(role.name.clone(), role)]),

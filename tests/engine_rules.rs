@@ -391,7 +391,12 @@ async fn a_failed_grant_is_revoked_by_request_id_and_marked_failed() {
     assert_eq!(h.state(r.id), State::Failed);
     assert_eq!(*spy.revokes.lock().unwrap(), vec![None]);
     // Failed does not lock the role.
-    assert!(h.engine.store().role_lock(K8S).unwrap().is_none());
+    assert!(h
+        .engine
+        .store()
+        .role_lock(K8S, h.engine.now())
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]

@@ -14,6 +14,9 @@ use std::sync::Arc;
 /// The native alert schema (documented in the README).
 pub const SCHEMA: &str = "breakglass.alert/v1";
 
+/// Alert kinds a config may turn off; these cannot be turned off.
+pub const ALWAYS_ON_KINDS: [&str; 3] = ["activation", "auto_activation", "certification_overdue"];
+
 /// Alert kinds a config may turn off; activation cannot be turned off.
 pub const OPTIONAL_KINDS: [&str; 9] = [
     "denial",
@@ -46,7 +49,7 @@ impl Default for AlertRules {
 
 impl AlertRules {
     pub fn wants(&self, kind: &str) -> bool {
-        kind == "activation" || self.on.contains(kind)
+        ALWAYS_ON_KINDS.contains(&kind) || self.on.contains(kind)
     }
 }
 

@@ -256,6 +256,11 @@ pub struct RequestArgs {
     /// Give up waiting after this long (exit 5)
     #[arg(long, default_value = "30m", value_name = "DURATION")]
     pub wait_timeout: String,
+    /// For automation: never prompt; with --json print exactly one document
+    /// (also for a refusal); exit 0 when approved (and, with --wait, activated),
+    /// 5 when still pending, 3 when refused
+    #[arg(long)]
+    pub non_interactive: bool,
 }
 
 #[derive(Args, Debug)]

@@ -572,6 +572,29 @@ async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> CliResult {
 }
 
 async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> CliResult {
+    let printed = std::cell::Cell::new(false);
+    let r = request_inner(engine, who, a, json, &printed).await;
+    if a.non_interactive && json {
+        // One document on stdout whatever happens: a refusal before any output
+        // gets an error document.
+        if let Err(f) = &r {
+            if !printed.get() {
+                output::print_json(&serde_json::json!({
+                    "error": { "exit_code": f.code, "message": f.message }
+                }));
+            }
+        }
+    }
+    r
+}
+
+async fn request_inner(
+    engine: &Engine,
+    who: &str,
+    a: &RequestArgs,
+    json: bool,
+    printed: &std::cell::Cell<bool>,
+) -> CliResult {
     let ttl = a
         .ttl
         .as_deref()
@@ -601,6 +624,20 @@ async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> Cli
         .await?;
     if !a.wait {
         output::request_result(engine, &req, json);
+        printed.set(true);
+        if a.non_interactive && req.state == State::Pending {
+            return Err(Failure::new(
+                exit::PENDING,
+                format!(
+                    "{} is pending human approval{}",
+                    req.id,
+                    req.auto_approval_declined
+                        .as_deref()
+                        .map(|w| format!(" (not auto-approved: {w})"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
         return Ok(exit::OK);
     }
     if !json {
@@ -625,6 +662,7 @@ async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> Cli
             State::Approved => {
                 let (r, cred) = engine.activate(who, req.id).await?;
                 output::credential(&engine.view(r), &cred, json);
+                printed.set(true);
                 return Ok(exit::OK);
             }
             State::Pending if engine.now() >= cur.decide_by => {
@@ -633,6 +671,7 @@ async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> Cli
             State::Pending => {}
             other => {
                 output::request_result(engine, &cur, json);
+                printed.set(true);
                 return Err(Failure::new(
                     exit::REFUSED,
                     format!("{} was {other}", req.id),
@@ -641,6 +680,7 @@ async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> Cli
         }
         if std::time::Instant::now() >= deadline {
             output::request_result(engine, &cur, json);
+            printed.set(true);
             return Err(Failure::new(
                 exit::PENDING,
                 format!(

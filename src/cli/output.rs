@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::path::Path;
 
-fn print_json(v: &serde_json::Value) {
+pub(crate) fn print_json(v: &serde_json::Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).expect("a Value serialises")
@@ -117,7 +117,13 @@ pub fn summary(engine: &Engine, r: &Request) -> String {
         ),
         State::Approved => format!(
             "approved by {}; {} activates with `breakglass activate {}`",
-            r.approvers().join(", "),
+            if r.auto_approved {
+                "policy (automation; certification due by ".to_string()
+                    + &r.certify_by.map(|d| d.to_rfc3339()).unwrap_or_default()
+                    + ")"
+            } else {
+                r.approvers().join(", ")
+            },
             r.requester,
             r.id
         ),
@@ -316,6 +322,11 @@ pub fn recovery_lines(rep: &RecoveryReport) -> Vec<String> {
     }
     for id in &rep.revokes_retried {
         out.push(format!("{id}: revocation completed on retry"));
+    }
+    for id in &rep.certification_overdue {
+        out.push(format!(
+            "{id}: certification of auto-approved access is overdue; its role is locked"
+        ));
     }
     for e in &rep.errors {
         out.push(format!("ERROR {}", sanitize::line(e, 500)));

@@ -186,6 +186,16 @@ pub struct RawRole {
     pub revoke_on_resolve: Option<Spanned<bool>>,
     #[serde(default)]
     pub require_alert_delivery: bool,
+    /// Machine-speed recovery: service identities (users or @groups) whose
+    /// requests for `auto_approve_conditions` are approved by policy.
+    pub automation: Option<Spanned<Vec<String>>>,
+    pub auto_approve_conditions: Option<Spanned<Vec<String>>>,
+    /// "N/window", e.g. "3/1h" (default).
+    pub auto_approve_rate: Option<Spanned<String>>,
+    /// Default and ceiling: max_ttl.
+    pub auto_max_ttl: Option<Spanned<String>>,
+    /// Default "24h".
+    pub certify_within: Option<Spanned<String>>,
     /// Refused with a pointer to the top of the file: these are top-level keys,
     /// easily appended below the last [[roles]] table by mistake.
     pub approval_signing: Option<Spanned<toml::Value>>,

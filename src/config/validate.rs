@@ -202,7 +202,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
         if let Some(on) = &a.on {
             let mut set = std::collections::BTreeSet::new();
             for k in on.get_ref() {
-                if k == "activation" {
+                if crate::alert::ALWAYS_ON_KINDS.contains(&k.as_str()) {
                     continue; // always on; listing it is harmless
                 }
                 if crate::alert::OPTIONAL_KINDS.contains(&k.as_str()) {
@@ -211,9 +211,10 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                     ctx.at(
                         on,
                         format!(
-                        "alert kind \"{k}\" is not known; choose from: activation (always on), {}",
-                        crate::alert::OPTIONAL_KINDS.join(", ")
-                    ),
+                            "alert kind \"{k}\" is not known; choose from: {} (always on), {}",
+                            crate::alert::ALWAYS_ON_KINDS.join(", "),
+                            crate::alert::OPTIONAL_KINDS.join(", ")
+                        ),
                     );
                 }
             }
@@ -997,6 +998,9 @@ fn build_roles(
         let requesters = principals(ctx, &r.requesters, "requesters", sr);
         let approvers = principals(ctx, &r.approvers, "approvers", sr);
         let certifiers = principals(ctx, &r.certifiers, "certifiers", sr);
+        let automation = automation_policy(ctx, r, &name, max_ttl, &conditions, |ctx, f| {
+            principals(ctx, f, "automation", sr)
+        });
         let approvals_required = match &r.approvals_required {
             None => 1,
             Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 10 => *n.get_ref() as u32,
@@ -1009,8 +1013,10 @@ fn build_roles(
             }
         };
         // A policy where some requester could never collect enough approvals is a trap at 3 a.m.
+        // Automation identities may request too (implicitly), and fall back to
+        // human approvers whenever policy does not approve them.
         if !approvers.anyone && !requesters.anyone {
-            for who in &requesters.users {
+            for who in requesters.users.iter().chain(&automation.identities.users) {
                 let others = approvers.users.iter().filter(|a| *a != who).count() as u32;
                 if others < approvals_required {
                     let span = r
@@ -1044,6 +1050,7 @@ fn build_roles(
             for p in requesters
                 .users
                 .iter()
+                .chain(&automation.identities.users)
                 .chain(&approvers.users)
                 .chain(&certifiers.users)
             {
@@ -1103,8 +1110,87 @@ fn build_roles(
                 require_open_incident,
                 revoke_on_resolve,
                 require_alert_delivery: r.require_alert_delivery,
+                automation,
             },
         );
     }
     out
+}
+
+/// The automation fields of one role. `identities` is the role's principal
+/// parser (groups expanded) for the `automation` list.
+fn automation_policy(
+    ctx: &mut Ctx,
+    r: &RawRole,
+    name: &str,
+    max_ttl: Option<i64>,
+    conditions: &[String],
+    identities: impl FnOnce(&mut Ctx, &Option<Spanned<Vec<String>>>) -> Principals,
+) -> crate::domain::policy::Automation {
+    use crate::domain::lifecycle::human;
+    let role_max = max_ttl.unwrap_or(0);
+    let mut a = crate::domain::policy::Automation {
+        rate_count: 3,
+        rate_window: 3600,
+        max_ttl: role_max,
+        certify_within: 24 * 3600,
+        ..Default::default()
+    };
+    if let Some(list) = &r.automation {
+        if list.get_ref().iter().any(|e| e == "*") {
+            ctx.at(list, format!("role \"{name}\": automation cannot be \"*\"; name the service accounts (or an @group of them), since a person is never auto-approved"));
+        } else {
+            a.identities = identities(ctx, &r.automation);
+        }
+    }
+    if let Some(c) = &r.auto_approve_conditions {
+        for cond in c.get_ref() {
+            match conditions.iter().find(|k| k.eq_ignore_ascii_case(cond.trim())) {
+                Some(k) => a.conditions.push(k.clone()),
+                None => ctx.at(c, format!(
+                    "role \"{name}\": auto_approve_conditions lists \"{cond}\", which is not one of its conditions ({}); auto-approved conditions must be a subset of conditions",
+                    conditions.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        if r.automation.is_none() {
+            ctx.at(c, format!("role \"{name}\": auto_approve_conditions needs automation = [\"svc-account\"] naming who may be auto-approved"));
+        }
+    } else if let Some(list) = &r.automation {
+        ctx.at(list, format!("role \"{name}\": automation needs auto_approve_conditions = [\"...\"] (a subset of conditions)"));
+    }
+    if let Some(rate) = &r.auto_approve_rate {
+        let parsed = rate.get_ref().split_once('/').and_then(|(n, w)| {
+            let n: u32 = n.trim().parse().ok().filter(|n| *n >= 1)?;
+            let w = humantime::parse_duration(w.trim())
+                .ok()
+                .filter(|d| d.as_secs() > 0)?;
+            Some((n, w.as_secs() as i64))
+        });
+        match parsed {
+            Some((n, w)) => (a.rate_count, a.rate_window) = (n, w),
+            None => ctx.at(rate, format!(
+                "role \"{name}\": auto_approve_rate = \"{}\" is not N/window; write e.g. \"3/1h\" (at most 3 auto-approvals per hour)",
+                rate.get_ref()
+            )),
+        }
+    }
+    if let Some(t) = &r.auto_max_ttl {
+        if let Some(v) = parse_duration(ctx, t, "auto_max_ttl") {
+            if max_ttl.is_some() && v > role_max {
+                ctx.at(t, format!(
+                    "role \"{name}\": auto_max_ttl {} is longer than max_ttl {}; write auto_max_ttl = \"{}\" or less",
+                    human(v), human(role_max), human(role_max)
+                ));
+            } else {
+                a.max_ttl = v;
+            }
+        }
+    }
+    if let Some(t) = &r.certify_within {
+        if let Some(v) = parse_duration(ctx, t, "certify_within") {
+            a.certify_within = v;
+        }
+    }
+    a
 }

@@ -156,7 +156,7 @@ pub fn new_request(
     requester: &str,
     now: DateTime<Utc>,
 ) -> Result<(Request, Event), Refusal> {
-    if !role.requesters.allows(requester) {
+    if !role.may_request(requester) {
         return policy(format!(
             "{requester} may not request role {}; requesters are: {}",
             role.name,
@@ -199,6 +199,10 @@ pub fn new_request(
         review: None,
         certification: None,
         rejections: vec![],
+        auto_approved: false,
+        certify_by: None,
+        auto_approval_declined: None,
+        certification_overdue_at: None,
     };
     let event = Event {
         action: "request.created",
@@ -215,6 +219,122 @@ pub fn new_request(
         }),
     };
     Ok((req, event))
+}
+
+/// The policy's actor for auto-approvals.
+pub const POLICY_ACTOR: &str = "breakglass-policy";
+
+/// Whether policy approves a new (pending) request by itself. `None` when the
+/// requester is not one of the role's automation identities (people are never
+/// auto-approved); `Some(Ok(rule))` names the rule that allows it;
+/// `Some(Err(why))` says why it waits for human approvers. `recent` is the
+/// number of this role's requests auto-approved within the rate window.
+pub fn auto_approval(
+    role: &RolePolicy,
+    req: &Request,
+    recent: u32,
+) -> Option<Result<String, String>> {
+    let a = &role.automation;
+    if !a.is_automation(&req.requester) {
+        return None;
+    }
+    let window = human(a.rate_window);
+    Some(
+        if !a
+            .conditions
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&req.condition))
+        {
+            Err(format!(
+                "condition \"{}\" is not auto-approved for role {}; auto-approved conditions: {}",
+                req.condition,
+                role.name,
+                a.conditions
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else if req.ttl_seconds > a.max_ttl {
+            Err(format!(
+                "TTL {} is longer than role {}'s auto_max_ttl {}",
+                human(req.ttl_seconds),
+                role.name,
+                human(a.max_ttl)
+            ))
+        } else if recent >= a.rate_count {
+            Err(format!(
+                "rate limit reached: {recent} auto-approvals of role {} within {window} (limit {})",
+                role.name, a.rate_count
+            ))
+        } else {
+            Ok(format!(
+                "automation identity {} for condition \"{}\" (auto-approval {} of {} per {window}, TTL at most {})",
+                req.requester,
+                req.condition,
+                recent + 1,
+                a.rate_count,
+                human(a.max_ttl)
+            ))
+        },
+    )
+}
+
+/// Pending -> Approved by policy (`auto_approval` allowed it): no person approved,
+/// so a person owes certification by `certify_by`.
+pub fn auto_approve(
+    req: &mut Request,
+    role: &RolePolicy,
+    rule: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    if req.state != State::Pending {
+        return wrong_state(req, "only pending requests can be approved");
+    }
+    if !role.automation.is_automation(&req.requester) {
+        return policy(format!(
+            "{} is not an automation identity of role {}; a person is never auto-approved",
+            req.requester, role.name
+        ));
+    }
+    req.state = State::Approved;
+    req.auto_approved = true;
+    let certify_by = req.created_at + Duration::seconds(role.automation.certify_within);
+    req.certify_by = Some(certify_by);
+    req.decide_by = now + Duration::seconds(role.request_ttl);
+    Ok(ev(
+        "request.auto_approved",
+        POLICY_ACTOR,
+        State::Pending,
+        State::Approved,
+        json!({"rule": rule, "certify_by": certify_by}),
+    ))
+}
+
+/// Records (once) that an auto-approved request's certification is overdue.
+/// The state does not change; the role is locked by `Request::locks_role_at`.
+pub fn certification_overdue(
+    req: &mut Request,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    let Some(since) = req.certification_overdue_since(now) else {
+        return wrong_state(
+            req,
+            "only an auto-approved request past its certify_by is overdue",
+        );
+    };
+    if req.certification_overdue_at.is_some() {
+        return wrong_state(req, "its overdue certification was already raised");
+    }
+    req.certification_overdue_at = Some(now);
+    Ok(ev(
+        "certification.overdue",
+        actor,
+        req.state,
+        req.state,
+        json!({"certify_by": since}),
+    ))
 }
 
 fn ev(
@@ -632,6 +752,7 @@ pub fn extend(
 
 pub fn review(
     req: &mut Request,
+    role: &RolePolicy,
     who: &str,
     answers: ReviewAnswers,
     now: DateTime<Utc>,
@@ -639,7 +760,18 @@ pub fn review(
     if req.state != State::Ended {
         return wrong_state(req, "a review is written once access has ended");
     }
-    if who != req.requester {
+    if req.auto_approved {
+        // A service account cannot write a review: a person among the role's
+        // approvers or certifiers writes it for the automation.
+        if !role.approvers.allows(who) && !role.certifiers.allows(who) {
+            return policy(format!(
+                "the after-action review of auto-approved {} is written by one of the role's approvers ({}) or certifiers ({})",
+                req.id,
+                role.approvers.describe(),
+                role.certifiers.describe()
+            ));
+        }
+    } else if who != req.requester {
         return policy(format!(
             "the after-action review of {} is written by its requester ({})",
             req.id, req.requester
@@ -684,6 +816,13 @@ fn check_certifier(req: &Request, role: &RolePolicy, who: &str) -> Result<(), Re
         return policy(format!(
             "{who} may not certify role {}; certifiers are: {}",
             role.name,
+            role.certifiers.describe()
+        ));
+    }
+    if req.auto_approved && req.review.as_ref().is_some_and(|r| r.by == who) {
+        return policy(format!(
+            "{who} wrote the review of auto-approved {} and cannot certify it; another certifier ({}) must",
+            req.id,
             role.certifiers.describe()
         ));
     }

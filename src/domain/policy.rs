@@ -49,6 +49,32 @@ pub struct RolePolicy {
     pub revoke_on_resolve: bool,
     /// Fail closed: no grant until the SOC confirmed receipt of the activation alert.
     pub require_alert_delivery: bool,
+    /// Machine-speed recovery: which service identities may be approved by policy.
+    pub automation: Automation,
+}
+
+/// `automation`, `auto_approve_conditions`, `auto_approve_rate`, `auto_max_ttl`
+/// and `certify_within` of a role. With no identities nothing is auto-approved.
+#[derive(Debug, Clone, Default)]
+pub struct Automation {
+    /// Service identities (checked like people). They may request the role
+    /// without being listed in `requesters`; a person is never auto-approved.
+    pub identities: Principals,
+    /// A subset of the role's conditions.
+    pub conditions: Vec<String>,
+    /// At most `rate_count` auto-approvals per `rate_window` seconds per role.
+    pub rate_count: u32,
+    pub rate_window: i64,
+    /// Longest TTL approved by policy (never above the role's max_ttl).
+    pub max_ttl: i64,
+    /// A person must certify the use within this many seconds of the request.
+    pub certify_within: i64,
+}
+
+impl Automation {
+    pub fn is_automation(&self, who: &str) -> bool {
+        !self.identities.anyone && self.identities.users.contains(who)
+    }
 }
 
 /// Who may do something: explicit users, or anyone (`*`).
@@ -70,6 +96,10 @@ impl Principals {
 }
 
 impl RolePolicy {
+    /// People in `requesters`, and the role's automation identities.
+    pub fn may_request(&self, who: &str) -> bool {
+        self.requesters.allows(who) || self.automation.is_automation(who)
+    }
     pub fn allows_ticket(&self) -> bool {
         self.ticket_pattern.is_some()
     }

@@ -271,6 +271,19 @@ pub struct Request {
     pub certification: Option<Decision>,
     #[serde(default)]
     pub rejections: Vec<Decision>,
+    /// Approved by policy (`automation`), not by a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_approved: bool,
+    /// Auto-approved requests: a person must certify the use by then, else the
+    /// role locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certify_by: Option<DateTime<Utc>>,
+    /// An automation request left for human approvers: why policy did not approve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approval_declined: Option<String>,
+    /// The sweeper raised the certification_overdue alert (once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certification_overdue_at: Option<DateTime<Utc>>,
 }
 
 impl Request {
@@ -285,6 +298,26 @@ impl Request {
         }
         self.expires_at()
             .map(|e| (e - now).max(chrono::Duration::zero()))
+    }
+
+    /// Whether this request keeps its role locked at `now`. An auto-approved
+    /// request awaiting review or certification does not, until its `certify_by`.
+    pub fn locks_role_at(&self, now: DateTime<Utc>) -> bool {
+        self.state.locks_role() && !self.certification_grace(now)
+    }
+
+    fn certification_grace(&self, now: DateTime<Utc>) -> bool {
+        self.auto_approved
+            && matches!(self.state, State::Ended | State::Reviewed)
+            && self.certify_by.is_some_and(|d| now < d)
+    }
+
+    /// An auto-approved request whose certification deadline has passed, uncertified.
+    pub fn certification_overdue_since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.auto_approved || !matches!(self.state, State::Ended | State::Reviewed) {
+            return None;
+        }
+        self.certify_by.filter(|d| *d <= now)
     }
 
     pub fn approvers(&self) -> Vec<&str> {

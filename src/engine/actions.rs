@@ -25,6 +25,15 @@ pub struct RequestInput {
     pub ttl_seconds: Option<i64>,
 }
 
+/// The activation alert: louder (critical, its own kind) when no person approved.
+fn activation_alert(r: &Request, e: &Event) -> Vec<AlertDraft> {
+    if r.auto_approved {
+        alert("auto_activation", "critical", r, e)
+    } else {
+        alert("activation", "high", r, e)
+    }
+}
+
 /// Text people type (reasons, comments, review answers) is stored clean: it is
 /// shown later in other people's terminals, alerts and exports.
 fn free_text(s: &str) -> String {
@@ -106,15 +115,15 @@ impl Engine {
 
     async fn request_inner(&self, who: &str, input: RequestInput) -> Result<Request> {
         let role = self.role(&input.role)?;
-        if let Some((by, state)) = self.store.role_lock(&role.name)? {
+        if let Some((by, state)) = self.store.role_lock(&role.name, self.clock.now())? {
             return Err(Error::Locked {
                 role: role.name.clone(),
-                reason: views::lock_reason(by, state),
+                reason: self.lock_reason(by, state),
             });
         }
         let incident = self.resolve_incident(role, &input.incident).await?;
         let now = self.clock.now();
-        let (req, event) = lifecycle::new_request(
+        let (mut req, mut event) = lifecycle::new_request(
             role,
             NewRequest {
                 incident,
@@ -125,14 +134,53 @@ impl Engine {
             who,
             now,
         )?;
-        match self.store.insert_request(&req, &event, &[], now) {
-            Ok(r) => Ok(r),
-            Err(StoreError::Locked { role, by, state }) => Err(Error::Locked {
-                role,
-                reason: views::lock_reason(by, state),
-            }),
-            Err(e) => Err(e.into()),
+        let auto = match lifecycle::auto_approval(role, &req, 0) {
+            None => None,
+            Some(_) => lifecycle::auto_approval(role, &req, self.recent_auto_approvals(role, now)?),
+        };
+        if let Some(Err(why)) = &auto {
+            req.auto_approval_declined = Some(why.clone());
+            event.detail["auto_approval_declined"] = serde_json::json!(why);
         }
+        let created = match self.store.insert_request(&req, &event, &[], now) {
+            Ok(r) => r,
+            Err(StoreError::Locked { role, by, state }) => {
+                return Err(Error::Locked {
+                    role,
+                    reason: self.lock_reason(by, state),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(Ok(rule)) = auto else {
+            return Ok(created);
+        };
+        // Approved by policy right after creation, as its own audited transition.
+        // Should this process die in between, the request simply waits (Pending)
+        // for human approvers: the fail-safe direction.
+        self.transition(created.id, no_alerts, |r, role, now| {
+            lifecycle::auto_approve(r, role, &rule, now)
+        })
+    }
+
+    /// This role's requests auto-approved (by creation time) within its rate
+    /// window. Counted from the store before the insert, not under a lock: two
+    /// processes racing could both see N-1 and both auto-approve, overshooting
+    /// the limit by the number of concurrent racers. That is tolerable: the limit
+    /// is a brake on a runaway loop (which runs serially), every auto-approval
+    /// still raises a critical alert and owes a certification, and the role locks
+    /// once any of them is overdue.
+    fn recent_auto_approvals(&self, role: &RolePolicy, now: DateTime<Utc>) -> Result<u32> {
+        let since = now - Duration::seconds(role.automation.rate_window);
+        Ok(self
+            .store
+            .list(&crate::store::Query {
+                role: Some(role.name.clone()),
+                ..Default::default()
+            })?
+            .iter()
+            .filter(|r| r.auto_approved && r.created_at > since)
+            .count() as u32)
     }
 
     pub fn approve(&self, who: &str, id: RequestId, comment: Option<String>) -> Result<Request> {
@@ -248,14 +296,33 @@ impl Engine {
         // backend is only called once the SOC has it.
         let intent_alerts = |r: &Request, e: &Event| {
             if fail_closed {
-                alert("activation", "high", r, e)
+                activation_alert(r, e)
             } else {
                 vec![]
             }
         };
         let req = self.transition(id, intent_alerts, |r, role, now| {
             let ev = lifecycle::begin_grant(r, who, owner.clone(), now)?;
-            self.check_approvals_signed(r, role)?;
+            if r.auto_approved {
+                // No person approved it: the policy must still allow it (a store
+                // edit setting auto_approved alone does not grant).
+                let why = match lifecycle::auto_approval(role, r, 0) {
+                    Some(Ok(_)) => None,
+                    Some(Err(why)) => Some(why),
+                    None => Some(format!("{} is not an automation identity", r.requester)),
+                };
+                if let Some(why) = why {
+                    return Err(Refusal {
+                        kind: RefusalKind::Policy,
+                        message: format!(
+                            "{} is marked auto-approved but the policy does not auto-approve it: {why}",
+                            r.id
+                        ),
+                    });
+                }
+            } else {
+                self.check_approvals_signed(r, role)?;
+            }
             Ok(ev)
         });
         let req = self.noted(who, Some(id), "activate", req)?;
@@ -300,7 +367,7 @@ impl Engine {
                         if fail_closed {
                             vec![]
                         } else {
-                            alert("activation", "high", r, e)
+                            activation_alert(r, e)
                         }
                     },
                     |r, _, now| lifecycle::granted(r, &lease, grant.expires_at, now),
@@ -509,8 +576,8 @@ impl Engine {
             follow_ups: free_text(&answers.follow_ups),
             ..answers
         };
-        let r = self.transition(id, no_alerts, |r, _, now| {
-            lifecycle::review(r, who, answers.clone(), now)
+        let r = self.transition(id, no_alerts, |r, role, now| {
+            lifecycle::review(r, role, who, answers.clone(), now)
         });
         self.noted(who, Some(id), "review", r)
     }

@@ -275,7 +275,7 @@ impl Engine {
                 }
                 Err(StoreError::Locked { role, by, state }) => {
                     return Err(Error::Locked {
-                        reason: views::lock_reason(by, state),
+                        reason: self.lock_reason(by, state),
                         role,
                     })
                 }

@@ -17,6 +17,8 @@ pub struct RecoveryReport {
     pub revokes_retried: Vec<String>,
     /// Active access revoked because its source reports the incident resolved.
     pub resolved_revoked: Vec<String>,
+    /// Auto-approved requests whose certification deadline passed (alerted once).
+    pub certification_overdue: Vec<String>,
     pub alerts_delivered: u64,
     pub errors: Vec<String>,
 }
@@ -28,6 +30,7 @@ impl RecoveryReport {
             && self.expired_revoked.is_empty()
             && self.revokes_retried.is_empty()
             && self.resolved_revoked.is_empty()
+            && self.certification_overdue.is_empty()
             && self.errors.is_empty()
     }
 }
@@ -199,6 +202,29 @@ impl Engine {
                 Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
             }
             let _ = self.store.release(key, &self.claimant);
+        }
+
+        // Auto-approved requests still uncertified past certify_by: one alert each
+        // (recorded on the request, so racing replicas raise it once); the role
+        // is locked by the store's lock check from then on.
+        for req in self.store.list(&Query {
+            states: Some(vec![State::Ended, State::Reviewed]),
+            ..Default::default()
+        })? {
+            if req.certification_overdue_since(now).is_none()
+                || req.certification_overdue_at.is_some()
+            {
+                continue;
+            }
+            match self.transition(
+                req.id,
+                |r, e| alert("certification_overdue", "high", r, e),
+                |r, _, now| lifecycle::certification_overdue(r, SWEEPER, now),
+            ) {
+                Ok(_) => rep.certification_overdue.push(req.id.to_string()),
+                Err(Error::Refused(_)) => {}
+                Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+            }
         }
 
         match self.deliver_alerts().await {

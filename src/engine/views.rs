@@ -7,7 +7,14 @@ use crate::store::Query;
 use serde::Serialize;
 
 /// Why a role cannot be requested, in words an operator can act on.
-pub fn lock_reason(by: RequestId, state: State) -> String {
+/// `overdue_since`: the holder is auto-approved and its certification deadline passed.
+pub fn lock_reason(by: RequestId, state: State, overdue_since: Option<DateTime<Utc>>) -> String {
+    if let Some(since) = overdue_since {
+        return format!(
+            "certification of {by} overdue since {}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
     match state {
         State::Granting => format!("{by} is being granted"),
         State::Active => format!("{by} holds active access"),
@@ -43,12 +50,24 @@ pub struct RequestView {
 }
 
 impl Engine {
+    /// `lock_reason` for the holder `by`, loading it to tell an overdue
+    /// certification of an auto-approved request from the ordinary cases.
+    pub(crate) fn lock_reason(&self, by: RequestId, state: State) -> String {
+        let overdue = self
+            .store
+            .get(by)
+            .ok()
+            .flatten()
+            .and_then(|r| r.certification_overdue_since(self.clock.now()));
+        lock_reason(by, state, overdue)
+    }
+
     pub fn roles(&self, who: Option<&str>) -> Result<Vec<RoleView>> {
         self.policy
             .roles
             .values()
             .map(|r| {
-                let lock = self.store.role_lock(&r.name)?;
+                let lock = self.store.role_lock(&r.name, self.clock.now())?;
                 Ok(RoleView {
                     name: r.name.clone(),
                     description: r.description.clone(),
@@ -59,8 +78,8 @@ impl Engine {
                     conditions: r.conditions.clone(),
                     ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),
                     locked_by: lock.map(|(id, _)| id.to_string()),
-                    lock_reason: lock.map(|(id, st)| lock_reason(id, st)),
-                    may_request: who.is_some_and(|w| r.requesters.allows(w)),
+                    lock_reason: lock.map(|(id, st)| self.lock_reason(id, st)),
+                    may_request: who.is_some_and(|w| r.may_request(w)),
                 })
             })
             .collect()

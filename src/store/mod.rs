@@ -128,8 +128,13 @@ pub trait Store: Send + Sync {
 
     fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
     fn list(&self, q: &Query) -> Result<Vec<Request>, StoreError>;
-    /// The request that holds the role locked, if any.
-    fn role_lock(&self, role: &str) -> Result<Option<(RequestId, State)>, StoreError>;
+    /// The request that holds the role locked at `now`, if any (an auto-approved
+    /// request awaiting certification does not until its `certify_by`).
+    fn role_lock(
+        &self,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(RequestId, State)>, StoreError>;
 
     /// Sequence number and hash of the last audit event (0 and the genesis hash when
     /// empty). Cheap: front ends poll it to notice changes made by other processes.

@@ -799,22 +799,35 @@ fn locking_states() -> Vec<&'static str> {
     State::LOCKING.iter().map(|s| s.as_str()).collect()
 }
 
+/// The first request holding `role` locked at `now`. The LOCKING-state rows are
+/// few; an auto-approved one within its certification deadline is skipped in
+/// Rust (`Request::locks_role_at`), inside the caller's transaction (and under
+/// its `lock_role` advisory lock), so the check stays atomic with the write.
 fn lock_holder<C: GenericClient>(
     q: &mut Q<'_, C>,
     role: &str,
     except: Option<RequestId>,
+    now: DateTime<Utc>,
 ) -> Result<Option<(RequestId, State)>, ::postgres::Error> {
-    let row = q.opt(
-        "SELECT id, state FROM requests WHERE role = $1 AND state = ANY($2) AND id <> $3 ORDER BY id LIMIT 1",
+    let rows = q.query(
+        "SELECT id, state, data FROM requests WHERE role = $1 AND state = ANY($2) AND id <> $3 ORDER BY id",
         &[&role, &locking_states(), &except.map_or(0, |i| i.0)],
     )?;
-    Ok(row.map(|r| {
+    for r in rows {
         let st: String = r.get(1);
-        (
-            RequestId(r.get(0)),
-            State::parse(&st).unwrap_or(State::Active),
-        )
-    }))
+        let data: String = r.get(2);
+        // A row that does not parse locks (fail closed).
+        let locks = parse_row(&data)
+            .map(|req| req.locks_role_at(now))
+            .unwrap_or(true);
+        if locks {
+            return Ok(Some((
+                RequestId(r.get(0)),
+                State::parse(&st).unwrap_or(State::Active),
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Serialises role-lock checks for one role until the transaction ends.
@@ -954,7 +967,7 @@ impl Store for PostgresStore {
         let alerts = alerts.to_vec();
         self.tx(move |q| {
             lock_role(q, &req.role)?;
-            if let Some((by, state)) = lock_holder(q, &req.role, None)? {
+            if let Some((by, state)) = lock_holder(q, &req.role, None, now)? {
                 return Err(TxError::Store(StoreError::Locked {
                     role: req.role.clone(),
                     by,
@@ -1016,7 +1029,7 @@ impl Store for PostgresStore {
             }
             if req.state == State::Granting {
                 lock_role(q, &req.role)?;
-                if let Some((by, state)) = lock_holder(q, &req.role, Some(req.id))? {
+                if let Some((by, state)) = lock_holder(q, &req.role, Some(req.id), now)? {
                     return Err(TxError::Store(StoreError::Locked {
                         role: req.role.clone(),
                         by,
@@ -1073,9 +1086,13 @@ impl Store for PostgresStore {
         rows.iter().map(|d| parse_row(d)).collect()
     }
 
-    fn role_lock(&self, role: &str) -> Result<Option<(RequestId, State)>, StoreError> {
+    fn role_lock(
+        &self,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(RequestId, State)>, StoreError> {
         let role = role.to_string();
-        plain(self, move |q| lock_holder(q, &role, None))
+        plain(self, move |q| lock_holder(q, &role, None, now))
     }
 
     fn audit_head(&self) -> Result<(i64, String), StoreError> {

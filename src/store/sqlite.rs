@@ -157,21 +157,43 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The first request holding `role` locked at `now`. The LOCKING-state rows
+    /// are few; an auto-approved one within its certification deadline is skipped
+    /// in Rust (`Request::locks_role_at`), inside the caller's transaction.
     fn lock_holder(
         tx: &Connection,
         role: &str,
         except: Option<RequestId>,
+        now: DateTime<Utc>,
     ) -> Result<Option<(RequestId, State)>, StoreError> {
         let sql = format!(
-            "SELECT id, state FROM requests WHERE role = ?1 AND state IN ({}) AND id != ?2 ORDER BY id LIMIT 1",
+            "SELECT id, state, data FROM requests WHERE role = ?1 AND state IN ({}) AND id != ?2 ORDER BY id",
             state_list(&State::LOCKING)
         );
-        tx.query_row(&sql, params![role, except.map_or(0, |i| i.0)], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })
-        .optional()
-        .map_err(db)
-        .map(|o| o.map(|(id, st)| (RequestId(id), State::parse(&st).unwrap_or(State::Active))))
+        let mut stmt = tx.prepare(&sql).map_err(db)?;
+        let rows = stmt
+            .query_map(params![role, except.map_or(0, |i| i.0)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(db)?;
+        for row in rows {
+            let (id, st, data) = row.map_err(db)?;
+            // A row that does not parse locks (fail closed).
+            let locks = serde_json::from_str::<Request>(&data)
+                .map(|r| r.locks_role_at(now))
+                .unwrap_or(true);
+            if locks {
+                return Ok(Some((
+                    RequestId(id),
+                    State::parse(&st).unwrap_or(State::Active),
+                )));
+            }
+        }
+        Ok(None)
     }
 
     fn append(
@@ -339,7 +361,7 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Request, StoreError> {
         self.with_tx(|tx| {
-            if let Some((by, state)) = Self::lock_holder(tx, &req.role, None)? {
+            if let Some((by, state)) = Self::lock_holder(tx, &req.role, None, now)? {
                 return Err(StoreError::Locked {
                     role: req.role.clone(),
                     by,
@@ -382,7 +404,7 @@ impl Store for SqliteStore {
                 Some(_) => {}
             }
             if req.state == State::Granting {
-                if let Some((by, state)) = Self::lock_holder(tx, &req.role, Some(req.id))? {
+                if let Some((by, state)) = Self::lock_holder(tx, &req.role, Some(req.id), now)? {
                     return Err(StoreError::Locked {
                         role: req.role.clone(),
                         by,
@@ -440,9 +462,13 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn role_lock(&self, role: &str) -> Result<Option<(RequestId, State)>, StoreError> {
+    fn role_lock(
+        &self,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(RequestId, State)>, StoreError> {
         let conn = self.conn.lock().unwrap();
-        Self::lock_holder(&conn, role, None)
+        Self::lock_holder(&conn, role, None, now)
     }
 
     fn audit_head(&self) -> Result<(i64, String), StoreError> {

@@ -37,6 +37,7 @@ pub fn role(name: &str) -> RolePolicy {
         require_open_incident: true,
         revoke_on_resolve: true,
         require_alert_delivery: false,
+        automation: Default::default(),
     }
 }
 
@@ -151,8 +152,11 @@ pub fn the_role_lock_is_checked_atomically(s: &dyn Store) {
     let a = insert(s, "r1", "alice");
     let b = insert(s, "r1", "bob");
     let a = activate(s, a);
-    assert_eq!(s.role_lock("r1").unwrap(), Some((a.id, State::Active)));
-    assert_eq!(s.role_lock("r2").unwrap(), None);
+    assert_eq!(
+        s.role_lock("r1", Utc::now()).unwrap(),
+        Some((a.id, State::Active))
+    );
+    assert_eq!(s.role_lock("r2", Utc::now()).unwrap(), None);
     // Granting a second request of a locked role is refused, atomically.
     let mut b2 = b.clone();
     let ev = lifecycle::approve(&mut b2, &role("r1"), "approver", None, Utc::now()).unwrap();
@@ -536,6 +540,56 @@ pub fn racing_handles_serialise(handles: Vec<Arc<dyn Store>>) {
     verify(s0.as_ref());
 }
 
+/// An auto-approved request awaiting its post-hoc review does not lock the role
+/// until its certification deadline; then it does, inside the store's own check.
+pub fn auto_approved_reviews_lock_only_once_overdue(s: &dyn Store) {
+    let mut r = insert(s, "r1", "svc-failover");
+    let deadline = Utc::now() + Duration::hours(1);
+    r.auto_approved = true;
+    r.certify_by = Some(deadline);
+    let r = activate(s, r);
+    let now = Utc::now();
+    let mut x = r.clone();
+    let owner = Owner {
+        host: "test".into(),
+        pid: 1,
+    };
+    let ev = lifecycle::begin_revoke(&mut x, "svc-failover", "done", now, now, owner).unwrap();
+    let mut x = s.commit(&x, &ev, &[], now).unwrap();
+    let ev = lifecycle::revoked(&mut x, "svc-failover", now).unwrap();
+    let ended = s.commit(&x, &ev, &[], now).unwrap();
+    assert_eq!(ended.state, State::Ended);
+    assert_eq!(
+        s.role_lock("r1", now).unwrap(),
+        None,
+        "usable again before the deadline"
+    );
+    assert!(insert_ok(s, "r1", now));
+    let late = deadline + Duration::seconds(1);
+    assert_eq!(
+        s.role_lock("r1", late).unwrap(),
+        Some((ended.id, State::Ended))
+    );
+}
+
+fn insert_ok(s: &dyn Store, role_name: &str, now: chrono::DateTime<Utc>) -> bool {
+    let (req, ev) = lifecycle::new_request(
+        &role(role_name),
+        NewRequest {
+            incident: IncidentRef::Ticket {
+                reference: "INC-9".into(),
+            },
+            condition: "outage".into(),
+            reason: "r".into(),
+            ttl_seconds: None,
+        },
+        "bob",
+        now,
+    )
+    .unwrap();
+    s.insert_request(&req, &ev, &[], now).is_ok()
+}
+
 #[macro_export]
 macro_rules! store_conformance {
     ($make:expr) => {
@@ -549,6 +603,7 @@ macro_rules! store_conformance {
             audit_pages_in_order_and_chains,
             notes_append_to_the_chain_without_changing_state,
             claims_are_exclusive_until_they_run_out,
+            auto_approved_reviews_lock_only_once_overdue,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
