@@ -16,9 +16,7 @@
 
 use super::exec::{clean, Reply, PROTOCOL};
 use super::*;
-use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use sha2::Sha256;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -100,14 +98,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// The HMAC-SHA256 signature header value for `body` sent at `timestamp`.
-pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+/// The signature header value for `body` sent at `timestamp`; the same scheme as
+/// alert webhooks (`crate::signing`).
+pub use crate::signing::sign as signature;
 
 /// A client with rustls, both timeouts, and no redirects.
 pub(super) fn client(
@@ -295,9 +288,9 @@ impl HttpBackend {
         let mut req = client
             .post(format!("{}/{op}", self.base))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Breakglass-Timestamp", timestamp.to_string())
+            .header(crate::signing::TIMESTAMP_HEADER, timestamp.to_string())
             .header(
-                "X-Breakglass-Signature",
+                crate::signing::SIGNATURE_HEADER,
                 signature(secret.expose_secret().as_bytes(), timestamp, body),
             )
             .body(body.to_vec());
