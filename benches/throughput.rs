@@ -656,6 +656,7 @@ fn bench_policy() -> Result<Policy> {
         revoke_on_resolve: true,
         require_alert_delivery: false,
         automation: Default::default(),
+        vendor: None,
     };
     Ok(Policy {
         roles: BTreeMap::from([(role.name.clone(), role)]),

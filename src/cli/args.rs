@@ -63,6 +63,21 @@ pub enum Command {
     Request(RequestArgs),
     /// Activate an approved request: grant access and print the credential once
     Activate { id: String },
+    /// Vendor roles: activate an approved request into a recorded shell session
+    /// (the credential only in the shell's environment); it ends with the grant
+    Shell {
+        id: String,
+        /// Run this instead of the role's shell_command or $SHELL
+        #[arg(long, value_name = "CMD")]
+        command: Option<String>,
+    },
+    /// Play a recorded vendor session back in the terminal (audited)
+    Replay {
+        id: String,
+        /// Playback speed factor; 0 prints at once
+        #[arg(long, default_value = "1")]
+        speed: f64,
+    },
     /// Approve someone else's request
     Approve {
         id: String,
@@ -250,6 +265,12 @@ pub struct RequestArgs {
     /// Access duration within the role's bounds, e.g. 15m [default: the role's]
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
+    /// Vendor roles: the vendor's name
+    #[arg(long, value_name = "NAME")]
+    pub vendor_name: Option<String>,
+    /// Vendor roles: the vendor's company
+    #[arg(long, value_name = "COMPANY")]
+    pub vendor_company: Option<String>,
     /// Wait for approval, then activate and print the credential
     #[arg(long)]
     pub wait: bool,

@@ -2,6 +2,7 @@
 
 pub mod args;
 mod output;
+mod session;
 mod store_migrate;
 
 pub use args::Cli;
@@ -233,6 +234,10 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             output::credential(&engine.view(req), &cred, json);
             Ok(exit::OK)
         }
+        Command::Shell { id, command } => {
+            session::shell(cli, engine, &who()?, id, command.as_deref()).await
+        }
+        Command::Replay { id, speed } => session::replay(engine, &who()?, id, *speed).await,
         Command::Approve { id, comment, sign } => {
             let (me, id) = (who()?, parse_id(id)?);
             let Some(sig) = sign_decision(engine, &me, id, DecisionKind::Approve, sign, json)?
@@ -611,7 +616,7 @@ async fn request_inner(
         }
     };
     let req = engine
-        .request(
+        .request_vendor(
             who,
             RequestInput {
                 incident,
@@ -620,6 +625,7 @@ async fn request_inner(
                 reason: a.reason.clone(),
                 ttl_seconds: ttl,
             },
+            session::vendor_info(a),
         )
         .await?;
     if !a.wait {

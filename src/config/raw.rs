@@ -200,6 +200,14 @@ pub struct RawRole {
     /// easily appended below the last [[roles]] table by mistake.
     pub approval_signing: Option<Spanned<toml::Value>>,
     pub allowed_signers: Option<Spanned<toml::Value>>,
+    /// Vendor role: TTL ceiling, vendor identity on requests, recorded `shell`.
+    pub vendor: Option<Spanned<bool>>,
+    /// Default "1h": max_ttl of a vendor role may not exceed it.
+    pub vendor_max_ttl: Option<Spanned<String>>,
+    /// `breakglass shell` runs this instead of the user's $SHELL.
+    pub shell_command: Option<Spanned<String>>,
+    /// Record keystrokes as well as output (default false).
+    pub record_input: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ use toml::Spanned;
 
 mod signing;
 mod sources;
+mod vendor;
 
 /// Tracks the file being read so every problem names it and its line.
 struct Ctx<'a> {
@@ -995,6 +996,7 @@ fn build_roles(
                 Err(e) => { ctx.at(p, format!("role \"{name}\": ticket_pattern is not a valid regular expression: {e}")); None }
             }
         });
+        let vendor = vendor::vendor_policy(ctx, r, &name, max_ttl);
         let requesters = principals(ctx, &r.requesters, "requesters", sr);
         let approvers = principals(ctx, &r.approvers, "approvers", sr);
         let certifiers = principals(ctx, &r.certifiers, "certifiers", sr);
@@ -1111,6 +1113,7 @@ fn build_roles(
                 revoke_on_resolve,
                 require_alert_delivery: r.require_alert_delivery,
                 automation,
+                vendor,
             },
         );
     }

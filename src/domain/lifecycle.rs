@@ -203,6 +203,7 @@ pub fn new_request(
         certify_by: None,
         auto_approval_declined: None,
         certification_overdue_at: None,
+        vendor: None,
     };
     let event = Event {
         action: "request.created",

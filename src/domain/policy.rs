@@ -51,6 +51,8 @@ pub struct RolePolicy {
     pub require_alert_delivery: bool,
     /// Machine-speed recovery: which service identities may be approved by policy.
     pub automation: Automation,
+    /// `vendor = true`: a vendor role (TTL ceiling, vendor identity, recorded shell).
+    pub vendor: Option<crate::domain::vendor::VendorPolicy>,
 }
 
 /// `automation`, `auto_approve_conditions`, `auto_approve_rate`, `auto_max_ttl`

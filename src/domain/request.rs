@@ -284,6 +284,9 @@ pub struct Request {
     /// The sweeper raised the certification_overdue alert (once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certification_overdue_at: Option<DateTime<Utc>>,
+    /// Vendor roles: who the vendor is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<crate::domain::vendor::VendorInfo>,
 }
 
 impl Request {

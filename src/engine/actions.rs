@@ -109,11 +109,16 @@ impl Engine {
     /// Files a new request. Refused when the role is locked.
     pub async fn request(&self, who: &str, input: RequestInput) -> Result<Request> {
         let attempt = format!("request role {}", input.role);
-        let r = self.request_inner(who, input).await;
+        let r = self.request_inner(who, input, None).await;
         self.noted(who, None, &attempt, r)
     }
 
-    async fn request_inner(&self, who: &str, input: RequestInput) -> Result<Request> {
+    pub(super) async fn request_inner(
+        &self,
+        who: &str,
+        input: RequestInput,
+        vendor: Option<crate::domain::vendor::VendorInfo>,
+    ) -> Result<Request> {
         let role = self.role(&input.role)?;
         if let Some((by, state)) = self.store.role_lock(&role.name, self.clock.now())? {
             return Err(Error::Locked {
@@ -134,6 +139,7 @@ impl Engine {
             who,
             now,
         )?;
+        super::vendor_session::attach(role, &mut req, &mut event, vendor)?;
         let auto = match lifecycle::auto_approval(role, &req, 0) {
             None => None,
             Some(_) => lifecycle::auto_approval(role, &req, self.recent_auto_approvals(role, now)?),
@@ -241,7 +247,13 @@ impl Engine {
 
     /// A policy refusal (self-approval, a locked role, someone outside the policy)
     /// is worth the SOC's eye: it is audited, alerted when configured, then returned.
-    fn noted<T>(&self, who: &str, id: Option<RequestId>, attempt: &str, r: Result<T>) -> Result<T> {
+    pub(super) fn noted<T>(
+        &self,
+        who: &str,
+        id: Option<RequestId>,
+        attempt: &str,
+        r: Result<T>,
+    ) -> Result<T> {
         let message = match &r {
             Err(Error::Refused(f)) if f.kind == RefusalKind::Policy => f.message.clone(),
             Err(Error::Locked { role, reason }) => format!("role {role} is locked: {reason}"),
@@ -280,7 +292,12 @@ impl Engine {
 
     /// Approved -> Granting -> Active. The intent is committed before the backend
     /// is called; the credential goes to the caller only and is never stored.
-    pub async fn activate(&self, who: &str, id: RequestId) -> Result<(Request, Credential)> {
+    /// (`activate` and `activate_for_shell` decide who may call it for a role.)
+    pub(super) async fn grant_access(
+        &self,
+        who: &str,
+        id: RequestId,
+    ) -> Result<(Request, Credential)> {
         let owner = self.owner.clone();
         let fail_closed = self
             .load(id)
@@ -594,6 +611,7 @@ impl Engine {
         sig: Option<SshSignature>,
     ) -> Result<Request> {
         let comment = &free_text(comment);
+        self.noted(who, Some(id), "certify", self.check_replayed(who, id))?;
         let r = self.transition(id, no_alerts, |r, role, now| {
             let mut ev = lifecycle::certify(r, role, who, comment, now)?;
             if let Some(s) = self.check_signed(r, who, DecisionKind::Certify, sig.as_ref(), now)? {

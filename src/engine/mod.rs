@@ -6,6 +6,7 @@ mod actions;
 mod incident_checks;
 mod recovery;
 mod signatures;
+pub mod vendor_session;
 mod views;
 
 pub use actions::{IncidentChoice, RequestInput};

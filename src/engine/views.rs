@@ -141,6 +141,9 @@ impl Engine {
                 if let Some(Err(b)) = signed.as_mut().map(|s| s.check(r)) {
                     return Ok((v.count - 1, Some(b)));
                 }
+                if let Err(b) = super::vendor_session::check_recording(r) {
+                    return Ok((v.count - 1, Some(b)));
+                }
             }
             from = batch.last().map(|r| r.seq + 1).unwrap_or(from);
         }

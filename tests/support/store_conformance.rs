@@ -38,6 +38,7 @@ pub fn role(name: &str) -> RolePolicy {
         revoke_on_resolve: true,
         require_alert_delivery: false,
         automation: Default::default(),
+        vendor: None,
     }
 }
 

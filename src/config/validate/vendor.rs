@@ -1,0 +1,67 @@
+//! `vendor = true` and its companions (`vendor_max_ttl`, `shell_command`,
+//! `record_input`) on a role.
+
+use super::super::raw::RawRole;
+use super::{parse_duration, Ctx};
+use crate::domain::lifecycle::human;
+use crate::domain::vendor::{VendorPolicy, DEFAULT_VENDOR_MAX_TTL};
+
+pub(super) fn vendor_policy(
+    ctx: &mut Ctx,
+    r: &RawRole,
+    name: &str,
+    max_ttl: Option<i64>,
+) -> Option<VendorPolicy> {
+    let is_vendor = r.vendor.as_ref().is_some_and(|v| *v.get_ref());
+    if !is_vendor {
+        if let Some(t) = &r.vendor_max_ttl {
+            ctx.at(
+                t,
+                format!("role \"{name}\": vendor_max_ttl needs vendor = true"),
+            );
+        }
+        if let Some(c) = &r.shell_command {
+            ctx.at(
+                c,
+                format!("role \"{name}\": shell_command needs vendor = true"),
+            );
+        }
+        if let Some(c) = &r.record_input {
+            ctx.at(
+                c,
+                format!("role \"{name}\": record_input needs vendor = true"),
+            );
+        }
+        return None;
+    }
+    let ceiling = match &r.vendor_max_ttl {
+        Some(t) => parse_duration(ctx, t, "vendor_max_ttl").unwrap_or(DEFAULT_VENDOR_MAX_TTL),
+        None => DEFAULT_VENDOR_MAX_TTL,
+    };
+    if let (Some(m), Some(span)) = (max_ttl, &r.max_ttl) {
+        if m > ceiling {
+            ctx.at(
+                span,
+                format!(
+                    "role \"{name}\" is a vendor role: max_ttl {} is longer than vendor_max_ttl {}; write max_ttl = \"{}\" or less",
+                    human(m),
+                    human(ceiling),
+                    human(ceiling)
+                ),
+            );
+        }
+    }
+    let shell_command = r.shell_command.as_ref().and_then(|c| {
+        if c.get_ref().trim().is_empty() {
+            ctx.at(c, format!("role \"{name}\": shell_command is empty; write e.g. shell_command = \"psql\" or leave it out for the user's $SHELL"));
+            None
+        } else {
+            Some(c.get_ref().trim().to_string())
+        }
+    });
+    Some(VendorPolicy {
+        max_ttl: ceiling,
+        shell_command,
+        record_input: r.record_input.as_ref().is_some_and(|v| *v.get_ref()),
+    })
+}
