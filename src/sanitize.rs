@@ -117,3 +117,145 @@ mod tests {
         assert_eq!(line("ok\u{1b}", 50), "ok");
     }
 }
+
+/// Filters a recorded terminal session for replay on a reviewer's terminal. Unlike
+/// `line`/`text` it keeps what a replay needs (colours, cursor movement, screen
+/// modes) but drops what could act on the reviewer: OSC (clipboard writes, window
+/// titles, links), DCS/APC/PM/SOS strings, C1 controls, and CSI requests that make
+/// the terminal answer (`ESC[6n`, device attributes, window reports), which would
+/// type into the reviewer's shell. Sequences split across recording events are
+/// carried over to the next `feed`.
+#[derive(Default)]
+pub struct ReplayFilter {
+    pending: String,
+}
+
+impl ReplayFilter {
+    pub fn feed(&mut self, chunk: &str) -> String {
+        let input = std::mem::take(&mut self.pending) + chunk;
+        let chars: Vec<char> = input.chars().collect();
+        let mut out = String::with_capacity(input.len());
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '\u{1b}' {
+                match self.escape(&chars[i..]) {
+                    Some((len, keep)) => {
+                        if keep {
+                            out.extend(&chars[i..i + len]);
+                        }
+                        i += len;
+                    }
+                    None => {
+                        // Incomplete: wait for the rest in the next chunk.
+                        self.pending = chars[i..].iter().collect();
+                        break;
+                    }
+                }
+                continue;
+            }
+            // C1 forms of CSI/OSC/DCS/SOS/PM/APC: consume the whole sequence, keep none.
+            let c1 = match c {
+                '\u{9b}' => Some('['),
+                '\u{9d}' => Some(']'),
+                '\u{90}' => Some('P'),
+                '\u{98}' => Some('X'),
+                '\u{9e}' => Some('^'),
+                '\u{9f}' => Some('_'),
+                _ => None,
+            };
+            if let Some(intro) = c1 {
+                let mut as_esc = vec!['\u{1b}', intro];
+                as_esc.extend_from_slice(&chars[i + 1..]);
+                match self.escape(&as_esc) {
+                    Some((len, _)) => i += len - 1,
+                    None => {
+                        self.pending = chars[i..].iter().collect();
+                        break;
+                    }
+                }
+                continue;
+            }
+            let allowed = matches!(c, '\n' | '\r' | '\t' | '\u{8}')
+                || !(c.is_control() || is_bidi_control(c));
+            if allowed {
+                out.push(c);
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Length of the escape sequence at the start of `s` and whether to keep it;
+    /// `None` when it is not complete yet.
+    fn escape(&self, s: &[char]) -> Option<(usize, bool)> {
+        let next = *s.get(1)?;
+        match next {
+            '[' => {
+                let mut j = 2;
+                while j < s.len() {
+                    let c = s[j];
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        // Requests that make the terminal reply are dropped.
+                        let keep = !matches!(c, 'n' | 'c' | 't' | 'q' | 'p' | 'x');
+                        return Some((j + 1, keep));
+                    }
+                    if !('\u{20}'..='\u{3f}').contains(&c) {
+                        return Some((j, false)); // malformed: drop what we saw
+                    }
+                    j += 1;
+                }
+                if j - 2 > 64 {
+                    return Some((j, false));
+                }
+                None
+            }
+            ']' | 'P' | 'X' | '^' | '_' => {
+                // String sequences end with BEL or ST (ESC \); all are dropped.
+                let mut j = 2;
+                while j < s.len() {
+                    match s[j] {
+                        '\u{7}' => return Some((j + 1, false)),
+                        '\u{1b}' if s.get(j + 1) == Some(&'\\') => return Some((j + 2, false)),
+                        '\u{1b}' if j + 1 < s.len() => return Some((j, false)),
+                        _ => j += 1,
+                    }
+                }
+                if j > 4096 {
+                    return Some((j, false));
+                }
+                None
+            }
+            // Charset selection (ESC ( B) and the like take one more character.
+            '(' | ')' | '*' | '+' | '#' | '%' => match s.get(2) {
+                None => None,
+                Some(c) if ('\u{30}'..='\u{7e}').contains(c) => Some((3, true)),
+                // Not a designation (e.g. the next ESC): drop the two we saw.
+                Some(_) => Some((2, false)),
+            },
+            // Save/restore cursor, keypad modes, index/reverse index: harmless.
+            '7' | '8' | '=' | '>' | 'D' | 'E' | 'M' => Some((2, true)),
+            _ => Some((2, false)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::ReplayFilter;
+
+    #[test]
+    fn keeps_colours_and_movement_drops_what_acts_on_the_viewer() {
+        let mut f = ReplayFilter::default();
+        let out = f.feed("\u{1b}[31mred\u{1b}[0m \u{1b}[2J\u{1b}[H ok\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}]0;title\u{1b}\\\u{1b}[6n\u{1b}[c\u{9b}5n\u{1b}P+q\u{1b}\\end");
+        assert_eq!(out, "\u{1b}[31mred\u{1b}[0m \u{1b}[2J\u{1b}[H okend");
+    }
+
+    #[test]
+    fn sequences_split_across_events_are_carried_over() {
+        let mut f = ReplayFilter::default();
+        assert_eq!(f.feed("a\u{1b}[3"), "a");
+        assert_eq!(f.feed("1mb\u{1b}]52;c;"), "\u{1b}[31mb");
+        assert_eq!(f.feed("ZXZpbA==\u{7}c"), "c");
+    }
+}

@@ -156,6 +156,28 @@ proptest! {
     }
 
     #[test]
+    fn replayed_recordings_never_act_on_the_reviewers_terminal(
+        parts in prop::collection::vec(prop_oneof![
+            ".{0,12}",
+            Just("\u{1b}]52;c;ZXZpbA==\u{7}".to_string()),
+            Just("\u{1b}]0;title\u{1b}\\".to_string()),
+            Just("\u{1b}[6n".to_string()),
+            Just("\u{1b}[c".to_string()),
+            Just("\u{9b}5n".to_string()),
+            Just("\u{1b}P+q544e\u{1b}\\".to_string()),
+            Just("\u{1b}[31m".to_string()),
+            Just("\u{1b}".to_string()),
+            Just("\u{1b}[".to_string()),
+        ], 0..12),
+    ) {
+        let mut f = breakglass::sanitize::ReplayFilter::default();
+        let out: String = parts.iter().map(|p| f.feed(p)).collect();
+        prop_assert!(!out.contains("\u{1b}]") && !out.contains("\u{1b}P"), "string sequence kept: {:?}", out);
+        prop_assert!(!out.contains("\u{1b}[6n") && !out.contains("\u{1b}[c"), "answerback kept: {:?}", out);
+        prop_assert!(!out.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)), "C1 kept: {:?}", out);
+    }
+
+    #[test]
     fn the_config_parser_takes_any_text(s in "(\\[\\[?[a-z.]{0,12}\\]\\]?\n|[a-z_]{1,10} = (\"[^\"\n]{0,20}\"|[0-9]{1,4}|\\[\\]|true)\n|.{0,30}\n){0,12}") {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

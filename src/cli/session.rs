@@ -361,6 +361,9 @@ pub(super) async fn replay(engine: &Engine, who: &str, id: &str, speed: f64) -> 
     let f = std::fs::File::open(&path)
         .map_err(|e| Failure::new(exit::FAILURE, format!("{}: {e}", path.display())))?;
     let mut out = std::io::stdout();
+    // A recording is untrusted output: replay keeps colours and movement but not
+    // what could act on the reviewer's terminal (clipboard, title, answerback).
+    let mut filter = crate::sanitize::ReplayFilter::default();
     let mut prev = 0.0f64;
     for line in std::io::BufReader::new(f).lines().skip(1) {
         let Ok(line) = line else { break };
@@ -381,7 +384,7 @@ pub(super) async fn replay(engine: &Engine, who: &str, id: &str, speed: f64) -> 
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
         prev = t.max(prev);
-        let _ = out.write_all(data.as_bytes());
+        let _ = out.write_all(filter.feed(data).as_bytes());
         let _ = out.flush();
     }
     println!("\r\n[breakglass] end of the recording of {id}");
