@@ -235,6 +235,31 @@ pub struct OutboxRecord {
     pub delivered_to: String,
 }
 
+/// The outbox row for the `index`-th alert raised by audit event `rec`: its stable
+/// event id and its payload (the native alert schema). Both stores write exactly this.
+pub fn outbox_entry(
+    request_id: Option<RequestId>,
+    rec: &crate::audit::AuditRecord,
+    index: usize,
+    a: &AlertDraft,
+) -> (String, serde_json::Value) {
+    let event_id = match request_id {
+        Some(r) => format!("{r}-{}-{index}", rec.seq),
+        None => format!("EV-{}-{index}", rec.seq),
+    };
+    let payload = serde_json::json!({
+        "schema": crate::alert::SCHEMA,
+        "event_id": event_id,
+        "kind": a.kind,
+        "severity": a.severity,
+        "audit_seq": rec.seq,
+        "audit_hash": rec.hash,
+        "at": rec.at,
+        "data": a.payload,
+    });
+    (event_id, payload)
+}
+
 /// Fixed-precision RFC 3339 so stored instants compare as text and hash stably.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

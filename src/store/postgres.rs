@@ -883,20 +883,7 @@ fn append<C: GenericClient>(
         ],
     )?;
     for (i, a) in alerts.iter().enumerate() {
-        let event_id = match request_id {
-            Some(r) => format!("{r}-{}-{i}", rec.seq),
-            None => format!("EV-{}-{i}", rec.seq),
-        };
-        let payload = serde_json::json!({
-            "schema": crate::alert::SCHEMA,
-            "event_id": event_id,
-            "kind": a.kind,
-            "severity": a.severity,
-            "audit_seq": rec.seq,
-            "audit_hash": rec.hash,
-            "at": rec.at,
-            "data": a.payload,
-        });
+        let (event_id, payload) = super::outbox_entry(request_id, &rec, i, a);
         q.exec(
             "INSERT INTO outbox (event_id, audit_seq, created_at, payload, next_attempt_at) VALUES ($1, $2, $3, $4, $3)",
             &[&event_id, &rec.seq, &rec.at, &payload.to_string()],

@@ -245,20 +245,7 @@ impl SqliteStore {
         )
         .map_err(db)?;
         for (i, a) in alerts.iter().enumerate() {
-            let event_id = match request_id {
-                Some(r) => format!("{r}-{}-{i}", rec.seq),
-                None => format!("EV-{}-{i}", rec.seq),
-            };
-            let payload = serde_json::json!({
-                "schema": crate::alert::SCHEMA,
-                "event_id": event_id,
-                "kind": a.kind,
-                "severity": a.severity,
-                "audit_seq": rec.seq,
-                "audit_hash": rec.hash,
-                "at": rec.at,
-                "data": a.payload,
-            });
+            let (event_id, payload) = outbox_entry(request_id, &rec, i, a);
             tx.execute(
                 "INSERT INTO outbox (event_id, audit_seq, created_at, payload, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?3)",
                 params![event_id, rec.seq, rec.at, payload.to_string()],
