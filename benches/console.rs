@@ -11,6 +11,8 @@
 //! if missing) in a pseudo-terminal (portable-pty) and parse its output with vt100.
 //! Parts 2 and 4 render in-process on ratatui's TestBackend.
 
+mod common;
+
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use breakglass::audit::AuditRecord;
 use breakglass::domain::{RequestId, ReviewAnswers};
@@ -44,22 +46,9 @@ struct Opts {
     dir: PathBuf,
 }
 
-fn env_num(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .with_context(|| format!("{name}={v} is not a number")),
-        _ => Ok(default),
-    }
-}
-
 impl Opts {
     fn from_env() -> Result<Self> {
-        // `cargo bench` passes `--bench`; anything but `--quick` is ignored.
-        let quick = std::env::args().any(|a| a == "--quick")
-            || std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let quick = common::quick();
         let (launches, idle, items, frames, rounds) = if quick {
             (3, 10, 1_000, 100, 2)
         } else {
@@ -67,11 +56,11 @@ impl Opts {
         };
         Ok(Opts {
             quick,
-            launches: env_num("BENCH_LAUNCHES", launches)?.max(1) as usize,
-            idle: Duration::from_secs(env_num("BENCH_IDLE_SECS", idle)?.max(1)),
-            items: env_num("BENCH_ITEMS", items)?.max(1) as usize,
-            frames: env_num("BENCH_FRAMES", frames)?.max(1) as usize,
-            rounds: env_num("BENCH_ROUNDS", rounds)?.max(1) as usize,
+            launches: common::env_num("BENCH_LAUNCHES", launches)?.max(1) as usize,
+            idle: Duration::from_secs(common::env_num("BENCH_IDLE_SECS", idle)?.max(1)),
+            items: common::env_num("BENCH_ITEMS", items)?.max(1) as usize,
+            frames: common::env_num("BENCH_FRAMES", frames)?.max(1) as usize,
+            rounds: common::env_num("BENCH_ROUNDS", rounds)?.max(1) as usize,
             dir: std::env::var_os("BENCH_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir),

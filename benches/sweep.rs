@@ -17,6 +17,8 @@
 //! throwaway one (tests/support/pg.rs) with durable settings (fsync on,
 //! synchronous_commit on) and statement logging off.
 
+mod common;
+
 #[path = "../tests/support/pg.rs"]
 mod pg;
 
@@ -299,8 +301,7 @@ fn run(server: &pg::PgServer, k: usize, replicas: usize, interval: Duration) -> 
 }
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let quick = common::quick();
     let ks = list("BENCH_K", if quick { &[200] } else { &[1_000, 10_000] })?;
     let replicas = list("BENCH_REPLICAS", &[1, 3])?;
     let interval = Duration::from_millis(list("BENCH_INTERVAL_MS", &[1000])?[0] as u64);

@@ -7,6 +7,8 @@
 //!
 //! MB means 10^6 bytes throughout.
 
+mod common;
+
 use anyhow::{ensure, Context, Result};
 use breakglass::audit::{self, AuditRecord, Verifier};
 use breakglass::backend::{Backend, BackendError, DemoBackend, Grant, GrantSpec, RevokeSpec};
@@ -34,22 +36,9 @@ struct Opts {
     dir: PathBuf,
 }
 
-fn env_num(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .with_context(|| format!("{name}={v} is not a number")),
-        _ => Ok(default),
-    }
-}
-
 impl Opts {
     fn from_env() -> Result<Self> {
-        // `cargo bench` passes `--bench`; anything but `--quick` is ignored.
-        let quick = std::env::args().any(|a| a == "--quick")
-            || std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let quick = common::quick();
         let (events, cycles, reps) = if quick {
             (20_000, 20, 2)
         } else {
@@ -57,8 +46,8 @@ impl Opts {
         };
         Ok(Opts {
             quick,
-            events: env_num("BENCH_EVENTS", events)?.max(1) as i64,
-            cycles: env_num("BENCH_CYCLES", cycles)?.max(1) as usize,
+            events: common::env_num("BENCH_EVENTS", events)?.max(1) as i64,
+            cycles: common::env_num("BENCH_CYCLES", cycles)?.max(1) as usize,
             warmup: if quick { 1 } else { 3 },
             reps,
             dir: std::env::var_os("BENCH_DIR")

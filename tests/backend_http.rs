@@ -11,7 +11,6 @@ use hmac::{Hmac, Mac};
 use secrecy::SecretString;
 use sha2::Sha256;
 use std::collections::{HashMap, VecDeque};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::backend_conformance::{revoke_spec, spec, Target};
@@ -215,21 +214,9 @@ struct Fake {
 
 impl Fake {
     fn start() -> Fake {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
-        let (srv, st) = (server.clone(), state.clone());
-        std::thread::spawn(move || {
-            for req in srv.incoming_requests() {
-                let st = st.clone();
-                std::thread::spawn(move || handle(&st, req));
-            }
-        });
-        Fake {
-            url: format!("http://127.0.0.1:{port}"),
-            state,
-            server,
-        }
+        let (url, server) = support::receivers::serve(state.clone(), handle);
+        Fake { url, state, server }
     }
     fn backend_with(&self, secret: &str, opts: HttpOptions) -> HttpBackend {
         HttpBackend::new(&self.url, SecretString::from(secret.to_string()), opts)
@@ -275,19 +262,6 @@ fn quick() -> HttpOptions {
     }
 }
 
-/// A server that accepts connections and never answers.
-fn hanging_url() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().flatten() {
-            held.push(s);
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
-
 fn token_of(cred: &Credential) -> String {
     cred.reveal()
         .find(|(k, _)| *k == "token")
@@ -314,7 +288,7 @@ impl Target for HttpTarget {
     }
     fn hanging(&self) -> Arc<dyn Backend> {
         Arc::new(HttpBackend::new(
-            hanging_url(),
+            support::receivers::silent_http_url(),
             SecretString::from(SECRET),
             quick(),
         ))

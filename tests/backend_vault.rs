@@ -11,7 +11,6 @@ use breakglass::backend::{Backend, BackendError, Credential, GrantSpec, VaultBac
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::backend_conformance::{revoke_spec, spec, Target};
@@ -296,18 +295,10 @@ struct FakeVault {
 
 impl FakeVault {
     fn start() -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
-        let (srv, st) = (server.clone(), state.clone());
-        std::thread::spawn(move || {
-            for req in srv.incoming_requests() {
-                let st = st.clone();
-                std::thread::spawn(move || handle(&st, req));
-            }
-        });
+        let (addr, server) = support::receivers::serve(state.clone(), handle);
         FakeVault {
-            addr: format!("http://127.0.0.1:{port}"),
+            addr,
             state,
             server,
         }
@@ -341,18 +332,6 @@ fn quick() -> VaultOptions {
         connect_timeout: Duration::from_secs(1),
         ..Default::default()
     }
-}
-
-fn hanging_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().flatten() {
-            held.push(s);
-        }
-    });
-    format!("http://127.0.0.1:{port}")
 }
 
 fn token_of(cred: &Credential) -> String {
@@ -400,7 +379,7 @@ impl Target for VaultTarget {
     }
     fn hanging(&self) -> Arc<dyn Backend> {
         Arc::new(VaultBackend::new(
-            hanging_addr(),
+            support::receivers::silent_http_url(),
             SecretString::from(ADMIN),
             quick(),
         ))

@@ -143,3 +143,35 @@ impl SyslogReceiver {
         self.got.lock().unwrap().clone()
     }
 }
+
+/// A TCP server on 127.0.0.1 that accepts connections and never answers:
+/// the shape of a hung target. Returns its `http://` base URL.
+pub fn silent_http_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A real HTTP server on 127.0.0.1:<random port>, one thread per request, each
+/// handled by `handle` with the shared state. Returns its base URL and the server.
+pub fn serve<S: Send + 'static>(
+    state: Arc<Mutex<S>>,
+    handle: fn(&Mutex<S>, tiny_http::Request),
+) -> (String, Arc<tiny_http::Server>) {
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let port = server.server_addr().to_ip().unwrap().port();
+    let srv = server.clone();
+    std::thread::spawn(move || {
+        for req in srv.incoming_requests() {
+            let st = state.clone();
+            std::thread::spawn(move || handle(&st, req));
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), server)
+}
