@@ -3,6 +3,9 @@
 
 mod support;
 
+use breakglass::domain::vendor::VendorInfo;
+use breakglass::domain::RefusalKind;
+use breakglass::engine::Error;
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -33,12 +36,37 @@ certifiers = ["@security"]
     )
 }
 
+/// The demo plus the vendor role, certified by dave (a certifier).
 fn demo_with(extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, cfg) = uncertified_demo_with(extra);
+    let o = bg(
+        &cfg,
+        Some("dave"),
+        &[
+            "roles",
+            "recertify",
+            VENDOR,
+            "--comment",
+            "vendor list reviewed",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    (tmp, cfg)
+}
+
+fn uncertified_demo_with(extra: &str) -> (tempfile::TempDir, PathBuf) {
     let (tmp, cfg) = demo_dir();
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str(&vendor_role(extra));
     std::fs::write(&cfg, text).unwrap();
     (tmp, cfg)
+}
+
+fn vendor_info() -> VendorInfo {
+    VendorInfo {
+        name: "Vera Vendor".into(),
+        company: "DB Corp".into(),
+    }
 }
 
 fn request_args(extra: &[&'static str]) -> Vec<&'static str> {
@@ -239,6 +267,32 @@ fn vendor_fields_are_required_and_the_ttl_ceiling_is_enforced_in_config() {
     text = text.replace("vendor = true", "vendor = true\nvendor_max_ttl = \"2h\"");
     std::fs::write(&cfg, &text).unwrap();
     assert_eq!(bg(&cfg, None, &["config", "check"]).status.code(), Some(0));
+
+    // recertify_every must be a duration, and only on vendor roles.
+    let bad = text.replace(
+        "vendor = true",
+        "vendor = true\nrecertify_every = \"quarterly\"",
+    );
+    std::fs::write(&cfg, &bad).unwrap();
+    let o = bg(&cfg, None, &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("recertify_every = \"quarterly\" is not a duration"),
+        "{}",
+        stderr(&o)
+    );
+    let bad = text.replace(
+        "name = \"iam-breakglass-admin\"",
+        "name = \"iam-breakglass-admin\"\nrecertify_every = \"90d\"",
+    );
+    std::fs::write(&cfg, &bad).unwrap();
+    let o = bg(&cfg, None, &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("recertify_every needs vendor = true"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -388,4 +442,166 @@ fn the_session_ends_by_itself_when_the_grant_expires() {
     let (_, events) = parse_cast(&cast_of(tmp.path(), &id));
     assert!(events.iter().any(|e| e.2.contains("access expired")));
     assert_eq!(bg(&cfg, None, &["audit", "verify"]).status.code(), Some(0));
+}
+
+#[test]
+fn roles_lists_vendor_certification_and_recertify_unlocks_from_the_cli() {
+    let (_tmp, cfg) = uncertified_demo_with("");
+    let role_of = |who: &'static str| {
+        let v = ok_json(bg(&cfg, Some(who), &["roles", "--json"]));
+        v["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == VENDOR)
+            .cloned()
+            .unwrap()
+    };
+    let r = role_of("alice");
+    assert_eq!(
+        (r["vendor"].as_bool(), r["certified"].is_null()),
+        (Some(true), true)
+    );
+    assert!(r["lock_reason"]
+        .as_str()
+        .unwrap()
+        .contains("never been certified"));
+    let o = bg(&cfg, Some("alice"), &["roles"]);
+    assert!(
+        stdout(&o).contains("vendor role: never certified"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Requests are refused (locked: exit 3) and say who can unlock it and how.
+    let o = bg(
+        &cfg,
+        Some("alice"),
+        &request_args(&["--vendor-name", "V", "--vendor-company", "C"]),
+    );
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(
+        err.contains("never been certified") && err.contains("breakglass roles recertify"),
+        "{err}"
+    );
+
+    // Only a certifier recertifies, and the refusal is audited.
+    let o = bg(
+        &cfg,
+        Some("bob"),
+        &["roles", "recertify", VENDOR, "--comment", "ok"],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("may not recertify"), "{}", stderr(&o));
+    let o = bg(
+        &cfg,
+        Some("dave"),
+        &["roles", "recertify", DBA, "--comment", "ok"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "not a vendor role: {}",
+        stderr(&o)
+    );
+
+    let out = ok_json(bg(
+        &cfg,
+        Some("dave"),
+        &[
+            "roles",
+            "recertify",
+            VENDOR,
+            "--comment",
+            "vendor contract and list reviewed",
+            "--json",
+        ],
+    ));
+    assert_eq!(out["certification"]["by"], "dave");
+    let r = role_of("alice");
+    assert_eq!(r["certified"]["by"], "dave");
+    assert!(r["lock_reason"].is_null(), "{r}");
+    let o = bg(&cfg, Some("alice"), &["roles"]);
+    assert!(
+        stdout(&o).contains("vendor role: certified by dave on"),
+        "{}",
+        stdout(&o)
+    );
+    approved(&cfg, None);
+
+    let o = bg(&cfg, Some("dave"), &["audit", "export"]);
+    let actions: Vec<(String, String)> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["actor"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("role.recertified".into(), "dave".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("policy.refused".into(), "bob".into())),
+        "{actions:?}"
+    );
+    let o = bg(&cfg, None, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn a_vendor_role_locks_again_when_its_certification_lapses() {
+    let h = harness_edited(
+        |text| text.push_str(&vendor_role("recertify_every = \"30d\"")),
+        |_| {},
+    );
+    let ask = || {
+        h.engine
+            .request_vendor("alice", input(VENDOR, inc("INC-1042")), Some(vendor_info()))
+    };
+    let locked = |e: Error, needle: &str| match e {
+        Error::Locked { reason, .. } => assert!(reason.contains(needle), "{reason}"),
+        other => panic!("expected a lock, got {other:?}"),
+    };
+    locked(ask().await.unwrap_err(), "never been certified");
+    match h.engine.recertify_role("dave", VENDOR, "  ").unwrap_err() {
+        Error::Refused(f) => assert_eq!(f.kind, RefusalKind::Input),
+        other => panic!("{other:?}"),
+    }
+    let c = h
+        .engine
+        .recertify_role("dave", VENDOR, "contract renewed; vendor list reviewed")
+        .unwrap();
+    assert_eq!(c.due - c.at, chrono::Duration::days(30));
+    let r = ask().await.unwrap();
+    h.engine.approve("bob", r.id, None).unwrap();
+
+    // 30 days on, the approved request cannot be turned into access, and no new
+    // request can be filed, until a certifier looks again.
+    h.clock.advance(chrono::Duration::days(30));
+    locked(
+        h.engine
+            .activate_for_shell("alice", r.id)
+            .await
+            .unwrap_err(),
+        "lapsed",
+    );
+    locked(ask().await.unwrap_err(), "lapsed");
+    let view = h.engine.roles(Some("alice")).unwrap();
+    let v = view.iter().find(|v| v.name == VENDOR).unwrap();
+    assert!(v.lock_reason.as_deref().unwrap().contains("lapsed"));
+    assert!(h.leases().is_empty(), "nothing was granted");
+
+    h.engine
+        .recertify_role("dave", VENDOR, "second quarterly review")
+        .unwrap();
+    let r = ask().await.unwrap();
+    assert_eq!(r.role, VENDOR);
+    assert_eq!(h.alerts_of_kind("recertification"), 2);
+    let (n, broken) = h.engine.verify_audit().unwrap();
+    assert!(broken.is_none() && n > 0);
 }

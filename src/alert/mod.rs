@@ -18,13 +18,14 @@ pub const SCHEMA: &str = "breakglass.alert/v1";
 pub const ALWAYS_ON_KINDS: [&str; 3] = ["activation", "auto_activation", "certification_overdue"];
 
 /// Alert kinds a config may turn off; activation cannot be turned off.
-pub const OPTIONAL_KINDS: [&str; 9] = [
+pub const OPTIONAL_KINDS: [&str; 10] = [
     "denial",
     "extension",
     "early_end",
     "grant_failed",
     "revoke_failed",
     "recovery",
+    "recertification",
     "refusal",
     "review_rejected",
     "rotate_failed",

@@ -57,8 +57,11 @@ pub enum Command {
     Config(ConfigCmd),
     /// List open incidents from every configured source
     Incidents,
-    /// List roles with their lock state
-    Roles,
+    /// List roles with their lock state (and, for vendor roles, their certification)
+    Roles {
+        #[command(subcommand)]
+        action: Option<RolesCmd>,
+    },
     /// Request emergency access
     Request(RequestArgs),
     /// Activate an approved request: grant access and print the credential once
@@ -304,4 +307,15 @@ pub struct ReviewArgs {
     pub credentials_copied_where: Option<String>,
     #[arg(long)]
     pub follow_ups: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCmd {
+    /// Certifiers: re-approve a vendor role for another `recertify_every` (audited)
+    Recertify {
+        role: String,
+        /// What you reviewed: who may use it, its scope, its recent sessions
+        #[arg(long)]
+        comment: String,
+    },
 }

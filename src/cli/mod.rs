@@ -222,10 +222,17 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
                 exit::BACKEND
             })
         }
-        Command::Roles => {
+        Command::Roles { action: None } => {
             let me = who().ok();
             let roles = engine.roles(me.as_deref())?;
             output::roles(&roles, json);
+            Ok(exit::OK)
+        }
+        Command::Roles {
+            action: Some(RolesCmd::Recertify { role, comment }),
+        } => {
+            let c = engine.recertify_role(&who()?, role, comment)?;
+            output::recertified(role, &c, json);
             Ok(exit::OK)
         }
         Command::Request(a) => request(engine, &who()?, a, json).await,

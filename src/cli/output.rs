@@ -98,7 +98,35 @@ pub fn roles(roles: &[RoleView], json: bool) {
             "    conditions: {}",
             sanitize::line(&r.conditions.join("; "), 500)
         );
+        if r.vendor {
+            match &r.certified {
+                Some(c) => println!(
+                    "    vendor role: certified by {} on {}, next due {}",
+                    c.by,
+                    stamp(c.at),
+                    stamp(c.due)
+                ),
+                None => println!("    vendor role: never certified"),
+            }
+        }
     }
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn recertified(role: &str, c: &crate::engine::RoleCertification, json: bool) {
+    if json {
+        print_json(&json!({ "role": role, "certification": c }));
+        return;
+    }
+    println!(
+        "Role {role} recertified by {} on {}; next recertification due {}.",
+        c.by,
+        stamp(c.at),
+        stamp(c.due)
+    );
 }
 
 /// One line that says where a request stands and what happens next.

@@ -208,6 +208,8 @@ pub struct RawRole {
     pub shell_command: Option<Spanned<String>>,
     /// Record keystrokes as well as output (default false).
     pub record_input: Option<Spanned<bool>>,
+    /// Default "90d": a certifier re-approves a vendor role this often.
+    pub recertify_every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -126,6 +126,7 @@ impl Engine {
                 reason: self.lock_reason(by, state),
             });
         }
+        self.check_recertified(role)?;
         let incident = self.resolve_incident(role, &input.incident).await?;
         let now = self.clock.now();
         let (mut req, mut event) = lifecycle::new_request(

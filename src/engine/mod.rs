@@ -4,12 +4,14 @@
 
 mod actions;
 mod incident_checks;
+mod recertification;
 mod recovery;
 mod signatures;
 pub mod vendor_session;
 mod views;
 
 pub use actions::{IncidentChoice, RequestInput};
+pub use recertification::{RoleCertification, ROLE_RECERTIFIED};
 pub use recovery::RecoveryReport;
 pub use views::{QueueItem, RequestView, RoleView};
 

@@ -149,6 +149,10 @@ impl Engine {
                 ),
             ));
         }
+        // The role's certification may have lapsed since the request was filed.
+        let role = self.role(&req.role)?;
+        let checked = self.check_recertified(role);
+        self.noted(who, Some(id), "shell", checked)?;
         self.grant_access(who, id).await
     }
 

@@ -39,6 +39,9 @@ pub struct RoleView {
     pub lock_reason: Option<String>,
     /// Whether the asking user may request it.
     pub may_request: bool,
+    pub vendor: bool,
+    /// Vendor roles: the last recertification (None: never certified).
+    pub certified: Option<super::RoleCertification>,
 }
 
 /// A request seen by the person looking at it: what they may do with it now.
@@ -68,6 +71,11 @@ impl Engine {
             .values()
             .map(|r| {
                 let lock = self.store.role_lock(&r.name, self.clock.now())?;
+                // A request holding the role says more than a lapsed certification.
+                let lock_reason = match lock {
+                    Some((id, st)) => Some(self.lock_reason(id, st)),
+                    None => self.recertification_lock(r)?,
+                };
                 Ok(RoleView {
                     name: r.name.clone(),
                     description: r.description.clone(),
@@ -78,8 +86,10 @@ impl Engine {
                     conditions: r.conditions.clone(),
                     ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),
                     locked_by: lock.map(|(id, _)| id.to_string()),
-                    lock_reason: lock.map(|(id, st)| self.lock_reason(id, st)),
+                    lock_reason,
                     may_request: who.is_some_and(|w| r.may_request(w)),
+                    vendor: r.vendor.is_some(),
+                    certified: self.role_certification(r)?,
                 })
             })
             .collect()

@@ -141,6 +141,9 @@ pub trait Store: Send + Sync {
     fn audit_head(&self) -> Result<(i64, String), StoreError>;
     /// Audit events with `seq >= from`, in stored order.
     fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The newest audit event with `action` that names no request and whose
+    /// detail names `role`: a decision about the role itself (`role.recertified`).
+    fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError>;
 
     fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
     fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// The NOTIFY channel every committing transaction signals.
 pub const CHANNEL: &str = "breakglass_changes";
 
@@ -49,7 +49,8 @@ const ROLE_NS: i32 = 0x6267_0001;
 const CHAIN_NS: i32 = 0x6267_0002;
 const MIGRATE_NS: i32 = 0x6267_0003;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE requests (
     id          bigserial PRIMARY KEY,
     role        text NOT NULL,
@@ -120,7 +121,27 @@ CREATE TABLE claims (
     owner   text NOT NULL,
     until   text NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Decisions about a role itself (recertification) are found without a scan.
+CREATE INDEX audit_role_events ON audit (action, seq) WHERE request_id IS NULL;
+"#,
+];
+
+fn audit_row(r: &Row) -> AuditRecord {
+    AuditRecord {
+        seq: r.get(0),
+        at: r.get(1),
+        actor: r.get(2),
+        request_id: r.get(3),
+        action: r.get(4),
+        from_state: r.get(5),
+        to_state: r.get(6),
+        detail: r.get(7),
+        prev_hash: r.get(8),
+        hash: r.get(9),
+    }
+}
 
 fn pg(e: ::postgres::Error) -> StoreError {
     StoreError::Db(pg_message(&e))
@@ -1101,20 +1122,23 @@ impl Store for PostgresStore {
                      FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
                     &[&from, &limit],
                 )?
-                .into_iter()
-                .map(|r| AuditRecord {
-                    seq: r.get(0),
-                    at: r.get(1),
-                    actor: r.get(2),
-                    request_id: r.get(3),
-                    action: r.get(4),
-                    from_state: r.get(5),
-                    to_state: r.get(6),
-                    detail: r.get(7),
-                    prev_hash: r.get(8),
-                    hash: r.get(9),
-                })
+                .iter()
+                .map(audit_row)
                 .collect())
+        })
+    }
+
+    fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+        let (role, action) = (role.to_string(), action.to_string());
+        plain(self, move |q| {
+            Ok(q.opt(
+                "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+                 FROM audit WHERE action = $1 AND request_id IS NULL AND (detail::jsonb) ->> 'role' = $2
+                 ORDER BY seq DESC LIMIT 1",
+                &[&action, &role],
+            )?
+            .as_ref()
+            .map(audit_row))
         })
     }
 

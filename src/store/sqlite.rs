@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -65,6 +65,10 @@ CREATE TABLE claims (
     until   TEXT NOT NULL
 );
 "#,
+    r#"
+-- Decisions about a role itself (recertification) are found without a scan.
+CREATE INDEX audit_role_events ON audit(action, seq) WHERE request_id IS NULL;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -74,6 +78,21 @@ pub struct SqliteStore {
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Db(e.to_string())
+}
+
+fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        request_id: r.get(3)?,
+        action: r.get(4)?,
+        from_state: r.get(5)?,
+        to_state: r.get(6)?,
+        detail: r.get(7)?,
+        prev_hash: r.get(8)?,
+        hash: r.get(9)?,
+    })
 }
 
 fn state_list(states: &[State]) -> String {
@@ -480,22 +499,22 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
         let rows = stmt
-            .query_map(params![from, limit as i64], |r| {
-                Ok(AuditRecord {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    request_id: r.get(3)?,
-                    action: r.get(4)?,
-                    from_state: r.get(5)?,
-                    to_state: r.get(6)?,
-                    detail: r.get(7)?,
-                    prev_hash: r.get(8)?,
-                    hash: r.get(9)?,
-                })
-            })
+            .query_map(params![from, limit as i64], audit_row)
             .map_err(db)?;
         rows.map(|r| r.map_err(db)).collect()
+    }
+
+    fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        conn.query_row(
+            "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+             FROM audit WHERE action = ?1 AND request_id IS NULL AND json_extract(detail, '$.role') = ?2
+             ORDER BY seq DESC LIMIT 1",
+            params![action, role],
+            audit_row,
+        )
+        .optional()
+        .map_err(db)
     }
 
     fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {

@@ -29,8 +29,16 @@ pub fn harness() -> H {
 
 /// A demo config in a temp dir, its engine on a manual clock; `f` may swap parts.
 pub fn harness_with(f: impl FnOnce(&mut Parts)) -> H {
+    harness_edited(|_| {}, f)
+}
+
+/// `harness_with` on the demo config text as changed by `edit`.
+pub fn harness_edited(edit: impl FnOnce(&mut String), f: impl FnOnce(&mut Parts)) -> H {
     let tmp = tempfile::tempdir().unwrap();
     let path = breakglass::demo::prepare(tmp.path()).unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    edit(&mut text);
+    std::fs::write(&path, text).unwrap();
     let cfg = config::load(&path).unwrap();
     let mut parts = Parts::from_config(&cfg).unwrap();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
@@ -188,11 +196,11 @@ pub fn demo_leases(dir: &Path) -> Vec<(String, String)> {
         .unwrap()
 }
 
-/// Audit actions in order, read straight from the store file.
+/// Audit actions about requests in order, read straight from the store file.
 pub fn audit_actions(dir: &Path) -> Vec<(i64, String)> {
     let c = rusqlite::Connection::open(dir.join("breakglass.sqlite")).unwrap();
     let mut st = c
-        .prepare("SELECT request_id, action FROM audit ORDER BY seq")
+        .prepare("SELECT request_id, action FROM audit WHERE request_id IS NOT NULL ORDER BY seq")
         .unwrap();
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.map(|r| r.unwrap()).collect()
@@ -230,3 +238,5 @@ pub mod backend_conformance;
 pub mod pg;
 
 pub mod receivers;
+
+pub mod pty;

@@ -323,6 +323,51 @@ pub fn notes_append_to_the_chain_without_changing_state(s: &dyn Store) {
     assert_eq!(verify(s), 3);
 }
 
+pub fn role_events_are_found_by_role_and_action(s: &dyn Store) {
+    let r = insert(s, "vendor-a", "alice");
+    let note = |role: &str, actor: &'static str, on_request: bool| {
+        let detail = serde_json::json!({ "role": role, "comment": format!("by {actor}") });
+        let n = breakglass::store::Note {
+            action: "role.recertified",
+            actor,
+            from: None,
+            to: None,
+            detail: &detail,
+        };
+        s.append_note(on_request.then_some(r.id), &n, &[], Utc::now())
+            .unwrap();
+    };
+    assert!(s
+        .last_role_event("vendor-a", "role.recertified")
+        .unwrap()
+        .is_none());
+    note("vendor-a", "carol", false);
+    note("vendor-b", "dave", false);
+    note("vendor-a", "dave", false);
+    // Events about a request are not decisions about the role.
+    note("vendor-a", "mallory", true);
+    let last = s
+        .last_role_event("vendor-a", "role.recertified")
+        .unwrap()
+        .expect("found");
+    assert_eq!((last.actor.as_str(), last.seq), ("dave", 4));
+    assert_eq!(
+        s.last_role_event("vendor-b", "role.recertified")
+            .unwrap()
+            .map(|e| e.actor),
+        Some("dave".to_string())
+    );
+    assert!(s
+        .last_role_event("vendor-c", "role.recertified")
+        .unwrap()
+        .is_none());
+    assert!(s
+        .last_role_event("vendor-a", "policy.refused")
+        .unwrap()
+        .is_none());
+    assert_eq!(verify(s), 5);
+}
+
 pub fn audit_pages_in_order_and_chains(s: &dyn Store) {
     for i in 0..25 {
         insert(s, &format!("r{i}"), "alice");
@@ -603,6 +648,7 @@ macro_rules! store_conformance {
             alerts_are_queued_with_their_transition_and_retried,
             audit_pages_in_order_and_chains,
             notes_append_to_the_chain_without_changing_state,
+            role_events_are_found_by_role_and_action,
             claims_are_exclusive_until_they_run_out,
             auto_approved_reviews_lock_only_once_overdue,
         );

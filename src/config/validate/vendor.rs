@@ -1,10 +1,10 @@
 //! `vendor = true` and its companions (`vendor_max_ttl`, `shell_command`,
-//! `record_input`) on a role.
+//! `record_input`, `recertify_every`) on a role.
 
 use super::super::raw::RawRole;
 use super::{parse_duration, Ctx};
 use crate::domain::lifecycle::human;
-use crate::domain::vendor::{VendorPolicy, DEFAULT_VENDOR_MAX_TTL};
+use crate::domain::vendor::{VendorPolicy, DEFAULT_RECERTIFY_EVERY, DEFAULT_VENDOR_MAX_TTL};
 
 pub(super) fn vendor_policy(
     ctx: &mut Ctx,
@@ -30,6 +30,12 @@ pub(super) fn vendor_policy(
             ctx.at(
                 c,
                 format!("role \"{name}\": record_input needs vendor = true"),
+            );
+        }
+        if let Some(c) = &r.recertify_every {
+            ctx.at(
+                c,
+                format!("role \"{name}\": recertify_every needs vendor = true"),
             );
         }
         return None;
@@ -59,8 +65,13 @@ pub(super) fn vendor_policy(
             Some(c.get_ref().trim().to_string())
         }
     });
+    let recertify_every = match &r.recertify_every {
+        Some(t) => parse_duration(ctx, t, "recertify_every").unwrap_or(DEFAULT_RECERTIFY_EVERY),
+        None => DEFAULT_RECERTIFY_EVERY,
+    };
     Some(VendorPolicy {
         max_ttl: ceiling,
+        recertify_every,
         shell_command,
         record_input: r.record_input.as_ref().is_some_and(|v| *v.get_ref()),
     })

@@ -1,0 +1,163 @@
+//! Vendor roles are re-approved by a certifier every `recertify_every` (an
+//! access review of the role itself, not of one use of it). Before the first
+//! recertification, and once the last one lapsed, the role is locked.
+
+use super::*;
+use serde::Serialize;
+
+pub const ROLE_RECERTIFIED: &str = "role.recertified";
+
+/// The role's last recertification and when the next one is due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleCertification {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub due: DateTime<Utc>,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Engine {
+    /// The last `roles recertify` of a vendor role (None: never, or not a vendor
+    /// role). The due date follows the policy in force now, so shortening
+    /// `recertify_every` takes effect at once.
+    pub fn role_certification(&self, role: &RolePolicy) -> Result<Option<RoleCertification>> {
+        let Some(vp) = &role.vendor else {
+            return Ok(None);
+        };
+        let Some(rec) = self.store.last_role_event(&role.name, ROLE_RECERTIFIED)? else {
+            return Ok(None);
+        };
+        let at = DateTime::parse_from_rfc3339(&rec.at)
+            .map_err(|e| {
+                Error::Store(StoreError::Db(format!(
+                    "audit event {} has a bad time {:?}: {e}",
+                    rec.seq, rec.at
+                )))
+            })?
+            .with_timezone(&Utc);
+        Ok(Some(RoleCertification {
+            at,
+            by: rec.actor,
+            due: at + chrono::Duration::seconds(vp.recertify_every),
+        }))
+    }
+
+    /// Why a vendor role may not be used now for want of recertification.
+    pub(crate) fn recertification_lock(&self, role: &RolePolicy) -> Result<Option<String>> {
+        let Some(vp) = &role.vendor else {
+            return Ok(None);
+        };
+        let how = format!(
+            "a certifier ({}) runs `breakglass roles recertify {} --comment TEXT`",
+            role.certifiers.describe(),
+            role.name
+        );
+        Ok(match self.role_certification(role)? {
+            None => Some(format!(
+                "vendor role {} has never been certified: {how}",
+                role.name
+            )),
+            Some(c) if c.due <= self.clock.now() => Some(format!(
+                "vendor role {}'s certification by {} on {} lapsed on {} (recertify_every {}): {how}",
+                role.name,
+                c.by,
+                stamp(c.at),
+                stamp(c.due),
+                lifecycle_human(vp.recertify_every)
+            )),
+            Some(_) => None,
+        })
+    }
+
+    /// Refuses with `Locked` when the role needs recertification.
+    pub(super) fn check_recertified(&self, role: &RolePolicy) -> Result<()> {
+        match self.recertification_lock(role)? {
+            Some(reason) => Err(Error::Locked {
+                role: role.name.clone(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `breakglass roles recertify NAME`: a certifier re-approves a vendor role for
+    /// another `recertify_every`. Audited (`role.recertified`) and alerted.
+    pub fn recertify_role(
+        &self,
+        who: &str,
+        role_name: &str,
+        comment: &str,
+    ) -> Result<RoleCertification> {
+        let attempt = format!("recertify role {role_name}");
+        let r = self.recertify_inner(who, role_name, comment);
+        self.noted(who, None, &attempt, r)
+    }
+
+    fn recertify_inner(
+        &self,
+        who: &str,
+        role_name: &str,
+        comment: &str,
+    ) -> Result<RoleCertification> {
+        let role = self.role(role_name)?;
+        let Some(vp) = &role.vendor else {
+            return Err(refusal(
+                RefusalKind::Input,
+                format!("role {role_name} is not a vendor role; only vendor roles are recertified"),
+            ));
+        };
+        if !role.certifiers.allows(who) {
+            return Err(refusal(
+                RefusalKind::Policy,
+                format!(
+                    "{who} may not recertify role {role_name}: its certifiers are {}",
+                    role.certifiers.describe()
+                ),
+            ));
+        }
+        let comment = crate::sanitize::text(comment.trim(), 4000);
+        if comment.trim().is_empty() {
+            return Err(refusal(
+                RefusalKind::Input,
+                "say what you reviewed: --comment TEXT (who may use the role, its scope, its recent sessions)",
+            ));
+        }
+        let now = self.clock.now();
+        let due = now + chrono::Duration::seconds(vp.recertify_every);
+        let detail = serde_json::json!({
+            "role": role.name,
+            "comment": comment,
+            "recertify_every_seconds": vp.recertify_every,
+            "due": stamp(due),
+        });
+        let note = crate::store::Note {
+            action: ROLE_RECERTIFIED,
+            actor: who,
+            from: None,
+            to: None,
+            detail: &detail,
+        };
+        let mut alerts = vec![];
+        if self.alerts.wants("recertification") {
+            alerts.push(AlertDraft {
+                kind: "recertification".into(),
+                severity: "low".into(),
+                payload: serde_json::json!({
+                    "role": role.name,
+                    "actor": who,
+                    "action": ROLE_RECERTIFIED,
+                    "detail": detail,
+                }),
+            });
+        }
+        self.store.append_note(None, &note, &alerts, now)?;
+        Ok(RoleCertification {
+            at: now,
+            by: who.to_string(),
+            due,
+        })
+    }
+}
