@@ -527,6 +527,9 @@ impl Store for TimedStore {
     fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit_range(from, limit)
     }
+    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.request_events(id, action)
+    }
     fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError> {
         self.inner.last_role_event(role, action)
     }

@@ -214,20 +214,7 @@ impl Engine {
 
     /// Audit events of one request with `action`, oldest first.
     fn events_of(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>> {
-        let mut out = vec![];
-        let mut from = 1;
-        loop {
-            let batch = self.store.audit_range(from, 10_000)?;
-            let Some(last) = batch.last() else {
-                return Ok(out);
-            };
-            from = last.seq + 1;
-            out.extend(
-                batch
-                    .into_iter()
-                    .filter(|r| r.request_id == Some(id.0) && r.action == action),
-            );
-        }
+        Ok(self.store.request_events(id, action)?)
     }
 
     /// The latest recording of a request's session: its path and audited SHA-256.
@@ -256,6 +243,18 @@ impl Engine {
             return self.noted(who, Some(id), "replay", Err(e));
         }
         Ok(())
+    }
+
+    /// Whether `who` replayed the recorded session of `id` (None: no recording).
+    pub fn replayed_by(&self, who: &str, id: RequestId) -> Result<Option<bool>> {
+        if self.events_of(id, SESSION_RECORDED)?.is_empty() {
+            return Ok(None);
+        }
+        let replayed = self
+            .events_of(id, SESSION_REPLAYED)?
+            .iter()
+            .any(|r| r.actor == who);
+        Ok(Some(replayed))
     }
 
     /// Certifying a vendor request needs the certifier to have replayed it.

@@ -165,6 +165,9 @@ impl Engine {
 pub struct QueueItem {
     pub request: Request,
     pub blocked: Option<String>,
+    /// Vendor sessions: whether the asker already watched the recording
+    /// (certifying needs it). None: no recorded session.
+    pub recording_replayed: Option<bool>,
 }
 
 impl Engine {
@@ -180,11 +183,15 @@ impl Engine {
 
     /// Reviewed requests `who` certifies or filed.
     pub fn reviews_for(&self, who: &str) -> Result<Vec<QueueItem>> {
-        self.queue(
+        let mut items = self.queue(
             State::Reviewed,
             |r, role| role.certifiers.allows(who) || r.requester == who,
             |r, role, now| lifecycle::certify(r, role, who, "", now).map(|_| ()),
-        )
+        )?;
+        for q in items.iter_mut().filter(|q| q.request.vendor.is_some()) {
+            q.recording_replayed = self.replayed_by(who, q.request.id)?;
+        }
+        Ok(items)
     }
 
     fn queue(
@@ -210,6 +217,7 @@ impl Engine {
                 Some(QueueItem {
                     request: r,
                     blocked,
+                    recording_replayed: None,
                 })
             })
             .collect())

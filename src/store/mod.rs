@@ -141,6 +141,8 @@ pub trait Store: Send + Sync {
     fn audit_head(&self) -> Result<(i64, String), StoreError>;
     /// Audit events with `seq >= from`, in stored order.
     fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The audit events of one request with `action`, oldest first.
+    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError>;
     /// The newest audit event with `action` that names no request and whose
     /// detail names `role`: a decision about the role itself (`role.recertified`).
     fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError>;

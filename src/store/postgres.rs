@@ -1128,6 +1128,21 @@ impl Store for PostgresStore {
         })
     }
 
+    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let action = action.to_string();
+        plain(self, move |q| {
+            Ok(q
+                .query(
+                    "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+                     FROM audit WHERE request_id = $1 AND action = $2 ORDER BY seq",
+                    &[&id.0, &action],
+                )?
+                .iter()
+                .map(audit_row)
+                .collect())
+        })
+    }
+
     fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError> {
         let (role, action) = (role.to_string(), action.to_string());
         plain(self, move |q| {

@@ -68,6 +68,8 @@ CREATE TABLE claims (
     r#"
 -- Decisions about a role itself (recertification) are found without a scan.
 CREATE INDEX audit_role_events ON audit(action, seq) WHERE request_id IS NULL;
+-- A request's events of one kind (recorded sessions, replays) likewise.
+CREATE INDEX audit_request_events ON audit(request_id, action) WHERE request_id IS NOT NULL;
 "#,
 ];
 
@@ -500,6 +502,20 @@ impl Store for SqliteStore {
             .map_err(db)?;
         let rows = stmt
             .query_map(params![from, limit as i64], audit_row)
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
+    }
+
+    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+                 FROM audit WHERE request_id = ?1 AND action = ?2 ORDER BY seq",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![id.0, action], audit_row)
             .map_err(db)?;
         rows.map(|r| r.map_err(db)).collect()
     }

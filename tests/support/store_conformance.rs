@@ -366,6 +366,19 @@ pub fn role_events_are_found_by_role_and_action(s: &dyn Store) {
         .unwrap()
         .is_none());
     assert_eq!(verify(s), 5);
+    // And a request's own events of one kind, oldest first.
+    let mine = s.request_events(r.id, "role.recertified").unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+        ["mallory"]
+    );
+    let created = s.request_events(r.id, "request.created").unwrap();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].seq, 1);
+    assert!(s
+        .request_events(RequestId(r.id.0 + 1), "request.created")
+        .unwrap()
+        .is_empty());
 }
 
 pub fn audit_pages_in_order_and_chains(s: &dyn Store) {
