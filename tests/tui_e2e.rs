@@ -673,3 +673,128 @@ fn a_review_draft_survives_quitting() {
     assert!(status.success(), "{status:?}");
     c.assert_restored();
 }
+
+#[test]
+fn vendor_session_opens_from_the_console_and_the_certifier_replays_it_there() {
+    let (tmp, cfg) = demo_dir();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        r#"
+[[roles]]
+name = "vendor-db-support"
+description = "The database vendor's support engineer"
+backend = "demo"
+scope = { member_of = ["vendor_support"] }
+default_ttl = "15m"
+max_ttl = "30m"
+vendor = true
+shell_command = "sh"
+conditions = ["production outage"]
+requesters = ["@oncall"]
+approvers = ["@sre-leads"]
+certifiers = ["@security"]
+"#,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cli_ok(
+        &cfg,
+        Some("dave"),
+        &[
+            "roles",
+            "recertify",
+            "vendor-db-support",
+            "--comment",
+            "reviewed",
+        ],
+    );
+    cli_ok(
+        &cfg,
+        Some("alice"),
+        &[
+            "request",
+            "--incident",
+            "INC-1042",
+            "--role",
+            "vendor-db-support",
+            "--condition",
+            "production outage",
+            "--reason",
+            "vendor must inspect the replication slot",
+            "--vendor-name",
+            "Vera Vendor",
+            "--vendor-company",
+            "DB Corp",
+        ],
+    );
+    cli_ok(&cfg, Some("bob"), &["approve", "REQ-1"]);
+
+    // alice: the approved vendor request waits for her, not auto-activated.
+    let mut c = Console::demo(tmp.path(), 100, 30);
+    c.wait_for("INC-1042", T);
+    c.send("2");
+    c.wait_row("REQ-1", "approved");
+    c.send(ENTER);
+    c.wait_for("press s to open it", T);
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = cli_json(&cfg, &["status", "REQ-1"]);
+    assert_eq!(st["request"]["state"], "approved", "{st}");
+
+    // s hands the terminal to the recorded session; exit comes back.
+    c.send("s");
+    c.wait_for("session recorded to", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    c.send("echo vendor-was-$((40+2))\r");
+    c.wait_for("vendor-was-42", T);
+    c.send("exit\r");
+    c.wait_for("press Enter to return to the console", T);
+    c.send(ENTER);
+    c.wait_for("After-action review of REQ-1", T);
+    c.wait_for("the recorded session ended", T);
+    c.send("looked at the replication slot");
+    c.send(TAB);
+    c.send("db-1");
+    c.send(TAB);
+    c.send("y");
+    c.send(TAB);
+    c.send("n");
+    c.send(CTRL_S);
+    c.wait_for("REQ-1 reviewed", T);
+
+    // dave: certify is held until he watched it; w replays it in the console.
+    c.persona("dave");
+    c.send("4");
+    c.wait_for("watch it before certifying (w)", T);
+    c.send("c");
+    c.wait_for("watch its recording first", T);
+    c.send("w");
+    c.wait_for("end of the recording of REQ-1", Duration::from_secs(30));
+    assert!(c.screen().contains("vendor-was-42"), "{}", c.screen());
+    c.wait_for("press Enter to return to the console", T);
+    c.send(ENTER);
+    c.wait_for("you watched it", T);
+    c.send("c");
+    c.wait_for("Certify REQ-1", T);
+    c.send("watched the session; nothing unexpected");
+    c.send(ENTER);
+    c.wait_for("REQ-1 certified", T);
+    c.send("q");
+    let status = c.wait_exit(T);
+    assert!(status.success(), "exit {status:?}:\n{}", c.screen());
+    c.assert_restored();
+
+    let v = cli_json(&cfg, &["audit", "verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    let events = cli_ok(&cfg, None, &["audit", "export"]);
+    let who_did = |action: &str| -> Vec<String> {
+        events
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["action"] == action)
+            .map(|e| e["actor"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(who_did("session.recorded"), ["alice"]);
+    assert_eq!(who_did("session.replayed"), ["dave"]);
+    let st = cli_json(&cfg, &["status", "REQ-1"]);
+    assert_eq!(st["request"]["state"], "certified", "{st}");
+}

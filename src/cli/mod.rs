@@ -168,6 +168,12 @@ async fn console(cli: &Cli, cfg: &Config) -> CliResult {
             drafts_dir: cfg.data_dir().join("drafts"),
             me,
             personas: cfg.policy.demo_personas.clone(),
+            relaunch: std::env::current_exe()
+                .ok()
+                .map(|exe| crate::tui::Relaunch {
+                    exe,
+                    config: std::fs::canonicalize(&cfg.path).unwrap_or_else(|_| cfg.path.clone()),
+                }),
         },
     )
     .await

@@ -289,6 +289,11 @@ pub enum Cmd {
     DeleteDraft(RequestId),
     /// The acting identity changed (demo persona switch).
     Identity(String),
+    /// Vendor roles: hand the terminal to the recorded session of an approved
+    /// request (`breakglass shell`), then come back.
+    Shell(RequestId),
+    /// Hand the terminal to the replay of a recorded session (`breakglass replay`).
+    Replay(RequestId),
     Quit,
 }
 
@@ -302,6 +307,12 @@ pub enum Msg {
     Acted(&'static str, Result<Request, String>),
     Verified(i64, Result<u64, Broken>),
     Drafts(BTreeMap<RequestId, ReviewAnswers>),
+    /// A shell or replay the console handed the terminal to has ended.
+    SessionDone {
+        id: RequestId,
+        replay: bool,
+        result: Result<(), String>,
+    },
 }
 
 /// The engine's field validation (pure), so the form shows the policy's own words.
@@ -337,6 +348,8 @@ pub struct App {
     pub busy: Option<String>,
     pub spinner: usize,
     activating: BTreeSet<RequestId>,
+    /// A vendor session just closed: open its review once the store says Ended.
+    after_session: Option<RequestId>,
     quit_armed: bool,
     pub quitting: bool,
 }
@@ -411,6 +424,7 @@ impl App {
             busy: None,
             spinner: 0,
             activating: BTreeSet::new(),
+            after_session: None,
             quit_armed: false,
             quitting: false,
         }
@@ -593,6 +607,22 @@ impl App {
                 self.verified = Some((head, r));
                 vec![]
             }
+            Msg::SessionDone { id, replay, result } => {
+                match (replay, result) {
+                    (_, Err(e)) => self.flash(Level::Error, e),
+                    (true, Ok(())) => {
+                        self.flash(Level::Info, format!("watched the recording of {id}"))
+                    }
+                    (false, Ok(())) => {
+                        self.after_session = Some(id);
+                        self.flash(
+                            Level::Info,
+                            format!("{id}: the recorded session ended and access was revoked"),
+                        )
+                    }
+                }
+                vec![Cmd::Refresh]
+            }
         }
     }
 
@@ -643,6 +673,15 @@ impl App {
             }
         }
         cmds.extend(self.maybe_activate());
+        if let Some(id) = self.after_session {
+            let state = self.data.mine.iter().find(|r| r.id == id).map(|r| r.state);
+            if state == Some(State::Ended) && self.review.is_none() {
+                self.after_session = None;
+                self.open_review(id);
+            } else if state != Some(State::Active) && state != Some(State::Revoking) {
+                self.after_session = None;
+            }
+        }
         if let Some(r) = self.focused() {
             let (id, after) = (r.id, r.state);
             self.ended_check(id, before.get(&id).copied(), after);
@@ -679,9 +718,15 @@ impl App {
     }
 
     /// The focused request was approved: activate it for its requester, who is us.
+    /// Not a vendor request: its access exists only inside the recorded session,
+    /// which the person opens when ready (`s`).
     fn maybe_activate(&mut self) -> Vec<Cmd> {
         match self.focused() {
-            Some(r) if r.state == State::Approved && !self.activating.contains(&r.id) => {
+            Some(r)
+                if r.state == State::Approved
+                    && r.vendor.is_none()
+                    && !self.activating.contains(&r.id) =>
+            {
                 let id = r.id;
                 self.activating.insert(id);
                 self.busy = Some(format!("{id} approved: granting access"));
@@ -1105,6 +1150,16 @@ impl App {
                 self.dialog = Some(Dialog::Cancel { id: r.id });
                 vec![]
             }
+            KeyCode::Char('s') if r.vendor.is_some() && r.state == State::Approved => {
+                vec![Cmd::Shell(r.id)]
+            }
+            KeyCode::Char('s') if r.vendor.is_some() && r.state == State::Active => {
+                self.flash(
+                    Level::Warn,
+                    format!("{}'s recorded session is open in another terminal", r.id),
+                );
+                vec![]
+            }
             KeyCode::Char('r') if r.state == State::Active => {
                 self.revealed = !self.revealed;
                 vec![]
@@ -1244,8 +1299,17 @@ impl App {
         };
         let id = item.request.id;
         let blocked = item.blocked.clone();
+        let replayed = item.recording_replayed;
         match k.code {
             KeyCode::Enter => self.reading_review = !self.reading_review,
+            KeyCode::Char('w') => match replayed {
+                Some(_) => return vec![Cmd::Replay(id)],
+                None => self.flash(Level::Warn, format!("{id} has no recorded session")),
+            },
+            KeyCode::Char('c') if replayed == Some(false) => self.flash(
+                Level::Warn,
+                format!("{id} is a vendor session: watch its recording first (w)"),
+            ),
             KeyCode::Char('c') => match blocked {
                 Some(why) => self.flash(Level::Warn, why),
                 None => {

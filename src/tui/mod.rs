@@ -32,6 +32,17 @@ pub struct Options {
     pub drafts_dir: PathBuf,
     pub me: String,
     pub personas: Option<Vec<String>>,
+    /// How to run `breakglass shell` and `replay` for the console.
+    pub relaunch: Option<Relaunch>,
+}
+
+/// The console hands the terminal to a vendor session or a replay by running
+/// this same binary as a child on the same config: the CLI's tested path, and
+/// its terminal threads end with the child instead of competing with ours.
+#[derive(Debug, Clone)]
+pub struct Relaunch {
+    pub exe: PathBuf,
+    pub config: PathBuf,
 }
 
 /// What the console leaves behind, said once the terminal is restored.
@@ -162,6 +173,9 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    // Ctrl-C is a key in raw mode; a SIGINT comes from `kill`, or from Ctrl-C
+    // while a child has the terminal (which the child handles, not us).
+    let mut sigint = signal(SignalKind::interrupt())?;
 
     let mut app = App::new(
         opts.me.clone(),
@@ -218,6 +232,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                 Some(m) = msg_rx.recv() => m,
                 _ = sigterm.recv() => { app.update(Msg::Key(ctrl_c())); break }
                 _ = sighup.recv() => { app.update(Msg::Key(ctrl_c())); break }
+                _ = sigint.recv() => { app.update(Msg::Key(ctrl_c())); break }
             };
             dirty = true;
             if matches!(msg, Msg::Key(_)) {
@@ -247,6 +262,30 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                     }
                     Cmd::DeleteDraft(id) => {
                         let _ = std::fs::remove_file(draft_path(&opts.drafts_dir, id, &app.me));
+                    }
+                    Cmd::Shell(id) | Cmd::Replay(id) => {
+                        let replay = matches!(cmd, Cmd::Replay(_));
+                        // Stop reading the terminal before the child does.
+                        drop(std::mem::replace(&mut events, EventStream::new()));
+                        restore_terminal();
+                        let result = match &opts.relaunch {
+                            Some(r) => hand_over(r, &app.me, app.is_demo(), id, replay).await,
+                            None => Err("this console cannot start sessions".to_string()),
+                        };
+                        // Ctrl-C pressed during the child's run was the child's.
+                        while futures::FutureExt::now_or_never(sigint.recv()).is_some() {}
+                        crossterm::terminal::enable_raw_mode()?;
+                        crossterm::execute!(
+                            std::io::stdout(),
+                            crossterm::terminal::EnterAlternateScreen,
+                            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+                            crossterm::cursor::Hide
+                        )?;
+                        // A fresh Terminal: its blank back buffer matches the cleared
+                        // screen, so the next frame is drawn whole (Terminal::clear would
+                        // ask the terminal for the cursor position instead).
+                        terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+                        let _ = msg_tx.send(Msg::SessionDone { id, replay, result });
                     }
                     other => {
                         spawn_engine_call(engine.clone(), app.me.clone(), other, msg_tx.clone())
@@ -283,6 +322,43 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
         .filter_map(|r| Some((r.id, r.expires_at()?)))
         .collect();
     Ok(summary)
+}
+
+/// Runs `breakglass shell ID` (or `replay ID`) on the console's terminal and
+/// waits for Enter afterwards, so its last words can be read.
+async fn hand_over(
+    r: &Relaunch,
+    who: &str,
+    demo: bool,
+    id: RequestId,
+    replay: bool,
+) -> Result<(), String> {
+    let verb = if replay { "replay" } else { "shell" };
+    let mut cmd = tokio::process::Command::new(&r.exe);
+    cmd.arg("--config").arg(&r.config);
+    if demo {
+        // Demo personas only; elsewhere the child is the same OS account.
+        cmd.args(["--as", who]);
+    }
+    cmd.args([verb, &id.to_string()]);
+    let status = cmd
+        .status()
+        .await
+        .map_err(|e| format!("could not start `breakglass {verb} {id}`: {e}"))?;
+    print!("\r\n[breakglass] press Enter to return to the console ");
+    let _ = std::io::stdout().flush();
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)
+    })
+    .await;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`breakglass {verb} {id}` ended with {status}: see what it printed before you pressed Enter"
+        ))
+    }
 }
 
 fn ctrl_c() -> crossterm::event::KeyEvent {
@@ -387,9 +463,13 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
                 Err(join) => Msg::Acted("verified", Err(join.to_string())),
             }
         }
-        Cmd::Copy(_) | Cmd::SaveDraft(..) | Cmd::DeleteDraft(_) | Cmd::Identity(_) | Cmd::Quit => {
-            return None
-        }
+        Cmd::Copy(_)
+        | Cmd::SaveDraft(..)
+        | Cmd::DeleteDraft(_)
+        | Cmd::Identity(_)
+        | Cmd::Shell(_)
+        | Cmd::Replay(_)
+        | Cmd::Quit => return None,
     })
 }
 

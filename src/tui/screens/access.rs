@@ -114,6 +114,16 @@ fn waiting(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
             ),
             theme.muted(),
         )),
+        State::Approved if r.vendor.is_some() => {
+            lines.push(Line::styled(
+                "Approved. A vendor's access exists only inside a recorded session:",
+                theme.ok(),
+            ));
+            lines.push(Line::styled(
+                "press s to open it. It is recorded, and it ends when the grant ends.",
+                theme.accent(),
+            ));
+        }
         _ => lines.push(Line::styled("Approved: granting access...", theme.warn())),
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);

@@ -46,8 +46,14 @@ pub fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
                     ("Esc", "leave; the draft is kept"),
                 ];
             }
+            let vendor = app.focused().is_some_and(|r| r.vendor.is_some());
             match app.focused().map(|r| r.state) {
                 None => vec![("Up/Down", "move"), ("Enter", "open the request")],
+                Some(State::Approved) if vendor => vec![
+                    ("s", "open the recorded session (grants access)"),
+                    ("c", "cancel the request"),
+                    ("Esc", "back to the list"),
+                ],
                 Some(State::Pending | State::Approved) => {
                     vec![("c", "cancel the request"), ("Esc", "back to the list")]
                 }
@@ -69,12 +75,23 @@ pub fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
             ("Enter/a", "approve (asks to confirm)"),
             ("d", "deny with a reason"),
         ],
-        Tab::Reviews => vec![
-            ("Up/Down", "move"),
-            ("Enter", "read the review"),
-            ("c", "certify (unlocks the role)"),
-            ("x", "reject with a comment"),
-        ],
+        Tab::Reviews => {
+            let recorded = app
+                .data
+                .reviews
+                .get(app.reviews_selected)
+                .is_some_and(|q| q.recording_replayed.is_some());
+            let mut keys = vec![("Up/Down", "move")];
+            if recorded {
+                keys.push(("w", "watch the recorded session"));
+            }
+            keys.extend([
+                ("Enter", "read the review"),
+                ("c", "certify (unlocks the role)"),
+                ("x", "reject with a comment"),
+            ]);
+            keys
+        }
         Tab::Audit => vec![
             ("Up/Down, PgUp/PgDn", "scroll"),
             ("Home/End", "first/last event"),

@@ -161,6 +161,18 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ]));
         lines.push(label_value("follow-ups", clean(&a.follow_ups), theme));
     }
+    match q.recording_replayed {
+        Some(true) => lines.push(label_value(
+            "session",
+            "recorded; you watched it (w to watch again)".into(),
+            theme,
+        )),
+        Some(false) => lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", "session"), theme.muted()),
+            Span::styled("recorded; watch it before certifying (w)", theme.warn()),
+        ])),
+        None => {}
+    }
     if !r.rejections.is_empty() {
         lines.push(label_value(
             "rejected",
