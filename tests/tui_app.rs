@@ -362,3 +362,99 @@ async fn a_load_for_the_previous_persona_is_not_shown_as_the_new_ones() {
         "bob must not see alice's requests as his"
     );
 }
+
+const VENDOR_ROLE: &str = r#"
+[[roles]]
+name = "vendor-db-support"
+description = "The database vendor's support engineer"
+backend = "demo"
+scope = { member_of = ["vendor_support"] }
+default_ttl = "15m"
+max_ttl = "30m"
+vendor = true
+conditions = ["production outage"]
+requesters = ["@oncall"]
+approvers = ["@sre-leads"]
+certifiers = ["@security"]
+"#;
+
+fn vendor_key(d: &mut Driver, c: char) -> Vec<breakglass::tui::app::Cmd> {
+    d.app.update(breakglass::tui::app::Msg::Key(
+        crossterm::event::KeyEvent::from(KeyCode::Char(c)),
+    ))
+}
+
+#[tokio::test]
+async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching() {
+    use breakglass::tui::app::Cmd;
+    let h = harness_edited(|t| t.push_str(VENDOR_ROLE), |_| {});
+    h.engine
+        .recertify_role("dave", "vendor-db-support", "reviewed")
+        .unwrap();
+    let vendor = breakglass::domain::vendor::VendorInfo {
+        name: "Vera".into(),
+        company: "DB Corp".into(),
+    };
+    let r = h
+        .engine
+        .request_vendor(
+            "alice",
+            input("vendor-db-support", inc("INC-1042")),
+            Some(vendor),
+        )
+        .await
+        .unwrap();
+    h.engine.approve("bob", r.id, None).unwrap();
+    let mut d = Driver::new(h, "alice");
+    d.app.tab = breakglass::tui::app::Tab::MyAccess;
+    d.app.focus = Some(r.id);
+    d.refresh().await;
+    // Not activated behind the person's back: the session is theirs to open.
+    assert_eq!(d.h.state(r.id), State::Approved);
+    assert!(
+        !matches!(d.app.flash, Some((breakglass::tui::app::Level::Error, _))),
+        "{:?}",
+        d.app.flash
+    );
+    d.assert_sees("press s to open it");
+    let cmds = vendor_key(&mut d, 's');
+    assert!(matches!(cmds.as_slice(), [Cmd::Shell(id)] if *id == r.id));
+
+    // What `breakglass shell` does, then alice reviews.
+    d.h.engine.activate_for_shell("alice", r.id).await.unwrap();
+    d.h.engine
+        .revoke("alice", r.id, "session closed")
+        .await
+        .unwrap();
+    d.h.engine
+        .audit_note(
+            r.id,
+            "session.recorded",
+            "alice",
+            serde_json::json!({"path": "/nonexistent", "sha256": "00"}),
+        )
+        .unwrap();
+    d.h.engine.review("alice", r.id, answers()).unwrap();
+
+    d.app.me = "dave".into();
+    d.refresh().await;
+    d.press(KeyCode::Char('4')).await;
+    d.assert_sees("watch it before certifying (w)");
+    assert!(vendor_key(&mut d, 'c').is_empty());
+    assert!(d.app.dialog.is_none(), "certify opened before watching");
+    d.assert_sees("watch its recording first");
+    let cmds = vendor_key(&mut d, 'w');
+    assert!(matches!(cmds.as_slice(), [Cmd::Replay(id)] if *id == r.id));
+
+    // What `breakglass replay` records; now certify opens.
+    d.h.engine
+        .audit_note(r.id, "session.replayed", "dave", serde_json::json!({}))
+        .unwrap();
+    d.refresh().await;
+    d.assert_sees("you watched it");
+    d.press(KeyCode::Char('c')).await;
+    assert!(matches!(
+        d.app.dialog,
+        Some(breakglass::tui::app::Dialog::Certify { .. })
+    ));
+}
