@@ -12,6 +12,46 @@ pub fn text(s: &str, max_chars: usize) -> String {
     clean(s, max_chars, true)
 }
 
+/// JSON for a terminal: serde_json escapes C0 controls but passes C1 controls
+/// and bidi marks through. Both can only occur inside strings, so escaping
+/// them as `\uXXXX` keeps the document valid and the value intact.
+pub fn json_for_terminal(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // C0 controls are escaped by serde_json already; the ones left here
+        // (newlines between tokens) are the document's own layout.
+        if (c.is_control() && !c.is_ascii()) || is_bidi_control(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A secret for a terminal: returned as is when it is plain text, else with
+/// its controls escaped (`\u{1b}`), so it is still usable but cannot act on the
+/// terminal. The flag says whether it was escaped.
+pub fn secret_for_terminal(s: &str) -> (String, bool) {
+    if s.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        let escaped = s
+            .chars()
+            .map(|c| {
+                if c.is_control() || is_bidi_control(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        (escaped, true)
+    } else {
+        (s.to_string(), false)
+    }
+}
+
 fn is_bidi_control(c: char) -> bool {
     // Trojan-Source style reordering marks.
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')

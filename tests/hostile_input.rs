@@ -600,12 +600,11 @@ fn hostile_checkpoint(dir: &Path) -> PathBuf {
     cp
 }
 
-/// Known leak: on a terminal `activate` prints the credential's fields as the
+/// Was a leak: on a terminal `activate` printed the credential's fields as the
 /// backend returned them (`output::credential`), so a plugin can retitle the
 /// window or write the clipboard. Pipes never see this: the credential is only
 /// printed to a terminal.
 #[test]
-#[ignore = "known leak: credential fields are printed unsanitised on a terminal (src/cli/output.rs `credential`)"]
 fn credential_fields_from_a_plugin_reach_a_terminal_clean() {
     let (tmp, cfg) = demo_dir();
     std::fs::write(
@@ -665,12 +664,11 @@ esac
     c.assert_clean();
 }
 
-/// Known leak: an incident id no source has, while another source fails to
+/// Was a leak: an incident id no source has, while another source fails to
 /// parse, is refused with that source's error (`Error::Source`) unsanitised:
 /// the file source's parse error quotes the file (an attack and 100 KB), in
 /// text and in the `--non-interactive --json` error document.
 #[test]
-#[ignore = "known leak: source errors in request refusals are not sanitised (src/engine/actions.rs `resolve_incident`, src/incident/file.rs)"]
 fn an_unknown_incident_is_refused_clean_on_a_terminal_when_a_source_is_broken() {
     let (_tmp, cfg) = demo_dir();
     add_broken_source(&cfg);
@@ -686,10 +684,9 @@ fn an_unknown_incident_is_refused_clean_on_a_terminal_when_a_source_is_broken() 
     c.assert_clean();
 }
 
-/// Known leak: `--json audit verify --checkpoint FILE` echoes the file's
+/// Was a leak: `--json audit verify --checkpoint FILE` echoed the file's
 /// fields; serde_json escapes ESC and BEL but not C1 controls or bidi marks.
 #[test]
-#[ignore = "known leak: --json audit verify --checkpoint echoes the file's C1/bidi characters (src/cli/mod.rs `verify_checkpoint`)"]
 fn a_hostile_checkpoint_is_echoed_clean_on_a_terminal() {
     let (tmp, cfg) = demo_dir();
     let cp = hostile_checkpoint(tmp.path());

@@ -46,11 +46,18 @@ impl From<crate::identity::IdentityError> for Failure {
 
 type CliResult = Result<i32, Failure>;
 
+/// Longest error message printed (a hostile source can send megabytes).
+const MAX_MESSAGE: usize = 4000;
+
 pub async fn run(cli: Cli) -> i32 {
     match dispatch(cli).await {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("breakglass: {}", f.message);
+            // Messages quote what users, sources and backends said.
+            eprintln!(
+                "breakglass: {}",
+                crate::sanitize::text(&f.message, MAX_MESSAGE)
+            );
             f.code
         }
     }
@@ -383,7 +390,7 @@ fn sign_decision(
     if a.print_statement {
         let text = engine.decision_statement(who, id, kind, engine.now().trunc_subsecs(0))?;
         if json {
-            println!("{}", serde_json::json!({ "statement": text }));
+            output::print_json(&serde_json::json!({ "statement": text }));
         } else {
             print!("{text}");
         }
@@ -470,7 +477,7 @@ fn verify_checkpoint(
     if json {
         println!(
             "{}",
-            serde_json::json!({"checkpoint": cp, "ok": verdict.is_ok(), "error": verdict.as_ref().err()})
+            crate::sanitize::json_for_terminal(&serde_json::json!({"checkpoint": cp, "ok": verdict.is_ok(), "error": verdict.as_ref().err()}).to_string())
         );
     }
     match verdict {
@@ -550,11 +557,16 @@ fn config_check(cli: &Cli) -> CliResult {
                 let list: Vec<_> = problems
                     .0
                     .iter()
-                    .map(|p| serde_json::json!({"file": p.file, "line": p.line, "message": p.message}))
+                    .map(|p| serde_json::json!({"file": p.file, "line": p.line, "message": crate::sanitize::text(&p.message, MAX_MESSAGE)}))
                     .collect();
-                println!("{}", serde_json::json!({"ok": false, "problems": list}));
+                let doc = serde_json::json!({"ok": false, "problems": list}).to_string();
+                println!("{}", crate::sanitize::json_for_terminal(&doc));
             } else {
-                eprintln!("{problems}");
+                // Problems quote the file (key names, values): not the terminal's business.
+                eprintln!(
+                    "{}",
+                    crate::sanitize::text(&problems.to_string(), MAX_MESSAGE * 4)
+                );
                 eprintln!("{} problem(s)", problems.0.len());
             }
             Ok(exit::USAGE)
@@ -598,7 +610,7 @@ async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> Cli
         if let Err(f) = &r {
             if !printed.get() {
                 output::print_json(&serde_json::json!({
-                    "error": { "exit_code": f.code, "message": f.message }
+                    "error": { "exit_code": f.code, "message": crate::sanitize::text(&f.message, MAX_MESSAGE) }
                 }));
             }
         }

@@ -12,10 +12,8 @@ use serde_json::json;
 use std::path::Path;
 
 pub(crate) fn print_json(v: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).expect("a Value serialises")
-    );
+    let text = serde_json::to_string_pretty(v).expect("a Value serialises");
+    println!("{}", sanitize::json_for_terminal(&text));
 }
 
 fn age(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
@@ -234,7 +232,14 @@ pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
     );
     println!("credential (shown once, never stored):");
     for (k, v) in cred.reveal() {
-        println!("  {k}: {v}");
+        // A backend's fields are untrusted: they must not act on the terminal.
+        let (v, escaped) = sanitize::secret_for_terminal(v);
+        let note = if escaped {
+            "   (held control characters: shown escaped)"
+        } else {
+            ""
+        };
+        println!("  {}: {v}{note}", sanitize::line(k, 100));
     }
     println!("end early with `breakglass revoke {}`; access is revoked at expiry even if this terminal closes", r.id);
 }

@@ -16,7 +16,7 @@ pub mod file;
 pub mod http;
 pub mod opsgenie;
 pub mod pagerduty;
-mod remote;
+pub(crate) mod remote;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,8 @@ impl IncidentStatus {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("incident source {source_name} is unavailable: {message}")]
+// The message quotes what a source sent: cleaned and cut wherever it is shown.
+#[error("incident source {source_name} is unavailable: {}", crate::sanitize::line(.message, 300))]
 pub struct SourceError {
     pub source_name: String,
     pub message: String,
