@@ -605,3 +605,35 @@ async fn a_vendor_role_locks_again_when_its_certification_lapses() {
     let (n, broken) = h.engine.verify_audit().unwrap();
     assert!(broken.is_none() && n > 0);
 }
+
+#[test]
+fn kind_vendor_is_the_same_as_vendor_true() {
+    let (_tmp, cfg) = demo_dir();
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    let with = |role: String| {
+        std::fs::write(&cfg, format!("{base}{role}")).unwrap();
+        bg(&cfg, None, &["config", "check"])
+    };
+    let o = with(vendor_role("").replace("vendor = true", "kind = \"vendor\""));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let roles = ok_json(bg(&cfg, Some("alice"), &["roles", "--json"]));
+    let v = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == VENDOR)
+        .cloned()
+        .unwrap();
+    assert_eq!(v["vendor"], true, "{v}");
+
+    let o = with(vendor_role("").replace("vendor = true", "kind = \"vip\""));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("kind = \"vip\" is not a role kind"),
+        "{}",
+        stderr(&o)
+    );
+    let o = with(vendor_role("kind = \"vendor\"").replace("vendor = true", "vendor = false"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("contradicts"), "{}", stderr(&o));
+}

@@ -202,6 +202,8 @@ pub struct RawRole {
     pub allowed_signers: Option<Spanned<toml::Value>>,
     /// Vendor role: TTL ceiling, vendor identity on requests, recorded `shell`.
     pub vendor: Option<Spanned<bool>>,
+    /// `kind = "vendor"` is the same as `vendor = true`; "standard" is the default.
+    pub kind: Option<Spanned<String>>,
     /// Default "1h": max_ttl of a vendor role may not exceed it.
     pub vendor_max_ttl: Option<Spanned<String>>,
     /// `breakglass shell` runs this instead of the user's $SHELL.

@@ -12,7 +12,33 @@ pub(super) fn vendor_policy(
     name: &str,
     max_ttl: Option<i64>,
 ) -> Option<VendorPolicy> {
-    let is_vendor = r.vendor.as_ref().is_some_and(|v| *v.get_ref());
+    let by_kind = match &r.kind {
+        None => None,
+        Some(k) => match k.get_ref().trim() {
+            "vendor" => Some(true),
+            "standard" => Some(false),
+            other => {
+                ctx.at(
+                    k,
+                    format!("role \"{name}\": kind = \"{other}\" is not a role kind; write kind = \"vendor\" or leave it out"),
+                );
+                None
+            }
+        },
+    };
+    let by_flag = r.vendor.as_ref().map(|v| *v.get_ref());
+    if let (Some(k), Some(f), Some(span)) = (by_kind, by_flag, &r.vendor) {
+        if k != f {
+            ctx.at(
+                span,
+                format!(
+                    "role \"{name}\": vendor = {f} contradicts kind = \"{}\"; keep one of them",
+                    if k { "vendor" } else { "standard" }
+                ),
+            );
+        }
+    }
+    let is_vendor = by_flag.or(by_kind).unwrap_or(false);
     if !is_vendor {
         if let Some(t) = &r.vendor_max_ttl {
             ctx.at(
