@@ -1,0 +1,215 @@
+//! The console's forms and dialogs: the request form and its walk, the
+//! after-action review form, and the questions asked before acting.
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    Incident { id: String, label: String },
+    Ticket(String),
+}
+
+impl Pick {
+    pub fn label(&self) -> String {
+        match self {
+            Pick::Incident { label, .. } => label.clone(),
+            Pick::Ticket(t) => format!("ticket {t}"),
+        }
+    }
+    pub(super) fn choice(&self) -> IncidentChoice {
+        match self {
+            Pick::Incident { id, .. } => IncidentChoice::Id(id.clone()),
+            Pick::Ticket(t) => IncidentChoice::Ticket(t.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormField {
+    Condition,
+    Reason,
+    Ttl,
+    Continue,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestForm {
+    pub pick: Pick,
+    pub role: RoleView,
+    pub condition: usize,
+    pub reason: Input,
+    pub ttl: Input,
+    pub focus: FormField,
+    pub problems: Vec<(RequestField, String)>,
+    /// Problems show once Continue was tried, then update as the operator types.
+    pub attempted: bool,
+}
+
+impl RequestForm {
+    pub(super) fn ttl_seconds(&self) -> Result<Option<i64>, String> {
+        let t = self.ttl.value.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        humantime::parse_duration(t)
+            .map(|d| Some(d.as_secs() as i64))
+            .map_err(|_| format!("`{t}` is not a duration; write e.g. 15m or 1h"))
+    }
+
+    pub fn input(&self) -> RequestInput {
+        RequestInput {
+            incident: self.pick.choice(),
+            role: self.role.name.clone(),
+            condition: self
+                .role
+                .conditions
+                .get(self.condition)
+                .cloned()
+                .unwrap_or_default(),
+            reason: self.reason.value.clone(),
+            ttl_seconds: self.ttl_seconds().ok().flatten(),
+        }
+    }
+
+    pub fn problem(&self, f: RequestField) -> Option<&str> {
+        self.problems
+            .iter()
+            .find(|(x, _)| *x == f)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Walk {
+    Incidents {
+        filter: Input,
+        filtering: bool,
+        selected: usize,
+    },
+    Ticket {
+        input: Input,
+    },
+    Roles {
+        pick: Pick,
+        selected: usize,
+    },
+    Form(Box<RequestForm>),
+    Confirm {
+        form: Box<RequestForm>,
+        typed: Input,
+    },
+}
+
+impl Walk {
+    pub(super) fn start() -> Walk {
+        Walk::Incidents {
+            filter: Input::new(60),
+            filtering: false,
+            selected: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewField {
+    Actions,
+    Systems,
+    Necessary,
+    Copied,
+    CopiedWhere,
+    FollowUps,
+    Submit,
+}
+
+impl ReviewField {
+    pub(super) const ORDER: [ReviewField; 7] = [
+        ReviewField::Actions,
+        ReviewField::Systems,
+        ReviewField::Necessary,
+        ReviewField::Copied,
+        ReviewField::CopiedWhere,
+        ReviewField::FollowUps,
+        ReviewField::Submit,
+    ];
+}
+
+#[derive(Debug, Clone)]
+pub struct ReviewForm {
+    pub id: RequestId,
+    pub actions: Input,
+    pub systems: Input,
+    pub necessary: Option<bool>,
+    pub copied: Option<bool>,
+    pub copied_where: Input,
+    pub follow_ups: Input,
+    pub focus: ReviewField,
+    pub error: Option<String>,
+}
+
+impl ReviewForm {
+    pub fn new(id: RequestId, draft: Option<&ReviewAnswers>) -> Self {
+        let d = draft.cloned().unwrap_or_default();
+        ReviewForm {
+            id,
+            actions: Input::multiline(2000).with(&d.actions_taken),
+            systems: Input::new(300).with(&d.systems_touched),
+            necessary: draft.map(|d| d.access_necessary),
+            copied: draft.map(|d| d.credentials_copied),
+            copied_where: Input::new(300).with(&d.credentials_copied_where),
+            follow_ups: Input::multiline(2000).with(&d.follow_ups),
+            focus: ReviewField::Actions,
+            error: None,
+        }
+    }
+    pub fn answers(&self) -> ReviewAnswers {
+        ReviewAnswers {
+            actions_taken: self.actions.value.clone(),
+            systems_touched: self.systems.value.clone(),
+            access_necessary: self.necessary.unwrap_or(false),
+            credentials_copied: self.copied.unwrap_or(false),
+            credentials_copied_where: self.copied_where.value.clone(),
+            follow_ups: self.follow_ups.value.clone(),
+        }
+    }
+    pub(super) fn field_input(&mut self) -> Option<&mut Input> {
+        match self.focus {
+            ReviewField::Actions => Some(&mut self.actions),
+            ReviewField::Systems => Some(&mut self.systems),
+            ReviewField::CopiedWhere => Some(&mut self.copied_where),
+            ReviewField::FollowUps => Some(&mut self.follow_ups),
+            _ => None,
+        }
+    }
+}
+
+/// A question in a tab that needs an answer before anything happens.
+#[derive(Debug, Clone)]
+pub enum Dialog {
+    Approve {
+        id: RequestId,
+    },
+    Deny {
+        id: RequestId,
+        reason: Input,
+    },
+    Certify {
+        id: RequestId,
+        comment: Input,
+    },
+    Reject {
+        id: RequestId,
+        comment: Input,
+    },
+    Cancel {
+        id: RequestId,
+    },
+    EndNow {
+        id: RequestId,
+    },
+    Extend {
+        id: RequestId,
+        by: Input,
+        reason: Input,
+        on_reason: bool,
+    },
+}

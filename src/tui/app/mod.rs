@@ -1,0 +1,527 @@
+//! The console's state and its update function: keys and engine results in,
+//! commands for the runtime out. No terminal here and no business rule: what may
+//! be done comes from the engine's views and refusals.
+
+use super::input::Input;
+use crate::audit::{AuditRecord, Broken};
+use crate::backend::Credential;
+use crate::domain::lifecycle::{NewRequest, RequestField};
+use crate::domain::{IncidentRef, Request, RequestId, ReviewAnswers, State};
+use crate::engine::{IncidentChoice, QueueItem, RequestInput, RoleView};
+use crate::incident::Incident;
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use secrecy::SecretString;
+use std::collections::{BTreeMap, BTreeSet};
+
+mod forms;
+mod keys;
+
+pub use forms::{Dialog, FormField, Pick, RequestForm, ReviewField, ReviewForm, Walk};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Incidents,
+    MyAccess,
+    Approvals,
+    Reviews,
+    Audit,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Tab::Incidents,
+        Tab::MyAccess,
+        Tab::Approvals,
+        Tab::Reviews,
+        Tab::Audit,
+    ];
+    pub fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// What the engine last reported, for the acting identity.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Whose view this is: a load for a persona we just switched away from is dropped.
+    pub who: String,
+    pub incidents: Vec<Incident>,
+    pub source_errors: Vec<String>,
+    pub roles: Vec<RoleView>,
+    pub mine: Vec<Request>,
+    pub approvals: Vec<QueueItem>,
+    pub reviews: Vec<QueueItem>,
+    pub audit: Vec<AuditRecord>,
+    pub audit_head: i64,
+    pub undelivered: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+pub enum Cmd {
+    Refresh,
+    Request(RequestInput),
+    Activate(RequestId),
+    Approve(RequestId),
+    Deny(RequestId, String),
+    Cancel(RequestId),
+    Revoke(RequestId),
+    Extend(RequestId, i64, String),
+    Review(RequestId, ReviewAnswers),
+    Certify(RequestId, String),
+    Reject(RequestId, String),
+    VerifyAudit,
+    /// Put a secret on the clipboard (OSC 52).
+    Copy(SecretString),
+    SaveDraft(RequestId, ReviewAnswers),
+    DeleteDraft(RequestId),
+    /// The acting identity changed (demo persona switch).
+    Identity(String),
+    /// Vendor roles: hand the terminal to the recorded session of an approved
+    /// request (`breakglass shell`), then come back.
+    Shell(RequestId),
+    /// Hand the terminal to the replay of a recorded session (`breakglass replay`).
+    Replay(RequestId),
+    Quit,
+}
+
+pub enum Msg {
+    Key(KeyEvent),
+    Tick(DateTime<Utc>),
+    Resize,
+    Loaded(Box<Snapshot>),
+    Requested(Result<Request, String>),
+    Activated(RequestId, Result<(Request, Credential), String>),
+    Acted(&'static str, Result<Request, String>),
+    Verified(i64, Result<u64, Broken>),
+    Drafts(BTreeMap<RequestId, ReviewAnswers>),
+    /// A shell or replay the console handed the terminal to has ended.
+    SessionDone {
+        id: RequestId,
+        replay: bool,
+        result: Result<(), String>,
+    },
+}
+
+/// The engine's field validation (pure), so the form shows the policy's own words.
+pub type Checker =
+    std::sync::Arc<dyn Fn(&str, &NewRequest) -> Vec<(RequestField, String)> + Send + Sync>;
+
+pub struct App {
+    pub checker: Option<Checker>,
+    pub me: String,
+    pub personas: Option<Vec<String>>,
+    pub store: String,
+    pub now: DateTime<Utc>,
+    pub tab: Tab,
+    pub data: Snapshot,
+    pub loaded: bool,
+    pub walk: Walk,
+    pub mine_selected: usize,
+    /// The request shown in My access (waiting, active, revoked, review).
+    pub focus: Option<RequestId>,
+    pub revealed: bool,
+    pub credential: Option<(RequestId, Credential)>,
+    pub review: Option<ReviewForm>,
+    pub drafts: BTreeMap<RequestId, ReviewAnswers>,
+    pub approvals_selected: usize,
+    pub reviews_selected: usize,
+    pub reading_review: bool,
+    pub dialog: Option<Dialog>,
+    pub audit_scroll: usize,
+    pub verified: Option<(i64, Result<u64, Broken>)>,
+    pub persona_picker: Option<usize>,
+    pub help: bool,
+    pub flash: Option<(Level, String)>,
+    pub busy: Option<String>,
+    pub spinner: usize,
+    activating: BTreeSet<RequestId>,
+    /// A vendor session just closed: open its review once the store says Ended.
+    after_session: Option<RequestId>,
+    quit_armed: bool,
+    pub quitting: bool,
+}
+
+impl App {
+    pub fn new(
+        me: String,
+        personas: Option<Vec<String>>,
+        store: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        App {
+            checker: None,
+            me,
+            personas,
+            store,
+            now,
+            tab: Tab::Incidents,
+            data: Snapshot::default(),
+            loaded: false,
+            walk: Walk::start(),
+            mine_selected: 0,
+            focus: None,
+            revealed: false,
+            credential: None,
+            review: None,
+            drafts: BTreeMap::new(),
+            approvals_selected: 0,
+            reviews_selected: 0,
+            reading_review: false,
+            dialog: None,
+            audit_scroll: 0,
+            verified: None,
+            persona_picker: None,
+            help: false,
+            flash: None,
+            busy: None,
+            spinner: 0,
+            activating: BTreeSet::new(),
+            after_session: None,
+            quit_armed: false,
+            quitting: false,
+        }
+    }
+
+    pub fn is_demo(&self) -> bool {
+        self.personas.is_some()
+    }
+
+    /// Incidents matching the filter, as shown.
+    pub fn filtered_incidents(&self) -> Vec<&Incident> {
+        let f = match &self.walk {
+            Walk::Incidents { filter, .. } => filter.value.to_lowercase(),
+            _ => String::new(),
+        };
+        self.data
+            .incidents
+            .iter()
+            .filter(|i| {
+                f.is_empty()
+                    || i.id.to_lowercase().contains(&f)
+                    || i.title.to_lowercase().contains(&f)
+                    || i.severity.to_lowercase().contains(&f)
+            })
+            .collect()
+    }
+
+    pub fn focused(&self) -> Option<&Request> {
+        let id = self.focus?;
+        self.data.mine.iter().find(|r| r.id == id)
+    }
+
+    pub fn review_owed(&self) -> Option<RequestId> {
+        self.data
+            .mine
+            .iter()
+            .find(|r| r.state == State::Ended)
+            .map(|r| r.id)
+    }
+
+    pub fn approvals_count(&self) -> usize {
+        self.data
+            .approvals
+            .iter()
+            .filter(|q| q.blocked.is_none())
+            .count()
+    }
+    pub fn reviews_count(&self) -> usize {
+        self.data
+            .reviews
+            .iter()
+            .filter(|q| q.blocked.is_none())
+            .count()
+    }
+
+    /// Whether keys currently go into a text field (so letters are not shortcuts).
+    pub fn typing(&self) -> bool {
+        if let Some(d) = &self.dialog {
+            return !matches!(
+                d,
+                Dialog::Approve { .. } | Dialog::Cancel { .. } | Dialog::EndNow { .. }
+            );
+        }
+        match self.tab {
+            Tab::Incidents => match &self.walk {
+                Walk::Incidents { filtering, .. } => *filtering,
+                Walk::Ticket { .. } | Walk::Confirm { .. } => true,
+                Walk::Form(f) => matches!(f.focus, FormField::Reason | FormField::Ttl),
+                Walk::Roles { .. } => false,
+            },
+            Tab::MyAccess => self.review.as_ref().is_some_and(|r| {
+                matches!(
+                    r.focus,
+                    ReviewField::Actions
+                        | ReviewField::Systems
+                        | ReviewField::CopiedWhere
+                        | ReviewField::FollowUps
+                )
+            }),
+            _ => false,
+        }
+    }
+
+    fn flash(&mut self, level: Level, msg: impl Into<String>) {
+        self.flash = Some((level, crate::sanitize::text(&msg.into(), 600)));
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
+        match msg {
+            Msg::Tick(now) => {
+                self.now = now;
+                if self.busy.is_some() {
+                    self.spinner = self.spinner.wrapping_add(1);
+                }
+                vec![]
+            }
+            Msg::Resize => vec![],
+            Msg::Key(k) => self.key(k),
+            Msg::Loaded(s) => self.loaded(*s),
+            Msg::Drafts(d) => {
+                self.drafts = d;
+                vec![]
+            }
+            Msg::Requested(r) => {
+                self.busy = None;
+                match r {
+                    Ok(req) => {
+                        self.flash(
+                            Level::Info,
+                            format!(
+                                "{} filed: waiting for {} approval(s)",
+                                req.id, req.approvals_required
+                            ),
+                        );
+                        self.walk = Walk::start();
+                        self.tab = Tab::MyAccess;
+                        self.focus = Some(req.id);
+                        self.upsert_mine(req);
+                        vec![Cmd::Refresh]
+                    }
+                    Err(e) => {
+                        if let Walk::Confirm { form, .. } = &self.walk {
+                            self.walk = Walk::Form(form.clone());
+                        }
+                        self.flash(Level::Error, e);
+                        vec![]
+                    }
+                }
+            }
+            Msg::Activated(id, r) => {
+                self.busy = None;
+                self.activating.remove(&id);
+                match r {
+                    Ok((req, cred)) => {
+                        self.revealed = false;
+                        self.credential = Some((req.id, cred));
+                        self.flash(
+                            Level::Info,
+                            format!(
+                                "{} is active; the credential is shown once and never stored",
+                                req.id
+                            ),
+                        );
+                        self.upsert_mine(req);
+                        vec![Cmd::Refresh]
+                    }
+                    Err(e) => {
+                        self.flash(Level::Error, e);
+                        vec![Cmd::Refresh]
+                    }
+                }
+            }
+            Msg::Acted(verb, r) => {
+                self.busy = None;
+                match r {
+                    Ok(req) => {
+                        let id = req.id;
+                        let mut cmds = vec![Cmd::Refresh];
+                        if verb == "reviewed" {
+                            self.review = None;
+                            self.drafts.remove(&id);
+                            cmds.push(Cmd::DeleteDraft(id));
+                        }
+                        self.flash(Level::Info, format!("{id} {verb}"));
+                        if req.requester == self.me {
+                            self.upsert_mine(req);
+                        }
+                        cmds
+                    }
+                    Err(e) => {
+                        if let Some(f) = &mut self.review {
+                            f.error = Some(crate::sanitize::line(&e, 300));
+                        }
+                        self.flash(Level::Error, e);
+                        vec![Cmd::Refresh]
+                    }
+                }
+            }
+            Msg::Verified(head, r) => {
+                self.verified = Some((head, r));
+                vec![]
+            }
+            Msg::SessionDone { id, replay, result } => {
+                match (replay, result) {
+                    (_, Err(e)) => self.flash(Level::Error, e),
+                    (true, Ok(())) => {
+                        self.flash(Level::Info, format!("watched the recording of {id}"))
+                    }
+                    (false, Ok(())) => {
+                        self.after_session = Some(id);
+                        self.flash(
+                            Level::Info,
+                            format!("{id}: the recorded session ended and access was revoked"),
+                        )
+                    }
+                }
+                vec![Cmd::Refresh]
+            }
+        }
+    }
+
+    fn upsert_mine(&mut self, req: Request) {
+        let before = self
+            .data
+            .mine
+            .iter()
+            .find(|r| r.id == req.id)
+            .map(|r| r.state);
+        let (id, after) = (req.id, req.state);
+        match self.data.mine.iter_mut().find(|r| r.id == req.id) {
+            Some(r) => *r = req,
+            None => self.data.mine.insert(0, req),
+        }
+        self.ended_check(id, before, after);
+    }
+
+    /// Access that just ended opens its after-action review.
+    fn ended_check(&mut self, id: RequestId, before: Option<State>, after: State) {
+        let was_live = matches!(before, Some(State::Active | State::Revoking));
+        if after == State::Ended && was_live && self.focus == Some(id) && self.review.is_none() {
+            self.open_review(id);
+        }
+    }
+
+    fn loaded(&mut self, s: Snapshot) -> Vec<Cmd> {
+        if s.who != self.me {
+            return vec![];
+        }
+        let before: BTreeMap<RequestId, State> =
+            self.data.mine.iter().map(|r| (r.id, r.state)).collect();
+        let first = !self.loaded;
+        self.data = s;
+        self.loaded = true;
+        let mut cmds = vec![];
+        // Credentials live only while their access is live.
+        if let Some((id, _)) = &self.credential {
+            if self
+                .data
+                .mine
+                .iter()
+                .find(|r| r.id == *id)
+                .is_none_or(|r| r.state != State::Active)
+            {
+                self.credential = None;
+                self.revealed = false;
+            }
+        }
+        cmds.extend(self.maybe_activate());
+        if let Some(id) = self.after_session {
+            let state = self.data.mine.iter().find(|r| r.id == id).map(|r| r.state);
+            if state == Some(State::Ended) && self.review.is_none() {
+                self.after_session = None;
+                self.open_review(id);
+            } else if state != Some(State::Active) && state != Some(State::Revoking) {
+                self.after_session = None;
+            }
+        }
+        if let Some(r) = self.focused() {
+            let (id, after) = (r.id, r.state);
+            self.ended_check(id, before.get(&id).copied(), after);
+        }
+        if first {
+            if let Some(id) = self.review_owed() {
+                if self.drafts.contains_key(&id) {
+                    self.tab = Tab::MyAccess;
+                    self.focus = Some(id);
+                    self.open_review(id);
+                    self.flash(
+                        Level::Warn,
+                        format!("Resumed your saved draft of {id}'s after-action review"),
+                    );
+                } else {
+                    self.flash(
+                        Level::Warn,
+                        format!("{id} owes its after-action review: My access (2), then Enter"),
+                    );
+                }
+            }
+        }
+        if self.tab == Tab::Audit
+            && self
+                .verified
+                .as_ref()
+                .is_none_or(|(h, _)| *h != self.data.audit_head)
+        {
+            cmds.push(Cmd::VerifyAudit);
+        }
+        let n = self.data.audit.len();
+        self.audit_scroll = self.audit_scroll.min(n.saturating_sub(1));
+        cmds
+    }
+
+    /// The focused request was approved: activate it for its requester, who is us.
+    /// Not a vendor request: its access exists only inside the recorded session,
+    /// which the person opens when ready (`s`).
+    fn maybe_activate(&mut self) -> Vec<Cmd> {
+        match self.focused() {
+            Some(r)
+                if r.state == State::Approved
+                    && r.vendor.is_none()
+                    && !self.activating.contains(&r.id) =>
+            {
+                let id = r.id;
+                self.activating.insert(id);
+                self.busy = Some(format!("{id} approved: granting access"));
+                vec![Cmd::Activate(id)]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn open_review(&mut self, id: RequestId) {
+        self.tab = Tab::MyAccess;
+        self.focus = Some(id);
+        self.review = Some(ReviewForm::new(id, self.drafts.get(&id)));
+    }
+
+    fn switch_tab(&mut self, t: Tab) -> Vec<Cmd> {
+        self.tab = t;
+        self.dialog = None;
+        if t == Tab::Audit
+            && self
+                .verified
+                .as_ref()
+                .is_none_or(|(h, _)| *h != self.data.audit_head)
+        {
+            return vec![Cmd::VerifyAudit];
+        }
+        vec![]
+    }
+
+    fn quit(&mut self) -> Vec<Cmd> {
+        let mut cmds = vec![];
+        if let Some(f) = &self.review {
+            cmds.push(Cmd::SaveDraft(f.id, f.answers()));
+        }
+        self.quitting = true;
+        cmds.push(Cmd::Quit);
+        cmds
+    }
+}
