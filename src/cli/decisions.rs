@@ -1,0 +1,69 @@
+//! Signed decisions (`approval_signing = "ssh"`): the signature an approval,
+//! denial or certification carries.
+
+use super::*;
+
+/// The signature a decision carries when the policy sets `approval_signing =
+/// "ssh"`: made here by ssh-keygen with the approver's key, or one made elsewhere
+/// (`--statement` + `--signature`). `Ok(None)` after `--print-statement` printed
+/// the statement; `Ok(Some(None))` when there is nothing to sign with (signing
+/// off, or no key: the engine then refuses, audited, and says how to sign).
+pub(super) fn sign_decision(
+    engine: &Engine,
+    who: &str,
+    id: RequestId,
+    kind: DecisionKind,
+    a: &SignArgs,
+    json: bool,
+) -> Result<Option<Option<SshSignature>>, Failure> {
+    use chrono::SubsecRound;
+    if a.print_statement {
+        let text = engine.decision_statement(who, id, kind, engine.now().trunc_subsecs(0))?;
+        if json {
+            output::print_json(&serde_json::json!({ "statement": text }));
+        } else {
+            print!("{text}");
+        }
+        return Ok(None);
+    }
+    if !engine.signing_required() {
+        return Ok(Some(None));
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Failure::new(exit::USAGE, format!("cannot read {}: {e}", p.display())))
+    };
+    if let (Some(st), Some(sig)) = (&a.statement, &a.signature) {
+        let signed_at = ssh_sign::statement_at(&read(st)?).ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                format!("{}: not a statement from --print-statement", st.display()),
+            )
+        })?;
+        return Ok(Some(Some(SshSignature {
+            signed_at,
+            armored: read(sig)?,
+        })));
+    }
+    let Some(key) = a
+        .ssh_key
+        .as_deref()
+        .map(ssh_sign::expand_home)
+        .or_else(ssh_sign::default_key)
+    else {
+        return Ok(Some(None));
+    };
+    let at = engine.now().trunc_subsecs(0);
+    let statement = engine.decision_statement(who, id, kind, at)?;
+    if !json && std::io::stderr().is_terminal() {
+        eprintln!(
+            "signing the {kind} of {id} with {} (ssh-keygen)",
+            key.display()
+        );
+    }
+    let armored = ssh_sign::sign(&key, &statement).map_err(|e| Failure::new(exit::USAGE, e))?;
+    Ok(Some(Some(SshSignature {
+        signed_at: at,
+        armored,
+    })))
+}
