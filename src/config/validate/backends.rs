@@ -1,0 +1,252 @@
+//! `[backends.NAME]` of kind http, vault and postgres: URLs, secrets by
+//! environment variable name, TLS and timeouts.
+
+use super::*;
+
+/// An optional duration setting, `default` seconds when absent or invalid.
+pub(super) fn duration_or(
+    ctx: &mut Ctx,
+    s: &Option<Spanned<String>>,
+    what: &str,
+    default: u64,
+) -> Duration {
+    let secs = s
+        .as_ref()
+        .and_then(|t| parse_duration(ctx, t, what))
+        .map_or(default, |v| v as u64);
+    Duration::from_secs(secs)
+}
+
+/// An environment variable name setting (`secret_env`, `token_env`).
+pub(super) fn env_name(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> bool {
+    let ok = Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$")
+        .unwrap()
+        .is_match(s.get_ref());
+    if !ok {
+        ctx.at(
+            s,
+            format!(
+                "{what} = \"{}\" is not an environment variable name; write e.g. {what} = \"BREAKGLASS_SECRET\"",
+                s.get_ref()
+            ),
+        );
+    }
+    ok
+}
+
+/// Problems are recorded in `ctx` (and fail the load); the config is returned
+/// whenever it can be built, so roles using the backend are still checked.
+pub(super) fn http_backend(
+    ctx: &mut Ctx,
+    name: &str,
+    b: &Spanned<RawBackend>,
+) -> Option<BackendConfig> {
+    let rb = b.get_ref();
+    if let Some(s) = &rb.secret {
+        ctx.at(s, format!("backend \"{name}\": the shared secret never goes in the config file; remove secret, set an environment variable and write secret_env = \"BREAKGLASS_HTTP_SECRET\""));
+    }
+    let url = match &rb.url {
+        Some(u) => match crate::backend::http::check_url(u.get_ref()) {
+            Ok(()) => Some(u.get_ref().clone()),
+            Err(e) => {
+                ctx.at(u, format!("backend \"{name}\" (http): url {e}"));
+                None
+            }
+        },
+        None => {
+            ctx.at(b, format!("backend \"{name}\" (http) needs url = \"https://access.example.com/breakglass\""));
+            None
+        }
+    };
+    let secret_env = match &rb.secret_env {
+        Some(e) if env_name(ctx, e, "secret_env") => Some(e.get_ref().clone()),
+        Some(_) => None,
+        None => {
+            ctx.at(b, format!("backend \"{name}\" (http) needs secret_env = \"BREAKGLASS_HTTP_SECRET\", the environment variable holding the shared signing secret"));
+            None
+        }
+    };
+    let revoke_retries = match &rb.revoke_retries {
+        None => 3,
+        Some(n) if (0..=10).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            ctx.at(
+                n,
+                format!("backend \"{name}\": revoke_retries must be between 0 and 10"),
+            );
+            3
+        }
+    };
+    let timeout = duration_or(ctx, &rb.timeout, "timeout", 30);
+    let connect_timeout = duration_or(ctx, &rb.connect_timeout, "connect_timeout", 5);
+    Some(BackendConfig::Http {
+        url: url?,
+        secret_env: secret_env?,
+        timeout,
+        connect_timeout,
+        revoke_retries,
+    })
+}
+
+pub(super) fn vault_backend(ctx: &mut Ctx, name: &str, b: &Spanned<RawBackend>) -> BackendConfig {
+    let rb = b.get_ref();
+    if let Some(t) = &rb.token {
+        ctx.at(t, format!("backend \"{name}\": the Vault token never goes in the config file; remove token and export it in VAULT_TOKEN (or name its variable in token_env)"));
+    }
+    let addr = match &rb.addr {
+        Some(a) => match crate::backend::http::check_url(a.get_ref()) {
+            Ok(()) => Some(a.get_ref().clone()),
+            Err(e) => {
+                ctx.at(a, format!("backend \"{name}\" (vault): addr {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let token_env = match &rb.token_env {
+        Some(e) => {
+            env_name(ctx, e, "token_env");
+            e.get_ref().clone()
+        }
+        None => "VAULT_TOKEN".to_string(),
+    };
+    let timeout = duration_or(ctx, &rb.timeout, "timeout", 30);
+    let connect_timeout = duration_or(ctx, &rb.connect_timeout, "connect_timeout", 5);
+    BackendConfig::Vault {
+        addr,
+        token_env,
+        namespace: rb.namespace.clone().filter(|n| !n.trim().is_empty()),
+        renewable: rb.renewable.unwrap_or(false),
+        timeout,
+        connect_timeout,
+    }
+}
+
+pub(super) fn postgres_backend(
+    ctx: &mut Ctx,
+    name: &str,
+    b: &Spanned<RawBackend>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<BackendConfig> {
+    let rb = b.get_ref();
+    let mut ok = true;
+    if let Some(u) = &rb.url {
+        ctx.at(u, format!(
+            "backend \"{name}\" (postgres): the connection string carries a password and never goes in the config file; remove url and write url_env = \"BREAKGLASS_PROD_DB_URL\" (an environment variable holding it) or url_file = \"/etc/breakglass/prod-db.url\""
+        ));
+        ok = false;
+    }
+    let url = match (&rb.url_env, &rb.url_file) {
+        (Some(e), None) => {
+            env_name(ctx, e, "url_env").then(|| PgUrlSource::Env(e.get_ref().clone()))
+        }
+        (None, Some(f)) => Some(PgUrlSource::File(resolve(f.get_ref()))),
+        (Some(e), Some(_)) => {
+            ctx.at(
+                e,
+                format!("backend \"{name}\" (postgres): write url_env or url_file, not both"),
+            );
+            None
+        }
+        (None, None) => {
+            if rb.url.is_none() {
+                ctx.at(b, format!("backend \"{name}\" (postgres) needs url_env = \"BREAKGLASS_PROD_DB_URL\" or url_file = \"/etc/breakglass/prod-db.url\" (the admin connection string)"));
+            }
+            None
+        }
+    };
+    let tls = match rb.tls.as_ref().map(|t| t.get_ref().as_str()) {
+        None => None,
+        Some("disable") => Some(PgTls::Disable),
+        Some("require") => Some(PgTls::Require),
+        Some("verify-full") => Some(PgTls::VerifyFull),
+        Some(other) => {
+            ctx.at(rb.tls.as_ref().unwrap(), format!(
+                "backend \"{name}\": tls = \"{other}\" is not known; write tls = \"verify-full\" (encrypted, certificate and host name checked), \"require\" (encrypted, certificate not checked) or \"disable\""
+            ));
+            ok = false;
+            None
+        }
+    };
+    let ca_file = rb.ca_file.as_ref().map(|f| resolve(f.get_ref()));
+    if let (Some(f), Some(PgTls::Disable | PgTls::Require)) = (&rb.ca_file, tls) {
+        ctx.at(
+            f,
+            format!("backend \"{name}\": ca_file is only used with tls = \"verify-full\""),
+        );
+        ok = false;
+    }
+    let connection_limit = match &rb.connection_limit {
+        None => 5,
+        Some(n) if (1..=1000).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            ctx.at(
+                n,
+                format!("backend \"{name}\": connection_limit must be between 1 and 1000"),
+            );
+            ok = false;
+            5
+        }
+    };
+    let mut ident = |ctx: &mut Ctx, s: &Option<Spanned<String>>, what: &str| -> Option<String> {
+        let s = s.as_ref()?;
+        match crate::backend::postgres::check_name(what, s.get_ref()) {
+            Ok(()) => Some(s.get_ref().clone()),
+            Err(m) => {
+                ctx.at(s, format!("backend \"{name}\": {m}"));
+                ok = false;
+                None
+            }
+        }
+    };
+    let database = ident(ctx, &rb.database, "database");
+    let reassign_owned_to = ident(ctx, &rb.reassign_owned_to, "reassign_owned_to");
+    let host = match &rb.host {
+        Some(h)
+            if Regex::new(r"^[A-Za-z0-9.:\[\]-]{1,253}$")
+                .unwrap()
+                .is_match(h.get_ref()) =>
+        {
+            Some(h.get_ref().clone())
+        }
+        Some(h) => {
+            ctx.at(
+                h,
+                format!(
+                    "backend \"{name}\": host = \"{}\" is not a host name or IP address",
+                    h.get_ref()
+                ),
+            );
+            ok = false;
+            None
+        }
+        None => None,
+    };
+    let port = match &rb.port {
+        None => None,
+        Some(p) if (1..=65535).contains(p.get_ref()) => Some(*p.get_ref() as u16),
+        Some(p) => {
+            ctx.at(
+                p,
+                format!("backend \"{name}\": port must be between 1 and 65535"),
+            );
+            ok = false;
+            None
+        }
+    };
+    let timeout = duration_or(ctx, &rb.timeout, "timeout", 10);
+    let session_timeout = duration_or(ctx, &rb.session_timeout, "session_timeout", 10);
+    Some(BackendConfig::Postgres(PostgresConfig {
+        url: url?,
+        tls,
+        ca_file,
+        timeout,
+        session_timeout,
+        connection_limit,
+        database,
+        reassign_owned_to,
+        host,
+        port,
+    }))
+    .filter(|_| ok)
+}

@@ -1,0 +1,402 @@
+//! `[[roles]]`: TTLs, conditions, tickets, who may request, approve and
+//! certify (groups expanded), automation and vendor settings.
+
+use super::*;
+
+pub(super) fn build_roles(
+    ctx: &mut Ctx,
+    groups: &RawGroups,
+    roles: &Option<Vec<Spanned<RawRole>>>,
+    backends: &BTreeMap<String, BackendConfig>,
+    raw_backends: &BTreeMap<String, Spanned<RawBackend>>,
+    demo_personas: &Option<Vec<String>>,
+) -> BTreeMap<String, RolePolicy> {
+    let user_re = Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$").unwrap();
+    let name_re = Regex::new(r"^[a-z0-9][a-z0-9_.-]{0,62}$").unwrap();
+    let mut group_map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if let Some(g) = groups {
+        for (name, members) in g.get_ref() {
+            if members.get_ref().is_empty() {
+                ctx.at(
+                    members,
+                    format!(
+                        "group \"{name}\" is empty; list its members, e.g. {name} = [\"alice\"]"
+                    ),
+                );
+            }
+            for m in members.get_ref() {
+                if !user_re.is_match(m) {
+                    ctx.at(members, format!("group \"{name}\": \"{m}\" is not a user name; groups list user names, not other groups"));
+                }
+            }
+            group_map.insert(name.clone(), members.get_ref().iter().cloned().collect());
+        }
+    }
+
+    let principals = |ctx: &mut Ctx,
+                      field: &Option<Spanned<Vec<String>>>,
+                      what: &str,
+                      role: &Spanned<RawRole>|
+     -> Principals {
+        let Some(list) = field else {
+            ctx.at(
+                role,
+                format!(
+                    "role \"{}\" needs {what} = [\"@group\", \"user\"]",
+                    role.get_ref().name.get_ref()
+                ),
+            );
+            return Principals::default();
+        };
+        let mut p = Principals {
+            written: list.get_ref().clone(),
+            ..Default::default()
+        };
+        if list.get_ref().is_empty() {
+            ctx.at(
+                list,
+                format!("{what} is empty; name at least one user or @group"),
+            );
+        }
+        for entry in list.get_ref() {
+            if entry == "*" {
+                p.anyone = true;
+            } else if let Some(g) = entry.strip_prefix('@') {
+                match group_map.get(g) {
+                    Some(members) => p.users.extend(members.iter().cloned()),
+                    None => {
+                        let known: Vec<_> = group_map.keys().map(|k| format!("@{k}")).collect();
+                        ctx.at(list, format!(
+                            "{what}: group \"{g}\" is not defined; define it under [groups] or use one of: {}",
+                            if known.is_empty() { "(no groups defined)".to_string() } else { known.join(", ") }
+                        ));
+                    }
+                }
+            } else if user_re.is_match(entry) {
+                p.users.insert(entry.clone());
+            } else {
+                ctx.at(
+                    list,
+                    format!("{what}: \"{entry}\" is not a user name, @group or \"*\""),
+                );
+            }
+        }
+        p
+    };
+
+    let mut out = BTreeMap::new();
+    let Some(roles) = roles else {
+        ctx.nowhere(
+            "no roles are defined; add at least one [[roles]] table (see `breakglass init`)",
+        );
+        return out;
+    };
+    for sr in roles {
+        let r = sr.get_ref();
+        let name = r.name.get_ref().clone();
+        for misplaced in [&r.approval_signing, &r.allowed_signers]
+            .into_iter()
+            .flatten()
+        {
+            ctx.at(misplaced, format!("approval_signing and allowed_signers are top-level keys, but this line is inside role \"{name}\"; move it above the first [table] of the file"));
+        }
+        if !name_re.is_match(&name) {
+            ctx.at(&r.name, format!("role name \"{name}\" must be lower-case letters, digits, '-', '_' or '.', at most 63 characters"));
+        }
+        if out.contains_key(&name) {
+            ctx.at(
+                &r.name,
+                format!("role \"{name}\" is defined twice; role names must be unique"),
+            );
+        }
+        let backend = match &r.backend {
+            None => {
+                ctx.at(
+                    sr,
+                    format!("role \"{name}\" needs backend = \"<one of [backends]>\""),
+                );
+                String::new()
+            }
+            Some(b) => {
+                if !backends.contains_key(b.get_ref()) && !raw_backends.contains_key(b.get_ref()) {
+                    let known: Vec<_> = raw_backends.keys().cloned().collect();
+                    ctx.at(b, format!(
+                        "role \"{name}\": backend \"{}\" is not defined; define [backends.{}] or use one of: {}",
+                        b.get_ref(), b.get_ref(),
+                        if known.is_empty() { "(none defined)".into() } else { known.join(", ") }
+                    ));
+                }
+                b.get_ref().clone()
+            }
+        };
+        let default_ttl = match &r.default_ttl {
+            Some(t) => parse_duration(ctx, t, "default_ttl"),
+            None => {
+                ctx.at(sr, format!("role \"{name}\" needs default_ttl = \"15m\""));
+                None
+            }
+        };
+        let max_ttl = match &r.max_ttl {
+            Some(t) => parse_duration(ctx, t, "max_ttl"),
+            None => {
+                ctx.at(sr, format!("role \"{name}\" needs max_ttl = \"30m\""));
+                None
+            }
+        };
+        if let (Some(d), Some(m), Some(span)) = (default_ttl, max_ttl, &r.default_ttl) {
+            if d > m {
+                ctx.at(span, format!(
+                    "role \"{name}\": default_ttl {} is longer than max_ttl {}; write default_ttl = \"{}\" or less",
+                    crate::domain::lifecycle::human(d), crate::domain::lifecycle::human(m), crate::domain::lifecycle::human(m)
+                ));
+            }
+        }
+        let max_total = match (&r.max_total, max_ttl) {
+            (Some(t), m) => {
+                let v = parse_duration(ctx, t, "max_total");
+                if let (Some(v), Some(m)) = (v, m) {
+                    if v < m {
+                        ctx.at(
+                            t,
+                            format!(
+                                "role \"{name}\": max_total must be at least max_ttl ({})",
+                                crate::domain::lifecycle::human(m)
+                            ),
+                        );
+                    }
+                }
+                v
+            }
+            (None, m) => m.map(|m| m * 2),
+        };
+        let request_ttl = match &r.request_ttl {
+            Some(t) => parse_duration(ctx, t, "request_ttl"),
+            None => Some(30 * 60),
+        };
+        let conditions = match &r.conditions {
+            Some(c)
+                if !c.get_ref().is_empty() && c.get_ref().iter().all(|x| !x.trim().is_empty()) =>
+            {
+                c.get_ref().clone()
+            }
+            Some(c) => {
+                ctx.at(c, format!("role \"{name}\": conditions must list at least one non-empty condition, e.g. [\"production outage\"]"));
+                vec![]
+            }
+            None => {
+                ctx.at(sr, format!("role \"{name}\" needs conditions = [\"production outage\", \"locked-out administrators\"]"));
+                vec![]
+            }
+        };
+        let ticket_pattern = r.ticket_pattern.as_ref().and_then(|p| {
+            let pat = p.get_ref();
+            if !pat.starts_with('^') || !pat.ends_with('$') {
+                ctx.at(p, format!("role \"{name}\": ticket_pattern must be anchored so partial matches do not pass; write \"^{}$\"", pat.trim_start_matches('^').trim_end_matches('$')));
+                return None;
+            }
+            match Regex::new(pat) {
+                Ok(re) => Some(re),
+                Err(e) => { ctx.at(p, format!("role \"{name}\": ticket_pattern is not a valid regular expression: {e}")); None }
+            }
+        });
+        let vendor = vendor::vendor_policy(ctx, r, &name, max_ttl);
+        let requesters = principals(ctx, &r.requesters, "requesters", sr);
+        let approvers = principals(ctx, &r.approvers, "approvers", sr);
+        let certifiers = principals(ctx, &r.certifiers, "certifiers", sr);
+        let automation = automation_policy(ctx, r, &name, max_ttl, &conditions, |ctx, f| {
+            principals(ctx, f, "automation", sr)
+        });
+        let approvals_required = match &r.approvals_required {
+            None => 1,
+            Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 10 => *n.get_ref() as u32,
+            Some(n) => {
+                ctx.at(
+                    n,
+                    format!("role \"{name}\": approvals_required must be between 1 and 10"),
+                );
+                1
+            }
+        };
+        // A policy where some requester could never collect enough approvals is a trap at 3 a.m.
+        // Automation identities may request too (implicitly), and fall back to
+        // human approvers whenever policy does not approve them.
+        if !approvers.anyone && !requesters.anyone {
+            for who in requesters.users.iter().chain(&automation.identities.users) {
+                let others = approvers.users.iter().filter(|a| *a != who).count() as u32;
+                if others < approvals_required {
+                    let span = r
+                        .approvers
+                        .as_ref()
+                        .map(|s| s.span().start)
+                        .unwrap_or(sr.span().start);
+                    let line = Some(ctx.line_of(span));
+                    ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
+                        "role \"{name}\": {who} may request it but only {others} other approver(s) exist for {approvals_required} required approvals; add approvers or lower approvals_required"
+                    )});
+                }
+            }
+        }
+        if !certifiers.anyone && !requesters.anyone {
+            for who in &requesters.users {
+                if certifiers.users.iter().all(|c| c == who) {
+                    let span = r
+                        .certifiers
+                        .as_ref()
+                        .map(|s| s.span().start)
+                        .unwrap_or(sr.span().start);
+                    let line = Some(ctx.line_of(span));
+                    ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
+                        "role \"{name}\": {who} may request it but nobody else can certify it; add a certifier other than {who}"
+                    )});
+                }
+            }
+        }
+        if let Some(personas) = demo_personas {
+            for p in requesters
+                .users
+                .iter()
+                .chain(&automation.identities.users)
+                .chain(&approvers.users)
+                .chain(&certifiers.users)
+            {
+                if !personas.contains(p) {
+                    ctx.nowhere(format!("role \"{name}\" names {p}, who is not a demo persona; add {p} to [demo] personas"));
+                }
+            }
+        }
+        // Incident policy. Access that may start on a resolved incident would be
+        // revoked by the next sweep if revoke_on_resolve stayed on: a trap.
+        let require_open_incident = r
+            .require_open_incident
+            .as_ref()
+            .is_none_or(|b| *b.get_ref());
+        let revoke_on_resolve = r.revoke_on_resolve.as_ref().is_none_or(|b| *b.get_ref());
+        if let (Some(req), true) = (&r.require_open_incident, revoke_on_resolve) {
+            if !*req.get_ref() {
+                ctx.at(req, format!(
+                    "role \"{name}\": require_open_incident = false lets access start on a resolved incident, which revoke_on_resolve (default true) would end at the next sweep; also write revoke_on_resolve = false"
+                ));
+            }
+        }
+        let scope = r
+            .scope
+            .as_ref()
+            .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        if let Some(BackendConfig::Vault { .. }) = backends.get(&backend) {
+            if let Err(m) = crate::backend::vault::scope_policies(&scope) {
+                ctx.at(sr, format!("role \"{name}\": {m}"));
+            }
+        }
+        if let Some(BackendConfig::Postgres(_)) = backends.get(&backend) {
+            if let Err(m) = crate::backend::postgres::Scope::parse(&scope) {
+                ctx.at(sr, format!("role \"{name}\": {m}"));
+            }
+        }
+        out.insert(
+            name.clone(),
+            RolePolicy {
+                name,
+                description: r.description.clone(),
+                backend,
+                scope,
+                default_ttl: default_ttl.unwrap_or(0),
+                max_ttl: max_ttl.unwrap_or(0),
+                max_extensions: r.max_extensions,
+                max_total: max_total.unwrap_or(0),
+                conditions,
+                ticket_pattern,
+                requesters,
+                approvers,
+                certifiers,
+                approvals_required,
+                request_ttl: request_ttl.unwrap_or(1800),
+                rotate_after_use: r.rotate_after_use,
+                require_open_incident,
+                revoke_on_resolve,
+                require_alert_delivery: r.require_alert_delivery,
+                automation,
+                vendor,
+            },
+        );
+    }
+    out
+}
+
+/// The automation fields of one role. `identities` is the role's principal
+/// parser (groups expanded) for the `automation` list.
+pub(super) fn automation_policy(
+    ctx: &mut Ctx,
+    r: &RawRole,
+    name: &str,
+    max_ttl: Option<i64>,
+    conditions: &[String],
+    identities: impl FnOnce(&mut Ctx, &Option<Spanned<Vec<String>>>) -> Principals,
+) -> crate::domain::policy::Automation {
+    use crate::domain::lifecycle::human;
+    let role_max = max_ttl.unwrap_or(0);
+    let mut a = crate::domain::policy::Automation {
+        rate_count: 3,
+        rate_window: 3600,
+        max_ttl: role_max,
+        certify_within: 24 * 3600,
+        ..Default::default()
+    };
+    if let Some(list) = &r.automation {
+        if list.get_ref().iter().any(|e| e == "*") {
+            ctx.at(list, format!("role \"{name}\": automation cannot be \"*\"; name the service accounts (or an @group of them), since a person is never auto-approved"));
+        } else {
+            a.identities = identities(ctx, &r.automation);
+        }
+    }
+    if let Some(c) = &r.auto_approve_conditions {
+        for cond in c.get_ref() {
+            match conditions.iter().find(|k| k.eq_ignore_ascii_case(cond.trim())) {
+                Some(k) => a.conditions.push(k.clone()),
+                None => ctx.at(c, format!(
+                    "role \"{name}\": auto_approve_conditions lists \"{cond}\", which is not one of its conditions ({}); auto-approved conditions must be a subset of conditions",
+                    conditions.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        if r.automation.is_none() {
+            ctx.at(c, format!("role \"{name}\": auto_approve_conditions needs automation = [\"svc-account\"] naming who may be auto-approved"));
+        }
+    } else if let Some(list) = &r.automation {
+        ctx.at(list, format!("role \"{name}\": automation needs auto_approve_conditions = [\"...\"] (a subset of conditions)"));
+    }
+    if let Some(rate) = &r.auto_approve_rate {
+        let parsed = rate.get_ref().split_once('/').and_then(|(n, w)| {
+            let n: u32 = n.trim().parse().ok().filter(|n| *n >= 1)?;
+            let w = humantime::parse_duration(w.trim())
+                .ok()
+                .filter(|d| d.as_secs() > 0)?;
+            Some((n, w.as_secs() as i64))
+        });
+        match parsed {
+            Some((n, w)) => (a.rate_count, a.rate_window) = (n, w),
+            None => ctx.at(rate, format!(
+                "role \"{name}\": auto_approve_rate = \"{}\" is not N/window; write e.g. \"3/1h\" (at most 3 auto-approvals per hour)",
+                rate.get_ref()
+            )),
+        }
+    }
+    if let Some(t) = &r.auto_max_ttl {
+        if let Some(v) = parse_duration(ctx, t, "auto_max_ttl") {
+            if max_ttl.is_some() && v > role_max {
+                ctx.at(t, format!(
+                    "role \"{name}\": auto_max_ttl {} is longer than max_ttl {}; write auto_max_ttl = \"{}\" or less",
+                    human(v), human(role_max), human(role_max)
+                ));
+            } else {
+                a.max_ttl = v;
+            }
+        }
+    }
+    if let Some(t) = &r.certify_within {
+        if let Some(v) = parse_duration(ctx, t, "certify_within") {
+            a.certify_within = v;
+        }
+    }
+    a
+}
