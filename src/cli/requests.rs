@@ -81,6 +81,8 @@ pub(super) async fn request_inner(
         + std::time::Duration::from_secs(parse_duration(&a.wait_timeout, "--wait-timeout")? as u64);
     let mut seen = req.approvals.len();
     loop {
+        // The head first: a decision landing after it wakes the wait below.
+        let head = engine.store().audit_head().map(|h| h.0).unwrap_or(-1);
         let cur = engine.load(req.id)?;
         if cur.approvals.len() != seen && !json {
             seen = cur.approvals.len();
@@ -122,7 +124,12 @@ pub(super) async fn request_inner(
                 ),
             ));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Woken by any commit (NOTIFY on PostgreSQL, a cheap head poll on
+        // SQLite); at least once a second for the lapse check.
+        let store = engine.store_handle();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let wait = left.min(std::time::Duration::from_secs(1));
+        let _ = tokio::task::spawn_blocking(move || store.wait_for_change(head, wait)).await;
     }
 }
 

@@ -220,6 +220,10 @@ impl Engine {
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }
+    /// The store, for a blocking wait on another thread.
+    pub fn store_handle(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
