@@ -1095,6 +1095,23 @@ async fn a_hanging_source_times_out_and_the_others_are_still_listed() {
 }
 
 #[tokio::test]
+async fn skipped_items_are_shown_beside_the_listing_in_the_console() {
+    let mut broken = pd_incident(2, "triggered");
+    broken.as_object_mut().unwrap().remove("title");
+    let srv = pd_server(Fake::new(vec![pd_incident(1, "triggered"), broken]));
+    let h = harness_with(|p| p.sources.push(pd(&srv.url)));
+    let (list, errors) = h.engine.incidents().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(list.iter().any(|i| i.source == "pd" && i.id == "1"));
+    let w = h.engine.incident_warnings().join("\n");
+    assert!(w.starts_with("pd: skipped 1 of 2"), "{w}");
+    let url = srv.url.clone();
+    let mut d = support::tui::Driver::new_with(h, "alice", |p| p.sources.push(pd(&url)));
+    d.refresh().await;
+    d.assert_sees("pd: skipped 1 of 2");
+}
+
+#[tokio::test]
 async fn an_unreachable_source_says_it_cannot_connect() {
     let port = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -179,7 +179,8 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
     match command {
         Command::Incidents => {
             let (list, errors) = engine.incidents().await;
-            output::incidents(&list, &errors, engine.now(), json);
+            let warnings = engine.incident_warnings();
+            output::incidents(&list, &errors, &warnings, engine.now(), json);
             Ok(if errors.is_empty() {
                 exit::OK
             } else {

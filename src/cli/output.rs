@@ -32,14 +32,23 @@ fn age(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     }
 }
 
-pub fn incidents(list: &[Incident], errors: &[SourceError], now: DateTime<Utc>, json: bool) {
+pub fn incidents(
+    list: &[Incident],
+    errors: &[SourceError],
+    warnings: &[String],
+    now: DateTime<Utc>,
+    json: bool,
+) {
     if json {
         let errs: Vec<_> = errors
             .iter()
             .map(|e| json!({"source": e.source_name, "error": sanitize::line(&e.message, 300)}))
             .collect();
-        print_json(&json!({"incidents": list, "source_errors": errs}));
+        print_json(&json!({"incidents": list, "source_errors": errs, "source_warnings": warnings}));
         return;
+    }
+    for w in warnings {
+        eprintln!("warning: incident source {w}");
     }
     for e in errors {
         eprintln!(

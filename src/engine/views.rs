@@ -117,6 +117,19 @@ impl Engine {
         (all, errors)
     }
 
+    /// What sources skipped or cut in their last listing (malformed items, the
+    /// cap), each prefixed with its source and cleaned for display.
+    pub fn incident_warnings(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .flat_map(|s| {
+                s.warnings()
+                    .into_iter()
+                    .map(move |w| format!("{}: {}", s.name(), crate::sanitize::line(&w, 300)))
+            })
+            .collect()
+    }
+
     pub fn view(&self, req: Request) -> RequestView {
         let remaining_seconds = req.remaining(self.clock.now()).map(|d| d.num_seconds());
         RequestView {

@@ -84,6 +84,7 @@ pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
         who: who.to_string(),
         incidents,
         source_errors: errors,
+        source_warnings: engine.incident_warnings(),
         roles,
         mine,
         approvals,

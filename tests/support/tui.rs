@@ -23,7 +23,14 @@ pub struct Driver {
 impl Driver {
     /// A console as `who` on the demo harness (manual clock).
     pub fn new(h: H, who: &str) -> Self {
-        let engine = Arc::new(breakglass::engine::Engine::new(clone_parts(&h)));
+        Driver::new_with(h, who, |_| {})
+    }
+
+    /// `new` with the console's engine parts changed by `f` (extra sources...).
+    pub fn new_with(h: H, who: &str, f: impl FnOnce(&mut breakglass::engine::Parts)) -> Self {
+        let mut parts = clone_parts(&h);
+        f(&mut parts);
+        let engine = Arc::new(breakglass::engine::Engine::new(parts));
         let mut app = App::new(
             who.into(),
             h.engine.policy().demo_personas.clone(),

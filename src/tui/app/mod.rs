@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub who: String,
     pub incidents: Vec<Incident>,
     pub source_errors: Vec<String>,
+    /// What sources skipped (malformed items, the cap).
+    pub source_warnings: Vec<String>,
     pub roles: Vec<RoleView>,
     pub mine: Vec<Request>,
     pub approvals: Vec<QueueItem>,

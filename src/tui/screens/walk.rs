@@ -103,6 +103,11 @@ fn incidents(
             clean(&app.data.source_errors.join("; ")),
             theme.danger(),
         ));
+    } else if !app.data.source_warnings.is_empty() {
+        top_lines.push(Line::styled(
+            clean(&app.data.source_warnings.join("; ")),
+            theme.warn(),
+        ));
     } else {
         top_lines.push(Line::styled(
             format!(
