@@ -888,3 +888,182 @@ certifiers = ["postgres", "{login}"]
         "{e}"
     );
 }
+
+/// A person's own login may write the tables, so it can edit a request row or
+/// append an event under another name. With `identity = "database"` neither
+/// grants anything, and `audit verify` names the forged event.
+#[test]
+fn hand_edited_rows_and_forged_events_grant_nothing_with_database_identity() {
+    let server = support::pg::shared();
+    let db = server.create_database_blocking("forge");
+    let admin = server.admin_url(&db);
+    breakglass::store::PostgresStore::open(&admin).unwrap();
+    let alice = support::pg::unique("alice");
+    let bob = support::pg::unique("bob");
+    let mut c = server.admin_blocking(&db);
+    for login in [&alice, &bob] {
+        c.batch_execute(&format!(
+            "CREATE ROLE {login} LOGIN PASSWORD 'pw';
+             GRANT SELECT, INSERT, UPDATE ON requests, audit, outbox TO {login};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON claims TO {login};
+             GRANT SELECT ON breakglass_meta TO {login};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {login};"
+        ))
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("breakglass.toml");
+    std::fs::write(
+        dir.path().join("incidents.toml"),
+        "[[incidents]]\nid = \"INC-1\"\ntitle = \"t\"\nseverity = \"SEV1\"\nstatus = \"open\"\n",
+    )
+    .unwrap();
+    let role = |name: &str| {
+        format!(
+            r#"
+[[roles]]
+name = "{name}"
+backend = "demo"
+default_ttl = "5m"
+max_ttl = "10m"
+conditions = ["outage"]
+requesters = ["{alice}"]
+approvers = ["{bob}"]
+certifiers = ["{bob}"]
+"#
+        )
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[store]
+kind = "postgres"
+url_env = "{URL_ENV}"
+identity = "database"
+data_dir = "."
+
+[[incident_sources]]
+name = "f"
+kind = "file"
+path = "incidents.toml"
+
+[backends.demo]
+kind = "demo"
+{}{}"#,
+            role("role-a"),
+            role("role-b")
+        ),
+    )
+    .unwrap();
+    let (as_alice, as_bob) = (server.url(&alice, "pw", &db), server.url(&bob, "pw", &db));
+    let run = |url: &str, args: &[&str]| bg_env(&cfg, None, args, &[(URL_ENV, url)]);
+    let request = |role: &str| {
+        ok_json(run(
+            &as_alice,
+            &[
+                "--json",
+                "request",
+                "--incident",
+                "INC-1",
+                "--role",
+                role,
+                "--condition",
+                "outage",
+                "--reason",
+                "r",
+            ],
+        ))["request"]["id"]
+            .as_i64()
+            .unwrap()
+    };
+
+    // The real thing still works: bob approves, alice activates.
+    let legit = request("role-b");
+    ok_json(run(&as_bob, &["--json", "approve", &legit.to_string()]));
+    ok_json(run(&as_alice, &["--json", "activate", &legit.to_string()]));
+
+    // alice approves her own request by editing the row with her own login.
+    let forged = request("role-a");
+    let mut mine = postgres::Client::connect(&as_alice, postgres::NoTls).unwrap();
+    let data: String = mine
+        .query_one("SELECT data FROM requests WHERE id = $1", &[&forged])
+        .unwrap()
+        .get(0);
+    let mut req: breakglass::domain::Request = serde_json::from_str(&data).unwrap();
+    req.approvals.push(breakglass::domain::Approval {
+        by: bob.clone(),
+        at: chrono::Utc::now(),
+        comment: None,
+        signature: None,
+    });
+    req.state = breakglass::domain::State::Approved;
+    mine.execute(
+        "UPDATE requests SET state = 'approved', data = $2 WHERE id = $1",
+        &[&forged, &serde_json::to_string(&req).unwrap()],
+    )
+    .unwrap();
+    let o = run(&as_alice, &["activate", &forged.to_string()]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "the approval by {bob} has no request.approved event written by database login {bob}"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing was granted, the chain is whole, the refusal is on record.
+    let st = ok_json(run(&as_alice, &["--json", "status", &forged.to_string()]));
+    assert_eq!(st["request"]["state"], "approved", "{st}");
+    let v = run(&as_alice, &["--json", "audit", "verify"]);
+    assert_eq!(code(&v), 0, "{}", stdout(&v));
+
+    // She appends a well-chained request.approved event under bob's name.
+    let (seq, prev): (i64, String) = {
+        let r = mine
+            .query_one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let ev = breakglass::audit::seal(
+        breakglass::audit::AuditRecord {
+            seq: seq + 1,
+            at: breakglass::store::ts(chrono::Utc::now()),
+            actor: bob.clone(),
+            request_id: Some(forged),
+            action: "request.approved".into(),
+            from_state: Some("pending".into()),
+            to_state: Some("approved".into()),
+            detail: breakglass::audit::canonical_detail(&serde_json::json!({})),
+            prev_hash: String::new(),
+            hash: String::new(),
+        },
+        &prev,
+    );
+    mine.execute(
+        "INSERT INTO audit (seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &ev.seq, &ev.at, &ev.actor, &ev.request_id, &ev.action, &ev.from_state,
+            &ev.to_state, &ev.detail, &ev.prev_hash, &ev.hash,
+        ],
+    )
+    .unwrap();
+    let o = run(&as_alice, &["activate", &forged.to_string()]);
+    assert_eq!(
+        code(&o),
+        3,
+        "a forged event is not an approval: {}",
+        stderr(&o)
+    );
+    let v = run(&as_bob, &["audit", "verify"]);
+    assert_eq!(code(&v), 6, "{}{}", stdout(&v), stderr(&v));
+    let all = format!("{}{}", stdout(&v), stderr(&v));
+    assert!(
+        all.contains(&format!(
+            "event {} names {bob} as its actor but was written by database login {alice}",
+            ev.seq
+        )),
+        "{all}"
+    );
+}

@@ -299,6 +299,7 @@ impl Engine {
         who: &str,
         id: RequestId,
     ) -> Result<(Request, Credential)> {
+        self.noted(who, Some(id), "activate", self.check_logins(id))?;
         let owner = self.owner.clone();
         let fail_closed = self
             .load(id)

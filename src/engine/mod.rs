@@ -4,6 +4,7 @@
 
 mod actions;
 mod incident_checks;
+mod logins;
 mod recertification;
 mod recovery;
 mod signatures;

@@ -155,7 +155,7 @@ impl Engine {
         loop {
             let batch = self.store.audit_range(from, 10_000)?;
             if batch.is_empty() {
-                return Ok((v.count, None));
+                return Ok((v.count, self.login_mismatch()?));
             }
             for r in &batch {
                 if let Err(b) = v.push(r) {

@@ -55,6 +55,14 @@ impl<'a> Note<'a> {
     }
 }
 
+/// An audit event written under another database login than its actor's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginMismatch {
+    pub seq: i64,
+    pub actor: String,
+    pub db_login: String,
+}
+
 /// An alert to queue in the outbox with the transition that raised it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertDraft {
@@ -143,6 +151,25 @@ pub trait Store: Send + Sync {
     fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// The audit events of one request with `action`, oldest first.
     fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Who wrote a request's events of one kind: (actor, database login) in
+    /// order; the login is None where the store does not record one.
+    fn event_logins(
+        &self,
+        id: RequestId,
+        action: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        Ok(self
+            .request_events(id, action)?
+            .into_iter()
+            .map(|r| (r.actor, None))
+            .collect())
+    }
+    /// Team mode: the first events whose actor (a person, not a `breakglass-*`
+    /// component) is not the database login that wrote them, skipping rows
+    /// copied in by `store migrate`. Stores without logins have none.
+    fn login_mismatches(&self, _limit: usize) -> Result<Vec<LoginMismatch>, StoreError> {
+        Ok(vec![])
+    }
     /// The newest audit event with `action` that names no request and whose
     /// detail names `role`: a decision about the role itself (`role.recertified`).
     fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError>;

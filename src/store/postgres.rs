@@ -731,6 +731,13 @@ impl PostgresStore {
                 "SELECT setval(pg_get_serial_sequence('requests', 'id'), COALESCE((SELECT max(id) FROM requests), 0) + 1, false);
                  SELECT setval(pg_get_serial_sequence('outbox', 'id'), COALESCE((SELECT max(id) FROM outbox), 0) + 1, false);",
             )?;
+            // Copied rows carry the migrating login, not their actors': the
+            // actor = db_login check starts after them.
+            q.exec(
+                "INSERT INTO breakglass_meta (key, value) VALUES ('imported_through', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&rep.head_seq.to_string()],
+            )?;
             q.exec(&format!("SELECT pg_notify('{CHANNEL}', $1)"), &[&rep.head_seq.to_string()])?;
             Ok(rep)
         })
@@ -1139,6 +1146,45 @@ impl Store for PostgresStore {
                 )?
                 .iter()
                 .map(audit_row)
+                .collect())
+        })
+    }
+
+    fn event_logins(
+        &self,
+        id: RequestId,
+        action: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let action = action.to_string();
+        plain(self, move |q| {
+            Ok(q
+                .query(
+                    "SELECT actor, db_login FROM audit WHERE request_id = $1 AND action = $2 ORDER BY seq",
+                    &[&id.0, &action],
+                )?
+                .iter()
+                .map(|r| (r.get(0), Some(r.get(1))))
+                .collect())
+        })
+    }
+
+    fn login_mismatches(&self, limit: usize) -> Result<Vec<LoginMismatch>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        plain(self, move |q| {
+            Ok(q
+                .query(
+                    "SELECT seq, actor, db_login FROM audit
+                     WHERE actor <> db_login AND actor NOT LIKE 'breakglass-%'
+                       AND seq > COALESCE((SELECT value::bigint FROM breakglass_meta WHERE key = 'imported_through'), 0)
+                     ORDER BY seq LIMIT $1",
+                    &[&limit],
+                )?
+                .iter()
+                .map(|r| LoginMismatch {
+                    seq: r.get(0),
+                    actor: r.get(1),
+                    db_login: r.get(2),
+                })
                 .collect())
         })
     }
