@@ -758,6 +758,20 @@ fn a_sqlite_store_migrates_to_postgres_with_its_chain() {
     let r = pg(Some("alice"), REQUEST_K8S);
     assert_eq!(r["request"]["id"], 2, "ids continue after the copied ones");
     assert_eq!(pg(None, &["audit", "verify"])["ok"], true);
+    // Copied rows carry the migrating login: the actor = db_login check of
+    // identity = "database" starts after them.
+    let through: String = server
+        .admin_blocking(&db)
+        .query_one(
+            "SELECT value FROM breakglass_meta WHERE key = 'imported_through'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        Some(through.parse::<u64>().unwrap()),
+        before["verified_events"].as_u64()
+    );
     let _ = tmp;
 }
 
