@@ -551,3 +551,122 @@ fn signing_settings_are_validated_with_file_and_line() {
         "{e}"
     );
 }
+
+/// A vendor role in the signed demo (certifiers: dave).
+fn with_vendor_role(s: &Signed) {
+    let mut text = std::fs::read_to_string(&s.cfg).unwrap();
+    text.push_str(
+        r#"
+[[roles]]
+name = "vendor-db-support"
+description = "The database vendor's support engineer"
+backend = "demo"
+default_ttl = "15m"
+max_ttl = "30m"
+vendor = true
+conditions = ["production outage"]
+requesters = ["@oncall"]
+approvers = ["@sre-leads"]
+certifiers = ["@security"]
+"#,
+    );
+    std::fs::write(&s.cfg, text).unwrap();
+}
+
+const VENDOR_REQUEST: &[&str] = &[
+    "request",
+    "--incident",
+    "INC-1042",
+    "--role",
+    "vendor-db-support",
+    "--condition",
+    "production outage",
+    "--reason",
+    "vendor must inspect the replication slot",
+    "--vendor-name",
+    "Vera",
+    "--vendor-company",
+    "DB Corp",
+];
+
+#[test]
+fn vendor_recertification_is_signed_and_a_forged_one_unlocks_nothing() {
+    let s = signed_demo();
+    with_vendor_role(&s);
+    let recertify = [
+        "roles",
+        "recertify",
+        "vendor-db-support",
+        "--comment",
+        "reviewed",
+    ];
+    // Unsigned: refused (and audited), the role stays locked.
+    let o = s.run(Some("dave"), &recertify);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sign with your SSH key"),
+        "{}",
+        stderr(&o)
+    );
+    // Signed with someone else's key: refused.
+    let bobs = s.key("bob");
+    let o = s.run(
+        Some("dave"),
+        &[&recertify[..], &["--ssh-key", &bobs]].concat(),
+    );
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    // With dave's key: the role opens and the chain reverifies.
+    let daves = s.key("dave");
+    let r = s.ok(
+        Some("dave"),
+        &[&recertify[..], &["--ssh-key", &daves]].concat(),
+    );
+    assert_eq!(r["certification"]["by"], "dave");
+    assert!(s.ok(Some("alice"), VENDOR_REQUEST)["request"]["id"]
+        .as_i64()
+        .is_some());
+    assert_eq!(s.ok(None, &["audit", "verify"])["ok"], true);
+
+    // A store edit appending a later, unsigned recertification (as if the last
+    // one lapsed and someone renewed it by hand) breaks verification and does
+    // not count: requests are refused.
+    let db = rusqlite::Connection::open(s.dir().join("breakglass.sqlite")).unwrap();
+    let last = audit_rows(&db).pop().unwrap();
+    let forged = seal(
+        AuditRecord {
+            seq: last.seq + 1,
+            at: breakglass::store::ts(chrono::Utc::now()),
+            actor: "dave".into(),
+            request_id: None,
+            action: "role.recertified".into(),
+            from_state: None,
+            to_state: None,
+            detail: breakglass::audit::canonical_detail(&serde_json::json!({
+                "role": "vendor-db-support", "comment": "by hand"
+            })),
+            prev_hash: String::new(),
+            hash: String::new(),
+        },
+        &last.hash,
+    );
+    db.execute(
+        "INSERT INTO audit (seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        rusqlite::params![forged.seq, forged.at, forged.actor, forged.request_id, forged.action, forged.from_state, forged.to_state, forged.detail, forged.prev_hash, forged.hash],
+    )
+    .unwrap();
+    let v = s.run(None, &["audit", "verify"]);
+    assert_eq!(code(&v), 6, "{}{}", stdout(&v), stderr(&v));
+    let all = format!("{}{}", stdout(&v), stderr(&v));
+    assert!(
+        all.contains("role.recertified of role vendor-db-support by dave carries no signature"),
+        "{all}"
+    );
+    let o = s.run(Some("alice"), VENDOR_REQUEST);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("carries no valid signature"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -317,5 +317,7 @@ pub enum RolesCmd {
         /// What you reviewed: who may use it, its scope, its recent sessions
         #[arg(long)]
         comment: String,
+        #[command(flatten)]
+        sign: SignArgs,
     },
 }

@@ -16,9 +16,42 @@ pub(super) fn sign_decision(
     a: &SignArgs,
     json: bool,
 ) -> Result<Option<Option<SshSignature>>, Failure> {
+    sign_statement(
+        engine,
+        &format!("{kind} of {id}"),
+        |at| Ok(engine.decision_statement(who, id, kind, at)?),
+        a,
+        json,
+    )
+}
+
+/// `sign_decision` for a decision about a role (`roles recertify`).
+pub(super) fn sign_role_decision(
+    engine: &Engine,
+    who: &str,
+    role: &str,
+    a: &SignArgs,
+    json: bool,
+) -> Result<Option<Option<SshSignature>>, Failure> {
+    sign_statement(
+        engine,
+        &format!("recertification of role {role}"),
+        |at| Ok(engine.role_decision_statement(who, role, at)?),
+        a,
+        json,
+    )
+}
+
+fn sign_statement(
+    engine: &Engine,
+    what: &str,
+    statement_at: impl Fn(chrono::DateTime<chrono::Utc>) -> Result<String, Failure>,
+    a: &SignArgs,
+    json: bool,
+) -> Result<Option<Option<SshSignature>>, Failure> {
     use chrono::SubsecRound;
     if a.print_statement {
-        let text = engine.decision_statement(who, id, kind, engine.now().trunc_subsecs(0))?;
+        let text = statement_at(engine.now().trunc_subsecs(0))?;
         if json {
             output::print_json(&serde_json::json!({ "statement": text }));
         } else {
@@ -54,12 +87,9 @@ pub(super) fn sign_decision(
         return Ok(Some(None));
     };
     let at = engine.now().trunc_subsecs(0);
-    let statement = engine.decision_statement(who, id, kind, at)?;
+    let statement = statement_at(at)?;
     if !json && std::io::stderr().is_terminal() {
-        eprintln!(
-            "signing the {kind} of {id} with {} (ssh-keygen)",
-            key.display()
-        );
+        eprintln!("signing the {what} with {} (ssh-keygen)", key.display());
     }
     let armored = ssh_sign::sign(&key, &statement).map_err(|e| Failure::new(exit::USAGE, e))?;
     Ok(Some(Some(SshSignature {

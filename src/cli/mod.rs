@@ -194,9 +194,18 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             Ok(exit::OK)
         }
         Command::Roles {
-            action: Some(RolesCmd::Recertify { role, comment }),
+            action:
+                Some(RolesCmd::Recertify {
+                    role,
+                    comment,
+                    sign,
+                }),
         } => {
-            let c = engine.recertify_role(&who()?, role, comment)?;
+            let me = who()?;
+            let Some(sig) = sign_role_decision(engine, &me, role, sign, json)? else {
+                return Ok(exit::OK);
+            };
+            let c = engine.recertify_role_signed(&me, role, comment, sig)?;
             output::recertified(role, &c, json);
             Ok(exit::OK)
         }

@@ -3,6 +3,7 @@
 //! recertification, and once the last one lapsed, the role is locked.
 
 use super::*;
+use crate::domain::SshSignature;
 use serde::Serialize;
 
 pub const ROLE_RECERTIFIED: &str = "role.recertified";
@@ -24,12 +25,24 @@ impl Engine {
     /// role). The due date follows the policy in force now, so shortening
     /// `recertify_every` takes effect at once.
     pub fn role_certification(&self, role: &RolePolicy) -> Result<Option<RoleCertification>> {
+        Ok(self.last_recertification(role)?.map(|(c, _)| c))
+    }
+
+    /// The last recertification and the signature it carries (if any).
+    fn last_recertification(
+        &self,
+        role: &RolePolicy,
+    ) -> Result<Option<(RoleCertification, Option<SshSignature>)>> {
         let Some(vp) = &role.vendor else {
             return Ok(None);
         };
         let Some(rec) = self.store.last_role_event(&role.name, ROLE_RECERTIFIED)? else {
             return Ok(None);
         };
+        let detail: serde_json::Value = serde_json::from_str(&rec.detail).unwrap_or_default();
+        let sig = detail
+            .get("signature")
+            .and_then(|s| serde_json::from_value::<SshSignature>(s.clone()).ok());
         let at = DateTime::parse_from_rfc3339(&rec.at)
             .map_err(|e| {
                 Error::Store(StoreError::Db(format!(
@@ -38,15 +51,24 @@ impl Engine {
                 )))
             })?
             .with_timezone(&Utc);
-        Ok(Some(RoleCertification {
-            at,
-            by: rec.actor,
-            due: at + chrono::Duration::seconds(vp.recertify_every),
-        }))
+        Ok(Some((
+            RoleCertification {
+                at,
+                by: rec.actor,
+                due: at + chrono::Duration::seconds(vp.recertify_every),
+            },
+            sig,
+        )))
     }
 
-    /// Why a vendor role may not be used now for want of recertification.
-    pub(crate) fn recertification_lock(&self, role: &RolePolicy) -> Result<Option<String>> {
+    /// Why a vendor role may not be used now for want of recertification. With
+    /// `verify`, and signing on, the recertification's signature must verify too
+    /// (one ssh-keygen run: done when access is asked for, not for every view).
+    pub(crate) fn recertification_lock(
+        &self,
+        role: &RolePolicy,
+        verify: bool,
+    ) -> Result<Option<String>> {
         let Some(vp) = &role.vendor else {
             return Ok(None);
         };
@@ -55,12 +77,22 @@ impl Engine {
             role.certifiers.describe(),
             role.name
         );
-        Ok(match self.role_certification(role)? {
+        Ok(match self.last_recertification(role)? {
             None => Some(format!(
                 "vendor role {} has never been certified: {how}",
                 role.name
             )),
-            Some(c) if c.due <= self.clock.now() => Some(format!(
+            Some((c, sig))
+                if verify && !self.role_signature_valid(&role.name, &c.by, sig.as_ref()) =>
+            {
+                Some(format!(
+                    "vendor role {}'s recertification by {} on {} carries no valid signature (was the store edited? run `breakglass audit verify`): {how}",
+                    role.name,
+                    c.by,
+                    stamp(c.at)
+                ))
+            }
+            Some((c, _)) if c.due <= self.clock.now() => Some(format!(
                 "vendor role {}'s certification by {} on {} lapsed on {} (recertify_every {}): {how}",
                 role.name,
                 c.by,
@@ -74,7 +106,7 @@ impl Engine {
 
     /// Refuses with `Locked` when the role needs recertification.
     pub(super) fn check_recertified(&self, role: &RolePolicy) -> Result<()> {
-        match self.recertification_lock(role)? {
+        match self.recertification_lock(role, true)? {
             Some(reason) => Err(Error::Locked {
                 role: role.name.clone(),
                 reason,
@@ -91,8 +123,19 @@ impl Engine {
         role_name: &str,
         comment: &str,
     ) -> Result<RoleCertification> {
+        self.recertify_role_signed(who, role_name, comment, None)
+    }
+
+    /// `recertify_role` with the certifier's SSH signature (`approval_signing`).
+    pub fn recertify_role_signed(
+        &self,
+        who: &str,
+        role_name: &str,
+        comment: &str,
+        sig: Option<SshSignature>,
+    ) -> Result<RoleCertification> {
         let attempt = format!("recertify role {role_name}");
-        let r = self.recertify_inner(who, role_name, comment);
+        let r = self.recertify_inner(who, role_name, comment, sig);
         self.noted(who, None, &attempt, r)
     }
 
@@ -101,6 +144,7 @@ impl Engine {
         who: &str,
         role_name: &str,
         comment: &str,
+        sig: Option<SshSignature>,
     ) -> Result<RoleCertification> {
         let role = self.role(role_name)?;
         let Some(vp) = &role.vendor else {
@@ -126,13 +170,19 @@ impl Engine {
             ));
         }
         let now = self.clock.now();
+        let sig = self
+            .check_role_signed(&role.name, who, sig.as_ref(), now)
+            .map_err(Error::Refused)?;
         let due = now + chrono::Duration::seconds(vp.recertify_every);
-        let detail = serde_json::json!({
+        let mut detail = serde_json::json!({
             "role": role.name,
             "comment": comment,
             "recertify_every_seconds": vp.recertify_every,
             "due": stamp(due),
         });
+        if let Some(sig) = &sig {
+            detail["signature"] = serde_json::json!(sig);
+        }
         let note = crate::store::Note {
             action: ROLE_RECERTIFIED,
             actor: who,

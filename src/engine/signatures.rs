@@ -6,7 +6,7 @@
 use super::*;
 use crate::audit::{AuditRecord, Broken};
 use crate::domain::{IncidentRef, SshSignature};
-use crate::identity::ssh_sign::{self, DecisionKind, Statement, MAX_SKEW_SECONDS};
+use crate::identity::ssh_sign::{self, DecisionKind, RoleStatement, Statement, MAX_SKEW_SECONDS};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -27,6 +27,24 @@ fn statement(req: &Request, kind: DecisionKind, who: &str, at: DateTime<Utc>) ->
         at,
     }
     .text()
+}
+
+fn role_statement(role: &str, who: &str, at: DateTime<Utc>) -> String {
+    RoleStatement {
+        role,
+        decision: "recertify",
+        signer: who,
+        at,
+    }
+    .text()
+}
+
+/// What a refusal says about the decision being signed.
+struct Decision {
+    noun: &'static str,
+    subject: String,
+    command: String,
+    verb: &'static str,
 }
 
 /// Keeps a verified signature with the decision's audit event.
@@ -62,23 +80,82 @@ impl Engine {
         sig: Option<&SshSignature>,
         now: DateTime<Utc>,
     ) -> Result<Option<SshSignature>, Refusal> {
+        let id = req.id;
+        self.check_statement_signed(
+            who,
+            Decision {
+                noun: kind.noun(),
+                subject: id.to_string(),
+                command: format!("breakglass {} {id}", kind.command()),
+                verb: kind.as_str(),
+            },
+            |at| statement(req, kind, who, at),
+            sig,
+            now,
+        )
+    }
+
+    /// `check_signed` for a decision about a role (vendor recertification).
+    pub(crate) fn check_role_signed(
+        &self,
+        role: &str,
+        who: &str,
+        sig: Option<&SshSignature>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SshSignature>, Refusal> {
+        self.check_statement_signed(
+            who,
+            Decision {
+                noun: "recertification",
+                subject: format!("role {role}"),
+                command: format!("breakglass roles recertify {role} --comment TEXT"),
+                verb: "recertify",
+            },
+            |at| role_statement(role, who, at),
+            sig,
+            now,
+        )
+    }
+
+    /// The statement `who` signs to recertify `role`, dated `at`.
+    pub fn role_decision_statement(
+        &self,
+        who: &str,
+        role: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String> {
+        self.role(role)?;
+        Ok(role_statement(role, who, at))
+    }
+
+    fn check_statement_signed(
+        &self,
+        who: &str,
+        d: Decision,
+        text_at: impl Fn(DateTime<Utc>) -> String,
+        sig: Option<&SshSignature>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SshSignature>, Refusal> {
         let Some(signing) = &self.policy.approval_signing else {
             return Ok(None);
         };
-        let id = req.id;
+        let Decision {
+            noun,
+            subject,
+            command,
+            verb,
+        } = d;
         let Some(sig) = sig else {
             return Err(refused(format!(
-                "approval signing is on: to {kind} {id}, sign with your SSH key from the command line: \
-                 breakglass {} {id} --ssh-key ~/.ssh/id_ed25519",
-                kind.command()
+                "approval signing is on: to {verb} {subject}, sign with your SSH key from the command line: \
+                 {command} --ssh-key ~/.ssh/id_ed25519"
             )));
         };
         let skew = (sig.signed_at - now).num_seconds().abs();
         if skew > MAX_SKEW_SECONDS {
             return Err(refused(format!(
-                "the signature on this {} of {id} is dated {}, {} away from the engine's clock ({}); \
+                "the signature on this {noun} of {subject} is dated {}, {} away from the engine's clock ({}); \
                  a statement is good for 5 minutes: sign again (and check this machine's clock)",
-                kind.noun(),
                 crate::store::ts(sig.signed_at),
                 lifecycle::human(skew),
                 crate::store::ts(now)
@@ -88,19 +165,40 @@ impl Engine {
             &signing.allowed_signers,
             who,
             &sig.armored,
-            &statement(req, kind, who, sig.signed_at),
+            &text_at(sig.signed_at),
             sig.signed_at,
         )
         .map_err(|e| {
             refused(format!(
-                "{who}'s signature on this {} of {id} does not verify against {} ({e}); \
+                "{who}'s signature on this {noun} of {subject} does not verify against {} ({e}); \
                  sign with the key listed for {who} there (a signature made for another request \
                  or decision does not carry over)",
-                kind.noun(),
                 signing.allowed_signers.display()
             ))
         })?;
         Ok(Some(sig.clone()))
+    }
+
+    /// Whether a stored signature of a role decision verifies (signing on).
+    pub(crate) fn role_signature_valid(
+        &self,
+        role: &str,
+        who: &str,
+        sig: Option<&SshSignature>,
+    ) -> bool {
+        let Some(signing) = &self.policy.approval_signing else {
+            return true;
+        };
+        sig.is_some_and(|s| {
+            ssh_sign::verify(
+                &signing.allowed_signers,
+                who,
+                &s.armored,
+                &role_statement(role, who, s.signed_at),
+                s.signed_at,
+            )
+            .is_ok()
+        })
     }
 
     /// At activation, with signing on: enough approvals must carry a valid
@@ -181,6 +279,9 @@ impl<'a> ChainSignatures<'a> {
             }
             return Ok(());
         }
+        if r.action == super::ROLE_RECERTIFIED {
+            return self.check_role(r, &detail);
+        }
         let Some(kind) = DecisionKind::from_action(&r.action) else {
             return Ok(());
         };
@@ -228,6 +329,50 @@ impl<'a> ChainSignatures<'a> {
             &r.actor,
             &sig.armored,
             &text,
+            sig.signed_at,
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) => broken(format!(
+                "has a signature that does not verify against {}: {e}",
+                self.allowed_signers.display()
+            )),
+        }
+    }
+
+    /// A role recertification's signature, over the statement rebuilt from the
+    /// event (its role from the detail, its signer the actor).
+    fn check_role(
+        &self,
+        r: &AuditRecord,
+        detail: &serde_json::Value,
+    ) -> std::result::Result<(), Broken> {
+        let role = detail["role"].as_str().unwrap_or_default();
+        let broken = |reason: String| {
+            Err(Broken {
+                seq: r.seq,
+                reason: format!(
+                    "{} of role {} by {} {reason}",
+                    r.action,
+                    crate::sanitize::line(role, 64),
+                    crate::sanitize::line(&r.actor, 64)
+                ),
+            })
+        };
+        let Some(sig) = detail
+            .get("signature")
+            .and_then(|s| serde_json::from_value::<SshSignature>(s.clone()).ok())
+        else {
+            return broken(
+                "carries no signature, but approval_signing is on: breakglass did not make it \
+                 (was the store edited?)"
+                    .into(),
+            );
+        };
+        match ssh_sign::verify(
+            self.allowed_signers,
+            &r.actor,
+            &sig.armored,
+            &role_statement(role, &r.actor, sig.signed_at),
             sig.signed_at,
         ) {
             Ok(()) => Ok(()),

@@ -74,7 +74,7 @@ impl Engine {
                 // A request holding the role says more than a lapsed certification.
                 let lock_reason = match lock {
                     Some((id, st)) => Some(self.lock_reason(id, st)),
-                    None => self.recertification_lock(r)?,
+                    None => self.recertification_lock(r, false)?,
                 };
                 Ok(RoleView {
                     name: r.name.clone(),

@@ -18,6 +18,8 @@ use std::process::{Command, Stdio};
 /// (git commits, ssh logins) and the other way round.
 pub const NAMESPACE: &str = "breakglass";
 pub const VERSION: &str = "breakglass-approval/v1";
+/// Decisions about a role itself (vendor recertification).
+pub const ROLE_VERSION: &str = "breakglass-role-decision/v1";
 /// How far a statement's `at=` may be from the engine's clock when it is presented.
 pub const MAX_SKEW_SECONDS: i64 = 300;
 const MAX_SIGNATURE_BYTES: usize = 16 * 1024;
@@ -133,10 +135,34 @@ impl Statement<'_> {
     }
 }
 
+/// The canonical statement a decision about a role (not a request) signs.
+#[derive(Debug, Clone)]
+pub struct RoleStatement<'a> {
+    pub role: &'a str,
+    /// "recertify".
+    pub decision: &'a str,
+    pub signer: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+impl RoleStatement<'_> {
+    /// `breakglass-role-decision/v1`, then `key=value` lines in a fixed order;
+    /// its own first line, so it can never pass for a request's statement.
+    pub fn text(&self) -> String {
+        format!(
+            "{ROLE_VERSION}\nrole={}\ndecision={}\nsigner={}\nat={}\n",
+            field(self.role),
+            field(self.decision),
+            field(self.signer),
+            self.at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )
+    }
+}
+
 /// The `at=` of a statement (one printed by `--print-statement` and signed elsewhere).
 pub fn statement_at(text: &str) -> Option<DateTime<Utc>> {
     let mut lines = text.lines();
-    if lines.next() != Some(VERSION) {
+    if !matches!(lines.next(), Some(VERSION | ROLE_VERSION)) {
         return None;
     }
     lines
