@@ -14,7 +14,10 @@ const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
 /// alice's console at a fixed instant, incidents opened at fixed times before it.
 async fn fixed() -> Driver {
-    let h = harness();
+    fixed_on(harness()).await
+}
+
+async fn fixed_on(h: H) -> Driver {
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap();
     h.clock.set(t0);
     let at = |m: i64| breakglass::store::ts(t0 - chrono::Duration::minutes(m));
@@ -131,4 +134,63 @@ async fn screens_of_the_queues_and_audit() {
 async fn too_small() {
     let d = fixed().await;
     insta::assert_snapshot!("12_too_small", render(&d.buffer(60, 20)));
+}
+
+const VENDOR_ROLE: &str = r#"
+[[roles]]
+name = "vendor-db-support"
+description = "The database vendor's support engineer"
+backend = "demo"
+default_ttl = "15m"
+max_ttl = "30m"
+vendor = true
+conditions = ["production outage"]
+requesters = ["@oncall"]
+approvers = ["@sre-leads"]
+certifiers = ["@security"]
+"#;
+
+#[tokio::test]
+async fn screens_of_a_vendor_session() {
+    let mut d = fixed_on(harness_edited(|t| t.push_str(VENDOR_ROLE), |_| {})).await;
+    d.h.engine
+        .recertify_role("dave", "vendor-db-support", "reviewed")
+        .unwrap();
+    let vendor = breakglass::domain::vendor::VendorInfo {
+        name: "Vera Vendor".into(),
+        company: "DB Corp".into(),
+    };
+    let r =
+        d.h.engine
+            .request_vendor(
+                "alice",
+                input("vendor-db-support", inc("INC-1042")),
+                Some(vendor),
+            )
+            .await
+            .unwrap();
+    d.h.engine.approve("bob", r.id, None).unwrap();
+    d.refresh().await;
+    d.app.tab = breakglass::tui::app::Tab::MyAccess;
+    d.app.focus = Some(r.id);
+    check(&mut d, "13_vendor_approved");
+    // What `breakglass shell` leaves behind, then the review, seen by dave.
+    d.h.engine.activate_for_shell("alice", r.id).await.unwrap();
+    d.h.engine
+        .revoke("alice", r.id, "session closed")
+        .await
+        .unwrap();
+    d.h.engine
+        .audit_note(
+            r.id,
+            "session.recorded",
+            "alice",
+            serde_json::json!({"path": "/nonexistent", "sha256": "00"}),
+        )
+        .unwrap();
+    d.h.engine.review("alice", r.id, answers()).unwrap();
+    d.app.me = "dave".into();
+    d.refresh().await;
+    d.press(KeyCode::Char('4')).await;
+    check(&mut d, "14_vendor_review");
 }
