@@ -551,6 +551,25 @@ fn roles_lists_vendor_certification_and_recertify_unlocks_from_the_cli() {
     );
     let o = bg(&cfg, None, &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // dave leaves the certifiers: his recertification no longer vouches.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let vendor_at = text.find(&format!("name = \"{VENDOR}\"")).unwrap();
+    let (head, tail) = text.split_at(vendor_at);
+    let tail = tail.replacen(
+        "certifiers = [\"@security\"]",
+        "certifiers = [\"carol\"]",
+        1,
+    );
+    std::fs::write(&cfg, format!("{head}{tail}")).unwrap();
+    let r = role_of("alice");
+    assert!(
+        r["lock_reason"]
+            .as_str()
+            .unwrap()
+            .contains("dave, who is no longer one of its certifiers"),
+        "{r}"
+    );
 }
 
 #[tokio::test]

@@ -82,6 +82,11 @@ impl Engine {
                 "vendor role {} has never been certified: {how}",
                 role.name
             )),
+            // Someone who has since left the certifiers no longer vouches for it.
+            Some((c, _)) if !role.certifiers.allows(&c.by) => Some(format!(
+                "vendor role {} was last recertified by {}, who is no longer one of its certifiers: {how}",
+                role.name, c.by
+            )),
             Some((c, sig))
                 if verify && !self.role_signature_valid(&role.name, &c.by, sig.as_ref()) =>
             {
