@@ -14,6 +14,8 @@ pub mod domain;
 pub mod engine;
 pub mod exit;
 pub mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod incident;
 pub mod sanitize;

@@ -25,7 +25,7 @@ pub struct ExecBackend {
 
 /// The reply of the exec protocol; the HTTP backend reads the same shape.
 #[derive(Deserialize)]
-pub(super) struct Reply {
+pub(crate) struct Reply {
     pub(super) ok: bool,
     #[serde(default)]
     pub(super) lease_id: Option<String>,
@@ -36,12 +36,12 @@ pub(super) struct Reply {
     #[serde(default)]
     pub(super) error: Option<String>,
     #[serde(default)]
-    pub(super) message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 impl Reply {
     /// A grant reply must name a lease and carry a credential.
-    pub(super) fn into_grant(self) -> Result<Grant, BackendError> {
+    pub(crate) fn into_grant(self) -> Result<Grant, BackendError> {
         let lease_id = self
             .lease_id
             .filter(|l| !l.trim().is_empty())
@@ -57,7 +57,7 @@ impl Reply {
     }
 }
 
-pub(super) fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     crate::sanitize::line(s.trim(), 500)
 }
 
@@ -176,19 +176,25 @@ impl ExecBackend {
                 MAX_STDOUT >> 20
             )));
         }
-        let reply: Reply = serde_json::from_slice(&out).map_err(|e| {
-            BackendError::Protocol(format!(
-                "plugin {op} did not print one JSON object on stdout ({e}); see the plugin protocol in the README"
-            ))
-        })?;
-        if !reply.ok {
-            return Err(BackendError::Failed(format!(
-                "plugin {op} refused: {}",
-                clean(reply.error.as_deref().unwrap_or("no error message given"))
-            )));
-        }
-        Ok(reply)
+        parse_reply(op, &out)
     }
+}
+
+/// Reads what a plugin that exited 0 printed on stdout: one JSON reply, which
+/// is an error when it says `"ok": false`. Pure, so it can be fuzzed.
+pub(crate) fn parse_reply(op: &str, out: &[u8]) -> Result<Reply, BackendError> {
+    let reply: Reply = serde_json::from_slice(out).map_err(|e| {
+        BackendError::Protocol(format!(
+            "plugin {op} did not print one JSON object on stdout ({e}); see the plugin protocol in the README"
+        ))
+    })?;
+    if !reply.ok {
+        return Err(BackendError::Failed(format!(
+            "plugin {op} refused: {}",
+            clean(reply.error.as_deref().unwrap_or("no error message given"))
+        )));
+    }
+    Ok(reply)
 }
 
 #[async_trait::async_trait]

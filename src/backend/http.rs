@@ -193,9 +193,9 @@ pub(super) fn error_text(body: &[u8]) -> String {
 }
 
 /// One failed attempt, and whether trying again is safe and may help.
-struct Attempt {
-    error: BackendError,
-    retryable: bool,
+pub(crate) struct Attempt {
+    pub(crate) error: BackendError,
+    pub(crate) retryable: bool,
 }
 
 pub struct HttpBackend {
@@ -316,47 +316,54 @@ impl HttpBackend {
             }
         };
         tracing::debug!(op, status, "HTTP backend answered");
-        let fail = |retryable: bool, what: String| Attempt {
-            error: BackendError::Failed(what),
-            retryable,
-        };
-        match status {
-            200..=299 => {}
-            400..=499 => {
-                let msg = error_text(&reply);
-                let hint = if status == 401 || status == 403 {
-                    " (check the shared secret in secret_env and both clocks)"
-                } else {
-                    ""
-                };
-                return Err(fail(false, format!("{op} refused by the server (HTTP {status}): {msg}{hint}")));
-            }
-            500..=599 => {
-                return Err(fail(true, format!("{op}: server error (HTTP {status}): {}", error_text(&reply))))
-            }
-            _ => {
-                return Err(fail(false, format!(
-                    "{op}: unexpected HTTP {status} (redirects are not followed; point url at the server itself)"
-                )))
-            }
-        }
-        let reply: Reply = serde_json::from_slice(&reply).map_err(|e| Attempt {
-            error: BackendError::Protocol(format!(
-                "{op} reply is not the plugin protocol's JSON object ({e}); see the plugin protocol in the README"
-            )),
-            retryable: false,
-        })?;
-        if !reply.ok {
-            return Err(fail(
-                false,
-                format!(
-                    "{op} refused: {}",
-                    clean(reply.error.as_deref().unwrap_or("no error message given"))
-                ),
-            ));
-        }
-        Ok(reply)
+        read_reply(op, status, &reply)
     }
+}
+
+/// Reads the server's answer: a 2xx body is the plugin protocol's reply (an
+/// error when it says `"ok": false`); any other status is an error, retryable
+/// for 5xx. Pure, so it can be fuzzed.
+pub(crate) fn read_reply(op: &str, status: u16, reply: &[u8]) -> Result<Reply, Attempt> {
+    let fail = |retryable: bool, what: String| Attempt {
+        error: BackendError::Failed(what),
+        retryable,
+    };
+    match status {
+        200..=299 => {}
+        400..=499 => {
+            let msg = error_text(reply);
+            let hint = if status == 401 || status == 403 {
+                " (check the shared secret in secret_env and both clocks)"
+            } else {
+                ""
+            };
+            return Err(fail(false, format!("{op} refused by the server (HTTP {status}): {msg}{hint}")));
+        }
+        500..=599 => {
+            return Err(fail(true, format!("{op}: server error (HTTP {status}): {}", error_text(reply))))
+        }
+        _ => {
+            return Err(fail(false, format!(
+                "{op}: unexpected HTTP {status} (redirects are not followed; point url at the server itself)"
+            )))
+        }
+    }
+    let reply: Reply = serde_json::from_slice(reply).map_err(|e| Attempt {
+        error: BackendError::Protocol(format!(
+            "{op} reply is not the plugin protocol's JSON object ({e}); see the plugin protocol in the README"
+        )),
+        retryable: false,
+    })?;
+    if !reply.ok {
+        return Err(fail(
+            false,
+            format!(
+                "{op} refused: {}",
+                clean(reply.error.as_deref().unwrap_or("no error message given"))
+            ),
+        ));
+    }
+    Ok(reply)
 }
 
 #[async_trait::async_trait]

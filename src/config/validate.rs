@@ -59,8 +59,23 @@ fn toml_problem(file: &Path, text: &str, e: &toml::de::Error) -> Problem {
     }
 }
 
+/// The longest duration a config may give: 100 years (humantime's years).
+/// Anything longer is a typo, and would overflow what is computed from it
+/// (`max_total` defaults to 2 x max_ttl; expiries are now + ttl).
+const MAX_DURATION_SECS: u64 = 100 * 31_557_600;
+
 fn parse_duration(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> Option<i64> {
     match humantime::parse_duration(s.get_ref().trim()) {
+        Ok(d) if d.as_secs() > MAX_DURATION_SECS => {
+            ctx.at(
+                s,
+                format!(
+                    "{what} = \"{}\" is longer than 100 years; write e.g. \"15m\", \"1h\" or \"90s\"",
+                    s.get_ref()
+                ),
+            );
+            None
+        }
         Ok(d) if d.as_secs() > 0 => Some(d.as_secs() as i64),
         _ => {
             ctx.at(

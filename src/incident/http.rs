@@ -97,13 +97,19 @@ impl HttpSource {
                     .error("the incident list answered HTTP 404; check url"))
             }
         };
+        self.items(&v)
+    }
+
+    /// Every incident in the reply `v`, whatever its status: the list at
+    /// `items_path` read through the field map. Pure, so it can be fuzzed.
+    pub(crate) fn items(&self, v: &Value) -> Result<Vec<Incident>, SourceError> {
         let list = match &self.items_path {
             None => v.as_array().ok_or_else(|| {
                 self.remote.error(
                     "the reply is not a list; set items_path to where the list is (e.g. \"data.incidents\")",
                 )
             })?,
-            Some(p) => match remote::at(&v, p) {
+            Some(p) => match remote::at(v, p) {
                 Some(Value::Array(a)) => a,
                 Some(_) => {
                     return Err(self

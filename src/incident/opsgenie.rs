@@ -36,7 +36,8 @@ impl OpsgenieSource {
         self.remote.settings.url.trim_end_matches('/')
     }
 
-    fn parse(&self, item: &Value) -> Result<Incident, String> {
+    /// One incident object, as listed or looked up.
+    pub(crate) fn parse(&self, item: &Value) -> Result<Incident, String> {
         if !item.is_object() {
             return Err("is not an object".into());
         }
@@ -79,6 +80,29 @@ impl OpsgenieSource {
     }
 
     async fn list(&self, deadline: tokio::time::Instant) -> Result<Vec<Incident>, SourceError> {
+        self.list_pages(|offset| async move {
+            let url = self.list_url(offset)?;
+            match self.remote.get_json(&url, ACCEPT, deadline).await? {
+                Reply::Json(v) => Ok(v),
+                Reply::NotFound => Err(self.remote.error(format!(
+                    "{}/v1/incidents is not an Opsgenie API (HTTP 404); check base_url",
+                    self.base()
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// The listing, from the pages `fetch(offset)` answers: the paging and
+    /// per-item rules without the HTTP, so they can be fuzzed.
+    pub(crate) async fn list_pages<F, Fut>(
+        &self,
+        mut fetch: F,
+    ) -> Result<Vec<Incident>, SourceError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, SourceError>>,
+    {
         let max = self.remote.settings.max_incidents;
         let page_cap = max.div_ceil(PAGE) + 1;
         let mut items: Vec<Result<Incident, String>> = Vec::new();
@@ -91,16 +115,7 @@ impl OpsgenieSource {
                 truncated = true;
                 break;
             }
-            let url = self.list_url(offset)?;
-            let v = match self.remote.get_json(&url, ACCEPT, deadline).await? {
-                Reply::Json(v) => v,
-                Reply::NotFound => {
-                    return Err(self.remote.error(format!(
-                        "{}/v1/incidents is not an Opsgenie API (HTTP 404); check base_url",
-                        self.base()
-                    )))
-                }
-            };
+            let v = fetch(offset).await?;
             let Some(list) = v.get("data").and_then(Value::as_array) else {
                 return Err(self
                     .remote
@@ -111,9 +126,9 @@ impl OpsgenieSource {
                     truncated = true;
                     break;
                 }
-                let parsed = self
-                    .parse(item)
-                    .map_err(|m| remote::item_problem("data", offset + i, item, "tinyId", m));
+                let parsed = self.parse(item).map_err(|m| {
+                    remote::item_problem("data", offset.saturating_add(i), item, "tinyId", m)
+                });
                 if let Ok(inc) = &parsed {
                     if !seen.insert(inc.id.clone()) || !inc.status.is_open() {
                         continue;
@@ -137,8 +152,11 @@ impl OpsgenieSource {
                         }
                     },
                 },
-                // No paging block: a full page means there may be more.
-                _ => (list.len() >= PAGE).then_some(offset + list.len()),
+                // No paging block: a full page means there may be more (unless
+                // an earlier paging.next put the offset at the end of usize).
+                _ => (list.len() >= PAGE)
+                    .then(|| offset.checked_add(list.len()))
+                    .flatten(),
             };
             match next {
                 Some(o) => offset = o,

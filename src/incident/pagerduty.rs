@@ -36,7 +36,8 @@ impl PagerDutySource {
         self.remote.settings.url.trim_end_matches('/')
     }
 
-    fn parse(&self, item: &Value) -> Result<Incident, String> {
+    /// One incident object, as listed or looked up.
+    pub(crate) fn parse(&self, item: &Value) -> Result<Incident, String> {
         if !item.is_object() {
             return Err("is not an object".into());
         }
@@ -86,6 +87,32 @@ impl PagerDutySource {
     }
 
     async fn list(&self, deadline: tokio::time::Instant) -> Result<Vec<Incident>, SourceError> {
+        self.list_pages(|offset| async move {
+            let url = self.remote.url(&format!(
+                "{}/incidents?statuses[]=triggered&statuses[]=acknowledged&limit={PAGE}&offset={offset}",
+                self.base()
+            ))?;
+            match self.remote.get_json(&url, ACCEPT, deadline).await? {
+                Reply::Json(v) => Ok(v),
+                Reply::NotFound => Err(self.remote.error(format!(
+                    "{}/incidents is not a PagerDuty API (HTTP 404); check base_url",
+                    self.base()
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// The listing, from the pages `fetch(offset)` answers: the paging and
+    /// per-item rules without the HTTP, so they can be fuzzed.
+    pub(crate) async fn list_pages<F, Fut>(
+        &self,
+        mut fetch: F,
+    ) -> Result<Vec<Incident>, SourceError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, SourceError>>,
+    {
         let max = self.remote.settings.max_incidents;
         // Each page holds up to PAGE; one more page to learn whether there is more.
         let page_cap = max.div_ceil(PAGE) + 1;
@@ -99,19 +126,7 @@ impl PagerDutySource {
                 truncated = true;
                 break;
             }
-            let url = self.remote.url(&format!(
-                "{}/incidents?statuses[]=triggered&statuses[]=acknowledged&limit={PAGE}&offset={offset}",
-                self.base()
-            ))?;
-            let v = match self.remote.get_json(&url, ACCEPT, deadline).await? {
-                Reply::Json(v) => v,
-                Reply::NotFound => {
-                    return Err(self.remote.error(format!(
-                        "{}/incidents is not a PagerDuty API (HTTP 404); check base_url",
-                        self.base()
-                    )))
-                }
-            };
+            let v = fetch(offset).await?;
             let Some(list) = v.get("incidents").and_then(Value::as_array) else {
                 return Err(self
                     .remote
@@ -123,7 +138,13 @@ impl PagerDutySource {
                     break;
                 }
                 let parsed = self.parse(item).map_err(|m| {
-                    remote::item_problem("incidents", offset + i, item, "incident_number", m)
+                    remote::item_problem(
+                        "incidents",
+                        offset.saturating_add(i),
+                        item,
+                        "incident_number",
+                        m,
+                    )
                 });
                 // Offset paging can repeat an item that moved between pages.
                 if let Ok(inc) = &parsed {
@@ -153,7 +174,16 @@ impl PagerDutySource {
                 .filter(|l| *l > 0)
                 .map(|l| l as usize)
                 .unwrap_or(list.len());
-            offset += step;
+            // The step is the server's word: it must not wrap the offset around.
+            match offset.checked_add(step) {
+                Some(next) => offset = next,
+                None => {
+                    warnings.push(format!(
+                        "PagerDuty's paging limit {step} is out of range; stopped there"
+                    ));
+                    break;
+                }
+            }
         }
         self.remote.finish(items, truncated, warnings)
     }

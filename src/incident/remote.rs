@@ -349,7 +349,7 @@ fn path_of(url: &Url) -> String {
 }
 
 /// `Retry-After` in seconds or as an HTTP date; 1 s when absent or unreadable.
-fn retry_after(h: &HeaderMap) -> Duration {
+pub(crate) fn retry_after(h: &HeaderMap) -> Duration {
     let Some(v) = h.get(RETRY_AFTER).and_then(|v| v.to_str().ok()) else {
         return Duration::from_secs(1);
     };
@@ -368,7 +368,7 @@ fn retry_after(h: &HeaderMap) -> Duration {
 
 /// The message of an API's error body (PagerDuty `{"error": {"message",
 /// "errors"}}`, Opsgenie `{"message"}`, or plain text), as ": message".
-fn api_message(body: &[u8]) -> String {
+pub(crate) fn api_message(body: &[u8]) -> String {
     let msg = match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
             let mut parts: Vec<String> = Vec::new();

@@ -370,7 +370,7 @@ pub(super) fn automation_policy(
             let n: u32 = n.trim().parse().ok().filter(|n| *n >= 1)?;
             let w = humantime::parse_duration(w.trim())
                 .ok()
-                .filter(|d| d.as_secs() > 0)?;
+                .filter(|d| d.as_secs() > 0 && d.as_secs() <= MAX_DURATION_SECS)?;
             Some((n, w.as_secs() as i64))
         });
         match parsed {
