@@ -348,9 +348,21 @@ async fn hand_over(
         .map_err(|e| format!("could not start `breakglass {verb} {id}`: {e}"))?;
     print!("\r\n[breakglass] press Enter to return to the console ");
     let _ = std::io::stdout().flush();
-    let _ = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)
+    // Read the key in raw mode: a child killed before it restored the terminal
+    // would leave line input off, and a line read would then never end.
+    let _ = crossterm::terminal::enable_raw_mode();
+    let _ = tokio::task::spawn_blocking(|| loop {
+        use crossterm::event::{read, KeyCode};
+        match read() {
+            Ok(Event::Key(k))
+                if k.kind == KeyEventKind::Press
+                    && matches!(k.code, KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q')) =>
+            {
+                break
+            }
+            Err(_) => break,
+            _ => {}
+        }
     })
     .await;
     if status.success() {
