@@ -422,6 +422,11 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
 
     // What `breakglass shell` does, then alice reviews.
     d.h.engine.activate_for_shell("alice", r.id).await.unwrap();
+    // Seen from this console while the session runs elsewhere.
+    d.refresh().await;
+    d.assert_sees("only inside the recorded vendor session");
+    assert!(vendor_key(&mut d, 's').is_empty());
+    d.assert_sees("open in another terminal");
     d.h.engine
         .revoke("alice", r.id, "session closed")
         .await

@@ -201,6 +201,10 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
                 ]));
             }
         }
+        _ if r.vendor.is_some() => lines.push(Line::styled(
+            "  only inside the recorded vendor session (its shell's environment), never shown here",
+            theme.muted(),
+        )),
         _ => lines.push(Line::styled(
             "  not in this console: it was shown once where access was activated",
             theme.muted(),

@@ -57,6 +57,11 @@ pub fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
                 Some(State::Pending | State::Approved) => {
                     vec![("c", "cancel the request"), ("Esc", "back to the list")]
                 }
+                Some(State::Active) if vendor => vec![
+                    ("e", "extend (with a reason)"),
+                    ("x", "end access now (ends the session)"),
+                    ("Esc", "back to the list"),
+                ],
                 Some(State::Active) => vec![
                     ("r", "reveal/mask the credential"),
                     ("y", "copy it (OSC 52)"),
