@@ -404,8 +404,13 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
         )
         .await
         .unwrap();
-    h.engine.approve("bob", r.id, None).unwrap();
-    let mut d = Driver::new(h, "alice");
+    // bob sees who the outside party is before deciding.
+    let mut d = Driver::new(h, "bob");
+    d.refresh().await;
+    d.press(KeyCode::Char('3')).await;
+    d.assert_sees("vendor        Vera (DB Corp)");
+    d.h.engine.approve("bob", r.id, None).unwrap();
+    d.app.me = "alice".into();
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
     d.app.focus = Some(r.id);
     d.refresh().await;

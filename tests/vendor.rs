@@ -528,7 +528,14 @@ fn roles_lists_vendor_certification_and_recertify_unlocks_from_the_cli() {
         "{}",
         stdout(&o)
     );
-    approved(&cfg, None);
+    let id = approved(&cfg, None);
+    // Whoever looks at it sees who the outside party is.
+    let o = bg(&cfg, Some("bob"), &["status", &id]);
+    assert!(
+        stdout(&o).contains("vendor:     Vera Vendor (DB Corp)"),
+        "{}",
+        stdout(&o)
+    );
 
     let o = bg(&cfg, Some("dave"), &["audit", "export"]);
     let actions: Vec<(String, String)> = stdout(&o)

@@ -264,6 +264,13 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
     println!("  condition:  {}", r.condition);
     println!("  reason:     {}", sanitize::line(&r.reason, 500));
     println!("  requester:  {}", r.requester);
+    if let Some(v) = &r.vendor {
+        println!(
+            "  vendor:     {} ({})",
+            sanitize::line(&v.name, 100),
+            sanitize::line(&v.company, 100)
+        );
+    }
     println!(
         "  approvals:  {} of {} {}",
         r.approvals.len(),

@@ -63,6 +63,17 @@ fn queue(
     Some(detail)
 }
 
+/// Who the outside party is, for a vendor request: what an approver decides on.
+fn vendor_line<'a>(r: &crate::domain::Request, theme: &Theme) -> Option<Line<'a>> {
+    r.vendor.as_ref().map(|v| {
+        label_value(
+            "vendor",
+            format!("{} ({})", clean(&v.name), clean(&v.company)),
+            theme,
+        )
+    })
+}
+
 pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let items = &app.data.approvals;
     let Some(detail) = queue(
@@ -77,7 +88,7 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     };
     if let Some(q) = items.get(app.approvals_selected.min(items.len() - 1)) {
         let r = &q.request;
-        let lines = vec![
+        let mut lines = vec![
             label_value("incident", clean(&r.incident.label()), theme),
             label_value("condition", r.condition.clone(), theme),
             label_value("reason", clean(&r.reason), theme),
@@ -109,6 +120,9 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
                 theme,
             ),
         ];
+        if let Some(l) = vendor_line(r, theme) {
+            lines.insert(2, l);
+        }
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
     }
 }
@@ -130,6 +144,9 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     };
     let r = &q.request;
     let mut lines = vec![label_value("incident", clean(&r.incident.label()), theme)];
+    if let Some(l) = vendor_line(r, theme) {
+        lines.push(l);
+    }
     if let Some(rv) = &r.review {
         let a = &rv.answers;
         let yn = |b: bool| if b { "yes" } else { "no" };
