@@ -307,26 +307,10 @@ fn hostile_demo() -> (tempfile::TempDir, PathBuf) {
         "max_ttl = \"45m\"\nmax_extensions = 1",
         1,
     );
-    std::fs::write(&cfg, text + VENDOR_ROLE).unwrap();
+    std::fs::write(&cfg, text + &vendor_role("")).unwrap();
     std::fs::write(dir.join("plugins/exec-plugin.sh"), HOSTILE_PLUGIN).unwrap();
     (tmp, cfg)
 }
-
-const VENDOR: &str = "vendor-db-support";
-const VENDOR_ROLE: &str = r#"
-[[roles]]
-name = "vendor-db-support"
-description = "The database vendor's support engineer"
-backend = "demo"
-scope = { member_of = ["vendor_support"] }
-default_ttl = "15m"
-max_ttl = "30m"
-vendor = true
-conditions = ["production outage"]
-requesters = ["@oncall"]
-approvers = ["@sre-leads"]
-certifiers = ["@security"]
-"#;
 
 /// Adds a second incident source, broken in a hostile way: its parse error
 /// quotes an attack and 100 KB of `C` back.

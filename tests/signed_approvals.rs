@@ -554,23 +554,8 @@ fn signing_settings_are_validated_with_file_and_line() {
 
 /// A vendor role in the signed demo (certifiers: dave).
 fn with_vendor_role(s: &Signed) {
-    let mut text = std::fs::read_to_string(&s.cfg).unwrap();
-    text.push_str(
-        r#"
-[[roles]]
-name = "vendor-db-support"
-description = "The database vendor's support engineer"
-backend = "demo"
-default_ttl = "15m"
-max_ttl = "30m"
-vendor = true
-conditions = ["production outage"]
-requesters = ["@oncall"]
-approvers = ["@sre-leads"]
-certifiers = ["@security"]
-"#,
-    );
-    std::fs::write(&s.cfg, text).unwrap();
+    let text = std::fs::read_to_string(&s.cfg).unwrap();
+    std::fs::write(&s.cfg, text + &vendor_role("")).unwrap();
 }
 
 const VENDOR_REQUEST: &[&str] = &[
@@ -578,7 +563,7 @@ const VENDOR_REQUEST: &[&str] = &[
     "--incident",
     "INC-1042",
     "--role",
-    "vendor-db-support",
+    VENDOR,
     "--condition",
     "production outage",
     "--reason",
@@ -593,13 +578,7 @@ const VENDOR_REQUEST: &[&str] = &[
 fn vendor_recertification_is_signed_and_a_forged_one_unlocks_nothing() {
     let s = signed_demo();
     with_vendor_role(&s);
-    let recertify = [
-        "roles",
-        "recertify",
-        "vendor-db-support",
-        "--comment",
-        "reviewed",
-    ];
+    let recertify = ["roles", "recertify", VENDOR, "--comment", "reviewed"];
     // Unsigned: refused (and audited), the role stays locked.
     let o = s.run(Some("dave"), &recertify);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
@@ -643,7 +622,7 @@ fn vendor_recertification_is_signed_and_a_forged_one_unlocks_nothing() {
             from_state: None,
             to_state: None,
             detail: breakglass::audit::canonical_detail(&serde_json::json!({
-                "role": "vendor-db-support", "comment": "by hand"
+                "role": VENDOR, "comment": "by hand"
             })),
             prev_hash: String::new(),
             hash: String::new(),

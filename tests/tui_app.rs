@@ -363,21 +363,6 @@ async fn a_load_for_the_previous_persona_is_not_shown_as_the_new_ones() {
     );
 }
 
-const VENDOR_ROLE: &str = r#"
-[[roles]]
-name = "vendor-db-support"
-description = "The database vendor's support engineer"
-backend = "demo"
-scope = { member_of = ["vendor_support"] }
-default_ttl = "15m"
-max_ttl = "30m"
-vendor = true
-conditions = ["production outage"]
-requesters = ["@oncall"]
-approvers = ["@sre-leads"]
-certifiers = ["@security"]
-"#;
-
 fn vendor_key(d: &mut Driver, c: char) -> Vec<breakglass::tui::app::Cmd> {
     d.app.update(breakglass::tui::app::Msg::Key(
         crossterm::event::KeyEvent::from(KeyCode::Char(c)),
@@ -387,21 +372,15 @@ fn vendor_key(d: &mut Driver, c: char) -> Vec<breakglass::tui::app::Cmd> {
 #[tokio::test]
 async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching() {
     use breakglass::tui::app::Cmd;
-    let h = harness_edited(|t| t.push_str(VENDOR_ROLE), |_| {});
-    h.engine
-        .recertify_role("dave", "vendor-db-support", "reviewed")
-        .unwrap();
+    let h = harness_edited(|t| t.push_str(&vendor_role("")), |_| {});
+    h.engine.recertify_role("dave", VENDOR, "reviewed").unwrap();
     let vendor = breakglass::domain::vendor::VendorInfo {
         name: "Vera".into(),
         company: "DB Corp".into(),
     };
     let r = h
         .engine
-        .request_vendor(
-            "alice",
-            input("vendor-db-support", inc("INC-1042")),
-            Some(vendor),
-        )
+        .request_vendor("alice", input(VENDOR, inc("INC-1042")), Some(vendor))
         .await
         .unwrap();
     // bob sees who the outside party is before deciding.

@@ -136,25 +136,11 @@ async fn too_small() {
     insta::assert_snapshot!("12_too_small", render(&d.buffer(60, 20)));
 }
 
-const VENDOR_ROLE: &str = r#"
-[[roles]]
-name = "vendor-db-support"
-description = "The database vendor's support engineer"
-backend = "demo"
-default_ttl = "15m"
-max_ttl = "30m"
-vendor = true
-conditions = ["production outage"]
-requesters = ["@oncall"]
-approvers = ["@sre-leads"]
-certifiers = ["@security"]
-"#;
-
 #[tokio::test]
 async fn screens_of_a_vendor_session() {
-    let mut d = fixed_on(harness_edited(|t| t.push_str(VENDOR_ROLE), |_| {})).await;
+    let mut d = fixed_on(harness_edited(|t| t.push_str(&vendor_role("")), |_| {})).await;
     d.h.engine
-        .recertify_role("dave", "vendor-db-support", "reviewed")
+        .recertify_role("dave", VENDOR, "reviewed")
         .unwrap();
     let vendor = breakglass::domain::vendor::VendorInfo {
         name: "Vera Vendor".into(),
@@ -162,11 +148,7 @@ async fn screens_of_a_vendor_session() {
     };
     let r =
         d.h.engine
-            .request_vendor(
-                "alice",
-                input("vendor-db-support", inc("INC-1042")),
-                Some(vendor),
-            )
+            .request_vendor("alice", input(VENDOR, inc("INC-1042")), Some(vendor))
             .await
             .unwrap();
     d.h.engine.approve("bob", r.id, None).unwrap();

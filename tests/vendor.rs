@@ -13,28 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 
-const VENDOR: &str = "vendor-db-support";
 const BIN: &str = env!("CARGO_BIN_EXE_breakglass");
-
-fn vendor_role(extra: &str) -> String {
-    format!(
-        r#"
-[[roles]]
-name = "{VENDOR}"
-description = "The database vendor's support engineer"
-backend = "demo"
-scope = {{ member_of = ["vendor_support"] }}
-default_ttl = "15m"
-max_ttl = "30m"
-vendor = true
-conditions = ["production outage"]
-requesters = ["@oncall"]
-approvers = ["@sre-leads"]
-certifiers = ["@security"]
-{extra}
-"#
-    )
-}
 
 /// The demo plus the vendor role, certified by dave (a certifier).
 fn demo_with(extra: &str) -> (tempfile::TempDir, PathBuf) {

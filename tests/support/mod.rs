@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 pub const DBA: &str = "prod-db-emergency-dba"; // 2 approvals, max 1 extension
+pub const VENDOR: &str = "vendor-db-support"; // added by `vendor_role`, not in the demo
 pub const K8S: &str = "k8s-cluster-admin"; // ticket pattern, 1 approval
 pub const PLUGIN_ROLE: &str = "payments-api-operator"; // exec backend
 pub const IAM: &str = "iam-breakglass-admin";
@@ -240,3 +241,25 @@ pub mod pg;
 pub mod receivers;
 
 pub mod pty;
+
+/// A vendor role for the demo config (oncall requests, sre-leads approve,
+/// security certifies); `extra` lines go at the end of its table.
+pub fn vendor_role(extra: &str) -> String {
+    format!(
+        r#"
+[[roles]]
+name = "{VENDOR}"
+description = "The database vendor's support engineer"
+backend = "demo"
+scope = {{ member_of = ["vendor_support"] }}
+default_ttl = "15m"
+max_ttl = "30m"
+vendor = true
+conditions = ["production outage"]
+requesters = ["@oncall"]
+approvers = ["@sre-leads"]
+certifiers = ["@security"]
+{extra}
+"#
+    )
+}
