@@ -133,6 +133,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_for_a_terminal_escapes_c1_and_bidi_and_stays_the_same_document() {
+        let v = serde_json::json!({"t": "a\u{9b}6n\u{202e}b\u{1b}]0;x\u{7}", "n": [1, 2]});
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        let out = json_for_terminal(&pretty);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(!out.contains('\u{202e}'), "{out:?}");
+        assert!(out.contains("\\u009b") && out.contains("\\u202e"), "{out}");
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn a_secret_with_controls_is_escaped_and_a_plain_one_kept() {
+        assert_eq!(
+            secret_for_terminal("s3cr3t-!@#"),
+            ("s3cr3t-!@#".into(), false)
+        );
+        let (shown, escaped) = secret_for_terminal("pw\u{1b}]52;c;x\u{7}\u{202e}");
+        assert!(escaped);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert_eq!(shown, "pw\\u{1b}]52;c;x\\u{7}\\u{202e}");
+    }
+
+    #[test]
     fn strips_csi_osc_and_controls() {
         let hostile = "DB \u{1b}[2J\u{1b}[31mdown\u{1b}]0;pwned\u{7} now\u{7}\r\nx\u{202E}y";
         let out = line(hostile, 100);
