@@ -346,17 +346,21 @@ async fn hand_over(
         .status()
         .await
         .map_err(|e| format!("could not start `breakglass {verb} {id}`: {e}"))?;
+    // Read the key in raw mode: a child killed before it restored the terminal
+    // would leave line input off, and a line read would then never end. Raw
+    // mode goes on before the prompt, so the Enter that answers it arrives raw.
+    let _ = crossterm::terminal::enable_raw_mode();
     print!("\r\n[breakglass] press Enter to return to the console ");
     let _ = std::io::stdout().flush();
-    // Read the key in raw mode: a child killed before it restored the terminal
-    // would leave line input off, and a line read would then never end.
-    let _ = crossterm::terminal::enable_raw_mode();
     let _ = tokio::task::spawn_blocking(|| loop {
-        use crossterm::event::{read, KeyCode};
+        use crossterm::event::{read, KeyCode, KeyModifiers};
         match read() {
             Ok(Event::Key(k))
                 if k.kind == KeyEventKind::Press
-                    && matches!(k.code, KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q')) =>
+                    && (matches!(k.code, KeyCode::Enter | KeyCode::Esc | KeyCode::Char('q'))
+                        // A newline typed while line input was still on.
+                        || (k.code == KeyCode::Char('j')
+                            && k.modifiers.contains(KeyModifiers::CONTROL))) =>
             {
                 break
             }
