@@ -769,7 +769,12 @@ certifiers = ["@security"]
     c.send("w");
     c.wait_for("end of the recording of REQ-1", Duration::from_secs(30));
     assert!(c.screen().contains("vendor-was-42"), "{}", c.screen());
-    c.wait_for("press Enter to return to the console", T);
+    // The prompt after the replay, not the one left above it by the session.
+    c.wait_until("the prompt after the replay", T, |s| {
+        s.split("end of the recording of REQ-1")
+            .nth(1)
+            .is_some_and(|after| after.contains("press Enter to return to the console"))
+    });
     c.send(ENTER);
     c.wait_for("you watched it", T);
     c.send("c");
