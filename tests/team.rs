@@ -775,30 +775,45 @@ fn a_sqlite_store_migrates_to_postgres_with_its_chain() {
     let _ = tmp;
 }
 
-#[test]
-fn database_identity_is_the_login_and_config_problems_name_their_line() {
-    let server = support::pg::shared();
-    let db = server.create_database_blocking("ident");
-    // Tables are created by an owner; people get their own logins.
-    let admin = server.admin_url(&db);
-    breakglass::store::PostgresStore::open(&admin).unwrap();
-    let login = support::pg::unique("carol");
-    let mut c = server.admin_blocking(&db);
-    c.batch_execute(&format!(
-        "CREATE ROLE {login} LOGIN PASSWORD 'pw';
-         GRANT SELECT, INSERT, UPDATE ON requests, audit, outbox TO {login};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON claims TO {login};
-         GRANT SELECT ON breakglass_meta TO {login};
-         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {login};"
-    ))
-    .unwrap();
+/// The tables created by the owner (the admin login), then one login per
+/// person with the rights the README gives them, owning nothing. Returns an
+/// admin connection to `db`.
+fn people_logins(server: &support::pg::PgServer, db: &str, logins: &[&str]) -> postgres::Client {
+    breakglass::store::PostgresStore::open(&server.admin_url(db)).unwrap();
+    let mut c = server.admin_blocking(db);
+    for login in logins {
+        c.batch_execute(&format!(
+            "CREATE ROLE {login} LOGIN PASSWORD 'pw';
+             GRANT SELECT, INSERT, UPDATE ON requests, audit, outbox TO {login};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON claims TO {login};
+             GRANT SELECT ON breakglass_meta TO {login};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {login};"
+        ))
+        .unwrap();
+    }
+    c
+}
+
+/// A temp dir with one open incident (INC-1) and the path of its config.
+fn one_incident_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("breakglass.toml");
     std::fs::write(
         dir.path().join("incidents.toml"),
         "[[incidents]]\nid = \"INC-1\"\ntitle = \"t\"\nseverity = \"SEV1\"\nstatus = \"open\"\n",
     )
     .unwrap();
+    let cfg = dir.path().join("breakglass.toml");
+    (dir, cfg)
+}
+
+#[test]
+fn database_identity_is_the_login_and_config_problems_name_their_line() {
+    let server = support::pg::shared();
+    let db = server.create_database_blocking("ident");
+    let admin = server.admin_url(&db);
+    let login = support::pg::unique("carol");
+    let mut c = people_logins(server, &db, &[&login]);
+    let (_dir, cfg) = one_incident_dir();
     let policy = format!(
         r#"
 [store]
@@ -910,28 +925,10 @@ certifiers = ["postgres", "{login}"]
 fn hand_edited_rows_and_forged_events_grant_nothing_with_database_identity() {
     let server = support::pg::shared();
     let db = server.create_database_blocking("forge");
-    let admin = server.admin_url(&db);
-    breakglass::store::PostgresStore::open(&admin).unwrap();
     let alice = support::pg::unique("alice");
     let bob = support::pg::unique("bob");
-    let mut c = server.admin_blocking(&db);
-    for login in [&alice, &bob] {
-        c.batch_execute(&format!(
-            "CREATE ROLE {login} LOGIN PASSWORD 'pw';
-             GRANT SELECT, INSERT, UPDATE ON requests, audit, outbox TO {login};
-             GRANT SELECT, INSERT, UPDATE, DELETE ON claims TO {login};
-             GRANT SELECT ON breakglass_meta TO {login};
-             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {login};"
-        ))
-        .unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("breakglass.toml");
-    std::fs::write(
-        dir.path().join("incidents.toml"),
-        "[[incidents]]\nid = \"INC-1\"\ntitle = \"t\"\nseverity = \"SEV1\"\nstatus = \"open\"\n",
-    )
-    .unwrap();
+    people_logins(server, &db, &[&alice, &bob]);
+    let (_dir, cfg) = one_incident_dir();
     let role = |name: &str| {
         format!(
             r#"
