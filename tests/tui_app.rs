@@ -373,21 +373,12 @@ fn vendor_key(d: &mut Driver, c: char) -> Vec<breakglass::tui::app::Cmd> {
 async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching() {
     use breakglass::tui::app::Cmd;
     let h = harness_edited(|t| t.push_str(&vendor_role("")), |_| {});
-    h.engine.recertify_role("dave", VENDOR, "reviewed").unwrap();
-    let vendor = breakglass::domain::vendor::VendorInfo {
-        name: "Vera".into(),
-        company: "DB Corp".into(),
-    };
-    let r = h
-        .engine
-        .request_vendor("alice", input(VENDOR, inc("INC-1042")), Some(vendor))
-        .await
-        .unwrap();
+    let r = h.vendor_request().await;
     // bob sees who the outside party is before deciding.
     let mut d = Driver::new(h, "bob");
     d.refresh().await;
     d.press(KeyCode::Char('3')).await;
-    d.assert_sees("vendor        Vera (DB Corp)");
+    d.assert_sees("vendor        Vera Vendor (DB Corp)");
     d.h.engine.approve("bob", r.id, None).unwrap();
     d.app.me = "alice".into();
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
@@ -411,19 +402,7 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
     d.assert_sees("only inside the recorded vendor session");
     assert!(vendor_key(&mut d, 's').is_empty());
     d.assert_sees("open in another terminal");
-    d.h.engine
-        .revoke("alice", r.id, "session closed")
-        .await
-        .unwrap();
-    d.h.engine
-        .audit_note(
-            r.id,
-            "session.recorded",
-            "alice",
-            serde_json::json!({"path": "/nonexistent", "sha256": "00"}),
-        )
-        .unwrap();
-    d.h.engine.review("alice", r.id, answers()).unwrap();
+    d.h.vendor_session_ended(r.id).await;
 
     d.app.me = "dave".into();
     d.refresh().await;

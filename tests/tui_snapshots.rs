@@ -139,38 +139,14 @@ async fn too_small() {
 #[tokio::test]
 async fn screens_of_a_vendor_session() {
     let mut d = fixed_on(harness_edited(|t| t.push_str(&vendor_role("")), |_| {})).await;
-    d.h.engine
-        .recertify_role("dave", VENDOR, "reviewed")
-        .unwrap();
-    let vendor = breakglass::domain::vendor::VendorInfo {
-        name: "Vera Vendor".into(),
-        company: "DB Corp".into(),
-    };
-    let r =
-        d.h.engine
-            .request_vendor("alice", input(VENDOR, inc("INC-1042")), Some(vendor))
-            .await
-            .unwrap();
+    let r = d.h.vendor_request().await;
     d.h.engine.approve("bob", r.id, None).unwrap();
     d.refresh().await;
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
     d.app.focus = Some(r.id);
     check(&mut d, "13_vendor_approved");
     // What `breakglass shell` leaves behind, then the review, seen by dave.
-    d.h.engine.activate_for_shell("alice", r.id).await.unwrap();
-    d.h.engine
-        .revoke("alice", r.id, "session closed")
-        .await
-        .unwrap();
-    d.h.engine
-        .audit_note(
-            r.id,
-            "session.recorded",
-            "alice",
-            serde_json::json!({"path": "/nonexistent", "sha256": "00"}),
-        )
-        .unwrap();
-    d.h.engine.review("alice", r.id, answers()).unwrap();
+    d.h.vendor_session_reviewed(r.id).await;
     d.app.me = "dave".into();
     d.refresh().await;
     d.press(KeyCode::Char('4')).await;

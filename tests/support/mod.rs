@@ -123,6 +123,46 @@ impl H {
         self.engine.activate("alice", r.id).await.unwrap()
     }
 
+    /// With `vendor_role` in the config: dave recertifies the role, alice files
+    /// a request for Vera Vendor of DB Corp.
+    pub async fn vendor_request(&self) -> Request {
+        self.engine
+            .recertify_role("dave", VENDOR, "reviewed")
+            .unwrap();
+        let vendor = breakglass::domain::vendor::VendorInfo {
+            name: "Vera Vendor".into(),
+            company: "DB Corp".into(),
+        };
+        self.engine
+            .request_vendor("alice", input(VENDOR, inc("INC-1042")), Some(vendor))
+            .await
+            .unwrap()
+    }
+
+    /// What `breakglass shell` leaves behind on an approved vendor request
+    /// (activated, ended, its recording audited), then alice's review.
+    pub async fn vendor_session_reviewed(&self, id: RequestId) {
+        self.engine.activate_for_shell("alice", id).await.unwrap();
+        self.vendor_session_ended(id).await;
+    }
+
+    /// The end of an active vendor session, then alice's review.
+    pub async fn vendor_session_ended(&self, id: RequestId) {
+        self.engine
+            .revoke("alice", id, "session closed")
+            .await
+            .unwrap();
+        self.engine
+            .audit_note(
+                id,
+                "session.recorded",
+                "alice",
+                serde_json::json!({"path": "/nonexistent", "sha256": "00"}),
+            )
+            .unwrap();
+        self.engine.review("alice", id, answers()).unwrap();
+    }
+
     pub fn alerts_of_kind(&self, kind: &str) -> usize {
         self.engine
             .store()
