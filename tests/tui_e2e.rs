@@ -260,6 +260,35 @@ impl Console {
         status
     }
 
+    /// On the open review form: actions and systems typed, "necessary" yes,
+    /// "credentials copied" no; the cursor left on the follow-ups field's way.
+    fn answer_review(&mut self, actions: &str, systems: &str) {
+        self.send(actions);
+        self.send(TAB);
+        self.send(systems);
+        self.send(TAB);
+        self.send("y");
+        self.send(TAB);
+        self.send("n");
+    }
+
+    /// In Reviews, certifies the selected review with a comment.
+    fn certify(&mut self, id: &str, comment: &str) {
+        self.send("c");
+        self.wait_for(&format!("Certify {id}"), T);
+        self.send(comment);
+        self.send(ENTER);
+        self.wait_for(&format!("{id} certified"), T);
+    }
+
+    /// `q`, a clean exit, and the terminal restored.
+    fn quit_restored(&mut self) {
+        self.send("q");
+        let status = self.wait_exit(T);
+        assert!(status.success(), "exit {status:?}:\n{}", self.screen());
+        self.assert_restored();
+    }
+
     /// The terminal is back to normal: main screen, cursor visible.
     fn assert_restored(&self) {
         let (alt, hidden) = self.with_screen(|s| (s.alternate_screen(), s.hide_cursor()));
@@ -490,13 +519,7 @@ fn full_walk_request_approve_countdown_resize_review_certify() {
     c.send("y");
     c.wait_for("After-action review of REQ-1", T);
     c.wait_for("access revoked (backend confirmed)", T);
-    c.send("promoted the replica");
-    c.send(TAB);
-    c.send("db-1");
-    c.send(TAB);
-    c.send("y");
-    c.send(TAB);
-    c.send("n");
+    c.answer_review("promoted the replica", "db-1");
     c.send(TAB);
     c.send(TAB);
     c.send("add a runbook step");
@@ -515,16 +538,8 @@ fn full_walk_request_approve_countdown_resize_review_certify() {
     c.send("4");
     c.wait_for("ready for you", T);
     c.wait_for("promoted the replica", T);
-    c.send("c");
-    c.wait_for("Certify REQ-1", T);
-    c.send("reviewed with the team");
-    c.send(ENTER);
-    c.wait_for("REQ-1 certified", T);
-
-    c.send("q");
-    let status = c.wait_exit(T);
-    assert!(status.success(), "exit {status:?}:\n{}", c.screen());
-    c.assert_restored();
+    c.certify("REQ-1", "reviewed with the team");
+    c.quit_restored();
 
     let v = cli_json(&cfg, &["audit", "verify"]);
     assert_eq!(v["ok"], true, "{v}");
@@ -551,10 +566,7 @@ fn restores_the_terminal_on_q() {
         alt && hidden,
         "the console should own the screen while running"
     );
-    c.send("q");
-    let status = c.wait_exit(T);
-    assert!(status.success(), "{status:?}");
-    c.assert_restored();
+    c.quit_restored();
 }
 
 #[test]
@@ -668,10 +680,7 @@ fn a_review_draft_survives_quitting() {
     c.wait_for("rolled back the config push", T);
     c.esc();
     c.wait_gone("After-action review of REQ-1", T);
-    c.send("q");
-    let status = c.wait_exit(T);
-    assert!(status.success(), "{status:?}");
-    c.assert_restored();
+    c.quit_restored();
 }
 
 #[test]
@@ -750,13 +759,7 @@ certifiers = ["@security"]
     c.send(ENTER);
     c.wait_for("After-action review of REQ-1", T);
     c.wait_for("the recorded session ended", T);
-    c.send("looked at the replication slot");
-    c.send(TAB);
-    c.send("db-1");
-    c.send(TAB);
-    c.send("y");
-    c.send(TAB);
-    c.send("n");
+    c.answer_review("looked at the replication slot", "db-1");
     c.send(CTRL_S);
     c.wait_for("REQ-1 reviewed", T);
 
@@ -777,15 +780,8 @@ certifiers = ["@security"]
     });
     c.send(ENTER);
     c.wait_for("you watched it", T);
-    c.send("c");
-    c.wait_for("Certify REQ-1", T);
-    c.send("watched the session; nothing unexpected");
-    c.send(ENTER);
-    c.wait_for("REQ-1 certified", T);
-    c.send("q");
-    let status = c.wait_exit(T);
-    assert!(status.success(), "exit {status:?}:\n{}", c.screen());
-    c.assert_restored();
+    c.certify("REQ-1", "watched the session; nothing unexpected");
+    c.quit_restored();
 
     let v = cli_json(&cfg, &["audit", "verify"]);
     assert_eq!(v["ok"], true, "{v}");
