@@ -794,6 +794,28 @@ fn people_logins(server: &support::pg::PgServer, db: &str, logins: &[&str]) -> p
     c
 }
 
+/// The top of a team-mode config: the store at $URL_ENV with
+/// `identity = "database"`, the incident file of `one_incident_dir`, a demo backend.
+fn database_identity_header() -> String {
+    format!(
+        r#"
+[store]
+kind = "postgres"
+url_env = "{URL_ENV}"
+identity = "database"
+data_dir = "."
+
+[[incident_sources]]
+name = "f"
+kind = "file"
+path = "incidents.toml"
+
+[backends.demo]
+kind = "demo"
+"#
+    )
+}
+
 /// A temp dir with one open incident (INC-1) and the path of its config.
 fn one_incident_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -815,21 +837,7 @@ fn database_identity_is_the_login_and_config_problems_name_their_line() {
     let mut c = people_logins(server, &db, &[&login]);
     let (_dir, cfg) = one_incident_dir();
     let policy = format!(
-        r#"
-[store]
-kind = "postgres"
-url_env = "{URL_ENV}"
-identity = "database"
-data_dir = "."
-
-[[incident_sources]]
-name = "f"
-kind = "file"
-path = "incidents.toml"
-
-[backends.demo]
-kind = "demo"
-
+        r#"{}
 [[roles]]
 name = "db-role"
 backend = "demo"
@@ -839,7 +847,8 @@ conditions = ["outage"]
 requesters = ["{login}", "postgres"]
 approvers = ["postgres", "{login}"]
 certifiers = ["postgres", "{login}"]
-"#
+"#,
+        database_identity_header()
     );
     std::fs::write(&cfg, &policy).unwrap();
     let as_login = server.url(&login, "pw", &db);
@@ -947,21 +956,8 @@ certifiers = ["{bob}"]
     std::fs::write(
         &cfg,
         format!(
-            r#"
-[store]
-kind = "postgres"
-url_env = "{URL_ENV}"
-identity = "database"
-data_dir = "."
-
-[[incident_sources]]
-name = "f"
-kind = "file"
-path = "incidents.toml"
-
-[backends.demo]
-kind = "demo"
-{}{}"#,
+            "{}{}{}",
+            database_identity_header(),
             role("role-a"),
             role("role-b")
         ),
