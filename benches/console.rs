@@ -61,43 +61,12 @@ impl Opts {
             items: common::env_num("BENCH_ITEMS", items)?.max(1) as usize,
             frames: common::env_num("BENCH_FRAMES", frames)?.max(1) as usize,
             rounds: common::env_num("BENCH_ROUNDS", rounds)?.max(1) as usize,
-            dir: std::env::var_os("BENCH_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
+            dir: common::bench_dir(),
         })
     }
 }
 
 // ---------------------------------------------------------------- formatting
-
-fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else if s >= 1e-3 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{:.1} µs", s * 1e6)
-    }
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Nearest-rank percentile of a sorted slice.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 struct Stats {
     n: usize,
@@ -115,8 +84,8 @@ fn stats(samples: &[Duration]) -> Stats {
         n: v.len(),
         min: v[0],
         mean: v.iter().sum::<Duration>() / v.len() as u32,
-        p50: pct(&v, 50.0),
-        p99: pct(&v, 99.0),
+        p50: common::pct(&v, 50.0),
+        p99: common::pct(&v, 99.0),
         max: *v.last().unwrap(),
     }
 }
@@ -133,10 +102,10 @@ fn latency_row(label: &str, samples: &[Duration]) -> Stats {
     println!(
         "  {label:<34} {:>6} {:>10} {:>10} {:>10} {:>10}",
         s.n,
-        secs(s.mean),
-        secs(s.p50),
-        secs(s.p99),
-        secs(s.max)
+        common::secs(s.mean, 2),
+        common::secs(s.p50, 2),
+        common::secs(s.p99, 2),
+        common::secs(s.max, 2)
     );
     s
 }
@@ -485,16 +454,16 @@ fn bench_launch(o: &Opts, bin: &Path, tmp: &Path) -> Result<()> {
         println!(
             "  {label:<44} {:>6} {:>10} {:>10} {:>10}",
             s.n,
-            secs(s.min),
-            secs(s.p50),
-            secs(s.max)
+            common::secs(s.min, 2),
+            common::secs(s.p50, 2),
+            common::secs(s.max, 2)
         );
     }
     println!(
         "  goal: under 100 ms -> {} (median {}, max {})",
         verdict(fu.max < Duration::from_millis(100)),
-        secs(fu.p50),
-        secs(fu.max)
+        common::secs(fu.p50, 2),
+        common::secs(fu.max, 2)
     );
     println!();
     Ok(())
@@ -935,19 +904,19 @@ fn key_rows(label: &str, k: &KeyTimes) -> Stats {
         "  {:<34} {:>6} {:>10} {:>10} {:>10} {:>10}",
         "    of which app.update",
         "",
-        secs(u.mean),
-        secs(u.p50),
-        secs(u.p99),
-        secs(u.max)
+        common::secs(u.mean, 2),
+        common::secs(u.p50, 2),
+        common::secs(u.p99, 2),
+        common::secs(u.max, 2)
     );
     println!(
         "  {:<34} {:>6} {:>10} {:>10} {:>10} {:>10}",
         "    of which render",
         "",
-        secs(r.mean),
-        secs(r.p50),
-        secs(r.p99),
-        secs(r.max)
+        common::secs(r.mean, 2),
+        common::secs(r.p50, 2),
+        common::secs(r.p99, 2),
+        common::secs(r.max, 2)
     );
     s
 }
@@ -956,8 +925,8 @@ fn bench_keys(o: &Opts, f: &Fixture, theme: &Theme) -> Result<()> {
     let n = o.items;
     println!(
         "== 4. per key with {} incidents and {} audit events loaded ({COLS}x{ROWS}; key = app.update + one render) ==",
-        thousands(n),
-        thousands(n)
+        common::thousands(n as u64),
+        common::thousands(n as u64)
     );
     let mut app = demo_app(f);
     app.data.incidents = many_incidents(n, f.now);
@@ -1055,7 +1024,7 @@ fn bench_keys(o: &Opts, f: &Fixture, theme: &Theme) -> Result<()> {
     println!(
         "  goal: under one frame (16 ms) per key -> {} (worst p99 {})",
         verdict(worst < Duration::from_millis(16)),
-        secs(worst)
+        common::secs(worst, 2)
     );
     println!();
     Ok(())
@@ -1276,7 +1245,7 @@ fn main() -> Result<()> {
         if o.quick { "quick" } else { "full" },
         o.launches,
         o.idle.as_secs(),
-        thousands(o.items),
+        common::thousands(o.items as u64),
         o.frames
     );
     let bin = release_bin()?;
@@ -1296,6 +1265,6 @@ fn main() -> Result<()> {
     drop(rt);
 
     bench_idle(&o, &bin, tmp.path())?;
-    println!("total bench time {}", secs(t.elapsed()));
+    println!("total bench time {}", common::secs(t.elapsed(), 2));
     Ok(())
 }

@@ -50,36 +50,15 @@ impl Opts {
             cycles: common::env_num("BENCH_CYCLES", cycles)?.max(1) as usize,
             warmup: if quick { 1 } else { 3 },
             reps,
-            dir: std::env::var_os("BENCH_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
+            dir: common::bench_dir(),
         })
     }
 }
 
 // ---------------------------------------------------------------- formatting
 
-fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else if s >= 1e-3 {
-        format!("{:.3} ms", s * 1e3)
-    } else {
-        format!("{:.1} µs", s * 1e6)
-    }
-}
-
-fn thousands(n: f64) -> String {
-    let s = format!("{:.0}", n);
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+fn thousands_f(n: f64) -> String {
+    common::thousands(n.round() as u64)
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -92,12 +71,6 @@ fn median(v: &[Duration]) -> Duration {
     v[(v.len() - 1) / 2]
 }
 
-/// Nearest-rank percentile of a sorted slice.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn latency_row(label: &str, samples: &[Duration], divide: u32) {
     let mut v: Vec<Duration> = samples.iter().map(|d| *d / divide).collect();
     v.sort();
@@ -105,10 +78,10 @@ fn latency_row(label: &str, samples: &[Duration], divide: u32) {
     println!(
         "  {label:<30} {:>7} {:>11} {:>11} {:>11} {:>11}",
         v.len(),
-        secs(mean),
-        secs(pct(&v, 50.0)),
-        secs(pct(&v, 99.0)),
-        secs(*v.last().unwrap())
+        common::secs(mean, 3),
+        common::secs(common::pct(&v, 50.0), 3),
+        common::secs(common::pct(&v, 99.0), 3),
+        common::secs(*v.last().unwrap(), 3)
     );
 }
 
@@ -180,7 +153,7 @@ fn print_context(o: &Opts) {
     println!(
         "  mode                           {} ({} audit events, {} lifecycle cycles)",
         if o.quick { "quick" } else { "full" },
-        thousands(o.events as f64),
+        thousands_f(o.events as f64),
         o.cycles
     );
     println!();
@@ -302,7 +275,10 @@ fn empty_engine(
 
 fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
     let n = o.events;
-    println!("== 1. audit verify over {} events ==", thousands(n as f64));
+    println!(
+        "== 1. audit verify over {} events ==",
+        thousands_f(n as f64)
+    );
     let path = tmp.join("audit-bench.db");
     let t = Instant::now();
     let (dmean, dmin, dmax) = build_audit_db(&path, n)?;
@@ -310,7 +286,7 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
     let db_bytes = std::fs::metadata(&path)?.len();
     println!(
         "  setup (seal + bulk insert, untimed)  {}; store file {:.1} MB",
-        secs(setup),
+        common::secs(setup, 3),
         mb(db_bytes)
     );
     println!("  detail JSON per event                mean {dmean} B (min {dmin}, max {dmax})");
@@ -415,7 +391,7 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
     let rate = |d: Duration| {
         format!(
             "{:>11} events/s  {:>7.1} MB/s",
-            thousands(n as f64 / d.as_secs_f64()),
+            thousands_f(n as f64 / d.as_secs_f64()),
             mb(bytes) / d.as_secs_f64()
         )
     };
@@ -427,35 +403,38 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
     println!();
     println!(
         "  Engine::verify_audit                 best {}  median {}  (runs: {})",
-        secs(best),
-        secs(median(&runs)),
-        runs.iter().map(|d| secs(*d)).collect::<Vec<_>>().join(", ")
+        common::secs(best, 3),
+        common::secs(median(&runs), 3),
+        runs.iter()
+            .map(|d| common::secs(*d, 3))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("    throughput                         {}", rate(best));
     println!("  breakdown (page cache warm)");
     println!(
         "    Store::audit_range only            {}  (same 10k batches, no hashing: SQLite read + row -> AuditRecord)",
-        secs(*read_runs.iter().min().unwrap())
+        common::secs(*read_runs.iter().min().unwrap(), 3)
     );
     println!(
         "    Verifier over a Vec in memory      {}  {}  (all records resident)",
-        secs(mem_best),
+        common::secs(mem_best, 3),
         rate(mem_best)
     );
     println!(
         "      of which canonical() alone       {}",
-        secs(canon_only)
+        common::secs(canon_only, 3)
     );
     println!("  floors over the same bytes");
     println!(
         "    sha256sum (coreutils, file)        {}  {:>7.1} MB/s  -> verify / sha256sum = {:.2}x",
-        secs(sum_best),
+        common::secs(sum_best, 3),
         mb(bytes) / sum_best.as_secs_f64(),
         best.as_secs_f64() / sum_best.as_secs_f64()
     );
     println!(
         "    sha2 crate, one stream in memory   {}  {:>7.1} MB/s  -> verify / sha2 stream = {:.2}x",
-        secs(sha2_stream),
+        common::secs(sha2_stream, 3),
         mb(bytes) / sha2_stream.as_secs_f64(),
         best.as_secs_f64() / sha2_stream.as_secs_f64()
     );
@@ -759,7 +738,7 @@ fn bench_lifecycle(o: &Opts, tmp: &Path) -> Result<()> {
         "  throughput        {:.1} transitions/s   ({} transitions in {}; {:.1} engine calls/s, {:.1} full cycles/s)",
         transitions as f64 / w,
         transitions,
-        secs(wall),
+        common::secs(wall, 3),
         (o.cycles * CALLS.len()) as f64 / w,
         o.cycles as f64 / w
     );
@@ -835,6 +814,6 @@ fn main() -> Result<()> {
     let t = Instant::now();
     bench_verify(&o, tmp.path())?;
     bench_lifecycle(&o, tmp.path())?;
-    println!("total bench time {}", secs(t.elapsed()));
+    println!("total bench time {}", common::secs(t.elapsed(), 3));
     Ok(())
 }
