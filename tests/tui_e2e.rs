@@ -580,6 +580,18 @@ fn restores_the_terminal_on_sighup() {
 }
 
 #[test]
+fn restores_the_terminal_on_sigint() {
+    // Ctrl-C is a key in raw mode; a SIGINT (kill -INT) must still end cleanly.
+    let (tmp, _) = demo_dir();
+    let mut c = Console::demo(tmp.path(), 100, 30);
+    c.wait_for("INC-1042", T);
+    c.signal(nix::sys::signal::Signal::SIGINT);
+    let status = c.wait_exit(T);
+    assert!(status.success(), "{status:?}");
+    c.assert_restored();
+}
+
+#[test]
 fn restores_the_terminal_on_sigterm_and_says_access_is_still_active() {
     let (tmp, cfg) = demo_dir();
     active_via_cli(&cfg);
