@@ -350,6 +350,15 @@ fn remaining(screen: &str) -> Option<String> {
 }
 
 /// A prepared demo directory (no console).
+/// The review form's answer to a yes/no question: the text after its label.
+fn answer(screen: &str, question: &str) -> String {
+    screen
+        .lines()
+        .find_map(|l| l.split_once(question))
+        .map(|(_, rest)| rest.trim().trim_end_matches('│').trim().to_string())
+        .unwrap_or_default()
+}
+
 fn demo_dir() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
@@ -671,6 +680,12 @@ fn a_review_draft_survives_quitting() {
     c.send(TAB);
     c.send("db-1, db-2");
     c.wait_for("db-1, db-2", T);
+    // One question answered, one left open: the draft must keep it open.
+    c.send(TAB);
+    c.send("y");
+    c.wait_until("necessary: yes", T, |s| {
+        answer(s, "was the access necessary?") == "yes"
+    });
     c.send(CTRL_C);
     let status = c.wait_exit(T);
     assert!(status.success(), "{status:?}");
@@ -682,6 +697,13 @@ fn a_review_draft_survives_quitting() {
     assert!(s.contains("After-action review of REQ-1"), "{s}");
     assert!(s.contains("rolled back the config push"), "{s}");
     assert!(s.contains("db-1, db-2"), "{s}");
+    assert_eq!(answer(&s, "was the access necessary?"), "yes", "{s}");
+    assert_eq!(answer(&s, "credentials copied anywhere?"), "(y/n)", "{s}");
+    // Submitting with a question unanswered is refused, and nothing was sent.
+    c.send(CTRL_S);
+    c.wait_for("answer both yes/no questions", T);
+    let review = cli_json(&cfg, &["status", "REQ-1"]);
+    assert_eq!(review["request"]["state"], "ended", "{review}");
 
     // Esc keeps the draft; q asks for the owed review once; Esc then q quits.
     c.esc();

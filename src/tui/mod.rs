@@ -4,24 +4,25 @@
 //! screen. Redraws happen on input, on engine news and on a 1 s tick only.
 
 pub mod app;
+pub mod drafts;
 pub mod input;
 pub mod screens;
 pub mod theme;
 pub mod ui;
 pub mod widgets;
 
-use crate::domain::{RequestId, ReviewAnswers, State};
+use crate::domain::{RequestId, State};
 use crate::engine::Engine;
 use crate::store::Query;
 use app::{App, Cmd, Msg, Snapshot};
 use crossterm::event::{Event, EventStream, KeyEventKind};
+use drafts::{draft_path, load_drafts, save_draft};
 use futures::StreamExt;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use secrecy::ExposeSecret;
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use theme::Theme;
 use tokio::sync::{mpsc, watch, Notify};
@@ -93,53 +94,6 @@ pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
         audit_head: head,
         undelivered,
     }
-}
-
-/// Drafts are per request and per person: `REQ-3-alice.json`.
-fn draft_suffix(who: &str) -> String {
-    format!("-{}.json", who.replace(['/', '.'], "_"))
-}
-
-fn draft_path(dir: &Path, id: RequestId, who: &str) -> PathBuf {
-    dir.join(format!("{id}{}", draft_suffix(who)))
-}
-
-pub fn load_drafts(dir: &Path, who: &str) -> BTreeMap<RequestId, ReviewAnswers> {
-    let suffix = draft_suffix(who);
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
-            .strip_suffix(&suffix)
-            .and_then(|i| i.parse::<RequestId>().ok())
-        else {
-            continue;
-        };
-        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        if let Ok(a) = serde_json::from_str::<ReviewAnswers>(&text) {
-            out.insert(id, a);
-        }
-    }
-    out
-}
-
-pub fn save_draft(dir: &Path, id: RequestId, who: &str, a: &ReviewAnswers) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(draft_path(dir, id, who))?;
-    f.write_all(
-        serde_json::to_string_pretty(a)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
 }
 
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
@@ -302,7 +256,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     .await;
     // Save a review in progress however we leave.
     if let Some(f) = &app.review {
-        let _ = save_draft(&opts.drafts_dir, f.id, &app.me, &f.answers());
+        let _ = save_draft(&opts.drafts_dir, f.id, &app.me, &f.draft());
     }
     restore_terminal();
     let _ = terminal.show_cursor();

@@ -147,29 +147,35 @@ pub struct ReviewForm {
 }
 
 impl ReviewForm {
-    pub fn new(id: RequestId, draft: Option<&ReviewAnswers>) -> Self {
+    pub fn new(id: RequestId, draft: Option<&ReviewDraft>) -> Self {
         let d = draft.cloned().unwrap_or_default();
         ReviewForm {
             id,
             actions: Input::multiline(2000).with(&d.actions_taken),
             systems: Input::new(300).with(&d.systems_touched),
-            necessary: draft.map(|d| d.access_necessary),
-            copied: draft.map(|d| d.credentials_copied),
+            necessary: d.access_necessary,
+            copied: d.credentials_copied,
             copied_where: Input::new(300).with(&d.credentials_copied_where),
             follow_ups: Input::multiline(2000).with(&d.follow_ups),
             focus: ReviewField::Actions,
             error: None,
         }
     }
-    pub fn answers(&self) -> ReviewAnswers {
-        ReviewAnswers {
+    /// What to keep when the person leaves: unanswered stays unanswered.
+    pub fn draft(&self) -> ReviewDraft {
+        ReviewDraft {
+            format: 0,
             actions_taken: self.actions.value.clone(),
             systems_touched: self.systems.value.clone(),
-            access_necessary: self.necessary.unwrap_or(false),
-            credentials_copied: self.copied.unwrap_or(false),
+            access_necessary: self.necessary,
+            credentials_copied: self.copied,
             credentials_copied_where: self.copied_where.value.clone(),
             follow_ups: self.follow_ups.value.clone(),
         }
+    }
+    /// The answers to submit; `None` while a yes/no question is unanswered.
+    pub fn answers(&self) -> Option<ReviewAnswers> {
+        self.draft().complete()
     }
     pub(super) fn field_input(&mut self) -> Option<&mut Input> {
         match self.focus {

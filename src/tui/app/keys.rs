@@ -124,7 +124,7 @@ impl App {
 
     fn become_persona(&mut self, who: String) -> Vec<Cmd> {
         if let Some(f) = self.review.take() {
-            self.drafts.insert(f.id, f.answers());
+            self.drafts.insert(f.id, f.draft());
         }
         self.me = who.clone();
         self.walk = Walk::start();
@@ -483,7 +483,7 @@ impl App {
         let pos = order.iter().position(|x| *x == f.focus).unwrap_or(0);
         match k.code {
             KeyCode::Esc => {
-                let (id, answers) = (f.id, f.answers());
+                let (id, answers) = (f.id, f.draft());
                 self.drafts.insert(id, answers.clone());
                 self.review = None;
                 self.flash(
@@ -495,13 +495,13 @@ impl App {
             KeyCode::Tab => f.focus = order[(pos + 1) % order.len()],
             KeyCode::BackTab => f.focus = order[(pos + order.len() - 1) % order.len()],
             _ if ctrl(&k, 's') || (k.code == KeyCode::Enter && f.focus == ReviewField::Submit) => {
-                if f.necessary.is_none() || f.copied.is_none() {
+                let Some(answers) = f.answers() else {
                     f.error = Some("answer both yes/no questions (space or y/n)".into());
                     return vec![];
-                }
+                };
                 f.error = None;
                 self.busy = Some("submitting the review".into());
-                return vec![Cmd::Review(f.id, f.answers())];
+                return vec![Cmd::Review(f.id, answers)];
             }
             _ => match f.focus {
                 ReviewField::Necessary | ReviewField::Copied => {

@@ -9,6 +9,7 @@ use crate::domain::lifecycle::{NewRequest, RequestField};
 use crate::domain::{IncidentRef, Request, RequestId, ReviewAnswers, State};
 use crate::engine::{IncidentChoice, QueueItem, RequestInput, RoleView};
 use crate::incident::Incident;
+use crate::tui::drafts::ReviewDraft;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use secrecy::SecretString;
@@ -81,7 +82,7 @@ pub enum Cmd {
     VerifyAudit,
     /// Put a secret on the clipboard (OSC 52).
     Copy(SecretString),
-    SaveDraft(RequestId, ReviewAnswers),
+    SaveDraft(RequestId, ReviewDraft),
     DeleteDraft(RequestId),
     /// The acting identity changed (demo persona switch).
     Identity(String),
@@ -102,7 +103,7 @@ pub enum Msg {
     Activated(RequestId, Result<(Request, Credential), String>),
     Acted(&'static str, Result<Request, String>),
     Verified(i64, Result<u64, Broken>),
-    Drafts(BTreeMap<RequestId, ReviewAnswers>),
+    Drafts(BTreeMap<RequestId, ReviewDraft>),
     /// A shell or replay the console handed the terminal to has ended.
     SessionDone {
         id: RequestId,
@@ -131,7 +132,7 @@ pub struct App {
     pub revealed: bool,
     pub credential: Option<(RequestId, Credential)>,
     pub review: Option<ReviewForm>,
-    pub drafts: BTreeMap<RequestId, ReviewAnswers>,
+    pub drafts: BTreeMap<RequestId, ReviewDraft>,
     pub approvals_selected: usize,
     pub reviews_selected: usize,
     pub reading_review: bool,
@@ -520,7 +521,7 @@ impl App {
     fn quit(&mut self) -> Vec<Cmd> {
         let mut cmds = vec![];
         if let Some(f) = &self.review {
-            cmds.push(Cmd::SaveDraft(f.id, f.answers()));
+            cmds.push(Cmd::SaveDraft(f.id, f.draft()));
         }
         self.quitting = true;
         cmds.push(Cmd::Quit);
