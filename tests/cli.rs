@@ -180,7 +180,7 @@ fn exit_codes_are_as_documented() {
     let o = bg(
         &cfg,
         Some("alice"),
-        &[REQUEST_K8S, &["--wait", "--wait-timeout", "1s"]].concat(),
+        &[REQUEST_K8S, &["--json", "--wait", "--wait-timeout", "1s"]].concat(),
     );
     assert_eq!(code(&o), 5, "{}", stderr(&o));
     // 4: backend failure (a plugin that exits non-zero).
@@ -194,7 +194,7 @@ fn exit_codes_are_as_documented() {
         .unwrap()
         .to_string();
     ok_json(bg(&cfg, Some("bob"), &["--json", "approve", &id]));
-    let o = bg(&cfg, Some("alice"), &["activate", &id]);
+    let o = bg(&cfg, Some("alice"), &["--json", "activate", &id]);
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(stderr(&o).contains("target API down"));
     let st = ok_json(bg(&cfg, None, &["--json", "status", &id]));
@@ -402,10 +402,29 @@ fn credentials_are_not_printed_into_pipes_and_not_logged() {
         &["activate", "1"],
         &[("BREAKGLASS_LOG", "trace")],
     );
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Refused before granting: the credential would have been lost.
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(!stdout(&o).contains("password"), "{}", stdout(&o));
-    assert!(stderr(&o).contains("not printed: stdout is not a terminal"));
-    // The store holds the lease but not a credential.
+    assert!(
+        stderr(&o).contains("stdout is not a terminal") && stderr(&o).contains("--json"),
+        "{}",
+        stderr(&o)
+    );
+    let st = ok_json(bg(&cfg, None, &["--json", "status", "1"]));
+    assert_eq!(st["request"]["state"], "approved");
+    // `request --wait` would activate too: refused the same way, before filing.
+    let o = bg(&cfg, Some("alice"), &[REQUEST_K8S, &["--wait"]].concat());
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing was granted"), "{}", stderr(&o));
+    // With --json automation gets it; the store holds the lease, not the credential.
+    let o = bg_env(
+        &cfg,
+        Some("alice"),
+        &["--json", "activate", "1"],
+        &[("BREAKGLASS_LOG", "trace")],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("password"), "{}", stderr(&o));
     let st = ok_json(bg(&cfg, None, &["--json", "status", "1"]));
     assert_eq!(st["request"]["state"], "active");
     assert!(!st.to_string().contains("password"));
@@ -567,4 +586,82 @@ fn the_demo_command_prepares_a_working_demo() {
     .unwrap();
     let st = d.wait().unwrap();
     assert_eq!(st.code(), Some(0), "signal: {:?}", st.signal());
+}
+
+/// Runs the binary with stdout a pipe nobody reads (`| head` that already quit).
+fn into_closed_pipe(
+    cfg: &std::path::Path,
+    who: Option<&str>,
+    args: &[&str],
+) -> std::process::Output {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_breakglass"));
+    c.arg("--config").arg(cfg);
+    if let Some(w) = who {
+        c.args(["--as", w]);
+    }
+    c.args(args)
+        .env_remove("BREAKGLASS_FAILPOINT")
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn no_subcommand_panics_into_a_closed_pipe() {
+    let (tmp, cfg) = demo_dir();
+    let review = tmp.path().join("review.toml");
+    std::fs::write(&review, "actions_taken = \"a\"\nsystems_touched = \"b\"\naccess_necessary = true\ncredentials_copied = false\n").unwrap();
+    let review = review.to_str().unwrap();
+    let export = tmp.path().join("export.jsonl");
+    let export = export.to_str().unwrap();
+    let request = [&["--json"], REQUEST_K8S].concat();
+    // In lifecycle order, so each step has something to act on and print.
+    let steps: Vec<(Option<&str>, Vec<&str>)> = vec![
+        (None, vec!["incidents"]),
+        (None, vec!["--json", "incidents"]),
+        (None, vec!["roles"]),
+        (None, vec!["config", "check"]),
+        (Some("alice"), request.clone()),
+        (Some("bob"), vec!["approve", "REQ-1"]),
+        (Some("alice"), vec!["--json", "activate", "REQ-1"]),
+        (None, vec!["status", "--all"]),
+        (None, vec!["--json", "status", "REQ-1"]),
+        (
+            Some("alice"),
+            vec!["extend", "REQ-1", "--by", "5m", "--reason", "more"],
+        ),
+        (Some("alice"), vec!["revoke", "REQ-1"]),
+        (Some("alice"), vec!["review", "REQ-1", "--file", review]),
+        (Some("dave"), vec!["certify", "REQ-1", "--comment", "ok"]),
+        (None, vec!["sweep"]),
+        (None, vec!["audit", "verify"]),
+        (None, vec!["audit", "export"]),
+        (None, vec!["audit", "export", "--format", "ocsf"]),
+        (None, vec!["--help"]),
+        (None, vec!["status", "--help"]),
+    ];
+    for (who, args) in &steps {
+        let o = into_closed_pipe(&cfg, *who, args);
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && o.status.code() != Some(101),
+            "{args:?} panicked into a closed pipe: {:?}\n{err}",
+            o.status
+        );
+        assert!(
+            !err.contains("Broken pipe") && o.status.code() == Some(0),
+            "{args:?} into a closed pipe: {:?}\n{err}",
+            o.status
+        );
+    }
+    // Each step did its work although nobody read it: REQ-1 went the whole way.
+    let st = ok_json(bg(&cfg, None, &["--json", "status", "REQ-1"]));
+    assert_eq!(st["request"]["state"], "certified", "{st}");
+    assert_eq!(
+        code(&bg(&cfg, None, &["audit", "export", "--output", export])),
+        0
+    );
 }

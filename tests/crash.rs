@@ -57,7 +57,7 @@ fn killed_after_the_grant_intent_is_stored() {
     killed(&bg_env(
         &cfg,
         Some("alice"),
-        &["activate", "1"],
+        &["--json", "activate", "1"],
         &[("BREAKGLASS_FAILPOINT", "grant.after_intent")],
     ));
     assert_eq!(count(tmp.path(), "grant.intent"), 1);
@@ -83,7 +83,7 @@ fn killed_after_the_backend_granted_but_before_the_state_commit() {
     killed(&bg_env(
         &cfg,
         Some("alice"),
-        &["activate", "1"],
+        &["--json", "activate", "1"],
         &[("BREAKGLASS_FAILPOINT", "grant.after_backend")],
     ));
     // The target holds a lease the store never recorded.
@@ -111,7 +111,7 @@ fn the_exec_plugin_grant_is_revoked_too_after_a_crash() {
     killed(&bg_env(
         &cfg,
         Some("alice"),
-        &["activate", "1"],
+        &["--json", "activate", "1"],
         &[("BREAKGLASS_FAILPOINT", "grant.after_backend")],
     ));
     assert_eq!(plugin_leases(tmp.path()), 1);

@@ -103,7 +103,7 @@ fn no_cli_output_carries_terminal_control_sequences() {
     run(Some("alice"), &["status", "REQ-1"]);
     run(None, &["status", "--all"]);
     run(None, &["--json", "status", "REQ-1"]);
-    let o = run(Some("alice"), &["activate", "REQ-2"]);
+    let o = run(Some("alice"), &["--json", "activate", "REQ-2"]);
     assert!(stderr(&o).contains("target down"), "{}", stderr(&o));
     run(Some("alice"), &["status", "REQ-2"]);
     run(Some("carol"), &["deny", "REQ-1", "--reason", NASTY]);

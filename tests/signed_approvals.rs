@@ -411,7 +411,7 @@ fn a_store_edit_adding_an_unsigned_approval_fails_verification_and_grants_nothin
     assert_eq!(json(&j)["broken"]["seq"], seq);
 
     // Nor does the forged approval activate anything.
-    let o = s.run(Some("alice"), &["activate", "1"]);
+    let o = s.run(Some("alice"), &["--json", "activate", "1"]);
     assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
     assert!(
         stderr(&o)

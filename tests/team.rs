@@ -1010,7 +1010,7 @@ certifiers = ["{bob}"]
         &[&forged, &serde_json::to_string(&req).unwrap()],
     )
     .unwrap();
-    let o = run(&as_alice, &["activate", &forged.to_string()]);
+    let o = run(&as_alice, &["--json", "activate", &forged.to_string()]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!(
@@ -1056,7 +1056,7 @@ certifiers = ["{bob}"]
         ],
     )
     .unwrap();
-    let o = run(&as_alice, &["activate", &forged.to_string()]);
+    let o = run(&as_alice, &["--json", "activate", &forged.to_string()]);
     assert_eq!(
         code(&o),
         3,

@@ -423,7 +423,7 @@ fn active_via_cli(cfg: &Path) {
     );
     cli_ok(cfg, Some("bob"), &["approve", "REQ-1"]);
     cli_ok(cfg, Some("carol"), &["approve", "REQ-1"]);
-    cli_ok(cfg, Some("alice"), &["activate", "REQ-1"]);
+    cli_ok(cfg, Some("alice"), &["--json", "activate", "REQ-1"]);
 }
 
 #[test]

@@ -279,7 +279,7 @@ fn the_vendor_shell_runs_recorded_under_a_pty_and_certify_needs_a_replay() {
     let (tmp, cfg) = demo_with("");
     let id = approved(&cfg, None);
     // activate refuses vendor roles and points to `shell`.
-    let o = bg(&cfg, Some("alice"), &["activate", &id]);
+    let o = bg(&cfg, Some("alice"), &["--json", "activate", &id]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("breakglass shell"), "{}", stderr(&o));
 

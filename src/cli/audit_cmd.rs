@@ -1,6 +1,7 @@
 //! `audit verify --checkpoint` and `audit export`.
 
 use super::*;
+use crate::cli::stdio::outln;
 
 /// `audit verify --checkpoint`: the checkpoint's signature, then that the log
 /// still extends it.
@@ -39,7 +40,7 @@ pub(super) fn verify_checkpoint(
     let verdict = crate::audit::checkpoint::verify_signature(&cp, &public)
         .and_then(|()| engine.check_checkpoint(&cp).map_err(|e| e.to_string())?);
     if json {
-        println!(
+        outln!(
             "{}",
             crate::sanitize::json_for_terminal(&serde_json::json!({"checkpoint": cp, "ok": verdict.is_ok(), "error": verdict.as_ref().err()}).to_string())
         );
@@ -47,16 +48,17 @@ pub(super) fn verify_checkpoint(
     match verdict {
         Ok(()) => {
             if !json {
-                println!(
+                outln!(
                     "checkpoint verified: the log extends the signed state of {} ({} events)",
-                    cp.at, cp.tree_size
+                    cp.at,
+                    cp.tree_size
                 );
             }
             Ok(exit::OK)
         }
         Err(e) => {
             if !json {
-                println!("checkpoint FAILED: {e}");
+                outln!("checkpoint FAILED: {e}");
             }
             Ok(exit::AUDIT_BROKEN)
         }
@@ -90,12 +92,24 @@ pub(super) fn audit_export(
                     serde_json::to_writer(&mut w, &crate::alert::ocsf::from_audit(r))
                 }
             };
-            written.map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
-            w.write_all(b"\n")
-                .map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+            let written = written
+                .map_err(std::io::Error::from)
+                .and_then(|()| w.write_all(b"\n"));
+            if let Err(e) = written {
+                return export_failed(e);
+            }
         }
     }
-    w.flush()
-        .map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
-    Ok(exit::OK)
+    match w.flush() {
+        Ok(()) => Ok(exit::OK),
+        Err(e) => export_failed(e),
+    }
+}
+
+/// A reader that went away (`| head`) ends the export quietly; a full disk does not.
+fn export_failed(e: std::io::Error) -> CliResult {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(exit::OK);
+    }
+    Err(Failure::new(exit::FAILURE, e.to_string()))
 }

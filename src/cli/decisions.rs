@@ -2,6 +2,7 @@
 //! denial or certification carries.
 
 use super::*;
+use crate::cli::stdio::errln;
 
 /// The signature a decision carries when the policy sets `approval_signing =
 /// "ssh"`: made here by ssh-keygen with the approver's key, or one made elsewhere
@@ -89,7 +90,7 @@ fn sign_statement(
     let at = engine.now().trunc_subsecs(0);
     let statement = statement_at(at)?;
     if !json && std::io::stderr().is_terminal() {
-        eprintln!("signing the {what} with {} (ssh-keygen)", key.display());
+        errln!("signing the {what} with {} (ssh-keygen)", key.display());
     }
     let armored = ssh_sign::sign(&key, &statement).map_err(|e| Failure::new(exit::USAGE, e))?;
     Ok(Some(Some(SshSignature {

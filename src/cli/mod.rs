@@ -7,10 +7,12 @@ mod output;
 mod requests;
 mod session;
 mod setup;
+mod stdio;
 mod store_migrate;
 
 pub use args::Cli;
 
+use crate::cli::stdio::{errln, outln};
 use audit_cmd::*;
 use decisions::*;
 use requests::*;
@@ -63,7 +65,7 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(f) => {
             // Messages quote what users, sources and backends said.
-            eprintln!(
+            errln!(
                 "breakglass: {}",
                 crate::sanitize::text(&f.message, MAX_MESSAGE)
             );
@@ -116,7 +118,7 @@ async fn recover_first(engine: &Engine) -> Result<(), Failure> {
     let rep = engine.recover().await?;
     if !rep.is_quiet() {
         for line in output::recovery_lines(&rep) {
-            eprintln!("recovery: {line}");
+            errln!("recovery: {line}");
         }
     }
     Ok(())
@@ -135,8 +137,8 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Audit(AuditCmd::Keygen { out }) => {
             let signer = crate::audit::checkpoint::Signer::generate(out)
                 .map_err(|e| Failure::new(exit::USAGE, e))?;
-            println!("{}", signer.public_hex());
-            eprintln!(
+            outln!("{}", signer.public_hex());
+            errln!(
                 "wrote the private key to {} (mode 0600). Give the public key above to whoever verifies checkpoints; keep the private key away from the store.",
                 out.display()
             );
@@ -161,7 +163,7 @@ pub async fn run_command(cli: &Cli, command: &Command, engine: &Engine) -> CliRe
     // crash before this point leaves the alerts in the outbox for the next one.
     crate::failpoint::hit("alert.before_delivery");
     if let Err(e) = engine.deliver_alerts().await {
-        eprintln!("breakglass: alert delivery: {e}");
+        errln!("breakglass: alert delivery: {e}");
     }
     result
 }
@@ -211,7 +213,9 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         }
         Command::Request(a) => request(engine, &who()?, a, json).await,
         Command::Activate { id } => {
-            let (req, cred) = engine.activate(&who()?, parse_id(id)?).await?;
+            let (me, id) = (who()?, parse_id(id)?);
+            credential_can_be_shown(json)?;
+            let (req, cred) = engine.activate(&me, id).await?;
             output::credential(&engine.view(req), &cred, json);
             Ok(exit::OK)
         }
@@ -317,7 +321,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             })?;
             let (size, head) = engine.store().audit_head().map_err(EngineError::from)?;
             let cp = signer.sign(size, &head, &crate::store::ts(engine.now()));
-            println!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
+            outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
             Ok(exit::OK)
         }
         Command::Audit(AuditCmd::Keygen { .. }) => Ok(exit::OK),
@@ -340,7 +344,7 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
         signal(SignalKind::terminate()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
-    eprintln!(
+    errln!(
         "breakglass daemon: sweeping {} every {interval}s",
         engine.store().describe()
     );
@@ -348,7 +352,7 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
         match engine.recover().await {
             Ok(rep) if !rep.is_quiet() => output::recovery(&rep, json),
             Ok(_) => {}
-            Err(e) => eprintln!("breakglass daemon: {e}"),
+            Err(e) => errln!("breakglass daemon: {e}"),
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(interval as u64)) => {}
@@ -356,7 +360,7 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
             _ = int.recv() => break,
         }
     }
-    eprintln!("breakglass daemon: stopped");
+    errln!("breakglass daemon: stopped");
     Ok(exit::OK)
 }
 
@@ -364,4 +368,17 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
 /// for JSON. Never into a pipe or file by accident.
 pub fn may_print_credential(json: bool) -> bool {
     json || std::io::stdout().is_terminal()
+}
+
+/// Checked before granting: a credential that cannot be shown would be lost
+/// (it is never stored) and the role left locked for nothing.
+fn credential_can_be_shown(json: bool) -> Result<(), Failure> {
+    if may_print_credential(json) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::USAGE,
+        "stdout is not a terminal, so the credential (shown once, never stored) would be lost; \
+         nothing was granted. Run it in a terminal, or add --json for automation",
+    ))
 }

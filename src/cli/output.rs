@@ -3,6 +3,7 @@
 
 use crate::audit::Broken;
 use crate::backend::Credential;
+use crate::cli::stdio::{errln, outln};
 use crate::domain::{format_hms, lifecycle::human, Request, State};
 use crate::engine::{Engine, RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
@@ -13,7 +14,7 @@ use std::path::Path;
 
 pub(crate) fn print_json(v: &serde_json::Value) {
     let text = serde_json::to_string_pretty(v).expect("a Value serialises");
-    println!("{}", sanitize::json_for_terminal(&text));
+    outln!("{}", sanitize::json_for_terminal(&text));
 }
 
 fn age(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
@@ -48,25 +49,29 @@ pub fn incidents(
         return;
     }
     for w in warnings {
-        eprintln!("warning: incident source {w}");
+        errln!("warning: incident source {w}");
     }
     for e in errors {
-        eprintln!(
+        errln!(
             "source {} is unavailable: {}",
             e.source_name,
             sanitize::line(&e.message, 300)
         );
     }
     if list.is_empty() {
-        println!("no open incidents");
+        outln!("no open incidents");
         return;
     }
-    println!(
+    outln!(
         "{:<12} {:<5} {:<13} {:>6}  {:<16} TITLE",
-        "ID", "SEV", "STATUS", "AGE", "SOURCE"
+        "ID",
+        "SEV",
+        "STATUS",
+        "AGE",
+        "SOURCE"
     );
     for i in list {
-        println!(
+        outln!(
             "{:<12} {:<5} {:<13} {:>6}  {:<16} {}",
             i.id,
             i.severity,
@@ -88,9 +93,9 @@ pub fn roles(roles: &[RoleView], json: bool) {
             Some(why) => format!("LOCKED: {why}"),
             None => "available".into(),
         };
-        println!("{}  [{}]", r.name, state);
-        println!("    {}", sanitize::line(&r.description, 300));
-        println!(
+        outln!("{}  [{}]", r.name, state);
+        outln!("    {}", sanitize::line(&r.description, 300));
+        outln!(
             "    backend {}, TTL {} (max {}), {} approval(s){}",
             r.backend,
             human(r.default_ttl_seconds),
@@ -101,19 +106,19 @@ pub fn roles(roles: &[RoleView], json: bool) {
                 .map(|p| format!(", manual ticket {p}"))
                 .unwrap_or_default()
         );
-        println!(
+        outln!(
             "    conditions: {}",
             sanitize::line(&r.conditions.join("; "), 500)
         );
         if r.vendor {
             match &r.certified {
-                Some(c) => println!(
+                Some(c) => outln!(
                     "    vendor role: certified by {} on {}, next due {}",
                     c.by,
                     stamp(c.at),
                     stamp(c.due)
                 ),
-                None => println!("    vendor role: never certified"),
+                None => outln!("    vendor role: never certified"),
             }
         }
     }
@@ -128,7 +133,7 @@ pub fn recertified(role: &str, c: &crate::engine::RoleCertification, json: bool)
         print_json(&json!({ "role": role, "certification": c }));
         return;
     }
-    println!(
+    outln!(
         "Role {role} recertified by {} on {}; next recertification due {}.",
         c.by,
         stamp(c.at),
@@ -207,19 +212,19 @@ pub fn request_result(engine: &Engine, r: &Request, json: bool) {
     if json {
         print_json(&json!({ "request": engine.view(r.clone()) }));
     } else {
-        println!("{}", summary(engine, r));
+        outln!("{}", summary(engine, r));
     }
 }
 
 pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
     let r = &a.request;
     if !crate::cli::may_print_credential(json) {
-        println!(
+        outln!(
             "{} is active until {}",
             r.id,
             r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
         );
-        eprintln!("the credential was not printed: stdout is not a terminal (use --json in automation); it is not stored and cannot be shown again");
+        errln!("the credential was not printed: stdout is not a terminal (use --json in automation); it is not stored and cannot be shown again");
         return;
     }
     if json {
@@ -230,7 +235,7 @@ pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
         print_json(&json!({ "request": a, "credential": fields }));
         return;
     }
-    println!(
+    outln!(
         "{} ACTIVE: {} for {} (until {})",
         r.id,
         r.role,
@@ -239,7 +244,7 @@ pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
             .unwrap_or_default(),
         r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
     );
-    println!("credential (shown once, never stored):");
+    outln!("credential (shown once, never stored):");
     for (k, v) in cred.reveal() {
         // A backend's fields are untrusted: they must not act on the terminal.
         let (v, escaped) = sanitize::secret_for_terminal(v);
@@ -248,9 +253,9 @@ pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
         } else {
             ""
         };
-        println!("  {}: {v}{note}", sanitize::line(k, 100));
+        outln!("  {}: {v}{note}", sanitize::line(k, 100));
     }
-    println!("end early with `breakglass revoke {}`; access is revoked at expiry even if this terminal closes", r.id);
+    outln!("end early with `breakglass revoke {}`; access is revoked at expiry even if this terminal closes", r.id);
 }
 
 pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: bool) {
@@ -259,19 +264,19 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
         print_json(&json!({ "request": a, "undelivered_alerts": undelivered }));
         return;
     }
-    println!("{}  {}  [{}]", r.id, r.role, r.state);
-    println!("  incident:   {}", sanitize::line(&r.incident.label(), 200));
-    println!("  condition:  {}", r.condition);
-    println!("  reason:     {}", sanitize::line(&r.reason, 500));
-    println!("  requester:  {}", r.requester);
+    outln!("{}  {}  [{}]", r.id, r.role, r.state);
+    outln!("  incident:   {}", sanitize::line(&r.incident.label(), 200));
+    outln!("  condition:  {}", r.condition);
+    outln!("  reason:     {}", sanitize::line(&r.reason, 500));
+    outln!("  requester:  {}", r.requester);
     if let Some(v) = &r.vendor {
-        println!(
+        outln!(
             "  vendor:     {} ({})",
             sanitize::line(&v.name, 100),
             sanitize::line(&v.company, 100)
         );
     }
-    println!(
+    outln!(
         "  approvals:  {} of {} {}",
         r.approvals.len(),
         r.approvals_required,
@@ -279,16 +284,16 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
     );
     if let Some(g) = &r.grant {
         if let Some(at) = g.granted_at {
-            println!("  granted:    {}", at.to_rfc3339());
+            outln!("  granted:    {}", at.to_rfc3339());
         }
         if let Some(e) = g.expires_at {
-            println!("  expires:    {}", e.to_rfc3339());
+            outln!("  expires:    {}", e.to_rfc3339());
         }
         if let Some(s) = a.remaining_seconds {
-            println!("  remaining:  {}", format_hms(chrono::Duration::seconds(s)));
+            outln!("  remaining:  {}", format_hms(chrono::Duration::seconds(s)));
         }
         for x in &g.extensions {
-            println!(
+            outln!(
                 "  extended:   +{} by {} ({})",
                 human(x.seconds),
                 x.by,
@@ -296,7 +301,7 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
             );
         }
         if let Some(end) = &g.end {
-            println!(
+            outln!(
                 "  ended:      {} by {} ({})",
                 end.at.to_rfc3339(),
                 end.by,
@@ -304,24 +309,24 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
             );
         }
         if let Some(err) = &g.last_error {
-            println!("  last error: {}", sanitize::line(err, 300));
+            outln!("  last error: {}", sanitize::line(err, 300));
         }
     }
     if let Some(rv) = &r.review {
-        println!("  review:     by {} at {}", rv.by, rv.at.to_rfc3339());
+        outln!("  review:     by {} at {}", rv.by, rv.at.to_rfc3339());
     }
     if let Some(c) = &r.certification {
-        println!("  certified:  by {} at {}", c.by, c.at.to_rfc3339());
+        outln!("  certified:  by {} at {}", c.by, c.at.to_rfc3339());
     }
     if r.state == State::Pending {
-        println!(
+        outln!(
             "  decide by:  {} ({} left)",
             r.decide_by.to_rfc3339(),
             format_hms(r.decide_by - now)
         );
     }
     if undelivered > 0 {
-        println!("  WARNING: {undelivered} alert(s) not yet delivered to the SOC");
+        outln!("  WARNING: {undelivered} alert(s) not yet delivered to the SOC");
     }
 }
 
@@ -331,7 +336,7 @@ pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
         return;
     }
     if list.is_empty() {
-        println!("no open requests");
+        outln!("no open requests");
     }
     for a in list {
         let r = &a.request;
@@ -339,7 +344,7 @@ pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
             Some(s) => format!(" {} left", format_hms(chrono::Duration::seconds(s))),
             None => String::new(),
         };
-        println!(
+        outln!(
             "{:<8} {:<24} {:<10} {:<10}{}",
             r.id.to_string(),
             r.role,
@@ -349,7 +354,7 @@ pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
         );
     }
     if undelivered > 0 {
-        println!("WARNING: {undelivered} alert(s) not yet delivered to the SOC");
+        outln!("WARNING: {undelivered} alert(s) not yet delivered to the SOC");
     }
 }
 
@@ -390,13 +395,13 @@ pub fn recovery(rep: &RecoveryReport, json: bool) {
     }
     let lines = recovery_lines(rep);
     if lines.is_empty() {
-        println!("sweep: nothing to do");
+        outln!("sweep: nothing to do");
     }
     for l in lines {
-        println!("sweep: {l}");
+        outln!("sweep: {l}");
     }
     if rep.alerts_delivered > 0 {
-        println!("sweep: {} alert(s) delivered", rep.alerts_delivered);
+        outln!("sweep: {} alert(s) delivered", rep.alerts_delivered);
     }
 }
 
@@ -409,10 +414,11 @@ pub fn audit_verify(count: u64, broken: Option<&Broken>, engine: &Engine, json: 
         return;
     }
     match broken {
-        None => println!("audit chain verified: {count} event(s), head {head}"),
-        Some(b) => println!(
+        None => outln!("audit chain verified: {count} event(s), head {head}"),
+        Some(b) => outln!(
             "audit chain BROKEN at event #{}: {} ({count} event(s) verified before it)",
-            b.seq, b.reason
+            b.seq,
+            b.reason
         ),
     }
 }
@@ -423,7 +429,7 @@ pub fn demo_intro(config: &Path, exe: &str, json: bool) {
         return;
     }
     let c = config.display();
-    println!(
+    outln!(
         r#"breakglass DEMO is ready in {dir}
 (demo config, SQLite store, demo backend and the example exec plugin; nothing real is granted)
 

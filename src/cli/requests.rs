@@ -2,6 +2,7 @@
 //! after-action review's answers from flags or a file.
 
 use super::*;
+use crate::cli::stdio::errln;
 
 pub(super) async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> CliResult {
     let printed = std::cell::Cell::new(false);
@@ -27,6 +28,10 @@ pub(super) async fn request_inner(
     json: bool,
     printed: &std::cell::Cell<bool>,
 ) -> CliResult {
+    if a.wait {
+        // --wait activates once approved: refuse now rather than lose the credential.
+        credential_can_be_shown(json)?;
+    }
     let ttl = a
         .ttl
         .as_deref()
@@ -75,7 +80,7 @@ pub(super) async fn request_inner(
     }
     if !json {
         output::request_result(engine, &req, false);
-        eprintln!("waiting for approvals (Ctrl-C stops waiting; the request stays pending)...");
+        errln!("waiting for approvals (Ctrl-C stops waiting; the request stays pending)...");
     }
     let deadline = std::time::Instant::now()
         + std::time::Duration::from_secs(parse_duration(&a.wait_timeout, "--wait-timeout")? as u64);
@@ -86,7 +91,7 @@ pub(super) async fn request_inner(
         let cur = engine.load(req.id)?;
         if cur.approvals.len() != seen && !json {
             seen = cur.approvals.len();
-            eprintln!(
+            errln!(
                 "{} of {} approvals ({})",
                 seen,
                 cur.approvals_required,

@@ -9,6 +9,7 @@
 
 use super::args::{Cli, RequestArgs};
 use super::{load_config, parse_id, CliResult, Failure};
+use crate::cli::stdio::{errln, outln};
 use crate::domain::vendor::VendorInfo;
 use crate::domain::{RequestId, State};
 use crate::engine::vendor_session::{sha256_file, SESSION_RECORDED, SESSION_REPLAYED};
@@ -205,7 +206,7 @@ pub(super) async fn shell(
             return Err(failed(format!("could not start `{program}`: {e}")));
         }
     };
-    eprintln!(
+    errln!(
         "breakglass: {id} active; session recorded to {} (output{}). It ends when the grant ends.",
         path.display(),
         if vp.record_input {
@@ -325,10 +326,10 @@ pub(super) async fn shell(
         serde_json::json!({"path": path, "sha256": sha, "bytes": bytes}),
     )?;
     match &ended_by {
-        Some(why) => eprintln!("breakglass: {id}: {why}; the session was ended."),
-        None => eprintln!("breakglass: {id}: session closed."),
+        Some(why) => errln!("breakglass: {id}: {why}; the session was ended."),
+        None => errln!("breakglass: {id}: session closed."),
     }
-    eprintln!(
+    errln!(
         "breakglass: recording {} (sha256 {sha}) is in the audit trail",
         path.display()
     );
@@ -387,7 +388,7 @@ pub(super) async fn replay(engine: &Engine, who: &str, id: &str, speed: f64) -> 
         let _ = out.write_all(filter.feed(data).as_bytes());
         let _ = out.flush();
     }
-    println!("\r\n[breakglass] end of the recording of {id}");
+    outln!("\r\n[breakglass] end of the recording of {id}");
     engine.audit_note(
         id,
         SESSION_REPLAYED,

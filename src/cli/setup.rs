@@ -1,6 +1,7 @@
 //! Getting started: `init`, `config check`, `demo` and opening the console.
 
 use super::*;
+use crate::cli::stdio::{errln, outln};
 
 /// Opens the interactive console on a config.
 pub(super) async fn console(cli: &Cli, cfg: &Config) -> CliResult {
@@ -45,7 +46,7 @@ pub(super) async fn console(cli: &Cli, cfg: &Config) -> CliResult {
     if !summary.still_active.is_empty() {
         let daemon = crate::tui::daemon_running();
         for (id, until) in &summary.still_active {
-            eprintln!(
+            errln!(
                 "{id} is still ACTIVE until {}. It is revoked at expiry by {}.",
                 until.format("%H:%M:%S UTC"),
                 if daemon {
@@ -54,7 +55,7 @@ pub(super) async fn console(cli: &Cli, cfg: &Config) -> CliResult {
                     "the next breakglass command or a `breakglass daemon` (none is running now)"
                 }
             );
-            eprintln!("  end it now with: breakglass revoke {id}");
+            errln!("  end it now with: breakglass revoke {id}");
         }
     }
     Ok(exit::OK)
@@ -85,7 +86,7 @@ pub(super) fn init(cli: &Cli, force: bool) -> CliResult {
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
-    println!(
+    outln!(
         "wrote {}; edit it, then run `breakglass config check`",
         path.display()
     );
@@ -97,12 +98,12 @@ pub(super) fn config_check(cli: &Cli) -> CliResult {
     match config::load(&path) {
         Ok(cfg) => {
             if cli.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"ok": true, "roles": cfg.policy.roles.len()})
                 );
             } else {
-                println!(
+                outln!(
                     "{}: ok ({} role(s), {} backend(s), {} incident source(s){})",
                     path.display(),
                     cfg.policy.roles.len(),
@@ -121,14 +122,14 @@ pub(super) fn config_check(cli: &Cli) -> CliResult {
                     .map(|p| serde_json::json!({"file": p.file, "line": p.line, "message": crate::sanitize::text(&p.message, MAX_MESSAGE)}))
                     .collect();
                 let doc = serde_json::json!({"ok": false, "problems": list}).to_string();
-                println!("{}", crate::sanitize::json_for_terminal(&doc));
+                outln!("{}", crate::sanitize::json_for_terminal(&doc));
             } else {
                 // Problems quote the file (key names, values): not the terminal's business.
-                eprintln!(
+                errln!(
                     "{}",
                     crate::sanitize::text(&problems.to_string(), MAX_MESSAGE * 4)
                 );
-                eprintln!("{} problem(s)", problems.0.len());
+                errln!("{} problem(s)", problems.0.len());
             }
             Ok(exit::USAGE)
         }

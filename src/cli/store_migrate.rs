@@ -3,6 +3,7 @@
 
 use super::args::{MigrateArgs, TlsArg};
 use super::{CliResult, Failure};
+use crate::cli::stdio::outln;
 use crate::config::{Config, PgTls, PgUrlSource, StoreConfig};
 use crate::exit;
 use crate::store::{PostgresStore, SqliteStore, Store};
@@ -70,7 +71,7 @@ pub fn migrate(cfg: &Config, a: &MigrateArgs, json: bool) -> CliResult {
         PgUrlSource::File(f) => format!("url_file = \"{}\"", f.display()),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "ok": broken.is_none() && rep.source_broken.is_none() && same_head,
@@ -82,7 +83,7 @@ pub fn migrate(cfg: &Config, a: &MigrateArgs, json: bool) -> CliResult {
             })
         );
     } else {
-        println!(
+        outln!(
             "copied {} request(s), {} audit event(s) and {} outbox row(s) from {} into {target}",
             rep.requests,
             rep.audit_events,
@@ -90,23 +91,24 @@ pub fn migrate(cfg: &Config, a: &MigrateArgs, json: bool) -> CliResult {
             path.display()
         );
         match (&broken, same_head) {
-            (None, true) => println!(
+            (None, true) => outln!(
                 "audit chain verified on the copy: {} event(s), head #{} {}",
                 v.count, dst_head.0, dst_head.1
             ),
-            (Some(b), _) => println!("the copied chain does NOT verify at #{}: {}", b.seq, b.reason),
-            (None, false) => println!(
+            (Some(b), _) => outln!("the copied chain does NOT verify at #{}: {}", b.seq, b.reason),
+            (None, false) => outln!(
                 "the copy's head #{} differs from the source's #{}: was the SQLite store written to during the copy?",
                 dst_head.0, src_head.0
             ),
         }
         if let Some(b) = &rep.source_broken {
-            println!(
+            outln!(
                 "note: the source chain was already broken at #{} ({}); it was copied as it is",
-                b.seq, b.reason
+                b.seq,
+                b.reason
             );
         }
-        println!(
+        outln!(
             "next: set [store] kind = \"postgres\" and {env_hint} in {}, and start every console and daemon on it",
             cfg.path.display()
         );
