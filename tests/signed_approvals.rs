@@ -449,6 +449,138 @@ fn a_store_edit_replaying_a_signature_from_another_request_fails_verification() 
     assert!(out.contains("does not verify"), "{out}");
 }
 
+/// Rewrites the detail of event `seq` and reseals the chain from there, as
+/// someone with write access to the store would.
+fn rewrite_event(dir: &Path, seq: i64, edit: impl Fn(&mut serde_json::Value)) {
+    let db = rusqlite::Connection::open(dir.join("breakglass.sqlite")).unwrap();
+    db.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+        .unwrap();
+    let rows = audit_rows(&db);
+    let mut prev = rows.iter().find(|r| r.seq == seq - 1).unwrap().hash.clone();
+    for r in rows.into_iter().filter(|r| r.seq >= seq) {
+        let mut r = r;
+        if r.seq == seq {
+            let mut d: serde_json::Value = serde_json::from_str(&r.detail).unwrap();
+            edit(&mut d);
+            r.detail = breakglass::audit::canonical_detail(&d);
+        }
+        let r = seal(r, &prev);
+        db.execute(
+            "UPDATE audit SET detail = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
+            rusqlite::params![r.seq, r.detail, r.prev_hash, r.hash],
+        )
+        .unwrap();
+        prev = r.hash;
+    }
+}
+
+#[test]
+fn a_signed_denial_signs_its_reason() {
+    let s = signed_demo();
+    s.request(REQUEST_DBA);
+    s.request(REQUEST_DBA);
+    let key = s.key("carol");
+    // The statement printed for a denial names its reason.
+    let st = s.ok(
+        Some("carol"),
+        &[
+            "deny",
+            "1",
+            "--reason",
+            "not an outage",
+            "--print-statement",
+        ],
+    );
+    let text = st["statement"].as_str().unwrap();
+    assert!(
+        text.contains("\ndecision=deny\nreason=not an outage\n"),
+        "{text}"
+    );
+    // A signature made for one reason does not carry another.
+    let stmt = s.dir().join("deny.statement");
+    std::fs::write(&stmt, text).unwrap();
+    let sig = s.dir().join("deny.statement.sig");
+    let o = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "breakglass", "-f", &key])
+        .arg(&stmt)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let (stmt, sig) = (stmt.to_str().unwrap(), sig.to_str().unwrap());
+    let swapped = ["--statement", stmt, "--signature", sig];
+    let o = s.run(
+        Some("carol"),
+        &[
+            &["deny", "1", "--reason", "approved by phone"],
+            &swapped[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("incorrect signature"), "{}", stderr(&o));
+    assert_eq!(s.request_json("1")["state"], "pending");
+    let d = s.ok(
+        Some("carol"),
+        &[&["deny", "1", "--reason", "not an outage"], &swapped[..]].concat(),
+    );
+    assert_eq!(d["request"]["state"], "denied");
+    // Signed with her key directly, too; the chain verifies.
+    let d = s.ok(
+        Some("carol"),
+        &[
+            "deny",
+            "2",
+            "--reason",
+            "use the runbook",
+            "--ssh-key",
+            &key,
+        ],
+    );
+    assert_eq!(d["request"]["denial"]["comment"], "use the runbook");
+    assert_eq!(s.ok(None, &["audit", "verify"])["ok"], true);
+
+    // A signer missing from allowed_signers: ssh-keygen says why on stdout only.
+    let signers = s.dir().join("allowed_signers");
+    let all = std::fs::read_to_string(&signers).unwrap();
+    let without: String = all
+        .lines()
+        .filter(|l| !l.starts_with("carol "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&signers, without).unwrap();
+    s.request(REQUEST_DBA);
+    let o = s.run(
+        Some("carol"),
+        &["deny", "3", "--reason", "no", "--ssh-key", &key],
+    );
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("(Could not verify signature.)"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&signers, all).unwrap();
+
+    // A store edit of the reason, resealed, no longer verifies.
+    let db = rusqlite::Connection::open(s.dir().join("breakglass.sqlite")).unwrap();
+    let seq = audit_rows(&db)
+        .iter()
+        .filter(|r| r.action == "request.denied")
+        .nth(1)
+        .unwrap()
+        .seq;
+    rewrite_event(s.dir(), seq, |d| d["reason"] = "approved by phone".into());
+    let o = s.run(None, &["audit", "verify"]);
+    assert_eq!(code(&o), 6, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "BROKEN at event #{seq}: request.denied by carol on REQ-2"
+        )) && out.contains("does not verify"),
+        "{out}"
+    );
+}
+
 #[test]
 fn signing_may_live_in_the_policy_file() {
     let s = signed_demo();

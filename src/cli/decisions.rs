@@ -2,11 +2,11 @@
 //! denial or certification carries.
 
 use super::*;
-use crate::cli::stdio::errln;
+use crate::cli::stdio::{errln, outln};
 
 /// The signature a decision carries when the policy sets `approval_signing =
 /// "ssh"`: made here by ssh-keygen with the approver's key, or one made elsewhere
-/// (`--statement` + `--signature`). `Ok(None)` after `--print-statement` printed
+/// (`--statement` + `--signature`). A denial signs its `reason` too. `Ok(None)` after `--print-statement` printed
 /// the statement; `Ok(Some(None))` when there is nothing to sign with (signing
 /// off, or no key: the engine then refuses, audited, and says how to sign).
 pub(super) fn sign_decision(
@@ -14,13 +14,14 @@ pub(super) fn sign_decision(
     who: &str,
     id: RequestId,
     kind: DecisionKind,
+    reason: Option<&str>,
     a: &SignArgs,
     json: bool,
 ) -> Result<Option<Option<SshSignature>>, Failure> {
     sign_statement(
         engine,
         &format!("{kind} of {id}"),
-        |at| Ok(engine.decision_statement(who, id, kind, at)?),
+        |at| Ok(engine.decision_statement(who, id, kind, reason, at)?),
         a,
         json,
     )
@@ -56,7 +57,7 @@ fn sign_statement(
         if json {
             output::print_json(&serde_json::json!({ "statement": text }));
         } else {
-            print!("{text}");
+            outln!("{}", text.trim_end_matches('\n'));
         }
         return Ok(None);
     }

@@ -225,7 +225,8 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         Command::Replay { id, speed } => session::replay(engine, &who()?, id, *speed).await,
         Command::Approve { id, comment, sign } => {
             let (me, id) = (who()?, parse_id(id)?);
-            let Some(sig) = sign_decision(engine, &me, id, DecisionKind::Approve, sign, json)?
+            let Some(sig) =
+                sign_decision(engine, &me, id, DecisionKind::Approve, None, sign, json)?
             else {
                 return Ok(exit::OK);
             };
@@ -235,7 +236,16 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         }
         Command::Deny { id, reason, sign } => {
             let (me, id) = (who()?, parse_id(id)?);
-            let Some(sig) = sign_decision(engine, &me, id, DecisionKind::Deny, sign, json)? else {
+            let Some(sig) = sign_decision(
+                engine,
+                &me,
+                id,
+                DecisionKind::Deny,
+                Some(reason),
+                sign,
+                json,
+            )?
+            else {
                 return Ok(exit::OK);
             };
             let req = engine.deny_signed(&me, id, reason, sig)?;
@@ -278,7 +288,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             } else {
                 DecisionKind::Certify
             };
-            let Some(sig) = sign_decision(engine, &me, id, kind, sign, json)? else {
+            let Some(sig) = sign_decision(engine, &me, id, kind, None, sign, json)? else {
                 return Ok(exit::OK);
             };
             let req = if *reject {

@@ -36,8 +36,11 @@ fn activation_alert(r: &Request, e: &Event) -> Vec<AlertDraft> {
 
 /// Text people type (reasons, comments, review answers) is stored clean: it is
 /// shown later in other people's terminals, alerts and exports.
+/// The longest free text (reason, comment) a person can put on record.
+pub(crate) const MAX_TEXT: usize = 4000;
+
 fn free_text(s: &str) -> String {
-    crate::sanitize::text(s, 4000)
+    crate::sanitize::text(s, MAX_TEXT)
 }
 
 impl Engine {

@@ -17,16 +17,32 @@ fn refused(message: String) -> Refusal {
     }
 }
 
-fn statement(req: &Request, kind: DecisionKind, who: &str, at: DateTime<Utc>) -> String {
+/// `reason`: a denial's reason as the engine records it (see `denial_reason`).
+fn statement(
+    req: &Request,
+    kind: DecisionKind,
+    reason: Option<&str>,
+    who: &str,
+    at: DateTime<Utc>,
+) -> String {
     Statement {
         request: req.id,
         role: &req.role,
         incident: &req.incident.label(),
         decision: kind,
+        reason: reason.filter(|_| kind == DecisionKind::Deny),
         signer: who,
         at,
     }
     .text()
+}
+
+/// A denial's reason as it is stored, so a statement signed before the
+/// decision matches the one checked after it.
+pub(crate) fn denial_reason(reason: &str) -> String {
+    crate::sanitize::text(reason, super::actions::MAX_TEXT)
+        .trim()
+        .to_string()
 }
 
 fn role_statement(role: &str, who: &str, at: DateTime<Utc>) -> String {
@@ -64,9 +80,11 @@ impl Engine {
         who: &str,
         id: RequestId,
         kind: DecisionKind,
+        reason: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<String> {
-        Ok(statement(&self.load(id)?, kind, who, at))
+        let reason = reason.map(denial_reason);
+        Ok(statement(&self.load(id)?, kind, reason.as_deref(), who, at))
     }
 
     /// Before a decision counts: with signing on, `sig` must be `who`'s signature
@@ -89,7 +107,10 @@ impl Engine {
                 command: format!("breakglass {} {id}", kind.command()),
                 verb: kind.as_str(),
             },
-            |at| statement(req, kind, who, at),
+            |at| {
+                let reason = req.denial.as_ref().map(|d| d.comment.as_str());
+                statement(req, kind, reason, who, at)
+            },
             sig,
             now,
         )
@@ -222,7 +243,7 @@ impl Engine {
                         &signing.allowed_signers,
                         &a.by,
                         &s.armored,
-                        &statement(req, DecisionKind::Approve, &a.by, s.signed_at),
+                        &statement(req, DecisionKind::Approve, None, &a.by, s.signed_at),
                         s.signed_at,
                     )
                     .is_ok()
@@ -320,6 +341,9 @@ impl<'a> ChainSignatures<'a> {
             role,
             incident,
             decision: kind,
+            reason: detail["reason"]
+                .as_str()
+                .filter(|_| kind == DecisionKind::Deny),
             signer: &r.actor,
             at: sig.signed_at,
         }

@@ -101,6 +101,9 @@ pub struct Statement<'a> {
     /// `IncidentRef::label()` of the request.
     pub incident: &'a str,
     pub decision: DecisionKind,
+    /// A denial's reason: signed with it, so the reason on record is the one
+    /// the denier gave. `None` for the other decisions.
+    pub reason: Option<&'a str>,
     pub signer: &'a str,
     pub at: DateTime<Utc>,
 }
@@ -121,10 +124,15 @@ fn field(s: &str) -> String {
 
 impl Statement<'_> {
     /// `breakglass-approval/v1`, then `key=value` lines in a fixed order, each
-    /// ending in `\n`; `at` in RFC 3339 UTC to the second.
+    /// ending in `\n`; `at` in RFC 3339 UTC to the second. A denial carries a
+    /// `reason=` line after `decision=`.
     pub fn text(&self) -> String {
+        let reason = self
+            .reason
+            .map(|r| format!("reason={}\n", field(r)))
+            .unwrap_or_default();
         format!(
-            "{VERSION}\nrequest={}\nrole={}\nincident={}\ndecision={}\nsigner={}\nat={}\n",
+            "{VERSION}\nrequest={}\nrole={}\nincident={}\ndecision={}\n{reason}signer={}\nat={}\n",
             self.request,
             field(self.role),
             field(self.incident),
@@ -183,16 +191,22 @@ fn private_dir() -> Result<tempfile::TempDir, String> {
         .map_err(|e| format!("cannot create a private temp dir: {e}"))
 }
 
-fn last_line(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let line = text
-        .lines()
-        .map(str::trim)
-        .rfind(|l| {
-            !l.is_empty() && !l.starts_with("Signing file") && !l.starts_with("Write signature")
-        })
-        .unwrap_or("no message");
-    crate::sanitize::line(line, 300)
+/// ssh-keygen's reason for a failure: the last meaningful line of stderr, else
+/// of stdout (OpenSSH 9 prints `Could not verify signature.` on stdout).
+fn last_line(out: &std::process::Output) -> String {
+    let pick = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(str::trim)
+            .rfind(|l| {
+                !l.is_empty() && !l.starts_with("Signing file") && !l.starts_with("Write signature")
+            })
+            .map(str::to_string)
+    };
+    let line = pick(&out.stderr)
+        .or_else(|| pick(&out.stdout))
+        .unwrap_or_else(|| "no message".into());
+    crate::sanitize::line(&line, 300)
 }
 
 /// `~/x` in a key path taken from the environment.
@@ -224,7 +238,7 @@ pub fn sign(key: &Path, statement: &str) -> Result<String, String> {
         .arg(key)
         .arg(&msg)
         .stdin(Stdio::inherit())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
         .map_err(|e| format!("cannot run ssh-keygen (OpenSSH 8.9 or later is needed): {e}"))?;
@@ -232,7 +246,7 @@ pub fn sign(key: &Path, statement: &str) -> Result<String, String> {
         return Err(format!(
             "ssh-keygen could not sign with {}: {}",
             key.display(),
-            last_line(&out.stderr)
+            last_line(&out)
         ));
     }
     let armored = std::fs::read_to_string(dir.path().join("statement.sig"))
@@ -286,7 +300,7 @@ pub fn verify(
         .arg("-O")
         .arg(format!("verify-time={}", at.format("%Y%m%d%H%M%SZ")))
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run ssh-keygen (OpenSSH 8.9 or later is needed): {e}"))?;
@@ -300,7 +314,7 @@ pub fn verify(
     if out.status.success() {
         Ok(())
     } else {
-        Err(last_line(&out.stderr))
+        Err(last_line(&out))
     }
 }
 
@@ -320,6 +334,7 @@ mod tests {
             role: "prod-db-emergency-dba",
             incident,
             decision: DecisionKind::Approve,
+            reason: None,
             signer,
             at: at(),
         }
@@ -361,6 +376,10 @@ mod tests {
                 ..base.clone()
             },
             Statement {
+                reason: Some("not an outage"),
+                ..base.clone()
+            },
+            Statement {
                 at: at() + chrono::Duration::seconds(1),
                 ..base.clone()
             },
@@ -368,6 +387,13 @@ mod tests {
         for v in variants {
             assert_ne!(v.text(), text, "{v:?}");
         }
+        let denial = |reason| Statement {
+            decision: DecisionKind::Deny,
+            reason: Some(reason),
+            ..base.clone()
+        };
+        assert_ne!(denial("no").text(), denial("no\nsigner=x").text());
+        assert!(denial("a\nb").text().contains("reason=a\\u{a}b\n"));
     }
 
     #[test]
