@@ -662,6 +662,71 @@ status = "open"
 }
 
 #[test]
+fn keys_do_nothing_behind_the_too_small_notice() {
+    let (tmp, cfg) = demo_dir();
+    active_via_cli(&cfg);
+    cli_ok(
+        &cfg,
+        Some("alice"),
+        &[
+            "request",
+            "--ticket",
+            "CHG-77",
+            "--role",
+            "k8s-cluster-admin",
+            "--condition",
+            "failed automation path",
+            "--reason",
+            "deploy pipeline wedged",
+        ],
+    );
+    let mut c = Console::demo(tmp.path(), 100, 30);
+    c.wait_for("INC-1042", T);
+    // bob, on his Approvals queue with REQ-2 ready: `a` then `y` would approve it.
+    c.persona("bob");
+    c.send("3");
+    c.wait_for("ready for you", T);
+    c.resize(60, 20);
+    c.wait_for("Terminal too small", T);
+    for k in ["a", "y", ENTER, "y"] {
+        c.send(k);
+    }
+    // Nothing shows while the notice does, so only time tells the keys were read.
+    std::thread::sleep(Duration::from_millis(500));
+    let st = cli_json(&cfg, &["status", "REQ-2"]);
+    assert_eq!(st["request"]["state"], "pending", "{st}");
+    // alice, on her active REQ-1: `x` then `y` would end it.
+    c.resize(100, 30);
+    c.wait_gone("Terminal too small", T);
+    assert!(!c.screen().contains("Approve REQ-2?"), "{}", c.screen());
+    c.persona("alice");
+    c.send("2");
+    c.wait_row("REQ-1", "active");
+    c.select("REQ-1");
+    c.send(ENTER);
+    c.wait_for(" left of 15m", T);
+    c.resize(60, 20);
+    c.wait_for("Terminal too small", T);
+    for k in ["x", "y", "e", "r"] {
+        c.send(k);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let st = cli_json(&cfg, &["status", "REQ-1"]);
+    assert_eq!(st["request"]["state"], "active", "{st}");
+    c.resize(100, 30);
+    let s = c.wait_for(" left of 15m", T);
+    assert!(!s.contains("End REQ-1 now?"), "{s}");
+    assert!(!s.contains("Extend REQ-1"), "{s}");
+    // q still quits while the notice shows.
+    c.resize(60, 20);
+    c.wait_for("q quits", T);
+    c.send("q");
+    let status = c.wait_exit(T);
+    assert!(status.success(), "{status:?}");
+    c.assert_restored();
+}
+
+#[test]
 fn a_review_draft_survives_quitting() {
     let (tmp, cfg) = demo_dir();
     active_via_cli(&cfg);

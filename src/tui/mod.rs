@@ -160,6 +160,9 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     ));
 
     let mut terminal = setup_terminal()?;
+    if let Ok(size) = terminal.size() {
+        app.update(Msg::Resize(size.width, size.height));
+    }
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -176,7 +179,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
             let msg = tokio::select! {
                 ev = events.next() => match ev {
                     Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => Msg::Key(k),
-                    Some(Ok(Event::Resize(..))) => Msg::Resize,
+                    Some(Ok(Event::Resize(w, h))) => Msg::Resize(w, h),
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e.into()),
                     None => break,
@@ -192,6 +195,11 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
             dirty = true;
             if matches!(msg, Msg::Key(_)) {
                 crate::failpoint::panic_at("tui.key");
+                // A key acts on what the screen shows now: the size is read here,
+                // not only from resize events, which can arrive after the key.
+                if let Ok(size) = terminal.size() {
+                    app.update(Msg::Resize(size.width, size.height));
+                }
             }
             for cmd in app.update(msg) {
                 match cmd {

@@ -18,12 +18,18 @@ pub fn clean(s: &str) -> String {
     crate::sanitize::line(s, 500)
 }
 
+/// Whether the console can be drawn in a terminal of this size.
+pub fn fits(width: u16, height: u16) -> bool {
+    width >= MIN_W && height >= MIN_H
+}
+
 pub fn render(f: &mut Frame, app: &App, theme: &Theme) {
     let area = f.area();
     f.render_widget(Block::new().style(theme.base()), area);
-    if area.width < MIN_W || area.height < MIN_H {
+    if !fits(area.width, area.height) {
         let msg = format!(
-            "Terminal too small: {}x{}. breakglass needs at least {MIN_W}x{MIN_H}.",
+            "Terminal too small: {}x{}. breakglass needs at least {MIN_W}x{MIN_H}. \
+             Keys are ignored until it is larger; q quits.",
             area.width, area.height
         );
         f.render_widget(

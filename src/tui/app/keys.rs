@@ -42,6 +42,11 @@ impl App {
         if ctrl(&k, 'c') {
             return self.quit();
         }
+        if self.too_small {
+            // Nothing may act behind the notice: an approval or an end of access
+            // the person cannot see. Quitting keeps any draft.
+            return if key_is(&k, 'q') { self.quit() } else { vec![] };
+        }
         if self.help {
             self.help = false;
             return vec![];

@@ -97,7 +97,8 @@ pub enum Cmd {
 pub enum Msg {
     Key(KeyEvent),
     Tick(DateTime<Utc>),
-    Resize,
+    /// The terminal's new size (columns, rows).
+    Resize(u16, u16),
     Loaded(Box<Snapshot>),
     Requested(Result<Request, String>),
     Activated(RequestId, Result<(Request, Credential), String>),
@@ -144,6 +145,8 @@ pub struct App {
     pub flash: Option<(Level, String)>,
     pub busy: Option<String>,
     pub spinner: usize,
+    /// The screen shows only the "too small" notice: keys must not act unseen.
+    pub too_small: bool,
     activating: BTreeSet<RequestId>,
     /// A vendor session just closed: open its review once the store says Ended.
     after_session: Option<RequestId>,
@@ -174,6 +177,7 @@ impl App {
             credential: None,
             review: None,
             drafts: BTreeMap::new(),
+            too_small: false,
             approvals_selected: 0,
             reviews_selected: 0,
             reading_review: false,
@@ -283,7 +287,10 @@ impl App {
                 }
                 vec![]
             }
-            Msg::Resize => vec![],
+            Msg::Resize(w, h) => {
+                self.too_small = !crate::tui::ui::fits(w, h);
+                vec![]
+            }
             Msg::Key(k) => self.key(k),
             Msg::Loaded(s) => self.loaded(*s),
             Msg::Drafts(d) => {
