@@ -270,4 +270,36 @@ mod tests {
             assert_eq!(v["detail"], detail);
         }
     }
+
+    /// The worked example in README.md ("Audit and alerts"): if this changes,
+    /// every exported chain stops verifying with the documented recipe.
+    #[test]
+    fn the_readme_worked_example_holds() {
+        let detail = serde_json::json!({
+            "ttl_seconds": 900,
+            "reason": "primary \"db-1\" is read-only\nfail over to é",
+            "incident": {"id": "INC-1042"},
+        });
+        let r = AuditRecord {
+            seq: 1,
+            at: "2026-11-25T09:00:00.000000Z".into(),
+            actor: "alice".into(),
+            request_id: Some(7),
+            action: "request.created".into(),
+            from_state: None,
+            to_state: Some("pending".into()),
+            detail: canonical_detail(&detail),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let r = seal(r, GENESIS);
+        assert_eq!(
+            String::from_utf8(canonical(&r)).unwrap(),
+            r#"{"action":"request.created","actor":"alice","at":"2026-11-25T09:00:00.000000Z","detail":{"incident":{"id":"INC-1042"},"reason":"primary \"db-1\" is read-only\nfail over to é","ttl_seconds":900},"from":null,"request_id":7,"seq":1,"to":"pending"}"#
+        );
+        assert_eq!(
+            r.hash,
+            "9e03e529076d88a7d186df82908926707b9fbcc4460758cb6092668d8b25a6b7"
+        );
+    }
 }
