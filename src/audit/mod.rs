@@ -1,4 +1,5 @@
-//! The tamper-evident audit chain: `hash = sha256(prev_hash || canonical_json(event))`.
+//! The tamper-evident audit chain: `hash = sha256(prev_hash || canonical_json(event))`,
+//! with `prev_hash` fed as its 64 hex characters (README.md has the exact bytes).
 //! Any edit, deletion or reordering of a stored row breaks a link that `verify` names.
 
 pub mod checkpoint;
@@ -30,21 +31,48 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Canonical JSON of an event: keys sorted, no whitespace, `detail` verbatim
-/// (it was itself produced canonically by `canonical_detail`).
+/// (it was itself produced canonically by `canonical_detail`). README.md
+/// ("Audit and alerts") documents these bytes for independent verifiers.
 pub fn canonical(r: &AuditRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + r.detail.len());
+    write_event(&mut out, r, false);
+    out
+}
+
+/// One line of `audit export --format jsonl`: the canonical form with `hash`
+/// and `prev_hash` added in their sorted places, so a line alone is enough to
+/// recompute its hash (drop those two keys and the rest is what was hashed).
+pub fn export_line(r: &AuditRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(300 + r.detail.len());
+    write_event(&mut out, r, true);
+    out
+}
+
+fn write_event(out: &mut Vec<u8>, r: &AuditRecord, links: bool) {
     out.extend_from_slice(b"{\"action\":");
-    push_json_str(&mut out, &r.action);
+    push_json_str(out, &r.action);
     out.extend_from_slice(b",\"actor\":");
-    push_json_str(&mut out, &r.actor);
+    push_json_str(out, &r.actor);
     out.extend_from_slice(b",\"at\":");
-    push_json_str(&mut out, &r.at);
+    push_json_str(out, &r.at);
     out.extend_from_slice(b",\"detail\":");
-    out.extend_from_slice(r.detail.as_bytes());
+    let raw_ok = !r.detail.contains(['\n', '\r'])
+        && serde_json::from_str::<serde::de::IgnoredAny>(&r.detail).is_ok();
+    if links && !raw_ok {
+        // Not one-line JSON (breakglass never writes that; a hand-edited row
+        // might): keep the export one parseable line per event; the recomputed
+        // hash will then not match, which is what a verifier should report.
+        push_json_str(out, &r.detail);
+    } else {
+        out.extend_from_slice(r.detail.as_bytes());
+    }
     out.extend_from_slice(b",\"from\":");
-    match &r.from_state {
-        Some(s) => push_json_str(&mut out, s),
-        None => out.extend_from_slice(b"null"),
+    push_opt_str(out, r.from_state.as_deref());
+    if links {
+        out.extend_from_slice(b",\"hash\":");
+        push_json_str(out, &r.hash);
+        out.extend_from_slice(b",\"prev_hash\":");
+        push_json_str(out, &r.prev_hash);
     }
     out.extend_from_slice(b",\"request_id\":");
     match r.request_id {
@@ -54,12 +82,15 @@ pub fn canonical(r: &AuditRecord) -> Vec<u8> {
     out.extend_from_slice(b",\"seq\":");
     out.extend_from_slice(r.seq.to_string().as_bytes());
     out.extend_from_slice(b",\"to\":");
-    match &r.to_state {
-        Some(s) => push_json_str(&mut out, s),
+    push_opt_str(out, r.to_state.as_deref());
+    out.push(b'}');
+}
+
+fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => push_json_str(out, s),
         None => out.extend_from_slice(b"null"),
     }
-    out.push(b'}');
-    out
 }
 
 /// serde_json's default map is ordered, so `to_string` of a `Value` has sorted keys.
@@ -202,6 +233,73 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&v).unwrap().as_bytes(),
             canonical(&r).as_slice()
+        );
+    }
+
+    #[test]
+    fn an_export_line_minus_its_links_is_the_canonical_form() {
+        let r = seal(
+            rec(
+                1,
+                "{\"reason\":\"a \\\"q\\\" \\\\ \\n é 😀\",\"z\":[1,null]}",
+            ),
+            GENESIS,
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(&export_line(&r)).unwrap();
+        assert_eq!(v["hash"], r.hash.as_str());
+        assert_eq!(v["prev_hash"], GENESIS);
+        assert!(v["detail"].is_object(), "{v}");
+        assert_eq!(v["from"], serde_json::Value::Null);
+        assert_eq!(v["to"], "pending");
+        let m = v.as_object_mut().unwrap();
+        m.remove("hash");
+        m.remove("prev_hash");
+        assert_eq!(
+            serde_json::to_string(&v).unwrap().as_bytes(),
+            canonical(&r).as_slice()
+        );
+    }
+
+    #[test]
+    fn an_export_line_stays_one_json_line_whatever_the_stored_detail() {
+        for detail in ["not json", "{\"a\":\n1}", ""] {
+            let r = seal(rec(1, detail), GENESIS);
+            let line = export_line(&r);
+            assert!(!line.contains(&b'\n'));
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(v["detail"], detail);
+        }
+    }
+
+    /// The worked example in README.md ("Audit and alerts"): if this changes,
+    /// every exported chain stops verifying with the documented recipe.
+    #[test]
+    fn the_readme_worked_example_holds() {
+        let detail = serde_json::json!({
+            "ttl_seconds": 900,
+            "reason": "primary \"db-1\" is read-only\nfail over to é",
+            "incident": {"id": "INC-1042"},
+        });
+        let r = AuditRecord {
+            seq: 1,
+            at: "2026-11-25T09:00:00.000000Z".into(),
+            actor: "alice".into(),
+            request_id: Some(7),
+            action: "request.created".into(),
+            from_state: None,
+            to_state: Some("pending".into()),
+            detail: canonical_detail(&detail),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let r = seal(r, GENESIS);
+        assert_eq!(
+            String::from_utf8(canonical(&r)).unwrap(),
+            r#"{"action":"request.created","actor":"alice","at":"2026-11-25T09:00:00.000000Z","detail":{"incident":{"id":"INC-1042"},"reason":"primary \"db-1\" is read-only\nfail over to é","ttl_seconds":900},"from":null,"request_id":7,"seq":1,"to":"pending"}"#
+        );
+        assert_eq!(
+            r.hash,
+            "9e03e529076d88a7d186df82908926707b9fbcc4460758cb6092668d8b25a6b7"
         );
     }
 }

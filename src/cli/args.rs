@@ -243,7 +243,8 @@ pub enum AuditCmd {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum ExportFormat {
-    /// The stored events with their hashes, one JSON object per line
+    /// The stored events with their hashes, one JSON object per line, in the
+    /// hashed form (README: "Audit and alerts")
     Jsonl,
     /// OCSF 1.1 User Access Management events, one per line, for SIEMs
     Ocsf,

@@ -87,7 +87,9 @@ pub(super) fn audit_export(
         from = last.seq + 1;
         for r in &batch {
             let written = match format {
-                ExportFormat::Jsonl => serde_json::to_writer(&mut w, r),
+                ExportFormat::Jsonl => w
+                    .write_all(&crate::audit::export_line(r))
+                    .map_err(serde_json::Error::io),
                 ExportFormat::Ocsf => {
                     serde_json::to_writer(&mut w, &crate::alert::ocsf::from_audit(r))
                 }
