@@ -222,6 +222,31 @@ async fn a_grant_is_an_orphan_token_of_exactly_the_role_policies() {
         assert_eq!(status, 403, "{path}: {v}");
     }
     assert_eq!(bao.read(&token, ROLE_POLICY).await.unwrap(), SECRET);
+
+    // README's way to let holders see their token: a policy of lookup-self only.
+    bao.server
+        .put_policy(
+            "token-lookup-self",
+            r#"path "auth/token/lookup-self" { capabilities = ["read"] }"#,
+        )
+        .await;
+    let s = grant_spec(
+        "REQ-208",
+        json!({"policies": [ROLE_POLICY, "token-lookup-self"]}),
+        600,
+    );
+    let token = token_of(&bao.backend().grant(&s).await.unwrap().credential);
+    let (status, v) = bao
+        .server
+        .api(Method::GET, "/v1/auth/token/lookup-self", None, &token)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["display_name"], "token-breakglass-REQ-208");
+    let (status, _) = bao
+        .server
+        .api(Method::POST, "/v1/auth/token/renew-self", None, &token)
+        .await;
+    assert_eq!(status, 403, "still no renew-self");
 }
 
 #[tokio::test]
