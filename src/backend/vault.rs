@@ -365,6 +365,9 @@ impl Backend for VaultBackend {
             "ttl": format!("{ttl}s"),
             "explicit_max_ttl": format!("{max_ttl}s"),
             "renewable": self.opts.renewable,
+            // Exactly the role's policies. The default policy is editable per
+            // site, and its renew-self would let the holder of a renewable token
+            // stretch it to explicit_max_ttl without the approvals extend needs.
             "no_default_policy": true,
             "display_name": format!("breakglass-{}", spec.request_id),
             "meta": {

@@ -278,6 +278,8 @@ pub mod backend_conformance;
 
 pub mod pg;
 
+pub mod openbao;
+
 pub mod receivers;
 
 pub mod pty;
