@@ -13,12 +13,14 @@
 //! No stray daemons: rsyslogd is the child of a thread that lives as long as the
 //! `Rsyslog`, with `PR_SET_PDEATHSIG = SIGTERM`, so it ends with that thread or
 //! with the whole test process, even on SIGKILL; dropping the `Rsyslog` stops and
-//! reaps it. A missing rsyslogd is a failure with the install command, never a skip.
+//! reaps it. A small watchdog shell (its stdin a pipe only this process holds)
+//! removes the directory once the test process ends, however it ends. A
+//! missing rsyslogd is a failure with the install command, never a skip.
 #![allow(dead_code)]
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +43,7 @@ pub struct Record {
 }
 
 pub struct Rsyslog {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     /// `127.0.0.1:port` of the UDP and the TCP (RFC 6587) listener.
     pub udp: String,
     pub tcp: String,
@@ -49,6 +51,8 @@ pub struct Rsyslog {
     /// Dropping it makes the owner thread stop and reap rsyslogd.
     stop: Option<mpsc::Sender<()>>,
     owner: Option<std::thread::JoinHandle<()>>,
+    /// Closing its stdin makes the watchdog remove `dir`.
+    watchdog: Option<(Child, ChildStdin)>,
 }
 
 fn rsyslogd() -> PathBuf {
@@ -113,17 +117,16 @@ impl Rsyslog {
         let dir = tempfile::Builder::new()
             .prefix("breakglass-rsyslog-")
             .tempdir()
-            .expect("temp dir for rsyslog");
-        std::fs::create_dir(dir.path().join("work")).unwrap();
+            .expect("temp dir for rsyslog")
+            .keep();
+        // From here on the watchdog owns removing `dir`, even if we panic.
+        let watchdog = watchdog(&dir);
+        std::fs::create_dir(dir.join("work")).unwrap();
         let mut last = String::new();
         for _attempt in 0..5 {
             let (udp, tcp) = free_ports();
-            std::fs::write(
-                dir.path().join("rsyslog.conf"),
-                config(dir.path(), udp, tcp),
-            )
-            .unwrap();
-            match launch(&bin, dir.path(), udp, tcp) {
+            std::fs::write(dir.join("rsyslog.conf"), config(&dir, udp, tcp)).unwrap();
+            match launch(&bin, &dir, udp, tcp) {
                 Ok((pid, stop, owner)) => {
                     return Rsyslog {
                         dir,
@@ -132,6 +135,7 @@ impl Rsyslog {
                         pid,
                         stop: Some(stop),
                         owner: Some(owner),
+                        watchdog: Some(watchdog),
                     }
                 }
                 Err(e) => last = e, // most likely a port was taken meanwhile
@@ -145,12 +149,12 @@ impl Rsyslog {
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// Every message received from the network so far (probes left out).
     pub fn records(&self) -> Vec<Record> {
-        read_records(self.dir.path())
+        read_records(&self.dir)
             .into_iter()
             .filter(|r| r.app != PROBE_APP)
             .collect()
@@ -158,7 +162,7 @@ impl Rsyslog {
 
     /// rsyslog's own messages: start, errors about what it received.
     pub fn internal_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("internal.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("internal.log")).unwrap_or_default()
     }
 
     /// Waits until at least `n` records arrived (or `within` passed), then a
@@ -284,11 +288,36 @@ fn launch(
     }
 }
 
+/// A shell that waits for its stdin to close (the `Rsyslog` was dropped, or
+/// this process ended) and removes `dir`; rsyslogd is gone by then (reaped, or
+/// ended by its death signal).
+fn watchdog(dir: &Path) -> (Child, ChildStdin) {
+    let mut child = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "trap '' INT HUP TERM; read _ignored; sleep 0.2; rm -rf \"$1\"",
+            "breakglass-rsyslog-watchdog",
+        ])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start the rsyslog watchdog (/bin/sh)");
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
 impl Drop for Rsyslog {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(t) = self.owner.take() {
             let _ = t.join();
+        }
+        if let Some((mut child, stdin)) = self.watchdog.take() {
+            drop(stdin);
+            let _ = child.wait();
         }
     }
 }
