@@ -173,6 +173,8 @@ fn check_rfc5424(msg: &str) {
     chrono::DateTime::parse_from_rfc3339(&c[2]).expect("an RFC 3339 timestamp");
     assert!(msg.contains("request_id=\"REQ-1\""), "{msg}");
     assert!(msg.contains("role=\"k8s-cluster-admin\""), "{msg}");
+    let alert: serde_json::Value = serde_json::from_str(&c[7]).expect("MSG is the alert as JSON");
+    assert_eq!(alert["data"]["request_id"], "REQ-1", "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,18 +182,18 @@ async fn syslog_over_udp_and_tcp_is_rfc5424_with_structured_data() {
     let udp = SyslogReceiver::udp();
     let tcp = SyslogReceiver::tcp();
     let h = with_sinks(vec![
-        Arc::new(SyslogSink {
-            name: "udp".into(),
-            address: udp.address.clone(),
-            tcp: false,
-            format: Format::Native,
-        }),
-        Arc::new(SyslogSink {
-            name: "tcp".into(),
-            address: tcp.address.clone(),
-            tcp: true,
-            format: Format::Native,
-        }),
+        Arc::new(SyslogSink::new(
+            "udp".into(),
+            udp.address.clone(),
+            false,
+            Format::Native,
+        )),
+        Arc::new(SyslogSink::new(
+            "tcp".into(),
+            tcp.address.clone(),
+            true,
+            Format::Native,
+        )),
     ]);
     h.active(K8S).await;
     h.engine.deliver_alerts().await.unwrap();
@@ -419,6 +421,18 @@ secret = "inline"
 kind = "syslog"
 address = "localhost"
 transport = "carrier-pigeon"
+max_message_bytes = 100
+
+[[alerts.sinks]]
+kind = "file"
+path = "a.jsonl"
+max_message_bytes = 4096
+
+[[alerts.sinks]]
+kind = "syslog"
+address = "127.0.0.1:514"
+transport = "tcp"
+max_message_bytes = 65536
 
 [[roles]]
 name = "r"
@@ -442,11 +456,135 @@ certifiers = ["*"]
         (18, "secrets never go in the config file; write secret_env"),
         (22, "needs a host and port"),
         (23, "transport = \"carrier-pigeon\" is not known"),
+        (
+            24,
+            "max_message_bytes = 100 is out of range over udp: write 480",
+        ),
+        (29, "max_message_bytes applies to syslog sinks only"),
     ] {
         assert!(
             e.lines()
                 .any(|l| l.contains(&format!("c.toml:{line}: ")) && l.contains(needle)),
             "missing line {line} `{needle}` in:\n{e}"
         );
+    }
+    assert!(
+        !e.contains("c.toml:35: "),
+        "64 KiB messages are fine over TCP:\n{e}"
+    );
+}
+
+/// The reason from the report: the backslashes double when escaped, which put
+/// the forged header where a collector cut the old 8,300-byte frame.
+fn hostile_reason() -> String {
+    format!(
+        "{}{}<86>1 2026-11-25T23:59:59Z forged-host breakglass 4242 early_end - FORGED LINE",
+        "\\".repeat(3000),
+        "p".repeat(742)
+    )
+}
+
+/// `shown` is `full`, or a start of it marked with `…`.
+fn is_full_or_shortened(shown: &str, full: &str) -> bool {
+    shown == full || shown.strip_suffix('…').is_some_and(|s| full.starts_with(s))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_reason_gives_one_valid_record_per_alert_at_a_real_rsyslog() {
+    let rs = support::rsyslog::Rsyslog::start();
+    let mut sinks = String::new();
+    for (transport, address) in [("udp", &rs.udp), ("tcp", &rs.tcp)] {
+        for format in ["native", "ocsf"] {
+            sinks.push_str(&format!(
+                "[[alerts.sinks]]\nkind = \"syslog\"\nname = \"{transport}-{format}\"\naddress = \"{address}\"\ntransport = \"{transport}\"\nformat = \"{format}\"\n\n"
+            ));
+        }
+    }
+    let h = harness_edited(
+        |t| {
+            *t = t.replace(
+                "[[alerts.sinks]]\nkind = \"file\"\npath = \"alerts.jsonl\"\n",
+                &sinks,
+            )
+        },
+        |_| {},
+    );
+    let reason = hostile_reason();
+    let mut req = input(K8S, inc("INC-1042"));
+    req.reason = reason.clone();
+    let r = h.engine.request("alice", req).await.unwrap();
+    h.engine.approve("bob", r.id, None).unwrap();
+    h.engine.activate("alice", r.id).await.unwrap();
+    h.engine.revoke("alice", r.id, &reason).await.unwrap();
+    let alerts: Vec<(String, String)> = h
+        .engine
+        .store()
+        .outbox_due(h.clock_now() + Duration::days(1), 100)
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a.event_id.clone(),
+                a.payload["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(alerts.iter().any(|(_, k)| k == "activation"), "{alerts:?}");
+    assert!(alerts.iter().any(|(_, k)| k == "early_end"), "{alerts:?}");
+    h.engine.deliver_alerts().await.unwrap();
+    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 0);
+
+    let got = rs.settle(4 * alerts.len(), std::time::Duration::from_secs(10));
+    let internal = rs.internal_log();
+    let host = breakglass::engine::this_host();
+    for rec in &got {
+        assert_eq!(
+            (rec.hostname.as_str(), rec.app.as_str()),
+            (host.as_str(), "breakglass"),
+            "a record not from this host's breakglass: {rec:?}\nrsyslog: {internal}"
+        );
+    }
+    assert_eq!(
+        got.len(),
+        4 * alerts.len(),
+        "one record per alert and sink: {got:#?}\nrsyslog: {internal}"
+    );
+    for (input, transport) in [("imudp", "udp"), ("imtcp", "tcp")] {
+        for format in ["native", "ocsf"] {
+            for (event_id, kind) in &alerts {
+                let mine: Vec<(&support::rsyslog::Record, serde_json::Value)> = got
+                    .iter()
+                    .filter(|rec| rec.input == input)
+                    .filter(|rec| rec.sd.contains(&format!(" event_id=\"{event_id}\"")))
+                    .map(|rec| {
+                        let v: serde_json::Value =
+                            serde_json::from_str(&rec.msg).unwrap_or_else(|e| {
+                                panic!("{transport}: MSG is not JSON ({e}): {}", rec.msg)
+                            });
+                        (rec, v)
+                    })
+                    .filter(|(_, v)| (format == "ocsf") == v.get("class_uid").is_some())
+                    .collect();
+                assert_eq!(mine.len(), 1, "{transport} {format} {event_id}: {mine:#?}");
+                let (rec, v) = &mine[0];
+                assert_eq!(&rec.msgid, kind);
+                let (shown, truncated) = if format == "ocsf" {
+                    assert_eq!(v["metadata"]["uid"], event_id.as_str());
+                    (&v["unmapped"]["reason"], &v["unmapped"]["truncated"])
+                } else {
+                    assert_eq!(v["event_id"], event_id.as_str());
+                    (&v["data"]["reason"], &v["truncated"])
+                };
+                let shown = shown.as_str().unwrap_or_default();
+                assert!(
+                    shown.len() > 100 && is_full_or_shortened(shown, &reason),
+                    "{transport} {format}: the reason is lost or altered: {shown}"
+                );
+                if transport == "udp" {
+                    // 3,820 characters, 6,820 bytes escaped: never whole in 2,048.
+                    assert!(shown.ends_with('…') && truncated == true, "{v}");
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod ocsf;
 pub mod sinks;
+pub mod syslog;
 
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};

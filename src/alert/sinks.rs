@@ -1,6 +1,7 @@
 //! Where alerts go: a JSONL file, a signed JSON webhook, a Slack incoming webhook,
-//! syslog (RFC 5424 over UDP or TCP with octet counting, RFC 6587).
+//! syslog (RFC 5424 over UDP or TCP with octet counting, RFC 6587; in `syslog`).
 
+pub use super::syslog::{rfc5424, SyslogSink, SD_ID};
 use super::{Format, Sink};
 use crate::config::SinkConfig;
 use serde_json::Value;
@@ -63,11 +64,13 @@ pub fn build(cfg: &SinkConfig) -> Arc<dyn Sink> {
             address,
             tcp,
             format,
+            max_message_bytes,
         } => Arc::new(SyslogSink {
             name: name.clone(),
             address: address.clone(),
             tcp: *tcp,
             format: *format,
+            max_message_bytes: *max_message_bytes,
         }),
     }
 }
@@ -277,120 +280,5 @@ impl Sink for SlackSink {
             self.client.post(self.url.expose_secret()).json(&body),
         )
         .await
-    }
-}
-
-/// RFC 5424 syslog with the alert's fields as structured data.
-pub struct SyslogSink {
-    pub name: String,
-    pub address: String,
-    pub tcp: bool,
-    pub format: Format,
-}
-
-/// The private-enterprise number in SD-IDs; 32473 is reserved for documentation
-/// (RFC 5612). Sites with their own PEN can map it in their collector.
-pub const SD_ID: &str = "breakglass@32473";
-
-fn sd_escape(s: &str) -> String {
-    crate::sanitize::line(s, 500)
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace(']', "\\]")
-}
-
-/// One RFC 5424 message: facility authpriv (10), severity from the alert.
-pub fn rfc5424(payload: &Value, format: Format) -> String {
-    let sev = match payload["severity"].as_str() {
-        Some("critical") => 2,
-        Some("high") => 3,
-        Some("medium") => 4,
-        Some("low") => 5,
-        _ => 6,
-    };
-    let pri = 10 * 8 + sev;
-    let host = crate::engine::this_host();
-    let host = if host.is_empty() {
-        "-".to_string()
-    } else {
-        host.replace(' ', "_")
-    };
-    let msgid: String = payload["kind"]
-        .as_str()
-        .unwrap_or("-")
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(32)
-        .collect();
-    let d = &payload["data"];
-    let mut sd = format!("[{SD_ID}");
-    let mut param = |k: &str, v: &Value| {
-        let text = match v {
-            Value::String(s) => s.clone(),
-            Value::Null => return,
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            other => other.to_string(),
-        };
-        sd.push_str(&format!(" {k}=\"{}\"", sd_escape(&text)));
-    };
-    param("event_id", &payload["event_id"]);
-    param("request_id", &d["request_id"]);
-    param("role", &d["role"]);
-    param("requester", &d["requester"]);
-    param("approvers", &d["approvers"]);
-    param("incident", &d["incident"]);
-    param("expires_at", &d["expires_at"]);
-    param("audit_seq", &payload["audit_seq"]);
-    param("audit_hash", &payload["audit_hash"]);
-    sd.push(']');
-    let msg = match format {
-        Format::Native => format!(
-            "break-glass {} {} role {} requester {}",
-            payload["kind"].as_str().unwrap_or("-"),
-            d["request_id"].as_str().unwrap_or("-"),
-            d["role"].as_str().unwrap_or("-"),
-            d["requester"].as_str().unwrap_or("-")
-        ),
-        Format::Ocsf => super::ocsf::from_alert(payload).to_string(),
-    };
-    format!(
-        "<{pri}>1 {} {host} breakglass {} {msgid} {sd} {}",
-        payload["at"].as_str().unwrap_or("-"),
-        std::process::id(),
-        crate::sanitize::line(&msg, 8000)
-    )
-}
-
-#[async_trait::async_trait]
-impl Sink for SyslogSink {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), String> {
-        let line = rfc5424(payload, self.format);
-        if self.tcp {
-            use tokio::io::AsyncWriteExt;
-            let mut s = tokio::net::TcpStream::connect(&self.address)
-                .await
-                .map_err(|e| format!("syslog tcp {}: {e}", self.address))?;
-            // RFC 6587 octet counting: "<length> <message>".
-            let framed = format!("{} {line}", line.len());
-            s.write_all(framed.as_bytes())
-                .await
-                .map_err(|e| format!("syslog tcp: {e}"))?;
-            s.shutdown().await.map_err(|e| format!("syslog tcp: {e}"))
-        } else {
-            let sock = tokio::net::UdpSocket::bind("0.0.0.0:0")
-                .await
-                .map_err(|e| format!("syslog udp: {e}"))?;
-            sock.send_to(line.as_bytes(), &self.address)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("syslog udp {}: {e}", self.address))
-        }
     }
 }

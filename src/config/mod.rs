@@ -280,6 +280,8 @@ pub enum SinkConfig {
         address: String,
         tcp: bool,
         format: crate::alert::Format,
+        /// The largest message sent; longer alerts have their text shortened.
+        max_message_bytes: usize,
     },
 }
 

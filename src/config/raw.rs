@@ -147,6 +147,7 @@ pub struct RawSink {
     pub secret: Option<Spanned<String>>,
     pub address: Option<Spanned<String>>,
     pub transport: Option<Spanned<String>>,
+    pub max_message_bytes: Option<Spanned<i64>>,
     pub format: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
 }

@@ -277,6 +277,9 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                 }
                 None => Duration::from_secs(10),
             };
+            if let (Some(m), false) = (&r.max_message_bytes, kind == "syslog") {
+                ctx.at(m, "max_message_bytes applies to syslog sinks only");
+            }
             match kind {
                 "file" => match &r.path {
                     Some(p) => alert_sinks.push(SinkConfig::File { name, path: resolve(p), format }),
@@ -313,9 +316,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                             false
                         }
                     };
+                    use crate::alert::syslog as sl;
+                    let (transport, limit) = if tcp { ("tcp", sl::TCP_LIMIT_BYTES) } else { ("udp", sl::UDP_LIMIT_BYTES) };
+                    let max_message_bytes = match &r.max_message_bytes {
+                        None => sl::default_max_bytes(tcp),
+                        Some(m) if (sl::MIN_MAX_BYTES as i64..=limit as i64).contains(m.get_ref()) => *m.get_ref() as usize,
+                        Some(m) => {
+                            ctx.at(m, format!(
+                                "max_message_bytes = {} is out of range over {transport}: write {} (what every receiver must take) to {limit}",
+                                m.get_ref(), sl::MIN_MAX_BYTES
+                            ));
+                            sl::default_max_bytes(tcp)
+                        }
+                    };
                     match &r.address {
                         Some(a) if a.get_ref().rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) => {
-                            alert_sinks.push(SinkConfig::Syslog { name, address: a.get_ref().clone(), tcp, format })
+                            alert_sinks.push(SinkConfig::Syslog { name, address: a.get_ref().clone(), tcp, format, max_message_bytes })
                         }
                         Some(a) => ctx.at(a, format!("address = \"{}\" needs a host and port, e.g. \"127.0.0.1:514\"", a.get_ref())),
                         None => ctx.at(s, "a syslog alert sink needs address = \"host:514\""),

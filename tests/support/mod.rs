@@ -282,6 +282,8 @@ pub mod openbao;
 
 pub mod receivers;
 
+pub mod rsyslog;
+
 pub mod pty;
 
 /// A vendor role for the demo config (oncall requests, sre-leads approve,
