@@ -54,7 +54,38 @@ pub fn secret_for_terminal(s: &str) -> (String, bool) {
 
 fn is_bidi_control(c: char) -> bool {
     // Trojan-Source style reordering marks.
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that take no room on screen (zero-width spaces and joiners, word
+/// joiner, invisible operators, BOM, soft hyphen): they hide text and shift
+/// borders, and nobody types them on purpose in a reason.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}')
+}
+
+/// Every string in a JSON value cleaned as `text` (newlines kept, controls,
+/// escapes, bidi and invisible characters dropped) and capped at `max_chars`:
+/// the last guard before text someone wrote is stored, exported or alerted,
+/// whatever path brought it.
+pub fn json_strings(v: &mut serde_json::Value, max_chars: usize) {
+    match v {
+        serde_json::Value::String(s) => {
+            if s.chars().count() > max_chars || s.chars().any(needs_cleaning) {
+                *s = text(s, max_chars);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| json_strings(x, max_chars)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| json_strings(x, max_chars)),
+        _ => {}
+    }
+}
+
+fn needs_cleaning(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || is_bidi_control(c)
+        || is_invisible(c)
+        || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 fn clean(s: &str, max_chars: usize, keep_newlines: bool) -> String {
@@ -66,11 +97,12 @@ fn clean(s: &str, max_chars: usize, keep_newlines: bool) -> String {
             skip_escape(c, &mut chars);
             continue;
         }
-        let mapped = if c == '\n' && keep_newlines {
+        let newline = matches!(c, '\n' | '\u{2028}' | '\u{2029}');
+        let mapped = if newline && keep_newlines {
             Some('\n')
-        } else if c == '\t' || c == '\n' || c == '\r' {
+        } else if newline || c == '\t' || c == '\r' {
             Some(' ')
-        } else if c.is_control() || is_bidi_control(c) {
+        } else if c.is_control() || is_bidi_control(c) || is_invisible(c) {
             None
         } else {
             Some(c)
@@ -168,6 +200,36 @@ mod tests {
     fn keeps_newlines_in_text_only() {
         assert_eq!(text("a\nb\u{1b}[1m", 10), "a\nb");
         assert_eq!(line("a\nb", 10), "a b");
+    }
+
+    #[test]
+    fn drops_zero_width_and_line_separators() {
+        assert_eq!(
+            line("a\u{200b}b\u{feff}c\u{2028}d\u{ad}e\u{2060}f", 50),
+            "abc def"
+        );
+        assert_eq!(text("a\u{2029}b", 10), "a\nb");
+    }
+
+    #[test]
+    fn json_strings_cleans_every_string_and_caps_it() {
+        let mut v = serde_json::json!({
+            "a": "x\u{1b}]0;t\u{7}y\u{85}z\u{200b}",
+            "b": [ "\u{202e}ok", 3, {"c": "long".repeat(10)} ],
+            "n": null,
+        });
+        json_strings(&mut v, 8);
+        assert_eq!(v["a"], "xyz");
+        assert_eq!(v["b"][0], "ok");
+        assert_eq!(v["b"][1], 3);
+        assert_eq!(v["b"][2]["c"], "longlong…");
+        // Idempotent, so a value cleaned before is stored as it was signed.
+        let again = {
+            let mut w = v.clone();
+            json_strings(&mut w, 8);
+            w
+        };
+        assert_eq!(again, v);
     }
 
     #[test]

@@ -826,3 +826,139 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
         ]
     })
 }
+
+/// Every string of a JSON document, keys included.
+fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
+            out.push(k.clone());
+            strings(x, out)
+        }),
+        _ => {}
+    }
+}
+
+/// What a SOC tool sees after decoding the JSON: no control character but
+/// newline, no bidi or invisible character, nothing over the stored cap.
+fn assert_decoded_clean(what: &str, doc: &serde_json::Value) {
+    let mut all = vec![];
+    strings(doc, &mut all);
+    for s in all {
+        let bad = s.chars().find(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}'..='\u{200f}' | '\u{feff}' | '\u{2028}' | '\u{2029}')
+        });
+        assert!(bad.is_none(), "{what}: {bad:?} in {s:?}");
+        assert!(
+            s.chars().count() <= 20_001,
+            "{what}: a {}-character string",
+            s.len()
+        );
+    }
+}
+
+#[test]
+fn what_people_typed_is_cleaned_and_capped_in_the_audit_trail_exports_and_alerts() {
+    let (tmp, cfg) = demo_dir();
+    let hostile = format!("{NASTY}\u{85}\u{2066}x\u{2069}\u{200b}\u{feff}\u{2028}");
+    let huge = format!("{hostile}{}", "c".repeat(100_000));
+    let request = |condition: &str, reason: &str| {
+        bg(
+            &cfg,
+            Some("alice"),
+            &[
+                "--json",
+                "request",
+                "--ticket",
+                "CHG-77",
+                "--role",
+                "k8s-cluster-admin",
+                "--condition",
+                condition,
+                "--reason",
+                reason,
+            ],
+        )
+    };
+    // Refused: the refusal quotes the condition as typed.
+    let o = request(&huge, "r");
+    assert_eq!(o.status.code().unwrap_or(-1), 3, "{}", stderr(&o));
+    let o = request(&hostile, "r");
+    assert_ne!(o.status.code().unwrap_or(-1), 0);
+    // Accepted, with hostile words in every free-text field on the way.
+    ok_json(request(
+        "failed automation path",
+        &format!("reason {hostile}"),
+    ));
+    ok_json(bg(
+        &cfg,
+        Some("bob"),
+        &["--json", "approve", "REQ-1", "--comment", &hostile],
+    ));
+    ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "REQ-1"]));
+    ok_json(bg(
+        &cfg,
+        Some("alice"),
+        &[
+            "--json", "extend", "REQ-1", "--by", "1m", "--reason", &hostile,
+        ],
+    ));
+    ok_json(bg(
+        &cfg,
+        Some("alice"),
+        &["--json", "revoke", "REQ-1", "--reason", &hostile],
+    ));
+    ok_json(bg(
+        &cfg,
+        Some("alice"),
+        &[
+            "--json",
+            "review",
+            "REQ-1",
+            "--actions-taken",
+            &hostile,
+            "--systems-touched",
+            &hostile,
+            "--access-necessary",
+            "yes",
+            "--credentials-copied",
+            "no",
+            "--follow-ups",
+            &hostile,
+        ],
+    ));
+    ok_json(bg(
+        &cfg,
+        Some("dave"),
+        &["--json", "certify", "REQ-1", "--comment", &hostile],
+    ));
+
+    let refusals = audit_actions(tmp.path());
+    assert!(!refusals.is_empty());
+    for format in ["jsonl", "ocsf"] {
+        let o = bg(&cfg, None, &["audit", "export", "--format", format]);
+        assert_eq!(o.status.code().unwrap_or(-1), 0, "{}", stderr(&o));
+        let text = stdout(&o);
+        let mut refused = 0;
+        for line in text.lines() {
+            let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_decoded_clean(&format!("audit export {format}"), &doc);
+            if line.contains("policy.refused") {
+                refused += 1;
+                assert!(line.len() < 10_000, "a refusal of {} bytes", line.len());
+            }
+        }
+        assert!(refused >= 2, "{format}: {refused} refusals in\n{text}");
+    }
+    let alerts = std::fs::read_to_string(tmp.path().join("alerts.jsonl")).unwrap();
+    let mut kinds = vec![];
+    for line in alerts.lines() {
+        let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_decoded_clean("alerts.jsonl", &doc);
+        kinds.push(doc["kind"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(kinds.iter().any(|k| k == "refusal"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "activation"), "{kinds:?}");
+}

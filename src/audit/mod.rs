@@ -94,8 +94,17 @@ fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 /// serde_json's default map is ordered, so `to_string` of a `Value` has sorted keys.
+/// The longest string an audit detail or an alert may carry. Free text is capped
+/// at 4,000 characters where it enters; this backstop is above the longest
+/// legitimate value (an armored SSH signature, 16 KiB).
+pub const MAX_STORED_STRING: usize = 20_000;
+
+/// The detail as stored and hashed: every string cleaned and capped first
+/// (`sanitize::json_strings`), so no path stores raw escapes or megabytes.
 pub fn canonical_detail(v: &serde_json::Value) -> String {
-    serde_json::to_string(v).expect("a Value always serialises")
+    let mut v = v.clone();
+    crate::sanitize::json_strings(&mut v, MAX_STORED_STRING);
+    serde_json::to_string(&v).expect("a Value always serialises")
 }
 
 pub fn link_hash(prev_hash: &str, canonical: &[u8]) -> String {

@@ -43,6 +43,16 @@ fn free_text(s: &str) -> String {
     crate::sanitize::text(s, MAX_TEXT)
 }
 
+/// What a source said about an incident, cleaned and capped before it is stored
+/// with the request (and signed in approval statements).
+fn incident_ref(inc: crate::incident::Incident) -> IncidentRef {
+    IncidentRef::Source {
+        source: crate::sanitize::line(&inc.source, 100),
+        id: crate::sanitize::line(&inc.id, 100),
+        title: crate::sanitize::line(&inc.title, 500),
+    }
+}
+
 impl Engine {
     async fn resolve_incident(
         &self,
@@ -58,19 +68,11 @@ impl Engine {
                 for s in &self.sources {
                     match s.get(id.trim()).await {
                         Ok(Some(inc)) if inc.status.is_open() => {
-                            return Ok(IncidentRef::Source {
-                                source: inc.source,
-                                id: inc.id,
-                                title: inc.title,
-                            })
+                            return Ok(incident_ref(inc))
                         }
                         // Roles with require_open_incident = false accept it anyway.
                         Ok(Some(inc)) if !role.require_open_incident => {
-                            return Ok(IncidentRef::Source {
-                                source: inc.source,
-                                id: inc.id,
-                                title: inc.title,
-                            })
+                            return Ok(incident_ref(inc))
                         }
                         Ok(Some(_)) => {
                             return Err(refusal(
@@ -263,6 +265,8 @@ impl Engine {
             Err(Error::Locked { role, reason }) => format!("role {role} is locked: {reason}"),
             _ => return r,
         };
+        // A refusal quotes what was asked (a condition, a role name), as typed.
+        let message = free_text(&message);
         let req = id.and_then(|i| self.store.get(i).ok().flatten());
         let state = req.as_ref().map(|r| r.state);
         let detail = serde_json::json!({ "attempt": attempt, "refusal": message });

@@ -279,6 +279,8 @@ pub fn outbox_entry(
         Some(r) => format!("{r}-{}-{index}", rec.seq),
         None => format!("EV-{}-{index}", rec.seq),
     };
+    let mut data = a.payload.clone();
+    crate::sanitize::json_strings(&mut data, crate::audit::MAX_STORED_STRING);
     let payload = serde_json::json!({
         "schema": crate::alert::SCHEMA,
         "event_id": event_id,
@@ -287,7 +289,7 @@ pub fn outbox_entry(
         "audit_seq": rec.seq,
         "audit_hash": rec.hash,
         "at": rec.at,
-        "data": a.payload,
+        "data": data,
     });
     (event_id, payload)
 }
