@@ -70,10 +70,10 @@ fn is_invisible(c: char) -> bool {
 /// whatever path brought it.
 pub fn json_strings(v: &mut serde_json::Value, max_chars: usize) {
     match v {
-        serde_json::Value::String(s) => {
-            if s.chars().count() > max_chars || s.chars().any(needs_cleaning) {
-                *s = text(s, max_chars);
-            }
+        serde_json::Value::String(s)
+            if s.chars().count() > max_chars || s.chars().any(needs_cleaning) =>
+        {
+            *s = text(s, max_chars);
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| json_strings(x, max_chars)),
         serde_json::Value::Object(o) => o.values_mut().for_each(|x| json_strings(x, max_chars)),
