@@ -75,6 +75,7 @@ pub(super) fn audit_export(
         )?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    let mut ocsf = crate::alert::ocsf::AuditExport::default();
     let mut from = 1;
     loop {
         let batch = engine
@@ -86,9 +87,7 @@ pub(super) fn audit_export(
         for r in &batch {
             let written = match format {
                 ExportFormat::Jsonl => serde_json::to_writer(&mut w, r),
-                ExportFormat::Ocsf => {
-                    serde_json::to_writer(&mut w, &crate::alert::ocsf::from_audit(r))
-                }
+                ExportFormat::Ocsf => serde_json::to_writer(&mut w, &ocsf.render(r)),
             };
             written.map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
             w.write_all(b"\n")

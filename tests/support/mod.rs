@@ -280,6 +280,8 @@ pub mod pg;
 
 pub mod receivers;
 
+pub mod ocsf;
+
 pub mod pty;
 
 /// A vendor role for the demo config (oncall requests, sre-leads approve,
