@@ -6,8 +6,11 @@ mod support;
 
 use breakglass::alert::sinks::{FileSink, SlackSink, SyslogSink, WebhookSink};
 use breakglass::alert::{Format, Sink};
+use breakglass::backend::{Backend, BackendError, Grant, GrantSpec, RevokeSpec};
 use breakglass::domain::State;
+use breakglass::engine::{IncidentChoice, RequestInput};
 use chrono::Duration;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use support::receivers::{Behaviour, HttpReceiver, SyslogReceiver};
 use support::*;
@@ -221,7 +224,10 @@ async fn ocsf_payloads_for_siems() {
     let (r, _) = h.active(K8S).await;
     h.engine.revoke("alice", r.id, "done").await.unwrap();
     h.engine.deliver_alerts().await.unwrap();
-    let got: Vec<serde_json::Value> = rx.received().iter().map(|x| x.json()).collect();
+    let bodies = h.dir().join("webhook-ocsf.jsonl");
+    let lines: Vec<String> = rx.received().iter().map(|x| x.body.clone()).collect();
+    std::fs::write(&bodies, lines.join("\n")).unwrap();
+    let got = support::ocsf::assert_valid(&[&bodies]);
     let act = got
         .iter()
         .find(|e| e["unmapped"]["kind"] == "activation")
@@ -232,9 +238,15 @@ async fn ocsf_payloads_for_siems() {
     assert_eq!(act["type_uid"], 300501);
     assert_eq!(act["privileges"], serde_json::json!(["k8s-cluster-admin"]));
     assert_eq!(act["user"]["name"], "alice");
+    assert_eq!(act["actor"]["user"]["name"], "alice");
     assert_eq!(act["metadata"]["version"], "1.1.0");
+    assert_eq!(act["metadata"]["profiles"], serde_json::json!(["host"]));
     assert!(act["time"].as_i64().unwrap() > 1_700_000_000_000);
-    assert!(got.iter().any(|e| e["unmapped"]["kind"] == "early_end"));
+    let end = got
+        .iter()
+        .find(|e| e["unmapped"]["kind"] == "early_end")
+        .unwrap();
+    assert_eq!(end["activity_id"], 2, "Revoke Privileges");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -370,7 +382,7 @@ fn a_crash_between_commit_and_delivery_delivers_after_restart_exactly_once() {
 
 #[test]
 fn audit_export_in_ocsf() {
-    let (_tmp, cfg) = demo_dir();
+    let (tmp, cfg) = demo_dir();
     ok_json(bg(
         &cfg,
         Some("alice"),
@@ -378,18 +390,299 @@ fn audit_export_in_ocsf() {
     ));
     ok_json(bg(&cfg, Some("bob"), &["--json", "approve", "1"]));
     ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "1"]));
-    let o = bg(&cfg, None, &["audit", "export", "--format", "ocsf"]);
+    let out = tmp.path().join("audit-ocsf.jsonl");
+    let o = bg(
+        &cfg,
+        None,
+        &[
+            "audit",
+            "export",
+            "--format",
+            "ocsf",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let events: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = support::ocsf::assert_valid(&[&out]);
     assert_eq!(events.len(), 4);
     assert!(events
         .iter()
         .all(|e| e["class_uid"] == 3005 && e["metadata"]["version"] == "1.1.0"));
     assert_eq!(events[3]["activity_id"], 1);
     assert_eq!(events[3]["unmapped"]["action"], "grant.active");
+    // Every event names the user whose access it is about and the role.
+    for e in &events {
+        assert_eq!(e["user"]["name"], "alice", "{e}");
+        assert_eq!(e["privileges"], serde_json::json!([K8S]), "{e}");
+    }
+    assert_eq!(events[1]["actor"]["user"]["name"], "bob");
+}
+
+/// A backend that grants and revokes at once, or fails or hangs when told to:
+/// the way to grant, revoke and rotation failures and to an interrupted grant.
+#[derive(Default)]
+struct Flaky {
+    fail_grant: AtomicBool,
+    hang_grant: AtomicBool,
+    fail_revoke: AtomicBool,
+    fail_rotate: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Backend for Flaky {
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+    async fn grant(&self, spec: &GrantSpec) -> Result<Grant, BackendError> {
+        if self.hang_grant.load(SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+        if self.fail_grant.load(SeqCst) {
+            return Err(BackendError::Failed("target refused: quota".into()));
+        }
+        Ok(Grant {
+            lease_id: format!("flaky-{}", spec.request_id),
+            expires_at: None,
+            credential: Default::default(),
+        })
+    }
+    async fn revoke(&self, _: &RevokeSpec) -> Result<(), BackendError> {
+        if self.fail_revoke.load(SeqCst) {
+            return Err(BackendError::Failed("target unreachable".into()));
+        }
+        Ok(())
+    }
+    async fn rotate(&self, _: &str, _: &serde_json::Value) -> Result<(), BackendError> {
+        if self.fail_rotate.load(SeqCst) {
+            return Err(BackendError::Failed("vault sealed".into()));
+        }
+        Ok(())
+    }
+    async fn check(&self) -> Result<String, BackendError> {
+        Ok("flaky".into())
+    }
+}
+
+const SVC: &str = "svc-failover";
+
+/// Every alert kind and every audit action, from one engine's life: requests
+/// (one by someone outside the policy), approvals, a denial, a cancellation, a
+/// lapse, activations, an extension, revocations, failed grants, revocations
+/// and rotations, an interrupted grant, auto-approval and its overdue
+/// certification, reviews rejected and certified, a vendor session and a role
+/// recertification. The alerts go to an OCSF file sink and the audit log out
+/// through `audit export --format ocsf`; each event must be valid OCSF for its
+/// class and declared profiles, with no null anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
+    use breakglass::domain::policy::{Automation, Principals};
+    let out = tempfile::tempdir().unwrap();
+    let alerts_file = out.path().join("alerts-ocsf.jsonl");
+    let sink: Arc<dyn Sink> = Arc::new(FileSink {
+        name: "siem".into(),
+        path: alerts_file.clone(),
+        format: Format::Ocsf,
+    });
+    let flaky = Arc::new(Flaky::default());
+    let b: Arc<dyn Backend> = flaky.clone();
+    let h = Arc::new(harness_edited(
+        |t| t.push_str(&vendor_role("")),
+        move |p| {
+            p.sinks = vec![sink];
+            p.backends.insert("demo".into(), b);
+            let k8s = p.policy.roles.get_mut(K8S).unwrap();
+            k8s.rotate_after_use = true;
+            k8s.automation = Automation {
+                identities: Principals {
+                    users: [SVC.to_string()].into(),
+                    anyone: false,
+                    written: vec![SVC.into()],
+                },
+                conditions: vec!["failed automation path".into()],
+                rate_count: 3,
+                rate_window: 3600,
+                max_ttl: 15 * 60,
+                certify_within: 24 * 3600,
+            };
+        },
+    ));
+    let e = &h.engine;
+    let close = |id| {
+        e.review("alice", id, answers()).unwrap();
+        e.certify("dave", id, "ok").unwrap();
+    };
+
+    // Refusals: someone outside the policy, then a self-approval; a denial.
+    assert!(e
+        .request("mallory", input(K8S, inc("INC-1042")))
+        .await
+        .is_err());
+    let r = e
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    assert!(e.approve("alice", r.id, None).is_err());
+    e.deny("bob", r.id, "not this way").unwrap();
+    // A cancellation.
+    let r = e
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    e.cancel("alice", r.id).unwrap();
+    // Activation, extension, early end; a review rejected, then certified.
+    let (r, _) = h.active(DBA).await;
+    e.extend("alice", r.id, 10 * 60, "still failing over")
+        .await
+        .unwrap();
+    e.revoke("alice", r.id, "done").await.unwrap();
+    e.review("alice", r.id, answers()).unwrap();
+    e.reject("dave", r.id, "say which tables").unwrap();
+    close(r.id);
+    // A rotation that fails after the revocation.
+    flaky.fail_rotate.store(true, SeqCst);
+    let (r, _) = h.active(K8S).await;
+    e.revoke("alice", r.id, "done").await.unwrap();
+    flaky.fail_rotate.store(false, SeqCst);
+    close(r.id);
+    // A revocation that fails, then succeeds on the sweep's retry.
+    flaky.fail_revoke.store(true, SeqCst);
+    let (r, _) = h.active(K8S).await;
+    assert!(e.revoke("alice", r.id, "done").await.is_err());
+    flaky.fail_revoke.store(false, SeqCst);
+    h.clock.advance(Duration::minutes(5));
+    e.recover().await.unwrap();
+    assert_eq!(h.state(r.id), State::Ended);
+    close(r.id);
+    // A grant the backend refuses.
+    flaky.fail_grant.store(true, SeqCst);
+    let r = h.approved(K8S).await;
+    assert!(e.activate("alice", r.id).await.is_err());
+    flaky.fail_grant.store(false, SeqCst);
+    // A grant that never completes, failed by recovery.
+    flaky.hang_grant.store(true, SeqCst);
+    let r = h.approved(K8S).await;
+    let h2 = h.clone();
+    let stuck = tokio::spawn(async move { h2.engine.activate("alice", r.id).await });
+    while h.state(r.id) != State::Granting {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    h.clock.advance(Duration::seconds(121));
+    e.recover().await.unwrap();
+    stuck.abort();
+    flaky.hang_grant.store(false, SeqCst);
+    assert_eq!(h.state(r.id), State::Failed);
+    // A vendor session: role recertified, recorded, replayed, certified.
+    let r = h.vendor_request().await;
+    e.approve("bob", r.id, None).unwrap();
+    h.vendor_session_reviewed(r.id).await;
+    e.audit_note(r.id, "session.replayed", "dave", serde_json::json!({}))
+        .unwrap();
+    e.certify("dave", r.id, "replayed, fine").unwrap();
+    // Auto-approved access, used and left uncertified past its deadline; a
+    // request nobody decided on lapses meanwhile.
+    let r = e
+        .request(
+            SVC,
+            RequestInput {
+                incident: IncidentChoice::Ticket("INC-77".into()),
+                role: K8S.into(),
+                condition: "failed automation path".into(),
+                reason: "failover controller could not promote the standby".into(),
+                ttl_seconds: None,
+            },
+        )
+        .await
+        .unwrap();
+    e.activate(SVC, r.id).await.unwrap();
+    e.revoke(SVC, r.id, "promoted").await.unwrap();
+    e.request("alice", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::hours(25));
+    e.recover().await.unwrap();
+    while h.engine.store().outbox_undelivered().unwrap() > 0 {
+        assert!(e.deliver_alerts().await.unwrap().delivered > 0);
+    }
+
+    let audit_file = out.path().join("audit-ocsf.jsonl");
+    let o = bg(
+        &h.dir().join("breakglass.toml"),
+        None,
+        &[
+            "audit",
+            "export",
+            "--format",
+            "ocsf",
+            "--output",
+            audit_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let alerts = support::ocsf::assert_valid(&[&alerts_file]);
+    let audit = support::ocsf::assert_valid(&[&audit_file]);
+    let kinds: std::collections::BTreeSet<&str> = alerts
+        .iter()
+        .map(|a| a["unmapped"]["kind"].as_str().unwrap())
+        .collect();
+    let all_kinds: std::collections::BTreeSet<&str> = breakglass::alert::ALWAYS_ON_KINDS
+        .iter()
+        .chain(breakglass::alert::OPTIONAL_KINDS.iter())
+        .copied()
+        .collect();
+    assert_eq!(kinds, all_kinds, "every alert kind, validated");
+    let actions: std::collections::BTreeSet<&str> = audit
+        .iter()
+        .map(|a| a["unmapped"]["action"].as_str().unwrap())
+        .collect();
+    let all_actions: std::collections::BTreeSet<&str> = [
+        "certification.overdue",
+        "grant.active",
+        "grant.extended",
+        "grant.failed",
+        "grant.intent",
+        "policy.refused",
+        "request.approved",
+        "request.auto_approved",
+        "request.cancelled",
+        "request.created",
+        "request.denied",
+        "request.lapsed",
+        "review.certified",
+        "review.rejected",
+        "review.submitted",
+        "revoke.confirmed",
+        "revoke.failed",
+        "revoke.started",
+        "role.recertified",
+        "session.recorded",
+        "session.replayed",
+    ]
+    .into();
+    assert_eq!(actions, all_actions, "every audit action, validated");
+    assert_eq!(audit.len() as i64, h.audit_len(), "the whole log");
+
+    // No null anywhere: not in privileges, not as a user's name, not for a
+    // refusal of someone the policy does not know.
+    for ev in alerts.iter().chain(&audit) {
+        let nulls = support::ocsf::nulls(ev);
+        assert!(nulls.is_empty(), "null at {nulls:?} in {ev}");
+        assert!(
+            ev["user"]["name"].as_str().is_some_and(|n| !n.is_empty()),
+            "{ev}"
+        );
+    }
+    let outsider = |evs: &[serde_json::Value]| {
+        evs.iter()
+            .find(|a| a["actor"]["user"]["name"] == "mallory")
+            .cloned()
+            .expect("mallory's refusal")
+    };
+    for ev in [outsider(&alerts), outsider(&audit)] {
+        assert_eq!(ev["user"]["name"], "mallory", "{ev}");
+        assert_eq!(ev["status_id"], 2, "a refusal is a failure: {ev}");
+    }
 }
 
 #[test]

@@ -77,6 +77,7 @@ pub(super) fn audit_export(
         )?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    let mut ocsf = crate::alert::ocsf::AuditExport::default();
     let mut from = 1;
     loop {
         let batch = engine
@@ -90,9 +91,7 @@ pub(super) fn audit_export(
                 ExportFormat::Jsonl => w
                     .write_all(&crate::audit::export_line(r))
                     .map_err(serde_json::Error::io),
-                ExportFormat::Ocsf => {
-                    serde_json::to_writer(&mut w, &crate::alert::ocsf::from_audit(r))
-                }
+                ExportFormat::Ocsf => serde_json::to_writer(&mut w, &ocsf.render(r)),
             };
             let written = written
                 .map_err(std::io::Error::from)

@@ -283,6 +283,7 @@ pub mod openbao;
 pub mod receivers;
 
 pub mod rsyslog;
+pub mod ocsf;
 
 pub mod pty;
 
