@@ -1,7 +1,10 @@
 use clap::Parser;
 
 fn main() {
-    let cli = breakglass::cli::Cli::parse();
+    let cli = match breakglass::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => std::process::exit(breakglass::cli::usage_error(&e)),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

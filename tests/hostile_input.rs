@@ -970,3 +970,26 @@ fn what_people_typed_is_cleaned_and_capped_in_the_audit_trail_exports_and_alerts
     assert!(kinds.iter().any(|k| k == "refusal"), "{kinds:?}");
     assert!(kinds.iter().any(|k| k == "activation"), "{kinds:?}");
 }
+
+#[test]
+fn clap_errors_do_not_echo_raw_arguments() {
+    let (_tmp, cfg) = demo_dir();
+    let hostile = format!("x{NASTY}\u{85}\u{2066}");
+    for args in [
+        vec!["audit", "export", "--format", hostile.as_str()],
+        vec!["store", "migrate", "--to", hostile.as_str()],
+        vec![hostile.as_str()],
+        vec!["status", "--no-such-flag", hostile.as_str()],
+    ] {
+        let o = bg(&cfg, None, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        assert_clean(&format!("{args:?} stderr"), &o.stderr);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains('\u{85}'), "{err:?}");
+        assert!(err.contains("error:"), "clap's message is kept: {err}");
+    }
+    // Help still goes to stdout, exit 0.
+    let o = bg(&cfg, None, &["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"));
+}

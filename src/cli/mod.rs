@@ -374,6 +374,30 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
     Ok(exit::OK)
 }
 
+/// A command line clap could not take, or a request for help. clap's own error
+/// quotes the arguments as typed, so it is cleaned like any untrusted text before
+/// it reaches the terminal. Returns the exit code.
+pub fn usage_error(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        // Our own text: help and version, with clap's styling on a terminal.
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let styled = e.render();
+            if std::io::stdout().is_terminal() {
+                outln!("{}", styled.ansi().to_string().trim_end());
+            } else {
+                outln!("{}", styled.to_string().trim_end());
+            }
+            exit::OK
+        }
+        _ => {
+            let text = crate::sanitize::text(&e.render().to_string(), MAX_MESSAGE);
+            errln!("{}", text.trim_end());
+            exit::USAGE
+        }
+    }
+}
+
 /// Whether a credential may be printed: to a terminal, or when automation asked
 /// for JSON. Never into a pipe or file by accident.
 pub fn may_print_credential(json: bool) -> bool {

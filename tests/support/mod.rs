@@ -282,8 +282,8 @@ pub mod openbao;
 
 pub mod receivers;
 
-pub mod rsyslog;
 pub mod ocsf;
+pub mod rsyslog;
 
 pub mod pty;
 
