@@ -14,6 +14,7 @@ pub mod domain;
 pub mod engine;
 pub mod exit;
 pub mod failpoint;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;

@@ -311,15 +311,53 @@ fn init_writes_a_valid_starter_and_never_overwrites_without_force() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("conf/breakglass.toml");
     assert_eq!(code(&bg(&cfg, None, &["init"])), 0);
+    assert_eq!(mode(&cfg), 0o600, "the policy is its owner's alone");
     let o = bg(&cfg, None, &["config", "check"]);
     assert_eq!(code(&o), 0, "the starter config is valid: {}", stderr(&o));
     std::fs::write(&cfg, "# mine\n").unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let o = bg(&cfg, None, &["init"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--force"));
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "# mine\n");
     assert_eq!(code(&bg(&cfg, None, &["init", "--force"])), 0);
     assert!(std::fs::read_to_string(&cfg).unwrap().contains("[[roles]]"));
+    assert_eq!(mode(&cfg), 0o600, "--force narrows a 0644 file");
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn audit_export_files_are_their_owners_alone() {
+    let (tmp, cfg) = demo_dir();
+    ok_json(bg(
+        &cfg,
+        Some("alice"),
+        &[&["--json"], REQUEST_K8S].concat(),
+    ));
+    for format in ["jsonl", "ocsf"] {
+        let out = tmp.path().join(format!("export.{format}"));
+        let o = bg(
+            &cfg,
+            None,
+            &[
+                "audit",
+                "export",
+                "--format",
+                format,
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(mode(&out), 0o600, "{format}");
+        assert!(std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("deploy pipeline wedged"));
+    }
 }
 
 /// A non-demo config where anyone may request, on the demo backend.

@@ -72,9 +72,10 @@ pub(super) fn audit_export(
 ) -> CliResult {
     use std::io::Write;
     let mut w: Box<dyn Write> = match out {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-            |e| Failure::new(exit::FAILURE, format!("{}: {e}", p.display())),
-        )?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            crate::files::create_private(p)
+                .map_err(|e| Failure::new(exit::FAILURE, format!("{}: {e}", p.display())))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let mut ocsf = crate::alert::ocsf::AuditExport::default();

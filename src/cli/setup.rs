@@ -80,7 +80,7 @@ pub(super) fn init(cli: &Cli, force: bool) -> CliResult {
             )
         })?;
     }
-    std::fs::write(&path, config::STARTER).map_err(|e| {
+    crate::files::write_private(&path, config::STARTER.as_bytes()).map_err(|e| {
         Failure::new(
             exit::FAILURE,
             format!("cannot write {}: {e}", path.display()),
