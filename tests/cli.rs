@@ -360,6 +360,58 @@ fn audit_export_files_are_their_owners_alone() {
     }
 }
 
+#[test]
+fn config_check_refuses_credentials_in_any_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = production_like(tmp.path());
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        r#"
+[backends.api]
+kind = "http"
+url = "https://u:HTTPPW@access.example.com/breakglass"
+secret_env = "S"
+
+[backends.vault]
+kind = "vault"
+addr = "https://u:VAULTPW@vault.example.com:8200"
+
+[[alerts.sinks]]
+kind = "webhook"
+url = "https://soc.example.com/hook?token=HOOKPW"
+
+[[incident_sources]]
+name = "status"
+kind = "http"
+url = "https://status.example.com/api?limit=5&api_key=SRCPW"
+fields = { id = "id", title = "title", status = "status" }
+"#,
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let o = bg(&cfg, None, &["config", "check"]);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (needle, place) in [
+        ("HTTPPW", "user info"),
+        ("VAULTPW", "user info"),
+        ("HOOKPW", "query parameter \"token\""),
+        ("SRCPW", "query parameter \"api_key\""),
+    ] {
+        let line = format!(":{}:", line_of(needle));
+        assert!(
+            out.lines().any(|l| l.contains(&line)
+                && l.contains("credentials never go in a URL")
+                && l.contains(place)),
+            "no refusal at {line} naming {place}:\n{out}"
+        );
+        assert!(
+            !out.contains(needle),
+            "the secret {needle} was echoed:\n{out}"
+        );
+    }
+}
+
 /// A non-demo config where anyone may request, on the demo backend.
 fn production_like(dir: &std::path::Path) -> std::path::PathBuf {
     let cfg = dir.join("prod.toml");

@@ -1526,7 +1526,7 @@ kind = "servicenow"
         "path = \"incidents.toml\"\n\n[[incident_sources]]\nname = \"gen2\"",
     );
     expect(
-        "credentials never go in the URL",
+        "credentials never go in a URL",
         "url = \"https://user:secret@",
     );
     expect(

@@ -10,6 +10,7 @@ mod roles;
 mod signing;
 mod sources;
 mod store;
+mod urls;
 mod vendor;
 
 use backends::*;
@@ -286,6 +287,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                     None => ctx.at(s, "a file alert sink needs path = \"alerts.jsonl\""),
                 },
                 "webhook" => match &r.url {
+                    Some(u) if urls::refuse_credentials(&mut ctx, u, "webhook url", "sign the webhook with a secret named by secret_env instead") => {}
                     Some(u) if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") => {
                         alert_sinks.push(SinkConfig::Webhook {
                             name,

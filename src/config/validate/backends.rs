@@ -46,6 +46,16 @@ pub(super) fn http_backend(
         ctx.at(s, format!("backend \"{name}\": the shared secret never goes in the config file; remove secret, set an environment variable and write secret_env = \"BREAKGLASS_HTTP_SECRET\""));
     }
     let url = match &rb.url {
+        Some(u)
+            if super::urls::refuse_credentials(
+                ctx,
+                u,
+                &format!("backend \"{name}\" (http): url"),
+                "the request signing secret goes in an environment variable named by secret_env",
+            ) =>
+        {
+            None
+        }
         Some(u) => match crate::backend::http::check_url(u.get_ref()) {
             Ok(()) => Some(u.get_ref().clone()),
             Err(e) => {
@@ -94,6 +104,16 @@ pub(super) fn vault_backend(ctx: &mut Ctx, name: &str, b: &Spanned<RawBackend>) 
         ctx.at(t, format!("backend \"{name}\": the Vault token never goes in the config file; remove token and export it in VAULT_TOKEN (or name its variable in token_env)"));
     }
     let addr = match &rb.addr {
+        Some(a)
+            if super::urls::refuse_credentials(
+                ctx,
+                a,
+                &format!("backend \"{name}\" (vault): addr"),
+                "the Vault token goes in VAULT_TOKEN (or the variable named by token_env)",
+            ) =>
+        {
+            None
+        }
         Some(a) => match crate::backend::http::check_url(a.get_ref()) {
             Ok(()) => Some(a.get_ref().clone()),
             Err(e) => {

@@ -319,11 +319,13 @@ fn check_url(ctx: &mut Ctx, u: &Spanned<String>, sends_token: bool) {
             return;
         }
     };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        ctx.at(
-            u,
-            "credentials never go in the URL; put the token in an environment variable and name it in token_env",
-        );
+    if super::urls::refuse_credentials(
+        ctx,
+        u,
+        "incident source url",
+        "put the token in an environment variable and name it in token_env",
+    ) {
+        return;
     }
     let host = parsed.host_str().unwrap_or_default();
     let loopback = host.eq_ignore_ascii_case("localhost")
