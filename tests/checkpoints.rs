@@ -130,7 +130,26 @@ fn a_recomputed_chain_fails_against_the_checkpoint() {
         .map(|r| r.unwrap())
         .collect()
     };
-    rows[1].actor = "mallory".into();
+    assert_eq!(rows[1].action, "request.approved");
+    let approver = std::mem::replace(&mut rows[1].actor, "mallory".into());
+    // The request row too, so row and events agree and only the checkpoint can tell.
+    let id = rows[1].request_id.unwrap();
+    let data: String = db
+        .query_row("SELECT data FROM requests WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut req: serde_json::Value = serde_json::from_str(&data).unwrap();
+    for a in req["approvals"].as_array_mut().unwrap() {
+        if a["by"] == approver.as_str() {
+            a["by"] = "mallory".into();
+        }
+    }
+    db.execute(
+        "UPDATE requests SET data = ?2 WHERE id = ?1",
+        rusqlite::params![id, req.to_string()],
+    )
+    .unwrap();
     let mut prev = breakglass::audit::GENESIS.to_string();
     for r in rows {
         let sealed = breakglass::audit::seal(r, &prev);

@@ -755,3 +755,61 @@ fn no_subcommand_panics_into_a_closed_pipe() {
         0
     );
 }
+
+/// What someone with write access to the SQLite store does: marks REQ-`id`
+/// approved by `by` in the row alone, with no event.
+fn hand_approve(dir: &std::path::Path, id: i64, by: &str) {
+    let db = rusqlite::Connection::open(dir.join("breakglass.sqlite")).unwrap();
+    let data: String = db
+        .query_row("SELECT data FROM requests WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut req: serde_json::Value = serde_json::from_str(&data).unwrap();
+    req["approvals"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"by": by, "at": chrono::Utc::now()}));
+    req["state"] = "approved".into();
+    req["version"] = (req["version"].as_i64().unwrap() + 1).into();
+    db.execute(
+        "UPDATE requests SET data = ?2, state = 'approved', version = version + 1 WHERE id = ?1",
+        rusqlite::params![id, req.to_string()],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_hand_edited_approval_grants_nothing_and_audit_verify_names_it() {
+    let (tmp, cfg) = demo_dir();
+    ok_json(bg(
+        &cfg,
+        Some("alice"),
+        &[&["--json"], REQUEST_K8S].concat(),
+    ));
+    hand_approve(tmp.path(), 1, "bob");
+    let st = ok_json(bg(&cfg, None, &["--json", "status", "REQ-1"]));
+    assert_eq!(st["request"]["state"], "approved");
+    let o = bg(&cfg, Some("alice"), &["--json", "activate", "REQ-1"]);
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("the approval by bob has no request.approved event by bob"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(demo_leases(tmp.path()).is_empty());
+    let o = bg(&cfg, None, &["audit", "verify"]);
+    assert_eq!(code(&o), 6, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("REQ-1: the approval by bob has no request.approved event by bob"),
+        "{}",
+        stdout(&o)
+    );
+    // A real approval by bob on a new request still grants.
+    let mut other = REQUEST_K8S.to_vec();
+    other[2] = "CHG-78";
+    ok_json(bg(&cfg, Some("alice"), &[&["--json"], &other[..]].concat()));
+    ok_json(bg(&cfg, Some("bob"), &["--json", "approve", "REQ-2"]));
+    let a = ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "REQ-2"]));
+    assert_eq!(a["request"]["state"], "active", "{a}");
+}

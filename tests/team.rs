@@ -1019,11 +1019,21 @@ certifiers = ["{bob}"]
         "{}",
         stderr(&o)
     );
-    // Nothing was granted, the chain is whole, the refusal is on record.
+    // Nothing was granted; the chain is whole, but audit verify names the row.
     let st = ok_json(run(&as_alice, &["--json", "status", &forged.to_string()]));
     assert_eq!(st["request"]["state"], "approved", "{st}");
     let v = run(&as_alice, &["--json", "audit", "verify"]);
-    assert_eq!(code(&v), 0, "{}", stdout(&v));
+    assert_eq!(code(&v), 6, "{}", stdout(&v));
+    assert!(
+        json(&v)["broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "REQ-{forged}: the approval by {bob} has no request.approved event"
+            )),
+        "{}",
+        stdout(&v)
+    );
 
     // She appends a well-chained request.approved event under bob's name.
     let (seq, prev): (i64, String) = {

@@ -306,7 +306,7 @@ impl Engine {
         who: &str,
         id: RequestId,
     ) -> Result<(Request, Credential)> {
-        self.noted(who, Some(id), "activate", self.check_logins(id))?;
+        self.noted(who, Some(id), "activate", self.check_row_against_events(id))?;
         let owner = self.owner.clone();
         let fail_closed = self
             .load(id)

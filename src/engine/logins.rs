@@ -1,49 +1,95 @@
-//! Team mode (`identity = "database"`): the database, not the client, says who
-//! wrote each audit row (`db_login`, set by a server-side trigger). Everyone's
-//! login may INSERT and UPDATE the tables, so a request row can be edited by
-//! hand; these checks make such an edit grant nothing and show in `audit verify`.
+//! A request row and its audit events must agree. Whoever can write the store can
+//! edit a row (add an approval, set the state): the hash chain cannot show that,
+//! since the row is not in it. So before granting, every approval the row counts
+//! must have its `request.approved` event by that person (in team mode,
+//! `identity = "database"`, written by that person's own database login), and
+//! `audit verify` checks every row the same way.
 
 use super::*;
 
 impl Engine {
-    /// The request and every approval on its row must come with the matching
-    /// event written by that person's own login (`request.created`,
-    /// `request.approved`), or access is not granted.
-    pub(super) fn check_logins(&self, id: RequestId) -> Result<()> {
-        if self.identity != StoreIdentity::Database {
-            return Ok(());
-        }
-        let req = self.load(id)?;
+    /// Why request `req`'s row disagrees with its audit events, if it does.
+    fn row_disagreement(&self, req: &Request) -> Result<Option<String>> {
+        let id = req.id;
+        let database = self.identity == StoreIdentity::Database;
         let written_by = |action: &str, person: &str| -> Result<bool> {
             Ok(self
                 .store
                 .event_logins(id, action)?
                 .iter()
-                .any(|(actor, login)| actor == person && login.as_deref() == Some(person)))
+                .any(|(actor, login)| {
+                    actor == person && (!database || login.as_deref() == Some(person))
+                }))
         };
-        let forged = |what: String| {
-            Err(refusal(
+        let by = |who: &str| {
+            if database {
+                format!("written by database login {who}")
+            } else {
+                format!("by {who}")
+            }
+        };
+        if !written_by("request.created", &req.requester)? {
+            return Ok(Some(format!(
+                "no request.created event {}",
+                by(&req.requester)
+            )));
+        }
+        for a in &req.approvals {
+            if !written_by("request.approved", &a.by)? {
+                return Ok(Some(format!(
+                    "the approval by {} has no request.approved event {}",
+                    a.by,
+                    by(&a.by)
+                )));
+            }
+        }
+        if req.auto_approved
+            && self
+                .store
+                .request_events(id, "request.auto_approved")?
+                .is_empty()
+        {
+            return Ok(Some(
+                "it is marked auto-approved but has no request.auto_approved event".into(),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// Before granting: the row must agree with its events, or access is not granted.
+    pub(super) fn check_row_against_events(&self, id: RequestId) -> Result<()> {
+        let req = self.load(id)?;
+        match self.row_disagreement(&req)? {
+            None => Ok(()),
+            Some(what) => Err(refusal(
                 RefusalKind::Policy,
                 format!(
                     "{id}: {what}; the request row was changed outside breakglass, so it grants nothing (see `breakglass audit verify`)"
                 ),
-            ))
-        };
-        if !written_by("request.created", &req.requester)? {
-            return forged(format!(
-                "no request.created event was written by database login {}",
-                req.requester
-            ));
+            )),
         }
-        for a in &req.approvals {
-            if !written_by("request.approved", &a.by)? {
-                return forged(format!(
-                    "the approval by {} has no request.approved event written by database login {}",
-                    a.by, a.by
-                ));
+    }
+
+    /// For `audit verify`: the first request whose row disagrees with its events,
+    /// reported at its newest event.
+    pub(super) fn row_mismatch(&self) -> Result<Option<crate::audit::Broken>> {
+        for req in self.store.list(&crate::store::Query::default())? {
+            if let Some(what) = self.row_disagreement(&req)? {
+                let seq = self
+                    .store
+                    .request_events(req.id, "request.created")?
+                    .first()
+                    .map_or(0, |r| r.seq);
+                return Ok(Some(crate::audit::Broken {
+                    seq,
+                    reason: format!(
+                        "{}: {what}; the request row was changed outside breakglass",
+                        req.id
+                    ),
+                }));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Team mode (`identity = "database"`): a person's event written under

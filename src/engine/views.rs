@@ -155,7 +155,12 @@ impl Engine {
         loop {
             let batch = self.store.audit_range(from, 10_000)?;
             if batch.is_empty() {
-                return Ok((v.count, self.login_mismatch()?));
+                // The chain holds; the rows must agree with it too.
+                let broken = match self.login_mismatch()? {
+                    Some(b) => Some(b),
+                    None => self.row_mismatch()?,
+                };
+                return Ok((v.count, broken));
             }
             for r in &batch {
                 if let Err(b) = v.push(r) {
