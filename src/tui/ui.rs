@@ -10,17 +10,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-pub const MIN_W: u16 = 80;
-pub const MIN_H: u16 = 24;
+use crate::tui::app::{fits, MIN_H, MIN_W};
 
 /// Untrusted text on its way to the screen.
 pub fn clean(s: &str) -> String {
     crate::sanitize::line(s, 500)
-}
-
-/// Whether the console can be drawn in a terminal of this size.
-pub fn fits(width: u16, height: u16) -> bool {
-    width >= MIN_W && height >= MIN_H
 }
 
 pub fn render(f: &mut Frame, app: &App, theme: &Theme) {

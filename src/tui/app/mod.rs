@@ -117,6 +117,15 @@ pub enum Msg {
 pub type Checker =
     std::sync::Arc<dyn Fn(&str, &NewRequest) -> Vec<(RequestField, String)> + Send + Sync>;
 
+/// The smallest terminal the console draws in; below it only a notice shows.
+pub const MIN_W: u16 = 80;
+pub const MIN_H: u16 = 24;
+
+/// Whether the console can be drawn in a terminal of this size.
+pub fn fits(width: u16, height: u16) -> bool {
+    width >= MIN_W && height >= MIN_H
+}
+
 pub struct App {
     pub checker: Option<Checker>,
     pub me: String,
@@ -288,7 +297,7 @@ impl App {
                 vec![]
             }
             Msg::Resize(w, h) => {
-                self.too_small = !crate::tui::ui::fits(w, h);
+                self.too_small = !fits(w, h);
                 vec![]
             }
             Msg::Key(k) => self.key(k),
