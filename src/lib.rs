@@ -4,6 +4,7 @@
 //! incident sources and alerts; `cli` (and later the TUI) are thin front ends.
 
 pub mod alert;
+pub mod alert_vocab;
 pub mod audit;
 pub mod backend;
 pub mod cli;

@@ -626,10 +626,9 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         .iter()
         .map(|a| a["unmapped"]["kind"].as_str().unwrap())
         .collect();
-    let all_kinds: std::collections::BTreeSet<&str> = breakglass::alert::ALWAYS_ON_KINDS
-        .iter()
-        .chain(breakglass::alert::OPTIONAL_KINDS.iter())
-        .copied()
+    let all_kinds: std::collections::BTreeSet<&str> = breakglass::alert::AlertKind::ALL
+        .into_iter()
+        .map(|k| k.as_str())
         .collect();
     assert_eq!(kinds, all_kinds, "every alert kind, validated");
     let actions: std::collections::BTreeSet<&str> = audit

@@ -9,58 +9,9 @@ pub mod syslog;
 
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// The native alert schema (documented in the README).
-pub const SCHEMA: &str = "breakglass.alert/v1";
-
-/// Alert kinds a config may turn off; these cannot be turned off.
-pub const ALWAYS_ON_KINDS: [&str; 3] = ["activation", "auto_activation", "certification_overdue"];
-
-/// Alert kinds a config may turn off; activation cannot be turned off.
-pub const OPTIONAL_KINDS: [&str; 10] = [
-    "denial",
-    "extension",
-    "early_end",
-    "grant_failed",
-    "revoke_failed",
-    "recovery",
-    "recertification",
-    "refusal",
-    "review_rejected",
-    "rotate_failed",
-];
-
-/// Which kinds of alert the SOC wants beyond activations, and the key that signs
-/// the audit checkpoint every alert carries.
-#[derive(Debug, Clone)]
-pub struct AlertRules {
-    pub on: BTreeSet<String>,
-    pub signer: Option<Arc<crate::audit::checkpoint::Signer>>,
-}
-
-impl Default for AlertRules {
-    fn default() -> Self {
-        AlertRules {
-            on: OPTIONAL_KINDS.iter().map(|s| s.to_string()).collect(),
-            signer: None,
-        }
-    }
-}
-
-impl AlertRules {
-    pub fn wants(&self, kind: &str) -> bool {
-        ALWAYS_ON_KINDS.contains(&kind) || self.on.contains(kind)
-    }
-}
-
-/// How a sink renders alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Native,
-    Ocsf,
-}
+pub use crate::alert_vocab::{AlertKind, AlertRules, Format, Severity, SCHEMA};
 
 impl Format {
     pub fn render(self, payload: &serde_json::Value) -> serde_json::Value {

@@ -12,16 +12,10 @@
 use super::{Format, Sink};
 use serde_json::{Map, Value};
 
-/// What RFC 5424 §6.1 and RFC 5426 §3.2 say every receiver SHOULD accept.
-pub const DEFAULT_UDP_MAX_BYTES: usize = 2048;
-/// rsyslog's default `maxMessageSize`, so a stock collector takes each message whole.
-pub const DEFAULT_TCP_MAX_BYTES: usize = 8096;
-/// What every receiver MUST accept (RFC 5424 §6.1, RFC 5426 §3.2 for IPv4).
-pub const MIN_MAX_BYTES: usize = 480;
-/// The largest UDP payload over IPv4.
-pub const UDP_LIMIT_BYTES: usize = 65_507;
-/// A sanity bound for TCP; collectors configured beyond this are unusual.
-pub const TCP_LIMIT_BYTES: usize = 1 << 20;
+pub use crate::alert_vocab::syslog_size::{
+    default_max_bytes, DEFAULT_TCP_MAX_BYTES, DEFAULT_UDP_MAX_BYTES, MIN_MAX_BYTES,
+    TCP_LIMIT_BYTES, UDP_LIMIT_BYTES,
+};
 
 /// The private-enterprise number in SD-IDs; 32473 is reserved for documentation
 /// (RFC 5612). Sites with their own PEN can map it in their collector.
@@ -51,14 +45,6 @@ impl SyslogSink {
             format,
             max_message_bytes: default_max_bytes(tcp),
         }
-    }
-}
-
-pub fn default_max_bytes(tcp: bool) -> usize {
-    if tcp {
-        DEFAULT_TCP_MAX_BYTES
-    } else {
-        DEFAULT_UDP_MAX_BYTES
     }
 }
 

@@ -55,7 +55,7 @@ pub struct Config {
     pub incident_sources: Vec<SourceConfig>,
     pub backends: BTreeMap<String, BackendConfig>,
     pub alert_sinks: Vec<SinkConfig>,
-    pub alert_rules: crate::alert::AlertRules,
+    pub alert_rules: crate::alert_vocab::AlertRules,
     pub recovery: RecoveryConfig,
     /// The console theme chosen in `[ui] theme`.
     pub ui_theme: Option<String>,
@@ -261,13 +261,13 @@ pub enum SinkConfig {
     File {
         name: String,
         path: PathBuf,
-        format: crate::alert::Format,
+        format: crate::alert_vocab::Format,
     },
     Webhook {
         name: String,
         url: String,
         secret_env: Option<String>,
-        format: crate::alert::Format,
+        format: crate::alert_vocab::Format,
         timeout: Duration,
     },
     Slack {
@@ -279,7 +279,7 @@ pub enum SinkConfig {
         name: String,
         address: String,
         tcp: bool,
-        format: crate::alert::Format,
+        format: crate::alert_vocab::Format,
         /// The largest message sent; longer alerts have their text shortened.
         max_message_bytes: usize,
     },

@@ -1,5 +1,6 @@
 use super::raw::*;
 use super::*;
+use crate::alert_vocab::{AlertKind, AlertRules, Format};
 use crate::domain::policy::{Principals, RolePolicy};
 use regex::Regex;
 use std::collections::BTreeSet;
@@ -221,25 +222,35 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
     }
 
     let mut alert_sinks = Vec::new();
-    let mut alert_rules = crate::alert::AlertRules::default();
+    let mut alert_rules = AlertRules::default();
     if let Some(a) = &raw.alerts {
         if let Some(on) = &a.on {
             let mut set = std::collections::BTreeSet::new();
             for k in on.get_ref() {
-                if crate::alert::ALWAYS_ON_KINDS.contains(&k.as_str()) {
-                    continue; // always on; listing it is harmless
-                }
-                if crate::alert::OPTIONAL_KINDS.contains(&k.as_str()) {
-                    set.insert(k.clone());
-                } else {
-                    ctx.at(
-                        on,
-                        format!(
-                            "alert kind \"{k}\" is not known; choose from: {} (always on), {}",
-                            crate::alert::ALWAYS_ON_KINDS.join(", "),
-                            crate::alert::OPTIONAL_KINDS.join(", ")
-                        ),
-                    );
+                match k.parse::<AlertKind>() {
+                    // Always on; listing it is harmless.
+                    Ok(kind) if kind.always_on() => {}
+                    Ok(kind) => {
+                        set.insert(kind);
+                    }
+                    Err(_) => {
+                        let names = |always: bool| {
+                            AlertKind::ALL
+                                .into_iter()
+                                .filter(|k| k.always_on() == always)
+                                .map(AlertKind::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        ctx.at(
+                            on,
+                            format!(
+                                "alert kind \"{k}\" is not known; choose from: {} (always on), {}",
+                                names(true),
+                                names(false)
+                            ),
+                        )
+                    }
                 }
             }
             alert_rules.on = set;
@@ -261,16 +272,18 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
             if let Some(secret) = &r.secret {
                 ctx.at(secret, "secrets never go in the config file; write secret_env = \"NAME_OF_ENV_VAR\" and set that variable");
             }
-            let format = match r.format.as_ref().map(|f| f.get_ref().as_str()) {
-                None | Some("native") => crate::alert::Format::Native,
-                Some("ocsf") => crate::alert::Format::Ocsf,
-                Some(other) => {
+            let format = match &r.format {
+                None => Format::Native,
+                Some(f) => f.get_ref().parse().unwrap_or_else(|()| {
                     ctx.at(
-                        r.format.as_ref().unwrap(),
-                        format!("format = \"{other}\" is not known; write \"native\" or \"ocsf\""),
+                        f,
+                        format!(
+                            "format = \"{}\" is not known; write \"native\" or \"ocsf\"",
+                            f.get_ref()
+                        ),
                     );
-                    crate::alert::Format::Native
-                }
+                    Format::Native
+                }),
             };
             let timeout = match &r.timeout {
                 Some(t) => {
@@ -318,7 +331,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                             false
                         }
                     };
-                    use crate::alert::syslog as sl;
+                    use crate::alert_vocab::syslog_size as sl;
                     let (transport, limit) = if tcp { ("tcp", sl::TCP_LIMIT_BYTES) } else { ("udp", sl::UDP_LIMIT_BYTES) };
                     let max_message_bytes = match &r.max_message_bytes {
                         None => sl::default_max_bytes(tcp),

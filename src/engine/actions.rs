@@ -28,9 +28,9 @@ pub struct RequestInput {
 /// The activation alert: louder (critical, its own kind) when no person approved.
 fn activation_alert(r: &Request, e: &Event) -> Vec<AlertDraft> {
     if r.auto_approved {
-        alert("auto_activation", "critical", r, e)
+        alert(AlertKind::AutoActivation, r, e)
     } else {
-        alert("activation", "high", r, e)
+        alert(AlertKind::Activation, r, e)
     }
 }
 
@@ -233,7 +233,7 @@ impl Engine {
         let reason = &free_text(reason);
         let r = self.transition(
             id,
-            |r, e| alert("denial", "medium", r, e),
+            |r, e| alert(AlertKind::Denial, r, e),
             |r, role, now| {
                 let mut ev = lifecycle::deny(r, role, who, reason, now)?;
                 if let Some(s) = self.check_signed(r, who, DecisionKind::Deny, sig.as_ref(), now)? {
@@ -278,10 +278,9 @@ impl Engine {
             detail: &detail,
         };
         let mut alerts = vec![];
-        if self.alerts.wants("refusal") {
+        if self.alerts.wants(AlertKind::Refusal) {
             alerts.push(AlertDraft {
-                kind: "refusal".into(),
-                severity: "medium".into(),
+                kind: AlertKind::Refusal,
                 payload: serde_json::json!({
                     "request_id": id.map(|i| i.to_string()),
                     "role": req.as_ref().map(|r| r.role.clone()),
@@ -439,7 +438,7 @@ impl Engine {
         let actor = self.load(id)?.requester;
         let req = self.transition(
             id,
-            |r, e| alert("grant_failed", "high", r, e),
+            |r, e| alert(AlertKind::GrantFailed, r, e),
             |r, _, now| lifecycle::grant_failed(r, &actor, error, now, self.owner.clone()),
         )?;
         self.perform_revoke(req).await
@@ -477,7 +476,7 @@ impl Engine {
             + Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
         let req = self.transition(
             id,
-            |r, e| alert("early_end", "medium", r, e),
+            |r, e| alert(AlertKind::EarlyEnd, r, e),
             |r, _, now| lifecycle::begin_revoke(r, who, reason, now, deadline, self.owner.clone()),
         )?;
         self.perform_revoke(req).await
@@ -520,7 +519,7 @@ impl Engine {
                     None
                 };
                 let alerts = |r: &Request, e: &Event| match &rotation {
-                    Some(Err(_)) => alert("rotate_failed", "high", r, e),
+                    Some(Err(_)) => alert(AlertKind::RotateFailed, r, e),
                     _ => vec![],
                 };
                 match self.transition(id, alerts, |r, _, now| {
@@ -544,7 +543,7 @@ impl Engine {
                 let message = e.to_string();
                 let _ = self.transition(
                     id,
-                    |r, e| alert("revoke_failed", "critical", r, e),
+                    |r, e| alert(AlertKind::RevokeFailed, r, e),
                     |r, _, now| lifecycle::revoke_failed(r, &actor, &message, now),
                 );
                 Err(Error::Backend {
@@ -589,7 +588,7 @@ impl Engine {
             })?;
         self.transition(
             id,
-            |r, e| alert("extension", "medium", r, e),
+            |r, e| alert(AlertKind::Extension, r, e),
             |r, role, now| lifecycle::extend(r, role, who, seconds, reason, now),
         )
     }
@@ -649,7 +648,7 @@ impl Engine {
         let comment = &free_text(comment);
         let r = self.transition(
             id,
-            |r, e| alert("review_rejected", "low", r, e),
+            |r, e| alert(AlertKind::ReviewRejected, r, e),
             |r, role, now| {
                 let mut ev = lifecycle::reject(r, role, who, comment, now)?;
                 if let Some(s) =

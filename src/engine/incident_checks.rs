@@ -91,7 +91,7 @@ impl Engine {
             }
             let r = self.transition(
                 req.id,
-                |r, e| alert("early_end", "medium", r, e),
+                |r, e| alert(AlertKind::EarlyEnd, r, e),
                 |r, _, now| {
                     lifecycle::begin_revoke(
                         r,

@@ -16,7 +16,7 @@ pub use recertification::{RoleCertification, ROLE_RECERTIFIED};
 pub use recovery::RecoveryReport;
 pub use views::{QueueItem, RequestView, RoleView};
 
-use crate::alert::{AlertRules, Sink};
+use crate::alert::{AlertKind, AlertRules, Sink};
 use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecoveryConfig, StoreConfig, StoreIdentity};
@@ -274,7 +274,7 @@ impl Engine {
             let now = self.clock.now();
             let event = f(&mut req, role, now)?;
             let mut drafts = alerts(&req, &event);
-            drafts.retain(|a| self.alerts.wants(&a.kind));
+            drafts.retain(|a| self.alerts.wants(a.kind));
             match self.store.commit(&req, &event, &drafts, now) {
                 Ok(r) => return Ok(r),
                 Err(StoreError::Conflict(_)) if tries < 20 => {
@@ -298,10 +298,9 @@ pub(crate) fn no_alerts(_: &Request, _: &Event) -> Vec<AlertDraft> {
 }
 
 /// The alert every SOC sees for a transition, or none.
-pub(crate) fn alert(kind: &str, severity: &str, req: &Request, event: &Event) -> Vec<AlertDraft> {
+pub(crate) fn alert(kind: AlertKind, req: &Request, event: &Event) -> Vec<AlertDraft> {
     vec![AlertDraft {
-        kind: kind.into(),
-        severity: severity.into(),
+        kind,
         payload: serde_json::json!({
             "request_id": req.id.to_string(),
             "role": req.role,

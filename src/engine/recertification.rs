@@ -196,10 +196,9 @@ impl Engine {
             detail: &detail,
         };
         let mut alerts = vec![];
-        if self.alerts.wants("recertification") {
+        if self.alerts.wants(AlertKind::Recertification) {
             alerts.push(AlertDraft {
-                kind: "recertification".into(),
-                severity: "low".into(),
+                kind: AlertKind::Recertification,
                 payload: serde_json::json!({
                     "role": role.name,
                     "actor": who,

@@ -106,7 +106,7 @@ impl Engine {
             };
             let r = self.transition(
                 req.id,
-                |r, e| alert("recovery", "high", r, e),
+                |r, e| alert(AlertKind::Recovery, r, e),
                 |r, _, now| lifecycle::grant_failed(r, RECOVERY, &why, now, self.owner.clone()),
             );
             match r {
@@ -218,7 +218,7 @@ impl Engine {
             }
             match self.transition(
                 req.id,
-                |r, e| alert("certification_overdue", "high", r, e),
+                |r, e| alert(AlertKind::CertificationOverdue, r, e),
                 |r, _, now| lifecycle::certification_overdue(r, SWEEPER, now),
             ) {
                 Ok(_) => rep.certification_overdue.push(req.id.to_string()),

@@ -66,8 +66,8 @@ pub struct LoginMismatch {
 /// An alert to queue in the outbox with the transition that raised it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertDraft {
-    pub kind: String,
-    pub severity: String,
+    /// Its severity follows from the kind.
+    pub kind: crate::alert_vocab::AlertKind,
     pub payload: serde_json::Value,
 }
 
@@ -282,10 +282,10 @@ pub fn outbox_entry(
     let mut data = a.payload.clone();
     crate::sanitize::json_strings(&mut data, crate::audit::MAX_STORED_STRING);
     let payload = serde_json::json!({
-        "schema": crate::alert::SCHEMA,
+        "schema": crate::alert_vocab::SCHEMA,
         "event_id": event_id,
-        "kind": a.kind,
-        "severity": a.severity,
+        "kind": a.kind.as_str(),
+        "severity": a.kind.severity().as_str(),
         "audit_seq": rec.seq,
         "audit_hash": rec.hash,
         "at": rec.at,

@@ -82,8 +82,7 @@ pub fn activate(s: &dyn Store, mut r: Request) -> Request {
 
 fn alert() -> AlertDraft {
     AlertDraft {
-        kind: "activation".into(),
-        severity: "high".into(),
+        kind: breakglass::alert::AlertKind::Activation,
         payload: serde_json::json!({"x": 1}),
     }
 }
