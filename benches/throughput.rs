@@ -15,7 +15,9 @@ use breakglass::backend::{Backend, BackendError, DemoBackend, Grant, GrantSpec, 
 use breakglass::clock::SystemClock;
 use breakglass::config::RecoveryConfig;
 use breakglass::domain::policy::Principals;
-use breakglass::domain::{Event, Policy, Request, RequestId, ReviewAnswers, RolePolicy, State};
+use breakglass::domain::{
+    AuditAction, Event, Policy, Request, RequestId, ReviewAnswers, RolePolicy, State,
+};
 use breakglass::engine::{Engine, IncidentChoice, Parts, RequestInput};
 use breakglass::store::{AlertDraft, OutboxRow, Query, SqliteStore, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -474,7 +476,7 @@ impl Store for TimedStore {
         alerts: &[AlertDraft],
         now: DateTime<Utc>,
     ) -> Result<Request, StoreError> {
-        self.record(event.action, || {
+        self.record(event.action.as_str(), || {
             self.inner.insert_request(req, event, alerts, now)
         })
     }
@@ -485,7 +487,9 @@ impl Store for TimedStore {
         alerts: &[AlertDraft],
         now: DateTime<Utc>,
     ) -> Result<Request, StoreError> {
-        self.record(event.action, || self.inner.commit(req, event, alerts, now))
+        self.record(event.action.as_str(), || {
+            self.inner.commit(req, event, alerts, now)
+        })
     }
     fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
         self.inner.get(id)
@@ -506,10 +510,18 @@ impl Store for TimedStore {
     fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit_range(from, limit)
     }
-    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError> {
+    fn request_events(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.request_events(id, action)
     }
-    fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+    fn last_role_event(
+        &self,
+        role: &str,
+        action: AuditAction,
+    ) -> Result<Option<AuditRecord>, StoreError> {
         self.inner.last_role_event(role, action)
     }
     fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {

@@ -576,8 +576,13 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
     let r = h.vendor_request().await;
     e.approve("bob", r.id, None).unwrap();
     h.vendor_session_reviewed(r.id).await;
-    e.audit_note(r.id, "session.replayed", "dave", serde_json::json!({}))
-        .unwrap();
+    e.audit_note(
+        r.id,
+        breakglass::domain::AuditAction::SessionReplayed,
+        "dave",
+        serde_json::json!({}),
+    )
+    .unwrap();
     e.certify("dave", r.id, "replayed, fine").unwrap();
     // Auto-approved access, used and left uncertified past its deadline; a
     // request nobody decided on lapses meanwhile.
@@ -659,6 +664,14 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         "session.replayed",
     ]
     .into();
+    assert_eq!(
+        all_actions,
+        breakglass::domain::AuditAction::ALL
+            .iter()
+            .map(|a| a.as_str())
+            .collect(),
+        "the stored names of the audit actions do not change"
+    );
     assert_eq!(actions, all_actions, "every audit action, validated");
     assert_eq!(audit.len() as i64, h.audit_len(), "the whole log");
 

@@ -416,7 +416,12 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
 
     // What `breakglass replay` records; now certify opens.
     d.h.engine
-        .audit_note(r.id, "session.replayed", "dave", serde_json::json!({}))
+        .audit_note(
+            r.id,
+            breakglass::domain::AuditAction::SessionReplayed,
+            "dave",
+            serde_json::json!({}),
+        )
         .unwrap();
     d.refresh().await;
     d.assert_sees("you watched it");

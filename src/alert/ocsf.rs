@@ -7,6 +7,7 @@
 //! rejects an undeclared attribute. `user` (whose access it is) and `privileges`
 //! (the role) are required; fields with no value are left out, never `null`.
 
+use crate::domain::AuditAction;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -18,9 +19,10 @@ const CLASS_UID: i64 = 3005;
 const UNKNOWN_USER: &str = "unknown";
 
 fn activity(action: &str) -> (i64, &'static str) {
-    match action {
-        "grant.active" | "grant.intent" => (1, "Assign Privileges"),
-        "revoke.confirmed" | "revoke.started" => (2, "Revoke Privileges"),
+    use AuditAction::*;
+    match action.parse() {
+        Ok(GrantActive | GrantIntent) => (1, "Assign Privileges"),
+        Ok(RevokeConfirmed | RevokeStarted) => (2, "Revoke Privileges"),
         _ => (99, "Other"),
     }
 }
@@ -39,7 +41,7 @@ fn severity(s: &str) -> (i64, &'static str) {
 /// revocation is 2 Failure, with the start of its reason as `status_detail`
 /// (the whole of it stays in `unmapped`); anything else 1 Success.
 fn status(action: &str, detail: &Value) -> (i64, Option<String>) {
-    if action == "policy.refused" || action.ends_with(".failed") {
+    if action == AuditAction::PolicyRefused.as_str() || action.ends_with(".failed") {
         let why = ["refusal", "error"]
             .iter()
             .find_map(|k| detail.get(*k).and_then(Value::as_str))
@@ -187,7 +189,10 @@ pub struct AuditExport {
 impl AuditExport {
     pub fn render(&mut self, r: &crate::audit::AuditRecord) -> Value {
         let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::Null);
-        if let (Some(id), "request.created") = (r.request_id, r.action.as_str()) {
+        if let Some(id) = r
+            .request_id
+            .filter(|_| r.action == AuditAction::RequestCreated)
+        {
             let role = detail["role"].as_str().map(str::to_string);
             self.requests.insert(id, (r.actor.clone(), role));
         }

@@ -11,8 +11,9 @@ use super::args::{Cli, RequestArgs};
 use super::{load_config, parse_id, CliResult, Failure};
 use crate::cli::stdio::{errln, outln};
 use crate::domain::vendor::VendorInfo;
+use crate::domain::AuditAction;
 use crate::domain::{RequestId, State};
-use crate::engine::vendor_session::{sha256_file, SESSION_RECORDED, SESSION_REPLAYED};
+use crate::engine::vendor_session::sha256_file;
 use crate::engine::Engine;
 use crate::exit;
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
@@ -321,7 +322,7 @@ pub(super) async fn shell(
         sha256_file(&path).map_err(|e| failed(format!("reading back the recording: {e}")))?;
     engine.audit_note(
         id,
-        SESSION_RECORDED,
+        AuditAction::SessionRecorded,
         who,
         serde_json::json!({"path": path, "sha256": sha, "bytes": bytes}),
     )?;
@@ -391,7 +392,7 @@ pub(super) async fn replay(engine: &Engine, who: &str, id: &str, speed: f64) -> 
     outln!("\r\n[breakglass] end of the recording of {id}");
     engine.audit_note(
         id,
-        SESSION_REPLAYED,
+        AuditAction::SessionReplayed,
         who,
         serde_json::json!({"path": path, "sha256": want, "speed": speed}),
     )?;

@@ -1,6 +1,7 @@
 //! The lifecycle as pure functions over `Request`. Each returns the audit event of
 //! the transition, or a refusal that says what would have been accepted.
 
+use super::audit_action::AuditAction;
 use super::policy::RolePolicy;
 use super::request::*;
 use chrono::{DateTime, Duration, Utc};
@@ -47,7 +48,7 @@ fn wrong_state<T>(req: &Request, wanted: &str) -> Result<T, Refusal> {
 /// One audited transition. `detail` never carries a credential.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub action: &'static str,
+    pub action: AuditAction,
     pub actor: String,
     pub from: Option<State>,
     pub to: State,
@@ -206,7 +207,7 @@ pub fn new_request(
         vendor: None,
     };
     let event = Event {
-        action: "request.created",
+        action: AuditAction::RequestCreated,
         actor: requester.to_string(),
         from: None,
         to: State::Pending,
@@ -304,7 +305,7 @@ pub fn auto_approve(
     req.certify_by = Some(certify_by);
     req.decide_by = now + Duration::seconds(role.request_ttl);
     Ok(ev(
-        "request.auto_approved",
+        AuditAction::RequestAutoApproved,
         POLICY_ACTOR,
         State::Pending,
         State::Approved,
@@ -330,7 +331,7 @@ pub fn certification_overdue(
     }
     req.certification_overdue_at = Some(now);
     Ok(ev(
-        "certification.overdue",
+        AuditAction::CertificationOverdue,
         actor,
         req.state,
         req.state,
@@ -339,7 +340,7 @@ pub fn certification_overdue(
 }
 
 fn ev(
-    action: &'static str,
+    action: AuditAction,
     actor: &str,
     from: State,
     to: State,
@@ -401,7 +402,7 @@ pub fn approve(
         req.decide_by = now + Duration::seconds(role.request_ttl);
     }
     Ok(ev(
-        "request.approved",
+        AuditAction::RequestApproved,
         who,
         from,
         req.state,
@@ -445,7 +446,7 @@ pub fn deny(
         signature: None,
     });
     Ok(ev(
-        "request.denied",
+        AuditAction::RequestDenied,
         who,
         from,
         State::Denied,
@@ -472,7 +473,7 @@ pub fn cancel(req: &mut Request, who: &str, now: DateTime<Utc>) -> Result<Event,
         signature: None,
     });
     Ok(ev(
-        "request.cancelled",
+        AuditAction::RequestCancelled,
         who,
         from,
         State::Cancelled,
@@ -488,7 +489,7 @@ pub fn lapse(req: &mut Request, actor: &str, now: DateTime<Utc>) -> Result<Event
     let from = req.state;
     req.state = State::Lapsed;
     Ok(ev(
-        "request.lapsed",
+        AuditAction::RequestLapsed,
         actor,
         from,
         State::Lapsed,
@@ -532,7 +533,7 @@ pub fn begin_grant(
         revoker: None,
     });
     Ok(ev(
-        "grant.intent",
+        AuditAction::GrantIntent,
         who,
         State::Approved,
         State::Granting,
@@ -559,7 +560,7 @@ pub fn granted(
     g.expires_at = Some(expires_at);
     req.state = State::Active;
     Ok(ev(
-        "grant.active",
+        AuditAction::GrantActive,
         &req.requester.clone(),
         State::Granting,
         State::Active,
@@ -590,7 +591,7 @@ pub fn grant_failed(
     });
     req.state = State::Revoking;
     Ok(ev(
-        "grant.failed",
+        AuditAction::GrantFailed,
         actor,
         State::Granting,
         State::Revoking,
@@ -621,7 +622,7 @@ pub fn begin_revoke(
     g.revoker = Some(revoker);
     req.state = State::Revoking;
     Ok(ev(
-        "revoke.started",
+        AuditAction::RevokeStarted,
         who,
         State::Active,
         State::Revoking,
@@ -645,7 +646,7 @@ pub fn revoke_failed(
     g.next_attempt_at = Some(now + Duration::seconds(backoff));
     g.last_error = Some(error.to_string());
     Ok(ev(
-        "revoke.failed",
+        AuditAction::RevokeFailed,
         actor,
         State::Revoking,
         State::Revoking,
@@ -670,7 +671,7 @@ pub fn revoked(req: &mut Request, actor: &str, now: DateTime<Utc>) -> Result<Eve
     req.state = to;
     let reason = g.end.as_ref().map(|e| e.reason.clone()).unwrap_or_default();
     Ok(ev(
-        "revoke.confirmed",
+        AuditAction::RevokeConfirmed,
         actor,
         State::Revoking,
         to,
@@ -743,7 +744,7 @@ pub fn extend(
         new_expires_at: new_expires,
     });
     Ok(ev(
-        "grant.extended",
+        AuditAction::GrantExtended,
         who,
         State::Active,
         State::Active,
@@ -794,7 +795,7 @@ pub fn review(
         answers,
     });
     Ok(ev(
-        "review.submitted",
+        AuditAction::ReviewSubmitted,
         who,
         State::Ended,
         State::Reviewed,
@@ -846,7 +847,7 @@ pub fn certify(
         signature: None,
     });
     Ok(ev(
-        "review.certified",
+        AuditAction::ReviewCertified,
         who,
         State::Reviewed,
         State::Certified,
@@ -873,7 +874,7 @@ pub fn reject(
         signature: None,
     });
     Ok(ev(
-        "review.rejected",
+        AuditAction::ReviewRejected,
         who,
         State::Reviewed,
         State::Ended,

@@ -271,7 +271,7 @@ impl Engine {
         let state = req.as_ref().map(|r| r.state);
         let detail = serde_json::json!({ "attempt": attempt, "refusal": message });
         let note = crate::store::Note {
-            action: "policy.refused",
+            action: AuditAction::PolicyRefused,
             actor: who,
             from: state,
             to: state,
@@ -286,7 +286,7 @@ impl Engine {
                     "role": req.as_ref().map(|r| r.role.clone()),
                     "requester": req.as_ref().map(|r| r.requester.clone()),
                     "actor": who,
-                    "action": "policy.refused",
+                    "action": AuditAction::PolicyRefused,
                     "detail": detail,
                 }),
             });

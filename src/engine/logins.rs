@@ -12,7 +12,7 @@ impl Engine {
     fn row_disagreement(&self, req: &Request) -> Result<Option<String>> {
         let id = req.id;
         let database = self.identity == StoreIdentity::Database;
-        let written_by = |action: &str, person: &str| -> Result<bool> {
+        let written_by = |action: AuditAction, person: &str| -> Result<bool> {
             Ok(self
                 .store
                 .event_logins(id, action)?
@@ -28,14 +28,14 @@ impl Engine {
                 format!("by {who}")
             }
         };
-        if !written_by("request.created", &req.requester)? {
+        if !written_by(AuditAction::RequestCreated, &req.requester)? {
             return Ok(Some(format!(
                 "no request.created event {}",
                 by(&req.requester)
             )));
         }
         for a in &req.approvals {
-            if !written_by("request.approved", &a.by)? {
+            if !written_by(AuditAction::RequestApproved, &a.by)? {
                 return Ok(Some(format!(
                     "the approval by {} has no request.approved event {}",
                     a.by,
@@ -46,7 +46,7 @@ impl Engine {
         if req.auto_approved
             && self
                 .store
-                .request_events(id, "request.auto_approved")?
+                .request_events(id, AuditAction::RequestAutoApproved)?
                 .is_empty()
         {
             return Ok(Some(
@@ -77,7 +77,7 @@ impl Engine {
             if let Some(what) = self.row_disagreement(&req)? {
                 let seq = self
                     .store
-                    .request_events(req.id, "request.created")?
+                    .request_events(req.id, AuditAction::RequestCreated)?
                     .first()
                     .map_or(0, |r| r.seq);
                 return Ok(Some(crate::audit::Broken {

@@ -12,7 +12,7 @@ pub mod vendor_session;
 mod views;
 
 pub use actions::{IncidentChoice, RequestInput};
-pub use recertification::{RoleCertification, ROLE_RECERTIFIED};
+pub use recertification::RoleCertification;
 pub use recovery::RecoveryReport;
 pub use views::{QueueItem, RequestView, RoleView};
 
@@ -21,7 +21,8 @@ use crate::backend::Backend;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecoveryConfig, StoreConfig, StoreIdentity};
 use crate::domain::{
-    lifecycle, Event, Owner, Policy, Refusal, RefusalKind, Request, RequestId, RolePolicy,
+    lifecycle, AuditAction, Event, Owner, Policy, Refusal, RefusalKind, Request, RequestId,
+    RolePolicy,
 };
 use crate::incident::{IncidentSource, SourceError};
 use crate::store::{AlertDraft, PostgresStore, SqliteStore, Store, StoreError};

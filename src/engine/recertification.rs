@@ -6,8 +6,6 @@ use super::*;
 use crate::domain::SshSignature;
 use serde::Serialize;
 
-pub const ROLE_RECERTIFIED: &str = "role.recertified";
-
 /// The role's last recertification and when the next one is due.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RoleCertification {
@@ -36,7 +34,10 @@ impl Engine {
         let Some(vp) = &role.vendor else {
             return Ok(None);
         };
-        let Some(rec) = self.store.last_role_event(&role.name, ROLE_RECERTIFIED)? else {
+        let Some(rec) = self
+            .store
+            .last_role_event(&role.name, AuditAction::RoleRecertified)?
+        else {
             return Ok(None);
         };
         let detail: serde_json::Value = serde_json::from_str(&rec.detail).unwrap_or_default();
@@ -189,7 +190,7 @@ impl Engine {
             detail["signature"] = serde_json::json!(sig);
         }
         let note = crate::store::Note {
-            action: ROLE_RECERTIFIED,
+            action: AuditAction::RoleRecertified,
             actor: who,
             from: None,
             to: None,
@@ -202,7 +203,7 @@ impl Engine {
                 payload: serde_json::json!({
                     "role": role.name,
                     "actor": who,
-                    "action": ROLE_RECERTIFIED,
+                    "action": AuditAction::RoleRecertified,
                     "detail": detail,
                 }),
             });

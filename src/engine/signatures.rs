@@ -291,7 +291,7 @@ impl<'a> ChainSignatures<'a> {
 
     pub fn check(&mut self, r: &AuditRecord) -> std::result::Result<(), Broken> {
         let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
-        if r.action == "request.created" {
+        if r.action == AuditAction::RequestCreated {
             let role = detail["role"].as_str().map(str::to_string);
             let incident = serde_json::from_value::<IncidentRef>(detail["incident"].clone()).ok();
             if let (Some(id), Some(role), Some(incident)) = (r.request_id, role, incident) {
@@ -300,7 +300,7 @@ impl<'a> ChainSignatures<'a> {
             }
             return Ok(());
         }
-        if r.action == super::ROLE_RECERTIFIED {
+        if r.action == AuditAction::RoleRecertified {
             return self.check_role(r, &detail);
         }
         let Some(kind) = DecisionKind::from_action(&r.action) else {

@@ -10,9 +10,6 @@ use crate::domain::{IncidentRef, Request, State};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-pub const SESSION_RECORDED: &str = "session.recorded";
-pub const SESSION_REPLAYED: &str = "session.replayed";
-
 /// Checks and attaches the vendor's identity to a new request.
 pub(super) fn attach(
     role: &RolePolicy,
@@ -66,23 +63,24 @@ pub(super) fn attach(
 
 /// Re-hashes a recorded session named by a `session.recorded` event.
 pub(super) fn check_recording(r: &AuditRecord) -> std::result::Result<(), Broken> {
-    if r.action != SESSION_RECORDED {
+    let recorded = AuditAction::SessionRecorded;
+    if r.action != recorded {
         return Ok(());
     }
     let broken = |reason: String| Broken { seq: r.seq, reason };
     let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
     let (Some(path), Some(want)) = (detail["path"].as_str(), detail["sha256"].as_str()) else {
         return Err(broken(format!(
-            "{SESSION_RECORDED} event names no recording and hash"
+            "{recorded} event names no recording and hash"
         )));
     };
     match sha256_file(Path::new(path)) {
         Ok((got, _)) if got == want => Ok(()),
         Ok(_) => Err(broken(format!(
-            "{SESSION_RECORDED}: the recording {path} was altered (its SHA-256 differs from the one audited)"
+            "{recorded}: the recording {path} was altered (its SHA-256 differs from the one audited)"
         ))),
         Err(e) => Err(broken(format!(
-            "{SESSION_RECORDED}: the recording {path} is missing or unreadable: {e}"
+            "{recorded}: the recording {path} is missing or unreadable: {e}"
         ))),
     }
 }
@@ -195,7 +193,7 @@ impl Engine {
     pub fn audit_note(
         &self,
         id: RequestId,
-        action: &str,
+        action: AuditAction,
         who: &str,
         detail: serde_json::Value,
     ) -> Result<()> {
@@ -213,13 +211,13 @@ impl Engine {
     }
 
     /// Audit events of one request with `action`, oldest first.
-    fn events_of(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>> {
+    fn events_of(&self, id: RequestId, action: AuditAction) -> Result<Vec<AuditRecord>> {
         Ok(self.store.request_events(id, action)?)
     }
 
     /// The latest recording of a request's session: its path and audited SHA-256.
     pub fn recording_of(&self, id: RequestId) -> Result<(PathBuf, String)> {
-        let ev = self.events_of(id, SESSION_RECORDED)?;
+        let ev = self.events_of(id, AuditAction::SessionRecorded)?;
         ev.last()
             .and_then(|r| {
                 let d: serde_json::Value = serde_json::from_str(&r.detail).ok()?;
@@ -247,11 +245,11 @@ impl Engine {
 
     /// Whether `who` replayed the recorded session of `id` (None: no recording).
     pub fn replayed_by(&self, who: &str, id: RequestId) -> Result<Option<bool>> {
-        if self.events_of(id, SESSION_RECORDED)?.is_empty() {
+        if self.events_of(id, AuditAction::SessionRecorded)?.is_empty() {
             return Ok(None);
         }
         let replayed = self
-            .events_of(id, SESSION_REPLAYED)?
+            .events_of(id, AuditAction::SessionReplayed)?
             .iter()
             .any(|r| r.actor == who);
         Ok(Some(replayed))
@@ -264,7 +262,7 @@ impl Engine {
             return Ok(());
         }
         let replayed = self
-            .events_of(id, SESSION_REPLAYED)?
+            .events_of(id, AuditAction::SessionReplayed)?
             .iter()
             .any(|r| r.actor == who);
         if replayed {

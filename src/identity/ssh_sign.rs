@@ -8,7 +8,7 @@
 //! `.pub`); ssh-keygen runs as a child process with an argument vector, never
 //! through a shell, and its files live in a private (0700) temp dir.
 
-use crate::domain::RequestId;
+use crate::domain::{AuditAction, RequestId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,12 +56,12 @@ impl DecisionKind {
     }
 
     /// The audit action that records this decision.
-    pub fn action(self) -> &'static str {
+    pub fn action(self) -> AuditAction {
         match self {
-            DecisionKind::Approve => "request.approved",
-            DecisionKind::Deny => "request.denied",
-            DecisionKind::Certify => "review.certified",
-            DecisionKind::Reject => "review.rejected",
+            DecisionKind::Approve => AuditAction::RequestApproved,
+            DecisionKind::Deny => AuditAction::RequestDenied,
+            DecisionKind::Certify => AuditAction::ReviewCertified,
+            DecisionKind::Reject => AuditAction::ReviewRejected,
         }
     }
 
@@ -73,7 +73,7 @@ impl DecisionKind {
             DecisionKind::Reject,
         ]
         .into_iter()
-        .find(|d| d.action() == action)
+        .find(|d| d.action().as_str() == action)
     }
 
     /// The breakglass command that makes this decision.
@@ -423,7 +423,7 @@ mod tests {
             DecisionKind::Certify,
             DecisionKind::Reject,
         ] {
-            assert_eq!(DecisionKind::from_action(d.action()), Some(d));
+            assert_eq!(DecisionKind::from_action(d.action().as_str()), Some(d));
         }
         assert_eq!(DecisionKind::from_action("request.created"), None);
     }

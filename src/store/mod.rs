@@ -6,7 +6,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::audit::AuditRecord;
-use crate::domain::{Event, Request, RequestId, State};
+use crate::domain::{AuditAction, Event, Request, RequestId, State};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ pub enum StoreError {
 /// changed no state (`from == to`, or no request at all).
 #[derive(Debug, Clone)]
 pub struct Note<'a> {
-    pub action: &'a str,
+    pub action: AuditAction,
     pub actor: &'a str,
     pub from: Option<State>,
     pub to: Option<State>,
@@ -150,13 +150,17 @@ pub trait Store: Send + Sync {
     /// Audit events with `seq >= from`, in stored order.
     fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// The audit events of one request with `action`, oldest first.
-    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError>;
+    fn request_events(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
     /// Who wrote a request's events of one kind: (actor, database login) in
     /// order; the login is None where the store does not record one.
     fn event_logins(
         &self,
         id: RequestId,
-        action: &str,
+        action: AuditAction,
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
         Ok(self
             .request_events(id, action)?
@@ -172,7 +176,11 @@ pub trait Store: Send + Sync {
     }
     /// The newest audit event with `action` that names no request and whose
     /// detail names `role`: a decision about the role itself (`role.recertified`).
-    fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError>;
+    fn last_role_event(
+        &self,
+        role: &str,
+        action: AuditAction,
+    ) -> Result<Option<AuditRecord>, StoreError>;
 
     fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
     fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;

@@ -1135,7 +1135,11 @@ impl Store for PostgresStore {
         })
     }
 
-    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError> {
+    fn request_events(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let action = action.to_string();
         plain(self, move |q| {
             Ok(q
@@ -1153,7 +1157,7 @@ impl Store for PostgresStore {
     fn event_logins(
         &self,
         id: RequestId,
-        action: &str,
+        action: AuditAction,
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
         let action = action.to_string();
         plain(self, move |q| {
@@ -1189,7 +1193,11 @@ impl Store for PostgresStore {
         })
     }
 
-    fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+    fn last_role_event(
+        &self,
+        role: &str,
+        action: AuditAction,
+    ) -> Result<Option<AuditRecord>, StoreError> {
         let (role, action) = (role.to_string(), action.to_string());
         plain(self, move |q| {
             Ok(q.opt(

@@ -506,7 +506,11 @@ impl Store for SqliteStore {
         rows.map(|r| r.map_err(db)).collect()
     }
 
-    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, StoreError> {
+    fn request_events(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let conn = self.conn.lock().unwrap();
         let mut stmt = conn
             .prepare_cached(
@@ -515,18 +519,22 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
         let rows = stmt
-            .query_map(params![id.0, action], audit_row)
+            .query_map(params![id.0, action.as_str()], audit_row)
             .map_err(db)?;
         rows.map(|r| r.map_err(db)).collect()
     }
 
-    fn last_role_event(&self, role: &str, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+    fn last_role_event(
+        &self,
+        role: &str,
+        action: AuditAction,
+    ) -> Result<Option<AuditRecord>, StoreError> {
         let conn = self.conn.lock().unwrap();
         conn.query_row(
             "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
              FROM audit WHERE action = ?1 AND request_id IS NULL AND json_extract(detail, '$.role') = ?2
              ORDER BY seq DESC LIMIT 1",
-            params![action, role],
+            params![action.as_str(), role],
             audit_row,
         )
         .optional()

@@ -155,7 +155,7 @@ impl H {
         self.engine
             .audit_note(
                 id,
-                "session.recorded",
+                breakglass::domain::AuditAction::SessionRecorded,
                 "alice",
                 serde_json::json!({"path": "/nonexistent", "sha256": "00"}),
             )

@@ -289,7 +289,7 @@ pub fn notes_append_to_the_chain_without_changing_state(s: &dyn Store) {
     let detail =
         serde_json::json!({"attempt": "approve", "refusal": "cannot approve your own request"});
     let note = breakglass::store::Note {
-        action: "policy.refused",
+        action: breakglass::domain::AuditAction::PolicyRefused,
         actor: "alice",
         from: Some(r.state),
         to: Some(r.state),
@@ -327,7 +327,7 @@ pub fn role_events_are_found_by_role_and_action(s: &dyn Store) {
     let note = |role: &str, actor: &'static str, on_request: bool| {
         let detail = serde_json::json!({ "role": role, "comment": format!("by {actor}") });
         let n = breakglass::store::Note {
-            action: "role.recertified",
+            action: breakglass::domain::AuditAction::RoleRecertified,
             actor,
             from: None,
             to: None,
@@ -337,7 +337,7 @@ pub fn role_events_are_found_by_role_and_action(s: &dyn Store) {
             .unwrap();
     };
     assert!(s
-        .last_role_event("vendor-a", "role.recertified")
+        .last_role_event("vendor-a", breakglass::domain::AuditAction::RoleRecertified)
         .unwrap()
         .is_none());
     note("vendor-a", "carol", false);
@@ -346,36 +346,43 @@ pub fn role_events_are_found_by_role_and_action(s: &dyn Store) {
     // Events about a request are not decisions about the role.
     note("vendor-a", "mallory", true);
     let last = s
-        .last_role_event("vendor-a", "role.recertified")
+        .last_role_event("vendor-a", breakglass::domain::AuditAction::RoleRecertified)
         .unwrap()
         .expect("found");
     assert_eq!((last.actor.as_str(), last.seq), ("dave", 4));
     assert_eq!(
-        s.last_role_event("vendor-b", "role.recertified")
+        s.last_role_event("vendor-b", breakglass::domain::AuditAction::RoleRecertified)
             .unwrap()
             .map(|e| e.actor),
         Some("dave".to_string())
     );
     assert!(s
-        .last_role_event("vendor-c", "role.recertified")
+        .last_role_event("vendor-c", breakglass::domain::AuditAction::RoleRecertified)
         .unwrap()
         .is_none());
     assert!(s
-        .last_role_event("vendor-a", "policy.refused")
+        .last_role_event("vendor-a", breakglass::domain::AuditAction::PolicyRefused)
         .unwrap()
         .is_none());
     assert_eq!(verify(s), 5);
     // And a request's own events of one kind, oldest first.
-    let mine = s.request_events(r.id, "role.recertified").unwrap();
+    let mine = s
+        .request_events(r.id, breakglass::domain::AuditAction::RoleRecertified)
+        .unwrap();
     assert_eq!(
         mine.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
         ["mallory"]
     );
-    let created = s.request_events(r.id, "request.created").unwrap();
+    let created = s
+        .request_events(r.id, breakglass::domain::AuditAction::RequestCreated)
+        .unwrap();
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].seq, 1);
     assert!(s
-        .request_events(RequestId(r.id.0 + 1), "request.created")
+        .request_events(
+            RequestId(r.id.0 + 1),
+            breakglass::domain::AuditAction::RequestCreated
+        )
         .unwrap()
         .is_empty());
 }
@@ -579,7 +586,7 @@ pub fn racing_handles_serialise(handles: Vec<Arc<dyn Store>>) {
                     } else {
                         let detail = serde_json::json!({"i": i, "j": j});
                         let note = breakglass::store::Note {
-                            action: "policy.refused",
+                            action: breakglass::domain::AuditAction::PolicyRefused,
                             actor: "mallory",
                             from: None,
                             to: None,
