@@ -210,6 +210,33 @@ async fn quitting_with_a_review_owed_opens_the_form_first() {
 }
 
 #[tokio::test]
+async fn only_a_submitted_review_clears_its_form_and_draft() {
+    use breakglass::tui::app::{Msg, Verb};
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    d.h.engine.revoke("alice", r.id, "done").await.unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('q')).await;
+    d.typed("half written").await;
+    d.press(KeyCode::Esc).await;
+    d.press(KeyCode::Enter).await;
+    assert!(d.app.review.is_some(), "Enter reopens the draft");
+    let req = d.engine.load(r.id).unwrap();
+
+    // Another outcome for the same request leaves the form and draft alone.
+    let cmds = d.app.update(Msg::Acted(Verb::Certified, Ok(req.clone())));
+    d.run(cmds).await;
+    assert!(d.app.review.is_some());
+    assert!(d.app.drafts.contains_key(&r.id));
+
+    let cmds = d.app.update(Msg::Acted(Verb::Reviewed, Ok(req)));
+    d.run(cmds).await;
+    assert!(d.app.review.is_none());
+    assert!(!d.app.drafts.contains_key(&r.id));
+    d.assert_sees("REQ-1 reviewed");
+}
+
+#[tokio::test]
 async fn a_revocation_that_keeps_failing_is_shown_loudly() {
     let mut d = console().await;
     let (r, _) = d.h.active(K8S).await;

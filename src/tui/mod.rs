@@ -14,7 +14,7 @@ pub mod widgets;
 use crate::domain::{RequestId, State};
 use crate::engine::Engine;
 use crate::store::Query;
-use app::{App, Cmd, Msg, Snapshot};
+use app::{App, Cmd, Msg, Snapshot, Verb};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use drafts::{draft_path, load_drafts, save_draft};
 use futures::StreamExt;
@@ -407,28 +407,31 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
         Cmd::Refresh => Msg::Loaded(Box::new(snapshot(engine, &who).await)),
         Cmd::Request(input) => Msg::Requested(engine.request(&who, input).await.map_err(e)),
         Cmd::Activate(id) => Msg::Activated(id, engine.activate(&who, id).await.map_err(e)),
-        Cmd::Approve(id) => Msg::Acted("approved", engine.approve(&who, id, None).map_err(e)),
-        Cmd::Deny(id, reason) => Msg::Acted("denied", engine.deny(&who, id, &reason).map_err(e)),
-        Cmd::Cancel(id) => Msg::Acted("cancelled", engine.cancel(&who, id).map_err(e)),
+        Cmd::Approve(id) => Msg::Acted(Verb::Approved, engine.approve(&who, id, None).map_err(e)),
+        Cmd::Deny(id, reason) => {
+            Msg::Acted(Verb::Denied, engine.deny(&who, id, &reason).map_err(e))
+        }
+        Cmd::Cancel(id) => Msg::Acted(Verb::Cancelled, engine.cancel(&who, id).map_err(e)),
         Cmd::Revoke(id) => Msg::Acted(
-            "revoked",
+            Verb::Revoked,
             engine
                 .revoke(&who, id, "ended early from the console")
                 .await
                 .map_err(e),
         ),
         Cmd::Extend(id, secs, reason) => Msg::Acted(
-            "extended",
+            Verb::Extended,
             engine.extend(&who, id, secs, &reason).await.map_err(e),
         ),
         Cmd::Review(id, answers) => {
-            Msg::Acted("reviewed", engine.review(&who, id, answers).map_err(e))
+            Msg::Acted(Verb::Reviewed, engine.review(&who, id, answers).map_err(e))
         }
-        Cmd::Certify(id, comment) => {
-            Msg::Acted("certified", engine.certify(&who, id, &comment).map_err(e))
-        }
+        Cmd::Certify(id, comment) => Msg::Acted(
+            Verb::Certified,
+            engine.certify(&who, id, &comment).map_err(e),
+        ),
         Cmd::Reject(id, comment) => Msg::Acted(
-            "review rejected",
+            Verb::ReviewRejected,
             engine.reject(&who, id, &comment).map_err(e),
         ),
         Cmd::VerifyAudit => {
@@ -438,8 +441,8 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
             match r {
                 Ok(Ok((n, None))) => Msg::Verified(head, Ok(n)),
                 Ok(Ok((_, Some(b)))) => Msg::Verified(head, Err(b)),
-                Ok(Err(err)) => Msg::Acted("verified", Err(err.to_string())),
-                Err(join) => Msg::Acted("verified", Err(join.to_string())),
+                Ok(Err(err)) => Msg::Acted(Verb::Verified, Err(err.to_string())),
+                Err(join) => Msg::Acted(Verb::Verified, Err(join.to_string())),
             }
         }
         Cmd::Copy(_)

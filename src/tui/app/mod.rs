@@ -94,6 +94,37 @@ pub enum Cmd {
     Quit,
 }
 
+/// What the engine was asked to do to a request, for the flash that reports it;
+/// a review that went through also clears its form and draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Approved,
+    Denied,
+    Cancelled,
+    Revoked,
+    Extended,
+    Reviewed,
+    Certified,
+    ReviewRejected,
+    Verified,
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verb::Approved => "approved",
+            Verb::Denied => "denied",
+            Verb::Cancelled => "cancelled",
+            Verb::Revoked => "revoked",
+            Verb::Extended => "extended",
+            Verb::Reviewed => "reviewed",
+            Verb::Certified => "certified",
+            Verb::ReviewRejected => "review rejected",
+            Verb::Verified => "verified",
+        })
+    }
+}
+
 pub enum Msg {
     Key(KeyEvent),
     Tick(DateTime<Utc>),
@@ -102,7 +133,7 @@ pub enum Msg {
     Loaded(Box<Snapshot>),
     Requested(Result<Request, String>),
     Activated(RequestId, Result<(Request, Credential), String>),
-    Acted(&'static str, Result<Request, String>),
+    Acted(Verb, Result<Request, String>),
     Verified(i64, Result<u64, Broken>),
     Drafts(BTreeMap<RequestId, ReviewDraft>),
     /// A shell or replay the console handed the terminal to has ended.
@@ -361,7 +392,7 @@ impl App {
                     Ok(req) => {
                         let id = req.id;
                         let mut cmds = vec![Cmd::Refresh];
-                        if verb == "reviewed" {
+                        if verb == Verb::Reviewed {
                             self.review = None;
                             self.drafts.remove(&id);
                             cmds.push(Cmd::DeleteDraft(id));
