@@ -168,6 +168,17 @@ fn exit_codes_are_as_documented() {
     assert!(stderr(&o).contains("may not request"));
     // 2: usage (unknown request id, bad duration).
     assert_eq!(code(&bg(&cfg, Some("bob"), &["approve", "REQ-99"])), 2);
+    // A malformed id is clap's usage error, naming both spellings; nothing ran.
+    for bad in ["REQ-x", "0", "-3", "banana"] {
+        let o = bg(&cfg, Some("bob"), &["approve", "--", bad]);
+        assert_eq!(code(&o), 2, "{bad}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("write it as REQ-12 or 12"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("<ID>"), "{}", stderr(&o));
+    }
     assert_eq!(
         code(&bg(
             &cfg,

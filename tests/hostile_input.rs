@@ -980,6 +980,7 @@ fn clap_errors_do_not_echo_raw_arguments() {
         vec!["store", "migrate", "--to", hostile.as_str()],
         vec![hostile.as_str()],
         vec!["status", "--no-such-flag", hostile.as_str()],
+        vec!["approve", hostile.as_str()],
     ] {
         let o = bg(&cfg, None, &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");

@@ -1,5 +1,6 @@
 //! Command-line definitions.
 
+use crate::domain::RequestId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -65,25 +66,25 @@ pub enum Command {
     /// Request emergency access
     Request(RequestArgs),
     /// Activate an approved request: grant access and print the credential once
-    Activate { id: String },
+    Activate { id: RequestId },
     /// Vendor roles: activate an approved request into a recorded shell session
     /// (the credential only in the shell's environment); it ends with the grant
     Shell {
-        id: String,
+        id: RequestId,
         /// Run this instead of the role's shell_command or $SHELL
         #[arg(long, value_name = "CMD")]
         command: Option<String>,
     },
     /// Play a recorded vendor session back in the terminal (audited)
     Replay {
-        id: String,
+        id: RequestId,
         /// Playback speed factor; 0 prints at once
         #[arg(long, default_value = "1")]
         speed: f64,
     },
     /// Approve someone else's request
     Approve {
-        id: String,
+        id: RequestId,
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
@@ -91,30 +92,30 @@ pub enum Command {
     },
     /// Deny a request
     Deny {
-        id: String,
+        id: RequestId,
         #[arg(long)]
         reason: String,
         #[command(flatten)]
         sign: SignArgs,
     },
     /// Withdraw your own pending or approved request
-    Cancel { id: String },
+    Cancel { id: RequestId },
     /// Show one request (with live TTL), or your open ones
     Status {
-        id: Option<String>,
+        id: Option<RequestId>,
         /// Every request, not only open ones
         #[arg(long)]
         all: bool,
     },
     /// End active access now
     Revoke {
-        id: String,
+        id: RequestId,
         #[arg(long, default_value = "ended early")]
         reason: String,
     },
     /// Extend active access
     Extend {
-        id: String,
+        id: RequestId,
         /// How much longer, e.g. 10m
         #[arg(long, value_name = "DURATION")]
         by: String,
@@ -125,7 +126,7 @@ pub enum Command {
     Review(ReviewArgs),
     /// Certify (or reject) an after-action review; unlocks the role
     Certify {
-        id: String,
+        id: RequestId,
         #[arg(long)]
         reject: bool,
         #[arg(long, default_value = "")]
@@ -290,7 +291,7 @@ pub struct RequestArgs {
 
 #[derive(Args, Debug)]
 pub struct ReviewArgs {
-    pub id: String,
+    pub id: RequestId,
     /// Answers from a TOML or JSON file (keys as the flags, with underscores)
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,

@@ -96,10 +96,6 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
     })
 }
 
-fn parse_id(s: &str) -> Result<RequestId, Failure> {
-    s.parse().map_err(|e: String| Failure::new(exit::USAGE, e))
-}
-
 fn parse_duration(s: &str, what: &str) -> Result<i64, Failure> {
     humantime::parse_duration(s.trim())
         .ok()
@@ -213,18 +209,18 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         }
         Command::Request(a) => request(engine, &who()?, a, json).await,
         Command::Activate { id } => {
-            let (me, id) = (who()?, parse_id(id)?);
+            let (me, id) = (who()?, *id);
             credential_can_be_shown(json)?;
             let (req, cred) = engine.activate(&me, id).await?;
             output::credential(&engine.view(req), &cred, json);
             Ok(exit::OK)
         }
         Command::Shell { id, command } => {
-            session::shell(cli, engine, &who()?, id, command.as_deref()).await
+            session::shell(cli, engine, &who()?, *id, command.as_deref()).await
         }
-        Command::Replay { id, speed } => session::replay(engine, &who()?, id, *speed).await,
+        Command::Replay { id, speed } => session::replay(engine, &who()?, *id, *speed).await,
         Command::Approve { id, comment, sign } => {
-            let (me, id) = (who()?, parse_id(id)?);
+            let (me, id) = (who()?, *id);
             let Some(sig) =
                 sign_decision(engine, &me, id, DecisionKind::Approve, None, sign, json)?
             else {
@@ -235,7 +231,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             Ok(exit::OK)
         }
         Command::Deny { id, reason, sign } => {
-            let (me, id) = (who()?, parse_id(id)?);
+            let (me, id) = (who()?, *id);
             let Some(sig) = sign_decision(
                 engine,
                 &me,
@@ -253,25 +249,25 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             Ok(exit::OK)
         }
         Command::Cancel { id } => {
-            let req = engine.cancel(&who()?, parse_id(id)?)?;
+            let req = engine.cancel(&who()?, *id)?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
-        Command::Status { id, all } => status(engine, id.as_deref(), *all, json),
+        Command::Status { id, all } => status(engine, *id, *all, json),
         Command::Revoke { id, reason } => {
-            let req = engine.revoke(&who()?, parse_id(id)?, reason).await?;
+            let req = engine.revoke(&who()?, *id, reason).await?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
         Command::Extend { id, by, reason } => {
             let secs = parse_duration(by, "--by")?;
-            let req = engine.extend(&who()?, parse_id(id)?, secs, reason).await?;
+            let req = engine.extend(&who()?, *id, secs, reason).await?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
         Command::Review(a) => {
             let answers = review_answers(a)?;
-            let req = engine.review(&who()?, parse_id(&a.id)?, answers)?;
+            let req = engine.review(&who()?, a.id, answers)?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
@@ -282,7 +278,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             sign,
         } => {
             let me = who()?;
-            let id = parse_id(id)?;
+            let id = *id;
             let kind = if *reject {
                 DecisionKind::Reject
             } else {

@@ -138,14 +138,14 @@ pub(super) async fn request_inner(
     }
 }
 
-pub(super) fn status(engine: &Engine, id: Option<&str>, all: bool, json: bool) -> CliResult {
+pub(super) fn status(engine: &Engine, id: Option<RequestId>, all: bool, json: bool) -> CliResult {
     let undelivered = engine
         .store()
         .outbox_undelivered()
         .map_err(EngineError::from)?;
     match id {
         Some(id) => {
-            let req = engine.load(parse_id(id)?)?;
+            let req = engine.load(id)?;
             output::status_one(&engine.view(req), undelivered, engine.now(), json);
         }
         None => {

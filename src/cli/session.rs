@@ -8,7 +8,7 @@
 //! only when the role sets `record_input = true`.
 
 use super::args::{Cli, RequestArgs};
-use super::{load_config, parse_id, CliResult, Failure};
+use super::{load_config, CliResult, Failure};
 use crate::cli::stdio::{errln, outln};
 use crate::domain::vendor::VendorInfo;
 use crate::domain::AuditAction;
@@ -130,10 +130,9 @@ pub(super) async fn shell(
     cli: &Cli,
     engine: &Engine,
     who: &str,
-    id: &str,
+    id: RequestId,
     command: Option<&str>,
 ) -> CliResult {
-    let id = parse_id(id)?;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(Failure::new(
             exit::USAGE,
@@ -338,8 +337,7 @@ pub(super) async fn shell(
     Ok(exit::OK)
 }
 
-pub(super) async fn replay(engine: &Engine, who: &str, id: &str, speed: f64) -> CliResult {
-    let id = parse_id(id)?;
+pub(super) async fn replay(engine: &Engine, who: &str, id: RequestId, speed: f64) -> CliResult {
     if !speed.is_finite() || speed < 0.0 {
         return Err(Failure::new(
             exit::USAGE,
