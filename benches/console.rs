@@ -16,7 +16,7 @@ mod common;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use breakglass::audit::AuditRecord;
 use breakglass::domain::{RequestId, ReviewAnswers};
-use breakglass::engine::{Engine, IncidentChoice, RequestInput};
+use breakglass::engine::{Decision, Engine, IncidentChoice, RequestInput};
 use breakglass::incident::{Incident, IncidentStatus};
 use breakglass::tui::app::{
     App, FormField, Msg, Pick, RequestForm, ReviewField, ReviewForm, Snapshot, Tab, Walk,
@@ -516,7 +516,7 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             ),
         )
         .await?;
-    e.approve("bob", r.id, None)?;
+    e.decide("bob", r.id, Decision::approve(None))?;
     e.activate("alice", r.id).await?;
     e.revoke("alice", r.id, "done").await?;
     e.review("alice", r.id, answers)?;
@@ -527,8 +527,8 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             input("INC-1042", "prod-db-emergency-dba", "production outage"),
         )
         .await?;
-    e.approve("bob", r.id, None)?;
-    e.approve("carol", r.id, None)?;
+    e.decide("bob", r.id, Decision::approve(None))?;
+    e.decide("carol", r.id, Decision::approve(None))?;
     e.activate("alice", r.id).await?;
     e.revoke("alice", r.id, "failover done").await?;
     let ended = r.id;
@@ -539,7 +539,7 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             input("INC-1042", "k8s-cluster-admin", "production outage"),
         )
         .await?;
-    e.approve("bob", r.id, None)?;
+    e.decide("bob", r.id, Decision::approve(None))?;
     let (r, cred) = e.activate("alice", r.id).await?;
     let active = (r.id, cred);
     // Denied, cancelled, pending.
@@ -549,7 +549,7 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             input("INC-1043", "payments-api-operator", "production outage"),
         )
         .await?;
-    e.deny("bob", r.id, "use the runbook restart first")?;
+    e.decide("bob", r.id, Decision::deny("use the runbook restart first"))?;
     let r = e
         .request(
             "alice",

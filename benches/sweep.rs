@@ -156,7 +156,7 @@ fn run(server: &pg::PgServer, k: usize, replicas: usize, interval: Duration) -> 
                         )
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                         let mut r = store.insert_request(&req, &ev, &[], now)?;
-                        let ev = lifecycle::approve(&mut r, role, "bob", None, now)
+                        let ev = lifecycle::approve(&mut r, role, "bob", None, Ok(None), now)
                             .map_err(|e| anyhow::anyhow!("{e}"))?;
                         let mut r = store.commit(&r, &ev, &[], now)?;
                         let ev = lifecycle::begin_grant(&mut r, "alice", owner.clone(), now)

@@ -18,7 +18,7 @@ use breakglass::domain::policy::Principals;
 use breakglass::domain::{
     AuditAction, Event, Policy, Request, RequestId, ReviewAnswers, RolePolicy, State,
 };
-use breakglass::engine::{Engine, IncidentChoice, Parts, RequestInput};
+use breakglass::engine::{Decision, Engine, IncidentChoice, Parts, RequestInput};
 use breakglass::store::{AlertDraft, OutboxRow, Query, SqliteStore, Store, StoreError};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -720,7 +720,7 @@ fn bench_lifecycle(o: &Opts, tmp: &Path) -> Result<()> {
         ))?;
         mark(0, &mut calls);
         let id = req.id;
-        engine.approve("bob", id, Some("go ahead".into()))?;
+        engine.decide("bob", id, Decision::approve(Some("go ahead".into())))?;
         mark(1, &mut calls);
         let (_, credential) = rt.block_on(engine.activate("alice", id))?;
         drop(credential);
@@ -729,7 +729,7 @@ fn bench_lifecycle(o: &Opts, tmp: &Path) -> Result<()> {
         mark(3, &mut calls);
         engine.review("alice", id, answers.clone())?;
         mark(4, &mut calls);
-        let done = engine.certify("bob", id, "review complete")?;
+        let done = engine.decide("bob", id, Decision::certify("review complete"))?;
         mark(5, &mut calls);
         ensure!(done.state == State::Certified, "{id} ended {}", done.state);
         if i >= o.warmup {

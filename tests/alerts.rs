@@ -8,7 +8,7 @@ use breakglass::alert::sinks::{FileSink, SlackSink, SyslogSink, WebhookSink};
 use breakglass::alert::{Format, Sink};
 use breakglass::backend::{Backend, BackendError, Grant, GrantSpec, RevokeSpec};
 use breakglass::domain::State;
-use breakglass::engine::{IncidentChoice, RequestInput};
+use breakglass::engine::{Decision, IncidentChoice, RequestInput};
 use chrono::Duration;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
@@ -293,7 +293,10 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    assert!(h.engine.approve("alice", r.id, None).is_err());
+    assert!(h
+        .engine
+        .decide("alice", r.id, Decision::approve(None))
+        .is_err());
     let last = h
         .engine
         .store()
@@ -305,7 +308,7 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
         ("policy.refused", "alice")
     );
     assert!(last.detail.contains("cannot approve"));
-    h.engine.deny("bob", r.id, "no").unwrap();
+    h.engine.decide("bob", r.id, Decision::deny("no")).unwrap();
     let (r2, _) = h.active(DBA).await;
     h.engine.deliver_alerts().await.unwrap();
     let kinds: Vec<String> = rx
@@ -328,7 +331,7 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    let _ = h.engine.approve("alice", r.id, None);
+    let _ = h.engine.decide("alice", r.id, Decision::approve(None));
     h.engine.deliver_alerts().await.unwrap();
     let got = rx.received();
     assert_eq!(got[0].json()["kind"], "refusal");
@@ -510,7 +513,7 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
     let e = &h.engine;
     let close = |id| {
         e.review("alice", id, answers()).unwrap();
-        e.certify("dave", id, "ok").unwrap();
+        e.decide("dave", id, Decision::certify("ok")).unwrap();
     };
 
     // Refusals: someone outside the policy, then a self-approval; a denial.
@@ -522,8 +525,9 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    assert!(e.approve("alice", r.id, None).is_err());
-    e.deny("bob", r.id, "not this way").unwrap();
+    assert!(e.decide("alice", r.id, Decision::approve(None)).is_err());
+    e.decide("bob", r.id, Decision::deny("not this way"))
+        .unwrap();
     // A cancellation.
     let r = e
         .request("alice", input(K8S, inc("INC-1042")))
@@ -537,7 +541,8 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         .unwrap();
     e.revoke("alice", r.id, "done").await.unwrap();
     e.review("alice", r.id, answers()).unwrap();
-    e.reject("dave", r.id, "say which tables").unwrap();
+    e.decide("dave", r.id, Decision::reject("say which tables"))
+        .unwrap();
     close(r.id);
     // A rotation that fails after the revocation.
     flaky.fail_rotate.store(true, SeqCst);
@@ -574,7 +579,7 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
     assert_eq!(h.state(r.id), State::Failed);
     // A vendor session: role recertified, recorded, replayed, certified.
     let r = h.vendor_request().await;
-    e.approve("bob", r.id, None).unwrap();
+    e.decide("bob", r.id, Decision::approve(None)).unwrap();
     h.vendor_session_reviewed(r.id).await;
     e.audit_note(
         r.id,
@@ -583,7 +588,8 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         serde_json::json!({}),
     )
     .unwrap();
-    e.certify("dave", r.id, "replayed, fine").unwrap();
+    e.decide("dave", r.id, Decision::certify("replayed, fine"))
+        .unwrap();
     // Auto-approved access, used and left uncertified past its deadline; a
     // request nobody decided on lapses meanwhile.
     let r = e
@@ -818,7 +824,9 @@ async fn a_hostile_reason_gives_one_valid_record_per_alert_at_a_real_rsyslog() {
     let mut req = input(K8S, inc("INC-1042"));
     req.reason = reason.clone();
     let r = h.engine.request("alice", req).await.unwrap();
-    h.engine.approve("bob", r.id, None).unwrap();
+    h.engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
     h.engine.activate("alice", r.id).await.unwrap();
     h.engine.revoke("alice", r.id, &reason).await.unwrap();
     let alerts: Vec<(String, String)> = h

@@ -6,7 +6,7 @@ mod support;
 
 use breakglass::domain::policy::{Automation, Principals};
 use breakglass::domain::State;
-use breakglass::engine::{IncidentChoice, RequestInput};
+use breakglass::engine::{Decision, IncidentChoice, RequestInput};
 use chrono::Duration;
 use support::*;
 
@@ -85,7 +85,10 @@ async fn only_the_listed_condition_is_auto_approved() {
         .contains("not auto-approved"));
     // Humans may still approve it as usual.
     assert_eq!(
-        h.engine.approve("bob", other.id, None).unwrap().state,
+        h.engine
+            .decide("bob", other.id, Decision::approve(None))
+            .unwrap()
+            .state,
         State::Approved
     );
 }
@@ -212,7 +215,9 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
         .is_none());
     let again = used(&h).await;
     h.engine.review("bob", again.id, answers()).unwrap();
-    h.engine.certify("dave", again.id, "ok").unwrap();
+    h.engine
+        .decide("dave", again.id, Decision::certify("ok"))
+        .unwrap();
 
     h.clock.advance(Duration::hours(25));
     let refused = h
@@ -252,8 +257,13 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
     // A person reviews (the service account cannot), another certifies.
     assert!(h.engine.review(SVC, first.id, answers()).is_err());
     h.engine.review("bob", first.id, answers()).unwrap();
-    assert!(h.engine.certify("bob", first.id, "ok").is_err());
-    h.engine.certify("dave", first.id, "reviewed").unwrap();
+    assert!(h
+        .engine
+        .decide("bob", first.id, Decision::certify("ok"))
+        .is_err());
+    h.engine
+        .decide("dave", first.id, Decision::certify("reviewed"))
+        .unwrap();
     assert_eq!(h.state(first.id), State::Certified);
     assert!(h
         .engine

@@ -4,7 +4,7 @@ mod support;
 
 use breakglass::backend::{Backend, BackendError, Grant, GrantSpec, RevokeSpec};
 use breakglass::domain::{RefusalKind, State};
-use breakglass::engine::{Error, IncidentChoice};
+use breakglass::engine::{Decision, Error, IncidentChoice};
 use breakglass::store::Store;
 use chrono::Duration;
 use secrecy::ExposeSecret;
@@ -154,20 +154,30 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
         .await
         .unwrap();
     refused(
-        h.engine.approve("alice", r.id, None).unwrap_err(),
+        h.engine
+            .decide("alice", r.id, Decision::approve(None))
+            .unwrap_err(),
         RefusalKind::Policy,
         "cannot approve",
     );
     // bob and carol approve; alice is not an approver of a request by bob either.
-    let r2 = h.engine.approve("bob", r.id, None).unwrap();
+    let r2 = h
+        .engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
     assert_eq!((r2.state, r2.approvals.len()), (State::Pending, 1));
     refused(
-        h.engine.approve("bob", r.id, None).unwrap_err(),
+        h.engine
+            .decide("bob", r.id, Decision::approve(None))
+            .unwrap_err(),
         RefusalKind::Policy,
         "already approved",
     );
     assert_eq!(h.engine.load(r.id).unwrap().approvals.len(), 1);
-    let r3 = h.engine.approve("carol", r.id, Some("ok".into())).unwrap();
+    let r3 = h
+        .engine
+        .decide("carol", r.id, Decision::approve(Some("ok".into())))
+        .unwrap();
     assert_eq!(r3.state, State::Approved);
     assert_eq!(r3.approvers(), vec!["bob", "carol"]);
 
@@ -177,9 +187,59 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
         .await
         .unwrap();
     refused(
-        h.engine.approve("alice", other.id, None).unwrap_err(),
+        h.engine
+            .decide("alice", other.id, Decision::approve(None))
+            .unwrap_err(),
         RefusalKind::Policy,
         "may not approve",
+    );
+}
+
+/// The lifecycle applies a decision's signature check after the decision's own
+/// rules: a decision nobody may make is refused for that, and a verified
+/// signature is kept with the decision and its audit event.
+#[test]
+fn a_decision_is_checked_before_its_signature_and_keeps_it() {
+    use breakglass::domain::lifecycle::{self, NewRequest};
+    use breakglass::domain::{IncidentRef, Refusal, SshSignature};
+    let role = support::store_conformance::role("db");
+    let now = chrono::Utc::now();
+    let (mut r, _) = lifecycle::new_request(
+        &role,
+        NewRequest {
+            incident: IncidentRef::Ticket {
+                reference: "INC-1".into(),
+            },
+            condition: "outage".into(),
+            reason: "r".into(),
+            ttl_seconds: None,
+        },
+        "alice",
+        now,
+    )
+    .unwrap();
+    let unsigned = || {
+        Err(Refusal {
+            kind: RefusalKind::Policy,
+            message: "sign it".into(),
+        })
+    };
+    let e = lifecycle::approve(&mut r, &role, "alice", None, unsigned(), now).unwrap_err();
+    assert!(e.message.contains("cannot approve it"), "{}", e.message);
+    let e = lifecycle::approve(&mut r, &role, "bob", None, unsigned(), now).unwrap_err();
+    assert_eq!(e.message, "sign it");
+    assert!(r.approvals.is_empty() && r.state == State::Pending);
+
+    let sig = SshSignature {
+        signed_at: now,
+        armored: "-----BEGIN SSH SIGNATURE-----".into(),
+    };
+    let ev = lifecycle::deny(&mut r, &role, "bob", " no ", Ok(Some(sig.clone())), now).unwrap();
+    assert_eq!(ev.detail["signature"], serde_json::json!(sig));
+    let denial = r.denial.as_ref().unwrap();
+    assert_eq!(
+        (denial.comment.as_str(), denial.signature.as_ref()),
+        ("no", Some(&sig))
     );
 }
 
@@ -192,17 +252,21 @@ async fn a_denial_ends_the_request() {
         .await
         .unwrap();
     refused(
-        h.engine.deny("carol", r.id, " ").unwrap_err(),
+        h.engine
+            .decide("carol", r.id, Decision::deny(" "))
+            .unwrap_err(),
         RefusalKind::Input,
         "reason",
     );
     let d = h
         .engine
-        .deny("carol", r.id, "use the runbook first")
+        .decide("carol", r.id, Decision::deny("use the runbook first"))
         .unwrap();
     assert_eq!(d.state, State::Denied);
     refused(
-        h.engine.approve("bob", r.id, None).unwrap_err(),
+        h.engine
+            .decide("bob", r.id, Decision::approve(None))
+            .unwrap_err(),
         RefusalKind::State,
         "denied",
     );
@@ -227,7 +291,9 @@ async fn pending_and_unactivated_requests_lapse() {
     );
     assert_eq!(h.state(r.id), State::Lapsed);
     refused(
-        h.engine.approve("bob", r.id, None).unwrap_err(),
+        h.engine
+            .decide("bob", r.id, Decision::approve(None))
+            .unwrap_err(),
         RefusalKind::State,
         "lapsed",
     );
@@ -510,24 +576,30 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
         .lock_reason
         .is_none());
     refused(
-        h.engine.certify("alice", r.id, "").unwrap_err(),
+        h.engine
+            .decide("alice", r.id, Decision::certify(""))
+            .unwrap_err(),
         RefusalKind::Policy,
         "cannot certify",
     );
     refused(
-        h.engine.certify("carol", r.id, "").unwrap_err(),
+        h.engine
+            .decide("carol", r.id, Decision::certify(""))
+            .unwrap_err(),
         RefusalKind::Policy,
         "may not certify",
     );
     // A rejection reopens the review and keeps the lock.
     refused(
-        h.engine.reject("dave", r.id, "").unwrap_err(),
+        h.engine
+            .decide("dave", r.id, Decision::reject(""))
+            .unwrap_err(),
         RefusalKind::Input,
         "comment",
     );
     assert_eq!(
         h.engine
-            .reject("dave", r.id, "say which tables")
+            .decide("dave", r.id, Decision::reject("say which tables"))
             .unwrap()
             .state,
         State::Ended
@@ -535,7 +607,10 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
     assert!(lock_reason(&h).await.contains("after-action review"));
     h.engine.review("alice", r.id, answers()).unwrap();
     assert_eq!(
-        h.engine.certify("dave", r.id, "fine").unwrap().state,
+        h.engine
+            .decide("dave", r.id, Decision::certify("fine"))
+            .unwrap()
+            .state,
         State::Certified
     );
     assert!(h
@@ -559,8 +634,12 @@ async fn locked_role_check_is_also_made_at_grant_time() {
         .request("bob", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    h.engine.approve("carol", a.id, None).unwrap();
-    h.engine.approve("carol", b.id, None).unwrap();
+    h.engine
+        .decide("carol", a.id, Decision::approve(None))
+        .unwrap();
+    h.engine
+        .decide("carol", b.id, Decision::approve(None))
+        .unwrap();
     h.engine.activate("alice", a.id).await.unwrap();
     let e = h.engine.activate("bob", b.id).await.unwrap_err();
     assert!(matches!(e, Error::Locked { .. }), "{e:?}");
@@ -746,8 +825,16 @@ async fn racing_approvers_each_count_once() {
     // Two engines with their own connections, as two terminals would have.
     let other = breakglass::engine::Engine::from_config(&h.cfg).unwrap();
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| h.engine.approve("bob", r.id, None).map(|_| ()));
-        let b = s.spawn(|| other.approve("carol", r.id, None).map(|_| ()));
+        let a = s.spawn(|| {
+            h.engine
+                .decide("bob", r.id, Decision::approve(None))
+                .map(|_| ())
+        });
+        let b = s.spawn(|| {
+            other
+                .decide("carol", r.id, Decision::approve(None))
+                .map(|_| ())
+        });
         (a.join().unwrap(), b.join().unwrap())
     });
     a.unwrap();
@@ -762,8 +849,12 @@ async fn racing_approvers_each_count_once() {
         .await
         .unwrap();
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| h.engine.approve("bob", r2.id, None).is_ok());
-        let b = s.spawn(|| other.approve("bob", r2.id, None).is_ok());
+        let a = s.spawn(|| {
+            h.engine
+                .decide("bob", r2.id, Decision::approve(None))
+                .is_ok()
+        });
+        let b = s.spawn(|| other.decide("bob", r2.id, Decision::approve(None)).is_ok());
         (a.join().unwrap(), b.join().unwrap())
     });
     assert!(a ^ b, "exactly one of the two identical approvals lands");

@@ -8,7 +8,7 @@ mod support;
 
 use breakglass::config::{self, FieldMap, RemoteSource, SourceConfig, SourceKind};
 use breakglass::domain::{IncidentRef, RefusalKind, State};
-use breakglass::engine::{Engine, Error};
+use breakglass::engine::{Decision, Engine, Error};
 use breakglass::incident::{self, IncidentSource, IncidentStatus};
 use chrono::Duration as ChronoDuration;
 use serde_json::{json, Value};
@@ -1180,7 +1180,7 @@ async fn active_on_4242(e: &Engine, role: &str) -> breakglass::domain::Request {
         matches!(&r.incident, IncidentRef::Source { source, id, .. } if source == "pd" && id == "4242")
     );
     for who in ["bob", "carol"].iter().take(r.approvals_required as usize) {
-        e.approve(who, r.id, None).unwrap();
+        e.decide(who, r.id, Decision::approve(None)).unwrap();
     }
     e.activate("alice", r.id).await.unwrap().0
 }

@@ -5,6 +5,7 @@
 mod support;
 
 use breakglass::domain::State;
+use breakglass::engine::Decision;
 use breakglass::store::Query;
 use chrono::Duration;
 use proptest::prelude::*;
@@ -168,17 +169,17 @@ proptest! {
                         i.ttl_seconds = ttl_min.map(|m| m * 60);
                         h.engine.request(PEOPLE[who], i).await.map(|_| ())
                     }
-                    Cmd::Approve { who, req } => h.engine.approve(PEOPLE[who], id(req), None).map(|_| ()),
-                    Cmd::Deny { who, req } => h.engine.deny(PEOPLE[who], id(req), "no").map(|_| ()),
+                    Cmd::Approve { who, req } => h.engine.decide(PEOPLE[who], id(req), Decision::approve(None)).map(|_| ()),
+                    Cmd::Deny { who, req } => h.engine.decide(PEOPLE[who], id(req), Decision::deny("no")).map(|_| ()),
                     Cmd::Cancel { who, req } => h.engine.cancel(&actor(who, req), id(req)).map(|_| ()),
                     Cmd::Activate { who, req } => h.engine.activate(&actor(who, req), id(req)).await.map(|_| ()),
                     Cmd::Revoke { who, req } => h.engine.revoke(PEOPLE[who], id(req), "done").await.map(|_| ()),
                     Cmd::Extend { who, req, min } => h.engine.extend(&actor(who, req), id(req), min * 60, "more").await.map(|_| ()),
                     Cmd::Review { who, req } => h.engine.review(&actor(who, req), id(req), answers()).map(|_| ()),
                     Cmd::Certify { who, req, reject } => if reject {
-                        h.engine.reject(PEOPLE[who], id(req), "incomplete").map(|_| ())
+                        h.engine.decide(PEOPLE[who], id(req), Decision::reject("incomplete")).map(|_| ())
                     } else {
-                        h.engine.certify(PEOPLE[who], id(req), "").map(|_| ())
+                        h.engine.decide(PEOPLE[who], id(req), Decision::certify("")).map(|_| ())
                     },
                     Cmd::Advance { secs } => { h.clock.advance(Duration::seconds(secs)); Ok(()) }
                     Cmd::Sweep => { swept = true; h.engine.recover().await.map(|_| ()) }
@@ -264,17 +265,17 @@ proptest! {
                         i.ttl_seconds = ttl_min.map(|m| m * 60);
                         e.request(PEOPLE[who], i).await.map(|_| ())
                     }
-                    Cmd::Approve { who, req } => e.approve(PEOPLE[who], id(req), None).map(|_| ()),
-                    Cmd::Deny { who, req } => e.deny(PEOPLE[who], id(req), "no").map(|_| ()),
+                    Cmd::Approve { who, req } => e.decide(PEOPLE[who], id(req), Decision::approve(None)).map(|_| ()),
+                    Cmd::Deny { who, req } => e.decide(PEOPLE[who], id(req), Decision::deny("no")).map(|_| ()),
                     Cmd::Cancel { who, req } => e.cancel(&actor(who, req), id(req)).map(|_| ()),
                     Cmd::Activate { who, req } => e.activate(&actor(who, req), id(req)).await.map(|_| ()),
                     Cmd::Revoke { who, req } => e.revoke(PEOPLE[who], id(req), "done").await.map(|_| ()),
                     Cmd::Extend { who, req, min } => e.extend(&actor(who, req), id(req), min * 60, "more").await.map(|_| ()),
                     Cmd::Review { who, req } => e.review(&actor(who, req), id(req), answers()).map(|_| ()),
                     Cmd::Certify { who, req, reject } => if reject {
-                        e.reject(PEOPLE[who], id(req), "incomplete").map(|_| ())
+                        e.decide(PEOPLE[who], id(req), Decision::reject("incomplete")).map(|_| ())
                     } else {
-                        e.certify(PEOPLE[who], id(req), "").map(|_| ())
+                        e.decide(PEOPLE[who], id(req), Decision::certify("")).map(|_| ())
                     },
                     Cmd::Advance { secs } => { h.clock.advance(Duration::seconds(secs)); Ok(()) }
                     Cmd::Sweep => { swept = true; e.recover().await.map(|_| ()) }

@@ -4,6 +4,7 @@
 mod support;
 
 use breakglass::domain::State;
+use breakglass::engine::Decision;
 use chrono::Duration;
 use crossterm::event::KeyCode;
 use support::tui::Driver;
@@ -50,11 +51,15 @@ async fn the_whole_walk_from_incident_to_certification() {
     assert_eq!(req.ttl_seconds, 15 * 60);
 
     // Approvers act from other terminals; the watcher's refresh brings it in.
-    d.h.engine.approve("bob", id, None).unwrap();
+    d.h.engine
+        .decide("bob", id, Decision::approve(None))
+        .unwrap();
     d.refresh().await;
     d.assert_sees("1 of 2 approvals");
     d.assert_sees("✓ bob");
-    d.h.engine.approve("carol", id, None).unwrap();
+    d.h.engine
+        .decide("carol", id, Decision::approve(None))
+        .unwrap();
     d.refresh().await; // approved -> the console activates on its own
     assert_eq!(d.engine.load(id).unwrap().state, State::Active);
     d.assert_sees("left of 15m");
@@ -406,7 +411,9 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
     d.refresh().await;
     d.press(KeyCode::Char('3')).await;
     d.assert_sees("vendor        Vera Vendor (DB Corp)");
-    d.h.engine.approve("bob", r.id, None).unwrap();
+    d.h.engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
     d.app.me = "alice".into();
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
     d.app.focus = Some(r.id);

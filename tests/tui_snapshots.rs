@@ -3,6 +3,7 @@
 
 mod support;
 
+use breakglass::engine::Decision;
 use chrono::{TimeZone, Utc};
 use crossterm::event::KeyCode;
 use ratatui::buffer::Buffer;
@@ -81,12 +82,16 @@ async fn screens_of_my_access() {
             .request("alice", input(DBA, inc("INC-1042")))
             .await
             .unwrap();
-    d.h.engine.approve("bob", r.id, None).unwrap();
+    d.h.engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
     d.refresh().await;
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
     d.app.focus = Some(r.id);
     check(&mut d, "05_waiting");
-    d.h.engine.approve("carol", r.id, None).unwrap();
+    d.h.engine
+        .decide("carol", r.id, Decision::approve(None))
+        .unwrap();
     d.refresh().await; // activates
     d.h.clock.advance(chrono::Duration::seconds(11 * 60 + 30));
     d.tick().await;
@@ -140,7 +145,9 @@ async fn too_small() {
 async fn screens_of_a_vendor_session() {
     let mut d = fixed_on(harness_edited(|t| t.push_str(&vendor_role("")), |_| {})).await;
     let r = d.h.vendor_request().await;
-    d.h.engine.approve("bob", r.id, None).unwrap();
+    d.h.engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
     d.refresh().await;
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
     d.app.focus = Some(r.id);

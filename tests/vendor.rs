@@ -5,6 +5,7 @@ mod support;
 
 use breakglass::domain::vendor::VendorInfo;
 use breakglass::domain::RefusalKind;
+use breakglass::engine::Decision;
 use breakglass::engine::Error;
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 use std::io::{Read, Write};
@@ -583,7 +584,9 @@ async fn a_vendor_role_locks_again_when_its_certification_lapses() {
         .unwrap();
     assert_eq!(c.due - c.at, chrono::Duration::days(30));
     let r = ask().await.unwrap();
-    h.engine.approve("bob", r.id, None).unwrap();
+    h.engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
 
     // 30 days on, the approved request cannot be turned into access, and no new
     // request can be filed, until a certifier looks again.

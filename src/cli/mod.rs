@@ -20,7 +20,7 @@ use setup::*;
 
 use crate::config::{self, Config};
 use crate::domain::{RequestId, ReviewAnswers, SshSignature, State};
-use crate::engine::{Engine, Error as EngineError, IncidentChoice, RequestInput};
+use crate::engine::{Decision, Engine, Error as EngineError, IncidentChoice, RequestInput};
 use crate::exit;
 use crate::identity::ssh_sign::{self, DecisionKind};
 use args::*;
@@ -226,7 +226,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             else {
                 return Ok(exit::OK);
             };
-            let req = engine.approve_signed(&me, id, comment.clone(), sig)?;
+            let req = engine.decide(&me, id, Decision::approve(comment.clone()).signed(sig))?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
@@ -244,7 +244,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             else {
                 return Ok(exit::OK);
             };
-            let req = engine.deny_signed(&me, id, reason, sig)?;
+            let req = engine.decide(&me, id, Decision::deny(reason).signed(sig))?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
@@ -277,21 +277,17 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             comment,
             sign,
         } => {
-            let me = who()?;
-            let id = *id;
-            let kind = if *reject {
-                DecisionKind::Reject
+            let (me, id) = (who()?, *id);
+            let decision = if *reject {
+                Decision::reject(comment)
             } else {
-                DecisionKind::Certify
+                Decision::certify(comment)
             };
-            let Some(sig) = sign_decision(engine, &me, id, kind, None, sign, json)? else {
+            let Some(sig) = sign_decision(engine, &me, id, decision.kind(), None, sign, json)?
+            else {
                 return Ok(exit::OK);
             };
-            let req = if *reject {
-                engine.reject_signed(&me, id, comment, sig)?
-            } else {
-                engine.certify_signed(&me, id, comment, sig)?
-            };
+            let req = engine.decide(&me, id, decision.signed(sig))?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }

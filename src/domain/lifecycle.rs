@@ -55,6 +55,21 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
+/// What checking a decision's signature found: the verified signature, `None`
+/// when decisions are not signed, or the refusal. The check reads keys and runs
+/// ssh-keygen, so the engine makes it; the lifecycle applies it after the
+/// decision's own rules, so a decision that may not be made at all is refused
+/// for that first.
+pub type SignatureCheck = Result<Option<SshSignature>, Refusal>;
+
+/// Keeps a verified signature with the decision's audit event.
+fn signed(mut event: Event, sig: Option<&SshSignature>) -> Event {
+    if let Some(s) = sig {
+        event.detail["signature"] = json!(s);
+    }
+    event
+}
+
 /// What a requester asks for, before validation.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
@@ -360,6 +375,7 @@ pub fn approve(
     role: &RolePolicy,
     who: &str,
     comment: Option<String>,
+    signature: SignatureCheck,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
     if req.state != State::Pending {
@@ -388,12 +404,13 @@ pub fn approve(
             req.id, req.approvals_required
         ));
     }
+    let signature = signature?;
     let from = req.state;
     req.approvals.push(Approval {
         by: who.to_string(),
         at: now,
         comment: comment.clone(),
-        signature: None,
+        signature: signature.clone(),
     });
     let count = req.approvals.len() as u32;
     if count >= req.approvals_required {
@@ -401,13 +418,14 @@ pub fn approve(
         // The requester gets a fresh window to activate once approved.
         req.decide_by = now + Duration::seconds(role.request_ttl);
     }
-    Ok(ev(
+    let event = ev(
         AuditAction::RequestApproved,
         who,
         from,
         req.state,
         json!({"approvals": count, "required": req.approvals_required, "comment": comment}),
-    ))
+    );
+    Ok(signed(event, signature.as_ref()))
 }
 
 pub fn deny(
@@ -415,6 +433,7 @@ pub fn deny(
     role: &RolePolicy,
     who: &str,
     reason: &str,
+    signature: SignatureCheck,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
     if !matches!(req.state, State::Pending | State::Approved) {
@@ -437,21 +456,23 @@ pub fn deny(
     if reason.is_empty() {
         return input("a denial needs a reason (--reason TEXT)");
     }
+    let signature = signature?;
     let from = req.state;
     req.state = State::Denied;
     req.denial = Some(Decision {
         by: who.into(),
         at: now,
         comment: reason.into(),
-        signature: None,
+        signature: signature.clone(),
     });
-    Ok(ev(
+    let event = ev(
         AuditAction::RequestDenied,
         who,
         from,
         State::Denied,
         json!({"reason": reason}),
-    ))
+    );
+    Ok(signed(event, signature.as_ref()))
 }
 
 pub fn cancel(req: &mut Request, who: &str, now: DateTime<Utc>) -> Result<Event, Refusal> {
@@ -836,23 +857,26 @@ pub fn certify(
     role: &RolePolicy,
     who: &str,
     comment: &str,
+    signature: SignatureCheck,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
     check_certifier(req, role, who)?;
+    let signature = signature?;
     req.state = State::Certified;
     req.certification = Some(Decision {
         by: who.into(),
         at: now,
         comment: comment.trim().into(),
-        signature: None,
+        signature: signature.clone(),
     });
-    Ok(ev(
+    let event = ev(
         AuditAction::ReviewCertified,
         who,
         State::Reviewed,
         State::Certified,
         json!({"comment": comment.trim()}),
-    ))
+    );
+    Ok(signed(event, signature.as_ref()))
 }
 
 pub fn reject(
@@ -860,24 +884,27 @@ pub fn reject(
     role: &RolePolicy,
     who: &str,
     comment: &str,
+    signature: SignatureCheck,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
     check_certifier(req, role, who)?;
     if comment.trim().is_empty() {
         return input("a rejection needs a comment saying what the review is missing (--comment)");
     }
+    let signature = signature?;
     req.state = State::Ended;
     req.rejections.push(Decision {
         by: who.into(),
         at: now,
         comment: comment.trim().into(),
-        signature: None,
+        signature: signature.clone(),
     });
-    Ok(ev(
+    let event = ev(
         AuditAction::ReviewRejected,
         who,
         State::Reviewed,
         State::Ended,
         json!({"comment": comment.trim()}),
-    ))
+    );
+    Ok(signed(event, signature.as_ref()))
 }

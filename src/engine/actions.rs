@@ -1,9 +1,8 @@
 use super::*;
 use crate::backend::{Credential, GrantSpec, RevokeSpec};
 use crate::domain::lifecycle::NewRequest;
-use crate::domain::{IncidentRef, Request, ReviewAnswers, SshSignature, State};
+use crate::domain::{IncidentRef, Request, ReviewAnswers, State};
 use crate::failpoint;
-use crate::identity::ssh_sign::DecisionKind;
 use crate::store::AlertDraft;
 use chrono::Duration;
 
@@ -39,7 +38,7 @@ fn activation_alert(r: &Request, e: &Event) -> Vec<AlertDraft> {
 /// The longest free text (reason, comment) a person can put on record.
 pub(crate) const MAX_TEXT: usize = 4000;
 
-fn free_text(s: &str) -> String {
+pub(super) fn free_text(s: &str) -> String {
     crate::sanitize::text(s, MAX_TEXT)
 }
 
@@ -193,57 +192,6 @@ impl Engine {
             .iter()
             .filter(|r| r.auto_approved && r.created_at > since)
             .count() as u32)
-    }
-
-    pub fn approve(&self, who: &str, id: RequestId, comment: Option<String>) -> Result<Request> {
-        self.approve_signed(who, id, comment, None)
-    }
-
-    /// Approves; with `approval_signing` on, `sig` must verify before it counts.
-    pub fn approve_signed(
-        &self,
-        who: &str,
-        id: RequestId,
-        comment: Option<String>,
-        sig: Option<SshSignature>,
-    ) -> Result<Request> {
-        let comment = comment.map(|c| free_text(&c));
-        let r = self.transition(id, no_alerts, |r, role, now| {
-            let mut ev = lifecycle::approve(r, role, who, comment.clone(), now)?;
-            if let Some(s) = self.check_signed(r, who, DecisionKind::Approve, sig.as_ref(), now)? {
-                signatures::attach(&mut ev, &s);
-                r.approvals.last_mut().expect("approve added one").signature = Some(s);
-            }
-            Ok(ev)
-        });
-        self.noted(who, Some(id), "approve", r)
-    }
-
-    pub fn deny(&self, who: &str, id: RequestId, reason: &str) -> Result<Request> {
-        self.deny_signed(who, id, reason, None)
-    }
-
-    pub fn deny_signed(
-        &self,
-        who: &str,
-        id: RequestId,
-        reason: &str,
-        sig: Option<SshSignature>,
-    ) -> Result<Request> {
-        let reason = &free_text(reason);
-        let r = self.transition(
-            id,
-            |r, e| alert(AlertKind::Denial, r, e),
-            |r, role, now| {
-                let mut ev = lifecycle::deny(r, role, who, reason, now)?;
-                if let Some(s) = self.check_signed(r, who, DecisionKind::Deny, sig.as_ref(), now)? {
-                    signatures::attach(&mut ev, &s);
-                    r.denial.as_mut().expect("deny records it").signature = Some(s);
-                }
-                Ok(ev)
-            },
-        );
-        self.noted(who, Some(id), "deny", r)
     }
 
     pub fn cancel(&self, who: &str, id: RequestId) -> Result<Request> {
@@ -605,64 +553,5 @@ impl Engine {
             lifecycle::review(r, role, who, answers.clone(), now)
         });
         self.noted(who, Some(id), "review", r)
-    }
-
-    pub fn certify(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
-        self.certify_signed(who, id, comment, None)
-    }
-
-    pub fn certify_signed(
-        &self,
-        who: &str,
-        id: RequestId,
-        comment: &str,
-        sig: Option<SshSignature>,
-    ) -> Result<Request> {
-        let comment = &free_text(comment);
-        self.noted(who, Some(id), "certify", self.check_replayed(who, id))?;
-        let r = self.transition(id, no_alerts, |r, role, now| {
-            let mut ev = lifecycle::certify(r, role, who, comment, now)?;
-            if let Some(s) = self.check_signed(r, who, DecisionKind::Certify, sig.as_ref(), now)? {
-                signatures::attach(&mut ev, &s);
-                r.certification
-                    .as_mut()
-                    .expect("certify records it")
-                    .signature = Some(s);
-            }
-            Ok(ev)
-        });
-        self.noted(who, Some(id), "certify", r)
-    }
-
-    pub fn reject(&self, who: &str, id: RequestId, comment: &str) -> Result<Request> {
-        self.reject_signed(who, id, comment, None)
-    }
-
-    pub fn reject_signed(
-        &self,
-        who: &str,
-        id: RequestId,
-        comment: &str,
-        sig: Option<SshSignature>,
-    ) -> Result<Request> {
-        let comment = &free_text(comment);
-        let r = self.transition(
-            id,
-            |r, e| alert(AlertKind::ReviewRejected, r, e),
-            |r, role, now| {
-                let mut ev = lifecycle::reject(r, role, who, comment, now)?;
-                if let Some(s) =
-                    self.check_signed(r, who, DecisionKind::Reject, sig.as_ref(), now)?
-                {
-                    signatures::attach(&mut ev, &s);
-                    r.rejections
-                        .last_mut()
-                        .expect("reject records it")
-                        .signature = Some(s);
-                }
-                Ok(ev)
-            },
-        );
-        self.noted(who, Some(id), "reject", r)
     }
 }

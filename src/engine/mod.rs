@@ -3,6 +3,7 @@
 //! outside `domain` and here.
 
 mod actions;
+mod decisions;
 mod incident_checks;
 mod logins;
 mod recertification;
@@ -12,6 +13,7 @@ pub mod vendor_session;
 mod views;
 
 pub use actions::{IncidentChoice, RequestInput};
+pub use decisions::Decision;
 pub use recertification::RoleCertification;
 pub use recovery::RecoveryReport;
 pub use views::{QueueItem, RequestView, RoleView};

@@ -63,11 +63,6 @@ struct Decision {
     verb: &'static str,
 }
 
-/// Keeps a verified signature with the decision's audit event.
-pub(crate) fn attach(event: &mut Event, sig: &SshSignature) {
-    event.detail["signature"] = serde_json::json!(sig);
-}
-
 impl Engine {
     /// Whether decisions need an SSH signature (`approval_signing = "ssh"`).
     pub fn signing_required(&self) -> bool {
@@ -95,9 +90,10 @@ impl Engine {
         req: &Request,
         who: &str,
         kind: DecisionKind,
+        reason: Option<&str>,
         sig: Option<&SshSignature>,
         now: DateTime<Utc>,
-    ) -> Result<Option<SshSignature>, Refusal> {
+    ) -> lifecycle::SignatureCheck {
         let id = req.id;
         self.check_statement_signed(
             who,
@@ -107,10 +103,7 @@ impl Engine {
                 command: format!("breakglass {} {id}", kind.command()),
                 verb: kind.as_str(),
             },
-            |at| {
-                let reason = req.denial.as_ref().map(|d| d.comment.as_str());
-                statement(req, kind, reason, who, at)
-            },
+            |at| statement(req, kind, reason, who, at),
             sig,
             now,
         )

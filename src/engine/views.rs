@@ -195,7 +195,7 @@ impl Engine {
         self.queue(
             State::Pending,
             |r, role| role.approvers.allows(who) || r.requester == who,
-            |r, role, now| lifecycle::approve(r, role, who, None, now).map(|_| ()),
+            |r, role, now| lifecycle::approve(r, role, who, None, Ok(None), now).map(|_| ()),
         )
     }
 
@@ -204,7 +204,7 @@ impl Engine {
         let mut items = self.queue(
             State::Reviewed,
             |r, role| role.certifiers.allows(who) || r.requester == who,
-            |r, role, now| lifecycle::certify(r, role, who, "", now).map(|_| ()),
+            |r, role, now| lifecycle::certify(r, role, who, "", Ok(None), now).map(|_| ()),
         )?;
         for q in items.iter_mut().filter(|q| q.request.vendor.is_some()) {
             q.recording_replayed = self.replayed_by(who, q.request.id)?;

@@ -12,7 +12,7 @@ pub mod ui;
 pub mod widgets;
 
 use crate::domain::{RequestId, State};
-use crate::engine::Engine;
+use crate::engine::{Decision, Engine};
 use crate::store::Query;
 use app::{App, Cmd, Msg, Snapshot, Verb};
 use crossterm::event::{Event, EventStream, KeyEventKind};
@@ -407,10 +407,14 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
         Cmd::Refresh => Msg::Loaded(Box::new(snapshot(engine, &who).await)),
         Cmd::Request(input) => Msg::Requested(engine.request(&who, input).await.map_err(e)),
         Cmd::Activate(id) => Msg::Activated(id, engine.activate(&who, id).await.map_err(e)),
-        Cmd::Approve(id) => Msg::Acted(Verb::Approved, engine.approve(&who, id, None).map_err(e)),
-        Cmd::Deny(id, reason) => {
-            Msg::Acted(Verb::Denied, engine.deny(&who, id, &reason).map_err(e))
-        }
+        Cmd::Approve(id) => Msg::Acted(
+            Verb::Approved,
+            engine.decide(&who, id, Decision::approve(None)).map_err(e),
+        ),
+        Cmd::Deny(id, reason) => Msg::Acted(
+            Verb::Denied,
+            engine.decide(&who, id, Decision::deny(reason)).map_err(e),
+        ),
         Cmd::Cancel(id) => Msg::Acted(Verb::Cancelled, engine.cancel(&who, id).map_err(e)),
         Cmd::Revoke(id) => Msg::Acted(
             Verb::Revoked,
@@ -428,11 +432,15 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
         }
         Cmd::Certify(id, comment) => Msg::Acted(
             Verb::Certified,
-            engine.certify(&who, id, &comment).map_err(e),
+            engine
+                .decide(&who, id, Decision::certify(comment))
+                .map_err(e),
         ),
         Cmd::Reject(id, comment) => Msg::Acted(
             Verb::ReviewRejected,
-            engine.reject(&who, id, &comment).map_err(e),
+            engine
+                .decide(&who, id, Decision::reject(comment))
+                .map_err(e),
         ),
         Cmd::VerifyAudit => {
             let head = engine.store().audit_head().map(|h| h.0).unwrap_or(0);

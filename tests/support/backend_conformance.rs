@@ -7,7 +7,7 @@ use breakglass::backend::{Backend, BackendError, Credential, GrantSpec, RevokeSp
 use breakglass::clock::ManualClock;
 use breakglass::domain::policy::{Policy, RolePolicy};
 use breakglass::domain::State;
-use breakglass::engine::{Engine, IncidentChoice, Parts, RequestInput};
+use breakglass::engine::{Decision, Engine, IncidentChoice, Parts, RequestInput};
 use chrono::{Duration, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -169,7 +169,7 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
         )
         .await
         .unwrap();
-    engine.approve("bob", r.id, None).unwrap();
+    engine.decide("bob", r.id, Decision::approve(None)).unwrap();
     let (active, cred) = engine.activate("alice", r.id).await.expect("activate");
     let s = GrantSpec {
         request_id: r.id.to_string(),

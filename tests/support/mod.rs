@@ -6,7 +6,7 @@ use breakglass::backend::{Credential, DemoBackend};
 use breakglass::clock::ManualClock;
 use breakglass::config::{self, BackendConfig, Config};
 use breakglass::domain::{Request, RequestId, ReviewAnswers, State};
-use breakglass::engine::{Engine, IncidentChoice, Parts, RequestInput};
+use breakglass::engine::{Decision, Engine, IncidentChoice, Parts, RequestInput};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -112,7 +112,10 @@ impl H {
             .unwrap();
         let mut last = r.clone();
         for who in ["bob", "carol"].iter().take(r.approvals_required as usize) {
-            last = self.engine.approve(who, r.id, None).unwrap();
+            last = self
+                .engine
+                .decide(who, r.id, Decision::approve(None))
+                .unwrap();
         }
         assert_eq!(last.state, State::Approved);
         last

@@ -71,7 +71,7 @@ pub fn insert(s: &dyn Store, role_name: &str, who: &str) -> Request {
 pub fn activate(s: &dyn Store, mut r: Request) -> Request {
     let role = role(&r.role);
     let now = Utc::now();
-    let ev = lifecycle::approve(&mut r, &role, "approver", None, now).unwrap();
+    let ev = lifecycle::approve(&mut r, &role, "approver", None, Ok(None), now).unwrap();
     r = s.commit(&r, &ev, &[], now).unwrap();
     let who = r.requester.clone();
     let ev = lifecycle::begin_grant(&mut r, &who, owner(), now).unwrap();
@@ -113,7 +113,7 @@ pub fn insert_assigns_ids_versions_and_audits(s: &dyn Store) {
 pub fn stale_versions_conflict_and_change_nothing(s: &dyn Store) {
     let r = insert(s, "r1", "alice");
     let mut x = r.clone();
-    let ev = lifecycle::approve(&mut x, &role("r1"), "bob", None, Utc::now()).unwrap();
+    let ev = lifecycle::approve(&mut x, &role("r1"), "bob", None, Ok(None), Utc::now()).unwrap();
     let committed = s.commit(&x, &ev, &[], Utc::now()).unwrap();
     assert_eq!(committed.version, 2);
     // A second writer that loaded version 1 loses.
@@ -159,7 +159,8 @@ pub fn the_role_lock_is_checked_atomically(s: &dyn Store) {
     assert_eq!(s.role_lock("r2", Utc::now()).unwrap(), None);
     // Granting a second request of a locked role is refused, atomically.
     let mut b2 = b.clone();
-    let ev = lifecycle::approve(&mut b2, &role("r1"), "approver", None, Utc::now()).unwrap();
+    let ev =
+        lifecycle::approve(&mut b2, &role("r1"), "approver", None, Ok(None), Utc::now()).unwrap();
     let mut b2 = s.commit(&b2, &ev, &[], Utc::now()).unwrap();
     let ev = lifecycle::begin_grant(&mut b2, "bob", owner(), Utc::now()).unwrap();
     let head = s.audit_head().unwrap();
@@ -506,6 +507,7 @@ pub fn racing_handles_serialise(handles: Vec<Arc<dyn Store>>) {
                     &role("race"),
                     &format!("approver-{i}"),
                     None,
+                    Ok(None),
                     Utc::now(),
                 )
                 .unwrap();
@@ -535,8 +537,15 @@ pub fn racing_handles_serialise(handles: Vec<Arc<dyn Store>>) {
     let approved: Vec<Request> = (0..n)
         .map(|i| {
             let mut x = insert(s0.as_ref(), "lock", &format!("req-{i}"));
-            let ev =
-                lifecycle::approve(&mut x, &role("lock"), "approver", None, Utc::now()).unwrap();
+            let ev = lifecycle::approve(
+                &mut x,
+                &role("lock"),
+                "approver",
+                None,
+                Ok(None),
+                Utc::now(),
+            )
+            .unwrap();
             s0.commit(&x, &ev, &[], Utc::now()).unwrap()
         })
         .collect();
