@@ -336,6 +336,10 @@ struct Spy {
     hang_grant: bool,
     rotations: AtomicU32,
     fail_rotate: bool,
+    /// The grant takes this long on the engine's clock.
+    slow_grant: Mutex<Option<(Arc<breakglass::clock::ManualClock>, Duration)>>,
+    /// The expiry the last grant was asked for.
+    asked_expiry: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 #[async_trait::async_trait]
@@ -347,6 +351,10 @@ impl Backend for Spy {
         let id = spec.request_id.parse().unwrap();
         let store = self.store.lock().unwrap().clone().unwrap();
         *self.seen_state_at_grant.lock().unwrap() = Some(store.get(id).unwrap().unwrap().state);
+        *self.asked_expiry.lock().unwrap() = Some(spec.expires_at);
+        if let Some((clock, took)) = &*self.slow_grant.lock().unwrap() {
+            clock.advance(*took);
+        }
         if self.hang_grant {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
@@ -388,6 +396,27 @@ fn with_spy(spy: Spy) -> (H, Arc<Spy>) {
         p.policy.roles.get_mut(K8S).unwrap().rotate_after_use = true;
     });
     (h, spy)
+}
+
+/// The deadline is fixed at grant intent: a backend that takes a while and
+/// reports no expiry of its own is asked for that deadline, and the store keeps
+/// it, not the moment the backend answered plus the TTL.
+#[tokio::test]
+async fn expiry_is_the_deadline_fixed_at_intent_however_long_the_grant_takes() {
+    let (h, spy) = with_spy(Spy::default());
+    *spy.slow_grant.lock().unwrap() = Some((h.clock.clone(), Duration::seconds(40)));
+    let a = h.approved(K8S).await;
+    let intent = h.clock_now();
+    let (r, _) = h.engine.activate("alice", a.id).await.unwrap();
+    let asked = spy.asked_expiry.lock().unwrap().unwrap();
+    assert_eq!(asked, intent + Duration::seconds(r.ttl_seconds));
+    assert_eq!(r.expires_at(), Some(asked));
+    let g = r.grant.as_ref().unwrap();
+    assert_eq!(g.granted_at, Some(intent + Duration::seconds(40)));
+    assert_eq!(
+        r.remaining(h.clock_now()),
+        Some(Duration::seconds(r.ttl_seconds - 40))
+    );
 }
 
 #[tokio::test]

@@ -573,9 +573,9 @@ pub fn granted(
     if req.state != State::Granting {
         return wrong_state(req, "only a granting request can become active");
     }
-    let policy_end = now + Duration::seconds(req.ttl_seconds);
-    let expires_at = backend_expires_at.map_or(policy_end, |b| b.min(policy_end));
     let g = req.grant.as_mut().expect("granting has a grant record");
+    let deadline = g.deadline(req.ttl_seconds);
+    let expires_at = backend_expires_at.map_or(deadline, |b| b.min(deadline));
     g.lease_id = Some(lease_id.to_string());
     g.granted_at = Some(now);
     g.expires_at = Some(expires_at);

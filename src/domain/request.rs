@@ -289,7 +289,21 @@ pub struct Request {
     pub vendor: Option<crate::domain::vendor::VendorInfo>,
 }
 
+impl GrantRecord {
+    /// The latest end of access the policy allows: the TTL from the grant intent.
+    /// Fixed once, at intent; the backend is asked for exactly this, and the
+    /// stored expiry is never later, however long the backend took.
+    pub fn deadline(&self, ttl_seconds: i64) -> DateTime<Utc> {
+        self.intent_at + chrono::Duration::seconds(ttl_seconds)
+    }
+}
+
 impl Request {
+    /// `GrantRecord::deadline` of this request's grant, once it was intended.
+    pub fn grant_deadline(&self) -> Option<DateTime<Utc>> {
+        self.grant.as_ref().map(|g| g.deadline(self.ttl_seconds))
+    }
+
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.grant.as_ref().and_then(|g| g.expires_at)
     }

@@ -321,13 +321,20 @@ impl Engine {
         }
         let role = self.role(&req.role)?;
         let backend = self.backend(role)?.clone();
+        // Fixed by the grant intent just committed (a stored row without its grant
+        // record is damaged, not a reason to panic).
+        let Some(deadline) = req.grant_deadline() else {
+            return Err(Error::Store(StoreError::Db(format!(
+                "{id} is granting but its row has no grant record"
+            ))));
+        };
         let spec = GrantSpec {
             request_id: req.id.to_string(),
             role: role.name.clone(),
             scope: role.scope.clone(),
             requester: req.requester.clone(),
             ttl_seconds: req.ttl_seconds,
-            expires_at: self.clock.now() + Duration::seconds(req.ttl_seconds),
+            expires_at: deadline,
             incident: req.incident.label(),
         };
         match backend.grant(&spec).await {
