@@ -578,6 +578,20 @@ async fn the_signature_covers_the_body() {
     assert_eq!(st.rejected, vec!["bad signature"]);
 }
 
+/// Requests are dated by the backend's clock (the engine's): one an hour behind
+/// signs stale requests, which the reference server refuses.
+#[tokio::test]
+async fn requests_are_dated_by_the_injected_clock() {
+    let f = Fake::start();
+    let behind = chrono::Utc::now() - chrono::Duration::hours(1);
+    let clock = Arc::new(breakglass::clock::ManualClock::new(behind));
+    let m = failed(f.backend().with_clock(clock.clone()).check().await);
+    assert!(m.contains("HTTP 401"), "{m}");
+    assert_eq!(f.state.lock().unwrap().rejected, vec!["stale timestamp"]);
+    clock.set(chrono::Utc::now());
+    f.backend().with_clock(clock).check().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_reference_server_refuses_stale_timestamps() {
     let f = Fake::start();
@@ -668,7 +682,11 @@ fn http_config_is_validated_with_file_and_line() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        breakglass::backend::build(&cfg.backends["api"]).kind(),
+        breakglass::backend::build(
+            &cfg.backends["api"],
+            Arc::new(breakglass::clock::SystemClock)
+        )
+        .kind(),
         "http"
     );
 

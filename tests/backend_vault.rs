@@ -571,6 +571,38 @@ async fn extend_renews_renewable_tokens_up_to_explicit_max_ttl_and_no_further() 
     assert!(token_works(&v.addr, &token_of(&g.credential), "p").await);
 }
 
+/// Vault answers durations; the instants made of them are on the engine's clock
+/// (an hour behind here), like every other instant the engine stores.
+#[tokio::test]
+async fn lease_instants_are_on_the_engines_clock() {
+    let at = chrono::Utc::now() - chrono::Duration::hours(1);
+    let clock = Arc::new(breakglass::clock::ManualClock::new(at));
+    let v = FakeVault::start();
+    let b = v
+        .backend_with(VaultOptions {
+            renewable: true,
+            ..quick()
+        })
+        .with_clock(clock);
+    let s = grant_spec(
+        "REQ-5",
+        json!({"policies": ["p"], "explicit_max_ttl": "20m"}),
+    );
+    let g = b.grant(&s).await.unwrap();
+    assert_eq!(g.expires_at, Some(at + chrono::Duration::seconds(600)));
+    let r = revoke_spec(&s, Some(g.lease_id.clone()));
+    b.extend(&r, at + chrono::Duration::minutes(15))
+        .await
+        .expect("within explicit_max_ttl");
+    let st = v.state.lock().unwrap();
+    assert_eq!(
+        secs(&st.renews[0]["increment"]),
+        Some(900),
+        "{}",
+        st.renews[0]
+    );
+}
+
 #[tokio::test]
 async fn revoking_an_unknown_accessor_is_fine() {
     let v = FakeVault::start();
@@ -749,7 +781,11 @@ fn vault_config_is_validated_with_file_and_line() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        breakglass::backend::build(&cfg.backends["vault"]).kind(),
+        breakglass::backend::build(
+            &cfg.backends["vault"],
+            Arc::new(breakglass::clock::SystemClock)
+        )
+        .kind(),
         "vault"
     );
 

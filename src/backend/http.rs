@@ -203,6 +203,8 @@ pub struct HttpBackend {
     secret: SecretSource,
     opts: HttpOptions,
     client: Result<reqwest::Client, String>,
+    /// Dates each request's signature.
+    clock: Arc<dyn Clock>,
 }
 
 impl HttpBackend {
@@ -226,7 +228,14 @@ impl HttpBackend {
             client: client(opts.timeout, opts.connect_timeout),
             secret,
             opts,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Takes time from `clock` (the engine's) instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     async fn call(
@@ -284,7 +293,7 @@ impl HttpBackend {
         body: &[u8],
         idempotency_key: Option<&str>,
     ) -> Result<Reply, Attempt> {
-        let timestamp = chrono::Utc::now().timestamp();
+        let timestamp = self.clock.now().timestamp();
         let mut req = client
             .post(format!("{}/{op}", self.base))
             .header(reqwest::header::CONTENT_TYPE, "application/json")

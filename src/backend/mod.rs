@@ -7,6 +7,7 @@ pub mod http;
 pub mod postgres;
 pub mod vault;
 
+use crate::clock::{Clock, SystemClock};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -102,7 +103,8 @@ pub trait Backend: Send + Sync {
     async fn check(&self) -> Result<String, BackendError>;
 }
 
-pub fn build(cfg: &crate::config::BackendConfig) -> Arc<dyn Backend> {
+/// The backend a config names; those that read the time take it from `clock`.
+pub fn build(cfg: &crate::config::BackendConfig, clock: Arc<dyn Clock>) -> Arc<dyn Backend> {
     use crate::config::BackendConfig as C;
     match cfg {
         C::Demo { state_path } => Arc::new(DemoBackend::new(state_path.clone())),
@@ -124,15 +126,18 @@ pub fn build(cfg: &crate::config::BackendConfig) -> Arc<dyn Backend> {
             timeout,
             connect_timeout,
             revoke_retries,
-        } => Arc::new(HttpBackend::from_env(
-            url.clone(),
-            secret_env.clone(),
-            http::HttpOptions {
-                timeout: *timeout,
-                connect_timeout: *connect_timeout,
-                revoke_retries: *revoke_retries,
-            },
-        )),
+        } => Arc::new(
+            HttpBackend::from_env(
+                url.clone(),
+                secret_env.clone(),
+                http::HttpOptions {
+                    timeout: *timeout,
+                    connect_timeout: *connect_timeout,
+                    revoke_retries: *revoke_retries,
+                },
+            )
+            .with_clock(clock),
+        ),
         C::Vault {
             addr,
             token_env,
@@ -140,16 +145,19 @@ pub fn build(cfg: &crate::config::BackendConfig) -> Arc<dyn Backend> {
             renewable,
             timeout,
             connect_timeout,
-        } => Arc::new(VaultBackend::from_env(
-            addr.clone(),
-            token_env.clone(),
-            vault::VaultOptions {
-                timeout: *timeout,
-                connect_timeout: *connect_timeout,
-                renewable: *renewable,
-                namespace: namespace.clone(),
-            },
-        )),
+        } => Arc::new(
+            VaultBackend::from_env(
+                addr.clone(),
+                token_env.clone(),
+                vault::VaultOptions {
+                    timeout: *timeout,
+                    connect_timeout: *connect_timeout,
+                    renewable: *renewable,
+                    namespace: namespace.clone(),
+                },
+            )
+            .with_clock(clock),
+        ),
     }
 }
 

@@ -55,6 +55,8 @@ pub struct VaultBackend {
     token: SecretSource,
     opts: VaultOptions,
     client: Result<reqwest::Client, String>,
+    /// Turns Vault's lease durations into instants on the engine's timeline.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Deserialize)]
@@ -190,7 +192,14 @@ impl VaultBackend {
             token,
             client: client(opts.timeout, opts.connect_timeout),
             opts,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Takes time from `clock` (the engine's) instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn addr(&self) -> Result<String, BackendError> {
@@ -409,7 +418,7 @@ impl Backend for VaultBackend {
         Ok(Grant {
             lease_id: crate::sanitize::line(&accessor, 200),
             expires_at: (auth.lease_duration > 0)
-                .then(|| Utc::now() + chrono::Duration::seconds(auth.lease_duration)),
+                .then(|| self.clock.now() + chrono::Duration::seconds(auth.lease_duration)),
             credential: Credential(vec![("token".into(), token)]),
         })
     }
@@ -461,7 +470,7 @@ impl Backend for VaultBackend {
                 "extending a Vault token past its explicit_max_ttl (scope.explicit_max_ttl); end access and request it again",
             ));
         }
-        let increment = (expires_at - Utc::now()).num_seconds().max(1);
+        let increment = (expires_at - self.clock.now()).num_seconds().max(1);
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -478,7 +487,7 @@ impl Backend for VaultBackend {
             .ok_or_else(|| {
                 BackendError::Protocol("Vault's token renew answer has no auth block".into())
             })?;
-        let granted = Utc::now() + chrono::Duration::seconds(auth.lease_duration);
+        let granted = self.clock.now() + chrono::Duration::seconds(auth.lease_duration);
         if granted + chrono::Duration::seconds(5) < expires_at {
             return Err(BackendError::Failed(format!(
                 "Vault renewed the token only until {} (capped by a Vault max TTL), not {}; the extension is not recorded",

@@ -184,13 +184,14 @@ impl Parts {
             StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
             StoreConfig::Postgres(pg) => Arc::new(PostgresStore::from_config(pg)?),
         };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Ok(Parts {
             policy: cfg.policy.clone(),
             store,
             backends: cfg
                 .backends
                 .iter()
-                .map(|(k, v)| (k.clone(), crate::backend::build(v)))
+                .map(|(k, v)| (k.clone(), crate::backend::build(v, clock.clone())))
                 .collect(),
             sources: cfg
                 .incident_sources
@@ -207,7 +208,7 @@ impl Parts {
                 },
                 ..cfg.alert_rules.clone()
             },
-            clock: Arc::new(SystemClock),
+            clock,
             recovery: cfg.recovery.clone(),
         })
     }
