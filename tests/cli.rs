@@ -187,6 +187,18 @@ fn exit_codes_are_as_documented() {
         )),
         2
     );
+    // Zero is no TTL, as in the console and the config.
+    let o = bg(
+        &cfg,
+        Some("alice"),
+        &[REQUEST_DBA, &["--ttl", "0"]].concat(),
+    );
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--ttl `0` is not a duration"),
+        "{}",
+        stderr(&o)
+    );
     // 5: still pending when --wait gives up.
     let o = bg(
         &cfg,

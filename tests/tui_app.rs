@@ -150,6 +150,28 @@ async fn form_problems_show_next_to_their_fields() {
     d.ctrl('u').await;
     d.typed("nonsense").await;
     d.assert_sees("`nonsense` is not a duration");
+    // Zero is no TTL, as on the command line and in the config.
+    d.ctrl('u').await;
+    d.typed("0").await;
+    d.assert_sees("`0` is not a duration");
+}
+
+#[tokio::test]
+async fn an_extension_of_nothing_is_refused_in_the_dialog() {
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    d.refresh().await;
+    d.press(KeyCode::Char('2')).await;
+    d.press(KeyCode::Enter).await;
+    d.press(KeyCode::Char('e')).await;
+    d.ctrl('u').await;
+    d.typed("0s").await;
+    d.press(KeyCode::Tab).await;
+    d.typed("more").await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("`0s` is not a duration");
+    let req = d.engine.load(r.id).unwrap();
+    assert!(req.grant.unwrap().extensions.is_empty());
 }
 
 #[tokio::test]

@@ -97,16 +97,17 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 }
 
 fn parse_duration(s: &str, what: &str) -> Result<i64, Failure> {
-    humantime::parse_duration(s.trim())
-        .ok()
-        .filter(|d| d.as_secs() > 0)
-        .map(|d| d.as_secs() as i64)
-        .ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!("{what} `{s}` is not a duration; write e.g. 15m, 1h, 90s"),
-            )
-        })
+    use crate::domain::duration::{parse_secs, BadDuration};
+    parse_secs(s).map_err(|e| {
+        let problem = match e {
+            BadDuration::NotADuration => "is not a duration",
+            BadDuration::TooLong => "is longer than 100 years",
+        };
+        Failure::new(
+            exit::USAGE,
+            format!("{what} `{s}` {problem}; write e.g. 15m, 1h, 90s"),
+        )
+    })
 }
 
 /// Runs recovery before a command and tells the operator what it did.

@@ -1,6 +1,7 @@
 use super::raw::*;
 use super::*;
 use crate::alert_vocab::{AlertKind, AlertRules, Format};
+use crate::domain::duration::BadDuration;
 use crate::domain::policy::{Principals, RolePolicy};
 use regex::Regex;
 use std::collections::BTreeSet;
@@ -61,14 +62,10 @@ fn toml_problem(file: &Path, text: &str, e: &toml::de::Error) -> Problem {
     }
 }
 
-/// The longest duration a config may give: 100 years (humantime's years).
-/// Anything longer is a typo, and would overflow what is computed from it
-/// (`max_total` defaults to 2 x max_ttl; expiries are now + ttl).
-const MAX_DURATION_SECS: u64 = 100 * 31_557_600;
-
+/// A duration setting, read as everywhere else (`domain::duration`).
 fn parse_duration(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> Option<i64> {
-    match humantime::parse_duration(s.get_ref().trim()) {
-        Ok(d) if d.as_secs() > MAX_DURATION_SECS => {
+    match crate::domain::duration::parse_secs(s.get_ref()) {
+        Err(BadDuration::TooLong) => {
             ctx.at(
                 s,
                 format!(
@@ -78,8 +75,8 @@ fn parse_duration(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> Option<i64>
             );
             None
         }
-        Ok(d) if d.as_secs() > 0 => Some(d.as_secs() as i64),
-        _ => {
+        Ok(secs) => Some(secs),
+        Err(BadDuration::NotADuration) => {
             ctx.at(
                 s,
                 format!(

@@ -368,10 +368,8 @@ pub(super) fn automation_policy(
     if let Some(rate) = &r.auto_approve_rate {
         let parsed = rate.get_ref().split_once('/').and_then(|(n, w)| {
             let n: u32 = n.trim().parse().ok().filter(|n| *n >= 1)?;
-            let w = humantime::parse_duration(w.trim())
-                .ok()
-                .filter(|d| d.as_secs() > 0 && d.as_secs() <= MAX_DURATION_SECS)?;
-            Some((n, w.as_secs() as i64))
+            let w = crate::domain::duration::parse_secs(w).ok()?;
+            Some((n, w))
         });
         match parsed {
             Some((n, w)) => (a.rate_count, a.rate_window) = (n, w),

@@ -45,15 +45,23 @@ pub struct RequestForm {
     pub attempted: bool,
 }
 
+/// A duration typed into the console (a TTL, an extension), in seconds, or the
+/// problem to show: read as the CLI and the config read it, so 0 is refused.
+pub(super) fn parse_duration(t: &str) -> Result<i64, String> {
+    use crate::domain::duration::{parse_secs, BadDuration};
+    parse_secs(t).map_err(|e| match e {
+        BadDuration::NotADuration => format!("`{t}` is not a duration; write e.g. 15m or 1h"),
+        BadDuration::TooLong => format!("`{t}` is longer than 100 years; write e.g. 15m or 1h"),
+    })
+}
+
 impl RequestForm {
     pub(super) fn ttl_seconds(&self) -> Result<Option<i64>, String> {
         let t = self.ttl.value.trim();
         if t.is_empty() {
             return Ok(None);
         }
-        humantime::parse_duration(t)
-            .map(|d| Some(d.as_secs() as i64))
-            .map_err(|_| format!("`{t}` is not a duration; write e.g. 15m or 1h"))
+        parse_duration(t).map(Some)
     }
 
     pub fn input(&self) -> RequestInput {

@@ -688,19 +688,14 @@ impl App {
             } => match k.code {
                 KeyCode::Tab | KeyCode::BackTab => *on_reason = !*on_reason,
                 KeyCode::Enter if !*on_reason => *on_reason = true,
-                KeyCode::Enter => match humantime::parse_duration(by.value.trim()) {
-                    Ok(d) if d.as_secs() > 0 => {
+                KeyCode::Enter => match super::forms::parse_duration(by.value.trim()) {
+                    Ok(secs) => {
                         done = Some((
                             format!("extending {id}"),
-                            Cmd::Extend(*id, d.as_secs() as i64, reason.value.clone()),
+                            Cmd::Extend(*id, secs, reason.value.clone()),
                         ));
                     }
-                    _ => {
-                        self.flash = Some((
-                            Level::Warn,
-                            format!("`{}` is not a duration; write e.g. 10m", by.value.trim()),
-                        ))
-                    }
+                    Err(problem) => self.flash = Some((Level::Warn, problem)),
                 },
                 _ => {
                     if *on_reason {
