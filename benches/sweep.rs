@@ -192,7 +192,7 @@ fn run(server: &pg::PgServer, k: usize, replicas: usize, interval: Duration) -> 
         for (lease, req, role) in &leases {
             tx.execute(
                 "INSERT INTO leases (lease_id, request_id, role, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![lease, req, role, breakglass::store::ts(expiry)],
+                rusqlite::params![lease, req, role, breakglass::domain::time::ts(expiry)],
             )?;
         }
         tx.commit()?;

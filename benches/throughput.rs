@@ -200,7 +200,7 @@ fn synthetic(seq: i64, base: DateTime<Utc>) -> AuditRecord {
     });
     AuditRecord {
         seq,
-        at: breakglass::store::ts(base + chrono::Duration::milliseconds(seq * 1500)),
+        at: breakglass::domain::time::ts(base + chrono::Duration::milliseconds(seq * 1500)),
         actor: actor.into(),
         request_id: Some(req),
         action: action.into(),

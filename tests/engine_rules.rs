@@ -637,7 +637,10 @@ async fn extensions_respect_count_total_and_need_a_reason() {
     let exp: String = target
         .query_row("SELECT expires_at FROM leases", [], |x| x.get(0))
         .unwrap();
-    assert_eq!(exp, breakglass::store::ts(before + Duration::minutes(30)));
+    assert_eq!(
+        exp,
+        breakglass::domain::time::ts(before + Duration::minutes(30))
+    );
 }
 
 #[tokio::test]

@@ -360,7 +360,7 @@ fn forge_approval(dir: &Path, id: i64, by: &str, detail: serde_json::Value) -> i
     let event = seal(
         AuditRecord {
             seq: last.seq + 1,
-            at: breakglass::store::ts(now),
+            at: breakglass::domain::time::ts(now),
             actor: by.into(),
             request_id: Some(id),
             action: "request.approved".into(),
@@ -746,7 +746,7 @@ fn vendor_recertification_is_signed_and_a_forged_one_unlocks_nothing() {
     let forged = seal(
         AuditRecord {
             seq: last.seq + 1,
-            at: breakglass::store::ts(chrono::Utc::now()),
+            at: breakglass::domain::time::ts(chrono::Utc::now()),
             actor: "dave".into(),
             request_id: None,
             action: "role.recertified".into(),

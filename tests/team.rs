@@ -1045,7 +1045,7 @@ certifiers = ["{bob}"]
     let ev = breakglass::audit::seal(
         breakglass::audit::AuditRecord {
             seq: seq + 1,
-            at: breakglass::store::ts(chrono::Utc::now()),
+            at: breakglass::domain::time::ts(chrono::Utc::now()),
             actor: bob.clone(),
             request_id: Some(forged),
             action: "request.approved".into(),

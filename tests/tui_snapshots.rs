@@ -20,7 +20,7 @@ async fn fixed() -> Driver {
 async fn fixed_on(h: H) -> Driver {
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap();
     h.clock.set(t0);
-    let at = |m: i64| breakglass::store::ts(t0 - chrono::Duration::minutes(m));
+    let at = |m: i64| breakglass::domain::time::ts(t0 - chrono::Duration::minutes(m));
     std::fs::write(
         h.dir().join("incidents.toml"),
         format!(

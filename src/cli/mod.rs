@@ -330,7 +330,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
                 Failure::new(exit::USAGE, "no checkpoint key: set [audit] checkpoint_key_file (create one with `breakglass audit keygen --out FILE`)")
             })?;
             let (size, head) = engine.store().audit_head().map_err(EngineError::from)?;
-            let cp = signer.sign(size, &head, &crate::store::ts(engine.now()));
+            let cp = signer.sign(size, &head, &crate::domain::time::ts(engine.now()));
             outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
             Ok(exit::OK)
         }

@@ -4,7 +4,8 @@
 use crate::audit::Broken;
 use crate::backend::Credential;
 use crate::cli::stdio::{errln, outln};
-use crate::domain::{format_hms, lifecycle::human, Request, State};
+use crate::domain::time::{format_hms, human};
+use crate::domain::{Request, State};
 use crate::engine::{Engine, RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
 use crate::sanitize;

@@ -4,6 +4,7 @@
 pub mod lifecycle;
 pub mod policy;
 pub mod request;
+pub mod time;
 pub mod vendor;
 
 pub use lifecycle::{Event, Refusal, RefusalKind};

@@ -327,5 +327,5 @@ pub(crate) fn refusal(kind: RefusalKind, message: impl Into<String>) -> Error {
 }
 
 pub(crate) fn lifecycle_human(secs: i64) -> String {
-    lifecycle::human(secs)
+    crate::domain::time::human(secs)
 }

@@ -54,8 +54,8 @@ pub(super) fn attach(
             format!(
                 "role {} is a vendor role: TTL {} is longer than its vendor_max_ttl {}",
                 role.name,
-                lifecycle::human(req.ttl_seconds),
-                lifecycle::human(vp.max_ttl)
+                crate::domain::time::human(req.ttl_seconds),
+                crate::domain::time::human(vp.max_ttl)
             ),
         ));
     }

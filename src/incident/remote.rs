@@ -340,7 +340,7 @@ pub(crate) fn human(d: Duration) -> String {
     if d.subsec_millis() != 0 && d.as_secs() < 10 {
         format!("{:.1}s", d.as_secs_f64())
     } else {
-        crate::domain::lifecycle::human(d.as_secs() as i64)
+        crate::domain::time::human(d.as_secs() as i64)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::audit::AuditRecord;
+use crate::domain::time::ts;
 use crate::domain::{Event, Request, RequestId, State};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
@@ -292,9 +293,4 @@ pub fn outbox_entry(
         "data": data,
     });
     (event_id, payload)
-}
-
-/// Fixed-precision RFC 3339 so stored instants compare as text and hash stably.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

@@ -25,7 +25,7 @@
 //!
 //! The schema is versioned in `breakglass_meta` (`schema_version`) and migrated
 //! on open under an advisory lock. Timestamps are stored as the same fixed-width
-//! RFC 3339 text as SQLite (`store::ts`), so rows copy across verbatim and the
+//! RFC 3339 text as SQLite (`domain::time::ts`), so rows copy across verbatim and the
 //! hash chain never depends on a type conversion.
 
 use super::*;

@@ -1,6 +1,6 @@
 //! Approvals and Reviews: other people's requests waiting for you.
 
-use crate::domain::lifecycle::human;
+use crate::domain::time::human;
 use crate::engine::QueueItem;
 use crate::tui::app::App;
 use crate::tui::theme::Theme;

@@ -1,6 +1,7 @@
 //! Incidents -> roles -> activation form -> confirm.
 
-use crate::domain::lifecycle::{human, RequestField};
+use crate::domain::lifecycle::RequestField;
+use crate::domain::time::human;
 use crate::tui::app::{App, FormField, Walk};
 use crate::tui::theme::Theme;
 use crate::tui::ui::{clean, label_value};
