@@ -54,7 +54,7 @@ class BadInput(Exception):
 def shown(v, limit=200):
     # Values come from the file: escape everything non-ASCII or control so
     # nothing in it can act on the terminal.
-    s = v if isinstance(v, str) else json.dumps(v, ensure_ascii=True)
+    s = v if isinstance(v, str) else json.dumps(v, ensure_ascii=True, default=repr)
     s = json.dumps(s, ensure_ascii=True)[1:-1]
     return s if len(s) <= limit else s[:limit] + "..."
 
@@ -68,8 +68,21 @@ def strict_object(pairs):
     return obj
 
 
-def no_float(text):
-    raise ValueError("non-integer number %s (the canonical form has integers only)" % text)
+class Fraction:
+    """A number with a fraction or exponent (`session.replayed`'s speed, 0.0),
+    kept as the text that was hashed: re-formatting it could change the bytes."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __eq__(self, other):
+        return isinstance(other, Fraction) and other.text == self.text
+
+    def __hash__(self):
+        return hash(self.text)
+
+    def __repr__(self):
+        return self.text
 
 
 def no_constant(text):
@@ -80,16 +93,26 @@ def parse(text):
     return json.loads(
         text,
         object_pairs_hook=strict_object,
-        parse_float=no_float,
+        parse_float=Fraction,
         parse_constant=no_constant,
     )
 
 
 def canonical(value):
     """Keys sorted by code point, no whitespace, UTF-8, only the escapes JSON requires."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return canonical_text(value).encode("utf-8")
+
+
+def canonical_text(v):
+    # json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+    # except that a Fraction is written as the text it was read from.
+    if isinstance(v, dict):
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + canonical_text(v[k]) for k in sorted(v)) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(canonical_text(x) for x in v) + "]"
+    if isinstance(v, Fraction):
+        return v.text
+    return json.dumps(v, ensure_ascii=False, allow_nan=False)
 
 
 def is_int(v):
@@ -134,7 +157,10 @@ def verify_chain(lines, events=None):
     for n, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        where = "line %d" % n
+        if events is not None and not hashes:
+            where = "line %d" % n  # a run's first seq is not known before it is read
+        else:
+            where = "seq %d (line %d)" % (first_seq + len(hashes), n)
         try:
             e = parse(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as err:
