@@ -577,6 +577,14 @@ fn a_full_lifecycle_bundle_verifies_with_both_verifiers() {
     assert_eq!(o.status.code(), Some(2), "{}", all(&o));
     assert!(stderr(&o).contains("not empty"), "{}", all(&o));
     assert_eq!(bg_verify(&out, Some(&d.public)).status.code(), Some(0));
+    // A recording gone since it was audited breaks the log's check: no bundle.
+    let cast = d.dir().join("recordings").join("REQ-1.cast");
+    std::fs::rename(&cast, d.dir().join("moved.cast")).unwrap();
+    let o = d.evidence("REQ-1", &d.dir().join("after-loss"));
+    assert_eq!(o.status.code(), Some(6), "{}", all(&o));
+    assert!(stderr(&o).contains("recording"), "{}", all(&o));
+    assert!(!d.dir().join("after-loss").exists());
+    std::fs::rename(d.dir().join("moved.cast"), &cast).unwrap();
     let o = d.evidence("REQ-99", &d.dir().join("nothing"));
     assert_eq!(o.status.code(), Some(2), "{}", all(&o));
     assert!(!d.dir().join("nothing").exists());
