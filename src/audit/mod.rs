@@ -3,6 +3,7 @@
 //! Any edit, deletion or reordering of a stored row breaks a link that `verify` names.
 
 pub mod checkpoint;
+pub mod evidence;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -145,6 +146,16 @@ impl Default for Verifier {
 }
 
 impl Verifier {
+    /// A verifier for a run of the chain that starts at event `seq`, whose
+    /// predecessor's hash is `prev_hash` (an evidence bundle's first event).
+    pub fn starting_at(seq: i64, prev_hash: &str) -> Self {
+        Verifier {
+            expected_seq: seq,
+            prev_hash: prev_hash.to_string(),
+            count: 0,
+        }
+    }
+
     pub fn push(&mut self, r: &AuditRecord) -> Result<(), Broken> {
         let broken = |reason: String| Err(Broken { seq: r.seq, reason });
         if r.seq != self.expected_seq {

@@ -3,6 +3,7 @@
 pub mod args;
 mod audit_cmd;
 mod decisions;
+mod evidence_cmd;
 mod output;
 mod requests;
 mod session;
@@ -145,6 +146,10 @@ async fn dispatch(cli: Cli) -> CliResult {
             return Ok(exit::OK);
         }
         Command::Config(ConfigCmd::Check) => return config_check(&cli),
+        Command::Evidence(EvidenceArgs {
+            verify: Some(EvidenceCmd::Verify { dir, public_key }),
+            ..
+        }) => return evidence_cmd::verify(dir, public_key.as_deref(), cli.json),
         Command::Demo { dir, no_console } => return demo(&cli, dir.clone(), *no_console).await,
         _ => {}
     }
@@ -339,8 +344,15 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             format,
             output: out,
         }) => audit_export(engine, *format, out.as_deref()),
-        // Handled in `dispatch` before a store is opened.
-        Command::Init { .. }
+        Command::Evidence(EvidenceArgs {
+            verify: None,
+            id: Some(id),
+            output: Some(dir),
+        }) => evidence_cmd::write(engine, id, dir, json),
+        // Handled in `dispatch` before a store is opened (clap requires id and
+        // --output without `verify`).
+        Command::Evidence(_)
+        | Command::Init { .. }
         | Command::Config(_)
         | Command::Demo { .. }
         | Command::Console

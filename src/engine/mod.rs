@@ -3,6 +3,7 @@
 //! outside `domain` and here.
 
 mod actions;
+mod evidence;
 mod incident_checks;
 mod logins;
 mod recertification;
