@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod drafts;
+pub mod draw;
 pub mod input;
 pub mod screens;
 pub mod theme;
