@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod evidence;
+pub mod recordings;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -7,6 +7,7 @@ mod validate;
 pub use validate::{load, load_str};
 
 use crate::domain::Policy;
+pub use crate::net::pg::{PgTls, PgUrlSource};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -223,23 +224,6 @@ pub struct PostgresConfig {
     /// What the credential reports as host and port (default: the admin URL's).
     pub host: Option<String>,
     pub port: Option<u16>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PgUrlSource {
-    /// The name of an environment variable holding the URL.
-    Env(String),
-    /// A file whose (trimmed) contents are the URL.
-    File(PathBuf),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PgTls {
-    Disable,
-    /// Encrypted, server certificate not verified.
-    Require,
-    /// Encrypted, certificate chain and host name verified.
-    VerifyFull,
 }
 
 impl BackendConfig {

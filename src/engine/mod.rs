@@ -114,12 +114,7 @@ pub struct Parts {
     pub recovery: RecoveryConfig,
 }
 
-pub fn this_host() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use crate::identity::this_host;
 
 impl Engine {
     pub fn new(p: Parts) -> Self {

@@ -294,3 +294,16 @@ pub fn outbox_entry(
     });
     (event_id, payload)
 }
+
+/// Evidence bundles read the audit log through this: `audit` knows nothing of stores.
+impl crate::audit::evidence::AuditLog for dyn Store + '_ {
+    fn audit_head(&self) -> Result<(i64, String), String> {
+        Store::audit_head(self).map_err(|e| e.to_string())
+    }
+    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, String> {
+        Store::audit_range(self, from, limit).map_err(|e| e.to_string())
+    }
+    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, String> {
+        Store::request_events(self, id, action).map_err(|e| e.to_string())
+    }
+}

@@ -5,7 +5,6 @@ use super::*;
 use crate::audit::checkpoint::Signer;
 use crate::audit::{export_line, AuditRecord};
 use crate::domain::RequestId;
-use crate::store::Store;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -34,10 +33,21 @@ pub struct Built {
     pub no_checkpoint: Option<String>,
 }
 
+/// What a bundle is read from: the audit log (the store implements it). Errors
+/// are the store's message.
+pub trait AuditLog {
+    /// The newest event's (seq, hash).
+    fn audit_head(&self) -> Result<(i64, String), String>;
+    /// Up to `limit` events from `from` on, in order.
+    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, String>;
+    /// The events of one request with `action`, oldest first.
+    fn request_events(&self, id: RequestId, action: &str) -> Result<Vec<AuditRecord>, String>;
+}
+
 /// Writes the bundle for `id` into `dir` (created 0700; an existing dir must be
 /// empty). On failure nothing of the bundle is left behind.
-pub fn write(
-    store: &dyn Store,
+pub fn write<L: AuditLog + ?Sized>(
+    store: &L,
     id: RequestId,
     dir: &Path,
     opts: &BuildOptions,
@@ -116,13 +126,13 @@ fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", dir.join(name).display()))
 }
 
-fn write_into(
-    store: &dyn Store,
+fn write_into<L: AuditLog + ?Sized>(
+    store: &L,
     id: RequestId,
     dir: &Path,
     opts: &BuildOptions,
 ) -> Result<Built, String> {
-    let store_err = |e: crate::store::StoreError| e.to_string();
+    let store_err = |e: String| e;
     let created = store
         .request_events(id, "request.created")
         .map_err(store_err)?
@@ -219,7 +229,7 @@ fn write_into(
                 }
             }
         }
-        if r.action == crate::engine::vendor_session::SESSION_RECORDED {
+        if r.action == crate::audit::recordings::SESSION_RECORDED {
             match copy_recording(dir, r, &detail)? {
                 Ok(()) => recordings += 1,
                 Err(why) => {

@@ -19,7 +19,7 @@ mod build;
 mod summary;
 mod verify;
 
-pub use build::{write, BuildOptions, Built};
+pub use build::{write, AuditLog, BuildOptions, Built};
 pub use verify::{verify, CheckpointVerdict, Report};
 
 use serde::{Deserialize, Serialize};

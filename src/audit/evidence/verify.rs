@@ -321,11 +321,11 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
                 signatures += 1;
             }
         }
-        if r.action == crate::engine::vendor_session::SESSION_RECORDED {
+        if r.action == crate::audit::recordings::SESSION_RECORDED {
             let name = recording_file(r.seq);
             if files.contains(&name) {
                 let want = detail["sha256"].as_str().unwrap_or_default();
-                let got = crate::engine::vendor_session::sha256_file(&dir.join(&name))
+                let got = crate::audit::recordings::sha256_file(&dir.join(&name))
                     .map_err(|e| format!("{name}: {e}"))?
                     .0;
                 if got != want {
