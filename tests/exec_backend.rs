@@ -339,9 +339,9 @@ async fn stdout_garbage_is_a_protocol_error() {
             .grant(&grant_spec("REQ-1"))
             .await,
     );
-    assert!(m.contains("plugin protocol in the README"), "{m}");
+    assert!(m.contains("plugin protocol in docs/"), "{m}");
     let m = protocol(replying("").check().await);
-    assert!(m.contains("plugin protocol in the README"), "{m}");
+    assert!(m.contains("plugin protocol in docs/"), "{m}");
     // Valid JSON that lacks "ok" is malformed too.
     protocol(replying(r#"{"lease_id":"L"}"#).check().await);
 }
@@ -443,7 +443,7 @@ async fn huge_stdout_is_capped_not_hung() {
     let m = protocol(b.grant(&grant_spec("REQ-1")).await);
     assert!(start.elapsed() < Duration::from_secs(20));
     assert!(m.contains("more than 1 MiB on stdout"), "{m}");
-    assert!(m.contains("plugin protocol in the README"), "{m}");
+    assert!(m.contains("plugin protocol in docs/"), "{m}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// The native alert schema (documented in the README).
+/// The native alert schema (documented in docs/src/alerts.md).
 pub const SCHEMA: &str = "breakglass.alert/v1";
 
 /// Alert kinds a config may turn off; these cannot be turned off.

@@ -316,7 +316,7 @@ pub(crate) fn read_reply(op: &str, status: u16, reply: &[u8]) -> Result<Reply, A
     }
     let reply: Reply = serde_json::from_slice(reply).map_err(|e| Attempt {
         error: BackendError::Protocol(format!(
-            "{op} reply is not the plugin protocol's JSON object ({e}); see the plugin protocol in the README"
+            "{op} reply is not the plugin protocol's JSON object ({e}); see the plugin protocol in docs/src/backends/exec-protocol.md"
         )),
         retryable: false,
     })?;

@@ -273,7 +273,7 @@ pub enum AuditCmd {
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum ExportFormat {
     /// The stored events with their hashes, one JSON object per line, in the
-    /// hashed form (README: "Audit and alerts")
+    /// hashed form (docs/src/audit.md)
     Jsonl,
     /// OCSF 1.1 User Access Management events, one per line, for SIEMs
     Ocsf,
