@@ -63,7 +63,7 @@ async fn an_activation_reaches_a_signed_webhook_once_with_a_stable_event_id() {
         a.body.as_bytes(),
         a.header("X-Breakglass-Signature").unwrap()
     ));
-    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 0);
+    assert_eq!(h.store.outbox_undelivered().unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,16 +80,15 @@ async fn a_failing_receiver_is_retried_with_backoff_and_others_are_not_repeated(
     let now = h.clock_now();
     // Attempt 1 fails (500): the file got it, the webhook did not.
     h.engine.deliver_alerts().await.unwrap();
-    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 1);
+    assert_eq!(h.store.outbox_undelivered().unwrap(), 1);
     let row = h
-        .engine
-        .store()
+        .store
         .outbox_due(now + Duration::days(1), 10)
         .unwrap()
         .remove(0);
     assert_eq!(row.delivered_to, vec!["file".to_string()]);
     assert!(
-        h.engine.store().outbox_due(now, 10).unwrap().is_empty(),
+        h.store.outbox_due(now, 10).unwrap().is_empty(),
         "backing off"
     );
     // Attempts 2 (fails) and 3 (succeeds), each after its back-off.
@@ -99,7 +98,7 @@ async fn a_failing_receiver_is_retried_with_backoff_and_others_are_not_repeated(
     h.engine.deliver_alerts().await.unwrap();
     assert_eq!(rx.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(rx.received().len(), 1);
-    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 0);
+    assert_eq!(h.store.outbox_undelivered().unwrap(), 0);
     let lines = std::fs::read_to_string(file.path()).unwrap();
     assert_eq!(
         lines.lines().count(),
@@ -130,7 +129,7 @@ async fn hanging_and_broken_receivers_leave_alerts_queued_and_visible() {
         "a hanging receiver is abandoned at its timeout"
     );
     assert_eq!((d.delivered, d.failed), (0, 1));
-    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 1);
+    assert_eq!(h.store.outbox_undelivered().unwrap(), 1);
     // The status bar and `status` show it.
     let mut d = support::tui::Driver::new(h, "alice");
     d.refresh().await;
@@ -294,12 +293,7 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
         .await
         .unwrap();
     assert!(h.engine.approve("alice", r.id, None).is_err());
-    let last = h
-        .engine
-        .store()
-        .audit_range(h.audit_len(), 1)
-        .unwrap()
-        .remove(0);
+    let last = h.store.audit_range(h.audit_len(), 1).unwrap().remove(0);
     assert_eq!(
         (last.action.as_str(), last.actor.as_str()),
         ("policy.refused", "alice")
@@ -601,7 +595,7 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         .unwrap();
     h.clock.advance(Duration::hours(25));
     e.recover().await.unwrap();
-    while h.engine.store().outbox_undelivered().unwrap() > 0 {
+    while h.store.outbox_undelivered().unwrap() > 0 {
         assert!(e.deliver_alerts().await.unwrap().delivered > 0);
     }
 
@@ -810,8 +804,7 @@ async fn a_hostile_reason_gives_one_valid_record_per_alert_at_a_real_rsyslog() {
     h.engine.activate("alice", r.id).await.unwrap();
     h.engine.revoke("alice", r.id, &reason).await.unwrap();
     let alerts: Vec<(String, String)> = h
-        .engine
-        .store()
+        .store
         .outbox_due(h.clock_now() + Duration::days(1), 100)
         .unwrap()
         .iter()
@@ -825,7 +818,7 @@ async fn a_hostile_reason_gives_one_valid_record_per_alert_at_a_real_rsyslog() {
     assert!(alerts.iter().any(|(_, k)| k == "activation"), "{alerts:?}");
     assert!(alerts.iter().any(|(_, k)| k == "early_end"), "{alerts:?}");
     h.engine.deliver_alerts().await.unwrap();
-    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 0);
+    assert_eq!(h.store.outbox_undelivered().unwrap(), 0);
 
     let got = rs.settle(4 * alerts.len(), std::time::Duration::from_secs(10));
     let internal = rs.internal_log();

@@ -41,8 +41,7 @@ fn auto_input(condition: &str, ttl: Option<i64>) -> RequestInput {
 }
 
 fn auto_events(h: &H) -> usize {
-    h.engine
-        .store()
+    h.store
         .audit_range(1, 10_000)
         .unwrap()
         .iter()
@@ -63,7 +62,7 @@ async fn only_the_listed_condition_is_auto_approved() {
     assert_eq!(r.certify_by, Some(r.created_at + Duration::hours(24)));
     assert!(r.approvals.is_empty());
     assert_eq!(auto_events(&h), 1);
-    let rec = h.engine.store().audit_range(1, 100).unwrap();
+    let rec = h.store.audit_range(1, 100).unwrap();
     let ev = rec
         .iter()
         .find(|e| e.action == "request.auto_approved")
@@ -163,8 +162,7 @@ async fn auto_max_ttl_caps_auto_approval() {
 }
 
 fn alert_severities(h: &H, kind: &str) -> Vec<String> {
-    h.engine
-        .store()
+    h.store
         .outbox_due(chrono::Utc::now() + Duration::days(3650), 10_000)
         .unwrap()
         .iter()
@@ -204,12 +202,7 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
     let first = used(&h).await;
     assert_eq!(first.state, State::Ended);
     // Within the deadline, machine-speed recovery may use the role again.
-    assert!(h
-        .engine
-        .store()
-        .role_lock(K8S, h.engine.now())
-        .unwrap()
-        .is_none());
+    assert!(h.store.role_lock(K8S, h.engine.now()).unwrap().is_none());
     let again = used(&h).await;
     h.engine.review("bob", again.id, answers()).unwrap();
     h.engine.certify("dave", again.id, "ok").unwrap();
@@ -239,15 +232,14 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
     assert!(rep.certification_overdue.is_empty());
     // One audited event; its alert went out with the first pass's delivery.
     let overdue = h
-        .engine
-        .store()
+        .store
         .audit_range(1, 10_000)
         .unwrap()
         .into_iter()
         .filter(|e| e.action == "certification.overdue")
         .count();
     assert_eq!(overdue, 1);
-    assert_eq!(h.engine.store().outbox_undelivered().unwrap(), 0);
+    assert_eq!(h.store.outbox_undelivered().unwrap(), 0);
 
     // A person reviews (the service account cannot), another certifies.
     assert!(h.engine.review(SVC, first.id, answers()).is_err());
@@ -255,12 +247,7 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
     assert!(h.engine.certify("bob", first.id, "ok").is_err());
     h.engine.certify("dave", first.id, "reviewed").unwrap();
     assert_eq!(h.state(first.id), State::Certified);
-    assert!(h
-        .engine
-        .store()
-        .role_lock(K8S, h.engine.now())
-        .unwrap()
-        .is_none());
+    assert!(h.store.role_lock(K8S, h.engine.now()).unwrap().is_none());
     let r = h
         .engine
         .request("alice", input(K8S, IncidentChoice::Ticket("INC-9".into())))

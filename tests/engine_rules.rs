@@ -330,12 +330,7 @@ async fn rotation_after_use_is_audited_and_a_failure_alerted() {
     let (r, _) = h.active(K8S).await;
     h.engine.revoke("alice", r.id, "done").await.unwrap();
     assert_eq!(spy.rotations.load(Ordering::SeqCst), 1);
-    let last = h
-        .engine
-        .store()
-        .audit_range(h.audit_len(), 1)
-        .unwrap()
-        .remove(0);
+    let last = h.store.audit_range(h.audit_len(), 1).unwrap().remove(0);
     assert!(
         last.detail.contains("\"rotation\":\"rotated\""),
         "{}",
@@ -354,12 +349,7 @@ async fn rotation_after_use_is_audited_and_a_failure_alerted() {
         "a failed rotation does not undo the revocation"
     );
     assert_eq!(spy.rotations.load(Ordering::SeqCst), 1);
-    let last = h
-        .engine
-        .store()
-        .audit_range(h.audit_len(), 1)
-        .unwrap()
-        .remove(0);
+    let last = h.store.audit_range(h.audit_len(), 1).unwrap().remove(0);
     assert!(last.detail.contains("vault sealed"), "{}", last.detail);
     assert_eq!(h.alerts_of_kind("rotate_failed"), 1);
 }
@@ -391,12 +381,7 @@ async fn a_failed_grant_is_revoked_by_request_id_and_marked_failed() {
     assert_eq!(h.state(r.id), State::Failed);
     assert_eq!(*spy.revokes.lock().unwrap(), vec![None]);
     // Failed does not lock the role.
-    assert!(h
-        .engine
-        .store()
-        .role_lock(K8S, h.engine.now())
-        .unwrap()
-        .is_none());
+    assert!(h.store.role_lock(K8S, h.engine.now()).unwrap().is_none());
 }
 
 #[tokio::test]
@@ -620,8 +605,7 @@ async fn extensions_respect_count_total_and_need_a_reason() {
     );
     assert_eq!(h.alerts_of_kind("extension"), 2);
     let actions: Vec<String> = h
-        .engine
-        .store()
+        .store
         .audit_range(1, 100)
         .unwrap()
         .into_iter()

@@ -244,7 +244,7 @@ proptest! {
                         if let Ok(ev) = breakglass::domain::lifecycle::begin_grant(&mut r, &who, owner, now) {
                             // Only the demo backend's target is simulated here (not the plugin's).
                             let on_demo = r.role != PLUGIN_ROLE;
-                            if h.engine.store().commit(&r, &ev, &[], now).is_ok() && *backend_granted && on_demo {
+                            if h.store.commit(&r, &ev, &[], now).is_ok() && *backend_granted && on_demo {
                                 let spec = breakglass::backend::GrantSpec {
                                     request_id: r.id.to_string(), role: r.role.clone(), scope: serde_json::json!({}),
                                     requester: who, ttl_seconds: r.ttl_seconds, expires_at: now + Duration::seconds(r.ttl_seconds),

@@ -223,7 +223,7 @@ async fn a_revocation_that_keeps_failing_is_shown_loudly() {
     let ev =
         breakglass::domain::lifecycle::begin_revoke(&mut req, "alice", "done", now, now, owner)
             .unwrap();
-    let req = d.engine.store().commit(&req, &ev, &[], now).unwrap();
+    let req = d.h.store.commit(&req, &ev, &[], now).unwrap();
     let mut req2 = req.clone();
     let ev = breakglass::domain::lifecycle::revoke_failed(
         &mut req2,
@@ -232,7 +232,7 @@ async fn a_revocation_that_keeps_failing_is_shown_loudly() {
         now,
     )
     .unwrap();
-    d.engine.store().commit(&req2, &ev, &[], now).unwrap();
+    d.h.store.commit(&req2, &ev, &[], now).unwrap();
     d.refresh().await;
     d.press(KeyCode::Char('2')).await;
     d.press(KeyCode::Enter).await;

@@ -334,7 +334,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             let signer = engine.checkpoint_signer().ok_or_else(|| {
                 Failure::new(exit::USAGE, "no checkpoint key: set [audit] checkpoint_key_file (create one with `breakglass audit keygen --out FILE`)")
             })?;
-            let (size, head) = engine.store().audit_head().map_err(EngineError::from)?;
+            let (size, head) = engine.audit_head()?;
             let cp = signer.sign(size, &head, &crate::domain::time::ts(engine.now()));
             outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
             Ok(exit::OK)
@@ -368,7 +368,7 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
         signal(SignalKind::interrupt()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
     errln!(
         "breakglass daemon: sweeping {} every {interval}s",
-        engine.store().describe()
+        engine.store_description()
     );
     loop {
         match engine.recover().await {

@@ -21,6 +21,8 @@ pub struct H {
     pub tmp: tempfile::TempDir,
     pub cfg: Config,
     pub engine: Engine,
+    /// The engine's store, for tests that look behind the engine.
+    pub store: Arc<dyn breakglass::store::Store>,
     pub clock: Arc<ManualClock>,
 }
 
@@ -48,6 +50,7 @@ pub fn harness_edited(edit: impl FnOnce(&mut String), f: impl FnOnce(&mut Parts)
     H {
         tmp,
         cfg,
+        store: parts.store.clone(),
         engine: Engine::new(parts),
         clock,
     }
@@ -96,7 +99,7 @@ impl H {
     }
 
     pub fn audit_len(&self) -> i64 {
-        self.engine.store().audit_head().unwrap().0
+        self.store.audit_head().unwrap().0
     }
 
     pub fn state(&self, id: RequestId) -> State {
@@ -164,8 +167,7 @@ impl H {
     }
 
     pub fn alerts_of_kind(&self, kind: &str) -> usize {
-        self.engine
-            .store()
+        self.store
             .outbox_due(chrono::Utc::now() + chrono::Duration::days(3650), 10_000)
             .unwrap()
             .iter()
