@@ -1,6 +1,7 @@
 //! What actually grants access. Every backend is idempotent on revoke: revoking
 //! twice, or revoking a lease it never issued, succeeds.
 
+pub mod config;
 pub mod demo;
 pub mod exec;
 pub mod http;
@@ -102,8 +103,8 @@ pub trait Backend: Send + Sync {
     async fn check(&self) -> Result<String, BackendError>;
 }
 
-pub fn build(cfg: &crate::config::BackendConfig) -> Arc<dyn Backend> {
-    use crate::config::BackendConfig as C;
+pub fn build(cfg: &config::BackendConfig) -> Arc<dyn Backend> {
+    use config::BackendConfig as C;
     match cfg {
         C::Demo { state_path } => Arc::new(DemoBackend::new(state_path.clone())),
         C::Exec {

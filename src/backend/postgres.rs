@@ -16,8 +16,8 @@
 //! the comment) are single-quoted with `'` doubled; backslashes and NUL are refused
 //! and the session sets `standard_conforming_strings = on`.
 
+use super::config::PostgresConfig;
 use super::*;
-use crate::config::PostgresConfig;
 use crate::net::pg::{is_local, tls_config, PgTls, PgUrlSource};
 use regex::Regex;
 use std::future::Future;

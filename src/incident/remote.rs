@@ -4,8 +4,8 @@
 //! a cap on the reply size, errors an operator can act on, and reading JSON
 //! fields with messages that name the field.
 
+use super::config::RemoteSource;
 use super::*;
-use crate::config::RemoteSource;
 use crate::sanitize;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};

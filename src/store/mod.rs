@@ -2,6 +2,7 @@
 //! transition is one `commit`: new state (optimistic version check), its audit
 //! event and its alert rows, atomically.
 
+pub mod config;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;

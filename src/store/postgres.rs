@@ -28,9 +28,9 @@
 //! RFC 3339 text as SQLite (`domain::time::ts`), so rows copy across verbatim and the
 //! hash chain never depends on a type conversion.
 
+use super::config::PgStoreConfig;
 use super::*;
 use crate::audit::{self, AuditRecord, Verifier};
-use crate::config::PgStoreConfig;
 use crate::net::pg::{PgTls, PgUrlSource};
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::ToSql;
