@@ -1,5 +1,5 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz, nightly) and for
-//! `tests/fuzz_seeds.rs` (stable): one function per target, each feeding raw
+//! `tests/it/fuzz_seeds.rs` (stable): one function per target, each feeding raw
 //! bytes to the real parsing code of one kind of untrusted input. None of them
 //! may panic, whatever the bytes; each returns a short summary so the seed
 //! tests can check that valid inputs are read as valid.
