@@ -578,7 +578,7 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
     );
     Ok(Fixture {
         snap,
-        store: e.store().describe(),
+        store: e.store_description(),
         now: e.now(),
         pending,
         active,

@@ -14,12 +14,12 @@
 //! daemon` runs, minus process start-up): that lets every replica share one
 //! clock offset so the K grants are all expired at the instant the sweepers
 //! start, however long setup took. The PostgreSQL cluster is the tests'
-//! throwaway one (tests/support/pg.rs) with durable settings (fsync on,
+//! throwaway one (tests/it/support/pg.rs) with durable settings (fsync on,
 //! synchronous_commit on) and statement logging off.
 
 mod common;
 
-#[path = "../tests/support/pg.rs"]
+#[path = "../tests/it/support/pg.rs"]
 mod pg;
 
 use anyhow::{ensure, Context, Result};
@@ -192,7 +192,7 @@ fn run(server: &pg::PgServer, k: usize, replicas: usize, interval: Duration) -> 
         for (lease, req, role) in &leases {
             tx.execute(
                 "INSERT INTO leases (lease_id, request_id, role, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![lease, req, role, breakglass::store::ts(expiry)],
+                rusqlite::params![lease, req, role, breakglass::domain::time::ts(expiry)],
             )?;
         }
         tx.commit()?;

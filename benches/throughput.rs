@@ -202,7 +202,7 @@ fn synthetic(seq: i64, base: DateTime<Utc>) -> AuditRecord {
     });
     AuditRecord {
         seq,
-        at: breakglass::store::ts(base + chrono::Duration::milliseconds(seq * 1500)),
+        at: breakglass::domain::time::ts(base + chrono::Duration::milliseconds(seq * 1500)),
         actor: actor.into(),
         request_id: Some(req),
         action: action.into(),
@@ -321,7 +321,7 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
         let t = Instant::now();
         let (mut from, mut rows) = (1, 0usize);
         loop {
-            let batch = engine.store().audit_range(from, 10_000)?;
+            let batch = engine.audit_events(from, 10_000)?;
             let Some(last) = batch.last() else { break };
             from = last.seq + 1;
             rows += black_box(&batch).len();
@@ -334,7 +334,7 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
     let mut all: Vec<AuditRecord> = Vec::with_capacity(n as usize);
     let mut from = 1;
     loop {
-        let batch = engine.store().audit_range(from, 10_000)?;
+        let batch = engine.audit_events(from, 10_000)?;
         let Some(last) = batch.last() else { break };
         from = last.seq + 1;
         all.extend(batch);

@@ -3,8 +3,8 @@
 #
 # breakglass runs this with a cleared environment, writes one JSON request line
 # on stdin and reads one JSON reply from stdout. A non-zero exit is an error and
-# stderr becomes the message shown to the operator. See "Plugin protocol" in the
-# README.
+# stderr becomes the message shown to the operator. See the plugin protocol in
+# docs/src/backends/exec-protocol.md.
 #
 # This example simulates a target system: each grant is a file in the state
 # directory (passed as `--state DIR` in the backend's `args`), so you can watch

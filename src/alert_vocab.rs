@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// The native alert schema (documented in the README).
+/// The native alert schema (documented in docs/src/alerts.md).
 pub const SCHEMA: &str = "breakglass.alert/v1";
 
 /// What an alert is about. Its name (`as_str`) is the alert's `kind` on the

@@ -92,7 +92,7 @@ certifiers = ["@security"]
 "#;
 
 fn incidents(now: chrono::DateTime<chrono::Utc>) -> String {
-    let ago = |m: i64| crate::store::ts(now - chrono::Duration::minutes(m));
+    let ago = |m: i64| crate::domain::time::ts(now - chrono::Duration::minutes(m));
     format!(
         r#"# Demo incidents (file source).
 [[incidents]]

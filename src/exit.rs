@@ -1,4 +1,4 @@
-//! Documented exit codes (also in `--help` and the README).
+//! Documented exit codes (also in `--help` and docs/src/command-line.md).
 
 pub const OK: i32 = 0;
 /// Internal or store failure.

@@ -1,5 +1,5 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz, nightly) and for
-//! `tests/fuzz_seeds.rs` (stable): one function per target, each feeding raw
+//! `tests/it/fuzz_seeds.rs` (stable): one function per target, each feeding raw
 //! bytes to the real parsing code of one kind of untrusted input. None of them
 //! may panic, whatever the bytes; each returns a short summary so the seed
 //! tests can check that valid inputs are read as valid.
@@ -14,7 +14,7 @@
 //!   (concatenated), through the real paging loop; also each page as a lookup
 //!   reply and as an error body.
 //! - `incident_http`: a generic HTTP source's reply, read with two field maps
-//!   (the README's and a flat one); also as an error body and, first line, as
+//!   (the incident sources chapter's and a flat one); also as an error body and, first line, as
 //!   a `Retry-After` header.
 //!
 //! Not a stable API: it exists for fuzzing only.
@@ -303,7 +303,7 @@ pub fn opsgenie(data: &[u8]) -> Outcome {
     )
 }
 
-/// A generic HTTP source's reply, read with the README's field map (list at
+/// A generic HTTP source's reply, read with the docs' field map (list at
 /// `data.incidents`) and with a flat one (the reply is the list).
 pub fn incident_http(data: &[u8]) -> Outcome {
     static SOURCES: OnceLock<[HttpSource; 2]> = OnceLock::new();

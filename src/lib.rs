@@ -20,6 +20,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod identity;
 pub mod incident;
+pub mod net;
 pub mod sanitize;
 pub mod signing;
 pub mod store;

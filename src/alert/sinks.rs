@@ -118,11 +118,7 @@ impl Sink for FileSink {
 }
 
 fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+    crate::net::http::client(timeout, timeout.min(Duration::from_secs(5)))
         .expect("a rustls client builds")
 }
 

@@ -207,7 +207,7 @@ fn header(payload: &Value) -> String {
         "<{}>1 {} {} breakglass {} {}",
         10 * 8 + sev,
         header_field(payload["at"].as_str().unwrap_or("-"), 32),
-        header_field(&crate::engine::this_host(), 255),
+        header_field(&crate::identity::this_host(), 255),
         std::process::id(),
         header_field(payload["kind"].as_str().unwrap_or("-"), 32),
     )

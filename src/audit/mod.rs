@@ -1,8 +1,10 @@
 //! The tamper-evident audit chain: `hash = sha256(prev_hash || canonical_json(event))`,
-//! with `prev_hash` fed as its 64 hex characters (README.md has the exact bytes).
+//! with `prev_hash` fed as its 64 hex characters (docs/src/audit.md has the exact bytes).
 //! Any edit, deletion or reordering of a stored row breaks a link that `verify` names.
 
 pub mod checkpoint;
+pub mod evidence;
+pub mod recordings;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,8 +33,8 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Canonical JSON of an event: keys sorted, no whitespace, `detail` verbatim
-/// (it was itself produced canonically by `canonical_detail`). README.md
-/// ("Audit and alerts") documents these bytes for independent verifiers.
+/// (it was itself produced canonically by `canonical_detail`). docs/src/audit.md
+/// ("The hashed bytes") documents these bytes for independent verifiers.
 pub fn canonical(r: &AuditRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + r.detail.len());
     write_event(&mut out, r, false);
@@ -145,6 +147,16 @@ impl Default for Verifier {
 }
 
 impl Verifier {
+    /// A verifier for a run of the chain that starts at event `seq`, whose
+    /// predecessor's hash is `prev_hash` (an evidence bundle's first event).
+    pub fn starting_at(seq: i64, prev_hash: &str) -> Self {
+        Verifier {
+            expected_seq: seq,
+            prev_hash: prev_hash.to_string(),
+            count: 0,
+        }
+    }
+
     pub fn push(&mut self, r: &AuditRecord) -> Result<(), Broken> {
         let broken = |reason: String| Err(Broken { seq: r.seq, reason });
         if r.seq != self.expected_seq {
@@ -280,7 +292,7 @@ mod tests {
         }
     }
 
-    /// The worked example in README.md ("Audit and alerts"): if this changes,
+    /// The worked example in docs/src/audit.md ("The hashed bytes"): if this changes,
     /// every exported chain stops verifying with the documented recipe.
     #[test]
     fn the_readme_worked_example_holds() {

@@ -63,7 +63,7 @@ impl Backend for DemoBackend {
                 lease_id,
                 spec.request_id,
                 spec.role,
-                crate::store::ts(spec.expires_at)
+                crate::domain::time::ts(spec.expires_at)
             ],
         )
         .map_err(err)?;
@@ -98,7 +98,7 @@ impl Backend for DemoBackend {
         let c = self.open()?;
         c.execute(
             "UPDATE leases SET expires_at = ?2 WHERE request_id = ?1",
-            params![spec.request_id, crate::store::ts(expires_at)],
+            params![spec.request_id, crate::domain::time::ts(expires_at)],
         )
         .map_err(err)?;
         Ok(())

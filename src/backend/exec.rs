@@ -172,7 +172,7 @@ impl ExecBackend {
         }
         if out_dropped {
             return Err(BackendError::Protocol(format!(
-                "plugin {op} printed more than {} MiB on stdout; see the plugin protocol in the README",
+                "plugin {op} printed more than {} MiB on stdout; see the plugin protocol in docs/src/backends/exec-protocol.md",
                 MAX_STDOUT >> 20
             )));
         }
@@ -185,7 +185,7 @@ impl ExecBackend {
 pub(crate) fn parse_reply(op: &str, out: &[u8]) -> Result<Reply, BackendError> {
     let reply: Reply = serde_json::from_slice(out).map_err(|e| {
         BackendError::Protocol(format!(
-            "plugin {op} did not print one JSON object on stdout ({e}); see the plugin protocol in the README"
+            "plugin {op} did not print one JSON object on stdout ({e}); see the plugin protocol in docs/src/backends/exec-protocol.md"
         ))
     })?;
     if !reply.ok {

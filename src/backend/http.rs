@@ -16,6 +16,7 @@
 
 use super::exec::{clean, Reply, PROTOCOL};
 use super::*;
+use crate::net::http::ReadError;
 use secrecy::ExposeSecret;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -81,22 +82,7 @@ impl Default for HttpOptions {
     }
 }
 
-/// `https://` anywhere; plain `http://` only to this machine (credentials travel
-/// in the replies).
-pub fn check_url(url: &str) -> Result<(), String> {
-    let u = reqwest::Url::parse(url).map_err(|e| format!("\"{url}\" is not a URL ({e})"))?;
-    match u.scheme() {
-        "https" => Ok(()),
-        "http" => match u.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']')) {
-            Some("localhost") => Ok(()),
-            Some(h) if h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback()) => Ok(()),
-            _ => Err(format!(
-                "\"{url}\" is plain http to another host; credentials would cross the network in clear text: use https://"
-            )),
-        },
-        other => Err(format!("\"{url}\" has scheme {other}; use https://")),
-    }
-}
+pub use crate::net::http::check_url;
 
 /// The signature header value for `body` sent at `timestamp`; the same scheme as
 /// alert webhooks (`crate::signing`).
@@ -107,13 +93,7 @@ pub(super) fn client(
     timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .timeout(timeout)
-        .connect_timeout(connect_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("breakglass/", env!("CARGO_PKG_VERSION")))
-        .build()
+    crate::net::http::client(timeout, connect_timeout)
         .map_err(|e| format!("cannot set up the HTTP client: {}", chain(&e)))
 }
 
@@ -124,19 +104,9 @@ pub(super) enum Transport {
     Other(String),
 }
 
-/// An error and its causes on one line (reqwest's own message is terse).
+/// An error and its causes on one line, cleaned.
 pub(super) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = c.source();
-    }
-    clean(&s)
+    clean(&crate::net::http::error_chain(e))
 }
 
 /// Sends `req` and reads the whole body (at most `MAX_BODY`) into a buffer that
@@ -146,20 +116,16 @@ pub(super) async fn exchange(
     timeout: Duration,
 ) -> Result<(u16, Zeroizing<Vec<u8>>), Transport> {
     let work = async {
-        let mut resp = req.send().await.map_err(transport)?;
+        let resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
-        let hint = resp.content_length().unwrap_or(0).min(MAX_BODY as u64) as usize;
-        let mut body = Zeroizing::new(Vec::with_capacity(hint));
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(Transport::Other(format!(
-                    "the reply is larger than {} MiB",
-                    MAX_BODY >> 20
-                )));
-            }
-            body.extend_from_slice(&chunk);
+        match crate::net::http::read_capped(resp, MAX_BODY).await {
+            Ok(body) => Ok((status, body)),
+            Err(ReadError::TooLarge) => Err(Transport::Other(format!(
+                "the reply is larger than {} MiB",
+                MAX_BODY >> 20
+            ))),
+            Err(ReadError::Transport(e)) => Err(transport(e)),
         }
-        Ok((status, body))
     };
     // reqwest's own timeout covers the body too; this is the backstop.
     match tokio::time::timeout(timeout + Duration::from_millis(500), work).await {
@@ -359,7 +325,7 @@ pub(crate) fn read_reply(op: &str, status: u16, reply: &[u8]) -> Result<Reply, A
     }
     let reply: Reply = serde_json::from_slice(reply).map_err(|e| Attempt {
         error: BackendError::Protocol(format!(
-            "{op} reply is not the plugin protocol's JSON object ({e}); see the plugin protocol in the README"
+            "{op} reply is not the plugin protocol's JSON object ({e}); see the plugin protocol in docs/src/backends/exec-protocol.md"
         )),
         retryable: false,
     })?;

@@ -1,6 +1,7 @@
 //! What actually grants access. Every backend is idempotent on revoke: revoking
 //! twice, or revoking a lease it never issued, succeeds.
 
+pub mod config;
 pub mod demo;
 pub mod exec;
 pub mod http;
@@ -104,8 +105,8 @@ pub trait Backend: Send + Sync {
 }
 
 /// The backend a config names; those that read the time take it from `clock`.
-pub fn build(cfg: &crate::config::BackendConfig, clock: Arc<dyn Clock>) -> Arc<dyn Backend> {
-    use crate::config::BackendConfig as C;
+pub fn build(cfg: &config::BackendConfig, clock: Arc<dyn Clock>) -> Arc<dyn Backend> {
+    use config::BackendConfig as C;
     match cfg {
         C::Demo { state_path } => Arc::new(DemoBackend::new(state_path.clone())),
         C::Exec {

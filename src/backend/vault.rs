@@ -537,7 +537,7 @@ impl Backend for VaultBackend {
                 BackendError::Protocol("Vault's lookup-self answer has no data".into())
             })?;
         let ttl = if me.ttl > 0 {
-            format!("expires in {}", crate::domain::lifecycle::human(me.ttl))
+            format!("expires in {}", crate::domain::time::human(me.ttl))
         } else {
             "does not expire".into()
         };

@@ -147,6 +147,35 @@ pub enum Command {
     /// Store tools: move to a shared PostgreSQL store (team mode)
     #[command(subcommand)]
     Store(StoreCmd),
+    /// One request's evidence for an auditor: `evidence REQ-n --output DIR`
+    /// writes a self-contained bundle; `evidence verify DIR` checks one offline
+    Evidence(EvidenceArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct EvidenceArgs {
+    #[command(subcommand)]
+    pub verify: Option<EvidenceCmd>,
+    /// The request (REQ-n)
+    #[arg(required = true)]
+    pub id: Option<RequestId>,
+    /// A new (or empty) directory to write the bundle into (mode 0700)
+    #[arg(long, value_name = "DIR", required = true)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvidenceCmd {
+    /// Check a bundle offline (no store or config needed): every file against
+    /// the manifest, the events as a chain, the checkpoint, signatures, recordings
+    Verify {
+        dir: PathBuf,
+        /// The checkpoint key you trust (hex, from `audit keygen`) [default: the
+        /// bundle's own, which proves consistency, not origin]
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
 }
 
 /// Signing a decision when the policy sets `approval_signing = "ssh"`.
@@ -245,7 +274,7 @@ pub enum AuditCmd {
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum ExportFormat {
     /// The stored events with their hashes, one JSON object per line, in the
-    /// hashed form (README: "Audit and alerts")
+    /// hashed form (docs/src/audit.md)
     Jsonl,
     /// OCSF 1.1 User Access Management events, one per line, for SIEMs
     Ocsf,

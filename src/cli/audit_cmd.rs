@@ -81,10 +81,7 @@ pub(super) fn audit_export(
     let mut ocsf = crate::alert::ocsf::AuditExport::default();
     let mut from = 1;
     loop {
-        let batch = engine
-            .store()
-            .audit_range(from, 10_000)
-            .map_err(EngineError::from)?;
+        let batch = engine.audit_events(from, 10_000)?;
         let Some(last) = batch.last() else { break };
         from = last.seq + 1;
         for r in &batch {

@@ -3,6 +3,7 @@
 pub mod args;
 mod audit_cmd;
 mod decisions;
+mod evidence_cmd;
 mod output;
 mod requests;
 mod session;
@@ -142,6 +143,10 @@ async fn dispatch(cli: Cli) -> CliResult {
             return Ok(exit::OK);
         }
         Command::Config(ConfigCmd::Check) => return config_check(&cli),
+        Command::Evidence(EvidenceArgs {
+            verify: Some(EvidenceCmd::Verify { dir, public_key }),
+            ..
+        }) => return evidence_cmd::verify(dir, public_key.as_deref(), cli.json),
         Command::Demo { dir, no_console } => return demo(&cli, dir.clone(), *no_console).await,
         _ => {}
     }
@@ -322,8 +327,8 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             let signer = engine.checkpoint_signer().ok_or_else(|| {
                 Failure::new(exit::USAGE, "no checkpoint key: set [audit] checkpoint_key_file (create one with `breakglass audit keygen --out FILE`)")
             })?;
-            let (size, head) = engine.store().audit_head().map_err(EngineError::from)?;
-            let cp = signer.sign(size, &head, &crate::store::ts(engine.now()));
+            let (size, head) = engine.audit_head()?;
+            let cp = signer.sign(size, &head, &crate::domain::time::ts(engine.now()));
             outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
             Ok(exit::OK)
         }
@@ -332,8 +337,15 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             format,
             output: out,
         }) => audit_export(engine, *format, out.as_deref()),
-        // Handled in `dispatch` before a store is opened.
-        Command::Init { .. }
+        Command::Evidence(EvidenceArgs {
+            verify: None,
+            id: Some(id),
+            output: Some(dir),
+        }) => evidence_cmd::write(engine, *id, dir, json),
+        // Handled in `dispatch` before a store is opened (clap requires id and
+        // --output without `verify`).
+        Command::Evidence(_)
+        | Command::Init { .. }
         | Command::Config(_)
         | Command::Demo { .. }
         | Command::Console
@@ -349,7 +361,7 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
         signal(SignalKind::interrupt()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
     errln!(
         "breakglass daemon: sweeping {} every {interval}s",
-        engine.store().describe()
+        engine.store_description()
     );
     loop {
         match engine.recover().await {

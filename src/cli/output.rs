@@ -4,7 +4,8 @@
 use crate::audit::Broken;
 use crate::backend::Credential;
 use crate::cli::stdio::{errln, outln};
-use crate::domain::{format_hms, lifecycle::human, Request, State};
+use crate::domain::time::{format_hms, human};
+use crate::domain::{Request, State};
 use crate::engine::{Engine, RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
 use crate::sanitize;
@@ -406,7 +407,7 @@ pub fn recovery(rep: &RecoveryReport, json: bool) {
 }
 
 pub fn audit_verify(count: u64, broken: Option<&Broken>, engine: &Engine, json: bool) {
-    let head = engine.store().audit_head().map(|h| h.1).unwrap_or_default();
+    let head = engine.audit_head().map(|h| h.1).unwrap_or_default();
     if json {
         print_json(
             &json!({"ok": broken.is_none(), "verified_events": count, "broken": broken, "head": head}),

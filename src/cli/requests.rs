@@ -87,7 +87,7 @@ pub(super) async fn request_inner(
     let mut seen = req.approvals.len();
     loop {
         // The head first: a decision landing after it wakes the wait below.
-        let head = engine.store().audit_head().map(|h| h.0).unwrap_or(-1);
+        let head = engine.audit_head().map(|h| h.0).unwrap_or(-1);
         let cur = engine.load(req.id)?;
         if cur.approvals.len() != seen && !json {
             seen = cur.approvals.len();
@@ -131,18 +131,14 @@ pub(super) async fn request_inner(
         }
         // Woken by any commit (NOTIFY on PostgreSQL, a cheap head poll on
         // SQLite); at least once a second for the lapse check.
-        let store = engine.store_handle();
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let wait = left.min(std::time::Duration::from_secs(1));
-        let _ = tokio::task::spawn_blocking(move || store.wait_for_change(head, wait)).await;
+        engine.wait_for_change(head, wait).await;
     }
 }
 
 pub(super) fn status(engine: &Engine, id: Option<RequestId>, all: bool, json: bool) -> CliResult {
-    let undelivered = engine
-        .store()
-        .outbox_undelivered()
-        .map_err(EngineError::from)?;
+    let undelivered = engine.undelivered_alerts()?;
     match id {
         Some(id) => {
             let req = engine.load(id)?;
@@ -150,9 +146,9 @@ pub(super) fn status(engine: &Engine, id: Option<RequestId>, all: bool, json: bo
         }
         None => {
             let q = if all {
-                crate::store::Query::default()
+                crate::engine::Query::default()
             } else {
-                crate::store::Query {
+                crate::engine::Query {
                     states: Some(vec![
                         State::Pending,
                         State::Approved,

@@ -6,8 +6,6 @@ use super::{CliResult, Failure};
 use crate::cli::stdio::outln;
 use crate::config::{Config, PgTls, PgUrlSource, StoreConfig};
 use crate::exit;
-use crate::store::{PostgresStore, SqliteStore, Store};
-use std::sync::Arc;
 
 fn store_failure(e: crate::store::StoreError) -> Failure {
     Failure::new(exit::FAILURE, e.to_string())
@@ -43,29 +41,10 @@ pub fn migrate(cfg: &Config, a: &MigrateArgs, json: bool) -> CliResult {
         TlsArg::Require => PgTls::Require,
         TlsArg::VerifyFull => PgTls::VerifyFull,
     });
-    let src = Arc::new(SqliteStore::open(path).map_err(store_failure)?);
-    let src_head = src.audit_head().map_err(store_failure)?;
-    let dst = PostgresStore::open_with(&url, tls, a.ca_file.as_deref()).map_err(store_failure)?;
-    let rep = dst.copy_from_sqlite(src.clone()).map_err(store_failure)?;
-
-    // The copy must verify on its own and end where the source ends.
-    let mut v = crate::audit::Verifier::default();
-    let mut from = 1;
-    let mut broken = None;
-    'pages: loop {
-        let page = dst.audit_range(from, 10_000).map_err(store_failure)?;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        for r in &page {
-            if let Err(b) = v.push(r) {
-                broken = Some(b);
-                break 'pages;
-            }
-        }
-    }
-    let dst_head = dst.audit_head().map_err(store_failure)?;
-    let same_head = dst_head == src_head;
-    let target = dst.describe();
+    let m = crate::store::migrate::sqlite_to_postgres(path, &url, tls, a.ca_file.as_deref())
+        .map_err(store_failure)?;
+    let (rep, broken, target) = (&m.copied, &m.broken, &m.target);
+    let (src_head, dst_head, same_head) = (&m.source_head, &m.target_head, m.same_head());
     let env_hint = match &source {
         PgUrlSource::Env(v) => format!("url_env = \"{v}\""),
         PgUrlSource::File(f) => format!("url_file = \"{}\"", f.display()),
@@ -74,10 +53,10 @@ pub fn migrate(cfg: &Config, a: &MigrateArgs, json: bool) -> CliResult {
         outln!(
             "{}",
             serde_json::json!({
-                "ok": broken.is_none() && rep.source_broken.is_none() && same_head,
+                "ok": m.ok(),
                 "target": target,
                 "copied": rep,
-                "verified_events": v.count,
+                "verified_events": m.verified_events,
                 "broken": broken,
                 "same_head_as_source": same_head,
             })
@@ -90,10 +69,10 @@ pub fn migrate(cfg: &Config, a: &MigrateArgs, json: bool) -> CliResult {
             rep.outbox_rows,
             path.display()
         );
-        match (&broken, same_head) {
+        match (broken, same_head) {
             (None, true) => outln!(
                 "audit chain verified on the copy: {} event(s), head #{} {}",
-                v.count, dst_head.0, dst_head.1
+                m.verified_events, dst_head.0, dst_head.1
             ),
             (Some(b), _) => outln!("the copied chain does NOT verify at #{}: {}", b.seq, b.reason),
             (None, false) => outln!(
@@ -113,11 +92,5 @@ pub fn migrate(cfg: &Config, a: &MigrateArgs, json: bool) -> CliResult {
             cfg.path.display()
         );
     }
-    Ok(
-        if broken.is_some() || rep.source_broken.is_some() || !same_head {
-            exit::AUDIT_BROKEN
-        } else {
-            exit::OK
-        },
-    )
+    Ok(if m.ok() { exit::OK } else { exit::AUDIT_BROKEN })
 }

@@ -6,7 +6,11 @@ mod validate;
 
 pub use validate::{load, load_str};
 
+pub use crate::backend::config::{BackendConfig, PostgresConfig};
 use crate::domain::Policy;
+pub use crate::incident::config::{FieldMap, RemoteSource, SourceConfig, SourceKind};
+pub use crate::net::pg::{PgTls, PgUrlSource};
+pub use crate::store::config::{PgStoreConfig, StoreConfig, StoreIdentity};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -80,177 +84,6 @@ impl Config {
     }
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    Sqlite {
-        path: PathBuf,
-    },
-    /// A shared PostgreSQL store (team mode).
-    Postgres(PgStoreConfig),
-}
-
-/// `[store] kind = "postgres"`.
-#[derive(Debug, Clone)]
-pub struct PgStoreConfig {
-    /// Where the connection string is read from (never inline: it may carry a password).
-    pub url: PgUrlSource,
-    /// `None`: no TLS for a Unix socket or a loopback host, verify-full otherwise.
-    pub tls: Option<PgTls>,
-    pub ca_file: Option<PathBuf>,
-    /// Local files (console drafts, the demo backend's target): `data_dir`, else
-    /// the platform data dir.
-    pub data_dir: PathBuf,
-}
-
-/// Who is acting: the operating-system account, or the store's database login
-/// (`SELECT session_user`, PostgreSQL only), so the store vouches for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StoreIdentity {
-    #[default]
-    Os,
-    Database,
-}
-
-#[derive(Debug, Clone)]
-pub struct SourceConfig {
-    pub name: String,
-    pub kind: SourceKind,
-    /// How long a source's answers are reused (`cache_ttl`, default 10 s; zero: never).
-    pub cache_ttl: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub enum SourceKind {
-    File {
-        path: PathBuf,
-    },
-    /// PagerDuty REST API v2 (`base_url` default `https://api.pagerduty.com`).
-    PagerDuty(RemoteSource),
-    /// Opsgenie Incident API v1 (`base_url` default `https://api.opsgenie.com`).
-    Opsgenie(RemoteSource),
-    /// Any endpoint returning a JSON list of incidents (`url` is the list itself).
-    Http {
-        remote: RemoteSource,
-        /// Dotted path to the list inside the response; `None`: the response is the list.
-        items_path: Option<String>,
-        fields: FieldMap,
-        /// Status values that count as open (compared case-insensitively).
-        open_values: Vec<String>,
-    },
-}
-
-/// What every HTTP incident source shares.
-#[derive(Debug, Clone)]
-pub struct RemoteSource {
-    /// The API's base URL (pagerduty, opsgenie) or the list's URL (http).
-    pub url: String,
-    /// The environment variable holding the token, read at every call. Tokens
-    /// never sit in the config file.
-    pub token_env: Option<String>,
-    /// Total time for one listing or lookup, pages and rate-limit waits included.
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    /// At most this many incidents are taken from one listing (default 10,000).
-    pub max_incidents: usize,
-}
-
-/// Dotted paths (`a.b.0.c`) into one item of a generic HTTP source's list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldMap {
-    pub id: String,
-    pub title: String,
-    pub severity: Option<String>,
-    /// Unset: every listed item counts as open.
-    pub status: Option<String>,
-    pub url: Option<String>,
-    pub opened_at: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum BackendConfig {
-    Demo {
-        state_path: PathBuf,
-    },
-    Exec {
-        command: PathBuf,
-        args: Vec<String>,
-        timeout: Duration,
-        env_allow: Vec<String>,
-    },
-    Postgres(PostgresConfig),
-    Http {
-        url: String,
-        /// The variable holding the shared HMAC secret.
-        secret_env: String,
-        timeout: Duration,
-        connect_timeout: Duration,
-        revoke_retries: u32,
-    },
-    Vault {
-        /// `None`: `$VAULT_ADDR` at call time.
-        addr: Option<String>,
-        /// The variable holding the admin token (default `VAULT_TOKEN`).
-        token_env: String,
-        namespace: Option<String>,
-        renewable: bool,
-        timeout: Duration,
-        connect_timeout: Duration,
-    },
-}
-
-/// A `kind = "postgres"` backend (see `backend::postgres`).
-#[derive(Debug, Clone)]
-pub struct PostgresConfig {
-    /// Where the admin connection string is read from, at every call. Never
-    /// inline in the config: it carries a password.
-    pub url: PgUrlSource,
-    /// `None`: no TLS for a Unix socket or a loopback host, verify-full otherwise.
-    pub tls: Option<PgTls>,
-    /// Extra trust anchors (PEM) for verify-full, instead of the web PKI roots.
-    pub ca_file: Option<PathBuf>,
-    /// Applied to connecting and to every statement.
-    pub timeout: Duration,
-    /// How long revoke waits for the granted user's sessions to end.
-    pub session_timeout: Duration,
-    pub connection_limit: u32,
-    /// The credential's database when the scope names none (default: the admin URL's).
-    pub database: Option<String>,
-    /// On revoke, `REASSIGN OWNED BY <user> TO <this>`; unset: `DROP OWNED`.
-    pub reassign_owned_to: Option<String>,
-    /// What the credential reports as host and port (default: the admin URL's).
-    pub host: Option<String>,
-    pub port: Option<u16>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PgUrlSource {
-    /// The name of an environment variable holding the URL.
-    Env(String),
-    /// A file whose (trimmed) contents are the URL.
-    File(PathBuf),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PgTls {
-    Disable,
-    /// Encrypted, server certificate not verified.
-    Require,
-    /// Encrypted, certificate chain and host name verified.
-    VerifyFull,
-}
-
-impl BackendConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            BackendConfig::Demo { .. } => "demo",
-            BackendConfig::Exec { .. } => "exec",
-            BackendConfig::Postgres(_) => "postgres",
-            BackendConfig::Http { .. } => "http",
-            BackendConfig::Vault { .. } => "vault",
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 use super::audit_action::AuditAction;
 use super::policy::RolePolicy;
 use super::request::*;
+use super::time::human;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
@@ -80,10 +81,6 @@ pub struct NewRequest {
 }
 
 pub const MAX_REASON_CHARS: usize = 4000;
-
-pub fn human(secs: i64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64)).to_string()
-}
 
 /// The parts of a request form a problem can be pinned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -341,8 +341,3 @@ impl Request {
         self.approvals.iter().map(|a| a.by.as_str()).collect()
     }
 }
-
-pub fn format_hms(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-}

@@ -4,6 +4,7 @@
 
 mod actions;
 mod decisions;
+mod evidence;
 mod incident_checks;
 mod logins;
 mod recertification;
@@ -116,12 +117,9 @@ pub struct Parts {
     pub recovery: RecoveryConfig,
 }
 
-pub fn this_host() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use crate::identity::this_host;
+/// Which requests to list (`Engine::requests`).
+pub use crate::store::Query;
 
 impl Engine {
     pub fn new(p: Parts) -> Self {
@@ -222,12 +220,36 @@ impl Engine {
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+    /// "sqlite /var/lib/..." for status lines.
+    pub fn store_description(&self) -> String {
+        self.store.describe()
     }
-    /// The store, for a blocking wait on another thread.
-    pub fn store_handle(&self) -> Arc<dyn Store> {
-        self.store.clone()
+    /// The newest audit event's (seq, hash); (0, genesis) for an empty log.
+    pub fn audit_head(&self) -> Result<(i64, String)> {
+        Ok(self.store.audit_head()?)
+    }
+    /// Up to `limit` audit events from `from` on, in order (for streaming exports).
+    pub fn audit_events(&self, from: i64, limit: usize) -> Result<Vec<crate::audit::AuditRecord>> {
+        Ok(self.store.audit_range(from, limit)?)
+    }
+    /// The last `n` audit events, oldest first.
+    pub fn audit_tail(&self, n: usize) -> Result<Vec<crate::audit::AuditRecord>> {
+        let (head, _) = self.store.audit_head()?;
+        let from = (head - n as i64 + 1).max(1);
+        Ok(self.store.audit_range(from, n)?)
+    }
+    /// Alerts raised but not yet delivered to every sink.
+    pub fn undelivered_alerts(&self) -> Result<u64> {
+        Ok(self.store.outbox_undelivered()?)
+    }
+    /// Waits until the log moves past `since_head` (any commit, from any process:
+    /// NOTIFY on PostgreSQL, a cheap poll on SQLite) or `timeout` passes; true on
+    /// a change. The wait blocks a pool thread, never the runtime.
+    pub async fn wait_for_change(&self, since_head: i64, timeout: std::time::Duration) -> bool {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.wait_for_change(since_head, timeout))
+            .await
+            .unwrap_or(false)
     }
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -330,5 +352,5 @@ pub(crate) fn refusal(kind: RefusalKind, message: impl Into<String>) -> Error {
 }
 
 pub(crate) fn lifecycle_human(secs: i64) -> String {
-    lifecycle::human(secs)
+    crate::domain::time::human(secs)
 }

@@ -170,9 +170,9 @@ impl Engine {
             return Err(refused(format!(
                 "the signature on this {noun} of {subject} is dated {}, {} away from the engine's clock ({}); \
                  a statement is good for 5 minutes: sign again (and check this machine's clock)",
-                crate::store::ts(sig.signed_at),
-                lifecycle::human(skew),
-                crate::store::ts(now)
+                crate::domain::time::ts(sig.signed_at),
+                crate::domain::time::human(skew),
+                crate::domain::time::ts(now)
             )));
         }
         ssh_sign::verify(

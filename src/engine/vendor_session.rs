@@ -3,12 +3,13 @@
 //! certification only after the certifier replayed the session.
 
 use super::*;
-use crate::audit::{AuditRecord, Broken};
+use crate::audit::AuditRecord;
 use crate::backend::Credential;
 use crate::domain::vendor::{VendorInfo, VendorPolicy};
 use crate::domain::{IncidentRef, Request, State};
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use crate::audit::recordings::sha256_file;
 
 /// Checks and attaches the vendor's identity to a new request.
 pub(super) fn attach(
@@ -51,46 +52,14 @@ pub(super) fn attach(
             format!(
                 "role {} is a vendor role: TTL {} is longer than its vendor_max_ttl {}",
                 role.name,
-                lifecycle::human(req.ttl_seconds),
-                lifecycle::human(vp.max_ttl)
+                crate::domain::time::human(req.ttl_seconds),
+                crate::domain::time::human(vp.max_ttl)
             ),
         ));
     }
     event.detail["vendor"] = serde_json::json!(info);
     req.vendor = Some(info);
     Ok(())
-}
-
-/// Re-hashes a recorded session named by a `session.recorded` event.
-pub(super) fn check_recording(r: &AuditRecord) -> std::result::Result<(), Broken> {
-    let recorded = AuditAction::SessionRecorded;
-    if r.action != recorded {
-        return Ok(());
-    }
-    let broken = |reason: String| Broken { seq: r.seq, reason };
-    let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
-    let (Some(path), Some(want)) = (detail["path"].as_str(), detail["sha256"].as_str()) else {
-        return Err(broken(format!(
-            "{recorded} event names no recording and hash"
-        )));
-    };
-    match sha256_file(Path::new(path)) {
-        Ok((got, _)) if got == want => Ok(()),
-        Ok(_) => Err(broken(format!(
-            "{recorded}: the recording {path} was altered (its SHA-256 differs from the one audited)"
-        ))),
-        Err(e) => Err(broken(format!(
-            "{recorded}: the recording {path} is missing or unreadable: {e}"
-        ))),
-    }
-}
-
-/// SHA-256 (hex) and length of a file.
-pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let n = std::io::copy(&mut f, &mut h)?;
-    Ok((hex::encode(h.finalize()), n))
 }
 
 impl Engine {

@@ -169,7 +169,7 @@ impl Engine {
                 if let Some(Err(b)) = signed.as_mut().map(|s| s.check(r)) {
                     return Ok((v.count - 1, Some(b)));
                 }
-                if let Err(b) = super::vendor_session::check_recording(r) {
+                if let Err(b) = crate::audit::recordings::check_recording(r) {
                     return Ok((v.count - 1, Some(b)));
                 }
             }

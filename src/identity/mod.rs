@@ -58,3 +58,11 @@ pub fn resolve_database(
         None => session_user.ok_or(IdentityError::NoSessionUser),
     }
 }
+
+/// This machine's name: the `host` of a grant's owner and of syslog records.
+pub fn this_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}

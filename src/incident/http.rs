@@ -10,9 +10,9 @@
 //! id up, so the sweeper sees an incident resolved only if the endpoint still
 //! lists it with a resolved status. A bearer token is sent when `token_env` is set.
 
+use super::config::{FieldMap, RemoteSource};
 use super::remote::{self, Auth, Remote, Reply};
 use super::*;
-use crate::config::{FieldMap, RemoteSource};
 use serde_json::Value;
 
 pub struct HttpSource {

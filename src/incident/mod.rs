@@ -12,6 +12,7 @@
 //!   `cache_ttl` do not call it again.
 
 pub mod cache;
+pub mod config;
 pub mod file;
 pub mod http;
 pub mod opsgenie;
@@ -69,8 +70,8 @@ pub trait IncidentSource: Send + Sync {
     }
 }
 
-pub fn build(cfg: &crate::config::SourceConfig) -> Arc<dyn IncidentSource> {
-    use crate::config::SourceKind;
+pub fn build(cfg: &config::SourceConfig) -> Arc<dyn IncidentSource> {
+    use config::SourceKind;
     let name = cfg.name.clone();
     let inner: Arc<dyn IncidentSource> = match &cfg.kind {
         SourceKind::File { path } => Arc::new(file::FileSource::new(name, path.clone())),

@@ -12,9 +12,9 @@
 //! severity its `priority` (P1..P5), the link `links.web`. Status `open` is
 //! open; `resolved` and `closed` are resolved.
 
+use super::config::RemoteSource;
 use super::remote::{self, Auth, Remote, Reply};
 use super::*;
-use crate::config::RemoteSource;
 use serde_json::Value;
 use std::collections::HashSet;
 

@@ -12,9 +12,9 @@
 //! or its PagerDuty `id` when there is no number; the title is prefixed with
 //! `service.summary`; the severity is `priority.summary`, else `urgency`.
 
+use super::config::RemoteSource;
 use super::remote::{self, Auth, Remote, Reply};
 use super::*;
-use crate::config::RemoteSource;
 use serde_json::Value;
 use std::collections::HashSet;
 

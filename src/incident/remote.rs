@@ -4,8 +4,8 @@
 //! a cap on the reply size, errors an operator can act on, and reading JSON
 //! fields with messages that name the field.
 
+use super::config::RemoteSource;
 use super::*;
-use crate::config::RemoteSource;
 use crate::sanitize;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -55,12 +55,7 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub fn new(name: String, service: &'static str, settings: RemoteSource, auth: Auth) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("breakglass/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = crate::net::http::client(settings.timeout, settings.connect_timeout)
             .map_err(|e| format!("cannot set up an HTTP client: {e}"));
         Remote {
             name,
@@ -236,7 +231,7 @@ impl Remote {
     async fn read_capped(
         &self,
         url: &Url,
-        mut resp: reqwest::Response,
+        resp: reqwest::Response,
     ) -> Result<Vec<u8>, SourceError> {
         let too_big = || {
             self.error(format!(
@@ -245,17 +240,11 @@ impl Remote {
                 MAX_BODY >> 20
             ))
         };
-        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-            return Err(too_big());
+        match crate::net::http::read_capped(resp, MAX_BODY).await {
+            Ok(body) => Ok(body.to_vec()),
+            Err(crate::net::http::ReadError::TooLarge) => Err(too_big()),
+            Err(crate::net::http::ReadError::Transport(e)) => Err(self.transport(url, e)),
         }
-        let mut buf = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(url, e))? {
-            if buf.len() + chunk.len() > MAX_BODY {
-                return Err(too_big());
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf)
     }
 
     /// A transport failure, without the URL's query (a generic source's URL
@@ -269,15 +258,6 @@ impl Remote {
                 human(self.settings.timeout)
             ));
         }
-        let mut chain = Vec::new();
-        let mut cur: Option<&dyn std::error::Error> = Some(&e);
-        while let Some(c) = cur {
-            let t = c.to_string();
-            if chain.last() != Some(&t) {
-                chain.push(t);
-            }
-            cur = c.source();
-        }
         let what = if e.is_connect() {
             "cannot connect to"
         } else {
@@ -287,7 +267,7 @@ impl Remote {
             &format!(
                 "{what} {}: {}",
                 url.origin().ascii_serialization(),
-                chain.join(": ")
+                crate::net::http::error_chain(&e)
             ),
             500,
         ))
@@ -340,7 +320,7 @@ pub(crate) fn human(d: Duration) -> String {
     if d.subsec_millis() != 0 && d.as_secs() < 10 {
         format!("{:.1}s", d.as_secs_f64())
     } else {
-        crate::domain::lifecycle::human(d.as_secs() as i64)
+        crate::domain::time::human(d.as_secs() as i64)
     }
 }
 

@@ -2,10 +2,13 @@
 //! transition is one `commit`: new state (optimistic version check), its audit
 //! event and its alert rows, atomically.
 
+pub mod config;
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 
 use crate::audit::AuditRecord;
+use crate::domain::time::ts;
 use crate::domain::{AuditAction, Event, Request, RequestId, State};
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
@@ -302,7 +305,19 @@ pub fn outbox_entry(
     (event_id, payload)
 }
 
-/// Fixed-precision RFC 3339 so stored instants compare as text and hash stably.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+/// Evidence bundles read the audit log through this: `audit` knows nothing of stores.
+impl crate::audit::evidence::AuditLog for dyn Store + '_ {
+    fn audit_head(&self) -> Result<(i64, String), String> {
+        Store::audit_head(self).map_err(|e| e.to_string())
+    }
+    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, String> {
+        Store::audit_range(self, from, limit).map_err(|e| e.to_string())
+    }
+    fn request_events(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<AuditRecord>, String> {
+        Store::request_events(self, id, action).map_err(|e| e.to_string())
+    }
 }

@@ -25,12 +25,13 @@
 //!
 //! The schema is versioned in `breakglass_meta` (`schema_version`) and migrated
 //! on open under an advisory lock. Timestamps are stored as the same fixed-width
-//! RFC 3339 text as SQLite (`store::ts`), so rows copy across verbatim and the
+//! RFC 3339 text as SQLite (`domain::time::ts`), so rows copy across verbatim and the
 //! hash chain never depends on a type conversion.
 
+use super::config::PgStoreConfig;
 use super::*;
 use crate::audit::{self, AuditRecord, Verifier};
-use crate::config::{PgStoreConfig, PgTls, PgUrlSource};
+use crate::net::pg::{PgTls, PgUrlSource};
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::ToSql;
 use ::postgres::{Client, GenericClient, Row, Statement};
@@ -185,7 +186,7 @@ impl Connector {
         })?;
         pc.connect_timeout(Duration::from_secs(10));
         pc.application_name("breakglass");
-        let mode = tls.unwrap_or(if crate::backend::postgres::is_local(&pc) {
+        let mode = tls.unwrap_or(if crate::net::pg::is_local(&pc) {
             PgTls::Disable
         } else {
             PgTls::VerifyFull
@@ -195,7 +196,7 @@ impl Connector {
             None
         } else {
             pc.ssl_mode(tokio_postgres::config::SslMode::Require);
-            Some(crate::backend::postgres::tls_config(mode, ca_file).map_err(StoreError::Db)?)
+            Some(crate::net::pg::tls_config(mode, ca_file).map_err(StoreError::Db)?)
         };
         let describe = describe(&pc, mode);
         Ok((
@@ -434,25 +435,18 @@ impl Drop for PostgresStore {
 
 /// Reads the connection string from where the config says.
 pub fn url_from(source: &PgUrlSource) -> Result<SecretString, StoreError> {
-    match source {
-        PgUrlSource::Env(var) => match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_string())),
-            _ => Err(StoreError::Db(format!(
+    use crate::net::pg::{read_url, UrlError};
+    read_url(source).map_err(|e| {
+        StoreError::Db(match e {
+            UrlError::Unset(var) => format!(
                 "the store's connection string is not set: environment variable {var} ([store] url_env) is empty or missing"
-            ))),
-        },
-        PgUrlSource::File(p) => match std::fs::read_to_string(p) {
-            Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_string())),
-            Ok(_) => Err(StoreError::Db(format!(
-                "[store] url_file {} is empty",
-                p.display()
-            ))),
-            Err(e) => Err(StoreError::Db(format!(
-                "cannot read [store] url_file {}: {e}",
-                p.display()
-            ))),
-        },
-    }
+            ),
+            UrlError::Empty(p) => format!("[store] url_file {} is empty", p.display()),
+            UrlError::Unreadable(p, e) => {
+                format!("cannot read [store] url_file {}: {e}", p.display())
+            }
+        })
+    })
 }
 
 impl PostgresStore {

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod drafts;
+pub mod draw;
 pub mod input;
 pub mod screens;
 pub mod theme;
@@ -12,8 +13,8 @@ pub mod ui;
 pub mod widgets;
 
 use crate::domain::{RequestId, State};
+use crate::engine::Query;
 use crate::engine::{Decision, Engine};
-use crate::store::Query;
 use app::{App, Cmd, Msg, Snapshot, Verb};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use drafts::{draft_path, load_drafts, save_draft};
@@ -75,12 +76,9 @@ pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
     );
     let approvals = ok(&mut errors, engine.approvals_for(who));
     let reviews = ok(&mut errors, engine.reviews_for(who));
-    let head = engine.store().audit_head().map(|h| h.0).unwrap_or(0);
-    let audit = engine
-        .store()
-        .audit_range((head - 9_999).max(1), 10_000)
-        .unwrap_or_default();
-    let undelivered = engine.store().outbox_undelivered().unwrap_or(0);
+    let audit = engine.audit_tail(10_000).unwrap_or_default();
+    let head = audit.last().map_or(0, |r| r.seq);
+    let undelivered = engine.undelivered_alerts().unwrap_or(0);
     Snapshot {
         who: who.to_string(),
         incidents,
@@ -135,7 +133,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     let mut app = App::new(
         opts.me.clone(),
         opts.personas.clone(),
-        engine.store().describe(),
+        engine.store_description(),
         engine.now(),
     );
     let checker_engine = engine.clone();
@@ -363,13 +361,8 @@ async fn watch_store(
         // Wakes on a change from any terminal (LISTEN/NOTIFY on PostgreSQL, a
         // cheap poll on SQLite), else after a second.
         let force = std::mem::take(&mut first) || {
-            let e = engine.clone();
-            let store_changed = tokio::task::spawn_blocking(move || {
-                e.store()
-                    .wait_for_change(last_head, std::time::Duration::from_secs(1))
-            });
             tokio::select! {
-                _ = store_changed => false,
+                _ = engine.wait_for_change(last_head, std::time::Duration::from_secs(1)) => false,
                 _ = refresh.notified() => true,
                 _ = who.changed() => true,
             }
@@ -378,7 +371,7 @@ async fn watch_store(
         if ticks % 2 == 0 || force {
             let _ = engine.recover().await;
         }
-        let head = engine.store().audit_head().map(|h| h.0).unwrap_or(-1);
+        let head = engine.audit_head().map(|h| h.0).unwrap_or(-1);
         if force || head != last_head || ticks % 15 == 0 {
             last_head = head;
             let me = who.borrow().clone();
@@ -443,7 +436,7 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
                 .map_err(e),
         ),
         Cmd::VerifyAudit => {
-            let head = engine.store().audit_head().map(|h| h.0).unwrap_or(0);
+            let head = engine.audit_head().map(|h| h.0).unwrap_or(0);
             let eng = engine.clone();
             let r = tokio::task::spawn_blocking(move || eng.verify_audit()).await;
             match r {

@@ -2,20 +2,15 @@
 //! the screen of the current tab. Reads the app; changes nothing.
 
 use super::app::{App, Dialog, Level, Tab};
+use super::draw::centered;
 use super::screens;
 use super::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::tui::app::{fits, MIN_H, MIN_W};
-
-/// Untrusted text on its way to the screen.
-pub fn clean(s: &str) -> String {
-    crate::sanitize::line(s, 500)
-}
 
 pub fn render(f: &mut Frame, app: &App, theme: &Theme) {
     let area = f.area();
@@ -152,17 +147,6 @@ fn status_bar(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         Span::styled(format!(" {} ", app.store), theme.muted()),
     ]);
     f.render_widget(Paragraph::new(line), area);
-}
-
-pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    )
 }
 
 fn popup<'a>(f: &mut Frame, area: Rect, title: &'a str, theme: &Theme, lines: Vec<Line<'a>>) {
@@ -340,21 +324,4 @@ fn help(f: &mut Frame, app: &App, theme: &Theme, body: Rect) {
     }
     let h = lines.len() as u16 + 2;
     popup(f, centered(body, 64, h), "Keys", theme, lines);
-}
-
-pub fn label_value<'a>(label: &'a str, value: String, theme: &Theme) -> Line<'a> {
-    Line::from(vec![
-        Span::styled(format!("{label:<14}"), theme.muted()),
-        Span::styled(value, theme.base()),
-    ])
-}
-
-pub fn style_for_state(state: crate::domain::State, theme: &Theme) -> Style {
-    use crate::domain::State::*;
-    match state {
-        Active | Granting => theme.ok(),
-        Revoking | Failed | Denied => theme.danger(),
-        Pending | Approved | Ended | Reviewed => theme.warn(),
-        _ => theme.muted(),
-    }
 }

@@ -56,7 +56,7 @@ pub(super) fn http_backend(
         {
             None
         }
-        Some(u) => match crate::backend::http::check_url(u.get_ref()) {
+        Some(u) => match crate::net::http::check_url(u.get_ref()) {
             Ok(()) => Some(u.get_ref().clone()),
             Err(e) => {
                 ctx.at(u, format!("backend \"{name}\" (http): url {e}"));
@@ -114,7 +114,7 @@ pub(super) fn vault_backend(ctx: &mut Ctx, name: &str, b: &Spanned<RawBackend>) 
         {
             None
         }
-        Some(a) => match crate::backend::http::check_url(a.get_ref()) {
+        Some(a) => match crate::net::http::check_url(a.get_ref()) {
             Ok(()) => Some(a.get_ref().clone()),
             Err(e) => {
                 ctx.at(a, format!("backend \"{name}\" (vault): addr {e}"));

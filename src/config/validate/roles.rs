@@ -147,7 +147,7 @@ pub(super) fn build_roles(
             if d > m {
                 ctx.at(span, format!(
                     "role \"{name}\": default_ttl {} is longer than max_ttl {}; write default_ttl = \"{}\" or less",
-                    crate::domain::lifecycle::human(d), crate::domain::lifecycle::human(m), crate::domain::lifecycle::human(m)
+                    crate::domain::time::human(d), crate::domain::time::human(m), crate::domain::time::human(m)
                 ));
             }
         }
@@ -160,7 +160,7 @@ pub(super) fn build_roles(
                             t,
                             format!(
                                 "role \"{name}\": max_total must be at least max_ttl ({})",
-                                crate::domain::lifecycle::human(m)
+                                crate::domain::time::human(m)
                             ),
                         );
                     }
@@ -333,7 +333,7 @@ pub(super) fn automation_policy(
     conditions: &[String],
     identities: impl FnOnce(&mut Ctx, &Option<Spanned<Vec<String>>>) -> Principals,
 ) -> crate::domain::policy::Automation {
-    use crate::domain::lifecycle::human;
+    use crate::domain::time::human;
     let role_max = max_ttl.unwrap_or(0);
     let mut a = crate::domain::policy::Automation {
         rate_count: 3,

@@ -3,7 +3,7 @@
 
 use super::super::raw::RawRole;
 use super::{parse_duration, Ctx};
-use crate::domain::lifecycle::human;
+use crate::domain::time::human;
 use crate::domain::vendor::{VendorPolicy, DEFAULT_RECERTIFY_EVERY, DEFAULT_VENDOR_MAX_TTL};
 
 pub(super) fn vendor_policy(

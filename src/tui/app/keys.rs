@@ -245,9 +245,8 @@ impl App {
                                 reason: Input::multiline(
                                     crate::domain::lifecycle::MAX_REASON_CHARS,
                                 ),
-                                ttl: Input::new(10).with(&crate::domain::lifecycle::human(
-                                    role.default_ttl_seconds,
-                                )),
+                                ttl: Input::new(10)
+                                    .with(&crate::domain::time::human(role.default_ttl_seconds)),
                                 focus: FormField::Condition,
                                 problems: vec![],
                                 attempted: false,

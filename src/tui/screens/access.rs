@@ -1,11 +1,12 @@
 //! My access: my requests; waiting for approvals; the live countdown; revoked;
 //! the after-action review form.
 
-use crate::domain::lifecycle::human;
-use crate::domain::{format_hms, Request, State};
+use crate::domain::time::format_hms;
+use crate::domain::time::human;
+use crate::domain::{Request, State};
 use crate::tui::app::{App, ReviewField, ReviewForm};
+use crate::tui::draw::{clean, label_value, style_for_state};
 use crate::tui::theme::Theme;
-use crate::tui::ui::{clean, label_value, style_for_state};
 use crate::tui::widgets::BigClock;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};

@@ -1,8 +1,8 @@
 //! The audit chain, scrollable, with its verification status.
 
 use crate::tui::app::App;
+use crate::tui::draw::clean;
 use crate::tui::theme::Theme;
-use crate::tui::ui::clean;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};

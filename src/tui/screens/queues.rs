@@ -1,10 +1,10 @@
 //! Approvals and Reviews: other people's requests waiting for you.
 
-use crate::domain::lifecycle::human;
+use crate::domain::time::human;
 use crate::engine::QueueItem;
 use crate::tui::app::App;
+use crate::tui::draw::{clean, label_value};
 use crate::tui::theme::Theme;
-use crate::tui::ui::{clean, label_value};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
@@ -198,7 +198,7 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         ));
     }
     if app.reading_review {
-        let area = crate::tui::ui::centered(
+        let area = crate::tui::draw::centered(
             area,
             area.width.saturating_sub(4),
             area.height.saturating_sub(2),

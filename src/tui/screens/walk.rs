@@ -1,9 +1,10 @@
 //! Incidents -> roles -> activation form -> confirm.
 
-use crate::domain::lifecycle::{human, RequestField};
+use crate::domain::lifecycle::RequestField;
+use crate::domain::time::human;
 use crate::tui::app::{App, FormField, Walk};
+use crate::tui::draw::{clean, label_value};
 use crate::tui::theme::Theme;
-use crate::tui::ui::{clean, label_value};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};

@@ -1,0 +1,879 @@
+//! Each rule the engine enforces, one test each, on the demo policy with a manual clock.
+
+use crate::support;
+
+use breakglass::backend::{Backend, BackendError, Grant, GrantSpec, RevokeSpec};
+use breakglass::domain::{RefusalKind, State};
+use breakglass::engine::{Decision, Error, IncidentChoice};
+use breakglass::store::Store;
+use chrono::Duration;
+use secrecy::ExposeSecret;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use support::*;
+
+fn refused(e: Error, kind: RefusalKind, needle: &str) {
+    match e {
+        Error::Refused(r) => {
+            assert_eq!(r.kind, kind, "{}", r.message);
+            assert!(
+                r.message.contains(needle),
+                "`{}` lacks `{needle}`",
+                r.message
+            );
+        }
+        other => panic!("expected a refusal containing `{needle}`, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn request_must_name_an_open_incident_from_a_source() {
+    let h = harness();
+    let e = h
+        .engine
+        .request("alice", input(DBA, inc("INC-9999")))
+        .await
+        .unwrap_err();
+    refused(e, RefusalKind::Policy, "breakglass incidents");
+    let e = h
+        .engine
+        .request("alice", input(DBA, inc("INC-1039")))
+        .await
+        .unwrap_err();
+    refused(e, RefusalKind::Policy, "resolved");
+    let r = h
+        .engine
+        .request("alice", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap();
+    assert_eq!(r.state, State::Pending);
+    assert!(r.incident.label().contains("Checkout API"));
+}
+
+#[tokio::test]
+async fn manual_tickets_only_where_the_role_allows_and_matches() {
+    let h = harness();
+    let t = |s: &str| IncidentChoice::Ticket(s.into());
+    refused(
+        h.engine
+            .request("alice", input(DBA, t("INC-1")))
+            .await
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "--incident",
+    );
+    refused(
+        h.engine
+            .request("alice", input(K8S, t("JIRA-7")))
+            .await
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "^(INC|CHG)-[0-9]+$",
+    );
+    refused(
+        h.engine
+            .request("alice", input(K8S, t("x CHG-7 y")))
+            .await
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "does not match",
+    );
+    let r = h
+        .engine
+        .request("alice", input(K8S, t("CHG-7")))
+        .await
+        .unwrap();
+    assert_eq!(r.incident.label(), "ticket CHG-7");
+}
+
+#[tokio::test]
+async fn condition_must_be_one_of_the_roles() {
+    let h = harness();
+    let mut i = input(IAM, inc("INC-1044"));
+    i.condition = "curiosity".into();
+    let e = h.engine.request("alice", i.clone()).await.unwrap_err();
+    refused(e, RefusalKind::Policy, "\"locked-out administrators\"");
+    i.condition = "Locked-Out Administrators".into();
+    let r = h.engine.request("alice", i).await.unwrap();
+    assert_eq!(r.condition, "locked-out administrators");
+}
+
+#[tokio::test]
+async fn reason_is_required() {
+    let h = harness();
+    let mut i = input(DBA, inc("INC-1042"));
+    i.reason = "  \n ".into();
+    refused(
+        h.engine.request("alice", i).await.unwrap_err(),
+        RefusalKind::Input,
+        "reason is required",
+    );
+}
+
+#[tokio::test]
+async fn ttl_defaults_and_stays_within_bounds() {
+    let h = harness();
+    let r = h
+        .engine
+        .request("alice", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap();
+    assert_eq!(r.ttl_seconds, 15 * 60);
+    h.engine.cancel("alice", r.id).unwrap();
+    let mut i = input(DBA, inc("INC-1042"));
+    i.ttl_seconds = Some(31 * 60);
+    refused(
+        h.engine.request("alice", i.clone()).await.unwrap_err(),
+        RefusalKind::Policy,
+        "at most 30m",
+    );
+    i.ttl_seconds = Some(20 * 60);
+    assert_eq!(
+        h.engine.request("alice", i).await.unwrap().ttl_seconds,
+        1200
+    );
+}
+
+#[tokio::test]
+async fn requester_must_be_allowed() {
+    let h = harness();
+    let e = h
+        .engine
+        .request("carol", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap_err();
+    refused(e, RefusalKind::Policy, "@oncall");
+}
+
+#[tokio::test]
+async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
+    let h = harness();
+    let r = h
+        .engine
+        .request("alice", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap();
+    refused(
+        h.engine
+            .decide("alice", r.id, Decision::approve(None))
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "cannot approve",
+    );
+    // bob and carol approve; alice is not an approver of a request by bob either.
+    let r2 = h
+        .engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
+    assert_eq!((r2.state, r2.approvals.len()), (State::Pending, 1));
+    refused(
+        h.engine
+            .decide("bob", r.id, Decision::approve(None))
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "already approved",
+    );
+    assert_eq!(h.engine.load(r.id).unwrap().approvals.len(), 1);
+    let r3 = h
+        .engine
+        .decide("carol", r.id, Decision::approve(Some("ok".into())))
+        .unwrap();
+    assert_eq!(r3.state, State::Approved);
+    assert_eq!(r3.approvers(), vec!["bob", "carol"]);
+
+    let other = h
+        .engine
+        .request("bob", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    refused(
+        h.engine
+            .decide("alice", other.id, Decision::approve(None))
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "may not approve",
+    );
+}
+
+/// The lifecycle applies a decision's signature check after the decision's own
+/// rules: a decision nobody may make is refused for that, and a verified
+/// signature is kept with the decision and its audit event.
+#[test]
+fn a_decision_is_checked_before_its_signature_and_keeps_it() {
+    use breakglass::domain::lifecycle::{self, NewRequest};
+    use breakglass::domain::{IncidentRef, Refusal, SshSignature};
+    let role = support::store_conformance::role("db");
+    let now = chrono::Utc::now();
+    let (mut r, _) = lifecycle::new_request(
+        &role,
+        NewRequest {
+            incident: IncidentRef::Ticket {
+                reference: "INC-1".into(),
+            },
+            condition: "outage".into(),
+            reason: "r".into(),
+            ttl_seconds: None,
+        },
+        "alice",
+        now,
+    )
+    .unwrap();
+    let unsigned = || {
+        Err(Refusal {
+            kind: RefusalKind::Policy,
+            message: "sign it".into(),
+        })
+    };
+    let e = lifecycle::approve(&mut r, &role, "alice", None, unsigned(), now).unwrap_err();
+    assert!(e.message.contains("cannot approve it"), "{}", e.message);
+    let e = lifecycle::approve(&mut r, &role, "bob", None, unsigned(), now).unwrap_err();
+    assert_eq!(e.message, "sign it");
+    assert!(r.approvals.is_empty() && r.state == State::Pending);
+
+    let sig = SshSignature {
+        signed_at: now,
+        armored: "-----BEGIN SSH SIGNATURE-----".into(),
+    };
+    let ev = lifecycle::deny(&mut r, &role, "bob", " no ", Ok(Some(sig.clone())), now).unwrap();
+    assert_eq!(ev.detail["signature"], serde_json::json!(sig));
+    let denial = r.denial.as_ref().unwrap();
+    assert_eq!(
+        (denial.comment.as_str(), denial.signature.as_ref()),
+        ("no", Some(&sig))
+    );
+}
+
+#[tokio::test]
+async fn a_denial_ends_the_request() {
+    let h = harness();
+    let r = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    refused(
+        h.engine
+            .decide("carol", r.id, Decision::deny(" "))
+            .unwrap_err(),
+        RefusalKind::Input,
+        "reason",
+    );
+    let d = h
+        .engine
+        .decide("carol", r.id, Decision::deny("use the runbook first"))
+        .unwrap();
+    assert_eq!(d.state, State::Denied);
+    refused(
+        h.engine
+            .decide("bob", r.id, Decision::approve(None))
+            .unwrap_err(),
+        RefusalKind::State,
+        "denied",
+    );
+    assert!(h.engine.activate("alice", r.id).await.is_err());
+    assert_eq!(h.alerts_of_kind("denial"), 1);
+}
+
+#[tokio::test]
+async fn pending_and_unactivated_requests_lapse() {
+    let h = harness();
+    let r = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::minutes(29));
+    assert!(h.engine.recover().await.unwrap().lapsed.is_empty());
+    h.clock.advance(Duration::minutes(2));
+    assert_eq!(
+        h.engine.recover().await.unwrap().lapsed,
+        vec![r.id.to_string()]
+    );
+    assert_eq!(h.state(r.id), State::Lapsed);
+    refused(
+        h.engine
+            .decide("bob", r.id, Decision::approve(None))
+            .unwrap_err(),
+        RefusalKind::State,
+        "lapsed",
+    );
+
+    let a = h.approved(K8S).await;
+    h.clock.advance(Duration::minutes(31));
+    h.engine.recover().await.unwrap();
+    assert_eq!(h.state(a.id), State::Lapsed);
+    assert!(h.leases().is_empty());
+}
+
+#[test]
+fn as_flag_is_refused_outside_demo_mode() {
+    use breakglass::identity::{resolve, IdentityError};
+    let h = harness();
+    let mut policy = h.engine.policy().clone();
+    assert_eq!(resolve(&policy, Some("bob")).unwrap(), "bob");
+    assert!(matches!(
+        resolve(&policy, Some("mallory")),
+        Err(IdentityError::UnknownPersona(..))
+    ));
+    policy.demo_personas = None;
+    assert!(matches!(
+        resolve(&policy, Some("bob")),
+        Err(IdentityError::AsOutsideDemo)
+    ));
+    let me = resolve(&policy, None).unwrap();
+    let uid = nix::unistd::getuid();
+    assert_eq!(me, nix::unistd::User::from_uid(uid).unwrap().unwrap().name);
+}
+
+/// A backend that records what the store said while it was being called.
+#[derive(Default)]
+struct Spy {
+    store: Mutex<Option<Arc<dyn Store>>>,
+    seen_state_at_grant: Mutex<Option<State>>,
+    fail_grant: bool,
+    revoke_failures_left: AtomicU32,
+    revokes: Mutex<Vec<Option<String>>>,
+    hang_grant: bool,
+    rotations: AtomicU32,
+    fail_rotate: bool,
+    /// The grant takes this long on the engine's clock.
+    slow_grant: Mutex<Option<(Arc<breakglass::clock::ManualClock>, Duration)>>,
+    /// The expiry the last grant was asked for.
+    asked_expiry: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+}
+
+#[async_trait::async_trait]
+impl Backend for Spy {
+    fn kind(&self) -> &'static str {
+        "spy"
+    }
+    async fn grant(&self, spec: &GrantSpec) -> Result<Grant, BackendError> {
+        let id = spec.request_id.parse().unwrap();
+        let store = self.store.lock().unwrap().clone().unwrap();
+        *self.seen_state_at_grant.lock().unwrap() = Some(store.get(id).unwrap().unwrap().state);
+        *self.asked_expiry.lock().unwrap() = Some(spec.expires_at);
+        if let Some((clock, took)) = &*self.slow_grant.lock().unwrap() {
+            clock.advance(*took);
+        }
+        if self.hang_grant {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+        if self.fail_grant {
+            return Err(BackendError::Failed("target refused: quota".into()));
+        }
+        Ok(Grant {
+            lease_id: format!("spy-{}", spec.request_id),
+            expires_at: None,
+            credential: Default::default(),
+        })
+    }
+    async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {
+        self.revokes.lock().unwrap().push(spec.lease_id.clone());
+        if self.revoke_failures_left.load(Ordering::SeqCst) > 0 {
+            self.revoke_failures_left.fetch_sub(1, Ordering::SeqCst);
+            return Err(BackendError::Failed("target unreachable".into()));
+        }
+        Ok(())
+    }
+    async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
+        self.rotations.fetch_add(1, Ordering::SeqCst);
+        if self.fail_rotate {
+            return Err(BackendError::Failed("vault sealed".into()));
+        }
+        Ok(())
+    }
+    async fn check(&self) -> Result<String, BackendError> {
+        Ok("spy".into())
+    }
+}
+
+fn with_spy(spy: Spy) -> (H, Arc<Spy>) {
+    let spy = Arc::new(spy);
+    let s2 = spy.clone();
+    let h = harness_with(move |p| {
+        *s2.store.lock().unwrap() = Some(p.store.clone());
+        p.backends.insert("demo".into(), s2.clone());
+        p.policy.roles.get_mut(K8S).unwrap().rotate_after_use = true;
+    });
+    (h, spy)
+}
+
+/// The deadline is fixed at grant intent: a backend that takes a while and
+/// reports no expiry of its own is asked for that deadline, and the store keeps
+/// it, not the moment the backend answered plus the TTL.
+#[tokio::test]
+async fn expiry_is_the_deadline_fixed_at_intent_however_long_the_grant_takes() {
+    let (h, spy) = with_spy(Spy::default());
+    *spy.slow_grant.lock().unwrap() = Some((h.clock.clone(), Duration::seconds(40)));
+    let a = h.approved(K8S).await;
+    let intent = h.clock_now();
+    let (r, _) = h.engine.activate("alice", a.id).await.unwrap();
+    let asked = spy.asked_expiry.lock().unwrap().unwrap();
+    assert_eq!(asked, intent + Duration::seconds(r.ttl_seconds));
+    assert_eq!(r.expires_at(), Some(asked));
+    let g = r.grant.as_ref().unwrap();
+    assert_eq!(g.granted_at, Some(intent + Duration::seconds(40)));
+    assert_eq!(
+        r.remaining(h.clock_now()),
+        Some(Duration::seconds(r.ttl_seconds - 40))
+    );
+}
+
+#[tokio::test]
+async fn rotation_after_use_is_audited_and_a_failure_alerted() {
+    let (h, spy) = with_spy(Spy::default());
+    let (r, _) = h.active(K8S).await;
+    h.engine.revoke("alice", r.id, "done").await.unwrap();
+    assert_eq!(spy.rotations.load(Ordering::SeqCst), 1);
+    let last = h.store.audit_range(h.audit_len(), 1).unwrap().remove(0);
+    assert!(
+        last.detail.contains("\"rotation\":\"rotated\""),
+        "{}",
+        last.detail
+    );
+
+    let (h, spy) = with_spy(Spy {
+        fail_rotate: true,
+        ..Default::default()
+    });
+    let (r, _) = h.active(K8S).await;
+    let ended = h.engine.revoke("alice", r.id, "done").await.unwrap();
+    assert_eq!(
+        ended.state,
+        State::Ended,
+        "a failed rotation does not undo the revocation"
+    );
+    assert_eq!(spy.rotations.load(Ordering::SeqCst), 1);
+    let last = h.store.audit_range(h.audit_len(), 1).unwrap().remove(0);
+    assert!(last.detail.contains("vault sealed"), "{}", last.detail);
+    assert_eq!(h.alerts_of_kind("rotate_failed"), 1);
+}
+
+#[tokio::test]
+async fn the_grant_intent_is_stored_before_the_backend_is_called() {
+    let (h, spy) = with_spy(Spy::default());
+    let (r, _) = h.active(K8S).await;
+    assert_eq!(
+        *spy.seen_state_at_grant.lock().unwrap(),
+        Some(State::Granting)
+    );
+    assert_eq!(r.state, State::Active);
+    let g = r.grant.unwrap();
+    assert_eq!(g.owner.pid, std::process::id());
+    assert_eq!(h.alerts_of_kind("activation"), 1);
+}
+
+#[tokio::test]
+async fn a_failed_grant_is_revoked_by_request_id_and_marked_failed() {
+    let (h, spy) = with_spy(Spy {
+        fail_grant: true,
+        ..Default::default()
+    });
+    let r = h.approved(K8S).await;
+    let e = h.engine.activate("alice", r.id).await.unwrap_err();
+    assert!(matches!(e, Error::Backend { .. }), "{e:?}");
+    assert!(e.to_string().contains("quota"));
+    assert_eq!(h.state(r.id), State::Failed);
+    assert_eq!(*spy.revokes.lock().unwrap(), vec![None]);
+    // Failed does not lock the role.
+    assert!(h.store.role_lock(K8S, h.engine.now()).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_grant_stuck_past_its_timeout_is_recovered() {
+    let (h, spy) = with_spy(Spy {
+        hang_grant: true,
+        ..Default::default()
+    });
+    let h = Arc::new(h);
+    let r = h.approved(K8S).await;
+    let h2 = h.clone();
+    let stuck = tokio::spawn(async move { h2.engine.activate("alice", r.id).await });
+    while h.state(r.id) != State::Granting {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Our own pid is alive, so only the timeout can release it.
+    assert!(h
+        .engine
+        .recover()
+        .await
+        .unwrap()
+        .interrupted_grants_failed
+        .is_empty());
+    h.clock.advance(Duration::seconds(121));
+    let rep = h.engine.recover().await.unwrap();
+    assert_eq!(rep.interrupted_grants_failed, vec![r.id.to_string()]);
+    assert_eq!(h.state(r.id), State::Failed);
+    assert_eq!(*spy.revokes.lock().unwrap(), vec![None]);
+    stuck.abort();
+}
+
+#[tokio::test]
+async fn revoke_is_idempotent() {
+    let h = harness();
+    let (r, _) = h.active(K8S).await;
+    assert_eq!(h.leases().len(), 1);
+    let ended = h.engine.revoke("alice", r.id, "done").await.unwrap();
+    assert_eq!(ended.state, State::Ended);
+    assert!(h.leases().is_empty());
+    let events = h.audit_len();
+    let again = h.engine.revoke("alice", r.id, "done").await.unwrap();
+    assert_eq!(again.state, State::Ended);
+    assert_eq!(h.audit_len(), events, "a second revoke is not a transition");
+    // The backend itself accepts revoking what is already gone.
+    let spec = RevokeSpec {
+        request_id: r.id.to_string(),
+        role: K8S.into(),
+        scope: serde_json::json!({}),
+        lease_id: Some("never-issued".into()),
+    };
+    h.demo_target().revoke(&spec).await.unwrap();
+}
+
+#[tokio::test]
+async fn only_requester_approvers_or_certifiers_may_end_access() {
+    let h = harness();
+    let (r, _) = h.active(K8S).await;
+    refused(
+        h.engine.revoke("mallory", r.id, "x").await.unwrap_err(),
+        RefusalKind::Policy,
+        "may not end",
+    );
+    // dave is a certifier (security), not the requester: security can pull access.
+    assert_eq!(
+        h.engine
+            .revoke("dave", r.id, "security ended it")
+            .await
+            .unwrap()
+            .state,
+        State::Ended
+    );
+    assert_eq!(h.alerts_of_kind("early_end"), 1);
+}
+
+async fn lock_reason(h: &H) -> String {
+    match h.engine.request("bob", input(DBA, inc("INC-1042"))).await {
+        Err(Error::Locked { reason, .. }) => reason,
+        other => panic!("expected the role to be locked, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_role_stays_locked_until_a_different_person_certifies() {
+    let h = harness();
+    let (r, _) = h.active(DBA).await;
+    assert!(lock_reason(&h).await.contains("holds active access"));
+    h.engine.revoke("alice", r.id, "fixed").await.unwrap();
+    assert!(lock_reason(&h)
+        .await
+        .contains(&format!("awaiting the after-action review of {}", r.id)));
+    refused(
+        h.engine.review("bob", r.id, answers()).unwrap_err(),
+        RefusalKind::Policy,
+        "written by its requester",
+    );
+    h.engine.review("alice", r.id, answers()).unwrap();
+    assert!(lock_reason(&h)
+        .await
+        .contains(&format!("awaiting certification of {}", r.id)));
+    let roles = h.engine.roles(Some("alice")).unwrap();
+    let v = roles.iter().find(|x| x.name == DBA).unwrap();
+    assert_eq!(
+        v.lock_reason.as_deref(),
+        Some(format!("awaiting certification of {}", r.id).as_str())
+    );
+    // Other roles are unaffected.
+    assert!(roles
+        .iter()
+        .find(|x| x.name == K8S)
+        .unwrap()
+        .lock_reason
+        .is_none());
+    refused(
+        h.engine
+            .decide("alice", r.id, Decision::certify(""))
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "cannot certify",
+    );
+    refused(
+        h.engine
+            .decide("carol", r.id, Decision::certify(""))
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "may not certify",
+    );
+    // A rejection reopens the review and keeps the lock.
+    refused(
+        h.engine
+            .decide("dave", r.id, Decision::reject(""))
+            .unwrap_err(),
+        RefusalKind::Input,
+        "comment",
+    );
+    assert_eq!(
+        h.engine
+            .decide("dave", r.id, Decision::reject("say which tables"))
+            .unwrap()
+            .state,
+        State::Ended
+    );
+    assert!(lock_reason(&h).await.contains("after-action review"));
+    h.engine.review("alice", r.id, answers()).unwrap();
+    assert_eq!(
+        h.engine
+            .decide("dave", r.id, Decision::certify("fine"))
+            .unwrap()
+            .state,
+        State::Certified
+    );
+    assert!(h
+        .engine
+        .request("bob", input(DBA, inc("INC-1042")))
+        .await
+        .is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn locked_role_check_is_also_made_at_grant_time() {
+    let h = harness();
+    // Two requests filed while the role was free, both approved.
+    let a = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    let b = h
+        .engine
+        .request("bob", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    h.engine
+        .decide("carol", a.id, Decision::approve(None))
+        .unwrap();
+    h.engine
+        .decide("carol", b.id, Decision::approve(None))
+        .unwrap();
+    h.engine.activate("alice", a.id).await.unwrap();
+    let e = h.engine.activate("bob", b.id).await.unwrap_err();
+    assert!(matches!(e, Error::Locked { .. }), "{e:?}");
+    assert_eq!(h.state(b.id), State::Approved);
+    assert_eq!(h.leases().len(), 1);
+}
+
+#[tokio::test]
+async fn extensions_respect_count_total_and_need_a_reason() {
+    let h = harness();
+    let (r, _) = h.active(K8S).await; // 10m default, max 20m, 2 extensions, max_total 40m
+    refused(
+        h.engine.extend("bob", r.id, 600, "more").await.unwrap_err(),
+        RefusalKind::Policy,
+        "only the requester",
+    );
+    refused(
+        h.engine.extend("alice", r.id, 600, " ").await.unwrap_err(),
+        RefusalKind::Input,
+        "reason",
+    );
+    refused(
+        h.engine
+            .extend("alice", r.id, 21 * 60, "more")
+            .await
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "max TTL",
+    );
+    let before = r.expires_at().unwrap();
+    let e1 = h
+        .engine
+        .extend("alice", r.id, 20 * 60, "still failing over")
+        .await
+        .unwrap();
+    assert_eq!(e1.expires_at().unwrap(), before + Duration::minutes(20));
+    // 30m granted so far; 11 more would pass the 40m total.
+    refused(
+        h.engine
+            .extend("alice", r.id, 11 * 60, "more")
+            .await
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "at most 10m",
+    );
+    h.engine
+        .extend("alice", r.id, 10 * 60, "last bit")
+        .await
+        .unwrap();
+    refused(
+        h.engine
+            .extend("alice", r.id, 60, "more")
+            .await
+            .unwrap_err(),
+        RefusalKind::Policy,
+        "allows 2",
+    );
+    assert_eq!(h.alerts_of_kind("extension"), 2);
+    let actions: Vec<String> = h
+        .store
+        .audit_range(1, 100)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(actions.iter().filter(|a| *a == "grant.extended").count(), 2);
+    // The demo target's own expiry moved too.
+    let target = rusqlite::Connection::open(match &h.cfg.backends["demo"] {
+        breakglass::config::BackendConfig::Demo { state_path } => state_path.clone(),
+        _ => unreachable!(),
+    })
+    .unwrap();
+    let exp: String = target
+        .query_row("SELECT expires_at FROM leases", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(
+        exp,
+        breakglass::domain::time::ts(before + Duration::minutes(30))
+    );
+}
+
+#[tokio::test]
+async fn expiry_is_a_stored_instant_enforced_by_the_sweep() {
+    let h = harness();
+    let (r, _) = h.active(K8S).await;
+    h.clock.advance(Duration::minutes(9));
+    assert!(h.engine.recover().await.unwrap().expired_revoked.is_empty());
+    assert_eq!(
+        h.engine
+            .view(h.engine.load(r.id).unwrap())
+            .remaining_seconds,
+        Some(60)
+    );
+    // A clock that jumps (or a process that slept) still ends access at the next sweep.
+    h.clock.advance(Duration::hours(5));
+    let rep = h.engine.recover().await.unwrap();
+    assert_eq!(rep.expired_revoked, vec![r.id.to_string()]);
+    let done = h.engine.load(r.id).unwrap();
+    assert_eq!(done.state, State::Ended);
+    assert_eq!(done.grant.unwrap().end.unwrap().reason, "expired");
+    assert!(h.leases().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_revocation_stays_revoking_and_is_retried_with_backoff() {
+    let (h, spy) = with_spy(Spy {
+        revoke_failures_left: AtomicU32::new(2),
+        ..Default::default()
+    });
+    let (r, _) = h.active(K8S).await;
+    let e = h.engine.revoke("alice", r.id, "done").await.unwrap_err();
+    assert!(e.to_string().contains("will retry"), "{e}");
+    let cur = h.engine.load(r.id).unwrap();
+    assert_eq!(cur.state, State::Revoking);
+    let g = cur.grant.unwrap();
+    assert_eq!(g.revoke_attempts, 1);
+    assert!(g.last_error.unwrap().contains("unreachable"));
+    assert_eq!(h.alerts_of_kind("revoke_failed"), 1);
+    // Not due yet: nothing happens.
+    let rep = h.engine.recover().await.unwrap();
+    assert!(rep.revokes_retried.is_empty() && rep.errors.is_empty());
+    h.clock.advance(Duration::seconds(3));
+    let rep = h.engine.recover().await.unwrap();
+    assert_eq!(rep.errors.len(), 1, "second attempt fails too");
+    assert_eq!(
+        h.engine.load(r.id).unwrap().grant.unwrap().revoke_attempts,
+        2
+    );
+    h.clock.advance(Duration::seconds(5));
+    let rep = h.engine.recover().await.unwrap();
+    assert_eq!(rep.revokes_retried, vec![r.id.to_string()]);
+    assert_eq!(h.state(r.id), State::Ended);
+    assert_eq!(spy.revokes.lock().unwrap().len(), 3);
+    assert!(h.engine.verify_audit().unwrap().1.is_none());
+}
+
+#[tokio::test]
+async fn the_credential_never_reaches_the_store_outbox_or_alerts() {
+    let h = harness();
+    let (r, cred) = h.active(DBA).await;
+    let password = cred
+        .0
+        .iter()
+        .find(|(k, _)| k == "password")
+        .unwrap()
+        .1
+        .expose_secret()
+        .to_string();
+    assert_eq!(password.len(), 32);
+    h.engine.revoke("alice", r.id, "done").await.unwrap();
+    h.engine.recover().await.unwrap(); // delivers alerts to alerts.jsonl
+    assert!(std::fs::read_to_string(h.dir().join("alerts.jsonl"))
+        .unwrap()
+        .contains("activation"));
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(h.dir()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            let bytes = std::fs::read(&p).unwrap();
+            scanned += 1;
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "credential found in {}",
+                p.display()
+            );
+        }
+    }
+    assert!(
+        scanned >= 4,
+        "store, its WAL, the demo target and alerts were scanned"
+    );
+    assert!(!format!("{cred:?}").contains(&password));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_approvers_each_count_once() {
+    let h = harness();
+    let r = h
+        .engine
+        .request("alice", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap();
+    // Two engines with their own connections, as two terminals would have.
+    let other = breakglass::engine::Engine::from_config(&h.cfg).unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            h.engine
+                .decide("bob", r.id, Decision::approve(None))
+                .map(|_| ())
+        });
+        let b = s.spawn(|| {
+            other
+                .decide("carol", r.id, Decision::approve(None))
+                .map(|_| ())
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    a.unwrap();
+    b.unwrap();
+    let cur = h.engine.load(r.id).unwrap();
+    assert_eq!(cur.state, State::Approved);
+    assert_eq!(cur.approvals.len(), 2);
+    // The same approver racing themself counts once.
+    let r2 = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            h.engine
+                .decide("bob", r2.id, Decision::approve(None))
+                .is_ok()
+        });
+        let b = s.spawn(|| other.decide("bob", r2.id, Decision::approve(None)).is_ok());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a ^ b, "exactly one of the two identical approvals lands");
+    assert_eq!(h.engine.load(r2.id).unwrap().approvals.len(), 1);
+    assert!(h.engine.verify_audit().unwrap().1.is_none());
+}

@@ -1,0 +1,33 @@
+//! Every integration test in one binary: one compile and one link instead of one
+//! per file, and one shared PostgreSQL cluster (`support::pg::shared`). Each
+//! module is what used to be its own `tests/*.rs`.
+
+#[macro_use]
+mod support;
+
+mod alerts;
+mod automation;
+mod backend_demo_exec;
+mod backend_http;
+mod backend_openbao;
+mod backend_postgres;
+mod backend_vault;
+mod checkpoints;
+mod cli;
+mod crash;
+mod docs_examples;
+mod engine_rules;
+mod evidence;
+mod exec_backend;
+mod fuzz_seeds;
+mod hostile_input;
+mod incident_sources;
+mod lifecycle_props;
+mod signed_approvals;
+mod store_postgres;
+mod store_sqlite;
+mod team;
+mod tui_app;
+mod tui_e2e;
+mod tui_snapshots;
+mod vendor;

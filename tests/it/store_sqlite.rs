@@ -1,0 +1,65 @@
+//! The SQLite store through the conformance suite, plus what is SQLite's own.
+
+use crate::support;
+
+use breakglass::store::{SqliteStore, Store, StoreError};
+use std::sync::Arc;
+
+fn make() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let d = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&d.path().join("store.sqlite")).unwrap();
+    (d, Arc::new(s))
+}
+
+store_conformance!(make());
+
+#[test]
+fn schema_is_versioned_and_data_survives_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("s.sqlite");
+    let s = SqliteStore::open(&path).unwrap();
+    let r = support::store_conformance::insert(&s, "r1", "alice");
+    drop(s);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.get(r.id).unwrap().unwrap(), r);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(v, breakglass::store::sqlite::SCHEMA_VERSION);
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |x| x.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A store written by a newer breakglass is not touched.
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn waiters_see_commits_from_other_handles() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("s.sqlite");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    support::store_conformance::waiters_see_commits_from_other_handles(a, b);
+}
+
+#[test]
+fn racing_handles_serialise() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("s.sqlite");
+    let handles = (0..6)
+        .map(|_| Arc::new(SqliteStore::open(&path).unwrap()) as Arc<dyn Store>)
+        .collect();
+    support::store_conformance::racing_handles_serialise(handles);
+}

@@ -1,0 +1,489 @@
+//! The console driven by keys and engine messages (no terminal), through the
+//! whole walk, with a real engine, store and demo backend on a manual clock.
+
+use crate::support;
+
+use breakglass::domain::State;
+use breakglass::engine::Decision;
+use chrono::Duration;
+use crossterm::event::KeyCode;
+use support::tui::Driver;
+use support::*;
+
+/// alice's console on a fresh demo, loaded.
+async fn console() -> Driver {
+    let mut d = Driver::new(harness(), "alice");
+    d.refresh().await;
+    d
+}
+
+/// Incident list -> INC-1042 -> role at `role_index` -> the activation form.
+async fn to_form(d: &mut Driver, role_index: usize) {
+    d.assert_sees("Pick the incident");
+    d.press(KeyCode::Down).await; // INC-1044 (SEV1, newest) comes first
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("for INC-1042");
+    for _ in 0..role_index {
+        d.press(KeyCode::Down).await;
+    }
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("Activation form");
+}
+
+#[tokio::test]
+async fn the_whole_walk_from_incident_to_certification() {
+    let mut d = console().await;
+    to_form(&mut d, 3).await; // prod-db-emergency-dba: 2 approvals
+    d.press(KeyCode::Down).await; // condition: locked-out administrators
+    d.press(KeyCode::Tab).await;
+    d.typed("primary is read-only; failing over").await;
+    d.ctrl('s').await;
+    d.assert_sees("Type the role name");
+    d.typed("prod-db-emergency").await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("type the role name `prod-db-emergency-dba` to confirm");
+    d.typed("-dba").await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("0 of 2 approvals");
+    let id = d.app.focus.unwrap();
+    let req = d.engine.load(id).unwrap();
+    assert_eq!(req.condition, "locked-out administrators");
+    assert_eq!(req.ttl_seconds, 15 * 60);
+
+    // Approvers act from other terminals; the watcher's refresh brings it in.
+    d.h.engine
+        .decide("bob", id, Decision::approve(None))
+        .unwrap();
+    d.refresh().await;
+    d.assert_sees("1 of 2 approvals");
+    d.assert_sees("✓ bob");
+    d.h.engine
+        .decide("carol", id, Decision::approve(None))
+        .unwrap();
+    d.refresh().await; // approved -> the console activates on its own
+    assert_eq!(d.engine.load(id).unwrap().state, State::Active);
+    d.assert_sees("left of 15m");
+    d.assert_sees("••••••••••••");
+    assert!(!d.sees("bg_req_1"), "masked until revealed");
+    d.press(KeyCode::Char('r')).await;
+    d.assert_sees("bg_req_1");
+    d.press(KeyCode::Char('y')).await;
+    assert!(
+        d.copied[0].contains("username=bg_req_1 password="),
+        "the whole credential is copied"
+    );
+
+    // The countdown follows the clock; warnings at 5 and 1 minutes.
+    d.h.clock.advance(Duration::minutes(10));
+    d.tick().await;
+    d.assert_sees("00:05:00 left");
+    d.assert_sees("Less than 5 minutes left");
+    d.h.clock.advance(Duration::seconds(250));
+    d.tick().await;
+    d.assert_sees("LESS THAN 1 MINUTE LEFT");
+
+    // Extend, then end now.
+    d.press(KeyCode::Char('e')).await;
+    d.press(KeyCode::Tab).await;
+    d.typed("replica still catching up").await;
+    d.press(KeyCode::Enter).await;
+    assert_eq!(
+        d.engine.load(id).unwrap().grant.unwrap().extensions.len(),
+        1
+    );
+    d.assert_sees("extended 1 time(s)");
+    d.press(KeyCode::Char('x')).await;
+    d.assert_sees("End REQ-1 now?");
+    d.press(KeyCode::Char('y')).await;
+    // Access ended: the review form is open with the prefilled summary.
+    d.assert_sees("After-action review of REQ-1");
+    d.assert_sees("approvers bob, carol");
+    d.assert_sees("1 extension(s)");
+    assert!(d.h.leases().is_empty());
+    d.ctrl('s').await;
+    d.assert_sees("answer both yes/no questions");
+    d.typed("promoted the replica").await;
+    d.press(KeyCode::Tab).await;
+    d.typed("db-1, db-2").await;
+    d.press(KeyCode::Tab).await;
+    d.press(KeyCode::Char('y')).await;
+    d.press(KeyCode::Tab).await;
+    d.press(KeyCode::Char('n')).await;
+    d.ctrl('s').await;
+    assert_eq!(d.engine.load(id).unwrap().state, State::Reviewed);
+    d.assert_sees("awaiting certification");
+
+    // dave certifies from the same console (demo persona switch).
+    d.press(KeyCode::Char('p')).await;
+    d.press(KeyCode::End).await;
+    d.press(KeyCode::Enter).await;
+    assert_eq!(d.app.me, "dave");
+    d.refresh().await;
+    d.press(KeyCode::Char('4')).await;
+    d.assert_sees("Reviews (1)");
+    d.assert_sees("ready for you");
+    d.press(KeyCode::Char('c')).await;
+    d.typed("fine").await;
+    d.press(KeyCode::Enter).await;
+    assert_eq!(d.engine.load(id).unwrap().state, State::Certified);
+    d.press(KeyCode::Char('5')).await;
+    d.assert_sees("chain verified: 10 event(s)");
+}
+
+#[tokio::test]
+async fn form_problems_show_next_to_their_fields() {
+    let mut d = console().await;
+    to_form(&mut d, 1).await; // k8s-cluster-admin: max 20m
+    d.press(KeyCode::Tab).await;
+    d.press(KeyCode::Tab).await; // TTL
+    d.ctrl('u').await;
+    d.typed("2h").await;
+    d.ctrl('s').await;
+    d.assert_sees("! a reason is required");
+    d.assert_sees("! TTL 2h is outside role k8s-cluster-admin's bounds; ask for at most 20m");
+    assert_eq!(d.app.tab, breakglass::tui::app::Tab::Incidents);
+    // Focus jumped to the first problem; fixing it clears its message at once.
+    d.typed("x").await;
+    assert!(!d.sees("a reason is required"));
+    d.assert_sees("outside role");
+    d.press(KeyCode::Tab).await;
+    d.ctrl('u').await;
+    d.typed("nonsense").await;
+    d.assert_sees("`nonsense` is not a duration");
+    // Zero is no TTL, as on the command line and in the config.
+    d.ctrl('u').await;
+    d.typed("0").await;
+    d.assert_sees("`0` is not a duration");
+}
+
+#[tokio::test]
+async fn an_extension_of_nothing_is_refused_in_the_dialog() {
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    d.refresh().await;
+    d.press(KeyCode::Char('2')).await;
+    d.press(KeyCode::Enter).await;
+    d.press(KeyCode::Char('e')).await;
+    d.ctrl('u').await;
+    d.typed("0s").await;
+    d.press(KeyCode::Tab).await;
+    d.typed("more").await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("`0s` is not a duration");
+    let req = d.engine.load(r.id).unwrap();
+    assert!(req.grant.unwrap().extensions.is_empty());
+}
+
+#[tokio::test]
+async fn locked_roles_are_greyed_with_the_reason_and_cannot_be_picked() {
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    d.refresh().await;
+    d.press(KeyCode::Enter).await; // INC-1044
+    d.assert_sees(&format!("locked: {} holds active access", r.id));
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("k8s-cluster-admin is locked");
+    assert!(matches!(
+        d.app.walk,
+        breakglass::tui::app::Walk::Roles { .. }
+    ));
+}
+
+#[tokio::test]
+async fn own_requests_are_not_approvable_and_say_why() {
+    let mut d = console().await;
+    let r =
+        d.h.engine
+            .request("alice", input(DBA, inc("INC-1042")))
+            .await
+            .unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('3')).await;
+    d.assert_sees("Approvals (0)");
+    d.assert_sees("alice requested REQ-1 and cannot approve it");
+    d.press(KeyCode::Enter).await;
+    assert!(d.app.dialog.is_none());
+    assert_eq!(d.engine.load(r.id).unwrap().approvals.len(), 0);
+    // bob can; a denial needs a reason.
+    d.press(KeyCode::Char('p')).await;
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Enter).await;
+    d.refresh().await;
+    d.assert_sees("Approvals (1)");
+    d.press(KeyCode::Char('d')).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("a denial needs a reason");
+    d.typed("use the runbook").await;
+    d.press(KeyCode::Enter).await;
+    assert_eq!(d.engine.load(r.id).unwrap().state, State::Denied);
+}
+
+#[tokio::test]
+async fn quitting_with_a_review_owed_opens_the_form_first() {
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    d.h.engine.revoke("alice", r.id, "done").await.unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('q')).await;
+    assert!(!d.app.quitting);
+    d.assert_sees("After-action review of REQ-1");
+    d.assert_sees("owes its after-action review");
+    d.typed("half written").await;
+    d.press(KeyCode::Esc).await;
+    assert_eq!(d.app.drafts[&r.id].actions_taken, "half written");
+    d.press(KeyCode::Char('q')).await;
+    assert!(d.app.quitting);
+}
+
+#[tokio::test]
+async fn only_a_submitted_review_clears_its_form_and_draft() {
+    use breakglass::tui::app::{Msg, Verb};
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    d.h.engine.revoke("alice", r.id, "done").await.unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('q')).await;
+    d.typed("half written").await;
+    d.press(KeyCode::Esc).await;
+    d.press(KeyCode::Enter).await;
+    assert!(d.app.review.is_some(), "Enter reopens the draft");
+    let req = d.engine.load(r.id).unwrap();
+
+    // Another outcome for the same request leaves the form and draft alone.
+    let cmds = d.app.update(Msg::Acted(Verb::Certified, Ok(req.clone())));
+    d.run(cmds).await;
+    assert!(d.app.review.is_some());
+    assert!(d.app.drafts.contains_key(&r.id));
+
+    let cmds = d.app.update(Msg::Acted(Verb::Reviewed, Ok(req)));
+    d.run(cmds).await;
+    assert!(d.app.review.is_none());
+    assert!(!d.app.drafts.contains_key(&r.id));
+    d.assert_sees("REQ-1 reviewed");
+}
+
+#[tokio::test]
+async fn a_revocation_that_keeps_failing_is_shown_loudly() {
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    // Simulate the backend failing: the store says Revoking with an error.
+    let mut req = d.engine.load(r.id).unwrap();
+    let now = d.h.clock_now();
+    let owner = breakglass::domain::Owner {
+        host: "h".into(),
+        pid: 1,
+    };
+    let ev =
+        breakglass::domain::lifecycle::begin_revoke(&mut req, "alice", "done", now, now, owner)
+            .unwrap();
+    let req = d.h.store.commit(&req, &ev, &[], now).unwrap();
+    let mut req2 = req.clone();
+    let ev = breakglass::domain::lifecycle::revoke_failed(
+        &mut req2,
+        "alice",
+        "target \u{1b}[31munreachable",
+        now,
+    )
+    .unwrap();
+    d.h.store.commit(&req2, &ev, &[], now).unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('2')).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("REVOCATION NOT CONFIRMED");
+    d.assert_sees("last error: target unreachable");
+}
+
+#[tokio::test]
+async fn hostile_text_never_reaches_the_screen_buffer() {
+    let h = harness();
+    std::fs::write(
+        h.dir().join("incidents.toml"),
+        "[[incidents]]\nid = \"INC-1\"\ntitle = \"DB \\u001b]0;pwned\\u0007\\u001b[2J\\u001b[31mdown\\u009b31m \\u202eevil\"\nseverity = \"SEV1\"\n",
+    )
+    .unwrap();
+    let mut d = Driver::new(h, "alice");
+    d.refresh().await;
+    d.assert_sees("DB down evil");
+    let b = d.buffer(100, 30);
+    for c in b.content() {
+        assert!(
+            !c.symbol()
+                .chars()
+                .any(|ch| ch.is_control() || ch == '\u{202e}'),
+            "control char {:?} in the buffer",
+            c.symbol()
+        );
+    }
+}
+
+#[tokio::test]
+async fn small_terminals_get_a_notice_and_80x24_fits() {
+    let mut d = console().await;
+    assert!(d.screen(79, 24).contains("Terminal too small: 79x24"));
+    assert!(d.screen(80, 23).contains("needs at least 80x24"));
+    let s = d.screen(80, 24);
+    assert!(s.contains("INC-1042") && s.contains("alice"), "{s}");
+    // Every screen renders at the minimum size and at odd sizes without panicking.
+    let (r, _) = d.h.active(DBA).await;
+    d.refresh().await;
+    for key in ['1', '2', '3', '4', '5', '?'] {
+        d.press(KeyCode::Char(key)).await;
+        for (w, h) in [(80, 24), (81, 25), (200, 60), (20, 5), (1, 1)] {
+            d.buffer(w, h);
+        }
+        d.press(KeyCode::Esc).await;
+    }
+    d.app.focus = Some(r.id);
+    d.app.tab = breakglass::tui::app::Tab::MyAccess;
+    let s = d.screen(80, 24);
+    assert!(s.contains("left of"), "{s}");
+}
+
+#[tokio::test]
+async fn the_help_overlay_lists_the_keys_of_the_screen() {
+    let mut d = console().await;
+    d.press(KeyCode::Char('?')).await;
+    d.assert_sees("/                   filter as you type");
+    d.assert_sees("switch demo persona");
+    d.press(KeyCode::Char('x')).await;
+    assert!(!d.app.help);
+}
+
+#[tokio::test]
+async fn the_incident_filter_narrows_as_you_type() {
+    let mut d = console().await;
+    d.press(KeyCode::Char('/')).await;
+    d.typed("replica").await;
+    d.assert_sees("INC-1043");
+    assert!(!d.sees("INC-1042"));
+    d.press(KeyCode::Enter).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("for INC-1043");
+}
+
+#[tokio::test]
+async fn a_backend_call_in_flight_shows_a_spinner_then_its_error() {
+    use breakglass::tui::app::{Cmd, Msg};
+    let mut d = console().await;
+    let r = d.h.approved(K8S).await;
+    d.app.tab = breakglass::tui::app::Tab::MyAccess;
+    d.app.focus = Some(r.id);
+    // The refresh arrives; the app asks for activation and shows it is busy.
+    let snap = breakglass::tui::snapshot(&d.engine, "alice").await;
+    let cmds = d.app.update(Msg::Loaded(Box::new(snap)));
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, Cmd::Activate(id) if *id == r.id)));
+    d.assert_sees("| REQ-1 approved: granting access...");
+    // Ticks keep coming while the call runs: the spinner turns.
+    d.app.update(Msg::Tick(d.h.clock_now()));
+    d.assert_sees("/ REQ-1 approved: granting access...");
+    // A second refresh while in flight does not start a second grant.
+    let snap = breakglass::tui::snapshot(&d.engine, "alice").await;
+    assert!(!d
+        .app
+        .update(Msg::Loaded(Box::new(snap)))
+        .iter()
+        .any(|c| matches!(c, Cmd::Activate(_))));
+    // The backend fails: a clear error, no spinner.
+    d.app.update(Msg::Activated(
+        r.id,
+        Err("backend demo: target \u{1b}[2Jrefused".into()),
+    ));
+    d.assert_sees("backend demo: target refused");
+    assert!(d.app.busy.is_none());
+}
+
+#[tokio::test]
+async fn a_load_for_the_previous_persona_is_not_shown_as_the_new_ones() {
+    use breakglass::tui::app::Msg;
+    let mut d = console().await;
+    d.h.engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    let stale = breakglass::tui::snapshot(&d.engine, "alice").await;
+    d.press(KeyCode::Char('p')).await;
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Enter).await; // now bob; his own load already ran
+    assert_eq!(d.app.me, "bob");
+    assert!(d.app.data.mine.is_empty());
+    // alice's load, started before the switch, arrives late: dropped.
+    d.app.update(Msg::Loaded(Box::new(stale)));
+    assert!(
+        d.app.data.mine.is_empty(),
+        "bob must not see alice's requests as his"
+    );
+}
+
+fn vendor_key(d: &mut Driver, c: char) -> Vec<breakglass::tui::app::Cmd> {
+    d.app.update(breakglass::tui::app::Msg::Key(
+        crossterm::event::KeyEvent::from(KeyCode::Char(c)),
+    ))
+}
+
+#[tokio::test]
+async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching() {
+    use breakglass::tui::app::Cmd;
+    let h = harness_edited(|t| t.push_str(&vendor_role("")), |_| {});
+    let r = h.vendor_request().await;
+    // bob sees who the outside party is before deciding.
+    let mut d = Driver::new(h, "bob");
+    d.refresh().await;
+    d.press(KeyCode::Char('3')).await;
+    d.assert_sees("vendor        Vera Vendor (DB Corp)");
+    d.h.engine
+        .decide("bob", r.id, Decision::approve(None))
+        .unwrap();
+    d.app.me = "alice".into();
+    d.app.tab = breakglass::tui::app::Tab::MyAccess;
+    d.app.focus = Some(r.id);
+    d.refresh().await;
+    // Not activated behind the person's back: the session is theirs to open.
+    assert_eq!(d.h.state(r.id), State::Approved);
+    assert!(
+        !matches!(d.app.flash, Some((breakglass::tui::app::Level::Error, _))),
+        "{:?}",
+        d.app.flash
+    );
+    d.assert_sees("press s to open it");
+    let cmds = vendor_key(&mut d, 's');
+    assert!(matches!(cmds.as_slice(), [Cmd::Shell(id)] if *id == r.id));
+
+    // What `breakglass shell` does, then alice reviews.
+    d.h.engine.activate_for_shell("alice", r.id).await.unwrap();
+    // Seen from this console while the session runs elsewhere.
+    d.refresh().await;
+    d.assert_sees("only inside the recorded vendor session");
+    assert!(vendor_key(&mut d, 's').is_empty());
+    d.assert_sees("open in another terminal");
+    d.h.vendor_session_ended(r.id).await;
+
+    d.app.me = "dave".into();
+    d.refresh().await;
+    d.press(KeyCode::Char('4')).await;
+    d.assert_sees("watch it before certifying (w)");
+    assert!(vendor_key(&mut d, 'c').is_empty());
+    assert!(d.app.dialog.is_none(), "certify opened before watching");
+    d.assert_sees("watch its recording first");
+    let cmds = vendor_key(&mut d, 'w');
+    assert!(matches!(cmds.as_slice(), [Cmd::Replay(id)] if *id == r.id));
+
+    // What `breakglass replay` records; now certify opens.
+    d.h.engine
+        .audit_note(
+            r.id,
+            breakglass::domain::AuditAction::SessionReplayed,
+            "dave",
+            serde_json::json!({}),
+        )
+        .unwrap();
+    d.refresh().await;
+    d.assert_sees("you watched it");
+    d.press(KeyCode::Char('c')).await;
+    assert!(matches!(
+        d.app.dialog,
+        Some(breakglass::tui::app::Dialog::Certify { .. })
+    ));
+}
