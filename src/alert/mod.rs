@@ -3,6 +3,7 @@
 //! with exponential back-off and jitter. Delivery is at least once, each alert with
 //! a stable `event_id`, and a sink that took an alert is not sent it again.
 
+pub mod config;
 pub mod ocsf;
 pub mod sinks;
 pub mod syslog;
@@ -33,7 +34,7 @@ pub trait Sink: Send + Sync {
     async fn send(&self, event_id: &str, payload: &serde_json::Value) -> Result<(), String>;
 }
 
-pub fn build(cfg: &crate::config::SinkConfig) -> Arc<dyn Sink> {
+pub fn build(cfg: &config::SinkConfig) -> Arc<dyn Sink> {
     sinks::build(cfg)
 }
 

@@ -1,9 +1,9 @@
 //! Where alerts go: a JSONL file, a signed JSON webhook, a Slack incoming webhook,
 //! syslog (RFC 5424 over UDP or TCP with octet counting, RFC 6587; in `syslog`).
 
+use super::config::SinkConfig;
 pub use super::syslog::{rfc5424, SyslogSink, SD_ID};
 use super::{Format, Sink};
-use crate::config::SinkConfig;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;

@@ -6,6 +6,7 @@ mod validate;
 
 pub use validate::{load, load_str};
 
+pub use crate::alert::config::SinkConfig;
 pub use crate::backend::config::{BackendConfig, PostgresConfig};
 use crate::domain::Policy;
 pub use crate::incident::config::{FieldMap, RemoteSource, SourceConfig, SourceKind};
@@ -85,37 +86,6 @@ impl Config {
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
     }
-}
-
-/// Alert sinks. Secrets (webhook signing keys, Slack URLs) are named by their
-/// environment variable and read when the sink is built.
-#[derive(Debug, Clone)]
-pub enum SinkConfig {
-    File {
-        name: String,
-        path: PathBuf,
-        format: crate::alert_vocab::Format,
-    },
-    Webhook {
-        name: String,
-        url: String,
-        secret_env: Option<String>,
-        format: crate::alert_vocab::Format,
-        timeout: Duration,
-    },
-    Slack {
-        name: String,
-        url_env: String,
-        timeout: Duration,
-    },
-    Syslog {
-        name: String,
-        address: String,
-        tcp: bool,
-        format: crate::alert_vocab::Format,
-        /// The largest message sent; longer alerts have their text shortened.
-        max_message_bytes: usize,
-    },
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ mod exec_backend;
 mod fuzz_seeds;
 mod hostile_input;
 mod incident_sources;
+mod layers;
 mod lifecycle_props;
 mod signed_approvals;
 mod store_postgres;
