@@ -10,6 +10,7 @@
 //! Parts 1 and 3 drive the release binary (`target/release/breakglass`, built first
 //! if missing) in a pseudo-terminal (portable-pty) and parse its output with vt100.
 //! Parts 2 and 4 render in-process on ratatui's TestBackend.
+#![allow(clippy::unwrap_used)] // a benchmark setup that fails should stop the run
 
 mod common;
 

@@ -16,6 +16,7 @@
 //! start, however long setup took. The PostgreSQL cluster is the tests'
 //! throwaway one (tests/it/support/pg.rs) with durable settings (fsync on,
 //! synchronous_commit on) and statement logging off.
+#![allow(clippy::unwrap_used)] // a benchmark setup that fails should stop the run
 
 mod common;
 

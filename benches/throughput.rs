@@ -6,6 +6,7 @@
 //!   overrides:  BENCH_EVENTS=<n>  BENCH_CYCLES=<n>  BENCH_DIR=<parent dir for temp files>
 //!
 //! MB means 10^6 bytes throughout.
+#![allow(clippy::unwrap_used)] // a benchmark setup that fails should stop the run
 
 mod common;
 

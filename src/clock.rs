@@ -1,3 +1,4 @@
+use crate::sync::LockExt;
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 
@@ -22,15 +23,15 @@ impl ManualClock {
         ManualClock(Mutex::new(at))
     }
     pub fn advance(&self, by: chrono::Duration) {
-        *self.0.lock().unwrap() += by;
+        *self.0.locked() += by;
     }
     pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap() = at;
+        *self.0.locked() = at;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
+        *self.0.locked()
     }
 }

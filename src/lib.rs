@@ -1,7 +1,8 @@
 //! breakglass: governed emergency access from a terminal.
 //!
 //! `domain` holds the pure lifecycle; `engine` orchestrates store, backends,
-//! incident sources and alerts; `cli` (and later the TUI) are thin front ends.
+//! incident sources and alerts; `cli` and `tui` are thin front ends (ARCHITECTURE.md has the map).
+#![forbid(unsafe_code)] // no unsafe in the product; the test harness alone needs pre_exec
 
 pub mod alert;
 pub mod alert_vocab;
@@ -24,4 +25,5 @@ pub mod net;
 pub mod sanitize;
 pub mod signing;
 pub mod store;
+pub mod sync;
 pub mod tui;

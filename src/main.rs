@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)] // no unsafe in the product; the test harness alone needs pre_exec
 use clap::Parser;
 
 fn main() {

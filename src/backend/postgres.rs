@@ -41,17 +41,21 @@ const MAX_SLUG: usize = 63 - 3 - 1 - 6;
 
 fn name_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[a-z_][a-z0-9_]{0,62}$").unwrap())
+    RE.get_or_init(|| Regex::new(r"^[a-z_][a-z0-9_]{0,62}$").expect("a valid literal pattern"))
 }
 
 fn request_id_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$").unwrap())
+    RE.get_or_init(|| {
+        Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$").expect("a valid literal pattern")
+    })
 }
 
 fn lease_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^bg_[a-z0-9_]{1,53}_[0-9a-f]{6}$").unwrap())
+    RE.get_or_init(|| {
+        Regex::new(r"^bg_[a-z0-9_]{1,53}_[0-9a-f]{6}$").expect("a valid literal pattern")
+    })
 }
 
 /// Checks a name from config or scope; the error says what is allowed.

@@ -16,6 +16,7 @@ use crate::domain::{RequestId, State};
 use crate::engine::vendor_session::sha256_file;
 use crate::engine::Engine;
 use crate::exit;
+use crate::sync::LockExt;
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -230,7 +231,7 @@ pub(super) async fn shell(
                     Ok(n) => {
                         let _ = out.write_all(&buf[..n]);
                         let _ = out.flush();
-                        rec.lock().unwrap().event("o", &buf[..n]);
+                        rec.locked().event("o", &buf[..n]);
                     }
                 }
             }
@@ -253,7 +254,7 @@ pub(super) async fn shell(
                         }
                         let _ = writer.flush();
                         if record_input {
-                            rec.lock().unwrap().event("i", &buf[..n]);
+                            rec.locked().event("i", &buf[..n]);
                         }
                     }
                 }
@@ -283,7 +284,7 @@ pub(super) async fn shell(
         );
         let _ = std::io::stdout().write_all(msg.as_bytes());
         let _ = std::io::stdout().flush();
-        rec.lock().unwrap().event("o", msg.as_bytes());
+        rec.locked().event("o", msg.as_bytes());
         if let Some(pid) = child.process_id() {
             signal_group(pid, nix::sys::signal::Signal::SIGHUP);
             let deadline = Instant::now() + Duration::from_secs(2);
@@ -313,7 +314,7 @@ pub(super) async fn shell(
         _ => Ok(()),
     };
     {
-        let mut r = rec.lock().unwrap();
+        let mut r = rec.locked();
         let _ = r.file.flush();
         let _ = r.file.sync_all();
     }

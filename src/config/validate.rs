@@ -324,7 +324,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
                         None | Some("udp") => false,
                         Some("tcp") => true,
                         Some(other) => {
-                            ctx.at(r.transport.as_ref().unwrap(), format!("transport = \"{other}\" is not known; write \"udp\" or \"tcp\""));
+                            ctx.at(r.transport.as_ref().expect("transport is set: its value was matched"), format!("transport = \"{other}\" is not known; write \"udp\" or \"tcp\""));
                             false
                         }
                     };

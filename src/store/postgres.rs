@@ -32,6 +32,7 @@ use super::config::PgStoreConfig;
 use super::*;
 use crate::audit::{self, AuditRecord, Verifier};
 use crate::net::pg::{PgTls, PgUrlSource};
+use crate::sync::LockExt;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::ToSql;
 use ::postgres::{Client, GenericClient, Row, Statement};
@@ -360,11 +361,11 @@ struct Changes {
 
 impl Changes {
     fn bump(&self) {
-        *self.gen.lock().unwrap() += 1;
+        *self.gen.locked() += 1;
         self.cv.notify_all();
     }
     fn gen(&self) -> u64 {
-        *self.gen.lock().unwrap()
+        *self.gen.locked()
     }
 }
 
@@ -1349,7 +1350,7 @@ impl Store for PostgresStore {
                 std::thread::sleep(left.min(Duration::from_millis(200)));
                 continue;
             }
-            let g = ch.gen.lock().unwrap();
+            let g = ch.gen.locked();
             let _ = ch.cv.wait_timeout_while(g, left, |g| *g == gen);
         }
     }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::audit::{self, AuditRecord};
+use crate::sync::LockExt;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -78,6 +79,12 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
+impl SqliteStore {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.locked()
+    }
+}
+
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Db(e.to_string())
 }
@@ -144,7 +151,7 @@ impl SqliteStore {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock().unwrap();
+        let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
@@ -169,7 +176,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.lock().unwrap();
+        let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
@@ -296,7 +303,7 @@ impl SqliteStore {
 
     /// Request rows with `id > after`, in id order, as stored (for `store migrate`).
     pub fn export_requests(&self, after: i64, limit: usize) -> Result<Vec<RequestRow>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         let mut stmt = conn
             .prepare(
                 "SELECT id, role, state, version, requester, expires_at, decide_by, updated_at, data
@@ -323,7 +330,7 @@ impl SqliteStore {
 
     /// Outbox rows with `id > after`, in id order, as stored (for `store migrate`).
     pub fn export_outbox(&self, after: i64, limit: usize) -> Result<Vec<OutboxRecord>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         let mut stmt = conn
             .prepare(
                 "SELECT id, event_id, audit_seq, created_at, payload, attempts, next_attempt_at,
@@ -429,7 +436,7 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         let data: Option<String> = conn
             .query_row(
                 "SELECT data FROM requests WHERE id = ?1",
@@ -459,7 +466,7 @@ impl Store for SqliteStore {
         if let Some(l) = q.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         let mut stmt = conn.prepare(&sql).map_err(db)?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), |r| {
@@ -475,12 +482,12 @@ impl Store for SqliteStore {
         role: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(RequestId, State)>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         Self::lock_holder(&conn, role, None, now)
     }
 
     fn audit_head(&self) -> Result<(i64, String), StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         Ok(conn
             .query_row(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -493,7 +500,7 @@ impl Store for SqliteStore {
     }
 
     fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
@@ -511,7 +518,7 @@ impl Store for SqliteStore {
         id: RequestId,
         action: AuditAction,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
@@ -529,7 +536,7 @@ impl Store for SqliteStore {
         role: &str,
         action: AuditAction,
     ) -> Result<Option<AuditRecord>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         conn.query_row(
             "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
              FROM audit WHERE action = ?1 AND request_id IS NULL AND json_extract(detail, '$.role') = ?2
@@ -542,7 +549,7 @@ impl Store for SqliteStore {
     }
 
     fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         let mut stmt = conn
             .prepare(
                 "SELECT id, event_id, payload, attempts, delivered_to FROM outbox
@@ -603,7 +610,7 @@ impl Store for SqliteStore {
     }
 
     fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         conn.query_row(
             "SELECT count(*) FROM outbox o JOIN audit a ON a.seq = o.audit_seq WHERE o.delivered_at IS NULL AND a.request_id = ?1",
             params![request.0],
@@ -624,7 +631,7 @@ impl Store for SqliteStore {
     }
 
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn();
         conn.query_row(
             "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
             [],

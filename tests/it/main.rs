@@ -2,6 +2,8 @@
 //! per file, and one shared PostgreSQL cluster (`support::pg::shared`). Each
 //! module is what used to be its own `tests/*.rs`.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, as it should
+
 #[macro_use]
 mod support;
 

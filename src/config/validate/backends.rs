@@ -20,7 +20,7 @@ pub(super) fn duration_or(
 /// An environment variable name setting (`secret_env`, `token_env`).
 pub(super) fn env_name(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> bool {
     let ok = Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$")
-        .unwrap()
+        .expect("a valid literal pattern")
         .is_match(s.get_ref());
     if !ok {
         ctx.at(
@@ -181,7 +181,7 @@ pub(super) fn postgres_backend(
         Some("require") => Some(PgTls::Require),
         Some("verify-full") => Some(PgTls::VerifyFull),
         Some(other) => {
-            ctx.at(rb.tls.as_ref().unwrap(), format!(
+            ctx.at(rb.tls.as_ref().expect("tls is set: its value was matched"), format!(
                 "backend \"{name}\": tls = \"{other}\" is not known; write tls = \"verify-full\" (encrypted, certificate and host name checked), \"require\" (encrypted, certificate not checked) or \"disable\""
             ));
             ok = false;
@@ -224,7 +224,7 @@ pub(super) fn postgres_backend(
     let host = match &rb.host {
         Some(h)
             if Regex::new(r"^[A-Za-z0-9.:\[\]-]{1,253}$")
-                .unwrap()
+                .expect("a valid literal pattern")
                 .is_match(h.get_ref()) =>
         {
             Some(h.get_ref().clone())

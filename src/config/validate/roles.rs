@@ -11,8 +11,8 @@ pub(super) fn build_roles(
     raw_backends: &BTreeMap<String, Spanned<RawBackend>>,
     demo_personas: &Option<Vec<String>>,
 ) -> BTreeMap<String, RolePolicy> {
-    let user_re = Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$").unwrap();
-    let name_re = Regex::new(r"^[a-z0-9][a-z0-9_.-]{0,62}$").unwrap();
+    let user_re = Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$").expect("a valid literal pattern");
+    let name_re = Regex::new(r"^[a-z0-9][a-z0-9_.-]{0,62}$").expect("a valid literal pattern");
     let mut group_map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     if let Some(g) = groups {
         for (name, members) in g.get_ref() {

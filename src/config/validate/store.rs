@@ -22,11 +22,11 @@ pub(super) fn store_config(
         None | Some("os") => StoreIdentity::Os,
         Some("database") if kind == "postgres" => StoreIdentity::Database,
         Some("database") => {
-            ctx.at(s.identity.as_ref().unwrap(), "identity = \"database\" needs kind = \"postgres\" (the store vouches for who is acting through each person's own database login); with sqlite write identity = \"os\"");
+            ctx.at(s.identity.as_ref().expect("identity is set: its value was matched"), "identity = \"database\" needs kind = \"postgres\" (the store vouches for who is acting through each person's own database login); with sqlite write identity = \"os\"");
             StoreIdentity::Os
         }
         Some(other) => {
-            ctx.at(s.identity.as_ref().unwrap(), format!(
+            ctx.at(s.identity.as_ref().expect("identity is set: its value was matched"), format!(
                 "identity = \"{other}\" is not known; write identity = \"os\" (the operating-system account) or \"database\" (the PostgreSQL login, kind = \"postgres\" only)"
             ));
             StoreIdentity::Os
@@ -95,7 +95,7 @@ pub(super) fn store_config(
                 Some("require") => Some(PgTls::Require),
                 Some("verify-full") => Some(PgTls::VerifyFull),
                 Some(other) => {
-                    ctx.at(s.tls.as_ref().unwrap(), format!(
+                    ctx.at(s.tls.as_ref().expect("tls is set: its value was matched"), format!(
                         "[store] tls = \"{other}\" is not known; write tls = \"verify-full\" (encrypted, certificate and host name checked), \"require\" (encrypted, certificate not checked) or \"disable\""
                     ));
                     None
