@@ -28,11 +28,14 @@ use args::*;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// An error with the exit code it maps to.
+/// A command that failed: its documented exit code, what went wrong, the causes
+/// under it (each once), and what to do about it.
 #[derive(Debug)]
 pub struct Failure {
     pub code: i32,
     pub message: String,
+    pub causes: Vec<String>,
+    pub hints: Vec<String>,
 }
 
 impl Failure {
@@ -40,13 +43,60 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            causes: vec![],
+            hints: vec![],
         }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+    /// `e` and its source chain; a cause whose text the message already holds
+    /// is not repeated.
+    pub fn from_error(code: i32, e: &dyn std::error::Error) -> Self {
+        let mut f = Failure::new(code, e.to_string());
+        let mut src = e.source();
+        while let Some(c) = src {
+            let text = c.to_string();
+            if !f.message.contains(&text) && !f.causes.iter().any(|x| x.contains(&text)) {
+                f.causes.push(text);
+            }
+            src = c.source();
+        }
+        f
+    }
+    /// What `breakglass` prints on stderr, cleaned: the message, then
+    /// `caused by:` and `hint:` lines.
+    pub fn render(&self) -> String {
+        let mut out = format!("breakglass: {}", self.message);
+        for c in &self.causes {
+            out.push_str(&format!("\n  caused by: {c}"));
+        }
+        for h in &self.hints {
+            out.push_str(&format!("\nhint: {h}"));
+        }
+        crate::sanitize::text(&out, MAX_MESSAGE)
     }
 }
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
-        Failure::new(e.exit_code(), e.to_string())
+        let hint = match &e {
+            EngineError::Store(_) => Some(
+                "the store could not be used: check [store] with `breakglass config check`; \
+                 `breakglass audit verify` tells whether the log is whole",
+            ),
+            EngineError::Locked { .. } => Some(
+                "`breakglass status --all` shows the request holding the role; it unlocks \
+                 when access ends and the review is certified",
+            ),
+            _ => None,
+        };
+        let f = Failure::from_error(e.exit_code(), &e);
+        match hint {
+            Some(h) => f.with_hint(h),
+            None => f,
+        }
     }
 }
 
@@ -65,11 +115,8 @@ pub async fn run(cli: Cli) -> i32 {
     match dispatch(cli).await {
         Ok(code) => code,
         Err(f) => {
-            // Messages quote what users, sources and backends said.
-            errln!(
-                "breakglass: {}",
-                crate::sanitize::text(&f.message, MAX_MESSAGE)
-            );
+            // Messages quote what users, sources and backends said: render cleans.
+            errln!("{}", f.render());
             f.code
         }
     }
@@ -418,6 +465,61 @@ fn credential_can_be_shown(json: bool) -> Result<(), Failure> {
     Err(Failure::new(
         exit::USAGE,
         "stdout is not a terminal, so the credential (shown once, never stored) would be lost; \
-         nothing was granted. Run it in a terminal, or add --json for automation",
-    ))
+         nothing was granted",
+    )
+    .with_hint("run it in a terminal, or add --json for automation"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("store: cannot open breakglass.sqlite")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_its_causes_once_and_renders_clean_hints() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "Permission \u{1b}[2Jdenied",
+        );
+        let f = Failure::from_error(exit::FAILURE, &Outer(io)).with_hint("chmod 0600 it");
+        assert_eq!(f.causes, ["Permission \u{1b}[2Jdenied"]);
+        assert_eq!(
+            f.render(),
+            "breakglass: store: cannot open breakglass.sqlite\n  caused by: Permission denied\nhint: chmod 0600 it"
+        );
+        // A cause the message already says is not repeated.
+        let io = std::io::Error::other("disk full");
+        let f = Failure::from_error(
+            exit::FAILURE,
+            &std::io::Error::other(format!("write: {io}")),
+        );
+        assert!(f.causes.is_empty());
+    }
+
+    #[test]
+    fn a_store_failure_from_the_engine_keeps_the_driver_error_and_hints() {
+        let e = EngineError::Store(crate::store::StoreError::driver(std::io::Error::other(
+            "database is locked",
+        )));
+        let f = Failure::from(e);
+        assert_eq!(f.code, exit::FAILURE);
+        assert_eq!(f.message, "store: database is locked");
+        assert!(
+            f.hints[0].contains("breakglass config check"),
+            "{:?}",
+            f.hints
+        );
+    }
 }

@@ -13,7 +13,12 @@ pub(super) async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: b
         if let Err(f) = &r {
             if !printed.get() {
                 output::print_json(&serde_json::json!({
-                    "error": { "exit_code": f.code, "message": crate::sanitize::text(&f.message, MAX_MESSAGE) }
+                    "error": {
+                        "exit_code": f.code,
+                        "message": crate::sanitize::text(&f.message, MAX_MESSAGE),
+                        "causes": f.causes.iter().map(|c| crate::sanitize::text(c, MAX_MESSAGE)).collect::<Vec<_>>(),
+                        "hints": f.hints,
+                    }
                 }));
             }
         }

@@ -46,7 +46,7 @@ pub enum Error {
     #[error("{0}")]
     Source(#[from] SourceError),
     #[error("{0}")]
-    Store(StoreError),
+    Store(#[source] StoreError),
     #[error("{0}")]
     Config(String),
 }

@@ -29,8 +29,16 @@ pub enum StoreError {
     },
     #[error("{0} does not exist")]
     NotFound(RequestId),
+    /// A problem breakglass words itself (a missing setting, a refused copy).
     #[error("store: {0}")]
     Db(String),
+    /// The database driver failed; its error is kept as the source.
+    #[error("store: {message}")]
+    Driver {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("store schema version {found} is newer than this breakglass understands ({supported}); upgrade breakglass")]
     TooNew { found: i64, supported: i64 },
 }
@@ -306,6 +314,16 @@ pub fn outbox_entry(
 }
 
 /// Evidence bundles read the audit log through this: `audit` knows nothing of stores.
+impl StoreError {
+    /// A driver error, worded as the driver words it, kept as the source.
+    pub fn driver(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Driver {
+            message: e.to_string(),
+            source: Box::new(e),
+        }
+    }
+}
+
 impl crate::audit::evidence::AuditLog for dyn Store + '_ {
     fn audit_head(&self) -> Result<(i64, String), String> {
         Store::audit_head(self).map_err(|e| e.to_string())

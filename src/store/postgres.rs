@@ -146,7 +146,10 @@ fn audit_row(r: &Row) -> AuditRecord {
 }
 
 fn pg(e: ::postgres::Error) -> StoreError {
-    StoreError::Db(pg_message(&e))
+    StoreError::Driver {
+        message: pg_message(&e),
+        source: Box::new(e),
+    }
 }
 
 fn pg_message(e: &::postgres::Error) -> String {
@@ -925,8 +928,7 @@ fn write_row<C: GenericClient>(
     req: &Request,
     now: DateTime<Utc>,
 ) -> Result<(), TxError> {
-    let data =
-        serde_json::to_string(req).map_err(|e| TxError::Store(StoreError::Db(e.to_string())))?;
+    let data = serde_json::to_string(req).map_err(|e| TxError::Store(StoreError::driver(e)))?;
     q.exec(
         "UPDATE requests SET state = $2, version = $3, expires_at = $4, decide_by = $5, updated_at = $6, data = $7 WHERE id = $1",
         &[
@@ -991,7 +993,7 @@ impl Store for PostgresStore {
             stored.id = RequestId(id);
             stored.version = 1;
             let data = serde_json::to_string(&stored)
-                .map_err(|e| TxError::Store(StoreError::Db(e.to_string())))?;
+                .map_err(|e| TxError::Store(StoreError::driver(e)))?;
             q.exec(
                 "INSERT INTO requests (id, role, state, version, requester, expires_at, decide_by, updated_at, data)
                  VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8)",

@@ -86,7 +86,7 @@ impl SqliteStore {
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Db(e.to_string())
+    StoreError::driver(e)
 }
 
 fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<AuditRecord> {
@@ -284,7 +284,7 @@ impl SqliteStore {
     }
 
     fn write_row(tx: &Connection, req: &Request, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let data = serde_json::to_string(req).map_err(|e| StoreError::Db(e.to_string()))?;
+        let data = serde_json::to_string(req).map_err(StoreError::driver)?;
         tx.execute(
             "UPDATE requests SET state = ?2, version = ?3, expires_at = ?4, decide_by = ?5, updated_at = ?6, data = ?7 WHERE id = ?1",
             params![
