@@ -731,6 +731,12 @@ fn no_subcommand_panics_into_a_closed_pipe() {
     let export = tmp.path().join("export.jsonl");
     let export = export.to_str().unwrap();
     let request = [&["--json"], REQUEST_K8S].concat();
+    let mut request2 = request.clone();
+    request2[3] = "CHG-78";
+    let key = tmp.path().join("checkpoint.key");
+    let key = key.to_str().unwrap();
+    let evidence = tmp.path().join("evidence");
+    let evidence = evidence.to_str().unwrap();
     // In lifecycle order, so each step has something to act on and print.
     let steps: Vec<(Option<&str>, Vec<&str>)> = vec![
         (None, vec!["incidents"]),
@@ -753,8 +759,18 @@ fn no_subcommand_panics_into_a_closed_pipe() {
         (None, vec!["audit", "verify"]),
         (None, vec!["audit", "export"]),
         (None, vec!["audit", "export", "--format", "ocsf"]),
+        (None, vec!["audit", "keygen", "--out", key]),
+        (None, vec!["evidence", "REQ-1", "--output", evidence]),
+        (None, vec!["evidence", "verify", evidence]),
+        (Some("alice"), request2.clone()),
+        (Some("bob"), vec!["deny", "REQ-2", "--reason", "no"]),
+        (Some("alice"), request2.clone()),
+        (Some("alice"), vec!["cancel", "REQ-3"]),
+        (None, vec!["--json", "roles"]),
+        (None, vec!["--json", "config", "check"]),
         (None, vec!["--help"]),
         (None, vec!["status", "--help"]),
+        (None, vec!["--version"]),
     ];
     for (who, args) in &steps {
         let o = into_closed_pipe(&cfg, *who, args);
