@@ -20,6 +20,8 @@
 
 mod common;
 
+#[path = "../tests/it/support/daemon.rs"]
+mod daemon;
 #[path = "../tests/it/support/pg.rs"]
 mod pg;
 

@@ -283,6 +283,7 @@ pub mod tui;
 #[macro_use]
 pub mod backend_conformance;
 
+pub mod daemon;
 pub mod pg;
 
 pub mod openbao;

@@ -7,10 +7,9 @@
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -260,36 +259,20 @@ fn launch(
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Not in the terminal's process group: Ctrl-C goes to the tests, and the
-        // server goes with them through the death signal.
-        .process_group(0);
-    let parent = std::process::id();
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)?;
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(std::io::Error::other("parent already gone"));
-            }
-            Ok(())
-        });
-    }
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
-    let exited = Arc::new(AtomicBool::new(false));
-    let exited2 = exited.clone();
+        .stderr(Stdio::piped());
     let log2 = log.clone();
-    let owner = std::thread::Builder::new()
-        .name(format!("bao-{port}"))
-        .spawn(move || {
-            let mut child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = started_tx.send(Err(format!("cannot start bao: {e}")));
-                    return;
-                }
-            };
+    let super::daemon::Owned {
+        stop: stop_tx,
+        thread: owner,
+        exited,
+        ..
+    } = super::daemon::spawn_owned(
+        cmd,
+        format!("bao-{port}"),
+        nix::sys::signal::Signal::SIGKILL,
+        None,
+        move |child| {
+            // Its output is kept in memory: nothing of it lands on disk.
             for out in [
                 child
                     .stdout
@@ -314,25 +297,8 @@ fn launch(
                     }
                 });
             }
-            let _ = started_tx.send(Ok(()));
-            loop {
-                match stop_rx.recv_timeout(Duration::from_millis(200)) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Ok(Some(_)) = child.try_wait() {
-                            exited2.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return;
-                    }
-                }
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    started_rx.recv().map_err(|e| e.to_string())??;
+        },
+    )?;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

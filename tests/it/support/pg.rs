@@ -340,60 +340,20 @@ fn launch(
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        // Not in the terminal's process group: Ctrl-C goes to the tests, and the
-        // server goes with them through the death signal.
-        .process_group(0);
-    let parent = std::process::id();
-    unsafe {
-        cmd.pre_exec(move || {
-            // Runs after the uid change, which would otherwise clear it.
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGQUIT)
-                .map_err(std::io::Error::from)?;
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(std::io::Error::other("parent already gone"));
-            }
-            Ok(())
-        });
-    }
-    // The death signal follows the *thread* that forked, so fork from a thread
-    // that lives exactly as long as the server is wanted.
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let (pid_tx, pid_rx) = mpsc::channel::<Result<u32, String>>();
-    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let exited2 = exited.clone();
-    let owner = std::thread::Builder::new()
-        .name(format!("postgres-{port}"))
-        .spawn(move || {
-            let mut child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = pid_tx.send(Err(format!("cannot start postgres: {e}")));
-                    return;
-                }
-            };
-            let _ = pid_tx.send(Ok(child.id()));
-            loop {
-                match stop_rx.recv_timeout(Duration::from_millis(200)) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Ok(Some(_)) = child.try_wait() {
-                            exited2.store(true, std::sync::atomic::Ordering::SeqCst);
-                            return;
-                        }
-                    }
-                    _ => {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(child.id() as i32),
-                            nix::sys::signal::Signal::SIGQUIT,
-                        );
-                        let _ = child.wait();
-                        return;
-                    }
-                }
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    let pid = pid_rx.recv().map_err(|e| e.to_string())??;
+        .stderr(log);
+    let owned = super::daemon::spawn_owned(
+        cmd,
+        format!("postgres-{port}"),
+        nix::sys::signal::Signal::SIGQUIT,
+        Some(nix::sys::signal::Signal::SIGQUIT),
+        |_| {},
+    )?;
+    let super::daemon::Owned {
+        pid,
+        stop: stop_tx,
+        thread: owner,
+        exited,
+    } = owned;
 
     // Ready when postmaster.pid's status line (the 8th) says so, as pg_ctl -w checks.
     let deadline = Instant::now() + Duration::from_secs(60);
