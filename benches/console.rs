@@ -517,10 +517,10 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             ),
         )
         .await?;
-    e.decide("bob", r.id, Decision::approve(None))?;
+    e.decide("bob", r.id, Decision::approve(None)).await?;
     e.activate("alice", r.id).await?;
     e.revoke("alice", r.id, "done").await?;
-    e.review("alice", r.id, answers)?;
+    e.review("alice", r.id, answers).await?;
     // Ended (review owed).
     let r = e
         .request(
@@ -528,8 +528,8 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             input("INC-1042", "prod-db-emergency-dba", "production outage"),
         )
         .await?;
-    e.decide("bob", r.id, Decision::approve(None))?;
-    e.decide("carol", r.id, Decision::approve(None))?;
+    e.decide("bob", r.id, Decision::approve(None)).await?;
+    e.decide("carol", r.id, Decision::approve(None)).await?;
     e.activate("alice", r.id).await?;
     e.revoke("alice", r.id, "failover done").await?;
     let ended = r.id;
@@ -540,7 +540,7 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             input("INC-1042", "k8s-cluster-admin", "production outage"),
         )
         .await?;
-    e.decide("bob", r.id, Decision::approve(None))?;
+    e.decide("bob", r.id, Decision::approve(None)).await?;
     let (r, cred) = e.activate("alice", r.id).await?;
     let active = (r.id, cred);
     // Denied, cancelled, pending.
@@ -550,7 +550,8 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             input("INC-1043", "payments-api-operator", "production outage"),
         )
         .await?;
-    e.decide("bob", r.id, Decision::deny("use the runbook restart first"))?;
+    e.decide("bob", r.id, Decision::deny("use the runbook restart first"))
+        .await?;
     let r = e
         .request(
             "alice",
@@ -561,7 +562,7 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
             ),
         )
         .await?;
-    e.cancel("alice", r.id)?;
+    e.cancel("alice", r.id).await?;
     let r = e
         .request(
             "alice",

@@ -306,10 +306,13 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
     );
 
     // The real path: `breakglass audit verify` -> Engine::verify_audit.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut runs = vec![];
     for _ in 0..o.reps {
         let t = Instant::now();
-        let (count, broken) = engine.verify_audit()?;
+        let (count, broken) = rt.block_on(engine.verify_audit())?;
         runs.push(t.elapsed());
         ensure!(broken.is_none(), "chain broken: {broken:?}");
         ensure!(count == n as u64, "verified {count} of {n}");
@@ -322,7 +325,7 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
         let t = Instant::now();
         let (mut from, mut rows) = (1, 0usize);
         loop {
-            let batch = engine.audit_events(from, 10_000)?;
+            let batch = rt.block_on(engine.audit_events(from, 10_000))?;
             let Some(last) = batch.last() else { break };
             from = last.seq + 1;
             rows += black_box(&batch).len();
@@ -335,7 +338,7 @@ fn bench_verify(o: &Opts, tmp: &Path) -> Result<()> {
     let mut all: Vec<AuditRecord> = Vec::with_capacity(n as usize);
     let mut from = 1;
     loop {
-        let batch = engine.audit_events(from, 10_000)?;
+        let batch = rt.block_on(engine.audit_events(from, 10_000))?;
         let Some(last) = batch.last() else { break };
         from = last.seq + 1;
         all.extend(batch);
@@ -721,16 +724,16 @@ fn bench_lifecycle(o: &Opts, tmp: &Path) -> Result<()> {
         ))?;
         mark(0, &mut calls);
         let id = req.id;
-        engine.decide("bob", id, Decision::approve(Some("go ahead".into())))?;
+        rt.block_on(engine.decide("bob", id, Decision::approve(Some("go ahead".into()))))?;
         mark(1, &mut calls);
         let (_, credential) = rt.block_on(engine.activate("alice", id))?;
         drop(credential);
         mark(2, &mut calls);
         rt.block_on(engine.revoke("alice", id, "fixed"))?;
         mark(3, &mut calls);
-        engine.review("alice", id, answers.clone())?;
+        rt.block_on(engine.review("alice", id, answers.clone()))?;
         mark(4, &mut calls);
-        let done = engine.decide("bob", id, Decision::certify("review complete"))?;
+        let done = rt.block_on(engine.decide("bob", id, Decision::certify("review complete")))?;
         mark(5, &mut calls);
         ensure!(done.state == State::Certified, "{id} ended {}", done.state);
         if i >= o.warmup {
@@ -742,7 +745,7 @@ fn bench_lifecycle(o: &Opts, tmp: &Path) -> Result<()> {
     let bcalls = backend.calls.lock().unwrap().clone();
     let transitions = o.cycles * TRANSITIONS_PER_CYCLE;
     ensure!(commits.len() == transitions, "{} commits", commits.len());
-    let (count, broken) = engine.verify_audit()?;
+    let (count, broken) = rt.block_on(engine.verify_audit())?;
     ensure!(broken.is_none() && count as usize == (o.warmup + o.cycles) * TRANSITIONS_PER_CYCLE);
 
     let w = wall.as_secs_f64();

@@ -5,7 +5,7 @@ use crate::cli::stdio::outln;
 
 /// `audit verify --checkpoint`: the checkpoint's signature, then that the log
 /// still extends it.
-pub(super) fn verify_checkpoint(
+pub(super) async fn verify_checkpoint(
     engine: &Engine,
     file: &std::path::Path,
     public_key: Option<&str>,
@@ -37,8 +37,13 @@ pub(super) fn verify_checkpoint(
                 )
             })?,
     };
-    let verdict = crate::audit::checkpoint::verify_signature(&cp, &public)
-        .and_then(|()| engine.check_checkpoint(&cp).map_err(|e| e.to_string())?);
+    let verdict = match crate::audit::checkpoint::verify_signature(&cp, &public) {
+        Ok(()) => engine
+            .check_checkpoint(&cp)
+            .await
+            .unwrap_or_else(|e| Err(e.to_string())),
+        Err(e) => Err(e),
+    };
     if json {
         outln!(
             "{}",
@@ -65,7 +70,7 @@ pub(super) fn verify_checkpoint(
     }
 }
 
-pub(super) fn audit_export(
+pub(super) async fn audit_export(
     engine: &Engine,
     format: ExportFormat,
     out: Option<&std::path::Path>,
@@ -81,7 +86,7 @@ pub(super) fn audit_export(
     let mut ocsf = crate::alert::ocsf::AuditExport::default();
     let mut from = 1;
     loop {
-        let batch = engine.audit_events(from, 10_000)?;
+        let batch = engine.audit_events(from, 10_000).await?;
         let Some(last) = batch.last() else { break };
         from = last.seq + 1;
         for r in &batch {

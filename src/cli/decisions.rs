@@ -9,7 +9,7 @@ use crate::cli::stdio::{errln, outln};
 /// (`--statement` + `--signature`). A denial signs its `reason` too. `Ok(None)` after `--print-statement` printed
 /// the statement; `Ok(Some(None))` when there is nothing to sign with (signing
 /// off, or no key: the engine then refuses, audited, and says how to sign).
-pub(super) fn sign_decision(
+pub(super) async fn sign_decision(
     engine: &Engine,
     who: &str,
     id: RequestId,
@@ -18,10 +18,15 @@ pub(super) fn sign_decision(
     a: &SignArgs,
     json: bool,
 ) -> Result<Option<Option<SshSignature>>, Failure> {
+    // The statement names the request's role and incident.
+    let req = engine.load(id).await.map_err(Failure::from);
     sign_statement(
         engine,
         &format!("{kind} of {id}"),
-        |at| Ok(engine.decision_statement(who, id, kind, reason, at)?),
+        |at| match &req {
+            Ok(req) => Ok(engine.decision_statement(req, who, kind, reason, at)),
+            Err(e) => Err(Failure::new(e.code, e.message.clone())),
+        },
         a,
         json,
     )

@@ -5,13 +5,13 @@ use crate::audit::evidence::{self, CheckpointVerdict};
 use crate::cli::output::print_json;
 use crate::sanitize::line;
 
-pub(super) fn write(
+pub(super) async fn write(
     engine: &Engine,
     id: RequestId,
     dir: &std::path::Path,
     json: bool,
 ) -> CliResult {
-    let built = match engine.write_evidence(id, dir)? {
+    let built = match engine.write_evidence(id, dir).await? {
         Ok(b) => b,
         Err(broken) => {
             return Err(Failure::new(

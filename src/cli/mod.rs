@@ -240,7 +240,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         }
         Command::Roles { action: None } => {
             let me = who().ok();
-            let roles = engine.roles(me.as_deref())?;
+            let roles = engine.roles(me.as_deref()).await?;
             output::roles(&roles, json);
             Ok(exit::OK)
         }
@@ -256,7 +256,9 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             let Some(sig) = sign_role_decision(engine, &me, role, sign, json)? else {
                 return Ok(exit::OK);
             };
-            let c = engine.recertify_role_signed(&me, role, comment, sig)?;
+            let c = engine
+                .recertify_role_signed(&me, role, comment, sig)
+                .await?;
             output::recertified(role, &c, json);
             Ok(exit::OK)
         }
@@ -275,11 +277,13 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         Command::Approve { id, comment, sign } => {
             let (me, id) = (who()?, *id);
             let Some(sig) =
-                sign_decision(engine, &me, id, DecisionKind::Approve, None, sign, json)?
+                sign_decision(engine, &me, id, DecisionKind::Approve, None, sign, json).await?
             else {
                 return Ok(exit::OK);
             };
-            let req = engine.decide(&me, id, Decision::approve(comment.clone()).signed(sig))?;
+            let req = engine
+                .decide(&me, id, Decision::approve(comment.clone()).signed(sig))
+                .await?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
@@ -293,20 +297,23 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
                 Some(reason),
                 sign,
                 json,
-            )?
+            )
+            .await?
             else {
                 return Ok(exit::OK);
             };
-            let req = engine.decide(&me, id, Decision::deny(reason).signed(sig))?;
+            let req = engine
+                .decide(&me, id, Decision::deny(reason).signed(sig))
+                .await?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
         Command::Cancel { id } => {
-            let req = engine.cancel(&who()?, *id)?;
+            let req = engine.cancel(&who()?, *id).await?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
-        Command::Status { id, all } => status(engine, *id, *all, json),
+        Command::Status { id, all } => status(engine, *id, *all, json).await,
         Command::Revoke { id, reason } => {
             let req = engine.revoke(&who()?, *id, reason).await?;
             output::request_result(engine, &req, json);
@@ -320,7 +327,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         }
         Command::Review(a) => {
             let answers = review_answers(a)?;
-            let req = engine.review(&who()?, a.id, answers)?;
+            let req = engine.review(&who()?, a.id, answers).await?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
@@ -336,11 +343,12 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             } else {
                 Decision::certify(comment)
             };
-            let Some(sig) = sign_decision(engine, &me, id, decision.kind(), None, sign, json)?
+            let Some(sig) =
+                sign_decision(engine, &me, id, decision.kind(), None, sign, json).await?
             else {
                 return Ok(exit::OK);
             };
-            let req = engine.decide(&me, id, decision.signed(sig))?;
+            let req = engine.decide(&me, id, decision.signed(sig)).await?;
             output::request_result(engine, &req, json);
             Ok(exit::OK)
         }
@@ -360,21 +368,22 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             checkpoint,
             public_key,
         }) => {
-            let (count, broken) = engine.verify_audit()?;
-            output::audit_verify(count, broken.as_ref(), engine, json);
+            let (count, broken) = engine.verify_audit().await?;
+            let head = engine.audit_head().await.map(|h| h.1).unwrap_or_default();
+            output::audit_verify(count, broken.as_ref(), &head, json);
             if broken.is_some() {
                 return Ok(exit::AUDIT_BROKEN);
             }
             match checkpoint {
                 None => Ok(exit::OK),
-                Some(file) => verify_checkpoint(engine, file, public_key.as_deref(), json),
+                Some(file) => verify_checkpoint(engine, file, public_key.as_deref(), json).await,
             }
         }
         Command::Audit(AuditCmd::Checkpoint) => {
             let signer = engine.checkpoint_signer().ok_or_else(|| {
                 Failure::new(exit::USAGE, "no checkpoint key: set [audit] checkpoint_key_file (create one with `breakglass audit keygen --out FILE`)")
             })?;
-            let (size, head) = engine.audit_head()?;
+            let (size, head) = engine.audit_head().await?;
             let cp = signer.sign(size, &head, &crate::domain::time::ts(engine.now()));
             outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
             Ok(exit::OK)
@@ -383,12 +392,12 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         Command::Audit(AuditCmd::Export {
             format,
             output: out,
-        }) => audit_export(engine, *format, out.as_deref()),
+        }) => audit_export(engine, *format, out.as_deref()).await,
         Command::Evidence(EvidenceArgs {
             verify: None,
             id: Some(id),
             output: Some(dir),
-        }) => evidence_cmd::write(engine, *id, dir, json),
+        }) => evidence_cmd::write(engine, *id, dir, json).await,
         // Handled in `dispatch` before a store is opened (clap requires id and
         // --output without `verify`).
         Command::Evidence(_)

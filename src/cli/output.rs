@@ -406,8 +406,7 @@ pub fn recovery(rep: &RecoveryReport, json: bool) {
     }
 }
 
-pub fn audit_verify(count: u64, broken: Option<&Broken>, engine: &Engine, json: bool) {
-    let head = engine.audit_head().map(|h| h.1).unwrap_or_default();
+pub fn audit_verify(count: u64, broken: Option<&Broken>, head: &str, json: bool) {
     if json {
         print_json(
             &json!({"ok": broken.is_none(), "verified_events": count, "broken": broken, "head": head}),

@@ -92,8 +92,8 @@ pub(super) async fn request_inner(
     let mut seen = req.approvals.len();
     loop {
         // The head first: a decision landing after it wakes the wait below.
-        let head = engine.audit_head().map(|h| h.0).unwrap_or(-1);
-        let cur = engine.load(req.id)?;
+        let head = engine.audit_head().await.map(|h| h.0).unwrap_or(-1);
+        let cur = engine.load(req.id).await?;
         if cur.approvals.len() != seen && !json {
             seen = cur.approvals.len();
             errln!(
@@ -142,11 +142,16 @@ pub(super) async fn request_inner(
     }
 }
 
-pub(super) fn status(engine: &Engine, id: Option<RequestId>, all: bool, json: bool) -> CliResult {
-    let undelivered = engine.undelivered_alerts()?;
+pub(super) async fn status(
+    engine: &Engine,
+    id: Option<RequestId>,
+    all: bool,
+    json: bool,
+) -> CliResult {
+    let undelivered = engine.undelivered_alerts().await?;
     match id {
         Some(id) => {
-            let req = engine.load(id)?;
+            let req = engine.load(id).await?;
             output::status_one(&engine.view(req), undelivered, engine.now(), json);
         }
         None => {
@@ -167,7 +172,8 @@ pub(super) fn status(engine: &Engine, id: Option<RequestId>, all: bool, json: bo
                 }
             };
             let list: Vec<_> = engine
-                .requests(&q)?
+                .requests(&q)
+                .await?
                 .into_iter()
                 .map(|r| engine.view(r))
                 .collect();

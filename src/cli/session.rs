@@ -303,7 +303,7 @@ pub(super) async fn shell(
     drop(master);
     drop(raw);
 
-    let revoked = match engine.load(id).map(|r| r.state) {
+    let revoked = match engine.load(id).await.map(|r| r.state) {
         Ok(State::Active) => {
             let reason = match &ended_by {
                 Some(why) => format!("vendor session ended: {why}"),
@@ -320,12 +320,14 @@ pub(super) async fn shell(
     }
     let (sha, bytes) =
         sha256_file(&path).map_err(|e| failed(format!("reading back the recording: {e}")))?;
-    engine.audit_note(
-        id,
-        AuditAction::SessionRecorded,
-        who,
-        serde_json::json!({"path": path, "sha256": sha, "bytes": bytes}),
-    )?;
+    engine
+        .audit_note(
+            id,
+            AuditAction::SessionRecorded,
+            who,
+            serde_json::json!({"path": path, "sha256": sha, "bytes": bytes}),
+        )
+        .await?;
     match &ended_by {
         Some(why) => errln!("breakglass: {id}: {why}; the session was ended."),
         None => errln!("breakglass: {id}: session closed."),
@@ -345,8 +347,8 @@ pub(super) async fn replay(engine: &Engine, who: &str, id: RequestId, speed: f64
             "--speed is a factor >= 0 (0 prints at once)",
         ));
     }
-    engine.may_replay(who, id)?;
-    let (path, want) = engine.recording_of(id)?;
+    engine.may_replay(who, id).await?;
+    let (path, want) = engine.recording_of(id).await?;
     match sha256_file(&path) {
         Ok((got, _)) if got == want => {}
         _ => {
@@ -389,11 +391,13 @@ pub(super) async fn replay(engine: &Engine, who: &str, id: RequestId, speed: f64
         let _ = out.flush();
     }
     outln!("\r\n[breakglass] end of the recording of {id}");
-    engine.audit_note(
-        id,
-        AuditAction::SessionReplayed,
-        who,
-        serde_json::json!({"path": path, "sha256": want, "speed": speed}),
-    )?;
+    engine
+        .audit_note(
+            id,
+            AuditAction::SessionReplayed,
+            who,
+            serde_json::json!({"path": path, "sha256": want, "speed": speed}),
+        )
+        .await?;
     Ok(exit::OK)
 }

@@ -114,7 +114,7 @@ impl Engine {
     pub async fn request(&self, who: &str, input: RequestInput) -> Result<Request> {
         let attempt = format!("request role {}", input.role);
         let r = self.request_inner(who, input, None).await;
-        self.noted(who, None, &attempt, r)
+        self.noted(who, None, &attempt, r).await
     }
 
     pub(super) async fn request_inner(
@@ -124,13 +124,14 @@ impl Engine {
         vendor: Option<crate::domain::vendor::VendorInfo>,
     ) -> Result<Request> {
         let role = self.role(&input.role)?;
-        if let Some((by, state)) = self.store.role_lock(&role.name, self.clock.now())? {
+        let (name, now) = (role.name.clone(), self.clock.now());
+        if let Some((by, state)) = self.db(move |s| s.role_lock(&name, now)).await? {
             return Err(Error::Locked {
                 role: role.name.clone(),
-                reason: self.lock_reason(by, state),
+                reason: self.lock_reason(by, state).await,
             });
         }
-        self.check_recertified(role)?;
+        self.check_recertified(role).await?;
         let incident = self.resolve_incident(role, &input.incident).await?;
         let now = self.clock.now();
         let (mut req, mut event) = lifecycle::new_request(
@@ -147,18 +148,23 @@ impl Engine {
         super::vendor_session::attach(role, &mut req, &mut event, vendor)?;
         let auto = match lifecycle::auto_approval(role, &req, 0) {
             None => None,
-            Some(_) => lifecycle::auto_approval(role, &req, self.recent_auto_approvals(role, now)?),
+            Some(_) => {
+                lifecycle::auto_approval(role, &req, self.recent_auto_approvals(role, now).await?)
+            }
         };
         if let Some(Err(why)) = &auto {
             req.auto_approval_declined = Some(why.clone());
             event.detail["auto_approval_declined"] = serde_json::json!(why);
         }
-        let created = match self.store.insert_request(&req, &event, &[], now) {
+        let created = match self
+            .db(move |s| s.insert_request(&req, &event, &[], now))
+            .await
+        {
             Ok(r) => r,
             Err(StoreError::Locked { role, by, state }) => {
                 return Err(Error::Locked {
                     role,
-                    reason: self.lock_reason(by, state),
+                    reason: self.lock_reason(by, state).await,
                 })
             }
             Err(e) => return Err(e.into()),
@@ -172,6 +178,7 @@ impl Engine {
         self.transition(created.id, no_alerts, |r, role, now| {
             lifecycle::auto_approve(r, role, &rule, now)
         })
+        .await
     }
 
     /// This role's requests auto-approved (by creation time) within its rate
@@ -181,27 +188,32 @@ impl Engine {
     /// is a brake on a runaway loop (which runs serially), every auto-approval
     /// still raises a critical alert and owes a certification, and the role locks
     /// once any of them is overdue.
-    fn recent_auto_approvals(&self, role: &RolePolicy, now: DateTime<Utc>) -> Result<u32> {
+    async fn recent_auto_approvals(&self, role: &RolePolicy, now: DateTime<Utc>) -> Result<u32> {
         let since = now - Duration::seconds(role.automation.rate_window);
+        let name = role.name.clone();
         Ok(self
-            .store
-            .list(&crate::store::Query {
-                role: Some(role.name.clone()),
-                ..Default::default()
-            })?
+            .db(move |s| {
+                s.list(&crate::store::Query {
+                    role: Some(name),
+                    ..Default::default()
+                })
+            })
+            .await?
             .iter()
             .filter(|r| r.auto_approved && r.created_at > since)
             .count() as u32)
     }
 
-    pub fn cancel(&self, who: &str, id: RequestId) -> Result<Request> {
-        let r = self.transition(id, no_alerts, |r, _, now| lifecycle::cancel(r, who, now));
-        self.noted(who, Some(id), "cancel", r)
+    pub async fn cancel(&self, who: &str, id: RequestId) -> Result<Request> {
+        let r = self
+            .transition(id, no_alerts, |r, _, now| lifecycle::cancel(r, who, now))
+            .await;
+        self.noted(who, Some(id), "cancel", r).await
     }
 
     /// A policy refusal (self-approval, a locked role, someone outside the policy)
     /// is worth the SOC's eye: it is audited, alerted when configured, then returned.
-    pub(super) fn noted<T>(
+    pub(super) async fn noted<T>(
         &self,
         who: &str,
         id: Option<RequestId>,
@@ -215,16 +227,13 @@ impl Engine {
         };
         // A refusal quotes what was asked (a condition, a role name), as typed.
         let message = free_text(&message);
-        let req = id.and_then(|i| self.store.get(i).ok().flatten());
+        let req = match id {
+            Some(i) => self.db(move |s| s.get(i)).await.ok().flatten(),
+            None => None,
+        };
         let state = req.as_ref().map(|r| r.state);
         let detail = serde_json::json!({ "attempt": attempt, "refusal": message });
-        let note = crate::store::Note {
-            action: AuditAction::PolicyRefused,
-            actor: who,
-            from: state,
-            to: state,
-            detail: &detail,
-        };
+        let actor = who.to_string();
         let mut alerts = vec![];
         if self.alerts.wants(AlertKind::Refusal) {
             alerts.push(AlertDraft {
@@ -239,7 +248,18 @@ impl Engine {
                 }),
             });
         }
-        if let Err(e) = self.store.append_note(id, &note, &alerts, self.clock.now()) {
+        let now = self.clock.now();
+        let noted = self.db(move |s| {
+            let note = crate::store::Note {
+                action: AuditAction::PolicyRefused,
+                actor: &actor,
+                from: state,
+                to: state,
+                detail: &detail,
+            };
+            s.append_note(id, &note, &alerts, now)
+        });
+        if let Err(e) = noted.await {
             tracing::error!("could not audit a refusal: {e}");
         }
         r
@@ -253,10 +273,17 @@ impl Engine {
         who: &str,
         id: RequestId,
     ) -> Result<(Request, Credential)> {
-        self.noted(who, Some(id), "activate", self.check_row_against_events(id))?;
+        self.noted(
+            who,
+            Some(id),
+            "activate",
+            self.check_row_against_events(id).await,
+        )
+        .await?;
         let owner = self.owner.clone();
         let fail_closed = self
             .load(id)
+            .await
             .ok()
             .and_then(|r| {
                 self.policy
@@ -297,14 +324,14 @@ impl Engine {
                 self.check_approvals_signed(r, role)?;
             }
             Ok(ev)
-        });
-        let req = self.noted(who, Some(id), "activate", req)?;
+        }).await;
+        let req = self.noted(who, Some(id), "activate", req).await?;
         failpoint::hit("grant.after_intent");
         if fail_closed {
             let delivered = self.deliver_alerts().await.is_ok()
                 && self
-                    .store
-                    .outbox_undelivered_for(id)
+                    .db(move |s| s.outbox_undelivered_for(id))
+                    .await
                     .map(|n| n == 0)
                     .unwrap_or(false);
             if !delivered {
@@ -341,17 +368,19 @@ impl Engine {
             Ok(grant) => {
                 failpoint::hit("grant.after_backend");
                 let lease = grant.lease_id.clone();
-                let committed = self.transition(
-                    id,
-                    |r, e| {
-                        if fail_closed {
-                            vec![]
-                        } else {
-                            activation_alert(r, e)
-                        }
-                    },
-                    |r, _, now| lifecycle::granted(r, &lease, grant.expires_at, now),
-                );
+                let committed = self
+                    .transition(
+                        id,
+                        |r, e| {
+                            if fail_closed {
+                                vec![]
+                            } else {
+                                activation_alert(r, e)
+                            }
+                        },
+                        |r, _, now| lifecycle::granted(r, &lease, grant.expires_at, now),
+                    )
+                    .await;
                 match committed {
                     Ok(r) => Ok((r, grant.credential)),
                     Err(e) => {
@@ -368,7 +397,11 @@ impl Engine {
                         if let Err(re) = backend.revoke(&direct).await {
                             tracing::error!("revoking unrecorded lease of {id} failed: {re}");
                         }
-                        if self.load(id).is_ok_and(|r| r.state == State::Granting) {
+                        if self
+                            .load(id)
+                            .await
+                            .is_ok_and(|r| r.state == State::Granting)
+                        {
                             let _ = self
                                 .fail_grant(id, &format!("could not record the grant: {e}"))
                                 .await;
@@ -390,26 +423,28 @@ impl Engine {
 
     /// Granting -> Revoking -> Failed: whatever the backend may have created is revoked.
     pub(crate) async fn fail_grant(&self, id: RequestId, error: &str) -> Result<Request> {
-        let actor = self.load(id)?.requester;
-        let req = self.transition(
-            id,
-            |r, e| alert(AlertKind::GrantFailed, r, e),
-            |r, _, now| lifecycle::grant_failed(r, &actor, error, now, self.owner.clone()),
-        )?;
+        let actor = self.load(id).await?.requester;
+        let req = self
+            .transition(
+                id,
+                |r, e| alert(AlertKind::GrantFailed, r, e),
+                |r, _, now| lifecycle::grant_failed(r, &actor, error, now, self.owner.clone()),
+            )
+            .await?;
         self.perform_revoke(req).await
     }
 
     /// Ends access early. The requester, the role's approvers and certifiers may.
     pub async fn revoke(&self, who: &str, id: RequestId, reason: &str) -> Result<Request> {
         let reason = &free_text(reason);
-        let req = self.load(id)?;
+        let req = self.load(id).await?;
         let role = self.role(&req.role)?;
         if who != req.requester && !role.approvers.allows(who) && !role.certifiers.allows(who) {
             let e = refusal(
                 RefusalKind::Policy,
                 format!("{who} may not end {id}: its requester, approvers or certifiers may"),
             );
-            return self.noted(who, Some(id), "revoke", Err(e));
+            return self.noted(who, Some(id), "revoke", Err(e)).await;
         }
         if matches!(
             req.state,
@@ -429,11 +464,15 @@ impl Engine {
         };
         let deadline = self.clock.now()
             + Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
-        let req = self.transition(
-            id,
-            |r, e| alert(AlertKind::EarlyEnd, r, e),
-            |r, _, now| lifecycle::begin_revoke(r, who, reason, now, deadline, self.owner.clone()),
-        )?;
+        let req = self
+            .transition(
+                id,
+                |r, e| alert(AlertKind::EarlyEnd, r, e),
+                |r, _, now| {
+                    lifecycle::begin_revoke(r, who, reason, now, deadline, self.owner.clone())
+                },
+            )
+            .await?;
         self.perform_revoke(req).await
     }
 
@@ -477,30 +516,35 @@ impl Engine {
                     Some(Err(_)) => alert(AlertKind::RotateFailed, r, e),
                     _ => vec![],
                 };
-                match self.transition(id, alerts, |r, _, now| {
-                    let mut ev = lifecycle::revoked(r, &actor, now)?;
-                    match &rotation {
-                        Some(Ok(())) => ev.detail["rotation"] = serde_json::json!("rotated"),
-                        Some(Err(msg)) => {
-                            ev.detail["rotation"] = serde_json::json!({ "failed": msg })
+                match self
+                    .transition(id, alerts, |r, _, now| {
+                        let mut ev = lifecycle::revoked(r, &actor, now)?;
+                        match &rotation {
+                            Some(Ok(())) => ev.detail["rotation"] = serde_json::json!("rotated"),
+                            Some(Err(msg)) => {
+                                ev.detail["rotation"] = serde_json::json!({ "failed": msg })
+                            }
+                            None => {}
                         }
-                        None => {}
-                    }
-                    Ok(ev)
-                }) {
+                        Ok(ev)
+                    })
+                    .await
+                {
                     Ok(r) => Ok(r),
                     // Someone else confirmed it first: that is the same outcome.
-                    Err(Error::Refused(_)) => self.load(id),
+                    Err(Error::Refused(_)) => self.load(id).await,
                     Err(e) => Err(e),
                 }
             }
             Err(e) => {
                 let message = e.to_string();
-                let _ = self.transition(
-                    id,
-                    |r, e| alert(AlertKind::RevokeFailed, r, e),
-                    |r, _, now| lifecycle::revoke_failed(r, &actor, &message, now),
-                );
+                let _ = self
+                    .transition(
+                        id,
+                        |r, e| alert(AlertKind::RevokeFailed, r, e),
+                        |r, _, now| lifecycle::revoke_failed(r, &actor, &message, now),
+                    )
+                    .await;
                 Err(Error::Backend {
                     backend: role.backend.clone(),
                     message: format!("revoking {id} failed, will retry: {message}"),
@@ -519,14 +563,15 @@ impl Engine {
         reason: &str,
     ) -> Result<Request> {
         let reason = &free_text(reason);
-        let req = self.load(id)?;
+        let req = self.load(id).await?;
         let role = self.role(&req.role)?;
         let mut trial = req.clone();
         let checked = lifecycle::extend(&mut trial, role, who, seconds, reason, self.clock.now());
-        self.noted(who, Some(id), "extend", checked.map_err(Error::from))?;
+        self.noted(who, Some(id), "extend", checked.map_err(Error::from))
+            .await?;
         // require_open_incident holds at every extension, not only at request time.
         let still_open = self.incident_still_open(&req, role).await;
-        self.noted(who, Some(id), "extend", still_open)?;
+        self.noted(who, Some(id), "extend", still_open).await?;
         let new_expiry = trial.expires_at().expect("extended access has an expiry");
         let spec = RevokeSpec {
             request_id: req.id.to_string(),
@@ -546,9 +591,15 @@ impl Engine {
             |r, e| alert(AlertKind::Extension, r, e),
             |r, role, now| lifecycle::extend(r, role, who, seconds, reason, now),
         )
+        .await
     }
 
-    pub fn review(&self, who: &str, id: RequestId, answers: ReviewAnswers) -> Result<Request> {
+    pub async fn review(
+        &self,
+        who: &str,
+        id: RequestId,
+        answers: ReviewAnswers,
+    ) -> Result<Request> {
         let answers = ReviewAnswers {
             actions_taken: free_text(&answers.actions_taken),
             systems_touched: free_text(&answers.systems_touched),
@@ -556,9 +607,11 @@ impl Engine {
             follow_ups: free_text(&answers.follow_ups),
             ..answers
         };
-        let r = self.transition(id, no_alerts, |r, role, now| {
-            lifecycle::review(r, role, who, answers.clone(), now)
-        });
-        self.noted(who, Some(id), "review", r)
+        let r = self
+            .transition(id, no_alerts, |r, role, now| {
+                lifecycle::review(r, role, who, answers.clone(), now)
+            })
+            .await;
+        self.noted(who, Some(id), "review", r).await
     }
 }

@@ -119,38 +119,46 @@ impl Decision {
 impl Engine {
     /// Records `who`'s decision on request `id`. A policy refusal is audited (and
     /// alerted when configured) before it is returned.
-    pub fn decide(&self, who: &str, id: RequestId, decision: Decision) -> Result<Request> {
+    pub async fn decide(&self, who: &str, id: RequestId, decision: Decision) -> Result<Request> {
         let kind = decision.kind();
         let decision = decision.cleaned();
         if kind == DecisionKind::Certify {
-            self.noted(who, Some(id), kind.as_str(), self.check_replayed(who, id))?;
+            self.noted(
+                who,
+                Some(id),
+                kind.as_str(),
+                self.check_replayed(who, id).await,
+            )
+            .await?;
         }
         let alerts = |r: &Request, e: &Event| match decision.alert() {
             Some(k) => alert(k, r, e),
             None => vec![],
         };
-        let r = self.transition(id, alerts, |r, role, now| {
-            // A denial's statement names its reason as the lifecycle stores it.
-            let reason = match &decision {
-                Decision::Deny { reason, .. } => Some(reason.trim()),
-                _ => None,
-            };
-            let signature = self.check_signed(r, who, kind, reason, decision.signature(), now);
-            match &decision {
-                Decision::Approve { comment, .. } => {
-                    lifecycle::approve(r, role, who, comment.clone(), signature, now)
+        let r = self
+            .transition(id, alerts, |r, role, now| {
+                // A denial's statement names its reason as the lifecycle stores it.
+                let reason = match &decision {
+                    Decision::Deny { reason, .. } => Some(reason.trim()),
+                    _ => None,
+                };
+                let signature = self.check_signed(r, who, kind, reason, decision.signature(), now);
+                match &decision {
+                    Decision::Approve { comment, .. } => {
+                        lifecycle::approve(r, role, who, comment.clone(), signature, now)
+                    }
+                    Decision::Deny { reason, .. } => {
+                        lifecycle::deny(r, role, who, reason, signature, now)
+                    }
+                    Decision::Certify { comment, .. } => {
+                        lifecycle::certify(r, role, who, comment, signature, now)
+                    }
+                    Decision::Reject { comment, .. } => {
+                        lifecycle::reject(r, role, who, comment, signature, now)
+                    }
                 }
-                Decision::Deny { reason, .. } => {
-                    lifecycle::deny(r, role, who, reason, signature, now)
-                }
-                Decision::Certify { comment, .. } => {
-                    lifecycle::certify(r, role, who, comment, signature, now)
-                }
-                Decision::Reject { comment, .. } => {
-                    lifecycle::reject(r, role, who, comment, signature, now)
-                }
-            }
-        });
-        self.noted(who, Some(id), kind.as_str(), r)
+            })
+            .await;
+        self.noted(who, Some(id), kind.as_str(), r).await
     }
 }

@@ -73,10 +73,15 @@ impl Engine {
         let now = self.clock.now();
         let revoke_timeout =
             Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
-        for req in self.store.list(&Query {
-            states: Some(vec![State::Active]),
-            ..Default::default()
-        })? {
+        let active = self
+            .db(|s| {
+                s.list(&Query {
+                    states: Some(vec![State::Active]),
+                    ..Default::default()
+                })
+            })
+            .await?;
+        for req in active {
             let Some(role) = self.policy.roles.get(&req.role) else {
                 continue;
             };
@@ -89,20 +94,22 @@ impl Engine {
             if !self.incident_resolved(source, id, now).await {
                 continue;
             }
-            let r = self.transition(
-                req.id,
-                |r, e| alert(AlertKind::EarlyEnd, r, e),
-                |r, _, now| {
-                    lifecycle::begin_revoke(
-                        r,
-                        SWEEPER,
-                        "incident resolved",
-                        now,
-                        now + revoke_timeout,
-                        self.owner.clone(),
-                    )
-                },
-            );
+            let r = self
+                .transition(
+                    req.id,
+                    |r, e| alert(AlertKind::EarlyEnd, r, e),
+                    |r, _, now| {
+                        lifecycle::begin_revoke(
+                            r,
+                            SWEEPER,
+                            "incident resolved",
+                            now,
+                            now + revoke_timeout,
+                            self.owner.clone(),
+                        )
+                    },
+                )
+                .await;
             match r {
                 Ok(r) => match self.perform_revoke(r).await {
                     Ok(_) => rep.resolved_revoked.push(req.id.to_string()),

@@ -3,6 +3,7 @@
 //! outside `domain` and here.
 
 mod actions;
+mod alert_delivery;
 mod decisions;
 mod evidence;
 mod incident_checks;
@@ -103,6 +104,10 @@ pub struct Engine {
     /// This engine's name in sweeper claims: host, pid and a random tag, so two
     /// engines in one process (or a reused pid) never share a claim.
     claimant: String,
+    /// What the store said of itself when the engine was built (in-memory values
+    /// of the store's, read once so they need no trip across the boundary).
+    store_description: String,
+    session_user: Option<String>,
 }
 
 /// The parts an engine is made of; tests assemble their own.
@@ -124,6 +129,8 @@ pub use crate::store::Query;
 impl Engine {
     pub fn new(p: Parts) -> Self {
         Engine {
+            store_description: p.store.describe(),
+            session_user: p.store.session_user(),
             policy: p.policy,
             store: p.store,
             backends: p.backends,
@@ -169,7 +176,7 @@ impl Engine {
             StoreIdentity::Database => crate::identity::resolve_database(
                 &self.policy,
                 as_persona,
-                self.store.session_user(),
+                self.session_user.clone(),
             ),
         }
     }
@@ -222,32 +229,64 @@ impl Engine {
     }
     /// "sqlite /var/lib/..." for status lines.
     pub fn store_description(&self) -> String {
-        self.store.describe()
+        self.store_description.clone()
     }
+
+    /// The async boundary (ARCHITECTURE.md): every store call the engine makes
+    /// goes through here, and only the engine calls the store. The stores are
+    /// blocking libraries (rusqlite, the synchronous postgres client), so the
+    /// call runs on tokio's blocking pool: a slow store (SQLite's 15 s busy
+    /// timeout, a far database) holds a pool thread, never a runtime worker.
+    /// `f` owns what it uses (clone or move arguments in), so it is 'static.
+    async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(r) => r,
+            // A panic in the store stays a panic, as if the call had been direct.
+            Err(e) => match e.try_into_panic() {
+                Ok(p) => std::panic::resume_unwind(p),
+                Err(e) => Err(StoreError::Db(format!(
+                    "the store call did not finish: {e}"
+                ))),
+            },
+        }
+    }
+
     /// The newest audit event's (seq, hash); (0, genesis) for an empty log.
-    pub fn audit_head(&self) -> Result<(i64, String)> {
-        Ok(self.store.audit_head()?)
+    pub async fn audit_head(&self) -> Result<(i64, String)> {
+        Ok(self.db(|s| s.audit_head()).await?)
     }
     /// Up to `limit` audit events from `from` on, in order (for streaming exports).
-    pub fn audit_events(&self, from: i64, limit: usize) -> Result<Vec<crate::audit::AuditRecord>> {
-        Ok(self.store.audit_range(from, limit)?)
+    pub async fn audit_events(
+        &self,
+        from: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::AuditRecord>> {
+        Ok(self.db(move |s| s.audit_range(from, limit)).await?)
     }
     /// The last `n` audit events, oldest first.
-    pub fn audit_tail(&self, n: usize) -> Result<Vec<crate::audit::AuditRecord>> {
-        let (head, _) = self.store.audit_head()?;
-        let from = (head - n as i64 + 1).max(1);
-        Ok(self.store.audit_range(from, n)?)
+    pub async fn audit_tail(&self, n: usize) -> Result<Vec<crate::audit::AuditRecord>> {
+        Ok(self
+            .db(move |s| {
+                let (head, _) = s.audit_head()?;
+                let from = (head - n as i64 + 1).max(1);
+                s.audit_range(from, n)
+            })
+            .await?)
     }
     /// Alerts raised but not yet delivered to every sink.
-    pub fn undelivered_alerts(&self) -> Result<u64> {
-        Ok(self.store.outbox_undelivered()?)
+    pub async fn undelivered_alerts(&self) -> Result<u64> {
+        Ok(self.db(|s| s.outbox_undelivered()).await?)
     }
     /// Waits until the log moves past `since_head` (any commit, from any process:
     /// NOTIFY on PostgreSQL, a cheap poll on SQLite) or `timeout` passes; true on
     /// a change. The wait blocks a pool thread, never the runtime.
     pub async fn wait_for_change(&self, since_head: i64, timeout: std::time::Duration) -> bool {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.wait_for_change(since_head, timeout))
+        self.db(move |s| Ok(s.wait_for_change(since_head, timeout)))
             .await
             .unwrap_or(false)
     }
@@ -278,16 +317,18 @@ impl Engine {
             })
     }
 
-    pub fn load(&self, id: RequestId) -> Result<Request> {
-        self.store
-            .get(id)?
+    pub async fn load(&self, id: RequestId) -> Result<Request> {
+        self.db(move |s| s.get(id))
+            .await?
             .ok_or_else(|| Error::NotFound(format!("{id} does not exist")))
     }
 
     /// Applies a pure transition and commits it, reloading and re-deciding when a
     /// concurrent process committed first. Exactly one of the racers' transitions
     /// lands per version; a racer whose transition no longer applies is refused.
-    fn transition(
+    /// The load and the commit cross the store boundary; `f` (the pure lifecycle
+    /// step) runs here.
+    async fn transition(
         &self,
         id: RequestId,
         alerts: impl Fn(&Request, &Event) -> Vec<AlertDraft>,
@@ -295,13 +336,13 @@ impl Engine {
     ) -> Result<Request> {
         let mut tries = 0;
         loop {
-            let mut req = self.load(id)?;
+            let mut req = self.load(id).await?;
             let role = self.role(&req.role)?;
             let now = self.clock.now();
             let event = f(&mut req, role, now)?;
             let mut drafts = alerts(&req, &event);
             drafts.retain(|a| self.alerts.wants(a.kind));
-            match self.store.commit(&req, &event, &drafts, now) {
+            match self.db(move |s| s.commit(&req, &event, &drafts, now)).await {
                 Ok(r) => return Ok(r),
                 Err(StoreError::Conflict(_)) if tries < 20 => {
                     tries += 1;
@@ -309,7 +350,7 @@ impl Engine {
                 }
                 Err(StoreError::Locked { role, by, state }) => {
                     return Err(Error::Locked {
-                        reason: self.lock_reason(by, state),
+                        reason: self.lock_reason(by, state).await,
                         role,
                     })
                 }

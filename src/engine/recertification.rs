@@ -22,21 +22,22 @@ impl Engine {
     /// The last `roles recertify` of a vendor role (None: never, or not a vendor
     /// role). The due date follows the policy in force now, so shortening
     /// `recertify_every` takes effect at once.
-    pub fn role_certification(&self, role: &RolePolicy) -> Result<Option<RoleCertification>> {
-        Ok(self.last_recertification(role)?.map(|(c, _)| c))
+    pub async fn role_certification(&self, role: &RolePolicy) -> Result<Option<RoleCertification>> {
+        Ok(self.last_recertification(role).await?.map(|(c, _)| c))
     }
 
     /// The last recertification and the signature it carries (if any).
-    fn last_recertification(
+    async fn last_recertification(
         &self,
         role: &RolePolicy,
     ) -> Result<Option<(RoleCertification, Option<SshSignature>)>> {
         let Some(vp) = &role.vendor else {
             return Ok(None);
         };
+        let name = role.name.clone();
         let Some(rec) = self
-            .store
-            .last_role_event(&role.name, AuditAction::RoleRecertified)?
+            .db(move |s| s.last_role_event(&name, AuditAction::RoleRecertified))
+            .await?
         else {
             return Ok(None);
         };
@@ -65,7 +66,7 @@ impl Engine {
     /// Why a vendor role may not be used now for want of recertification. With
     /// `verify`, and signing on, the recertification's signature must verify too
     /// (one ssh-keygen run: done when access is asked for, not for every view).
-    pub(crate) fn recertification_lock(
+    pub(crate) async fn recertification_lock(
         &self,
         role: &RolePolicy,
         verify: bool,
@@ -78,7 +79,7 @@ impl Engine {
             role.certifiers.describe(),
             role.name
         );
-        Ok(match self.last_recertification(role)? {
+        Ok(match self.last_recertification(role).await? {
             None => Some(format!(
                 "vendor role {} has never been certified: {how}",
                 role.name
@@ -111,8 +112,8 @@ impl Engine {
     }
 
     /// Refuses with `Locked` when the role needs recertification.
-    pub(super) fn check_recertified(&self, role: &RolePolicy) -> Result<()> {
-        match self.recertification_lock(role, true)? {
+    pub(super) async fn check_recertified(&self, role: &RolePolicy) -> Result<()> {
+        match self.recertification_lock(role, true).await? {
             Some(reason) => Err(Error::Locked {
                 role: role.name.clone(),
                 reason,
@@ -123,17 +124,18 @@ impl Engine {
 
     /// `breakglass roles recertify NAME`: a certifier re-approves a vendor role for
     /// another `recertify_every`. Audited (`role.recertified`) and alerted.
-    pub fn recertify_role(
+    pub async fn recertify_role(
         &self,
         who: &str,
         role_name: &str,
         comment: &str,
     ) -> Result<RoleCertification> {
         self.recertify_role_signed(who, role_name, comment, None)
+            .await
     }
 
     /// `recertify_role` with the certifier's SSH signature (`approval_signing`).
-    pub fn recertify_role_signed(
+    pub async fn recertify_role_signed(
         &self,
         who: &str,
         role_name: &str,
@@ -141,11 +143,11 @@ impl Engine {
         sig: Option<SshSignature>,
     ) -> Result<RoleCertification> {
         let attempt = format!("recertify role {role_name}");
-        let r = self.recertify_inner(who, role_name, comment, sig);
-        self.noted(who, None, &attempt, r)
+        let r = self.recertify_inner(who, role_name, comment, sig).await;
+        self.noted(who, None, &attempt, r).await
     }
 
-    fn recertify_inner(
+    async fn recertify_inner(
         &self,
         who: &str,
         role_name: &str,
@@ -189,13 +191,6 @@ impl Engine {
         if let Some(sig) = &sig {
             detail["signature"] = serde_json::json!(sig);
         }
-        let note = crate::store::Note {
-            action: AuditAction::RoleRecertified,
-            actor: who,
-            from: None,
-            to: None,
-            detail: &detail,
-        };
         let mut alerts = vec![];
         if self.alerts.wants(AlertKind::Recertification) {
             alerts.push(AlertDraft {
@@ -208,7 +203,18 @@ impl Engine {
                 }),
             });
         }
-        self.store.append_note(None, &note, &alerts, now)?;
+        let actor = who.to_string();
+        self.db(move |s| {
+            let note = crate::store::Note {
+                action: AuditAction::RoleRecertified,
+                actor: &actor,
+                from: None,
+                to: None,
+                detail: &detail,
+            };
+            s.append_note(None, &note, &alerts, now)
+        })
+        .await?;
         Ok(RoleCertification {
             at: now,
             by: who.to_string(),

@@ -51,32 +51,28 @@ fn owner_is_dead(owner: &Owner) -> bool {
 }
 
 impl Engine {
-    /// Sends due alerts to every sink.
-    pub async fn deliver_alerts(&self) -> std::result::Result<crate::alert::Delivery, StoreError> {
-        crate::alert::deliver_due(
-            self.store.as_ref(),
-            &self.sinks,
-            self.alerts.signer.as_deref(),
-            self.clock.now(),
-            &self.claimant,
-        )
-        .await
-    }
-
     /// One recovery pass. Errors on individual requests are collected, not fatal:
     /// one stuck backend must not stop the others from being swept.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut rep = RecoveryReport::default();
         let now = self.clock.now();
 
-        for req in self.store.list(&Query {
-            states: Some(vec![State::Pending, State::Approved]),
-            ..Default::default()
-        })? {
+        for req in self
+            .db(|s| {
+                s.list(&Query {
+                    states: Some(vec![State::Pending, State::Approved]),
+                    ..Default::default()
+                })
+            })
+            .await?
+        {
             if req.decide_by <= now {
-                match self.transition(req.id, no_alerts, |r, _, now| {
-                    lifecycle::lapse(r, SWEEPER, now)
-                }) {
+                match self
+                    .transition(req.id, no_alerts, |r, _, now| {
+                        lifecycle::lapse(r, SWEEPER, now)
+                    })
+                    .await
+                {
                     Ok(_) => rep.lapsed.push(req.id.to_string()),
                     Err(Error::Refused(_)) => {}
                     Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
@@ -86,10 +82,15 @@ impl Engine {
 
         let grant_timeout =
             Duration::from_std(self.recovery.grant_timeout).unwrap_or(Duration::seconds(120));
-        for req in self.store.list(&Query {
-            states: Some(vec![State::Granting]),
-            ..Default::default()
-        })? {
+        for req in self
+            .db(|s| {
+                s.list(&Query {
+                    states: Some(vec![State::Granting]),
+                    ..Default::default()
+                })
+            })
+            .await?
+        {
             let Some(g) = &req.grant else { continue };
             let why = if owner_is_dead(&g.owner) {
                 format!(
@@ -104,11 +105,13 @@ impl Engine {
             } else {
                 continue;
             };
-            let r = self.transition(
-                req.id,
-                |r, e| alert(AlertKind::Recovery, r, e),
-                |r, _, now| lifecycle::grant_failed(r, RECOVERY, &why, now, self.owner.clone()),
-            );
+            let r = self
+                .transition(
+                    req.id,
+                    |r, e| alert(AlertKind::Recovery, r, e),
+                    |r, _, now| lifecycle::grant_failed(r, RECOVERY, &why, now, self.owner.clone()),
+                )
+                .await;
             match r {
                 Ok(r) => match self.perform_revoke(r).await {
                     Ok(_) => rep.interrupted_grants_failed.push(req.id.to_string()),
@@ -125,26 +128,30 @@ impl Engine {
         // random order, so they rarely race for the same one (and when they do,
         // the version check gives it to exactly one).
         let mut expired: Vec<Request> = self
-            .store
-            .list(&Query {
-                states: Some(vec![State::Active]),
-                ..Default::default()
-            })?
+            .db(|s| {
+                s.list(&Query {
+                    states: Some(vec![State::Active]),
+                    ..Default::default()
+                })
+            })
+            .await?
             .into_iter()
             .filter(|r| r.expires_at().is_some_and(|e| e <= now))
             .collect();
         expired.shuffle(&mut rand::thread_rng());
         for req in expired {
-            let r = self.transition(req.id, no_alerts, |r, _, now| {
-                lifecycle::begin_revoke(
-                    r,
-                    SWEEPER,
-                    "expired",
-                    now,
-                    now + revoke_timeout,
-                    self.owner.clone(),
-                )
-            });
+            let r = self
+                .transition(req.id, no_alerts, |r, _, now| {
+                    lifecycle::begin_revoke(
+                        r,
+                        SWEEPER,
+                        "expired",
+                        now,
+                        now + revoke_timeout,
+                        self.owner.clone(),
+                    )
+                })
+                .await;
             match r {
                 Ok(r) => match self.perform_revoke(r).await {
                     Ok(_) => rep.expired_revoked.push(req.id.to_string()),
@@ -171,17 +178,22 @@ impl Engine {
                     || g.revoker.as_ref().is_some_and(owner_is_dead)
             })
         };
-        let mut revoking = self.store.list(&Query {
-            states: Some(vec![State::Revoking]),
-            ..Default::default()
-        })?;
+        let mut revoking = self
+            .db(|s| {
+                s.list(&Query {
+                    states: Some(vec![State::Revoking]),
+                    ..Default::default()
+                })
+            })
+            .await?;
         revoking.retain(|r| due(r));
         revoking.shuffle(&mut rand::thread_rng());
         for req in revoking {
             let key = ClaimKey::Request(req.id);
+            let me = self.claimant.clone();
             match self
-                .store
-                .claim(key, &self.claimant, now, now + revoke_timeout)
+                .db(move |s| s.claim(key, &me, now, now + revoke_timeout))
+                .await
             {
                 Ok(true) => {}
                 Ok(false) => continue, // another replica is on it
@@ -191,7 +203,7 @@ impl Engine {
                 }
             }
             // Under the claim, look again: another replica may have finished it.
-            match self.load(req.id) {
+            match self.load(req.id).await {
                 Ok(cur) if cur.state == State::Revoking && due(&cur) => {
                     match self.perform_revoke(cur).await {
                         Ok(_) => rep.revokes_retried.push(req.id.to_string()),
@@ -201,26 +213,35 @@ impl Engine {
                 Ok(_) => {}
                 Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
             }
-            let _ = self.store.release(key, &self.claimant);
+            let me = self.claimant.clone();
+            let _ = self.db(move |s| s.release(key, &me)).await;
         }
 
         // Auto-approved requests still uncertified past certify_by: one alert each
         // (recorded on the request, so racing replicas raise it once); the role
         // is locked by the store's lock check from then on.
-        for req in self.store.list(&Query {
-            states: Some(vec![State::Ended, State::Reviewed]),
-            ..Default::default()
-        })? {
+        for req in self
+            .db(|s| {
+                s.list(&Query {
+                    states: Some(vec![State::Ended, State::Reviewed]),
+                    ..Default::default()
+                })
+            })
+            .await?
+        {
             if req.certification_overdue_since(now).is_none()
                 || req.certification_overdue_at.is_some()
             {
                 continue;
             }
-            match self.transition(
-                req.id,
-                |r, e| alert(AlertKind::CertificationOverdue, r, e),
-                |r, _, now| lifecycle::certification_overdue(r, SWEEPER, now),
-            ) {
+            match self
+                .transition(
+                    req.id,
+                    |r, e| alert(AlertKind::CertificationOverdue, r, e),
+                    |r, _, now| lifecycle::certification_overdue(r, SWEEPER, now),
+                )
+                .await
+            {
                 Ok(_) => rep.certification_overdue.push(req.id.to_string()),
                 Err(Error::Refused(_)) => {}
                 Err(e) => rep.errors.push(format!("{}: {e}", req.id)),

@@ -69,17 +69,17 @@ impl Engine {
         self.policy.approval_signing.is_some()
     }
 
-    /// The statement `who` signs to make `kind` on `id`, dated `at`.
+    /// The statement `who` signs to make `kind` on `req` (`load` it), dated `at`.
     pub fn decision_statement(
         &self,
+        req: &Request,
         who: &str,
-        id: RequestId,
         kind: DecisionKind,
         reason: Option<&str>,
         at: DateTime<Utc>,
-    ) -> Result<String> {
+    ) -> String {
         let reason = reason.map(denial_reason);
-        Ok(statement(&self.load(id)?, kind, reason.as_deref(), who, at))
+        statement(req, kind, reason.as_deref(), who, at)
     }
 
     /// Before a decision counts: with signing on, `sig` must be `who`'s signature

@@ -72,7 +72,7 @@ impl Engine {
     ) -> Result<Request> {
         let attempt = format!("request role {}", input.role);
         let r = self.request_inner(who, input, vendor).await;
-        self.noted(who, None, &attempt, r)
+        self.noted(who, None, &attempt, r).await
     }
 
     /// The vendor settings of a request's role (None: not a vendor role).
@@ -87,7 +87,7 @@ impl Engine {
     /// is called; the credential goes to the caller only and is never stored.
     /// Vendor roles are activated only through `breakglass shell`.
     pub async fn activate(&self, who: &str, id: RequestId) -> Result<(Request, Credential)> {
-        let req = self.load(id)?;
+        let req = self.load(id).await?;
         if self.vendor_policy_of(&req).is_some() {
             let e = refusal(
                 RefusalKind::Policy,
@@ -96,7 +96,7 @@ impl Engine {
                     req.role
                 ),
             );
-            return self.noted(who, Some(id), "activate", Err(e));
+            return self.noted(who, Some(id), "activate", Err(e)).await;
         }
         self.grant_access(who, id).await
     }
@@ -107,7 +107,7 @@ impl Engine {
         who: &str,
         id: RequestId,
     ) -> Result<(Request, Credential)> {
-        let req = self.load(id)?;
+        let req = self.load(id).await?;
         if self.vendor_policy_of(&req).is_none() {
             return Err(refusal(
                 RefusalKind::Input,
@@ -118,15 +118,15 @@ impl Engine {
         }
         // The role's certification may have lapsed since the request was filed.
         let role = self.role(&req.role)?;
-        let checked = self.check_recertified(role);
-        self.noted(who, Some(id), "shell", checked)?;
+        let checked = self.check_recertified(role).await;
+        self.noted(who, Some(id), "shell", checked).await?;
         self.grant_access(who, id).await
     }
 
     /// Why an active vendor session must end now, if it must: expiry reached,
     /// access no longer active (revoked), or its incident resolved.
     pub async fn session_end_reason(&self, id: RequestId) -> Result<Option<String>> {
-        let req = self.load(id)?;
+        let req = self.load(id).await?;
         if req.state != State::Active {
             let why = req
                 .grant
@@ -159,34 +159,38 @@ impl Engine {
     }
 
     /// An audit event about a request that changes no state.
-    pub fn audit_note(
+    pub async fn audit_note(
         &self,
         id: RequestId,
         action: AuditAction,
         who: &str,
         detail: serde_json::Value,
     ) -> Result<()> {
-        let state = self.load(id)?.state;
-        let note = crate::store::Note {
-            action,
-            actor: who,
-            from: Some(state),
-            to: Some(state),
-            detail: &detail,
-        };
+        let state = self.load(id).await?.state;
+        let actor = who.to_string();
+        let now = self.clock.now();
         Ok(self
-            .store
-            .append_note(Some(id), &note, &[], self.clock.now())?)
+            .db(move |s| {
+                let note = crate::store::Note {
+                    action,
+                    actor: &actor,
+                    from: Some(state),
+                    to: Some(state),
+                    detail: &detail,
+                };
+                s.append_note(Some(id), &note, &[], now)
+            })
+            .await?)
     }
 
     /// Audit events of one request with `action`, oldest first.
-    fn events_of(&self, id: RequestId, action: AuditAction) -> Result<Vec<AuditRecord>> {
-        Ok(self.store.request_events(id, action)?)
+    async fn events_of(&self, id: RequestId, action: AuditAction) -> Result<Vec<AuditRecord>> {
+        Ok(self.db(move |s| s.request_events(id, action)).await?)
     }
 
     /// The latest recording of a request's session: its path and audited SHA-256.
-    pub fn recording_of(&self, id: RequestId) -> Result<(PathBuf, String)> {
-        let ev = self.events_of(id, AuditAction::SessionRecorded)?;
+    pub async fn recording_of(&self, id: RequestId) -> Result<(PathBuf, String)> {
+        let ev = self.events_of(id, AuditAction::SessionRecorded).await?;
         ev.last()
             .and_then(|r| {
                 let d: serde_json::Value = serde_json::from_str(&r.detail).ok()?;
@@ -199,39 +203,45 @@ impl Engine {
     }
 
     /// Who may replay a session: its requester, the role's approvers and certifiers.
-    pub fn may_replay(&self, who: &str, id: RequestId) -> Result<()> {
-        let req = self.load(id)?;
+    pub async fn may_replay(&self, who: &str, id: RequestId) -> Result<()> {
+        let req = self.load(id).await?;
         let role = self.role(&req.role)?;
         if who != req.requester && !role.approvers.allows(who) && !role.certifiers.allows(who) {
             let e = refusal(
                 RefusalKind::Policy,
                 format!("{who} may not replay {id}: its requester, approvers or certifiers may"),
             );
-            return self.noted(who, Some(id), "replay", Err(e));
+            return self.noted(who, Some(id), "replay", Err(e)).await;
         }
         Ok(())
     }
 
     /// Whether `who` replayed the recorded session of `id` (None: no recording).
-    pub fn replayed_by(&self, who: &str, id: RequestId) -> Result<Option<bool>> {
-        if self.events_of(id, AuditAction::SessionRecorded)?.is_empty() {
+    pub async fn replayed_by(&self, who: &str, id: RequestId) -> Result<Option<bool>> {
+        if self
+            .events_of(id, AuditAction::SessionRecorded)
+            .await?
+            .is_empty()
+        {
             return Ok(None);
         }
         let replayed = self
-            .events_of(id, AuditAction::SessionReplayed)?
+            .events_of(id, AuditAction::SessionReplayed)
+            .await?
             .iter()
             .any(|r| r.actor == who);
         Ok(Some(replayed))
     }
 
     /// Certifying a vendor request needs the certifier to have replayed it.
-    pub(super) fn check_replayed(&self, who: &str, id: RequestId) -> Result<()> {
-        let req = self.load(id)?;
+    pub(super) async fn check_replayed(&self, who: &str, id: RequestId) -> Result<()> {
+        let req = self.load(id).await?;
         if self.vendor_policy_of(&req).is_none() || req.state != State::Reviewed {
             return Ok(());
         }
         let replayed = self
-            .events_of(id, AuditAction::SessionReplayed)?
+            .events_of(id, AuditAction::SessionReplayed)
+            .await?
             .iter()
             .any(|r| r.actor == who);
         if replayed {

@@ -55,44 +55,43 @@ pub struct RequestView {
 impl Engine {
     /// `lock_reason` for the holder `by`, loading it to tell an overdue
     /// certification of an auto-approved request from the ordinary cases.
-    pub(crate) fn lock_reason(&self, by: RequestId, state: State) -> String {
+    pub(crate) async fn lock_reason(&self, by: RequestId, state: State) -> String {
         let overdue = self
-            .store
-            .get(by)
+            .db(move |s| s.get(by))
+            .await
             .ok()
             .flatten()
             .and_then(|r| r.certification_overdue_since(self.clock.now()));
         lock_reason(by, state, overdue)
     }
 
-    pub fn roles(&self, who: Option<&str>) -> Result<Vec<RoleView>> {
-        self.policy
-            .roles
-            .values()
-            .map(|r| {
-                let lock = self.store.role_lock(&r.name, self.clock.now())?;
-                // A request holding the role says more than a lapsed certification.
-                let lock_reason = match lock {
-                    Some((id, st)) => Some(self.lock_reason(id, st)),
-                    None => self.recertification_lock(r, false)?,
-                };
-                Ok(RoleView {
-                    name: r.name.clone(),
-                    description: r.description.clone(),
-                    backend: r.backend.clone(),
-                    default_ttl_seconds: r.default_ttl,
-                    max_ttl_seconds: r.max_ttl,
-                    approvals_required: r.approvals_required,
-                    conditions: r.conditions.clone(),
-                    ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),
-                    locked_by: lock.map(|(id, _)| id.to_string()),
-                    lock_reason,
-                    may_request: who.is_some_and(|w| r.may_request(w)),
-                    vendor: r.vendor.is_some(),
-                    certified: self.role_certification(r)?,
-                })
-            })
-            .collect()
+    pub async fn roles(&self, who: Option<&str>) -> Result<Vec<RoleView>> {
+        let mut out = Vec::with_capacity(self.policy.roles.len());
+        for r in self.policy.roles.values() {
+            let (name, now) = (r.name.clone(), self.clock.now());
+            let lock = self.db(move |s| s.role_lock(&name, now)).await?;
+            // A request holding the role says more than a lapsed certification.
+            let lock_reason = match lock {
+                Some((id, st)) => Some(self.lock_reason(id, st).await),
+                None => self.recertification_lock(r, false).await?,
+            };
+            out.push(RoleView {
+                name: r.name.clone(),
+                description: r.description.clone(),
+                backend: r.backend.clone(),
+                default_ttl_seconds: r.default_ttl,
+                max_ttl_seconds: r.max_ttl,
+                approvals_required: r.approvals_required,
+                conditions: r.conditions.clone(),
+                ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),
+                locked_by: lock.map(|(id, _)| id.to_string()),
+                lock_reason,
+                may_request: who.is_some_and(|w| r.may_request(w)),
+                vendor: r.vendor.is_some(),
+                certified: self.role_certification(r).await?,
+            });
+        }
+        Ok(out)
     }
 
     /// Open incidents from every source, each labelled with its source; a source
@@ -138,43 +137,58 @@ impl Engine {
         }
     }
 
-    pub fn requests(&self, q: &Query) -> Result<Vec<Request>> {
-        Ok(self.store.list(q)?)
+    pub async fn requests(&self, q: &Query) -> Result<Vec<Request>> {
+        let q = q.clone();
+        Ok(self.db(move |s| s.list(&q)).await?)
     }
 
     /// Verifies the whole audit chain, streaming it from the store; with
-    /// `approval_signing` on, also every decision's signature.
-    pub fn verify_audit(&self) -> Result<(u64, Option<crate::audit::Broken>)> {
-        let mut v = crate::audit::Verifier::default();
-        let mut signed = self
+    /// `approval_signing` on, also every decision's signature. Hashing and
+    /// signature checks are heavy: the whole pass runs on the blocking pool.
+    pub async fn verify_audit(&self) -> Result<(u64, Option<crate::audit::Broken>)> {
+        let signers = self
             .policy
             .approval_signing
             .as_ref()
-            .map(|s| super::signatures::ChainSignatures::new(&s.allowed_signers));
-        let mut from = 1;
-        loop {
-            let batch = self.store.audit_range(from, 10_000)?;
-            if batch.is_empty() {
-                // The chain holds; the rows must agree with it too.
-                let broken = match self.login_mismatch()? {
-                    Some(b) => Some(b),
-                    None => self.row_mismatch()?,
-                };
-                return Ok((v.count, broken));
-            }
-            for r in &batch {
-                if let Err(b) = v.push(r) {
-                    return Ok((v.count, Some(b)));
-                }
-                if let Some(Err(b)) = signed.as_mut().map(|s| s.check(r)) {
-                    return Ok((v.count - 1, Some(b)));
-                }
-                if let Err(b) = crate::audit::recordings::check_recording(r) {
-                    return Ok((v.count - 1, Some(b)));
-                }
-            }
-            from = batch.last().map(|r| r.seq + 1).unwrap_or(from);
+            .map(|s| s.allowed_signers.clone());
+        let database = self.identity == StoreIdentity::Database;
+        Ok(self
+            .db(move |s| verify_chain(s, signers.as_deref(), database))
+            .await?)
+    }
+}
+
+/// `Engine::verify_audit`, on the store it reads.
+fn verify_chain(
+    store: &dyn crate::store::Store,
+    allowed_signers: Option<&std::path::Path>,
+    database: bool,
+) -> Result<(u64, Option<crate::audit::Broken>), StoreError> {
+    let mut v = crate::audit::Verifier::default();
+    let mut signed = allowed_signers.map(super::signatures::ChainSignatures::new);
+    let mut from = 1;
+    loop {
+        let batch = store.audit_range(from, 10_000)?;
+        if batch.is_empty() {
+            // The chain holds; the rows must agree with it too.
+            let broken = match super::logins::login_mismatch(store, database)? {
+                Some(b) => Some(b),
+                None => super::logins::row_mismatch(store, database)?,
+            };
+            return Ok((v.count, broken));
         }
+        for r in &batch {
+            if let Err(b) = v.push(r) {
+                return Ok((v.count, Some(b)));
+            }
+            if let Some(Err(b)) = signed.as_mut().map(|s| s.check(r)) {
+                return Ok((v.count - 1, Some(b)));
+            }
+            if let Err(b) = crate::audit::recordings::check_recording(r) {
+                return Ok((v.count - 1, Some(b)));
+            }
+        }
+        from = batch.last().map(|r| r.seq + 1).unwrap_or(from);
     }
 }
 
@@ -191,28 +205,31 @@ pub struct QueueItem {
 impl Engine {
     /// Pending requests `who` approves or filed. The reason an item is blocked is
     /// the lifecycle's own refusal, so no rule is restated here.
-    pub fn approvals_for(&self, who: &str) -> Result<Vec<QueueItem>> {
+    pub async fn approvals_for(&self, who: &str) -> Result<Vec<QueueItem>> {
         self.queue(
             State::Pending,
             |r, role| role.approvers.allows(who) || r.requester == who,
             |r, role, now| lifecycle::approve(r, role, who, None, Ok(None), now).map(|_| ()),
         )
+        .await
     }
 
     /// Reviewed requests `who` certifies or filed.
-    pub fn reviews_for(&self, who: &str) -> Result<Vec<QueueItem>> {
-        let mut items = self.queue(
-            State::Reviewed,
-            |r, role| role.certifiers.allows(who) || r.requester == who,
-            |r, role, now| lifecycle::certify(r, role, who, "", Ok(None), now).map(|_| ()),
-        )?;
+    pub async fn reviews_for(&self, who: &str) -> Result<Vec<QueueItem>> {
+        let mut items = self
+            .queue(
+                State::Reviewed,
+                |r, role| role.certifiers.allows(who) || r.requester == who,
+                |r, role, now| lifecycle::certify(r, role, who, "", Ok(None), now).map(|_| ()),
+            )
+            .await?;
         for q in items.iter_mut().filter(|q| q.request.vendor.is_some()) {
-            q.recording_replayed = self.replayed_by(who, q.request.id)?;
+            q.recording_replayed = self.replayed_by(who, q.request.id).await?;
         }
         Ok(items)
     }
 
-    fn queue(
+    async fn queue(
         &self,
         state: State,
         relevant: impl Fn(&Request, &RolePolicy) -> bool,
@@ -220,11 +237,13 @@ impl Engine {
     ) -> Result<Vec<QueueItem>> {
         let now = self.clock.now();
         Ok(self
-            .store
-            .list(&Query {
-                states: Some(vec![state]),
-                ..Default::default()
-            })?
+            .db(move |s| {
+                s.list(&Query {
+                    states: Some(vec![state]),
+                    ..Default::default()
+                })
+            })
+            .await?
             .into_iter()
             .filter_map(|r| {
                 let role = self.policy.roles.get(&r.role)?;
@@ -261,18 +280,18 @@ impl Engine {
     /// Whether the stored chain still extends a signed checkpoint: it has at least
     /// as many events, and event #tree_size is the one that was signed (its hash
     /// commits to every event before it). Run after `verify_audit`.
-    pub fn check_checkpoint(
+    pub async fn check_checkpoint(
         &self,
         cp: &crate::audit::checkpoint::Checkpoint,
     ) -> Result<std::result::Result<(), String>> {
-        let (size, _) = self.store.audit_head()?;
+        let (size, _) = self.audit_head().await?;
         if size < cp.tree_size {
             return Ok(Err(format!(
                 "the log holds {size} event(s) but the checkpoint of {} signed {}: events were cut off its end",
                 cp.at, cp.tree_size
             )));
         }
-        let at = self.store.audit_range(cp.tree_size, 1)?;
+        let at = self.audit_events(cp.tree_size, 1).await?;
         match at.first() {
             Some(r) if r.seq == cp.tree_size && r.hash == cp.head => Ok(Ok(())),
             _ => Ok(Err(format!(

@@ -65,20 +65,22 @@ pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
             T::default()
         })
     }
-    let roles = ok(&mut errors, engine.roles(Some(who)));
+    let roles = ok(&mut errors, engine.roles(Some(who)).await);
     let mine = ok(
         &mut errors,
-        engine.requests(&Query {
-            requester: Some(who.to_string()),
-            limit: Some(200),
-            ..Default::default()
-        }),
+        engine
+            .requests(&Query {
+                requester: Some(who.to_string()),
+                limit: Some(200),
+                ..Default::default()
+            })
+            .await,
     );
-    let approvals = ok(&mut errors, engine.approvals_for(who));
-    let reviews = ok(&mut errors, engine.reviews_for(who));
-    let audit = engine.audit_tail(10_000).unwrap_or_default();
+    let approvals = ok(&mut errors, engine.approvals_for(who).await);
+    let reviews = ok(&mut errors, engine.reviews_for(who).await);
+    let audit = engine.audit_tail(10_000).await.unwrap_or_default();
     let head = audit.last().map_or(0, |r| r.seq);
-    let undelivered = engine.undelivered_alerts().unwrap_or(0);
+    let undelivered = engine.undelivered_alerts().await.unwrap_or(0);
     Snapshot {
         who: who.to_string(),
         incidents,
@@ -278,6 +280,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
             requester: Some(app.me.clone()),
             ..Default::default()
         })
+        .await
         .unwrap_or_default()
         .into_iter()
         .filter_map(|r| Some((r.id, r.expires_at()?)))
@@ -371,7 +374,7 @@ async fn watch_store(
         if ticks % 2 == 0 || force {
             let _ = engine.recover().await;
         }
-        let head = engine.audit_head().map(|h| h.0).unwrap_or(-1);
+        let head = engine.audit_head().await.map(|h| h.0).unwrap_or(-1);
         if force || head != last_head || ticks % 15 == 0 {
             last_head = head;
             let me = who.borrow().clone();
@@ -402,13 +405,19 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
         Cmd::Activate(id) => Msg::Activated(id, engine.activate(&who, id).await.map_err(e)),
         Cmd::Approve(id) => Msg::Acted(
             Verb::Approved,
-            engine.decide(&who, id, Decision::approve(None)).map_err(e),
+            engine
+                .decide(&who, id, Decision::approve(None))
+                .await
+                .map_err(e),
         ),
         Cmd::Deny(id, reason) => Msg::Acted(
             Verb::Denied,
-            engine.decide(&who, id, Decision::deny(reason)).map_err(e),
+            engine
+                .decide(&who, id, Decision::deny(reason))
+                .await
+                .map_err(e),
         ),
-        Cmd::Cancel(id) => Msg::Acted(Verb::Cancelled, engine.cancel(&who, id).map_err(e)),
+        Cmd::Cancel(id) => Msg::Acted(Verb::Cancelled, engine.cancel(&who, id).await.map_err(e)),
         Cmd::Revoke(id) => Msg::Acted(
             Verb::Revoked,
             engine
@@ -420,30 +429,31 @@ pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
             Verb::Extended,
             engine.extend(&who, id, secs, &reason).await.map_err(e),
         ),
-        Cmd::Review(id, answers) => {
-            Msg::Acted(Verb::Reviewed, engine.review(&who, id, answers).map_err(e))
-        }
+        Cmd::Review(id, answers) => Msg::Acted(
+            Verb::Reviewed,
+            engine.review(&who, id, answers).await.map_err(e),
+        ),
         Cmd::Certify(id, comment) => Msg::Acted(
             Verb::Certified,
             engine
                 .decide(&who, id, Decision::certify(comment))
+                .await
                 .map_err(e),
         ),
         Cmd::Reject(id, comment) => Msg::Acted(
             Verb::ReviewRejected,
             engine
                 .decide(&who, id, Decision::reject(comment))
+                .await
                 .map_err(e),
         ),
         Cmd::VerifyAudit => {
-            let head = engine.audit_head().map(|h| h.0).unwrap_or(0);
-            let eng = engine.clone();
-            let r = tokio::task::spawn_blocking(move || eng.verify_audit()).await;
-            match r {
-                Ok(Ok((n, None))) => Msg::Verified(head, Ok(n)),
-                Ok(Ok((_, Some(b)))) => Msg::Verified(head, Err(b)),
-                Ok(Err(err)) => Msg::Acted(Verb::Verified, Err(err.to_string())),
-                Err(join) => Msg::Acted(Verb::Verified, Err(join.to_string())),
+            let head = engine.audit_head().await.map(|h| h.0).unwrap_or(0);
+            // The engine runs the check on the blocking pool.
+            match engine.verify_audit().await {
+                Ok((n, None)) => Msg::Verified(head, Ok(n)),
+                Ok((_, Some(b))) => Msg::Verified(head, Err(b)),
+                Err(err) => Msg::Acted(Verb::Verified, Err(err.to_string())),
             }
         }
         Cmd::Copy(_)

@@ -295,6 +295,7 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
     assert!(h
         .engine
         .decide("alice", r.id, Decision::approve(None))
+        .await
         .is_err());
     let last = h.store.audit_range(h.audit_len(), 1).unwrap().remove(0);
     assert_eq!(
@@ -302,7 +303,10 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
         ("policy.refused", "alice")
     );
     assert!(last.detail.contains("cannot approve"));
-    h.engine.decide("bob", r.id, Decision::deny("no")).unwrap();
+    h.engine
+        .decide("bob", r.id, Decision::deny("no"))
+        .await
+        .unwrap();
     let (r2, _) = h.active(DBA).await;
     h.engine.deliver_alerts().await.unwrap();
     let kinds: Vec<String> = rx
@@ -325,7 +329,10 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    let _ = h.engine.decide("alice", r.id, Decision::approve(None));
+    let _ = h
+        .engine
+        .decide("alice", r.id, Decision::approve(None))
+        .await;
     h.engine.deliver_alerts().await.unwrap();
     let got = rx.received();
     assert_eq!(got[0].json()["kind"], "refusal");
@@ -505,9 +512,9 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         },
     ));
     let e = &h.engine;
-    let close = |id| {
-        e.review("alice", id, answers()).unwrap();
-        e.decide("dave", id, Decision::certify("ok")).unwrap();
+    let close = async |id| {
+        e.review("alice", id, answers()).await.unwrap();
+        e.decide("dave", id, Decision::certify("ok")).await.unwrap();
     };
 
     // Refusals: someone outside the policy, then a self-approval; a denial.
@@ -519,31 +526,36 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    assert!(e.decide("alice", r.id, Decision::approve(None)).is_err());
+    assert!(e
+        .decide("alice", r.id, Decision::approve(None))
+        .await
+        .is_err());
     e.decide("bob", r.id, Decision::deny("not this way"))
+        .await
         .unwrap();
     // A cancellation.
     let r = e
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    e.cancel("alice", r.id).unwrap();
+    e.cancel("alice", r.id).await.unwrap();
     // Activation, extension, early end; a review rejected, then certified.
     let (r, _) = h.active(DBA).await;
     e.extend("alice", r.id, 10 * 60, "still failing over")
         .await
         .unwrap();
     e.revoke("alice", r.id, "done").await.unwrap();
-    e.review("alice", r.id, answers()).unwrap();
+    e.review("alice", r.id, answers()).await.unwrap();
     e.decide("dave", r.id, Decision::reject("say which tables"))
+        .await
         .unwrap();
-    close(r.id);
+    close(r.id).await;
     // A rotation that fails after the revocation.
     flaky.fail_rotate.store(true, SeqCst);
     let (r, _) = h.active(K8S).await;
     e.revoke("alice", r.id, "done").await.unwrap();
     flaky.fail_rotate.store(false, SeqCst);
-    close(r.id);
+    close(r.id).await;
     // A revocation that fails, then succeeds on the sweep's retry.
     flaky.fail_revoke.store(true, SeqCst);
     let (r, _) = h.active(K8S).await;
@@ -552,7 +564,7 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
     h.clock.advance(Duration::minutes(5));
     e.recover().await.unwrap();
     assert_eq!(h.state(r.id), State::Ended);
-    close(r.id);
+    close(r.id).await;
     // A grant the backend refuses.
     flaky.fail_grant.store(true, SeqCst);
     let r = h.approved(K8S).await;
@@ -573,7 +585,9 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
     assert_eq!(h.state(r.id), State::Failed);
     // A vendor session: role recertified, recorded, replayed, certified.
     let r = h.vendor_request().await;
-    e.decide("bob", r.id, Decision::approve(None)).unwrap();
+    e.decide("bob", r.id, Decision::approve(None))
+        .await
+        .unwrap();
     h.vendor_session_reviewed(r.id).await;
     e.audit_note(
         r.id,
@@ -581,8 +595,10 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         "dave",
         serde_json::json!({}),
     )
+    .await
     .unwrap();
     e.decide("dave", r.id, Decision::certify("replayed, fine"))
+        .await
         .unwrap();
     // Auto-approved access, used and left uncertified past its deadline; a
     // request nobody decided on lapses meanwhile.
@@ -820,6 +836,7 @@ async fn a_hostile_reason_gives_one_valid_record_per_alert_at_a_real_rsyslog() {
     let r = h.engine.request("alice", req).await.unwrap();
     h.engine
         .decide("bob", r.id, Decision::approve(None))
+        .await
         .unwrap();
     h.engine.activate("alice", r.id).await.unwrap();
     h.engine.revoke("alice", r.id, &reason).await.unwrap();

@@ -68,7 +68,7 @@ async fn only_the_listed_condition_is_auto_approved() {
         .find(|e| e.action == "request.auto_approved")
         .unwrap();
     assert_eq!(ev.actor, "breakglass-policy");
-    h.engine.cancel(SVC, r.id).unwrap();
+    h.engine.cancel(SVC, r.id).await.unwrap();
 
     let other = h
         .engine
@@ -86,6 +86,7 @@ async fn only_the_listed_condition_is_auto_approved() {
     assert_eq!(
         h.engine
             .decide("bob", other.id, Decision::approve(None))
+            .await
             .unwrap()
             .state,
         State::Approved
@@ -116,7 +117,7 @@ async fn the_rate_limit_holds_and_the_window_slides() {
             .await
             .unwrap();
         assert_eq!(r.state, State::Approved);
-        h.engine.cancel(SVC, r.id).unwrap();
+        h.engine.cancel(SVC, r.id).await.unwrap();
         h.clock.advance(Duration::minutes(10));
     }
     let fourth = h
@@ -130,7 +131,7 @@ async fn the_rate_limit_holds_and_the_window_slides() {
         .as_deref()
         .unwrap()
         .contains("rate limit"));
-    h.engine.cancel(SVC, fourth.id).unwrap();
+    h.engine.cancel(SVC, fourth.id).await.unwrap();
     // The first one leaves the window an hour after it was made.
     h.clock.advance(Duration::minutes(31));
     let fifth = h
@@ -155,7 +156,7 @@ async fn auto_max_ttl_caps_auto_approval() {
         .as_deref()
         .unwrap()
         .contains("auto_max_ttl"));
-    h.engine.cancel(SVC, long.id).unwrap();
+    h.engine.cancel(SVC, long.id).await.unwrap();
     let short = h
         .engine
         .request(SVC, auto_input("failed automation path", Some(15 * 60)))
@@ -207,9 +208,10 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
     // Within the deadline, machine-speed recovery may use the role again.
     assert!(h.store.role_lock(K8S, h.engine.now()).unwrap().is_none());
     let again = used(&h).await;
-    h.engine.review("bob", again.id, answers()).unwrap();
+    h.engine.review("bob", again.id, answers()).await.unwrap();
     h.engine
         .decide("dave", again.id, Decision::certify("ok"))
+        .await
         .unwrap();
 
     h.clock.advance(Duration::hours(25));
@@ -223,7 +225,7 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
         refused.contains(&format!("certification of {} overdue since", first.id)),
         "{refused}"
     );
-    let roles = h.engine.roles(Some("alice")).unwrap();
+    let roles = h.engine.roles(Some("alice")).await.unwrap();
     let k8s = roles.iter().find(|r| r.name == K8S).unwrap();
     assert!(k8s
         .lock_reason
@@ -247,14 +249,16 @@ async fn the_role_stays_usable_until_certify_by_then_locks_and_alerts_once() {
     assert_eq!(h.store.outbox_undelivered().unwrap(), 0);
 
     // A person reviews (the service account cannot), another certifies.
-    assert!(h.engine.review(SVC, first.id, answers()).is_err());
-    h.engine.review("bob", first.id, answers()).unwrap();
+    assert!(h.engine.review(SVC, first.id, answers()).await.is_err());
+    h.engine.review("bob", first.id, answers()).await.unwrap();
     assert!(h
         .engine
         .decide("bob", first.id, Decision::certify("ok"))
+        .await
         .is_err());
     h.engine
         .decide("dave", first.id, Decision::certify("reviewed"))
+        .await
         .unwrap();
     assert_eq!(h.state(first.id), State::Certified);
     assert!(h.store.role_lock(K8S, h.engine.now()).unwrap().is_none());

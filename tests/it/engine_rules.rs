@@ -119,7 +119,7 @@ async fn ttl_defaults_and_stays_within_bounds() {
         .await
         .unwrap();
     assert_eq!(r.ttl_seconds, 15 * 60);
-    h.engine.cancel("alice", r.id).unwrap();
+    h.engine.cancel("alice", r.id).await.unwrap();
     let mut i = input(DBA, inc("INC-1042"));
     i.ttl_seconds = Some(31 * 60);
     refused(
@@ -156,6 +156,7 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
     refused(
         h.engine
             .decide("alice", r.id, Decision::approve(None))
+            .await
             .unwrap_err(),
         RefusalKind::Policy,
         "cannot approve",
@@ -164,19 +165,22 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
     let r2 = h
         .engine
         .decide("bob", r.id, Decision::approve(None))
+        .await
         .unwrap();
     assert_eq!((r2.state, r2.approvals.len()), (State::Pending, 1));
     refused(
         h.engine
             .decide("bob", r.id, Decision::approve(None))
+            .await
             .unwrap_err(),
         RefusalKind::Policy,
         "already approved",
     );
-    assert_eq!(h.engine.load(r.id).unwrap().approvals.len(), 1);
+    assert_eq!(h.engine.load(r.id).await.unwrap().approvals.len(), 1);
     let r3 = h
         .engine
         .decide("carol", r.id, Decision::approve(Some("ok".into())))
+        .await
         .unwrap();
     assert_eq!(r3.state, State::Approved);
     assert_eq!(r3.approvers(), vec!["bob", "carol"]);
@@ -189,6 +193,7 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
     refused(
         h.engine
             .decide("alice", other.id, Decision::approve(None))
+            .await
             .unwrap_err(),
         RefusalKind::Policy,
         "may not approve",
@@ -254,6 +259,7 @@ async fn a_denial_ends_the_request() {
     refused(
         h.engine
             .decide("carol", r.id, Decision::deny(" "))
+            .await
             .unwrap_err(),
         RefusalKind::Input,
         "reason",
@@ -261,11 +267,13 @@ async fn a_denial_ends_the_request() {
     let d = h
         .engine
         .decide("carol", r.id, Decision::deny("use the runbook first"))
+        .await
         .unwrap();
     assert_eq!(d.state, State::Denied);
     refused(
         h.engine
             .decide("bob", r.id, Decision::approve(None))
+            .await
             .unwrap_err(),
         RefusalKind::State,
         "denied",
@@ -293,6 +301,7 @@ async fn pending_and_unactivated_requests_lapse() {
     refused(
         h.engine
             .decide("bob", r.id, Decision::approve(None))
+            .await
             .unwrap_err(),
         RefusalKind::State,
         "lapsed",
@@ -568,15 +577,15 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
         .await
         .contains(&format!("awaiting the after-action review of {}", r.id)));
     refused(
-        h.engine.review("bob", r.id, answers()).unwrap_err(),
+        h.engine.review("bob", r.id, answers()).await.unwrap_err(),
         RefusalKind::Policy,
         "written by its requester",
     );
-    h.engine.review("alice", r.id, answers()).unwrap();
+    h.engine.review("alice", r.id, answers()).await.unwrap();
     assert!(lock_reason(&h)
         .await
         .contains(&format!("awaiting certification of {}", r.id)));
-    let roles = h.engine.roles(Some("alice")).unwrap();
+    let roles = h.engine.roles(Some("alice")).await.unwrap();
     let v = roles.iter().find(|x| x.name == DBA).unwrap();
     assert_eq!(
         v.lock_reason.as_deref(),
@@ -592,6 +601,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
     refused(
         h.engine
             .decide("alice", r.id, Decision::certify(""))
+            .await
             .unwrap_err(),
         RefusalKind::Policy,
         "cannot certify",
@@ -599,6 +609,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
     refused(
         h.engine
             .decide("carol", r.id, Decision::certify(""))
+            .await
             .unwrap_err(),
         RefusalKind::Policy,
         "may not certify",
@@ -607,6 +618,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
     refused(
         h.engine
             .decide("dave", r.id, Decision::reject(""))
+            .await
             .unwrap_err(),
         RefusalKind::Input,
         "comment",
@@ -614,15 +626,17 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
     assert_eq!(
         h.engine
             .decide("dave", r.id, Decision::reject("say which tables"))
+            .await
             .unwrap()
             .state,
         State::Ended
     );
     assert!(lock_reason(&h).await.contains("after-action review"));
-    h.engine.review("alice", r.id, answers()).unwrap();
+    h.engine.review("alice", r.id, answers()).await.unwrap();
     assert_eq!(
         h.engine
             .decide("dave", r.id, Decision::certify("fine"))
+            .await
             .unwrap()
             .state,
         State::Certified
@@ -650,9 +664,11 @@ async fn locked_role_check_is_also_made_at_grant_time() {
         .unwrap();
     h.engine
         .decide("carol", a.id, Decision::approve(None))
+        .await
         .unwrap();
     h.engine
         .decide("carol", b.id, Decision::approve(None))
+        .await
         .unwrap();
     h.engine.activate("alice", a.id).await.unwrap();
     let e = h.engine.activate("bob", b.id).await.unwrap_err();
@@ -743,7 +759,7 @@ async fn expiry_is_a_stored_instant_enforced_by_the_sweep() {
     assert!(h.engine.recover().await.unwrap().expired_revoked.is_empty());
     assert_eq!(
         h.engine
-            .view(h.engine.load(r.id).unwrap())
+            .view(h.engine.load(r.id).await.unwrap())
             .remaining_seconds,
         Some(60)
     );
@@ -751,7 +767,7 @@ async fn expiry_is_a_stored_instant_enforced_by_the_sweep() {
     h.clock.advance(Duration::hours(5));
     let rep = h.engine.recover().await.unwrap();
     assert_eq!(rep.expired_revoked, vec![r.id.to_string()]);
-    let done = h.engine.load(r.id).unwrap();
+    let done = h.engine.load(r.id).await.unwrap();
     assert_eq!(done.state, State::Ended);
     assert_eq!(done.grant.unwrap().end.unwrap().reason, "expired");
     assert!(h.leases().is_empty());
@@ -766,7 +782,7 @@ async fn a_failed_revocation_stays_revoking_and_is_retried_with_backoff() {
     let (r, _) = h.active(K8S).await;
     let e = h.engine.revoke("alice", r.id, "done").await.unwrap_err();
     assert!(e.to_string().contains("will retry"), "{e}");
-    let cur = h.engine.load(r.id).unwrap();
+    let cur = h.engine.load(r.id).await.unwrap();
     assert_eq!(cur.state, State::Revoking);
     let g = cur.grant.unwrap();
     assert_eq!(g.revoke_attempts, 1);
@@ -779,7 +795,13 @@ async fn a_failed_revocation_stays_revoking_and_is_retried_with_backoff() {
     let rep = h.engine.recover().await.unwrap();
     assert_eq!(rep.errors.len(), 1, "second attempt fails too");
     assert_eq!(
-        h.engine.load(r.id).unwrap().grant.unwrap().revoke_attempts,
+        h.engine
+            .load(r.id)
+            .await
+            .unwrap()
+            .grant
+            .unwrap()
+            .revoke_attempts,
         2
     );
     h.clock.advance(Duration::seconds(5));
@@ -787,7 +809,7 @@ async fn a_failed_revocation_stays_revoking_and_is_retried_with_backoff() {
     assert_eq!(rep.revokes_retried, vec![r.id.to_string()]);
     assert_eq!(h.state(r.id), State::Ended);
     assert_eq!(spy.revokes.lock().unwrap().len(), 3);
-    assert!(h.engine.verify_audit().unwrap().1.is_none());
+    assert!(h.engine.verify_audit().await.unwrap().1.is_none());
 }
 
 #[tokio::test]
@@ -838,24 +860,16 @@ async fn racing_approvers_each_count_once() {
         .request("alice", input(DBA, inc("INC-1042")))
         .await
         .unwrap();
-    // Two engines with their own connections, as two terminals would have.
+    // Two engines with their own connections, as two terminals would have; each
+    // commit runs on its own blocking-pool thread, so they really race.
     let other = breakglass::engine::Engine::from_config(&h.cfg).unwrap();
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            h.engine
-                .decide("bob", r.id, Decision::approve(None))
-                .map(|_| ())
-        });
-        let b = s.spawn(|| {
-            other
-                .decide("carol", r.id, Decision::approve(None))
-                .map(|_| ())
-        });
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = tokio::join!(
+        h.engine.decide("bob", r.id, Decision::approve(None)),
+        other.decide("carol", r.id, Decision::approve(None)),
+    );
     a.unwrap();
     b.unwrap();
-    let cur = h.engine.load(r.id).unwrap();
+    let cur = h.engine.load(r.id).await.unwrap();
     assert_eq!(cur.state, State::Approved);
     assert_eq!(cur.approvals.len(), 2);
     // The same approver racing themself counts once.
@@ -864,16 +878,12 @@ async fn racing_approvers_each_count_once() {
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| {
-            h.engine
-                .decide("bob", r2.id, Decision::approve(None))
-                .is_ok()
-        });
-        let b = s.spawn(|| other.decide("bob", r2.id, Decision::approve(None)).is_ok());
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = tokio::join!(
+        h.engine.decide("bob", r2.id, Decision::approve(None)),
+        other.decide("bob", r2.id, Decision::approve(None)),
+    );
+    let (a, b) = (a.is_ok(), b.is_ok());
     assert!(a ^ b, "exactly one of the two identical approvals lands");
-    assert_eq!(h.engine.load(r2.id).unwrap().approvals.len(), 1);
-    assert!(h.engine.verify_audit().unwrap().1.is_none());
+    assert_eq!(h.engine.load(r2.id).await.unwrap().approvals.len(), 1);
+    assert!(h.engine.verify_audit().await.unwrap().1.is_none());
 }

@@ -1180,7 +1180,7 @@ async fn active_on_4242(e: &Engine, role: &str) -> breakglass::domain::Request {
         matches!(&r.incident, IncidentRef::Source { source, id, .. } if source == "pd" && id == "4242")
     );
     for who in ["bob", "carol"].iter().take(r.approvals_required as usize) {
-        e.decide(who, r.id, Decision::approve(None)).unwrap();
+        e.decide(who, r.id, Decision::approve(None)).await.unwrap();
     }
     e.activate("alice", r.id).await.unwrap().0
 }
@@ -1215,7 +1215,7 @@ async fn access_is_revoked_by_the_sweeper_once_its_incident_is_resolved() {
     w.h.clock.advance(ChronoDuration::seconds(6));
     let rep = w.h.engine.recover().await.unwrap();
     assert_eq!(rep.resolved_revoked, vec![r.id.to_string()]);
-    let done = w.h.engine.load(r.id).unwrap();
+    let done = w.h.engine.load(r.id).await.unwrap();
     assert_eq!(done.state, State::Ended);
     let end = done.grant.unwrap().end.unwrap();
     assert_eq!(end.reason, "incident resolved");
@@ -1325,7 +1325,7 @@ async fn an_extension_is_refused_once_the_incident_is_resolved() {
         }
         other => panic!("{other:?}"),
     }
-    let now = w.h.engine.load(r.id).unwrap();
+    let now = w.h.engine.load(r.id).await.unwrap();
     assert_eq!(now.state, State::Active);
     assert_eq!(now.grant.unwrap().extensions.len(), 1, "nothing recorded");
 }

@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit"],
     // What alerts are (kinds, formats, schema): the store queues them, config names them.
     &["alert_vocab"],
-    // The parts behind traits; alert delivery reads the store's outbox.
+    // The parts behind traits.
     &["store", "backend", "incident"],
     &["alert"],
     // The file format, parsed into each part's own settings.

@@ -88,7 +88,7 @@ fn check_invariants(h: &H, after_sweep: bool) {
 
 /// `allow_granting`: a crashed grant may have left a lease behind until a sweep.
 fn check_invariants_with(h: &H, after_sweep: bool, allow_granting: bool) {
-    let all = h.engine.requests(&Query::default()).unwrap();
+    let all = h.store.list(&Query::default()).unwrap();
     let now = h.engine.now();
     for r in &all {
         let reached_grant = r.grant.is_some();
@@ -157,7 +157,7 @@ proptest! {
             let id = |i: usize| breakglass::domain::RequestId(i as i64 + 1);
             let actor = |who: Option<usize>, req: usize| match who {
                 Some(w) => PEOPLE[w].to_string(),
-                None => h.engine.load(id(req)).map(|r| r.requester).unwrap_or_else(|_| "alice".into()),
+                None => h.store.get(id(req)).ok().flatten().map_or_else(|| "alice".into(), |r| r.requester),
             };
             for c in &cmds {
                 let mut swept = false;
@@ -169,17 +169,17 @@ proptest! {
                         i.ttl_seconds = ttl_min.map(|m| m * 60);
                         h.engine.request(PEOPLE[who], i).await.map(|_| ())
                     }
-                    Cmd::Approve { who, req } => h.engine.decide(PEOPLE[who], id(req), Decision::approve(None)).map(|_| ()),
-                    Cmd::Deny { who, req } => h.engine.decide(PEOPLE[who], id(req), Decision::deny("no")).map(|_| ()),
-                    Cmd::Cancel { who, req } => h.engine.cancel(&actor(who, req), id(req)).map(|_| ()),
+                    Cmd::Approve { who, req } => h.engine.decide(PEOPLE[who], id(req), Decision::approve(None)).await.map(|_| ()),
+                    Cmd::Deny { who, req } => h.engine.decide(PEOPLE[who], id(req), Decision::deny("no")).await.map(|_| ()),
+                    Cmd::Cancel { who, req } => h.engine.cancel(&actor(who, req), id(req)).await.map(|_| ()),
                     Cmd::Activate { who, req } => h.engine.activate(&actor(who, req), id(req)).await.map(|_| ()),
                     Cmd::Revoke { who, req } => h.engine.revoke(PEOPLE[who], id(req), "done").await.map(|_| ()),
                     Cmd::Extend { who, req, min } => h.engine.extend(&actor(who, req), id(req), min * 60, "more").await.map(|_| ()),
-                    Cmd::Review { who, req } => h.engine.review(&actor(who, req), id(req), answers()).map(|_| ()),
+                    Cmd::Review { who, req } => h.engine.review(&actor(who, req), id(req), answers()).await.map(|_| ()),
                     Cmd::Certify { who, req, reject } => if reject {
-                        h.engine.decide(PEOPLE[who], id(req), Decision::reject("incomplete")).map(|_| ())
+                        h.engine.decide(PEOPLE[who], id(req), Decision::reject("incomplete")).await.map(|_| ())
                     } else {
-                        h.engine.decide(PEOPLE[who], id(req), Decision::certify("")).map(|_| ())
+                        h.engine.decide(PEOPLE[who], id(req), Decision::certify("")).await.map(|_| ())
                     },
                     Cmd::Advance { secs } => { h.clock.advance(Duration::seconds(secs)); Ok(()) }
                     Cmd::Sweep => { swept = true; h.engine.recover().await.map(|_| ()) }
@@ -191,7 +191,7 @@ proptest! {
             h.engine.recover().await.unwrap();
             check_invariants(&h, true);
             assert!(h.leases().is_empty(), "access left granted: {:?}", h.leases());
-            let (n, broken) = h.engine.verify_audit().unwrap();
+            let (n, broken) = h.engine.verify_audit().await.unwrap();
             assert!(broken.is_none(), "{broken:?}");
             assert_eq!(n as i64, h.audit_len());
         });
@@ -231,13 +231,13 @@ proptest! {
                 let e = if *on_other { &other } else { &h.engine };
                 let actor = |who: Option<usize>, req: usize| match who {
                     Some(w) => PEOPLE[w].to_string(),
-                    None => e.load(id(req)).map(|r| r.requester).unwrap_or_else(|_| "alice".into()),
+                    None => h.store.get(id(req)).ok().flatten().map_or_else(|| "alice".into(), |r| r.requester),
                 };
                 // Before this command, maybe a crash: the first approved request's
                 // grant intent is stored by a process that then dies, perhaps after
                 // the backend granted.
                 if let Some(backend_granted) = crash {
-                    let approved = h.engine.requests(&Query { states: Some(vec![State::Approved]), ..Default::default() }).unwrap();
+                    let approved = h.engine.requests(&Query { states: Some(vec![State::Approved]), ..Default::default() }).await.unwrap();
                     if let Some(mut r) = approved.into_iter().last() {
                         let owner = breakglass::domain::Owner { host: breakglass::engine::this_host(), pid: dead };
                         let now = h.clock_now();
@@ -265,17 +265,17 @@ proptest! {
                         i.ttl_seconds = ttl_min.map(|m| m * 60);
                         e.request(PEOPLE[who], i).await.map(|_| ())
                     }
-                    Cmd::Approve { who, req } => e.decide(PEOPLE[who], id(req), Decision::approve(None)).map(|_| ()),
-                    Cmd::Deny { who, req } => e.decide(PEOPLE[who], id(req), Decision::deny("no")).map(|_| ()),
-                    Cmd::Cancel { who, req } => e.cancel(&actor(who, req), id(req)).map(|_| ()),
+                    Cmd::Approve { who, req } => e.decide(PEOPLE[who], id(req), Decision::approve(None)).await.map(|_| ()),
+                    Cmd::Deny { who, req } => e.decide(PEOPLE[who], id(req), Decision::deny("no")).await.map(|_| ()),
+                    Cmd::Cancel { who, req } => e.cancel(&actor(who, req), id(req)).await.map(|_| ()),
                     Cmd::Activate { who, req } => e.activate(&actor(who, req), id(req)).await.map(|_| ()),
                     Cmd::Revoke { who, req } => e.revoke(PEOPLE[who], id(req), "done").await.map(|_| ()),
                     Cmd::Extend { who, req, min } => e.extend(&actor(who, req), id(req), min * 60, "more").await.map(|_| ()),
-                    Cmd::Review { who, req } => e.review(&actor(who, req), id(req), answers()).map(|_| ()),
+                    Cmd::Review { who, req } => e.review(&actor(who, req), id(req), answers()).await.map(|_| ()),
                     Cmd::Certify { who, req, reject } => if reject {
-                        e.decide(PEOPLE[who], id(req), Decision::reject("incomplete")).map(|_| ())
+                        e.decide(PEOPLE[who], id(req), Decision::reject("incomplete")).await.map(|_| ())
                     } else {
-                        e.decide(PEOPLE[who], id(req), Decision::certify("")).map(|_| ())
+                        e.decide(PEOPLE[who], id(req), Decision::certify("")).await.map(|_| ())
                     },
                     Cmd::Advance { secs } => { h.clock.advance(Duration::seconds(secs)); Ok(()) }
                     Cmd::Sweep => { swept = true; e.recover().await.map(|_| ()) }
@@ -283,7 +283,7 @@ proptest! {
                 check_invariants_with(&h, swept, true);
                 if swept {
                     // A sweep fails every grant whose process is gone, leaving nothing behind.
-                    let granting = h.engine.requests(&Query { states: Some(vec![State::Granting]), ..Default::default() }).unwrap();
+                    let granting = h.engine.requests(&Query { states: Some(vec![State::Granting]), ..Default::default() }).await.unwrap();
                     prop_assert!(granting.is_empty(), "a crashed grant survived a sweep: {:?}", granting.iter().map(|r| r.id).collect::<Vec<_>>());
                 }
             }
@@ -291,7 +291,7 @@ proptest! {
             other.recover().await.unwrap();
             check_invariants(&h, true);
             prop_assert!(h.leases().is_empty(), "access left granted: {:?}", h.leases());
-            let (n, broken) = h.engine.verify_audit().unwrap();
+            let (n, broken) = h.engine.verify_audit().await.unwrap();
             prop_assert!(broken.is_none(), "{:?}", broken);
             prop_assert_eq!(n as i64, h.audit_len());
             Ok(())

@@ -8,6 +8,7 @@
 mod support;
 
 mod alerts;
+mod async_boundary;
 mod automation;
 mod backend_demo_exec;
 mod backend_http;

@@ -46,22 +46,24 @@ async fn the_whole_walk_from_incident_to_certification() {
     d.press(KeyCode::Enter).await;
     d.assert_sees("0 of 2 approvals");
     let id = d.app.focus.unwrap();
-    let req = d.engine.load(id).unwrap();
+    let req = d.engine.load(id).await.unwrap();
     assert_eq!(req.condition, "locked-out administrators");
     assert_eq!(req.ttl_seconds, 15 * 60);
 
     // Approvers act from other terminals; the watcher's refresh brings it in.
     d.h.engine
         .decide("bob", id, Decision::approve(None))
+        .await
         .unwrap();
     d.refresh().await;
     d.assert_sees("1 of 2 approvals");
     d.assert_sees("✓ bob");
     d.h.engine
         .decide("carol", id, Decision::approve(None))
+        .await
         .unwrap();
     d.refresh().await; // approved -> the console activates on its own
-    assert_eq!(d.engine.load(id).unwrap().state, State::Active);
+    assert_eq!(d.engine.load(id).await.unwrap().state, State::Active);
     d.assert_sees("left of 15m");
     d.assert_sees("••••••••••••");
     assert!(!d.sees("bg_req_1"), "masked until revealed");
@@ -88,7 +90,14 @@ async fn the_whole_walk_from_incident_to_certification() {
     d.typed("replica still catching up").await;
     d.press(KeyCode::Enter).await;
     assert_eq!(
-        d.engine.load(id).unwrap().grant.unwrap().extensions.len(),
+        d.engine
+            .load(id)
+            .await
+            .unwrap()
+            .grant
+            .unwrap()
+            .extensions
+            .len(),
         1
     );
     d.assert_sees("extended 1 time(s)");
@@ -110,7 +119,7 @@ async fn the_whole_walk_from_incident_to_certification() {
     d.press(KeyCode::Tab).await;
     d.press(KeyCode::Char('n')).await;
     d.ctrl('s').await;
-    assert_eq!(d.engine.load(id).unwrap().state, State::Reviewed);
+    assert_eq!(d.engine.load(id).await.unwrap().state, State::Reviewed);
     d.assert_sees("awaiting certification");
 
     // dave certifies from the same console (demo persona switch).
@@ -125,7 +134,7 @@ async fn the_whole_walk_from_incident_to_certification() {
     d.press(KeyCode::Char('c')).await;
     d.typed("fine").await;
     d.press(KeyCode::Enter).await;
-    assert_eq!(d.engine.load(id).unwrap().state, State::Certified);
+    assert_eq!(d.engine.load(id).await.unwrap().state, State::Certified);
     d.press(KeyCode::Char('5')).await;
     d.assert_sees("chain verified: 10 event(s)");
 }
@@ -170,7 +179,7 @@ async fn an_extension_of_nothing_is_refused_in_the_dialog() {
     d.typed("more").await;
     d.press(KeyCode::Enter).await;
     d.assert_sees("`0s` is not a duration");
-    let req = d.engine.load(r.id).unwrap();
+    let req = d.engine.load(r.id).await.unwrap();
     assert!(req.grant.unwrap().extensions.is_empty());
 }
 
@@ -204,7 +213,7 @@ async fn own_requests_are_not_approvable_and_say_why() {
     d.assert_sees("alice requested REQ-1 and cannot approve it");
     d.press(KeyCode::Enter).await;
     assert!(d.app.dialog.is_none());
-    assert_eq!(d.engine.load(r.id).unwrap().approvals.len(), 0);
+    assert_eq!(d.engine.load(r.id).await.unwrap().approvals.len(), 0);
     // bob can; a denial needs a reason.
     d.press(KeyCode::Char('p')).await;
     d.press(KeyCode::Down).await;
@@ -216,7 +225,7 @@ async fn own_requests_are_not_approvable_and_say_why() {
     d.assert_sees("a denial needs a reason");
     d.typed("use the runbook").await;
     d.press(KeyCode::Enter).await;
-    assert_eq!(d.engine.load(r.id).unwrap().state, State::Denied);
+    assert_eq!(d.engine.load(r.id).await.unwrap().state, State::Denied);
 }
 
 #[tokio::test]
@@ -248,7 +257,7 @@ async fn only_a_submitted_review_clears_its_form_and_draft() {
     d.press(KeyCode::Esc).await;
     d.press(KeyCode::Enter).await;
     assert!(d.app.review.is_some(), "Enter reopens the draft");
-    let req = d.engine.load(r.id).unwrap();
+    let req = d.engine.load(r.id).await.unwrap();
 
     // Another outcome for the same request leaves the form and draft alone.
     let cmds = d.app.update(Msg::Acted(Verb::Certified, Ok(req.clone())));
@@ -268,7 +277,7 @@ async fn a_revocation_that_keeps_failing_is_shown_loudly() {
     let mut d = console().await;
     let (r, _) = d.h.active(K8S).await;
     // Simulate the backend failing: the store says Revoking with an error.
-    let mut req = d.engine.load(r.id).unwrap();
+    let mut req = d.engine.load(r.id).await.unwrap();
     let now = d.h.clock_now();
     let owner = breakglass::domain::Owner {
         host: "h".into(),
@@ -435,6 +444,7 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
     d.assert_sees("vendor        Vera Vendor (DB Corp)");
     d.h.engine
         .decide("bob", r.id, Decision::approve(None))
+        .await
         .unwrap();
     d.app.me = "alice".into();
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
@@ -478,6 +488,7 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
             "dave",
             serde_json::json!({}),
         )
+        .await
         .unwrap();
     d.refresh().await;
     d.assert_sees("you watched it");

@@ -84,6 +84,7 @@ async fn screens_of_my_access() {
             .unwrap();
     d.h.engine
         .decide("bob", r.id, Decision::approve(None))
+        .await
         .unwrap();
     d.refresh().await;
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
@@ -91,6 +92,7 @@ async fn screens_of_my_access() {
     check(&mut d, "05_waiting");
     d.h.engine
         .decide("carol", r.id, Decision::approve(None))
+        .await
         .unwrap();
     d.refresh().await; // activates
     d.h.clock.advance(chrono::Duration::seconds(11 * 60 + 30));
@@ -123,7 +125,7 @@ async fn screens_of_the_queues_and_audit() {
     let mut d2 = fixed().await;
     let (r, _) = d2.h.active(K8S).await;
     d2.h.engine.revoke("alice", r.id, "done").await.unwrap();
-    d2.h.engine.review("alice", r.id, answers()).unwrap();
+    d2.h.engine.review("alice", r.id, answers()).await.unwrap();
     d2.app.me = "dave".into();
     d2.refresh().await;
     d2.press(KeyCode::Char('4')).await;
@@ -147,6 +149,7 @@ async fn screens_of_a_vendor_session() {
     let r = d.h.vendor_request().await;
     d.h.engine
         .decide("bob", r.id, Decision::approve(None))
+        .await
         .unwrap();
     d.refresh().await;
     d.app.tab = breakglass::tui::app::Tab::MyAccess;

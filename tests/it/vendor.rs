@@ -574,18 +574,25 @@ async fn a_vendor_role_locks_again_when_its_certification_lapses() {
         other => panic!("expected a lock, got {other:?}"),
     };
     locked(ask().await.unwrap_err(), "never been certified");
-    match h.engine.recertify_role("dave", VENDOR, "  ").unwrap_err() {
+    match h
+        .engine
+        .recertify_role("dave", VENDOR, "  ")
+        .await
+        .unwrap_err()
+    {
         Error::Refused(f) => assert_eq!(f.kind, RefusalKind::Input),
         other => panic!("{other:?}"),
     }
     let c = h
         .engine
         .recertify_role("dave", VENDOR, "contract renewed; vendor list reviewed")
+        .await
         .unwrap();
     assert_eq!(c.due - c.at, chrono::Duration::days(30));
     let r = ask().await.unwrap();
     h.engine
         .decide("bob", r.id, Decision::approve(None))
+        .await
         .unwrap();
 
     // 30 days on, the approved request cannot be turned into access, and no new
@@ -599,18 +606,19 @@ async fn a_vendor_role_locks_again_when_its_certification_lapses() {
         "lapsed",
     );
     locked(ask().await.unwrap_err(), "lapsed");
-    let view = h.engine.roles(Some("alice")).unwrap();
+    let view = h.engine.roles(Some("alice")).await.unwrap();
     let v = view.iter().find(|v| v.name == VENDOR).unwrap();
     assert!(v.lock_reason.as_deref().unwrap().contains("lapsed"));
     assert!(h.leases().is_empty(), "nothing was granted");
 
     h.engine
         .recertify_role("dave", VENDOR, "second quarterly review")
+        .await
         .unwrap();
     let r = ask().await.unwrap();
     assert_eq!(r.role, VENDOR);
     assert_eq!(h.alerts_of_kind("recertification"), 2);
-    let (n, broken) = h.engine.verify_audit().unwrap();
+    let (n, broken) = h.engine.verify_audit().await.unwrap();
     assert!(broken.is_none() && n > 0);
 }
 

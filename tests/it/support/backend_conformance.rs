@@ -169,7 +169,10 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
         )
         .await
         .unwrap();
-    engine.decide("bob", r.id, Decision::approve(None)).unwrap();
+    engine
+        .decide("bob", r.id, Decision::approve(None))
+        .await
+        .unwrap();
     let (active, cred) = engine.activate("alice", r.id).await.expect("activate");
     let s = GrantSpec {
         request_id: r.id.to_string(),
@@ -178,12 +181,12 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
     assert!(t.usable(&cred, &s).await);
     t.set_down(true).await;
     assert!(engine.revoke("alice", active.id, "done").await.is_err());
-    assert_eq!(engine.load(r.id).unwrap().state, State::Revoking);
+    assert_eq!(engine.load(r.id).await.unwrap().state, State::Revoking);
     t.set_down(false).await;
     clock.advance(Duration::minutes(10));
     let rep = engine.recover().await.unwrap();
     assert_eq!(rep.revokes_retried, vec![r.id.to_string()], "{rep:?}");
-    assert_eq!(engine.load(r.id).unwrap().state, State::Ended);
+    assert_eq!(engine.load(r.id).await.unwrap().state, State::Ended);
     assert!(
         !t.usable(&cred, &s).await,
         "access is gone once the sweeper finished"

@@ -102,8 +102,9 @@ impl H {
         self.store.audit_head().unwrap().0
     }
 
+    /// Read from the store itself, so sync tests can ask too.
     pub fn state(&self, id: RequestId) -> State {
-        self.engine.load(id).unwrap().state
+        self.store.get(id).unwrap().unwrap().state
     }
 
     /// alice requests `role`, the needed approvers approve.
@@ -118,6 +119,7 @@ impl H {
             last = self
                 .engine
                 .decide(who, r.id, Decision::approve(None))
+                .await
                 .unwrap();
         }
         assert_eq!(last.state, State::Approved);
@@ -134,6 +136,7 @@ impl H {
     pub async fn vendor_request(&self) -> Request {
         self.engine
             .recertify_role("dave", VENDOR, "reviewed")
+            .await
             .unwrap();
         let vendor = breakglass::domain::vendor::VendorInfo {
             name: "Vera Vendor".into(),
@@ -165,8 +168,9 @@ impl H {
                 "alice",
                 serde_json::json!({"path": "/nonexistent", "sha256": "00"}),
             )
+            .await
             .unwrap();
-        self.engine.review("alice", id, answers()).unwrap();
+        self.engine.review("alice", id, answers()).await.unwrap();
     }
 
     pub fn alerts_of_kind(&self, kind: &str) -> usize {

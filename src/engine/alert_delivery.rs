@@ -1,0 +1,82 @@
+//! Sending the outbox to the SOC's sinks: each due row is claimed, signed with a
+//! checkpoint when configured, sent to every sink that has not taken it yet, and
+//! marked delivered or scheduled for a retry with back-off (`alert::backoff`).
+//! Delivery is at least once, each alert with a stable `event_id`.
+
+use super::*;
+use crate::alert::{backoff, Delivery};
+use crate::store::ClaimKey;
+use chrono::Duration;
+
+impl Engine {
+    /// Sends due alerts to every sink. With no sink configured alerts stay
+    /// queued (and show as undelivered): an unconfigured SOC is not a delivered alert.
+    pub async fn deliver_alerts(&self) -> std::result::Result<Delivery, StoreError> {
+        let mut out = Delivery::default();
+        if self.sinks.is_empty() {
+            return Ok(out);
+        }
+        let now = self.clock.now();
+        let claimant = self.claimant.clone();
+        // Every sink's timeout, and a margin: a sender that died mid-row leaves it
+        // to the others after this.
+        let lease = self
+            .sinks
+            .iter()
+            .map(|s| Duration::from_std(s.timeout()).unwrap_or(Duration::seconds(10)))
+            .fold(Duration::seconds(30), |a, b| a + b);
+        for mut row in self.db(move |s| s.outbox_due(now, 100)).await? {
+            // Daemons may share the store: only the one that claims a row sends it.
+            let key = ClaimKey::Outbox(row.id);
+            let me = claimant.clone();
+            if !self
+                .db(move |s| s.claim(key, &me, now, now + lease))
+                .await?
+            {
+                continue;
+            }
+            // The SOC keeps a signed (size, head) of the chain as of this alert: a log
+            // later cut below it, or rewritten, no longer verifies against it.
+            if let (Some(s), Some(seq), Some(head)) = (
+                self.alerts.signer.as_deref(),
+                row.payload["audit_seq"].as_i64(),
+                row.payload["audit_hash"].as_str(),
+            ) {
+                let at = row.payload["at"].as_str().unwrap_or_default().to_string();
+                let cp = s.sign(seq, head, &at);
+                row.payload["checkpoint"] =
+                    serde_json::to_value(cp).expect("a checkpoint serialises");
+            }
+            let mut delivered = row.delivered_to.clone();
+            let mut errors = vec![];
+            for s in &self.sinks {
+                if delivered.iter().any(|d| d == s.name()) {
+                    continue;
+                }
+                match tokio::time::timeout(s.timeout(), s.send(&row.event_id, &row.payload)).await {
+                    Ok(Ok(())) => delivered.push(s.name().to_string()),
+                    Ok(Err(e)) => {
+                        errors.push(format!("{}: {}", s.name(), crate::sanitize::line(&e, 300)))
+                    }
+                    Err(_) => {
+                        errors.push(format!("{}: no answer within {:?}", s.name(), s.timeout()))
+                    }
+                }
+            }
+            let id = row.id;
+            if errors.is_empty() {
+                self.db(move |s| s.outbox_delivered(id, now)).await?;
+                out.delivered += 1;
+            } else {
+                let retry_at = now + backoff(row.attempts);
+                let error = errors.join("; ");
+                self.db(move |s| s.outbox_failed(id, &delivered, &error, retry_at))
+                    .await?;
+                out.failed += 1;
+            }
+            let me = claimant.clone();
+            let _ = self.db(move |s| s.release(key, &me)).await;
+        }
+        Ok(out)
+    }
+}
