@@ -343,6 +343,7 @@ impl Engine {
                 return Err(Error::Backend {
                     backend: "alert delivery".into(),
                     message,
+                    source: None,
                 });
             }
         }
@@ -416,6 +417,7 @@ impl Engine {
                 Err(Error::Backend {
                     backend: role.backend.clone(),
                     message,
+                    source: Some(e),
                 })
             }
         }
@@ -548,6 +550,7 @@ impl Engine {
                 Err(Error::Backend {
                     backend: role.backend.clone(),
                     message: format!("revoking {id} failed, will retry: {message}"),
+                    source: Some(e),
                 })
             }
         }
@@ -585,6 +588,7 @@ impl Engine {
             .map_err(|e| Error::Backend {
                 backend: role.backend.clone(),
                 message: format!("extending {id}: {e}"),
+                source: Some(e),
             })?;
         self.transition(
             id,

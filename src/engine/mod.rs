@@ -43,7 +43,13 @@ pub enum Error {
     #[error("role {role} is locked: {reason}")]
     Locked { role: String, reason: String },
     #[error("backend {backend}: {message}")]
-    Backend { backend: String, message: String },
+    Backend {
+        backend: String,
+        message: String,
+        /// What the backend said, when it said something.
+        #[source]
+        source: Option<crate::backend::BackendError>,
+    },
     #[error("{0}")]
     Source(#[from] SourceError),
     #[error("{0}")]
@@ -314,6 +320,7 @@ impl Engine {
             .ok_or_else(|| Error::Backend {
                 backend: role.backend.clone(),
                 message: "is not configured".into(),
+                source: None,
             })
     }
 
