@@ -19,6 +19,32 @@ fn default_open_values() -> Vec<String> {
         .to_vec()
 }
 
+/// `[[incident_sources]]`: names are unique and each table is a complete source.
+pub(super) fn sources(
+    ctx: &mut Ctx,
+    raw: &[Spanned<RawSource>],
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Vec<SourceConfig> {
+    let mut out = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for s in raw {
+        let name = &s.get_ref().name;
+        if !names.insert(name.get_ref().clone()) {
+            ctx.at(
+                name,
+                format!(
+                    "incident source \"{}\" is defined twice; give each a unique name",
+                    name.get_ref()
+                ),
+            );
+        }
+        if let Some(c) = source(ctx, s, resolve) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// One `[[incident_sources]]` table, or `None` after recording its problems.
 pub(super) fn source(
     ctx: &mut Ctx,
