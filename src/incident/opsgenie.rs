@@ -13,12 +13,10 @@
 //! open; `resolved` and `closed` are resolved.
 
 use super::config::RemoteSource;
-use super::remote::{self, Auth, Remote, Reply};
+use super::remote::{self, Auth, Paged, Remote, Reply, PAGE};
 use super::*;
 use serde_json::Value;
-use std::collections::HashSet;
 
-const PAGE: usize = 100;
 const ACCEPT: &str = "application/json";
 
 pub struct OpsgenieSource {
@@ -93,77 +91,56 @@ impl OpsgenieSource {
         .await
     }
 
-    /// The listing, from the pages `fetch(offset)` answers: the paging and
-    /// per-item rules without the HTTP, so they can be fuzzed.
-    pub(crate) async fn list_pages<F, Fut>(
-        &self,
-        mut fetch: F,
-    ) -> Result<Vec<Incident>, SourceError>
+    /// The listing, from the pages `fetch(offset)` answers (see `remote::list_pages`).
+    pub(crate) async fn list_pages<F, Fut>(&self, fetch: F) -> Result<Vec<Incident>, SourceError>
     where
         F: FnMut(usize) -> Fut,
         Fut: std::future::Future<Output = Result<Value, SourceError>>,
     {
-        let max = self.remote.settings.max_incidents;
-        let page_cap = max.div_ceil(PAGE) + 1;
-        let mut items: Vec<Result<Incident, String>> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut warnings = Vec::new();
-        let mut truncated = false;
-        let mut offset = 0usize;
-        for page in 0.. {
-            if page >= page_cap {
-                truncated = true;
-                break;
-            }
-            let v = fetch(offset).await?;
-            let Some(list) = v.get("data").and_then(Value::as_array) else {
-                return Err(self
-                    .remote
-                    .error("Opsgenie's reply has no `data` list; check base_url"));
-            };
-            for (i, item) in list.iter().enumerate() {
-                if items.len() >= max {
-                    truncated = true;
-                    break;
-                }
-                let parsed = self.parse(item).map_err(|m| {
-                    remote::item_problem("data", offset.saturating_add(i), item, "tinyId", m)
-                });
-                if let Ok(inc) = &parsed {
-                    if !seen.insert(inc.id.clone()) || !inc.status.is_open() {
-                        continue;
-                    }
-                }
-                items.push(parsed);
-            }
-            if truncated || list.is_empty() {
-                break;
-            }
-            let next = match v.get("paging") {
-                Some(p) if p.is_object() => match p.get("next").and_then(Value::as_str) {
-                    None => None,
-                    Some(n) => match next_offset(n) {
-                        Some(o) if o > offset => Some(o),
-                        _ => {
-                            warnings.push(
-                                "Opsgenie's paging.next has no usable offset; stopped there".into(),
-                            );
-                            None
-                        }
-                    },
-                },
-                // No paging block: a full page means there may be more (unless
-                // an earlier paging.next put the offset at the end of usize).
-                _ => (list.len() >= PAGE)
-                    .then(|| offset.checked_add(list.len()))
-                    .flatten(),
-            };
-            match next {
-                Some(o) => offset = o,
-                None => break,
-            }
+        remote::list_pages(self, fetch).await
+    }
+}
+
+/// The next page starts at the offset in `paging.next`; without `paging`, a
+/// full page means there may be more.
+impl Paged for OpsgenieSource {
+    const ITEMS: &'static str = "data";
+    const ITEM_ID: &'static str = "tinyId";
+
+    fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    fn read_item(&self, item: &Value) -> Result<Incident, String> {
+        self.parse(item)
+    }
+
+    fn next_offset(
+        reply: &Value,
+        offset: usize,
+        len: usize,
+        warnings: &mut Vec<String>,
+    ) -> Option<usize> {
+        if len == 0 {
+            return None;
         }
-        self.remote.finish(items, truncated, warnings)
+        match reply.get("paging") {
+            Some(p) if p.is_object() => match p.get("next").and_then(Value::as_str) {
+                None => None,
+                Some(n) => match next_offset(n) {
+                    Some(o) if o > offset => Some(o),
+                    _ => {
+                        warnings.push(
+                            "Opsgenie's paging.next has no usable offset; stopped there".into(),
+                        );
+                        None
+                    }
+                },
+            },
+            // No paging block: a full page means there may be more (unless an
+            // earlier paging.next put the offset at the end of usize).
+            _ => (len >= PAGE).then(|| offset.checked_add(len)).flatten(),
+        }
     }
 }
 

@@ -13,12 +13,10 @@
 //! `service.summary`; the severity is `priority.summary`, else `urgency`.
 
 use super::config::RemoteSource;
-use super::remote::{self, Auth, Remote, Reply};
+use super::remote::{self, Auth, Paged, Remote, Reply, PAGE};
 use super::*;
 use serde_json::Value;
-use std::collections::HashSet;
 
-const PAGE: usize = 100;
 const ACCEPT: &str = "application/vnd.pagerduty+json;version=2";
 
 pub struct PagerDutySource {
@@ -103,89 +101,56 @@ impl PagerDutySource {
         .await
     }
 
-    /// The listing, from the pages `fetch(offset)` answers: the paging and
-    /// per-item rules without the HTTP, so they can be fuzzed.
-    pub(crate) async fn list_pages<F, Fut>(
-        &self,
-        mut fetch: F,
-    ) -> Result<Vec<Incident>, SourceError>
+    /// The listing, from the pages `fetch(offset)` answers (see `remote::list_pages`).
+    pub(crate) async fn list_pages<F, Fut>(&self, fetch: F) -> Result<Vec<Incident>, SourceError>
     where
         F: FnMut(usize) -> Fut,
         Fut: std::future::Future<Output = Result<Value, SourceError>>,
     {
-        let max = self.remote.settings.max_incidents;
-        // Each page holds up to PAGE; one more page to learn whether there is more.
-        let page_cap = max.div_ceil(PAGE) + 1;
-        let mut items: Vec<Result<Incident, String>> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut warnings = Vec::new();
-        let mut truncated = false;
-        let mut offset = 0usize;
-        for page in 0.. {
-            if page >= page_cap {
-                truncated = true;
-                break;
-            }
-            let v = fetch(offset).await?;
-            let Some(list) = v.get("incidents").and_then(Value::as_array) else {
-                return Err(self
-                    .remote
-                    .error("PagerDuty's reply has no `incidents` list; check base_url"));
-            };
-            for (i, item) in list.iter().enumerate() {
-                if items.len() >= max {
-                    truncated = true;
-                    break;
-                }
-                let parsed = self.parse(item).map_err(|m| {
-                    remote::item_problem(
-                        "incidents",
-                        offset.saturating_add(i),
-                        item,
-                        "incident_number",
-                        m,
-                    )
-                });
-                // Offset paging can repeat an item that moved between pages.
-                if let Ok(inc) = &parsed {
-                    if !seen.insert(inc.id.clone()) {
-                        continue;
-                    }
-                    if !inc.status.is_open() {
-                        continue;
-                    }
-                }
-                items.push(parsed);
-            }
-            if truncated {
-                break;
-            }
-            let more = v.get("more").and_then(Value::as_bool).unwrap_or(false);
-            if !more {
-                break;
-            }
-            if list.is_empty() {
-                warnings.push("PagerDuty said there were more pages but sent an empty one".into());
-                break;
-            }
-            let step = v
-                .get("limit")
-                .and_then(Value::as_u64)
-                .filter(|l| *l > 0)
-                .map(|l| l as usize)
-                .unwrap_or(list.len());
-            // The step is the server's word: it must not wrap the offset around.
-            match offset.checked_add(step) {
-                Some(next) => offset = next,
-                None => {
-                    warnings.push(format!(
-                        "PagerDuty's paging limit {step} is out of range; stopped there"
-                    ));
-                    break;
-                }
-            }
+        remote::list_pages(self, fetch).await
+    }
+}
+
+/// `more` says whether there is a next page; it starts the reply's `limit` on.
+impl Paged for PagerDutySource {
+    const ITEMS: &'static str = "incidents";
+    const ITEM_ID: &'static str = "incident_number";
+
+    fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    fn read_item(&self, item: &Value) -> Result<Incident, String> {
+        self.parse(item)
+    }
+
+    fn next_offset(
+        reply: &Value,
+        offset: usize,
+        len: usize,
+        warnings: &mut Vec<String>,
+    ) -> Option<usize> {
+        if !reply.get("more").and_then(Value::as_bool).unwrap_or(false) {
+            return None;
         }
-        self.remote.finish(items, truncated, warnings)
+        if len == 0 {
+            warnings.push("PagerDuty said there were more pages but sent an empty one".into());
+            return None;
+        }
+        let step = reply
+            .get("limit")
+            .and_then(Value::as_u64)
+            .filter(|l| *l > 0)
+            .map(|l| l as usize)
+            .unwrap_or(len);
+        // The step is the server's word: it must not wrap the offset around.
+        let next = offset.checked_add(step);
+        if next.is_none() {
+            warnings.push(format!(
+                "PagerDuty's paging limit {step} is out of range; stopped there"
+            ));
+        }
+        next
     }
 }
 

@@ -1,8 +1,9 @@
 //! What the HTTP incident sources share: the client (connect and total
 //! timeouts, no redirects so the token never follows one), the token read from
 //! its environment variable at every call, `429` handling with a bounded wait,
-//! a cap on the reply size, errors an operator can act on, and reading JSON
-//! fields with messages that name the field.
+//! a cap on the reply size, errors an operator can act on, reading JSON fields
+//! with messages that name the field, and the pager that reads an offset-paged
+//! listing.
 
 use super::config::RemoteSource;
 use super::*;
@@ -10,6 +11,7 @@ use crate::sanitize;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,6 +27,8 @@ pub(crate) const ID_CHARS: usize = 64;
 pub(crate) const TITLE_CHARS: usize = 200;
 pub(crate) const SEVERITY_CHARS: usize = 16;
 pub(crate) const URL_CHARS: usize = 300;
+/// Items asked for per page of a paged listing.
+pub(crate) const PAGE: usize = 100;
 /// Messages quoted from an API's error body.
 const MESSAGE_CHARS: usize = 200;
 
@@ -508,4 +512,85 @@ pub(crate) fn item_problem(
         Some(id) => format!("{list}[{index}] (id {}): {m}", sanitize::line(&id, 40)),
         None => format!("{list}[{index}]: {m}"),
     }
+}
+
+/// A listing read in pages by offset: what each API says its own way.
+pub(crate) trait Paged {
+    /// The reply's key holding one page of items ("incidents").
+    const ITEMS: &'static str;
+    /// The item field that names it in a problem ("incident_number").
+    const ITEM_ID: &'static str;
+    fn remote(&self) -> &Remote;
+    /// One listed item.
+    fn read_item(&self, item: &Value) -> Result<Incident, String>;
+    /// Where the page after `reply` (`len` items from `offset`) starts; `None`
+    /// at the end, with a warning when the reply stopped somewhere odd.
+    fn next_offset(
+        reply: &Value,
+        offset: usize,
+        len: usize,
+        warnings: &mut Vec<String>,
+    ) -> Option<usize>;
+}
+
+/// The open incidents of a paged listing, from the pages `fetch(offset)`
+/// answers: the paging and per-item rules without the HTTP, so they can be
+/// fuzzed. At most `max_incidents` are kept, and one page past them is read to
+/// learn whether the list was cut.
+pub(crate) async fn list_pages<S, F, Fut>(
+    source: &S,
+    mut fetch: F,
+) -> Result<Vec<Incident>, SourceError>
+where
+    S: Paged,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<Value, SourceError>>,
+{
+    let remote = source.remote();
+    let max = remote.settings.max_incidents;
+    // Each page holds up to PAGE; one more page to learn whether there is more.
+    let page_cap = max.div_ceil(PAGE) + 1;
+    let mut items: Vec<Result<Incident, String>> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut warnings = Vec::new();
+    let mut truncated = false;
+    let mut offset = 0usize;
+    for page in 0.. {
+        if page >= page_cap {
+            truncated = true;
+            break;
+        }
+        let v = fetch(offset).await?;
+        let Some(list) = v.get(S::ITEMS).and_then(Value::as_array) else {
+            return Err(remote.error(format!(
+                "{}'s reply has no `{}` list; check base_url",
+                remote.service,
+                S::ITEMS
+            )));
+        };
+        for (i, item) in list.iter().enumerate() {
+            if items.len() >= max {
+                truncated = true;
+                break;
+            }
+            let parsed = source
+                .read_item(item)
+                .map_err(|m| item_problem(S::ITEMS, offset.saturating_add(i), item, S::ITEM_ID, m));
+            // Offset paging can repeat an item that moved between pages.
+            if let Ok(inc) = &parsed {
+                if !seen.insert(inc.id.clone()) || !inc.status.is_open() {
+                    continue;
+                }
+            }
+            items.push(parsed);
+        }
+        if truncated {
+            break;
+        }
+        match S::next_offset(&v, offset, list.len(), &mut warnings) {
+            Some(next) => offset = next,
+            None => break,
+        }
+    }
+    remote.finish(items, truncated, warnings)
 }

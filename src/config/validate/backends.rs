@@ -3,6 +3,88 @@
 
 use super::*;
 
+/// `[backends.NAME]`: each has a known kind and what that kind needs, and demo
+/// mode runs only demo and exec backends.
+pub(super) fn backends(
+    ctx: &mut Ctx,
+    raw: &BTreeMap<String, Spanned<RawBackend>>,
+    store: &StoreConfig,
+    demo_mode: bool,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> BTreeMap<String, BackendConfig> {
+    let mut backends = BTreeMap::new();
+    for (name, b) in raw {
+        if let Some(c) = backend(ctx, name, b, store, resolve) {
+            backends.insert(name.clone(), c);
+        }
+        let kind = &b.get_ref().kind;
+        if demo_mode && !matches!(kind.get_ref().as_str(), "demo" | "exec") {
+            ctx.at(
+                kind,
+                "demo mode only runs demo and exec backends; remove [demo] to use real ones",
+            );
+        }
+    }
+    backends
+}
+
+/// One backend by kind; `None` when it cannot be built (problems recorded).
+fn backend(
+    ctx: &mut Ctx,
+    name: &str,
+    b: &Spanned<RawBackend>,
+    store: &StoreConfig,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<BackendConfig> {
+    let rb = b.get_ref();
+    match rb.kind.get_ref().as_str() {
+        "demo" => {
+            // Beside the store unless placed elsewhere.
+            let state_path = match &rb.state_path {
+                Some(p) => resolve(p),
+                None => match store {
+                    StoreConfig::Sqlite { path } => {
+                        path.with_file_name(format!("demo-target-{name}.sqlite"))
+                    }
+                    StoreConfig::Postgres(pg) => {
+                        pg.data_dir.join(format!("demo-target-{name}.sqlite"))
+                    }
+                },
+            };
+            Some(BackendConfig::Demo { state_path })
+        }
+        "exec" => {
+            let Some(cmd) = &rb.command else {
+                ctx.at(
+                    b,
+                    format!("backend \"{name}\" (exec) needs command = \"/path/to/plugin\""),
+                );
+                return None;
+            };
+            let timeout = match &rb.timeout {
+                Some(t) => parse_duration(ctx, t, "timeout").unwrap_or(30) as u64,
+                None => 30,
+            };
+            Some(BackendConfig::Exec {
+                command: resolve(cmd.get_ref()),
+                args: rb.args.clone(),
+                timeout: Duration::from_secs(timeout),
+                env_allow: rb.env_allow.clone(),
+            })
+        }
+        "http" => http_backend(ctx, name, b),
+        "vault" => Some(vault_backend(ctx, name, b)),
+        "postgres" => postgres_backend(ctx, name, b, resolve),
+        other => {
+            ctx.at(
+                &rb.kind,
+                format!("backend kind \"{other}\" is not known; write kind = \"demo\", \"exec\", \"http\", \"vault\" or \"postgres\""),
+            );
+            None
+        }
+    }
+}
+
 /// An optional duration setting, `default` seconds when absent or invalid.
 pub(super) fn duration_or(
     ctx: &mut Ctx,

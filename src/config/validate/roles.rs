@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// `[[roles]]` (and the `[groups]` they name): at least one role, each valid
+/// on its own and workable as a whole.
 pub(super) fn build_roles(
     ctx: &mut Ctx,
     groups: &RawGroups,
@@ -11,79 +13,8 @@ pub(super) fn build_roles(
     raw_backends: &BTreeMap<String, Spanned<RawBackend>>,
     demo_personas: &Option<Vec<String>>,
 ) -> BTreeMap<String, RolePolicy> {
-    let user_re = Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$").expect("a valid literal pattern");
+    let people = People::new(ctx, groups);
     let name_re = Regex::new(r"^[a-z0-9][a-z0-9_.-]{0,62}$").expect("a valid literal pattern");
-    let mut group_map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if let Some(g) = groups {
-        for (name, members) in g.get_ref() {
-            if members.get_ref().is_empty() {
-                ctx.at(
-                    members,
-                    format!(
-                        "group \"{name}\" is empty; list its members, e.g. {name} = [\"alice\"]"
-                    ),
-                );
-            }
-            for m in members.get_ref() {
-                if !user_re.is_match(m) {
-                    ctx.at(members, format!("group \"{name}\": \"{m}\" is not a user name; groups list user names, not other groups"));
-                }
-            }
-            group_map.insert(name.clone(), members.get_ref().iter().cloned().collect());
-        }
-    }
-
-    let principals = |ctx: &mut Ctx,
-                      field: &Option<Spanned<Vec<String>>>,
-                      what: &str,
-                      role: &Spanned<RawRole>|
-     -> Principals {
-        let Some(list) = field else {
-            ctx.at(
-                role,
-                format!(
-                    "role \"{}\" needs {what} = [\"@group\", \"user\"]",
-                    role.get_ref().name.get_ref()
-                ),
-            );
-            return Principals::default();
-        };
-        let mut p = Principals {
-            written: list.get_ref().clone(),
-            ..Default::default()
-        };
-        if list.get_ref().is_empty() {
-            ctx.at(
-                list,
-                format!("{what} is empty; name at least one user or @group"),
-            );
-        }
-        for entry in list.get_ref() {
-            if entry == "*" {
-                p.anyone = true;
-            } else if let Some(g) = entry.strip_prefix('@') {
-                match group_map.get(g) {
-                    Some(members) => p.users.extend(members.iter().cloned()),
-                    None => {
-                        let known: Vec<_> = group_map.keys().map(|k| format!("@{k}")).collect();
-                        ctx.at(list, format!(
-                            "{what}: group \"{g}\" is not defined; define it under [groups] or use one of: {}",
-                            if known.is_empty() { "(no groups defined)".to_string() } else { known.join(", ") }
-                        ));
-                    }
-                }
-            } else if user_re.is_match(entry) {
-                p.users.insert(entry.clone());
-            } else {
-                ctx.at(
-                    list,
-                    format!("{what}: \"{entry}\" is not a user name, @group or \"*\""),
-                );
-            }
-        }
-        p
-    };
-
     let mut out = BTreeMap::new();
     let Some(roles) = roles else {
         ctx.nowhere(
@@ -109,218 +40,428 @@ pub(super) fn build_roles(
                 format!("role \"{name}\" is defined twice; role names must be unique"),
             );
         }
-        let backend = match &r.backend {
-            None => {
-                ctx.at(
-                    sr,
-                    format!("role \"{name}\" needs backend = \"<one of [backends]>\""),
-                );
-                String::new()
-            }
-            Some(b) => {
-                if !backends.contains_key(b.get_ref()) && !raw_backends.contains_key(b.get_ref()) {
-                    let known: Vec<_> = raw_backends.keys().cloned().collect();
-                    ctx.at(b, format!(
-                        "role \"{name}\": backend \"{}\" is not defined; define [backends.{}] or use one of: {}",
-                        b.get_ref(), b.get_ref(),
-                        if known.is_empty() { "(none defined)".into() } else { known.join(", ") }
-                    ));
-                }
-                b.get_ref().clone()
-            }
-        };
-        let default_ttl = match &r.default_ttl {
-            Some(t) => parse_duration(ctx, t, "default_ttl"),
-            None => {
-                ctx.at(sr, format!("role \"{name}\" needs default_ttl = \"15m\""));
-                None
-            }
-        };
-        let max_ttl = match &r.max_ttl {
-            Some(t) => parse_duration(ctx, t, "max_ttl"),
-            None => {
-                ctx.at(sr, format!("role \"{name}\" needs max_ttl = \"30m\""));
-                None
-            }
-        };
-        if let (Some(d), Some(m), Some(span)) = (default_ttl, max_ttl, &r.default_ttl) {
-            if d > m {
-                ctx.at(span, format!(
-                    "role \"{name}\": default_ttl {} is longer than max_ttl {}; write default_ttl = \"{}\" or less",
-                    crate::domain::time::human(d), crate::domain::time::human(m), crate::domain::time::human(m)
-                ));
-            }
-        }
-        let max_total = match (&r.max_total, max_ttl) {
-            (Some(t), m) => {
-                let v = parse_duration(ctx, t, "max_total");
-                if let (Some(v), Some(m)) = (v, m) {
-                    if v < m {
-                        ctx.at(
-                            t,
-                            format!(
-                                "role \"{name}\": max_total must be at least max_ttl ({})",
-                                crate::domain::time::human(m)
-                            ),
-                        );
-                    }
-                }
-                v
-            }
-            (None, m) => m.map(|m| m * 2),
-        };
-        let request_ttl = match &r.request_ttl {
-            Some(t) => parse_duration(ctx, t, "request_ttl"),
-            None => Some(30 * 60),
-        };
-        let conditions = match &r.conditions {
-            Some(c)
-                if !c.get_ref().is_empty() && c.get_ref().iter().all(|x| !x.trim().is_empty()) =>
-            {
-                c.get_ref().clone()
-            }
-            Some(c) => {
-                ctx.at(c, format!("role \"{name}\": conditions must list at least one non-empty condition, e.g. [\"production outage\"]"));
-                vec![]
-            }
-            None => {
-                ctx.at(sr, format!("role \"{name}\" needs conditions = [\"production outage\", \"locked-out administrators\"]"));
-                vec![]
-            }
-        };
-        let ticket_pattern = r.ticket_pattern.as_ref().and_then(|p| {
-            let pat = p.get_ref();
-            if !pat.starts_with('^') || !pat.ends_with('$') {
-                ctx.at(p, format!("role \"{name}\": ticket_pattern must be anchored so partial matches do not pass; write \"^{}$\"", pat.trim_start_matches('^').trim_end_matches('$')));
-                return None;
-            }
-            match Regex::new(pat) {
-                Ok(re) => Some(re),
-                Err(e) => { ctx.at(p, format!("role \"{name}\": ticket_pattern is not a valid regular expression: {e}")); None }
-            }
-        });
-        let vendor = vendor::vendor_policy(ctx, r, &name, max_ttl);
-        let requesters = principals(ctx, &r.requesters, "requesters", sr);
-        let approvers = principals(ctx, &r.approvers, "approvers", sr);
-        let certifiers = principals(ctx, &r.certifiers, "certifiers", sr);
-        let automation = automation_policy(ctx, r, &name, max_ttl, &conditions, |ctx, f| {
-            principals(ctx, f, "automation", sr)
-        });
-        let approvals_required = match &r.approvals_required {
-            None => 1,
-            Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 10 => *n.get_ref() as u32,
-            Some(n) => {
-                ctx.at(
-                    n,
-                    format!("role \"{name}\": approvals_required must be between 1 and 10"),
-                );
-                1
-            }
-        };
-        // A policy where some requester could never collect enough approvals is a trap at 3 a.m.
-        // Automation identities may request too (implicitly), and fall back to
-        // human approvers whenever policy does not approve them.
-        if !approvers.anyone && !requesters.anyone {
-            for who in requesters.users.iter().chain(&automation.identities.users) {
-                let others = approvers.users.iter().filter(|a| *a != who).count() as u32;
-                if others < approvals_required {
-                    let span = r
-                        .approvers
-                        .as_ref()
-                        .map(|s| s.span().start)
-                        .unwrap_or(sr.span().start);
-                    let line = Some(ctx.line_of(span));
-                    ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
-                        "role \"{name}\": {who} may request it but only {others} other approver(s) exist for {approvals_required} required approvals; add approvers or lower approvals_required"
-                    )});
-                }
-            }
-        }
-        if !certifiers.anyone && !requesters.anyone {
-            for who in &requesters.users {
-                if certifiers.users.iter().all(|c| c == who) {
-                    let span = r
-                        .certifiers
-                        .as_ref()
-                        .map(|s| s.span().start)
-                        .unwrap_or(sr.span().start);
-                    let line = Some(ctx.line_of(span));
-                    ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
-                        "role \"{name}\": {who} may request it but nobody else can certify it; add a certifier other than {who}"
-                    )});
-                }
-            }
-        }
-        if let Some(personas) = demo_personas {
-            for p in requesters
-                .users
-                .iter()
-                .chain(&automation.identities.users)
-                .chain(&approvers.users)
-                .chain(&certifiers.users)
-            {
-                if !personas.contains(p) {
-                    ctx.nowhere(format!("role \"{name}\" names {p}, who is not a demo persona; add {p} to [demo] personas"));
-                }
-            }
-        }
-        // Incident policy. Access that may start on a resolved incident would be
-        // revoked by the next sweep if revoke_on_resolve stayed on: a trap.
-        let require_open_incident = r
-            .require_open_incident
-            .as_ref()
-            .is_none_or(|b| *b.get_ref());
-        let revoke_on_resolve = r.revoke_on_resolve.as_ref().is_none_or(|b| *b.get_ref());
-        if let (Some(req), true) = (&r.require_open_incident, revoke_on_resolve) {
-            if !*req.get_ref() {
-                ctx.at(req, format!(
-                    "role \"{name}\": require_open_incident = false lets access start on a resolved incident, which revoke_on_resolve (default true) would end at the next sweep; also write revoke_on_resolve = false"
-                ));
-            }
-        }
-        let scope = r
-            .scope
-            .as_ref()
-            .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
-            .unwrap_or(serde_json::Value::Object(Default::default()));
-        if let Some(BackendConfig::Vault { .. }) = backends.get(&backend) {
-            if let Err(m) = crate::backend::vault::scope_policies(&scope) {
-                ctx.at(sr, format!("role \"{name}\": {m}"));
-            }
-        }
-        if let Some(BackendConfig::Postgres(_)) = backends.get(&backend) {
-            if let Err(m) = crate::backend::postgres::Scope::parse(&scope) {
-                ctx.at(sr, format!("role \"{name}\": {m}"));
-            }
-        }
-        out.insert(
-            name.clone(),
-            RolePolicy {
-                name,
-                description: r.description.clone(),
-                backend,
-                scope,
-                default_ttl: default_ttl.unwrap_or(0),
-                max_ttl: max_ttl.unwrap_or(0),
-                max_extensions: r.max_extensions,
-                max_total: max_total.unwrap_or(0),
-                conditions,
-                ticket_pattern,
-                requesters,
-                approvers,
-                certifiers,
-                approvals_required,
-                request_ttl: request_ttl.unwrap_or(1800),
-                rotate_after_use: r.rotate_after_use,
-                require_open_incident,
-                revoke_on_resolve,
-                require_alert_delivery: r.require_alert_delivery,
-                automation,
-                vendor,
-            },
+        let role = role(
+            ctx,
+            sr,
+            name,
+            &people,
+            backends,
+            raw_backends,
+            demo_personas,
         );
+        out.insert(role.name.clone(), role);
     }
     out
+}
+
+/// One role, every field checked (problems recorded, defaults filled in so the
+/// rest can still be checked).
+fn role(
+    ctx: &mut Ctx,
+    sr: &Spanned<RawRole>,
+    name: String,
+    people: &People,
+    backends: &BTreeMap<String, BackendConfig>,
+    raw_backends: &BTreeMap<String, Spanned<RawBackend>>,
+    demo_personas: &Option<Vec<String>>,
+) -> RolePolicy {
+    let r = sr.get_ref();
+    let backend = backend(ctx, sr, &name, backends, raw_backends);
+    let ttls = ttls(ctx, sr, &name);
+    let conditions = conditions(ctx, sr, &name);
+    let ticket_pattern = ticket_pattern(ctx, r, &name);
+    let vendor = vendor::vendor_policy(ctx, r, &name, ttls.max);
+    let requesters = people.principals(ctx, &r.requesters, "requesters", sr);
+    let approvers = people.principals(ctx, &r.approvers, "approvers", sr);
+    let certifiers = people.principals(ctx, &r.certifiers, "certifiers", sr);
+    let automation = automation_policy(ctx, r, &name, ttls.max, &conditions, |ctx, f| {
+        people.principals(ctx, f, "automation", sr)
+    });
+    let approvals_required = approvals_required(ctx, r, &name);
+    let cast = Cast {
+        requesters: &requesters,
+        approvers: &approvers,
+        certifiers: &certifiers,
+        automation: &automation.identities,
+    };
+    workable(ctx, sr, &name, &cast, approvals_required);
+    if let Some(personas) = demo_personas {
+        demo_cast(ctx, &name, &cast, personas);
+    }
+    let (require_open_incident, revoke_on_resolve) = incident_policy(ctx, r, &name);
+    let scope = scope(ctx, sr, &name, backends.get(&backend));
+    RolePolicy {
+        name,
+        description: r.description.clone(),
+        backend,
+        scope,
+        default_ttl: ttls.default.unwrap_or(0),
+        max_ttl: ttls.max.unwrap_or(0),
+        max_extensions: r.max_extensions,
+        max_total: ttls.total.unwrap_or(0),
+        conditions,
+        ticket_pattern,
+        requesters,
+        approvers,
+        certifiers,
+        approvals_required,
+        request_ttl: ttls.request.unwrap_or(1800),
+        rotate_after_use: r.rotate_after_use,
+        require_open_incident,
+        revoke_on_resolve,
+        require_alert_delivery: r.require_alert_delivery,
+        automation,
+        vendor,
+    }
+}
+
+/// The users and groups principals may name.
+struct People {
+    user_re: Regex,
+    groups: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl People {
+    /// `[groups]`: each group lists at least one user, and only user names.
+    fn new(ctx: &mut Ctx, groups: &RawGroups) -> Self {
+        let user_re =
+            Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$").expect("a valid literal pattern");
+        let mut group_map = BTreeMap::new();
+        if let Some(g) = groups {
+            for (name, members) in g.get_ref() {
+                if members.get_ref().is_empty() {
+                    ctx.at(
+                        members,
+                        format!(
+                            "group \"{name}\" is empty; list its members, e.g. {name} = [\"alice\"]"
+                        ),
+                    );
+                }
+                for m in members.get_ref() {
+                    if !user_re.is_match(m) {
+                        ctx.at(members, format!("group \"{name}\": \"{m}\" is not a user name; groups list user names, not other groups"));
+                    }
+                }
+                group_map.insert(name.clone(), members.get_ref().iter().cloned().collect());
+            }
+        }
+        People {
+            user_re,
+            groups: group_map,
+        }
+    }
+
+    /// A principal list (`requesters`, ...): present, not empty, and each entry
+    /// a user, a defined @group or `*`.
+    fn principals(
+        &self,
+        ctx: &mut Ctx,
+        field: &Option<Spanned<Vec<String>>>,
+        what: &str,
+        role: &Spanned<RawRole>,
+    ) -> Principals {
+        let Some(list) = field else {
+            ctx.at(
+                role,
+                format!(
+                    "role \"{}\" needs {what} = [\"@group\", \"user\"]",
+                    role.get_ref().name.get_ref()
+                ),
+            );
+            return Principals::default();
+        };
+        let mut p = Principals {
+            written: list.get_ref().clone(),
+            ..Default::default()
+        };
+        if list.get_ref().is_empty() {
+            ctx.at(
+                list,
+                format!("{what} is empty; name at least one user or @group"),
+            );
+        }
+        for entry in list.get_ref() {
+            if entry == "*" {
+                p.anyone = true;
+            } else if let Some(g) = entry.strip_prefix('@') {
+                match self.groups.get(g) {
+                    Some(members) => p.users.extend(members.iter().cloned()),
+                    None => {
+                        let known: Vec<_> = self.groups.keys().map(|k| format!("@{k}")).collect();
+                        ctx.at(list, format!(
+                            "{what}: group \"{g}\" is not defined; define it under [groups] or use one of: {}",
+                            if known.is_empty() { "(no groups defined)".to_string() } else { known.join(", ") }
+                        ));
+                    }
+                }
+            } else if self.user_re.is_match(entry) {
+                p.users.insert(entry.clone());
+            } else {
+                ctx.at(
+                    list,
+                    format!("{what}: \"{entry}\" is not a user name, @group or \"*\""),
+                );
+            }
+        }
+        p
+    }
+}
+
+/// `backend`: present and defined under `[backends]` (an empty name when absent).
+fn backend(
+    ctx: &mut Ctx,
+    sr: &Spanned<RawRole>,
+    name: &str,
+    backends: &BTreeMap<String, BackendConfig>,
+    raw_backends: &BTreeMap<String, Spanned<RawBackend>>,
+) -> String {
+    let Some(b) = &sr.get_ref().backend else {
+        ctx.at(
+            sr,
+            format!("role \"{name}\" needs backend = \"<one of [backends]>\""),
+        );
+        return String::new();
+    };
+    if !backends.contains_key(b.get_ref()) && !raw_backends.contains_key(b.get_ref()) {
+        let known: Vec<_> = raw_backends.keys().cloned().collect();
+        ctx.at(b, format!(
+            "role \"{name}\": backend \"{}\" is not defined; define [backends.{}] or use one of: {}",
+            b.get_ref(), b.get_ref(),
+            if known.is_empty() { "(none defined)".into() } else { known.join(", ") }
+        ));
+    }
+    b.get_ref().clone()
+}
+
+/// A role's durations in seconds; `None` where missing or invalid.
+struct Ttls {
+    default: Option<i64>,
+    max: Option<i64>,
+    total: Option<i64>,
+    request: Option<i64>,
+}
+
+/// `default_ttl` and `max_ttl` are required and ordered; `max_total` (default
+/// twice max_ttl) is at least max_ttl; `request_ttl` defaults to 30 minutes.
+fn ttls(ctx: &mut Ctx, sr: &Spanned<RawRole>, name: &str) -> Ttls {
+    use crate::domain::time::human;
+    let r = sr.get_ref();
+    let default = match &r.default_ttl {
+        Some(t) => parse_duration(ctx, t, "default_ttl"),
+        None => {
+            ctx.at(sr, format!("role \"{name}\" needs default_ttl = \"15m\""));
+            None
+        }
+    };
+    let max = match &r.max_ttl {
+        Some(t) => parse_duration(ctx, t, "max_ttl"),
+        None => {
+            ctx.at(sr, format!("role \"{name}\" needs max_ttl = \"30m\""));
+            None
+        }
+    };
+    if let (Some(d), Some(m), Some(span)) = (default, max, &r.default_ttl) {
+        if d > m {
+            ctx.at(span, format!(
+                "role \"{name}\": default_ttl {} is longer than max_ttl {}; write default_ttl = \"{}\" or less",
+                human(d), human(m), human(m)
+            ));
+        }
+    }
+    let total = match &r.max_total {
+        Some(t) => {
+            let v = parse_duration(ctx, t, "max_total");
+            if let (Some(v), Some(m)) = (v, max) {
+                if v < m {
+                    ctx.at(
+                        t,
+                        format!(
+                            "role \"{name}\": max_total must be at least max_ttl ({})",
+                            human(m)
+                        ),
+                    );
+                }
+            }
+            v
+        }
+        None => max.map(|m| m * 2),
+    };
+    let request = match &r.request_ttl {
+        Some(t) => parse_duration(ctx, t, "request_ttl"),
+        None => Some(30 * 60),
+    };
+    Ttls {
+        default,
+        max,
+        total,
+        request,
+    }
+}
+
+/// `conditions`: required, at least one, none blank.
+fn conditions(ctx: &mut Ctx, sr: &Spanned<RawRole>, name: &str) -> Vec<String> {
+    match &sr.get_ref().conditions {
+        Some(c) if !c.get_ref().is_empty() && c.get_ref().iter().all(|x| !x.trim().is_empty()) => {
+            c.get_ref().clone()
+        }
+        Some(c) => {
+            ctx.at(c, format!("role \"{name}\": conditions must list at least one non-empty condition, e.g. [\"production outage\"]"));
+            vec![]
+        }
+        None => {
+            ctx.at(sr, format!("role \"{name}\" needs conditions = [\"production outage\", \"locked-out administrators\"]"));
+            vec![]
+        }
+    }
+}
+
+/// `ticket_pattern`: an anchored, valid regular expression.
+fn ticket_pattern(ctx: &mut Ctx, r: &RawRole, name: &str) -> Option<Regex> {
+    let p = r.ticket_pattern.as_ref()?;
+    let pat = p.get_ref();
+    if !pat.starts_with('^') || !pat.ends_with('$') {
+        ctx.at(p, format!("role \"{name}\": ticket_pattern must be anchored so partial matches do not pass; write \"^{}$\"", pat.trim_start_matches('^').trim_end_matches('$')));
+        return None;
+    }
+    match Regex::new(pat) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            ctx.at(
+                p,
+                format!("role \"{name}\": ticket_pattern is not a valid regular expression: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// `approvals_required`: 1 (the default) to 10.
+fn approvals_required(ctx: &mut Ctx, r: &RawRole, name: &str) -> u32 {
+    match &r.approvals_required {
+        None => 1,
+        Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 10 => *n.get_ref() as u32,
+        Some(n) => {
+            ctx.at(
+                n,
+                format!("role \"{name}\": approvals_required must be between 1 and 10"),
+            );
+            1
+        }
+    }
+}
+
+/// Everyone a role names.
+struct Cast<'a> {
+    requesters: &'a Principals,
+    approvers: &'a Principals,
+    certifiers: &'a Principals,
+    automation: &'a Principals,
+}
+
+/// Every requester can collect enough approvals from others, and has someone
+/// else to certify: a policy where they could not is a trap at 3 a.m.
+fn workable(
+    ctx: &mut Ctx,
+    sr: &Spanned<RawRole>,
+    name: &str,
+    cast: &Cast,
+    approvals_required: u32,
+) {
+    let r = sr.get_ref();
+    // Automation identities may request too (implicitly), and fall back to
+    // human approvers whenever policy does not approve them.
+    if !cast.approvers.anyone && !cast.requesters.anyone {
+        for who in cast.requesters.users.iter().chain(&cast.automation.users) {
+            let others = cast.approvers.users.iter().filter(|a| *a != who).count() as u32;
+            if others < approvals_required {
+                let span = r
+                    .approvers
+                    .as_ref()
+                    .map(|s| s.span().start)
+                    .unwrap_or(sr.span().start);
+                let line = Some(ctx.line_of(span));
+                ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
+                    "role \"{name}\": {who} may request it but only {others} other approver(s) exist for {approvals_required} required approvals; add approvers or lower approvals_required"
+                )});
+            }
+        }
+    }
+    if !cast.certifiers.anyone && !cast.requesters.anyone {
+        for who in &cast.requesters.users {
+            if cast.certifiers.users.iter().all(|c| c == who) {
+                let span = r
+                    .certifiers
+                    .as_ref()
+                    .map(|s| s.span().start)
+                    .unwrap_or(sr.span().start);
+                let line = Some(ctx.line_of(span));
+                ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
+                    "role \"{name}\": {who} may request it but nobody else can certify it; add a certifier other than {who}"
+                )});
+            }
+        }
+    }
+}
+
+/// Demo mode: everyone the role names is a demo persona.
+fn demo_cast(ctx: &mut Ctx, name: &str, cast: &Cast, personas: &[String]) {
+    for p in cast
+        .requesters
+        .users
+        .iter()
+        .chain(&cast.automation.users)
+        .chain(&cast.approvers.users)
+        .chain(&cast.certifiers.users)
+    {
+        if !personas.contains(p) {
+            ctx.nowhere(format!(
+                "role \"{name}\" names {p}, who is not a demo persona; add {p} to [demo] personas"
+            ));
+        }
+    }
+}
+
+/// `require_open_incident` and `revoke_on_resolve` (both default true) do not
+/// contradict each other: access that may start on a resolved incident would
+/// be revoked by the next sweep if revoke_on_resolve stayed on.
+fn incident_policy(ctx: &mut Ctx, r: &RawRole, name: &str) -> (bool, bool) {
+    let require_open_incident = r
+        .require_open_incident
+        .as_ref()
+        .is_none_or(|b| *b.get_ref());
+    let revoke_on_resolve = r.revoke_on_resolve.as_ref().is_none_or(|b| *b.get_ref());
+    if let (Some(req), true) = (&r.require_open_incident, revoke_on_resolve) {
+        if !*req.get_ref() {
+            ctx.at(req, format!(
+                "role \"{name}\": require_open_incident = false lets access start on a resolved incident, which revoke_on_resolve (default true) would end at the next sweep; also write revoke_on_resolve = false"
+            ));
+        }
+    }
+    (require_open_incident, revoke_on_resolve)
+}
+
+/// `scope`: what the role's backend can read (Vault policies, PostgreSQL grants).
+fn scope(
+    ctx: &mut Ctx,
+    sr: &Spanned<RawRole>,
+    name: &str,
+    backend: Option<&BackendConfig>,
+) -> serde_json::Value {
+    let scope = sr
+        .get_ref()
+        .scope
+        .as_ref()
+        .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
+        .unwrap_or(serde_json::Value::Object(Default::default()));
+    let checked = match backend {
+        Some(BackendConfig::Vault { .. }) => crate::backend::vault::scope_policies(&scope).err(),
+        Some(BackendConfig::Postgres(_)) => crate::backend::postgres::Scope::parse(&scope).err(),
+        _ => None,
+    };
+    if let Some(m) = checked {
+        ctx.at(sr, format!("role \"{name}\": {m}"));
+    }
+    scope
 }
 
 /// The automation fields of one role. `identities` is the role's principal

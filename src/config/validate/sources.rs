@@ -19,6 +19,32 @@ fn default_open_values() -> Vec<String> {
         .to_vec()
 }
 
+/// `[[incident_sources]]`: names are unique and each table is a complete source.
+pub(super) fn sources(
+    ctx: &mut Ctx,
+    raw: &[Spanned<RawSource>],
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Vec<SourceConfig> {
+    let mut out = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for s in raw {
+        let name = &s.get_ref().name;
+        if !names.insert(name.get_ref().clone()) {
+            ctx.at(
+                name,
+                format!(
+                    "incident source \"{}\" is defined twice; give each a unique name",
+                    name.get_ref()
+                ),
+            );
+        }
+        if let Some(c) = source(ctx, s, resolve) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// One `[[incident_sources]]` table, or `None` after recording its problems.
 pub(super) fn source(
     ctx: &mut Ctx,
@@ -27,21 +53,36 @@ pub(super) fn source(
 ) -> Option<SourceConfig> {
     let src = s.get_ref();
     let name = src.name.get_ref().clone();
-    let kind = src.kind.get_ref().as_str();
     let before = ctx.problems.len();
+    no_inline_tokens(ctx, src);
+    foreign_keys(ctx, src);
+    let cache_ttl = cache_ttl(ctx, src);
+    let kind = kind(ctx, s, resolve)?;
+    (ctx.problems.len() == before).then_some(SourceConfig {
+        name,
+        kind,
+        cache_ttl,
+    })
+}
 
-    // Secrets never go in the file: the config is read by many and often committed.
+/// No `token` or `api_key`: the config is read by many and often committed.
+fn no_inline_tokens(ctx: &mut Ctx, src: &RawSource) {
+    let name = src.name.get_ref();
     for t in [&src.token, &src.api_key].into_iter().flatten() {
         ctx.at(
             t,
             format!(
                 "incident source \"{name}\": tokens never go in the config file; write token_env = \"{}\" and set that variable",
-                suggested_env(kind)
+                suggested_env(src.kind.get_ref())
             ),
         );
     }
+}
 
-    // Keys that do not apply to this kind are mistakes, not decoration.
+/// Keys that do not apply to this kind are mistakes, not decoration.
+fn foreign_keys(ctx: &mut Ctx, src: &RawSource) {
+    let name = src.name.get_ref();
+    let kind = src.kind.get_ref().as_str();
     let allowed: &[&str] = match kind {
         "file" => &["path"],
         "pagerduty" | "opsgenie" => &[
@@ -61,7 +102,8 @@ pub(super) fn source(
             "fields",
             "open_values",
         ],
-        _ => &[],
+        // An unknown kind is reported once, by `kind`.
+        _ => return,
     };
     let present: [(&str, Option<usize>); 10] = [
         ("path", src.path.as_ref().map(|v| v.span().start)),
@@ -87,105 +129,85 @@ pub(super) fn source(
             src.open_values.as_ref().map(|v| v.span().start),
         ),
     ];
-    if matches!(kind, "file" | "pagerduty" | "opsgenie" | "http") {
-        for (key, at) in present {
-            if let Some(offset) = at {
-                if !allowed.contains(&key) {
-                    let hint = match (kind, key) {
-                        ("pagerduty" | "opsgenie", "url") => "; write base_url = \"https://...\"",
-                        ("http", "base_url") => "; write url = \"https://.../incidents\"",
-                        _ => "",
-                    };
-                    let line = Some(ctx.line_of(offset));
-                    ctx.problems.push(Problem {
-                        file: ctx.file.clone(),
-                        line,
-                        message: format!(
-                            "incident source \"{name}\": {key} does not apply to kind = \"{kind}\"{hint}"
-                        ),
-                    });
-                }
-            }
+    for (key, at) in present {
+        let Some(offset) = at else { continue };
+        if allowed.contains(&key) {
+            continue;
         }
+        let hint = match (kind, key) {
+            ("pagerduty" | "opsgenie", "url") => "; write base_url = \"https://...\"",
+            ("http", "base_url") => "; write url = \"https://.../incidents\"",
+            _ => "",
+        };
+        let line = Some(ctx.line_of(offset));
+        ctx.problems.push(Problem {
+            file: ctx.file.clone(),
+            line,
+            message: format!(
+                "incident source \"{name}\": {key} does not apply to kind = \"{kind}\"{hint}"
+            ),
+        });
     }
+}
 
-    // A file is read in microseconds and may be edited by hand: no cache unless asked.
-    let default_ttl = if kind == "file" {
+/// `cache_ttl`: a duration up to an hour; by default none for a file (read in
+/// microseconds and edited by hand) and 10 s for a remote source.
+fn cache_ttl(ctx: &mut Ctx, src: &RawSource) -> Duration {
+    let default_ttl = if src.kind.get_ref() == "file" {
         Duration::ZERO
     } else {
         DEFAULT_CACHE_TTL
     };
-    let cache_ttl = match &src.cache_ttl {
-        None => default_ttl,
-        Some(t) => match humantime::parse_duration(t.get_ref().trim()) {
-            Ok(d) if d <= Duration::from_secs(3600) => d,
-            _ => {
-                ctx.at(
-                    t,
-                    format!(
-                        "cache_ttl = \"{}\" is not a duration up to 1h; write e.g. \"10s\", or \"0s\" to always ask the source",
-                        t.get_ref()
-                    ),
-                );
-                default_ttl
-            }
-        },
+    let Some(t) = &src.cache_ttl else {
+        return default_ttl;
     };
+    match humantime::parse_duration(t.get_ref().trim()) {
+        Ok(d) if d <= Duration::from_secs(3600) => d,
+        _ => {
+            ctx.at(
+                t,
+                format!(
+                    "cache_ttl = \"{}\" is not a duration up to 1h; write e.g. \"10s\", or \"0s\" to always ask the source",
+                    t.get_ref()
+                ),
+            );
+            default_ttl
+        }
+    }
+}
 
-    let kind = match kind {
+/// `kind`: one of file, pagerduty, opsgenie and http, with what it needs.
+fn kind(
+    ctx: &mut Ctx,
+    s: &Spanned<RawSource>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<SourceKind> {
+    let src = s.get_ref();
+    match src.kind.get_ref().as_str() {
         "file" => match &src.path {
-            Some(p) => SourceKind::File {
+            Some(p) => Some(SourceKind::File {
                 path: resolve(p.get_ref()),
-            },
+            }),
             None => {
                 ctx.at(s, "a file incident source needs path = \"incidents.toml\"");
-                return None;
+                None
             }
         },
-        "pagerduty" => SourceKind::PagerDuty(remote(
+        "pagerduty" => Some(SourceKind::PagerDuty(remote(
             ctx,
             s,
             &src.base_url,
             Some("https://api.pagerduty.com"),
             true,
-        )?),
-        "opsgenie" => SourceKind::Opsgenie(remote(
+        )?)),
+        "opsgenie" => Some(SourceKind::Opsgenie(remote(
             ctx,
             s,
             &src.base_url,
             Some("https://api.opsgenie.com"),
             true,
-        )?),
-        "http" => {
-            // Every part is checked before giving up, so all problems show at once.
-            let remote = remote(ctx, s, &src.url, None, false);
-            let items_path = src.items_path.as_ref().and_then(|p| {
-                dotted(ctx, p, p.get_ref(), "items_path").then(|| p.get_ref().trim().to_string())
-            });
-            let fields = fields(ctx, s);
-            let open_values = match &src.open_values {
-                None => default_open_values(),
-                Some(v) if v.get_ref().iter().any(|x| !x.trim().is_empty()) => v
-                    .get_ref()
-                    .iter()
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect(),
-                Some(v) => {
-                    ctx.at(
-                        v,
-                        "open_values must list at least one status value, e.g. [\"open\", \"acknowledged\"]",
-                    );
-                    return None;
-                }
-            };
-            SourceKind::Http {
-                remote: remote?,
-                items_path,
-                fields: fields?,
-                open_values,
-            }
-        }
+        )?)),
+        "http" => http(ctx, s),
         other => {
             ctx.at(
                 &src.kind,
@@ -193,13 +215,42 @@ pub(super) fn source(
                     "incident source kind \"{other}\" is not known; write kind = \"file\", \"pagerduty\", \"opsgenie\" or \"http\""
                 ),
             );
+            None
+        }
+    }
+}
+
+/// A generic HTTP source: the remote settings, where the items are, which
+/// field is which, and the status values that mean open.
+fn http(ctx: &mut Ctx, s: &Spanned<RawSource>) -> Option<SourceKind> {
+    let src = s.get_ref();
+    // Every part is checked before giving up, so all problems show at once.
+    let remote = remote(ctx, s, &src.url, None, false);
+    let items_path = src.items_path.as_ref().and_then(|p| {
+        dotted(ctx, p, p.get_ref(), "items_path").then(|| p.get_ref().trim().to_string())
+    });
+    let fields = fields(ctx, s);
+    let open_values = match &src.open_values {
+        None => default_open_values(),
+        Some(v) if v.get_ref().iter().any(|x| !x.trim().is_empty()) => v
+            .get_ref()
+            .iter()
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        Some(v) => {
+            ctx.at(
+                v,
+                "open_values must list at least one status value, e.g. [\"open\", \"acknowledged\"]",
+            );
             return None;
         }
     };
-    (ctx.problems.len() == before).then_some(SourceConfig {
-        name,
-        kind,
-        cache_ttl,
+    Some(SourceKind::Http {
+        remote: remote?,
+        items_path,
+        fields: fields?,
+        open_values,
     })
 }
 

@@ -142,7 +142,28 @@ impl App {
         vec![Cmd::Identity(who), Cmd::Refresh]
     }
 
+    /// The request walk: incidents, a manual ticket, roles, the form, confirm.
     fn walk_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
+        let mut cmds = vec![];
+        let next = match &self.walk {
+            Walk::Incidents { .. } => self.incidents_key(k),
+            Walk::Ticket { .. } => self.ticket_key(k),
+            Walk::Roles { .. } => self.roles_key(k),
+            Walk::Form(_) if self.form_submits(&k) => return self.form_continue(),
+            Walk::Form(_) => self.form_key(k),
+            Walk::Confirm { .. } => self.confirm_key(k, &mut cmds),
+        };
+        if let Some(n) = next {
+            self.walk = n;
+        }
+        if matches!(self.walk, Walk::Form(_)) {
+            self.check_form();
+        }
+        cmds
+    }
+
+    /// Incidents: filter with `/`, pick one (or `t` for a manual ticket).
+    fn incidents_key(&mut self, k: KeyEvent) -> Option<Walk> {
         // Only the count and the selected incident are needed: cloning every
         // filtered incident cost ~2 ms a key with 10,000 (benches/console.rs).
         let (shown, picked) = {
@@ -154,188 +175,201 @@ impl App {
             let picked = all.get(sel).map(|i| (i.id.clone(), i.title.clone()));
             (all.len(), picked)
         };
-        let roles = self.data.roles.clone();
-        let mut next: Option<Walk> = None;
-        let mut cmds = vec![];
-        match &mut self.walk {
-            Walk::Incidents {
-                filter,
-                filtering,
-                selected,
-            } => {
-                let total = shown + 1; // + manual ticket entry
-                if *filtering {
-                    match k.code {
-                        KeyCode::Esc => {
-                            *filtering = false;
-                            *filter = Input::new(60);
-                        }
-                        KeyCode::Enter | KeyCode::Down | KeyCode::Up => *filtering = false,
-                        _ => {
-                            filter.handle(k);
-                            *selected = 0;
-                        }
-                    }
-                } else if key_is(&k, '/') {
-                    *filtering = true;
-                } else if key_is(&k, 't') {
-                    next = Some(Walk::Ticket {
-                        input: Input::new(100),
-                    });
-                } else if k.code == KeyCode::Enter {
-                    match &picked {
-                        Some((id, title)) => {
-                            next = Some(Walk::Roles {
-                                pick: Pick::Incident {
-                                    id: id.clone(),
-                                    label: format!("{id} {title}"),
-                                },
-                                selected: 0,
-                            })
-                        }
-                        None => {
-                            next = Some(Walk::Ticket {
-                                input: Input::new(100),
-                            })
-                        }
-                    }
-                } else if k.code == KeyCode::Esc {
+        let Walk::Incidents {
+            filter,
+            filtering,
+            selected,
+        } = &mut self.walk
+        else {
+            return None;
+        };
+        let total = shown + 1; // + manual ticket entry
+        if *filtering {
+            match k.code {
+                KeyCode::Esc => {
+                    *filtering = false;
                     *filter = Input::new(60);
-                } else {
-                    step(selected, total, &k);
+                }
+                KeyCode::Enter | KeyCode::Down | KeyCode::Up => *filtering = false,
+                _ => {
+                    filter.handle(k);
+                    *selected = 0;
                 }
             }
-            Walk::Ticket { input } => match k.code {
-                KeyCode::Esc => next = Some(Walk::start()),
-                KeyCode::Enter if !input.value.trim().is_empty() => {
-                    next = Some(Walk::Roles {
-                        pick: Pick::Ticket(input.value.trim().to_string()),
-                        selected: 0,
-                    })
-                }
-                _ => {
-                    input.handle(k);
-                }
-            },
-            Walk::Roles { pick, selected } => match k.code {
-                KeyCode::Esc => next = Some(Walk::start()),
-                KeyCode::Enter => {
-                    if let Some(role) = roles.get(*selected) {
-                        if let Some(why) = &role.lock_reason {
-                            self.flash =
-                                Some((Level::Warn, format!("{} is locked: {why}", role.name)));
-                        } else if !role.may_request {
-                            self.flash = Some((
-                                Level::Warn,
-                                format!("{} may not request {}", self.me, role.name),
-                            ));
-                        } else if matches!(pick, Pick::Ticket(_)) && role.ticket_pattern.is_none() {
-                            self.flash = Some((
-                                Level::Warn,
-                                format!(
-                                    "{} needs an incident from a source, not a manual ticket",
-                                    role.name
-                                ),
-                            ));
-                        } else {
-                            next = Some(Walk::Form(Box::new(RequestForm {
-                                pick: pick.clone(),
-                                role: role.clone(),
-                                condition: 0,
-                                reason: Input::multiline(
-                                    crate::domain::lifecycle::MAX_REASON_CHARS,
-                                ),
-                                ttl: Input::new(10)
-                                    .with(&crate::domain::time::human(role.default_ttl_seconds)),
-                                focus: FormField::Condition,
-                                problems: vec![],
-                                attempted: false,
-                            })))
-                        }
-                    }
-                }
-                _ => {
-                    step(selected, roles.len(), &k);
-                }
-            },
-            Walk::Form(form) => {
-                let order = [
-                    FormField::Condition,
-                    FormField::Reason,
-                    FormField::Ttl,
-                    FormField::Continue,
-                ];
-                let pos = order.iter().position(|f| *f == form.focus).unwrap_or(0);
-                match k.code {
-                    KeyCode::Esc => {
-                        next = Some(Walk::Roles {
-                            pick: form.pick.clone(),
-                            selected: roles
-                                .iter()
-                                .position(|r| r.name == form.role.name)
-                                .unwrap_or(0),
-                        })
-                    }
-                    KeyCode::Tab => form.focus = order[(pos + 1) % order.len()],
-                    KeyCode::BackTab => form.focus = order[(pos + order.len() - 1) % order.len()],
-                    _ if ctrl(&k, 's')
-                        || (k.code == KeyCode::Enter && form.focus == FormField::Continue) =>
-                    {
-                        return self.form_continue();
-                    }
-                    _ => match form.focus {
-                        FormField::Condition => {
-                            let n = form.role.conditions.len();
-                            match k.code {
-                                KeyCode::Up | KeyCode::Left => {
-                                    form.condition = form.condition.saturating_sub(1)
-                                }
-                                KeyCode::Down | KeyCode::Right => {
-                                    form.condition = (form.condition + 1).min(n.saturating_sub(1))
-                                }
-                                KeyCode::Enter => form.focus = FormField::Reason,
-                                _ => {}
-                            }
-                        }
-                        FormField::Reason => {
-                            form.reason.handle(k);
-                        }
-                        FormField::Ttl => {
-                            if k.code == KeyCode::Enter {
-                                form.focus = FormField::Continue;
-                            } else {
-                                form.ttl.handle(k);
-                            }
-                        }
-                        FormField::Continue => {}
+        } else if key_is(&k, '/') {
+            *filtering = true;
+        } else if key_is(&k, 't') {
+            return Some(Walk::Ticket {
+                input: Input::new(100),
+            });
+        } else if k.code == KeyCode::Enter {
+            return Some(match picked {
+                Some((id, title)) => Walk::Roles {
+                    pick: Pick::Incident {
+                        label: format!("{id} {title}"),
+                        id,
                     },
-                }
+                    selected: 0,
+                },
+                None => Walk::Ticket {
+                    input: Input::new(100),
+                },
+            });
+        } else if k.code == KeyCode::Esc {
+            *filter = Input::new(60);
+        } else {
+            step(selected, total, &k);
+        }
+        None
+    }
+
+    /// A manual ticket reference, typed.
+    fn ticket_key(&mut self, k: KeyEvent) -> Option<Walk> {
+        let Walk::Ticket { input } = &mut self.walk else {
+            return None;
+        };
+        match k.code {
+            KeyCode::Esc => Some(Walk::start()),
+            KeyCode::Enter if !input.value.trim().is_empty() => Some(Walk::Roles {
+                pick: Pick::Ticket(input.value.trim().to_string()),
+                selected: 0,
+            }),
+            _ => {
+                input.handle(k);
+                None
             }
-            Walk::Confirm { form, typed } => match k.code {
-                KeyCode::Esc => next = Some(Walk::Form(form.clone())),
-                KeyCode::Enter => {
-                    if typed.value.trim() == form.role.name {
-                        self.busy = Some("filing the request".into());
-                        cmds.push(Cmd::Request(form.input()));
-                    } else {
-                        self.flash = Some((
-                            Level::Warn,
-                            format!("type the role name `{}` to confirm", form.role.name),
-                        ));
+        }
+    }
+
+    /// Roles: pick one this person may request now, then fill in the form.
+    fn roles_key(&mut self, k: KeyEvent) -> Option<Walk> {
+        let Walk::Roles { pick, selected } = &mut self.walk else {
+            return None;
+        };
+        let roles = &self.data.roles;
+        match k.code {
+            KeyCode::Esc => return Some(Walk::start()),
+            KeyCode::Enter => {
+                let role = roles.get(*selected)?;
+                let refused = if let Some(why) = &role.lock_reason {
+                    format!("{} is locked: {why}", role.name)
+                } else if !role.may_request {
+                    format!("{} may not request {}", self.me, role.name)
+                } else if matches!(pick, Pick::Ticket(_)) && role.ticket_pattern.is_none() {
+                    format!(
+                        "{} needs an incident from a source, not a manual ticket",
+                        role.name
+                    )
+                } else {
+                    return Some(Walk::Form(Box::new(RequestForm {
+                        pick: pick.clone(),
+                        role: role.clone(),
+                        condition: 0,
+                        reason: Input::multiline(crate::domain::lifecycle::MAX_REASON_CHARS),
+                        ttl: Input::new(10)
+                            .with(&crate::domain::time::human(role.default_ttl_seconds)),
+                        focus: FormField::Condition,
+                        problems: vec![],
+                        attempted: false,
+                    })));
+                };
+                self.flash = Some((Level::Warn, refused));
+            }
+            _ => {
+                step(selected, roles.len(), &k);
+            }
+        }
+        None
+    }
+
+    /// Whether this key submits the request form (Ctrl-S, or Enter on Continue).
+    fn form_submits(&self, k: &KeyEvent) -> bool {
+        let Walk::Form(form) = &self.walk else {
+            return false;
+        };
+        ctrl(k, 's') || (k.code == KeyCode::Enter && form.focus == FormField::Continue)
+    }
+
+    /// The request form: Tab between fields, each field's own keys, Esc back
+    /// to the roles.
+    fn form_key(&mut self, k: KeyEvent) -> Option<Walk> {
+        let Walk::Form(form) = &mut self.walk else {
+            return None;
+        };
+        let order = [
+            FormField::Condition,
+            FormField::Reason,
+            FormField::Ttl,
+            FormField::Continue,
+        ];
+        let pos = order.iter().position(|f| *f == form.focus).unwrap_or(0);
+        match k.code {
+            KeyCode::Esc => {
+                return Some(Walk::Roles {
+                    pick: form.pick.clone(),
+                    selected: self
+                        .data
+                        .roles
+                        .iter()
+                        .position(|r| r.name == form.role.name)
+                        .unwrap_or(0),
+                })
+            }
+            KeyCode::Tab => form.focus = order[(pos + 1) % order.len()],
+            KeyCode::BackTab => form.focus = order[(pos + order.len() - 1) % order.len()],
+            _ => match form.focus {
+                FormField::Condition => {
+                    let n = form.role.conditions.len();
+                    match k.code {
+                        KeyCode::Up | KeyCode::Left => {
+                            form.condition = form.condition.saturating_sub(1)
+                        }
+                        KeyCode::Down | KeyCode::Right => {
+                            form.condition = (form.condition + 1).min(n.saturating_sub(1))
+                        }
+                        KeyCode::Enter => form.focus = FormField::Reason,
+                        _ => {}
                     }
                 }
-                _ => {
-                    typed.handle(k);
+                FormField::Reason => {
+                    form.reason.handle(k);
                 }
+                FormField::Ttl => {
+                    if k.code == KeyCode::Enter {
+                        form.focus = FormField::Continue;
+                    } else {
+                        form.ttl.handle(k);
+                    }
+                }
+                FormField::Continue => {}
             },
         }
-        if let Some(n) = next {
-            self.walk = n;
+        None
+    }
+
+    /// Confirm: the role's name typed back files the request.
+    fn confirm_key(&mut self, k: KeyEvent, cmds: &mut Vec<Cmd>) -> Option<Walk> {
+        let Walk::Confirm { form, typed } = &mut self.walk else {
+            return None;
+        };
+        match k.code {
+            KeyCode::Esc => return Some(Walk::Form(form.clone())),
+            KeyCode::Enter => {
+                if typed.value.trim() == form.role.name {
+                    self.busy = Some("filing the request".into());
+                    cmds.push(Cmd::Request(form.input()));
+                } else {
+                    self.flash = Some((
+                        Level::Warn,
+                        format!("type the role name `{}` to confirm", form.role.name),
+                    ));
+                }
+            }
+            _ => {
+                typed.handle(k);
+            }
         }
-        if matches!(self.walk, Walk::Form(_)) {
-            self.check_form();
-        }
-        cmds
+        None
     }
 
     /// Moves on to the confirm step when the engine finds nothing wrong.

@@ -9,6 +9,7 @@ use crate::tui::draw::{clean, label_value, style_for_state};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::BigClock;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
@@ -302,6 +303,7 @@ fn ended(f: &mut Frame, _app: &App, r: &Request, theme: &Theme, area: Rect) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
+/// The after-action review: what happened above, the questions below.
 fn review_form(
     f: &mut Frame,
     app: &App,
@@ -312,6 +314,15 @@ fn review_form(
 ) {
     let [summary, fields] =
         Layout::vertical([Constraint::Length(6), Constraint::Min(8)]).areas(area);
+    f.render_widget(Paragraph::new(review_summary(app, r, theme)), summary);
+    f.render_widget(
+        Paragraph::new(review_fields(form, theme)).wrap(Wrap { trim: false }),
+        fields,
+    );
+}
+
+/// The access being reviewed: incident, role, people and its window.
+fn review_summary(app: &App, r: &Request, theme: &Theme) -> Vec<Line<'static>> {
     let g = r.grant.as_ref();
     let start = g.and_then(|g| g.granted_at);
     let end = g.and_then(|g| g.ended_at);
@@ -324,121 +335,135 @@ fn review_form(
             .unwrap_or_else(|| "-".into())
     };
     let approvers: Vec<String> = r.approvers().iter().map(|a| clean(a)).collect();
-    f.render_widget(
-        Paragraph::new(vec![
-            Line::from(vec![
-                Span::styled(format!("After-action review of {}  ", r.id), theme.accent()),
-                Span::styled("access revoked (backend confirmed)", theme.ok()),
-            ]),
-            label_value("incident", clean(&r.incident.label()), theme),
-            label_value(
-                "role",
-                format!(
-                    "{}   requester {}   approvers {}",
-                    r.role,
-                    clean(&r.requester),
-                    approvers.join(", ")
-                ),
-                theme,
-            ),
-            label_value(
-                "window",
-                format!(
-                    "{} to {} ({duration}), {} extension(s)",
-                    t(start),
-                    t(end),
-                    g.map_or(0, |g| g.extensions.len())
-                ),
-                theme,
-            ),
-            Line::styled(
-                format!(
-                    "{} is the requester; {} answers.",
-                    clean(&r.requester),
-                    clean(&app.me)
-                ),
-                theme.muted(),
-            ),
+    vec![
+        Line::from(vec![
+            Span::styled(format!("After-action review of {}  ", r.id), theme.accent()),
+            Span::styled("access revoked (backend confirmed)", theme.ok()),
         ]),
-        summary,
-    );
-    let on = |x: ReviewField| form.focus == x;
-    let style = |x: ReviewField| {
-        if on(x) {
-            theme.selected()
+        label_value("incident", clean(&r.incident.label()), theme),
+        label_value(
+            "role",
+            format!(
+                "{}   requester {}   approvers {}",
+                r.role,
+                clean(&r.requester),
+                approvers.join(", ")
+            ),
+            theme,
+        ),
+        label_value(
+            "window",
+            format!(
+                "{} to {} ({duration}), {} extension(s)",
+                t(start),
+                t(end),
+                g.map_or(0, |g| g.extensions.len())
+            ),
+            theme,
+        ),
+        Line::styled(
+            format!(
+                "{} is the requester; {} answers.",
+                clean(&r.requester),
+                clean(&app.me)
+            ),
+            theme.muted(),
+        ),
+    ]
+}
+
+/// How one review field is drawn: highlighted while it has the focus.
+struct FieldLook<'a> {
+    form: &'a ReviewForm,
+    theme: &'a Theme,
+}
+
+impl FieldLook<'_> {
+    fn on(&self, x: ReviewField) -> bool {
+        self.form.focus == x
+    }
+
+    fn style(&self, x: ReviewField) -> Style {
+        if self.on(x) {
+            self.theme.selected()
         } else {
-            theme.base()
+            self.theme.base()
         }
-    };
-    let label = |x: ReviewField, s: &'static str| {
+    }
+
+    fn label(&self, x: ReviewField, s: &'static str) -> Span<'static> {
         Span::styled(
             format!("{s:<30}"),
-            if on(x) { theme.accent() } else { theme.muted() },
+            if self.on(x) {
+                self.theme.accent()
+            } else {
+                self.theme.muted()
+            },
         )
-    };
-    let yn = |v: Option<bool>| match v {
-        Some(true) => "yes",
-        Some(false) => "no",
-        None => "(y/n)",
-    };
-    let cursor = |x: ReviewField| if on(x) { "▏" } else { "" };
-    let first = |s: &str| clean(s.lines().last().unwrap_or(""));
-    let mut lines = vec![
-        Line::from(vec![
-            label(ReviewField::Actions, "actions taken"),
-            Span::styled(
-                format!(
-                    "{}{}",
-                    first(&form.actions.value),
-                    cursor(ReviewField::Actions)
-                ),
-                style(ReviewField::Actions),
-            ),
-        ]),
-        Line::from(vec![
-            label(ReviewField::Systems, "systems touched"),
-            Span::styled(
-                format!(
-                    "{}{}",
-                    clean(&form.systems.value),
-                    cursor(ReviewField::Systems)
-                ),
-                style(ReviewField::Systems),
-            ),
-        ]),
-        Line::from(vec![
-            label(ReviewField::Necessary, "was the access necessary?"),
-            Span::styled(yn(form.necessary), style(ReviewField::Necessary)),
-        ]),
-        Line::from(vec![
-            label(ReviewField::Copied, "credentials copied anywhere?"),
-            Span::styled(yn(form.copied), style(ReviewField::Copied)),
-        ]),
-    ];
-    if form.copied == Some(true) || on(ReviewField::CopiedWhere) {
-        lines.push(Line::from(vec![
-            label(ReviewField::CopiedWhere, "  where (to purge)"),
-            Span::styled(
-                format!(
-                    "{}{}",
-                    clean(&form.copied_where.value),
-                    cursor(ReviewField::CopiedWhere)
-                ),
-                style(ReviewField::CopiedWhere),
-            ),
-        ]));
     }
-    lines.push(Line::from(vec![
-        label(ReviewField::FollowUps, "follow-up items"),
-        Span::styled(
-            format!(
-                "{}{}",
-                first(&form.follow_ups.value),
-                cursor(ReviewField::FollowUps)
-            ),
-            style(ReviewField::FollowUps),
+
+    /// A text answer, with a cursor while focused.
+    fn text(&self, x: ReviewField, label: &'static str, value: String) -> Line<'static> {
+        let cursor = if self.on(x) { "▏" } else { "" };
+        Line::from(vec![
+            self.label(x, label),
+            Span::styled(format!("{value}{cursor}"), self.style(x)),
+        ])
+    }
+
+    /// A yes/no answer.
+    fn yes_no(&self, x: ReviewField, label: &'static str, v: Option<bool>) -> Line<'static> {
+        let shown = match v {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "(y/n)",
+        };
+        Line::from(vec![
+            self.label(x, label),
+            Span::styled(shown, self.style(x)),
+        ])
+    }
+}
+
+/// The questions, each answer as typed so far (a multi-line one by its last
+/// line), then Submit and the last problem.
+fn review_fields(form: &ReviewForm, theme: &Theme) -> Vec<Line<'static>> {
+    let look = FieldLook { form, theme };
+    let last = |s: &str| clean(s.lines().last().unwrap_or(""));
+    let mut lines = vec![
+        look.text(
+            ReviewField::Actions,
+            "actions taken",
+            last(&form.actions.value),
         ),
-    ]));
+        look.text(
+            ReviewField::Systems,
+            "systems touched",
+            clean(&form.systems.value),
+        ),
+        look.yes_no(
+            ReviewField::Necessary,
+            "was the access necessary?",
+            form.necessary,
+        ),
+        look.yes_no(
+            ReviewField::Copied,
+            "credentials copied anywhere?",
+            form.copied,
+        ),
+    ];
+    if form.copied == Some(true) || look.on(ReviewField::CopiedWhere) {
+        lines.push(look.text(
+            ReviewField::CopiedWhere,
+            "  where (to purge)",
+            clean(&form.copied_where.value),
+        ));
+    }
+    lines.push(look.text(
+        ReviewField::FollowUps,
+        "follow-up items",
+        last(&form.follow_ups.value),
+    ));
     if form.actions.value.contains('\n') || form.follow_ups.value.contains('\n') {
         lines.push(Line::styled(
             "(multi-line answers show their last line here)",
@@ -448,10 +473,10 @@ fn review_form(
     lines.push(Line::from(""));
     lines.push(Line::styled(
         "[ Submit ]  (Ctrl-S)",
-        style(ReviewField::Submit),
+        look.style(ReviewField::Submit),
     ));
     if let Some(e) = &form.error {
         lines.push(Line::styled(format!("! {}", clean(e)), theme.danger()));
     }
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), fields);
+    lines
 }

@@ -1,0 +1,576 @@
+//! The `Store` methods: requests, the audit chain, the outbox and sweeper
+//! claims, each transition one transaction.
+
+use super::connection::{plain, TxError, Q};
+use super::*;
+use crate::audit::{self, AuditRecord};
+use ::postgres::types::ToSql;
+use ::postgres::{GenericClient, Row};
+use std::time::{Duration, Instant};
+
+/// Advisory lock namespaces (the first key of the two-key form).
+const ROLE_NS: i32 = 0x6267_0001;
+const CHAIN_NS: i32 = 0x6267_0002;
+
+fn audit_row(r: &Row) -> AuditRecord {
+    AuditRecord {
+        seq: r.get(0),
+        at: r.get(1),
+        actor: r.get(2),
+        request_id: r.get(3),
+        action: r.get(4),
+        from_state: r.get(5),
+        to_state: r.get(6),
+        detail: r.get(7),
+        prev_hash: r.get(8),
+        hash: r.get(9),
+    }
+}
+
+/// An audit note that can travel to the worker thread.
+struct OwnedNote {
+    action: String,
+    actor: String,
+    from: Option<State>,
+    to: Option<State>,
+    detail: serde_json::Value,
+}
+
+impl OwnedNote {
+    fn of(n: &Note) -> Self {
+        OwnedNote {
+            action: n.action.to_string(),
+            actor: n.actor.to_string(),
+            from: n.from,
+            to: n.to,
+            detail: n.detail.clone(),
+        }
+    }
+}
+
+fn locking_states() -> Vec<&'static str> {
+    State::LOCKING.iter().map(|s| s.as_str()).collect()
+}
+
+/// The first request holding `role` locked at `now`. The LOCKING-state rows are
+/// few; an auto-approved one within its certification deadline is skipped in
+/// Rust (`Request::locks_role_at`), inside the caller's transaction (and under
+/// its `lock_role` advisory lock), so the check stays atomic with the write.
+fn lock_holder<C: GenericClient>(
+    q: &mut Q<'_, C>,
+    role: &str,
+    except: Option<RequestId>,
+    now: DateTime<Utc>,
+) -> Result<Option<(RequestId, State)>, ::postgres::Error> {
+    let rows = q.query(
+        "SELECT id, state, data FROM requests WHERE role = $1 AND state = ANY($2) AND id <> $3 ORDER BY id",
+        &[&role, &locking_states(), &except.map_or(0, |i| i.0)],
+    )?;
+    for r in rows {
+        let st: String = r.get(1);
+        let data: String = r.get(2);
+        // A row that does not parse locks (fail closed).
+        let locks = parse_row(&data)
+            .map(|req| req.locks_role_at(now))
+            .unwrap_or(true);
+        if locks {
+            return Ok(Some((
+                RequestId(r.get(0)),
+                State::parse(&st).unwrap_or(State::Active),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Serialises role-lock checks for one role until the transaction ends.
+fn lock_role<C: GenericClient>(q: &mut Q<'_, C>, role: &str) -> Result<(), ::postgres::Error> {
+    q.exec(
+        &format!("SELECT pg_advisory_xact_lock({ROLE_NS}, hashtext($1))"),
+        &[&role],
+    )?;
+    Ok(())
+}
+
+fn append<C: GenericClient>(
+    q: &mut Q<'_, C>,
+    request_id: Option<RequestId>,
+    note: &OwnedNote,
+    alerts: &[AlertDraft],
+    now: DateTime<Utc>,
+) -> Result<(), ::postgres::Error> {
+    q.exec(&format!("SELECT pg_advisory_xact_lock({CHAIN_NS}, 0)"), &[])?;
+    let (last_seq, prev_hash): (i64, String) = q
+        .opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap_or((0, audit::GENESIS.to_string()));
+    let rec = audit::seal(
+        AuditRecord {
+            seq: last_seq + 1,
+            at: ts(now),
+            actor: note.actor.clone(),
+            request_id: request_id.map(|r| r.0),
+            action: note.action.clone(),
+            from_state: note.from.map(|s| s.as_str().to_string()),
+            to_state: note.to.map(|s| s.as_str().to_string()),
+            detail: audit::canonical_detail(&note.detail),
+            prev_hash: String::new(),
+            hash: String::new(),
+        },
+        &prev_hash,
+    );
+    q.exec(
+        "INSERT INTO audit (seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &rec.seq,
+            &rec.at,
+            &rec.actor,
+            &rec.request_id,
+            &rec.action,
+            &rec.from_state,
+            &rec.to_state,
+            &rec.detail,
+            &rec.prev_hash,
+            &rec.hash,
+        ],
+    )?;
+    for (i, a) in alerts.iter().enumerate() {
+        let (event_id, payload) = super::outbox_entry(request_id, &rec, i, a);
+        q.exec(
+            "INSERT INTO outbox (event_id, audit_seq, created_at, payload, next_attempt_at) VALUES ($1, $2, $3, $4, $3)",
+            &[&event_id, &rec.seq, &rec.at, &payload.to_string()],
+        )?;
+    }
+    // Delivered to listeners when (and only if) this transaction commits.
+    q.exec(
+        &format!("SELECT pg_notify('{CHANNEL}', $1)"),
+        &[&rec.seq.to_string()],
+    )?;
+    Ok(())
+}
+
+fn write_row<C: GenericClient>(
+    q: &mut Q<'_, C>,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<(), TxError> {
+    let data = serde_json::to_string(req).map_err(|e| TxError::Store(StoreError::driver(e)))?;
+    q.exec(
+        "UPDATE requests SET state = $2, version = $3, expires_at = $4, decide_by = $5, updated_at = $6, data = $7 WHERE id = $1",
+        &[
+            &req.id.0,
+            &req.state.as_str(),
+            &req.version,
+            &req.expires_at().map(ts),
+            &ts(req.decide_by),
+            &ts(now),
+            &data,
+        ],
+    )?;
+    Ok(())
+}
+
+fn parse_row(data: &str) -> Result<Request, StoreError> {
+    serde_json::from_str(data)
+        .map_err(|e| StoreError::Db(format!("a stored request does not parse: {e}")))
+}
+
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn insert_request(
+        &self,
+        req: &Request,
+        event: &Event,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<Request, StoreError> {
+        let req = req.clone();
+        let note = OwnedNote::of(&Note::of(event));
+        let alerts = alerts.to_vec();
+        self.tx(move |q| {
+            lock_role(q, &req.role)?;
+            if let Some((by, state)) = lock_holder(q, &req.role, None, now)? {
+                return Err(TxError::Store(StoreError::Locked {
+                    role: req.role.clone(),
+                    by,
+                    state,
+                }));
+            }
+            let id: i64 = q
+                .one("SELECT nextval(pg_get_serial_sequence('requests', 'id'))", &[])?
+                .get(0);
+            let mut stored = req.clone();
+            stored.id = RequestId(id);
+            stored.version = 1;
+            let data = serde_json::to_string(&stored)
+                .map_err(|e| TxError::Store(StoreError::driver(e)))?;
+            q.exec(
+                "INSERT INTO requests (id, role, state, version, requester, expires_at, decide_by, updated_at, data)
+                 VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8)",
+                &[
+                    &id,
+                    &stored.role,
+                    &stored.state.as_str(),
+                    &stored.requester,
+                    &stored.expires_at().map(ts),
+                    &ts(stored.decide_by),
+                    &ts(now),
+                    &data,
+                ],
+            )?;
+            append(q, Some(stored.id), &note, &alerts, now)?;
+            Ok(stored)
+        })
+        .map_err(TxError::into_store)
+    }
+
+    fn commit(
+        &self,
+        req: &Request,
+        event: &Event,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<Request, StoreError> {
+        let id = req.id;
+        let req = req.clone();
+        let note = OwnedNote::of(&Note::of(event));
+        let alerts = alerts.to_vec();
+        self.tx(move |q| {
+            let current: Option<i64> = q
+                .opt(
+                    "SELECT version FROM requests WHERE id = $1 FOR UPDATE",
+                    &[&req.id.0],
+                )?
+                .map(|r| r.get(0));
+            match current {
+                None => return Err(TxError::Store(StoreError::NotFound(req.id))),
+                Some(v) if v != req.version => {
+                    return Err(TxError::Store(StoreError::Conflict(req.id)))
+                }
+                Some(_) => {}
+            }
+            if req.state == State::Granting {
+                lock_role(q, &req.role)?;
+                if let Some((by, state)) = lock_holder(q, &req.role, Some(req.id), now)? {
+                    return Err(TxError::Store(StoreError::Locked {
+                        role: req.role.clone(),
+                        by,
+                        state,
+                    }));
+                }
+            }
+            let mut stored = req.clone();
+            stored.version += 1;
+            write_row(q, &stored, now)?;
+            append(q, Some(stored.id), &note, &alerts, now)?;
+            Ok(stored)
+        })
+        .map_err(|e| e.into_store_for(id))
+    }
+
+    fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        let data = plain(self, move |q| {
+            Ok(q.opt("SELECT data FROM requests WHERE id = $1", &[&id.0])?
+                .map(|r| r.get::<_, String>(0)))
+        })?;
+        data.as_deref().map(parse_row).transpose()
+    }
+
+    fn list(&self, query: &Query) -> Result<Vec<Request>, StoreError> {
+        let query = query.clone();
+        let rows = plain(self, move |q| {
+            let mut sql = String::from("SELECT data FROM requests WHERE true");
+            let states: Vec<&str> = query.states.iter().flatten().map(|s| s.as_str()).collect();
+            let limit = query.limit.map(|l| l as i64);
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![];
+            if query.states.is_some() {
+                params.push(&states);
+                sql.push_str(&format!(" AND state = ANY(${})", params.len()));
+            }
+            if let Some(r) = &query.role {
+                params.push(r);
+                sql.push_str(&format!(" AND role = ${}", params.len()));
+            }
+            if let Some(r) = &query.requester {
+                params.push(r);
+                sql.push_str(&format!(" AND requester = ${}", params.len()));
+            }
+            sql.push_str(" ORDER BY id DESC");
+            if let Some(l) = &limit {
+                params.push(l);
+                sql.push_str(&format!(" LIMIT ${}", params.len()));
+            }
+            Ok(q.query(&sql, &params)?
+                .into_iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>())
+        })?;
+        rows.iter().map(|d| parse_row(d)).collect()
+    }
+
+    fn role_lock(
+        &self,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(RequestId, State)>, StoreError> {
+        let role = role.to_string();
+        plain(self, move |q| lock_holder(q, &role, None, now))
+    }
+
+    fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        plain(self, |q| {
+            Ok(
+                q.opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?
+                    .map(|r| (r.get(0), r.get(1)))
+                    .unwrap_or((0, audit::GENESIS.to_string())),
+            )
+        })
+    }
+
+    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        plain(self, move |q| {
+            Ok(q
+                .query(
+                    "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+                     FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                    &[&from, &limit],
+                )?
+                .iter()
+                .map(audit_row)
+                .collect())
+        })
+    }
+
+    fn request_events(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let action = action.to_string();
+        plain(self, move |q| {
+            Ok(q
+                .query(
+                    "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+                     FROM audit WHERE request_id = $1 AND action = $2 ORDER BY seq",
+                    &[&id.0, &action],
+                )?
+                .iter()
+                .map(audit_row)
+                .collect())
+        })
+    }
+
+    fn event_logins(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let action = action.to_string();
+        plain(self, move |q| {
+            Ok(q
+                .query(
+                    "SELECT actor, db_login FROM audit WHERE request_id = $1 AND action = $2 ORDER BY seq",
+                    &[&id.0, &action],
+                )?
+                .iter()
+                .map(|r| (r.get(0), Some(r.get(1))))
+                .collect())
+        })
+    }
+
+    fn login_mismatches(&self, limit: usize) -> Result<Vec<LoginMismatch>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        plain(self, move |q| {
+            Ok(q
+                .query(
+                    "SELECT seq, actor, db_login FROM audit
+                     WHERE actor <> db_login AND actor NOT LIKE 'breakglass-%'
+                       AND seq > COALESCE((SELECT value::bigint FROM breakglass_meta WHERE key = 'imported_through'), 0)
+                     ORDER BY seq LIMIT $1",
+                    &[&limit],
+                )?
+                .iter()
+                .map(|r| LoginMismatch {
+                    seq: r.get(0),
+                    actor: r.get(1),
+                    db_login: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn last_role_event(
+        &self,
+        role: &str,
+        action: AuditAction,
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        let (role, action) = (role.to_string(), action.to_string());
+        plain(self, move |q| {
+            Ok(q.opt(
+                "SELECT seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash
+                 FROM audit WHERE action = $1 AND request_id IS NULL AND (detail::jsonb) ->> 'role' = $2
+                 ORDER BY seq DESC LIMIT 1",
+                &[&action, &role],
+            )?
+            .as_ref()
+            .map(audit_row))
+        })
+    }
+
+    fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        plain(self, move |q| {
+            Ok(q.query(
+                "SELECT id, event_id, payload, attempts, delivered_to FROM outbox
+                     WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+                &[&ts(now), &limit],
+            )?
+            .into_iter()
+            .map(|r| OutboxRow {
+                id: r.get(0),
+                event_id: r.get(1),
+                payload: serde_json::from_str(r.get(2)).unwrap_or(serde_json::Value::Null),
+                attempts: r.get::<_, i32>(3).max(0) as u32,
+                delivered_to: serde_json::from_str(r.get(4)).unwrap_or_default(),
+            })
+            .collect())
+        })
+    }
+
+    fn outbox_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        plain(self, move |q| {
+            q.exec(
+                "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1",
+                &[&id, &ts(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn outbox_failed(
+        &self,
+        id: i64,
+        delivered_to: &[String],
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let delivered_to = serde_json::to_string(delivered_to).expect("strings serialise");
+        let error = error.to_string();
+        plain(self, move |q| {
+            q.exec(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, delivered_to = $4 WHERE id = $1",
+                &[&id, &error, &ts(retry_at), &delivered_to],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn outbox_undelivered(&self) -> Result<u64, StoreError> {
+        plain(self, |q| {
+            Ok(q.one(
+                "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
+                &[],
+            )?
+            .get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError> {
+        plain(self, move |q| {
+            Ok(q
+                .one(
+                    "SELECT count(*) FROM outbox o JOIN audit a ON a.seq = o.audit_seq WHERE o.delivered_at IS NULL AND a.request_id = $1",
+                    &[&request.0],
+                )?
+                .get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn append_note(
+        &self,
+        request: Option<RequestId>,
+        note: &Note,
+        alerts: &[AlertDraft],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let note = OwnedNote::of(note);
+        let alerts = alerts.to_vec();
+        self.tx(move |q| Ok(append(q, request, &note, &alerts, now)?))
+            .map_err(TxError::into_store)
+    }
+
+    fn claim(
+        &self,
+        key: ClaimKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.tx(move |q| {
+            if let ClaimKey::Outbox(id) = key {
+                // Another replica sending or recording this row holds its lock: skip it.
+                let due = q.opt(
+                    "SELECT id FROM outbox WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at <= $2
+                     FOR UPDATE SKIP LOCKED",
+                    &[&id, &ts(now)],
+                )?;
+                if due.is_none() {
+                    return Ok(false);
+                }
+            }
+            let won = q.opt(
+                "INSERT INTO claims (key, owner, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until
+                 WHERE claims.until <= $4 OR claims.owner = EXCLUDED.owner
+                 RETURNING key",
+                &[&key.as_key(), &owner, &ts(until), &ts(now)],
+            )?;
+            Ok(won.is_some())
+        })
+        .map_err(TxError::into_store)
+    }
+
+    fn release(&self, key: ClaimKey, owner: &str) -> Result<(), StoreError> {
+        let owner = owner.to_string();
+        plain(self, move |q| {
+            q.exec(
+                "DELETE FROM claims WHERE key = $1 AND owner = $2",
+                &[&key.as_key(), &owner],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Woken by `NOTIFY breakglass_changes` (a separate LISTEN connection); polls
+    /// every 200 ms while that connection is down.
+    fn wait_for_change(&self, since_head: i64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let ch = self.changes();
+        loop {
+            let gen = ch.gen();
+            if self.audit_head().is_ok_and(|h| h.0 != since_head) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let left = deadline - now;
+            if !ch.is_live() {
+                std::thread::sleep(left.min(Duration::from_millis(200)));
+                continue;
+            }
+            ch.wait_past(gen, left);
+        }
+    }
+
+    fn session_user(&self) -> Option<String> {
+        Some(self.session_user.clone())
+    }
+}
