@@ -104,6 +104,32 @@ fn audit_row(r: &rusqlite::Row) -> rusqlite::Result<AuditRecord> {
     })
 }
 
+/// Puts the database in WAL mode. The switch takes an exclusive lock without
+/// waiting on the busy handler, so two processes opening a new store at once
+/// (a console and a CLI) could fail with "database is locked". The mode is kept
+/// in the file: once set, later opens only read it; a busy switch is retried.
+fn ensure_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(db)?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(db(e)),
+        }
+    }
+}
+
 fn state_list(states: &[State]) -> String {
     states
         .iter()
@@ -134,8 +160,7 @@ impl SqliteStore {
         }
         conn.busy_timeout(std::time::Duration::from_secs(15))
             .map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
+        ensure_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
         let store = SqliteStore {

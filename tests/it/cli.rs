@@ -143,11 +143,17 @@ fn request_wait_activates_when_approvers_act_from_other_processes() {
     // Wait until the request exists, then approve from two other "terminals".
     // Generous: on a loaded machine the waiting process can take a while to start.
     let started = std::time::Instant::now();
+    let mut child = child;
     while code(&bg(&cfg, None, &["status", "REQ-1"])) != 0 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the request never appeared"
-        );
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the request never appeared; the waiting process said: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let o = bg(&cfg, Some("bob"), &["approve", "REQ-1"]);

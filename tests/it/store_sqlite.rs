@@ -63,3 +63,33 @@ fn racing_handles_serialise() {
         .collect();
     support::store_conformance::racing_handles_serialise(handles);
 }
+
+#[test]
+fn processes_opening_a_new_store_at_once_all_succeed() {
+    // Switching a new file to WAL takes an exclusive lock that does not wait on
+    // the busy handler: a console and a CLI starting together failed with
+    // "database is locked" before the switch was retried.
+    for round in 0..20 {
+        let (_tmp, cfg) = support::demo_dir();
+        let runs: Vec<_> = (0..6)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_breakglass"))
+                    .arg("--config")
+                    .arg(&cfg)
+                    .arg("roles")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for r in runs {
+            let o = r.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
