@@ -51,12 +51,31 @@ fn owner_is_dead(owner: &Owner) -> bool {
 }
 
 impl Engine {
-    /// One recovery pass. Errors on individual requests are collected, not fatal:
-    /// one stuck backend must not stop the others from being swept.
+    /// One recovery pass, phase by phase. Errors on individual requests are
+    /// collected, not fatal: one stuck backend must not stop the others from
+    /// being swept.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut rep = RecoveryReport::default();
         let now = self.clock.now();
+        self.lapse_undecided(now, &mut rep).await?;
+        self.fail_interrupted_grants(now, &mut rep).await?;
+        self.revoke_expired(now, &mut rep).await?;
+        // revoke_on_resolve (incident_checks.rs): bounded, and only a positive
+        // "resolved" from the source revokes.
+        if let Err(e) = self.revoke_resolved(&mut rep).await {
+            rep.errors.push(format!("incident check: {e}"));
+        }
+        self.retry_revokes(now, &mut rep).await?;
+        self.flag_overdue_certifications(now, &mut rep).await?;
+        match self.deliver_alerts().await {
+            Ok(d) => rep.alerts_delivered = d.delivered,
+            Err(e) => rep.errors.push(format!("alert delivery: {e}")),
+        }
+        Ok(rep)
+    }
 
+    /// Pending or approved requests nobody decided (or used) in time lapse.
+    async fn lapse_undecided(&self, now: DateTime<Utc>, rep: &mut RecoveryReport) -> Result<()> {
         for req in self
             .db(|s| {
                 s.list(&Query {
@@ -79,7 +98,16 @@ impl Engine {
                 }
             }
         }
+        Ok(())
+    }
 
+    /// A grant whose process died, or that never completed, is failed and its
+    /// lease revoked by request id.
+    async fn fail_interrupted_grants(
+        &self,
+        now: DateTime<Utc>,
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
         let grant_timeout =
             Duration::from_std(self.recovery.grant_timeout).unwrap_or(Duration::seconds(120));
         for req in self
@@ -121,7 +149,11 @@ impl Engine {
                 Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
             }
         }
+        Ok(())
+    }
 
+    /// Active grants past their expiry are revoked.
+    async fn revoke_expired(&self, now: DateTime<Utc>, rep: &mut RecoveryReport) -> Result<()> {
         let revoke_timeout =
             Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
         // Replicas sharing the store each take the expired grants in their own
@@ -161,13 +193,13 @@ impl Engine {
                 Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
             }
         }
+        Ok(())
+    }
 
-        // revoke_on_resolve (incident_checks.rs): bounded, and only a positive
-        // "resolved" from the source revokes.
-        if let Err(e) = self.revoke_resolved(&mut rep).await {
-            rep.errors.push(format!("incident check: {e}"));
-        }
-
+    /// Revocations not yet confirmed are retried when due, one replica each.
+    async fn retry_revokes(&self, now: DateTime<Utc>, rep: &mut RecoveryReport) -> Result<()> {
+        let revoke_timeout =
+            Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
         // A retry is due when its attempt deadline (the lease) has passed, or its
         // process is gone. Each retry is claimed first, so of several replicas
         // exactly one calls the backend; the claim runs out after revoke_timeout
@@ -216,7 +248,15 @@ impl Engine {
             let me = self.claimant.clone();
             let _ = self.db(move |s| s.release(key, &me)).await;
         }
+        Ok(())
+    }
 
+    /// Auto-approved access still uncertified past its deadline is flagged once.
+    async fn flag_overdue_certifications(
+        &self,
+        now: DateTime<Utc>,
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
         // Auto-approved requests still uncertified past certify_by: one alert each
         // (recorded on the request, so racing replicas raise it once); the role
         // is locked by the store's lock check from then on.
@@ -247,11 +287,6 @@ impl Engine {
                 Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
             }
         }
-
-        match self.deliver_alerts().await {
-            Ok(d) => rep.alerts_delivered = d.delivered,
-            Err(e) => rep.errors.push(format!("alert delivery: {e}")),
-        }
-        Ok(rep)
+        Ok(())
     }
 }
