@@ -132,22 +132,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     // while a child has the terminal (which the child handles, not us).
     let mut sigint = signal(SignalKind::interrupt())?;
 
-    let mut app = App::new(
-        opts.me.clone(),
-        opts.personas.clone(),
-        engine.store_description(),
-        engine.now(),
-    );
-    let checker_engine = engine.clone();
-    app.checker = Some(Arc::new(
-        move |role: &str, new: &crate::domain::lifecycle::NewRequest| {
-            checker_engine.check_fields(role, new)
-        },
-    ));
-    app.drafts = load_drafts(&opts.drafts_dir, &opts.me);
-    if let Some(w) = &opts.warning {
-        app.flash = Some((app::Level::Warn, w.clone()));
-    }
+    let mut app = new_app(&engine, &opts);
 
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let (who_tx, who_rx) = watch::channel(opts.me.clone());
@@ -209,14 +194,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                         app.drafts = load_drafts(&opts.drafts_dir, &who);
                         let _ = who_tx.send(who);
                     }
-                    Cmd::Copy(secret) => {
-                        use base64::Engine as _;
-                        let b64 = base64::engine::general_purpose::STANDARD
-                            .encode(secret.expose_secret());
-                        let w = terminal.backend_mut();
-                        write!(w, "\x1b]52;c;{b64}\x07")?;
-                        w.flush()?;
-                    }
+                    Cmd::Copy(secret) => copy_to_clipboard(&mut terminal, &secret)?,
                     Cmd::SaveDraft(id, a) => {
                         if let Err(e) = save_draft(&opts.drafts_dir, id, &app.me, &a) {
                             app.flash =
@@ -237,17 +215,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                         };
                         // Ctrl-C pressed during the child's run was the child's.
                         while futures::FutureExt::now_or_never(sigint.recv()).is_some() {}
-                        crossterm::terminal::enable_raw_mode()?;
-                        crossterm::execute!(
-                            std::io::stdout(),
-                            crossterm::terminal::EnterAlternateScreen,
-                            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
-                            crossterm::cursor::Hide
-                        )?;
-                        // A fresh Terminal: its blank back buffer matches the cleared
-                        // screen, so the next frame is drawn whole (Terminal::clear would
-                        // ask the terminal for the cursor position instead).
-                        terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+                        terminal = take_terminal_back()?;
                         let _ = msg_tx.send(Msg::SessionDone { id, replay, result });
                     }
                     other => {
@@ -286,6 +254,52 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
         .filter_map(|r| Some((r.id, r.expires_at()?)))
         .collect();
     Ok(summary)
+}
+
+/// The app state a session starts with: identity, the engine's field checker,
+/// saved drafts, and any warning to show first.
+fn new_app(engine: &Arc<Engine>, opts: &Options) -> App {
+    let mut app = App::new(
+        opts.me.clone(),
+        opts.personas.clone(),
+        engine.store_description(),
+        engine.now(),
+    );
+    let checker_engine = engine.clone();
+    app.checker = Some(Arc::new(
+        move |role: &str, new: &crate::domain::lifecycle::NewRequest| {
+            checker_engine.check_fields(role, new)
+        },
+    ));
+    app.drafts = load_drafts(&opts.drafts_dir, &opts.me);
+    if let Some(w) = &opts.warning {
+        app.flash = Some((app::Level::Warn, w.clone()));
+    }
+    app
+}
+
+/// Copies a secret with OSC 52 (works over SSH); it goes to the terminal only.
+fn copy_to_clipboard(terminal: &mut Term, secret: &secrecy::SecretString) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(secret.expose_secret());
+    let w = terminal.backend_mut();
+    write!(w, "\x1b]52;c;{b64}\x07")?;
+    w.flush()
+}
+
+/// Takes the terminal back after a child had it: raw mode, the alternate screen,
+/// cleared. A fresh Terminal: its blank back buffer matches the cleared screen,
+/// so the next frame is drawn whole (Terminal::clear would ask the terminal for
+/// the cursor position instead).
+fn take_terminal_back() -> std::io::Result<Term> {
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+        crossterm::cursor::Hide
+    )?;
+    Terminal::new(CrosstermBackend::new(std::io::stdout()))
 }
 
 /// Runs `breakglass shell ID` (or `replay ID`) on the console's terminal and
