@@ -12,15 +12,20 @@ pub fn text(s: &str, max_chars: usize) -> String {
     clean(s, max_chars, true)
 }
 
-/// JSON for a terminal: serde_json escapes C0 controls but passes C1 controls
-/// and bidi marks through. Both can only occur inside strings, so escaping
-/// them as `\uXXXX` keeps the document valid and the value intact.
+/// JSON for a terminal or a line-based receiver (syslog): serde_json escapes C0
+/// controls but passes DEL, C1 controls, bidi marks and U+2028/2029 (line breaks to
+/// some readers) through. They can only occur inside strings, so escaping them
+/// as `\uXXXX` keeps the document valid and the value intact.
 pub fn json_for_terminal(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
         // C0 controls are escaped by serde_json already; the ones left here
         // (newlines between tokens) are the document's own layout.
-        if (c.is_control() && !c.is_ascii()) || is_bidi_control(c) {
+        if (c.is_control() && !c.is_ascii())
+            || c == '\u{7f}' // DEL: a control serde_json leaves raw
+            || is_bidi_control(c)
+            || matches!(c, '\u{2028}' | '\u{2029}')
+        {
             for unit in c.encode_utf16(&mut [0; 2]) {
                 out.push_str(&format!("\\u{unit:04x}"));
             }

@@ -48,19 +48,12 @@ impl SyslogSink {
     }
 }
 
-/// `s` cut to `cap` characters, marked with `…` when it was cut.
-fn shorten(s: &str, cap: usize) -> String {
-    match s.char_indices().nth(cap) {
-        None => s.to_string(),
-        Some((at, _)) => format!("{}…", &s[..at]),
-    }
-}
-
 /// `v` with every string cut to `cap` characters and every array to `cap`
 /// items (plus a `…` item); keys are left as they are.
 fn bound_value(v: &Value, cap: usize) -> Value {
     match v {
-        Value::String(s) => Value::String(shorten(s, cap)),
+        // Already cleaned where it was stored; this only caps it.
+        Value::String(s) => Value::String(crate::sanitize::text(s, cap)),
         Value::Array(a) => {
             let mut out: Vec<Value> = a.iter().take(cap).map(|x| bound_value(x, cap)).collect();
             if a.len() > cap {
@@ -104,26 +97,10 @@ fn longest(v: &Value) -> usize {
     }
 }
 
-/// JSON on one line that no receiver can split or misread: serde_json escapes
-/// C0 controls; the other controls, line/paragraph separators and bidi marks
-/// can only be inside strings and are escaped there as `\uXXXX`.
+/// JSON on one line that no receiver can split or misread: compact, with what
+/// serde_json leaves raw inside strings escaped (`sanitize::json_for_terminal`).
 fn one_line_json(v: &Value) -> String {
-    let json = v.to_string();
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_bidi(c) {
-            for unit in c.encode_utf16(&mut [0; 2]) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    crate::sanitize::json_for_terminal(&v.to_string())
 }
 
 /// A header field: printable US-ASCII only (RFC 5424 §6.2), at most `max`
@@ -501,7 +478,11 @@ mod tests {
         for format in [Format::Native, Format::Ocsf] {
             let m = rfc5424(&a, format, DEFAULT_TCP_MAX_BYTES);
             let (p, v) = check(&m, DEFAULT_TCP_MAX_BYTES);
-            assert!(!p.msg.chars().any(|c| c.is_control() || is_bidi(c)), "{m}");
+            assert!(
+                !p.msg.chars().any(|c| c.is_control()
+                    || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
+                "{m}"
+            );
             let back = match format {
                 Format::Native => &v["data"]["reason"],
                 Format::Ocsf => &v["unmapped"]["reason"],
@@ -550,9 +531,9 @@ mod tests {
 
     #[test]
     fn shorten_marks_cuts_and_keeps_char_boundaries() {
-        assert_eq!(shorten("abc", 3), "abc");
-        assert_eq!(shorten("äbcd", 2), "äb…");
-        assert_eq!(shorten("abc", 0), "…");
+        assert_eq!(crate::sanitize::text("abc", 3), "abc");
+        assert_eq!(crate::sanitize::text("äbcd", 2), "äb…");
+        assert_eq!(crate::sanitize::text("abc", 0), "…");
         assert_eq!(
             bound_value(&json!(["aaaa", "b", "c"]), 2),
             json!(["aa…", "b", "…"])
