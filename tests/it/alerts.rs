@@ -387,13 +387,7 @@ fn a_crash_between_commit_and_delivery_delivers_after_restart_exactly_once() {
 #[test]
 fn audit_export_in_ocsf() {
     let (tmp, cfg) = demo_dir();
-    ok_json(bg(
-        &cfg,
-        Some("alice"),
-        &[&["--json"], REQUEST_K8S].concat(),
-    ));
-    ok_json(bg(&cfg, Some("bob"), &["--json", "approve", "1"]));
-    ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "1"]));
+    activated(&cfg, REQUEST_K8S);
     let out = tmp.path().join("audit-ocsf.jsonl");
     let o = bg(
         &cfg,

@@ -589,13 +589,7 @@ fn concurrent_sweepers_revoke_an_expired_grant_exactly_once() {
 #[test]
 fn racing_revokers_produce_one_transition() {
     let (tmp, cfg) = demo_dir();
-    ok_json(bg(
-        &cfg,
-        Some("alice"),
-        &[&["--json"], REQUEST_K8S].concat(),
-    ));
-    ok_json(bg(&cfg, Some("bob"), &["--json", "approve", "1"]));
-    ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "1"]));
+    activated(&cfg, REQUEST_K8S);
     let children: Vec<_> = ["alice", "bob", "carol", "dave"]
         .iter()
         .map(|who| {

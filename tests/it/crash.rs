@@ -25,11 +25,6 @@ fn count(dir: &Path, action: &str) -> usize {
         .count()
 }
 
-fn approved(cfg: &Path, role_args: &[&str]) {
-    ok_json(bg(cfg, Some("alice"), &[&["--json"], role_args].concat()));
-    ok_json(bg(cfg, Some("bob"), &["--json", "approve", "1"]));
-}
-
 fn plugin_leases(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("plugin-state"))
         .map(|d| d.count())
@@ -123,8 +118,7 @@ fn the_exec_plugin_grant_is_revoked_too_after_a_crash() {
 #[test]
 fn killed_after_the_revoke_intent_is_stored() {
     let (tmp, cfg) = demo_dir();
-    approved(&cfg, REQUEST_K8S);
-    ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "1"]));
+    activated(&cfg, REQUEST_K8S);
     killed(&bg_env(
         &cfg,
         Some("alice"),
@@ -149,8 +143,7 @@ fn killed_after_the_revoke_intent_is_stored() {
 #[test]
 fn killed_after_the_backend_revoked_but_before_the_state_commit() {
     let (tmp, cfg) = demo_dir();
-    approved(&cfg, REQUEST_K8S);
-    ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "1"]));
+    activated(&cfg, REQUEST_K8S);
     killed(&bg_env(
         &cfg,
         Some("alice"),

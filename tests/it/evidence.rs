@@ -36,17 +36,7 @@ impl Demo {
 
     /// The binary with no SSH key to fall back on (HOME is the temp dir, no agent).
     fn run(&self, who: Option<&str>, args: &[&str]) -> Output {
-        let mut c = Command::new(BIN);
-        c.arg("--config").arg(&self.cfg);
-        if let Some(w) = who {
-            c.args(["--as", w]);
-        }
-        c.args(args)
-            .env("HOME", self.dir())
-            .env_remove("BREAKGLASS_SSH_KEY")
-            .env_remove("SSH_AUTH_SOCK")
-            .env_remove("BREAKGLASS_FAILPOINT");
-        c.output().unwrap()
+        bg_no_ssh_key(&self.cfg, self.dir(), who, args)
     }
 
     fn ok(&self, who: Option<&str>, args: &[&str]) -> serde_json::Value {
@@ -110,17 +100,6 @@ impl Demo {
     fn evidence(&self, id: &str, out: &Path) -> Output {
         self.run(None, &["evidence", id, "--output", out.to_str().unwrap()])
     }
-}
-
-fn keygen(path: &Path, comment: &str) {
-    let o = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("ssh-keygen is needed: apt-get install -y openssh-client ({e})")
-        });
-    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// The demo with the vendor role; with `signed`, SSH keys for bob, carol and

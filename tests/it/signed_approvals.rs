@@ -15,15 +15,6 @@ struct Signed {
     cfg: PathBuf,
 }
 
-fn keygen(path: &Path, comment: &str) {
-    let o = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
 /// The demo with keys for bob and carol (approvers) and dave (certifier), an
 /// allowed_signers file naming them, and `approval_signing = "ssh"`.
 fn signed_demo() -> Signed {
@@ -54,19 +45,9 @@ impl Signed {
     fn key(&self, who: &str) -> String {
         self.dir().join("keys").join(who).display().to_string()
     }
-    /// The binary with no key to fall back on (HOME is the temp dir, no agent).
+    /// The binary with no SSH key to fall back on (HOME is the temp dir, no agent).
     fn run(&self, who: Option<&str>, args: &[&str]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_breakglass"));
-        c.arg("--config").arg(&self.cfg);
-        if let Some(w) = who {
-            c.args(["--as", w]);
-        }
-        c.args(args)
-            .env("HOME", self.dir())
-            .env_remove("BREAKGLASS_SSH_KEY")
-            .env_remove("SSH_AUTH_SOCK")
-            .env_remove("BREAKGLASS_FAILPOINT");
-        c.output().unwrap()
+        bg_no_ssh_key(&self.cfg, self.dir(), who, args)
     }
     fn ok(&self, who: Option<&str>, args: &[&str]) -> serde_json::Value {
         ok_json(self.run(who, &[&["--json"], args].concat()))

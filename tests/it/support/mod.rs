@@ -320,3 +320,47 @@ certifiers = ["@security"]
 "#
     )
 }
+
+/// A new Ed25519 key pair at `path` (and `path.pub`), no passphrase.
+pub fn keygen(path: &Path, comment: &str) {
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("ssh-keygen is needed: apt-get install -y openssh-client ({e})")
+        });
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The binary with no SSH key to fall back on: HOME is `home`, no agent, no
+/// BREAKGLASS_SSH_KEY (signing tests say which key, or none).
+pub fn bg_no_ssh_key(config: &Path, home: &Path, who: Option<&str>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_breakglass"));
+    c.arg("--config").arg(config);
+    if let Some(w) = who {
+        c.args(["--as", w]);
+    }
+    c.args(args)
+        .env("HOME", home)
+        .env_remove("BREAKGLASS_SSH_KEY")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("BREAKGLASS_FAILPOINT");
+    c.output().unwrap()
+}
+
+/// REQ-1 filed by alice with `request_args` (e.g. `REQUEST_K8S`) and approved by bob.
+pub fn approved(cfg: &Path, request_args: &[&str]) {
+    ok_json(bg(
+        cfg,
+        Some("alice"),
+        &[&["--json"], request_args].concat(),
+    ));
+    ok_json(bg(cfg, Some("bob"), &["--json", "approve", "1"]));
+}
+
+/// `approved`, then activated by alice (the credential goes to JSON, unread).
+pub fn activated(cfg: &Path, request_args: &[&str]) {
+    approved(cfg, request_args);
+    ok_json(bg(cfg, Some("alice"), &["--json", "activate", "1"]));
+}
