@@ -5,7 +5,6 @@
 use crate::domain::{RequestId, ReviewAnswers};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Written into every draft; files without it predate the tri-state answers.
@@ -14,8 +13,6 @@ const FORMAT: u32 = 2;
 /// A review in progress: like `ReviewAnswers`, with the yes/no questions optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewDraft {
-    #[serde(default)]
-    pub format: u32,
     #[serde(default)]
     pub actions_taken: String,
     #[serde(default)]
@@ -47,13 +44,23 @@ impl ReviewDraft {
     /// question as `false`, indistinguishable from "no": keep their text, drop
     /// their yes/no answers so the person answers again.
     fn parse(text: &str) -> Option<ReviewDraft> {
-        let mut d: ReviewDraft = serde_json::from_str(text).ok()?;
-        if d.format < FORMAT {
+        let stored: Stored = serde_json::from_str(text).ok()?;
+        let mut d = stored.draft;
+        if stored.format < FORMAT {
             d.access_necessary = None;
             d.credentials_copied = None;
         }
         Some(d)
     }
+}
+
+/// A draft as written to its file: the answers and the file format.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    #[serde(default)]
+    format: u32,
+    #[serde(flatten)]
+    draft: ReviewDraft,
 }
 
 /// Drafts are per request and per person: `REQ-3-alice.json`.
@@ -85,26 +92,17 @@ pub fn load_drafts(dir: &Path, who: &str) -> BTreeMap<RequestId, ReviewDraft> {
 }
 
 pub fn save_draft(dir: &Path, id: RequestId, who: &str, d: &ReviewDraft) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(draft_path(dir, id, who))?;
-    let d = ReviewDraft {
+    let stored = Stored {
         format: FORMAT,
-        ..d.clone()
+        draft: d.clone(),
     };
-    f.write_all(
-        serde_json::to_string_pretty(&d)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
+    let text = serde_json::to_string_pretty(&stored).unwrap_or_default();
+    crate::files::write_private(&draft_path(dir, id, who), text.as_bytes())
 }
 
 #[cfg(test)]

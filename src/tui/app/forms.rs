@@ -172,7 +172,6 @@ impl ReviewForm {
     /// What to keep when the person leaves: unanswered stays unanswered.
     pub fn draft(&self) -> ReviewDraft {
         ReviewDraft {
-            format: 0,
             actions_taken: self.actions.value.clone(),
             systems_touched: self.systems.value.clone(),
             access_necessary: self.necessary,
