@@ -786,6 +786,26 @@ fn no_subcommand_panics_into_a_closed_pipe() {
             o.status
         );
     }
+    // The setup commands too: a starter config and a demo walk.
+    let fresh = tmp.path().join("fresh");
+    let starter = fresh.join("breakglass.toml");
+    let demo = tmp.path().join("demo2");
+    for (path, args) in [
+        (&starter, vec!["init"]),
+        (
+            &starter,
+            vec!["demo", "--no-console", "--dir", demo.to_str().unwrap()],
+        ),
+    ] {
+        let o = into_closed_pipe(path, None, &args);
+        assert!(
+            o.status.code() == Some(0) && !stderr(&o).contains("panicked"),
+            "{args:?} into a closed pipe: {:?}\n{}",
+            o.status,
+            stderr(&o)
+        );
+    }
+    assert!(starter.exists() && demo.join("breakglass.toml").exists());
     // Each step did its work although nobody read it: REQ-1 went the whole way.
     let st = ok_json(bg(&cfg, None, &["--json", "status", "REQ-1"]));
     assert_eq!(st["request"]["state"], "certified", "{st}");
