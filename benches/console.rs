@@ -497,7 +497,7 @@ struct Fixture {
 async fn fixture(dir: &Path) -> Result<Fixture> {
     let path = breakglass::demo::prepare(dir)?;
     let cfg = breakglass::config::load(&path).map_err(|p| anyhow!("demo config: {p}"))?;
-    let e = Engine::from_config(&cfg)?;
+    let e = std::sync::Arc::new(Engine::from_config(&cfg)?);
     let answers = ReviewAnswers {
         actions_taken: "reset the admin password, rotated the IdP certificate".into(),
         systems_touched: "corp-sso".into(),
@@ -570,9 +570,16 @@ async fn fixture(dir: &Path) -> Result<Fixture> {
         )
         .await?;
     let pending = r.id;
-    let mut snap = breakglass::tui::snapshot(&e, "alice").await;
-    snap.approvals = breakglass::tui::snapshot(&e, "bob").await.approvals;
-    snap.reviews = breakglass::tui::snapshot(&e, "dave").await.reviews;
+    let as_persona = |e: &std::sync::Arc<Engine>, who: &str| {
+        breakglass::service::Service::local(e.clone()).as_persona(Some(who.to_string()))
+    };
+    let mut snap = breakglass::tui::snapshot(&as_persona(&e, "alice"), "alice").await;
+    snap.approvals = breakglass::tui::snapshot(&as_persona(&e, "bob"), "bob")
+        .await
+        .approvals;
+    snap.reviews = breakglass::tui::snapshot(&as_persona(&e, "dave"), "dave")
+        .await
+        .reviews;
     ensure!(
         snap.source_errors.is_empty(),
         "fixture snapshot: {:?}",

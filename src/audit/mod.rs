@@ -123,7 +123,7 @@ pub fn seal(mut r: AuditRecord, prev_hash: &str) -> AuditRecord {
     r
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broken {
     pub seq: i64,
     pub reason: String,

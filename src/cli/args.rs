@@ -136,6 +136,15 @@ pub enum Command {
     },
     /// One recovery and expiry pass, then deliver due alerts
     Sweep,
+    /// Serve people's consoles and commands on the broker's socket, and sweep
+    ///
+    /// Run it as the broker's own account (see docs/src/broker-setup.md): it alone
+    /// reads the backend secrets, the checkpoint key and the store.
+    Broker {
+        /// The socket to listen on (default: [broker] socket in the config)
+        #[arg(long, value_name = "PATH")]
+        socket: Option<std::path::PathBuf>,
+    },
     /// Sweep in a loop
     Daemon {
         #[arg(long, default_value = "5s", value_name = "DURATION")]

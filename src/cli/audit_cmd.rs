@@ -6,7 +6,7 @@ use crate::cli::stdio::outln;
 /// `audit verify --checkpoint`: the checkpoint's signature, then that the log
 /// still extends it.
 pub(super) async fn verify_checkpoint(
-    engine: &Engine,
+    svc: &Service,
     file: &std::path::Path,
     public_key: Option<&str>,
     json: bool,
@@ -27,18 +27,15 @@ pub(super) async fn verify_checkpoint(
     })?;
     let public = match public_key {
         Some(k) => k.to_string(),
-        None => engine
-            .checkpoint_signer()
-            .map(|s| s.public_hex())
-            .ok_or_else(|| {
-                Failure::new(
-                    exit::USAGE,
-                    "pass --public-key HEX (no checkpoint key is configured here)",
-                )
-            })?,
+        None => svc.hello().await?.checkpoint_public_key.ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                "pass --public-key HEX (no checkpoint key is configured here)",
+            )
+        })?,
     };
     let verdict = match crate::audit::checkpoint::verify_signature(&cp, &public) {
-        Ok(()) => engine
+        Ok(()) => svc
             .check_checkpoint(&cp)
             .await
             .unwrap_or_else(|e| Err(e.to_string())),
@@ -71,7 +68,7 @@ pub(super) async fn verify_checkpoint(
 }
 
 pub(super) async fn audit_export(
-    engine: &Engine,
+    svc: &Service,
     format: ExportFormat,
     out: Option<&std::path::Path>,
 ) -> CliResult {
@@ -86,7 +83,7 @@ pub(super) async fn audit_export(
     let mut ocsf = crate::alert::ocsf::AuditExport::default();
     let mut from = 1;
     loop {
-        let batch = engine.audit_events(from, 10_000).await?;
+        let batch = svc.audit_events(from, 10_000).await?;
         let Some(last) = batch.last() else { break };
         from = last.seq + 1;
         for r in &batch {

@@ -10,55 +10,54 @@ use crate::cli::stdio::{errln, outln};
 /// the statement; `Ok(Some(None))` when there is nothing to sign with (signing
 /// off, or no key: the engine then refuses, audited, and says how to sign).
 pub(super) async fn sign_decision(
-    engine: &Engine,
-    who: &str,
+    svc: &Service,
     id: RequestId,
     kind: DecisionKind,
     reason: Option<&str>,
     a: &SignArgs,
     json: bool,
 ) -> Result<Option<Option<SshSignature>>, Failure> {
-    // The statement names the request's role and incident.
-    let req = engine.load(id).await.map_err(Failure::from);
+    // The statement names the request's role and incident: the engine writes it.
     sign_statement(
-        engine,
+        svc,
         &format!("{kind} of {id}"),
-        |at| match &req {
-            Ok(req) => Ok(engine.decision_statement(req, who, kind, reason, at)),
-            Err(e) => Err(Failure::new(e.code, e.message.clone())),
-        },
+        |at| svc.statement(id, kind, reason, at),
         a,
         json,
     )
+    .await
 }
 
 /// `sign_decision` for a decision about a role (`roles recertify`).
-pub(super) fn sign_role_decision(
-    engine: &Engine,
-    who: &str,
+pub(super) async fn sign_role_decision(
+    svc: &Service,
     role: &str,
     a: &SignArgs,
     json: bool,
 ) -> Result<Option<Option<SshSignature>>, Failure> {
     sign_statement(
-        engine,
+        svc,
         &format!("recertification of role {role}"),
-        |at| Ok(engine.role_decision_statement(who, role, at)?),
+        |at| svc.role_statement(role, at),
         a,
         json,
     )
+    .await
 }
 
-fn sign_statement(
-    engine: &Engine,
+async fn sign_statement<F>(
+    svc: &Service,
     what: &str,
-    statement_at: impl Fn(chrono::DateTime<chrono::Utc>) -> Result<String, Failure>,
+    statement_at: impl Fn(chrono::DateTime<chrono::Utc>) -> F,
     a: &SignArgs,
     json: bool,
-) -> Result<Option<Option<SshSignature>>, Failure> {
+) -> Result<Option<Option<SshSignature>>, Failure>
+where
+    F: std::future::Future<Output = Result<String, crate::service::Error>>,
+{
     use chrono::SubsecRound;
     if a.print_statement {
-        let text = statement_at(engine.now().trunc_subsecs(0))?;
+        let text = statement_at(svc.now().trunc_subsecs(0)).await?;
         if json {
             output::print_json(&serde_json::json!({ "statement": text }));
         } else {
@@ -66,7 +65,7 @@ fn sign_statement(
         }
         return Ok(None);
     }
-    if !engine.signing_required() {
+    if !svc.hello().await?.signing_required {
         return Ok(Some(None));
     }
     let read = |p: &std::path::Path| {
@@ -93,8 +92,8 @@ fn sign_statement(
     else {
         return Ok(Some(None));
     };
-    let at = engine.now().trunc_subsecs(0);
-    let statement = statement_at(at)?;
+    let at = svc.now().trunc_subsecs(0);
+    let statement = statement_at(at).await?;
     if !json && std::io::stderr().is_terminal() {
         errln!("signing the {what} with {} (ssh-keygen)", key.display());
     }

@@ -2,6 +2,7 @@
 
 pub mod args;
 mod audit_cmd;
+mod broker_cmd;
 mod decisions;
 mod evidence_cmd;
 mod output;
@@ -24,6 +25,7 @@ use crate::domain::{RequestId, ReviewAnswers, SshSignature, State};
 use crate::engine::{Decision, Engine, Error as EngineError, IncidentChoice, RequestInput};
 use crate::exit;
 use crate::identity::ssh_sign::{self, DecisionKind};
+use crate::service::Service;
 use args::*;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -79,24 +81,37 @@ impl Failure {
     }
 }
 
-impl From<EngineError> for Failure {
-    fn from(e: EngineError) -> Self {
-        let hint = match &e {
-            EngineError::Store(_) => Some(
+impl From<crate::service::Error> for Failure {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::ErrorKind;
+        let hint = match e.kind {
+            ErrorKind::Store => Some(
                 "the store could not be used: check [store] with `breakglass config check`; \
-                 `breakglass audit verify` tells whether the log is whole",
+                 `breakglass audit verify` tells whether the log is whole"
+                    .to_string(),
             ),
-            EngineError::Locked { .. } => Some(
+            ErrorKind::Locked => Some(
                 "`breakglass status --all` shows the request holding the role; it unlocks \
-                 when access ends and the review is certified",
+                 when access ends and the review is certified"
+                    .to_string(),
+            ),
+            ErrorKind::Unavailable => Some(
+                "is the broker running? `systemctl status breakglass-broker` (or start one with \
+                 `breakglass --config BROKER.toml broker` as the broker's account)"
+                    .to_string(),
             ),
             _ => None,
         };
-        let f = Failure::from_error(e.exit_code(), &e);
-        match hint {
-            Some(h) => f.with_hint(h),
-            None => f,
-        }
+        let mut f = Failure::new(e.code, e.message);
+        f.causes = e.causes;
+        f.hints.extend(hint);
+        f
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        crate::service::Error::from(e).into()
     }
 }
 
@@ -159,8 +174,8 @@ fn parse_duration(s: &str, what: &str) -> Result<i64, Failure> {
 }
 
 /// Runs recovery before a command and tells the operator what it did.
-async fn recover_first(engine: &Engine) -> Result<(), Failure> {
-    let rep = engine.recover().await?;
+async fn recover_first(svc: &Service) -> Result<(), Failure> {
+    let rep = svc.recover().await?;
     if !rep.is_quiet() {
         for line in output::recovery_lines(&rep) {
             errln!("recovery: {line}");
@@ -201,37 +216,42 @@ async fn dispatch(cli: Cli) -> CliResult {
     if let Command::Store(StoreCmd::Migrate(a)) = command {
         return store_migrate::migrate(&cfg, a, cli.json);
     }
-    let engine = Engine::from_config(&cfg)?;
-    run_command(&cli, command, &engine).await
+    if let Command::Broker { socket } = command {
+        return broker_cmd::run(&cfg, socket.as_deref(), cli.json).await;
+    }
+    let engine = std::sync::Arc::new(Engine::from_config(&cfg)?);
+    if let Command::Daemon { interval } = command {
+        return daemon(&engine, parse_duration(interval, "--interval")?, cli.json).await;
+    }
+    let svc = Service::local(engine).as_persona(cli.as_persona.clone());
+    run_command(&cli, command, &svc).await
 }
 
 /// Every command that works on a store.
-pub async fn run_command(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
-    let result = run_one(cli, command, engine).await;
+pub async fn run_command(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
+    let result = run_one(cli, command, svc).await;
     // The SOC hears about what this command did now, not at the next sweep; a
     // crash before this point leaves the alerts in the outbox for the next one.
     crate::failpoint::hit("alert.before_delivery");
-    if let Err(e) = engine.deliver_alerts().await {
+    if let Err(e) = svc.deliver_alerts().await {
         errln!("breakglass: alert delivery: {e}");
     }
     result
 }
 
-async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
-    let who = || engine.whoami(cli.as_persona.as_deref());
+async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
     // Validates --as even for commands that do not need an identity.
     if cli.as_persona.is_some() {
-        who()?;
+        svc.whoami().await?;
     }
     if !matches!(command, Command::Sweep | Command::Daemon { .. }) {
-        recover_first(engine).await?;
+        recover_first(svc).await?;
     }
     let json = cli.json;
     match command {
         Command::Incidents => {
-            let (list, errors) = engine.incidents().await;
-            let warnings = engine.incident_warnings();
-            output::incidents(&list, &errors, &warnings, engine.now(), json);
+            let (list, errors, warnings) = svc.incidents().await?;
+            output::incidents(&list, &errors, &warnings, svc.now(), json);
             Ok(if errors.is_empty() {
                 exit::OK
             } else {
@@ -239,8 +259,7 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             })
         }
         Command::Roles { action: None } => {
-            let me = who().ok();
-            let roles = engine.roles(me.as_deref()).await?;
+            let roles = svc.roles().await?;
             output::roles(&roles, json);
             Ok(exit::OK)
         }
@@ -252,83 +271,79 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
                     sign,
                 }),
         } => {
-            let me = who()?;
-            let Some(sig) = sign_role_decision(engine, &me, role, sign, json)? else {
+            svc.whoami().await?;
+            let Some(sig) = sign_role_decision(svc, role, sign, json).await? else {
                 return Ok(exit::OK);
             };
-            let c = engine
-                .recertify_role_signed(&me, role, comment, sig)
-                .await?;
+            let c = svc.recertify_role(role, comment, sig).await?;
             output::recertified(role, &c, json);
             Ok(exit::OK)
         }
-        Command::Request(a) => request(engine, &who()?, a, json).await,
+        Command::Request(a) => {
+            svc.whoami().await?;
+            request(svc, a, json).await
+        }
         Command::Activate { id } => {
-            let (me, id) = (who()?, *id);
+            svc.whoami().await?;
             credential_can_be_shown(json)?;
-            let (req, cred) = engine.activate(&me, id).await?;
-            output::credential(&engine.view(req), &cred, json);
+            let (req, cred) = svc.activate(*id).await?;
+            output::credential(&svc.view(req), &cred, json);
             Ok(exit::OK)
         }
         Command::Shell { id, command } => {
-            session::shell(cli, engine, &who()?, *id, command.as_deref()).await
+            let (engine, who) = in_process(svc, "shell").await?;
+            session::shell(cli, engine, &who, *id, command.as_deref()).await
         }
-        Command::Replay { id, speed } => session::replay(engine, &who()?, *id, *speed).await,
+        Command::Replay { id, speed } => {
+            let (engine, who) = in_process(svc, "replay").await?;
+            session::replay(engine, &who, *id, *speed).await
+        }
         Command::Approve { id, comment, sign } => {
-            let (me, id) = (who()?, *id);
-            let Some(sig) =
-                sign_decision(engine, &me, id, DecisionKind::Approve, None, sign, json).await?
+            let id = *id;
+            svc.whoami().await?;
+            let Some(sig) = sign_decision(svc, id, DecisionKind::Approve, None, sign, json).await?
             else {
                 return Ok(exit::OK);
             };
-            let req = engine
-                .decide(&me, id, Decision::approve(comment.clone()).signed(sig))
+            let req = svc
+                .decide(id, Decision::approve(comment.clone()).signed(sig))
                 .await?;
-            output::request_result(engine, &req, json);
+            output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
         Command::Deny { id, reason, sign } => {
-            let (me, id) = (who()?, *id);
-            let Some(sig) = sign_decision(
-                engine,
-                &me,
-                id,
-                DecisionKind::Deny,
-                Some(reason),
-                sign,
-                json,
-            )
-            .await?
+            let id = *id;
+            svc.whoami().await?;
+            let Some(sig) =
+                sign_decision(svc, id, DecisionKind::Deny, Some(reason), sign, json).await?
             else {
                 return Ok(exit::OK);
             };
-            let req = engine
-                .decide(&me, id, Decision::deny(reason).signed(sig))
-                .await?;
-            output::request_result(engine, &req, json);
+            let req = svc.decide(id, Decision::deny(reason).signed(sig)).await?;
+            output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
         Command::Cancel { id } => {
-            let req = engine.cancel(&who()?, *id).await?;
-            output::request_result(engine, &req, json);
+            let req = svc.cancel(*id).await?;
+            output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
-        Command::Status { id, all } => status(engine, *id, *all, json).await,
+        Command::Status { id, all } => status(svc, *id, *all, json).await,
         Command::Revoke { id, reason } => {
-            let req = engine.revoke(&who()?, *id, reason).await?;
-            output::request_result(engine, &req, json);
+            let req = svc.revoke(*id, reason).await?;
+            output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
         Command::Extend { id, by, reason } => {
             let secs = parse_duration(by, "--by")?;
-            let req = engine.extend(&who()?, *id, secs, reason).await?;
-            output::request_result(engine, &req, json);
+            let req = svc.extend(*id, secs, reason).await?;
+            output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
         Command::Review(a) => {
             let answers = review_answers(a)?;
-            let req = engine.review(&who()?, a.id, answers).await?;
-            output::request_result(engine, &req, json);
+            let req = svc.review(a.id, answers).await?;
+            output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
         Command::Certify {
@@ -337,23 +352,22 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
             comment,
             sign,
         } => {
-            let (me, id) = (who()?, *id);
+            let id = *id;
+            svc.whoami().await?;
             let decision = if *reject {
                 Decision::reject(comment)
             } else {
                 Decision::certify(comment)
             };
-            let Some(sig) =
-                sign_decision(engine, &me, id, decision.kind(), None, sign, json).await?
-            else {
+            let Some(sig) = sign_decision(svc, id, decision.kind(), None, sign, json).await? else {
                 return Ok(exit::OK);
             };
-            let req = engine.decide(&me, id, decision.signed(sig)).await?;
-            output::request_result(engine, &req, json);
+            let req = svc.decide(id, decision.signed(sig)).await?;
+            output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
         Command::Sweep => {
-            let rep = engine.recover().await?;
+            let rep = svc.recover().await?;
             output::recovery(&rep, json);
             Ok(if rep.errors.is_empty() {
                 exit::OK
@@ -361,30 +375,23 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
                 exit::BACKEND
             })
         }
-        Command::Daemon { interval } => {
-            daemon(engine, parse_duration(interval, "--interval")?, json).await
-        }
         Command::Audit(AuditCmd::Verify {
             checkpoint,
             public_key,
         }) => {
-            let (count, broken) = engine.verify_audit().await?;
-            let head = engine.audit_head().await.map(|h| h.1).unwrap_or_default();
+            let (count, broken) = svc.verify_audit().await?;
+            let head = svc.audit_head().await.map(|h| h.1).unwrap_or_default();
             output::audit_verify(count, broken.as_ref(), &head, json);
             if broken.is_some() {
                 return Ok(exit::AUDIT_BROKEN);
             }
             match checkpoint {
                 None => Ok(exit::OK),
-                Some(file) => verify_checkpoint(engine, file, public_key.as_deref(), json).await,
+                Some(file) => verify_checkpoint(svc, file, public_key.as_deref(), json).await,
             }
         }
         Command::Audit(AuditCmd::Checkpoint) => {
-            let signer = engine.checkpoint_signer().ok_or_else(|| {
-                Failure::new(exit::USAGE, "no checkpoint key: set [audit] checkpoint_key_file (create one with `breakglass audit keygen --out FILE`)")
-            })?;
-            let (size, head) = engine.audit_head().await?;
-            let cp = signer.sign(size, &head, &crate::domain::time::ts(engine.now()));
+            let cp = svc.checkpoint().await?;
             outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
             Ok(exit::OK)
         }
@@ -392,12 +399,15 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         Command::Audit(AuditCmd::Export {
             format,
             output: out,
-        }) => audit_export(engine, *format, out.as_deref()).await,
+        }) => audit_export(svc, *format, out.as_deref()).await,
         Command::Evidence(EvidenceArgs {
             verify: None,
             id: Some(id),
             output: Some(dir),
-        }) => evidence_cmd::write(engine, *id, dir, json).await,
+        }) => {
+            let (engine, _) = in_process(svc, "evidence").await?;
+            evidence_cmd::write(engine, *id, dir, json).await
+        }
         // Handled in `dispatch` before a store is opened (clap requires id and
         // --output without `verify`).
         Command::Evidence(_)
@@ -405,25 +415,44 @@ async fn run_one(cli: &Cli, command: &Command, engine: &Engine) -> CliResult {
         | Command::Config(_)
         | Command::Demo { .. }
         | Command::Console
+        | Command::Daemon { .. }
+        | Command::Broker { .. }
         | Command::Store(_) => Ok(exit::OK),
     }
 }
 
+/// The engine of this process and who acts, for the commands that still run
+/// beside it (vendor sessions, replays, evidence bundles).
+async fn in_process<'a>(svc: &'a Service, what: &str) -> Result<(&'a Engine, String), Failure> {
+    match svc.engine() {
+        Some(engine) => Ok((engine, svc.whoami().await?)),
+        None => Err(Failure::new(
+            exit::USAGE,
+            format!("`breakglass {what}` does not go through the broker yet; run it on the broker's host as its account"),
+        )),
+    }
+}
+
 async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
+    errln!(
+        "breakglass daemon: sweeping {} every {interval}s",
+        engine.store_description()
+    );
+    sweep_until_stopped(engine, "daemon", interval, json).await
+}
+
+/// Recovery every `interval` seconds until SIGTERM or SIGINT.
+async fn sweep_until_stopped(engine: &Engine, name: &str, interval: i64, json: bool) -> CliResult {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
-    errln!(
-        "breakglass daemon: sweeping {} every {interval}s",
-        engine.store_description()
-    );
     loop {
         match engine.recover().await {
             Ok(rep) if !rep.is_quiet() => output::recovery(&rep, json),
             Ok(_) => {}
-            Err(e) => errln!("breakglass daemon: {e}"),
+            Err(e) => errln!("breakglass {name}: {e}"),
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(interval as u64)) => {}
@@ -431,7 +460,7 @@ async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
             _ = int.recv() => break,
         }
     }
-    errln!("breakglass daemon: stopped");
+    errln!("breakglass {name}: stopped");
     Ok(exit::OK)
 }
 

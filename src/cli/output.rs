@@ -6,9 +6,10 @@ use crate::backend::Credential;
 use crate::cli::stdio::{errln, outln};
 use crate::domain::time::{format_hms, human};
 use crate::domain::{Request, State};
-use crate::engine::{Engine, RecoveryReport, RequestView, RoleView};
+use crate::engine::{RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
 use crate::sanitize;
+use crate::service::Service;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::path::Path;
@@ -143,7 +144,7 @@ pub fn recertified(role: &str, c: &crate::engine::RoleCertification, json: bool)
 }
 
 /// One line that says where a request stands and what happens next.
-pub fn summary(engine: &Engine, r: &Request) -> String {
+pub fn summary(svc: &Service, r: &Request) -> String {
     let next = match r.state {
         State::Pending => format!(
             "{} of {} approvals{}; approvers run `breakglass approve {}`",
@@ -170,9 +171,7 @@ pub fn summary(engine: &Engine, r: &Request) -> String {
         ),
         State::Active => format!(
             "active, {} left (until {})",
-            r.remaining(engine.now())
-                .map(format_hms)
-                .unwrap_or_default(),
+            r.remaining(svc.now()).map(format_hms).unwrap_or_default(),
             r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
         ),
         State::Revoking => format!(
@@ -209,11 +208,11 @@ pub fn summary(engine: &Engine, r: &Request) -> String {
     format!("{} {} [{}] {}", r.id, r.role, r.state, next)
 }
 
-pub fn request_result(engine: &Engine, r: &Request, json: bool) {
+pub fn request_result(svc: &Service, r: &Request, json: bool) {
     if json {
-        print_json(&json!({ "request": engine.view(r.clone()) }));
+        print_json(&json!({ "request": svc.view(r.clone()) }));
     } else {
-        outln!("{}", summary(engine, r));
+        outln!("{}", summary(svc, r));
     }
 }
 

@@ -4,9 +4,9 @@
 use super::*;
 use crate::cli::stdio::errln;
 
-pub(super) async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: bool) -> CliResult {
+pub(super) async fn request(svc: &Service, a: &RequestArgs, json: bool) -> CliResult {
     let printed = std::cell::Cell::new(false);
-    let r = request_inner(engine, who, a, json, &printed).await;
+    let r = request_inner(svc, a, json, &printed).await;
     if a.non_interactive && json {
         // One document on stdout whatever happens: a refusal before any output
         // gets an error document.
@@ -27,8 +27,7 @@ pub(super) async fn request(engine: &Engine, who: &str, a: &RequestArgs, json: b
 }
 
 pub(super) async fn request_inner(
-    engine: &Engine,
-    who: &str,
+    svc: &Service,
     a: &RequestArgs,
     json: bool,
     printed: &std::cell::Cell<bool>,
@@ -52,9 +51,8 @@ pub(super) async fn request_inner(
             ))
         }
     };
-    let req = engine
-        .request_vendor(
-            who,
+    let req = svc
+        .request(
             RequestInput {
                 incident,
                 role: a.role.clone(),
@@ -66,7 +64,7 @@ pub(super) async fn request_inner(
         )
         .await?;
     if !a.wait {
-        output::request_result(engine, &req, json);
+        output::request_result(svc, &req, json);
         printed.set(true);
         if a.non_interactive && req.state == State::Pending {
             return Err(Failure::new(
@@ -84,7 +82,7 @@ pub(super) async fn request_inner(
         return Ok(exit::OK);
     }
     if !json {
-        output::request_result(engine, &req, false);
+        output::request_result(svc, &req, false);
         errln!("waiting for approvals (Ctrl-C stops waiting; the request stays pending)...");
     }
     let deadline = std::time::Instant::now()
@@ -92,8 +90,8 @@ pub(super) async fn request_inner(
     let mut seen = req.approvals.len();
     loop {
         // The head first: a decision landing after it wakes the wait below.
-        let head = engine.audit_head().await.map(|h| h.0).unwrap_or(-1);
-        let cur = engine.load(req.id).await?;
+        let head = svc.audit_head().await.map(|h| h.0).unwrap_or(-1);
+        let cur = svc.load(req.id).await?;
         if cur.approvals.len() != seen && !json {
             seen = cur.approvals.len();
             errln!(
@@ -105,17 +103,17 @@ pub(super) async fn request_inner(
         }
         match cur.state {
             State::Approved => {
-                let (r, cred) = engine.activate(who, req.id).await?;
-                output::credential(&engine.view(r), &cred, json);
+                let (r, cred) = svc.activate(req.id).await?;
+                output::credential(&svc.view(r), &cred, json);
                 printed.set(true);
                 return Ok(exit::OK);
             }
-            State::Pending if engine.now() >= cur.decide_by => {
-                engine.recover().await?;
+            State::Pending if svc.now() >= cur.decide_by => {
+                svc.recover().await?;
             }
             State::Pending => {}
             other => {
-                output::request_result(engine, &cur, json);
+                output::request_result(svc, &cur, json);
                 printed.set(true);
                 return Err(Failure::new(
                     exit::REFUSED,
@@ -124,7 +122,7 @@ pub(super) async fn request_inner(
             }
         }
         if std::time::Instant::now() >= deadline {
-            output::request_result(engine, &cur, json);
+            output::request_result(svc, &cur, json);
             printed.set(true);
             return Err(Failure::new(
                 exit::PENDING,
@@ -138,21 +136,21 @@ pub(super) async fn request_inner(
         // SQLite); at least once a second for the lapse check.
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let wait = left.min(std::time::Duration::from_secs(1));
-        engine.wait_for_change(head, wait).await;
+        svc.wait_for_change(head, wait).await;
     }
 }
 
 pub(super) async fn status(
-    engine: &Engine,
+    svc: &Service,
     id: Option<RequestId>,
     all: bool,
     json: bool,
 ) -> CliResult {
-    let undelivered = engine.undelivered_alerts().await?;
+    let undelivered = svc.undelivered_alerts().await?;
     match id {
         Some(id) => {
-            let req = engine.load(id).await?;
-            output::status_one(&engine.view(req), undelivered, engine.now(), json);
+            let req = svc.load(id).await?;
+            output::status_one(&svc.view(req), undelivered, svc.now(), json);
         }
         None => {
             let q = if all {
@@ -171,11 +169,11 @@ pub(super) async fn status(
                     ..Default::default()
                 }
             };
-            let list: Vec<_> = engine
+            let list: Vec<_> = svc
                 .requests(&q)
                 .await?
                 .into_iter()
-                .map(|r| engine.view(r))
+                .map(|r| svc.view(r))
                 .collect();
             output::status_list(&list, undelivered, json);
         }

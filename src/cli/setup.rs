@@ -3,19 +3,37 @@
 use super::*;
 use crate::cli::stdio::{errln, outln};
 
-/// Opens the interactive console on a config.
-pub(super) async fn console(cli: &Cli, cfg: &Config) -> CliResult {
+fn needs_terminal() -> Result<(), Failure> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Failure::new(
             exit::USAGE,
             "the console needs a terminal; for scripts use the subcommands (breakglass --help)",
         ));
     }
+    Ok(())
+}
+
+/// Opens the interactive console on a config, with the engine in this process.
+pub(super) async fn console(cli: &Cli, cfg: &Config) -> CliResult {
+    needs_terminal()?;
     let engine = std::sync::Arc::new(Engine::from_config(cfg)?);
-    recover_first(&engine).await?;
-    let me = match (&cfg.policy.demo_personas, cli.as_persona.as_deref()) {
+    console_on(cli, cfg, Service::local(engine)).await
+}
+
+/// The console over `svc` (in process or a broker); `cfg` gives its look and
+/// where drafts live.
+pub(super) async fn console_on(cli: &Cli, cfg: &Config, svc: Service) -> CliResult {
+    needs_terminal()?;
+    let hello = svc.as_persona(cli.as_persona.clone()).hello().await?;
+    if svc.engine().is_some() {
+        recover_first(&svc.as_persona(cli.as_persona.clone())).await?;
+    }
+    let me = match (&hello.personas, cli.as_persona.as_deref()) {
         (Some(personas), None) => personas.first().cloned().unwrap_or_default(),
-        _ => engine.whoami(cli.as_persona.as_deref())?,
+        _ => hello
+            .who
+            .clone()
+            .map_err(|m| Failure::new(exit::USAGE, m))?,
     };
     let name = cli
         .theme
@@ -26,13 +44,14 @@ pub(super) async fn console(cli: &Cli, cfg: &Config) -> CliResult {
     let (theme, warning) =
         crate::tui::theme::Theme::load(&name, Some(&cfg.dir().join("themes")), no_color);
     let summary = crate::tui::run(
-        engine.clone(),
+        svc.clone(),
         crate::tui::Options {
+            store: format!("{} · {}", hello.store, svc.holder()),
             theme,
             warning,
             drafts_dir: cfg.data_dir().join("drafts"),
             me,
-            personas: cfg.policy.demo_personas.clone(),
+            personas: hello.personas.clone(),
             relaunch: std::env::current_exe()
                 .ok()
                 .map(|exe| crate::tui::Relaunch {
@@ -136,6 +155,20 @@ pub(super) fn config_check(cli: &Cli) -> CliResult {
     }
 }
 
+/// The demo broker's socket: in the demo dir, unless that path is too long for
+/// a Unix socket (108 bytes), then in the runtime dir or /tmp.
+fn demo_socket(dir: &std::path::Path) -> PathBuf {
+    let inside = dir.join("broker.sock");
+    if inside.as_os_str().len() < 100 {
+        return inside;
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("breakglass-demo-{}.sock", std::process::id()))
+}
+
 pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> CliResult {
     let dir = match dir {
         Some(d) => d,
@@ -151,11 +184,24 @@ pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> C
     let cfg = config::load(&path)
         .map_err(|p| Failure::new(exit::FAILURE, format!("demo config: {p}")))?;
     let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let engine = std::sync::Arc::new(Engine::from_config(&cfg)?);
     if interactive && !no_console && !cli.json {
-        return console(cli, &cfg).await;
+        // The demo walks the real path: a broker in this process, the console
+        // its client over the socket.
+        let socket = demo_socket(&dir);
+        let broker = broker_cmd::start(engine.clone(), &socket, None).await?;
+        let sweeper = tokio::spawn(async move {
+            loop {
+                let _ = engine.recover().await;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        let result = console_on(cli, &cfg, Service::broker(socket)).await;
+        sweeper.abort();
+        broker.stop().await;
+        return result;
     }
-    let engine = Engine::from_config(&cfg)?;
-    recover_first(&engine).await?;
+    recover_first(&Service::local(engine)).await?;
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "breakglass".into());

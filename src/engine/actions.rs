@@ -7,7 +7,8 @@ use crate::store::AlertDraft;
 use chrono::Duration;
 
 /// How the requester names the incident.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IncidentChoice {
     /// An incident id from a configured source.
     Id(String),
@@ -15,7 +16,7 @@ pub enum IncidentChoice {
     Ticket(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RequestInput {
     pub incident: IncidentChoice,
     pub role: String,

@@ -8,7 +8,8 @@ use crate::identity::ssh_sign::DecisionKind;
 
 /// What the decider wrote, and (with `approval_signing` on) their signature over
 /// the decision's statement; it is verified before the decision counts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Approve {
         comment: Option<String>,

@@ -7,7 +7,7 @@ use crate::domain::SshSignature;
 use serde::Serialize;
 
 /// The role's last recertification and when the next one is due.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RoleCertification {
     pub at: DateTime<Utc>,
     pub by: String,

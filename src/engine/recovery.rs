@@ -9,7 +9,7 @@ use chrono::Duration;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct RecoveryReport {
     pub lapsed: Vec<String>,
     pub interrupted_grants_failed: Vec<String>,

@@ -25,7 +25,7 @@ pub fn lock_reason(by: RequestId, state: State, overdue_since: Option<DateTime<U
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RoleView {
     pub name: String,
     pub description: String,
@@ -193,7 +193,7 @@ fn verify_chain(
 }
 
 /// A request in someone's queue, and why they cannot act on it when they cannot.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct QueueItem {
     pub request: Request,
     pub blocked: Option<String>,

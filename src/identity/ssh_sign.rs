@@ -28,7 +28,8 @@ const ARMOR_END: &str = "-----END SSH SIGNATURE-----";
 
 /// What is being decided; part of the statement, so an approval's signature is
 /// no certification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
     Approve,
     Deny,

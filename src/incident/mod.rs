@@ -48,7 +48,7 @@ impl IncidentStatus {
     }
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 // The message quotes what a source sent: cleaned and cut wherever it is shown.
 #[error("incident source {source_name} is unavailable: {}", crate::sanitize::line(.message, 300))]
 pub struct SourceError {

@@ -112,7 +112,7 @@ impl ClaimKey {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Query {
     pub states: Option<Vec<State>>,
     pub role: Option<String>,

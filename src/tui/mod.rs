@@ -13,8 +13,8 @@ pub mod ui;
 pub mod widgets;
 
 use crate::domain::{RequestId, State};
-use crate::engine::Query;
-use crate::engine::{Decision, Engine};
+use crate::engine::{Decision, Query};
+use crate::service::Service;
 use app::{App, Cmd, Msg, Snapshot, Verb};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use drafts::{draft_path, load_drafts, save_draft};
@@ -34,6 +34,8 @@ pub struct Options {
     pub drafts_dir: PathBuf,
     pub me: String,
     pub personas: Option<Vec<String>>,
+    /// What the status bar says of the store and of who holds the secrets.
+    pub store: String,
     /// How to run `breakglass shell` and `replay` for the console.
     pub relaunch: Option<Relaunch>,
 }
@@ -54,38 +56,37 @@ pub struct Summary {
     pub still_active: Vec<(RequestId, chrono::DateTime<chrono::Utc>)>,
 }
 
-/// Everything the console shows, read for one identity.
-pub async fn snapshot(engine: &Engine, who: &str) -> Snapshot {
-    let mut errors = vec![];
-    let (incidents, source_errors) = engine.incidents().await;
-    errors.extend(source_errors.into_iter().map(|e| e.to_string()));
-    fn ok<T: Default>(errors: &mut Vec<String>, r: Result<T, crate::engine::Error>) -> T {
+/// Everything the console shows, read for one identity (`svc` acts as them).
+pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
+    fn ok<T: Default>(errors: &mut Vec<String>, r: Result<T, crate::service::Error>) -> T {
         r.unwrap_or_else(|e| {
             errors.push(e.to_string());
             T::default()
         })
     }
-    let roles = ok(&mut errors, engine.roles(Some(who)).await);
+    let mut errors = vec![];
+    let (incidents, source_errors, source_warnings) = ok(&mut errors, svc.incidents().await);
+    errors.extend(source_errors.iter().map(ToString::to_string));
+    let roles = ok(&mut errors, svc.roles().await);
     let mine = ok(
         &mut errors,
-        engine
-            .requests(&Query {
-                requester: Some(who.to_string()),
-                limit: Some(200),
-                ..Default::default()
-            })
-            .await,
+        svc.requests(&Query {
+            requester: Some(who.to_string()),
+            limit: Some(200),
+            ..Default::default()
+        })
+        .await,
     );
-    let approvals = ok(&mut errors, engine.approvals_for(who).await);
-    let reviews = ok(&mut errors, engine.reviews_for(who).await);
-    let audit = engine.audit_tail(10_000).await.unwrap_or_default();
+    let approvals = ok(&mut errors, svc.approvals().await);
+    let reviews = ok(&mut errors, svc.reviews().await);
+    let audit = svc.audit_tail(10_000).await.unwrap_or_default();
     let head = audit.last().map_or(0, |r| r.seq);
-    let undelivered = engine.undelivered_alerts().await.unwrap_or(0);
+    let undelivered = svc.undelivered_alerts().await.unwrap_or(0);
     Snapshot {
         who: who.to_string(),
         incidents,
         source_errors: errors,
-        source_warnings: engine.incident_warnings(),
+        source_warnings,
         roles,
         mine,
         approvals,
@@ -124,7 +125,7 @@ fn setup_terminal() -> std::io::Result<Term> {
 }
 
 /// Runs the console until the operator quits or a signal asks it to stop.
-pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> {
+pub async fn run(svc: Service, opts: Options) -> anyhow::Result<Summary> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -132,13 +133,15 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
     // while a child has the terminal (which the child handles, not us).
     let mut sigint = signal(SignalKind::interrupt())?;
 
-    let mut app = new_app(&engine, &opts);
+    let mut app = new_app(&svc, &opts);
+    let demo = opts.personas.is_some();
 
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let (who_tx, who_rx) = watch::channel(opts.me.clone());
     let refresh = Arc::new(Notify::new());
     let watcher = tokio::spawn(watch_store(
-        engine.clone(),
+        svc.clone(),
+        demo,
         who_rx,
         msg_tx.clone(),
         refresh.clone(),
@@ -169,9 +172,9 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                     Some(Err(e)) => return Err(e.into()),
                     None => break,
                 },
-                _ = tick.tick() => Msg::Tick(engine.now()),
+                _ = tick.tick() => Msg::Tick(svc.now()),
                 // The spinner turns faster only while something is in flight.
-                _ = fast.tick(), if app.busy.is_some() => Msg::Tick(engine.now()),
+                _ = fast.tick(), if app.busy.is_some() => Msg::Tick(svc.now()),
                 Some(m) = msg_rx.recv() => m,
                 _ = sigterm.recv() => { app.update(Msg::Key(ctrl_c())); break }
                 _ = sighup.recv() => { app.update(Msg::Key(ctrl_c())); break }
@@ -218,9 +221,12 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
                         terminal = take_terminal_back()?;
                         let _ = msg_tx.send(Msg::SessionDone { id, replay, result });
                     }
-                    other => {
-                        spawn_engine_call(engine.clone(), app.me.clone(), other, msg_tx.clone())
-                    }
+                    other => spawn_call(
+                        acting(&svc, &app.me, demo),
+                        app.me.clone(),
+                        other,
+                        msg_tx.clone(),
+                    ),
                 }
             }
             if app.quitting {
@@ -242,7 +248,7 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
         let _ = std::fs::write(p, format!("{{\"frames\": {}}}\n", summary.frames));
     }
     result?;
-    summary.still_active = engine
+    summary.still_active = acting(&svc, &app.me, demo)
         .requests(&Query {
             states: Some(vec![State::Active]),
             requester: Some(app.me.clone()),
@@ -258,19 +264,22 @@ pub async fn run(engine: Arc<Engine>, opts: Options) -> anyhow::Result<Summary> 
 
 /// The app state a session starts with: identity, the engine's field checker,
 /// saved drafts, and any warning to show first.
-fn new_app(engine: &Arc<Engine>, opts: &Options) -> App {
+fn new_app(svc: &Service, opts: &Options) -> App {
     let mut app = App::new(
         opts.me.clone(),
         opts.personas.clone(),
-        engine.store_description(),
-        engine.now(),
+        opts.store.clone(),
+        svc.now(),
     );
-    let checker_engine = engine.clone();
-    app.checker = Some(Arc::new(
-        move |role: &str, new: &crate::domain::lifecycle::NewRequest| {
-            checker_engine.check_fields(role, new)
-        },
-    ));
+    // In process, the form checks fields as they are typed; through a broker
+    // (which holds the policy) they are checked when the request is filed.
+    if let Some(engine) = svc.engine().cloned() {
+        app.checker = Some(Arc::new(
+            move |role: &str, new: &crate::domain::lifecycle::NewRequest| {
+                engine.check_fields(role, new)
+            },
+        ));
+    }
     app.drafts = load_drafts(&opts.drafts_dir, &opts.me);
     if let Some(w) = &opts.warning {
         app.flash = Some((app::Level::Warn, w.clone()));
@@ -366,7 +375,8 @@ fn ctrl_c() -> crossterm::event::KeyEvent {
 /// expiry while it is open) and reloads when the audit head moves, which is how
 /// it notices approvers acting from other terminals.
 async fn watch_store(
-    engine: Arc<Engine>,
+    svc: Service,
+    demo: bool,
     mut who: watch::Receiver<String>,
     tx: mpsc::UnboundedSender<Msg>,
     refresh: Arc<Notify>,
@@ -379,20 +389,21 @@ async fn watch_store(
         // cheap poll on SQLite), else after a second.
         let force = std::mem::take(&mut first) || {
             tokio::select! {
-                _ = engine.wait_for_change(last_head, std::time::Duration::from_secs(1)) => false,
+                _ = svc.wait_for_change(last_head, std::time::Duration::from_secs(1)) => false,
                 _ = refresh.notified() => true,
                 _ = who.changed() => true,
             }
         };
         ticks += 1;
-        if ticks % 2 == 0 || force {
-            let _ = engine.recover().await;
+        // A broker sweeps on its own; in process the open console enforces expiry.
+        if svc.engine().is_some() && (ticks % 2 == 0 || force) {
+            let _ = svc.recover().await;
         }
-        let head = engine.audit_head().await.map(|h| h.0).unwrap_or(-1);
+        let head = svc.audit_head().await.map(|h| h.0).unwrap_or(-1);
         if force || head != last_head || ticks % 15 == 0 {
             last_head = head;
             let me = who.borrow().clone();
-            let snap = snapshot(&engine, &me).await;
+            let snap = snapshot(&acting(&svc, &me, demo), &me).await;
             if tx.send(Msg::Loaded(Box::new(snap))).is_err() {
                 return;
             }
@@ -400,71 +411,62 @@ async fn watch_store(
     }
 }
 
-fn spawn_engine_call(engine: Arc<Engine>, who: String, cmd: Cmd, tx: mpsc::UnboundedSender<Msg>) {
+/// `svc` acting as `who`: demo personas are named on each call; otherwise the
+/// engine or the broker knows who is asking.
+pub fn acting(svc: &Service, who: &str, demo: bool) -> Service {
+    svc.as_persona(demo.then(|| who.to_string()))
+}
+
+fn spawn_call(svc: Service, who: String, cmd: Cmd, tx: mpsc::UnboundedSender<Msg>) {
     tokio::spawn(async move {
-        if let Some(msg) = execute(&engine, &who, cmd).await {
+        if let Some(msg) = execute(&svc, &who, cmd).await {
             let _ = tx.send(msg);
         }
     });
 }
 
-/// Runs one engine command for `who` and returns the message that reports it.
-/// Runtime-only commands (copy, drafts, identity, quit) return `None`.
-pub async fn execute(engine: &Arc<Engine>, who: &str, cmd: Cmd) -> Option<Msg> {
-    let who = who.to_string();
-    let e = |r: crate::engine::Error| r.to_string();
+/// Runs one command as `svc`'s caller (`who`) and returns the message that
+/// reports it. Runtime-only commands (copy, drafts, identity, quit) return `None`.
+pub async fn execute(svc: &Service, who: &str, cmd: Cmd) -> Option<Msg> {
+    let e = |r: crate::service::Error| r.to_string();
     Some(match cmd {
-        Cmd::Refresh => Msg::Loaded(Box::new(snapshot(engine, &who).await)),
-        Cmd::Request(input) => Msg::Requested(engine.request(&who, input).await.map_err(e)),
-        Cmd::Activate(id) => Msg::Activated(id, engine.activate(&who, id).await.map_err(e)),
+        Cmd::Refresh => Msg::Loaded(Box::new(snapshot(svc, who).await)),
+        Cmd::Request(input) => Msg::Requested(svc.request(input, None).await.map_err(e)),
+        Cmd::Activate(id) => Msg::Activated(id, svc.activate(id).await.map_err(e)),
         Cmd::Approve(id) => Msg::Acted(
             Verb::Approved,
-            engine
-                .decide(&who, id, Decision::approve(None))
-                .await
-                .map_err(e),
+            svc.decide(id, Decision::approve(None)).await.map_err(e),
         ),
         Cmd::Deny(id, reason) => Msg::Acted(
             Verb::Denied,
-            engine
-                .decide(&who, id, Decision::deny(reason))
-                .await
-                .map_err(e),
+            svc.decide(id, Decision::deny(reason)).await.map_err(e),
         ),
-        Cmd::Cancel(id) => Msg::Acted(Verb::Cancelled, engine.cancel(&who, id).await.map_err(e)),
+        Cmd::Cancel(id) => Msg::Acted(Verb::Cancelled, svc.cancel(id).await.map_err(e)),
         Cmd::Revoke(id) => Msg::Acted(
             Verb::Revoked,
-            engine
-                .revoke(&who, id, "ended early from the console")
+            svc.revoke(id, "ended early from the console")
                 .await
                 .map_err(e),
         ),
         Cmd::Extend(id, secs, reason) => Msg::Acted(
             Verb::Extended,
-            engine.extend(&who, id, secs, &reason).await.map_err(e),
+            svc.extend(id, secs, &reason).await.map_err(e),
         ),
-        Cmd::Review(id, answers) => Msg::Acted(
-            Verb::Reviewed,
-            engine.review(&who, id, answers).await.map_err(e),
-        ),
+        Cmd::Review(id, answers) => {
+            Msg::Acted(Verb::Reviewed, svc.review(id, answers).await.map_err(e))
+        }
         Cmd::Certify(id, comment) => Msg::Acted(
             Verb::Certified,
-            engine
-                .decide(&who, id, Decision::certify(comment))
-                .await
-                .map_err(e),
+            svc.decide(id, Decision::certify(comment)).await.map_err(e),
         ),
         Cmd::Reject(id, comment) => Msg::Acted(
             Verb::ReviewRejected,
-            engine
-                .decide(&who, id, Decision::reject(comment))
-                .await
-                .map_err(e),
+            svc.decide(id, Decision::reject(comment)).await.map_err(e),
         ),
         Cmd::VerifyAudit => {
-            let head = engine.audit_head().await.map(|h| h.0).unwrap_or(0);
+            let head = svc.audit_head().await.map(|h| h.0).unwrap_or(0);
             // The engine runs the check on the blocking pool.
-            match engine.verify_audit().await {
+            match svc.verify_audit().await {
                 Ok((n, None)) => Msg::Verified(head, Ok(n)),
                 Ok((_, Some(b))) => Msg::Verified(head, Err(b)),
                 Err(err) => Msg::Acted(Verb::Verified, Err(err.to_string())),

@@ -30,6 +30,10 @@ const LAYERS: &[&[&str]] = &[
     // The file format, parsed into each part's own settings.
     &["config"],
     &["engine", "demo"],
+    // What a person may ask, in process or over the broker's socket (`broker.rs`
+    // serves it); the front ends reach the engine only through it.
+    &["service"],
+    &["broker"],
     // The two front ends (the CLI opens the console) and the fuzzing entry points.
     &["tui", "fuzzing"],
     &["cli"],

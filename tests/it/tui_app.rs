@@ -379,7 +379,7 @@ async fn a_backend_call_in_flight_shows_a_spinner_then_its_error() {
     d.app.tab = breakglass::tui::app::Tab::MyAccess;
     d.app.focus = Some(r.id);
     // The refresh arrives; the app asks for activation and shows it is busy.
-    let snap = breakglass::tui::snapshot(&d.engine, "alice").await;
+    let snap = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
     let cmds = d.app.update(Msg::Loaded(Box::new(snap)));
     assert!(cmds
         .iter()
@@ -389,7 +389,7 @@ async fn a_backend_call_in_flight_shows_a_spinner_then_its_error() {
     d.app.update(Msg::Tick(d.h.clock_now()));
     d.assert_sees("/ REQ-1 approved: granting access...");
     // A second refresh while in flight does not start a second grant.
-    let snap = breakglass::tui::snapshot(&d.engine, "alice").await;
+    let snap = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
     assert!(!d
         .app
         .update(Msg::Loaded(Box::new(snap)))
@@ -412,7 +412,7 @@ async fn a_load_for_the_previous_persona_is_not_shown_as_the_new_ones() {
         .request("alice", input(K8S, inc("INC-1042")))
         .await
         .unwrap();
-    let stale = breakglass::tui::snapshot(&d.engine, "alice").await;
+    let stale = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
     d.press(KeyCode::Char('p')).await;
     d.press(KeyCode::Down).await;
     d.press(KeyCode::Enter).await; // now bob; his own load already ran

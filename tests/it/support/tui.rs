@@ -63,12 +63,19 @@ impl Driver {
                 }
                 other => {
                     let who = self.app.me.clone();
-                    if let Some(m) = breakglass::tui::execute(&self.engine, &who, other).await {
+                    if let Some(m) =
+                        breakglass::tui::execute(&self.service(&who), &who, other).await
+                    {
                         q.extend(self.app.update(m));
                     }
                 }
             }
         }
+    }
+
+    /// The console's service acting as demo persona `who`.
+    pub fn service(&self, who: &str) -> breakglass::service::Service {
+        breakglass::service::Service::local(self.engine.clone()).as_persona(Some(who.into()))
     }
 
     pub async fn refresh(&mut self) {
