@@ -28,6 +28,7 @@ mod incident_sources;
 mod layers;
 mod lifecycle_props;
 mod signed_approvals;
+mod ssh_forwarding;
 mod store_postgres;
 mod store_sqlite;
 mod team;

@@ -103,3 +103,39 @@ pub fn spawn_owned(
         exited,
     })
 }
+
+/// Removes a directory once its owner is dropped or this process ends, however
+/// it ends (even SIGKILL): a small shell waits for its stdin, a pipe only this
+/// process holds, to close. Servers in the directory are gone by then (reaped,
+/// or ended by their death signal); the short sleep lets their last writes land.
+pub struct DirWatchdog {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl DirWatchdog {
+    pub fn new(dir: &std::path::Path, name: &str) -> DirWatchdog {
+        let mut child = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "trap '' INT HUP TERM; read _ignored; sleep 0.2; rm -rf \"$1\"",
+                name,
+            ])
+            .arg(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start a directory watchdog (/bin/sh)");
+        let stdin = child.stdin.take();
+        DirWatchdog { child, stdin }
+    }
+}
+
+impl Drop for DirWatchdog {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}

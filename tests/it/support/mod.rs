@@ -287,8 +287,10 @@ pub mod tui;
 #[macro_use]
 pub mod backend_conformance;
 
+pub mod accounts;
 pub mod daemon;
 pub mod pg;
+pub mod sshd;
 
 pub mod openbao;
 
