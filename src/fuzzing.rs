@@ -16,6 +16,8 @@
 //! - `incident_http`: a generic HTTP source's reply, read with two field maps
 //!   (the incident sources chapter's and a flat one); also as an error body and, first line, as
 //!   a `Retry-After` header.
+//! - `broker_call`: the bytes a client sends the broker's socket, framed and
+//!   parsed as `breakglass.broker/v1` calls (and as replies).
 //!
 //! Not a stable API: it exists for fuzzing only.
 
@@ -47,6 +49,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pagerduty", pagerduty),
     ("opsgenie", opsgenie),
     ("incident_http", incident_http),
+    ("broker_call", broker_call),
 ];
 
 /// Listing pages taken from one input at most.
@@ -349,4 +352,31 @@ pub fn incident_http(data: &[u8]) -> Outcome {
     remote_extras(data);
     let v: Value = serde_json::from_slice(data).map_err(|e| e.to_string())?;
     first_ok(sources.iter().map(|s| s.items(&v).map(|l| l.len())))
+}
+
+/// What a client can send the broker (`breakglass.broker/v1`): the input is the
+/// byte stream on the socket, read frame by frame (bounded) and parsed as calls
+/// the way the broker does; each frame is also read as a reply, as a client would.
+/// `Ok(n)`: n calls were valid.
+pub fn broker_call(data: &[u8]) -> Outcome {
+    use crate::service::protocol::{parse_call, read_frame, Reply, MAX_CALL_BYTES};
+    futures::executor::block_on(async {
+        let mut stream = data;
+        let mut valid = 0;
+        loop {
+            match read_frame(&mut stream, MAX_CALL_BYTES).await {
+                Ok(Some(frame)) => {
+                    let _ = serde_json::from_slice::<Reply>(&frame);
+                    match parse_call(&frame) {
+                        Ok(_) => valid += 1,
+                        Err(e) if valid == 0 => return Err(e.message),
+                        Err(_) => return Ok(valid),
+                    }
+                }
+                Ok(None) => return Ok(valid),
+                Err(e) if valid == 0 => return Err(e.to_string()),
+                Err(_) => return Ok(valid),
+            }
+        }
+    })
 }

@@ -12,7 +12,7 @@ pub type Caller = Result<String, WireError>;
 pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Reply, WireError> {
     let who = || caller.clone();
     Ok(match call {
-        Call::Hello => Reply::Hello(Hello {
+        Call::Hello {} => Reply::Hello(Hello {
             v: VERSION.to_string(),
             who: caller.clone().map_err(|e| e.message),
             store: engine.store_description(),
@@ -20,7 +20,7 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
             signing_required: engine.signing_required(),
             checkpoint_public_key: engine.checkpoint_signer().map(|s| s.public_hex()),
         }),
-        Call::Incidents => {
+        Call::Incidents {} => {
             let (incidents, errors) = engine.incidents().await;
             Reply::Incidents {
                 incidents,
@@ -28,7 +28,7 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
                 warnings: engine.incident_warnings(),
             }
         }
-        Call::Roles => Reply::Roles {
+        Call::Roles {} => Reply::Roles {
             roles: engine.roles(caller.as_deref().ok()).await?,
         },
         Call::Requests { query } => Reply::Requests {
@@ -37,13 +37,13 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
         Call::Get { id } => Reply::Request {
             request: engine.load(id).await?,
         },
-        Call::Approvals => Reply::Queue {
+        Call::Approvals {} => Reply::Queue {
             items: engine.approvals_for(&who()?).await?,
         },
-        Call::Reviews => Reply::Queue {
+        Call::Reviews {} => Reply::Queue {
             items: engine.reviews_for(&who()?).await?,
         },
-        Call::AuditHead => {
+        Call::AuditHead {} => {
             let (seq, hash) = engine.audit_head().await?;
             Reply::Head { seq, hash }
         }
@@ -53,7 +53,7 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
         Call::AuditEvents { from, limit } => Reply::Audit {
             records: engine.audit_events(from, limit.min(10_000)).await?,
         },
-        Call::UndeliveredAlerts => Reply::Count {
+        Call::UndeliveredAlerts {} => Reply::Count {
             n: engine.undelivered_alerts().await?,
         },
         Call::WaitForChange { after, timeout_ms } => {
@@ -63,10 +63,10 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
                 changed: engine.wait_for_change(after, wait).await,
             }
         }
-        Call::Recover => Reply::Recovery {
+        Call::Recover {} => Reply::Recovery {
             report: engine.recover().await?,
         },
-        Call::DeliverAlerts => {
+        Call::DeliverAlerts {} => {
             engine
                 .deliver_alerts()
                 .await
@@ -130,14 +130,14 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
         Call::RoleStatement { role, at } => Reply::Statement {
             text: engine.role_decision_statement(&who()?, &role, at)?,
         },
-        Call::VerifyAudit => {
+        Call::VerifyAudit {} => {
             let (count, broken) = engine.verify_audit().await?;
             Reply::Verified { count, broken }
         }
         Call::CheckCheckpoint { checkpoint } => Reply::Checked {
             verdict: engine.check_checkpoint(&checkpoint).await?,
         },
-        Call::Checkpoint => {
+        Call::Checkpoint {} => {
             let signer = engine.checkpoint_signer().ok_or_else(|| {
                 WireError::new(
                     super::protocol::ErrorKind::Config,

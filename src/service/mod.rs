@@ -123,7 +123,7 @@ impl Service {
     }
 
     pub async fn hello(&self) -> R<Hello> {
-        match self.call(Call::Hello).await? {
+        match self.call(Call::Hello {}).await? {
             Reply::Hello(h) => Ok(h),
             r => unexpected("hello", r),
         }
@@ -149,7 +149,7 @@ impl Service {
         Vec<crate::incident::SourceError>,
         Vec<String>,
     )> {
-        match self.call(Call::Incidents).await? {
+        match self.call(Call::Incidents {}).await? {
             Reply::Incidents {
                 incidents,
                 errors,
@@ -159,7 +159,7 @@ impl Service {
         }
     }
     pub async fn roles(&self) -> R<Vec<RoleView>> {
-        match self.call(Call::Roles).await? {
+        match self.call(Call::Roles {}).await? {
             Reply::Roles { roles } => Ok(roles),
             r => unexpected("roles", r),
         }
@@ -177,19 +177,19 @@ impl Service {
         self.request_reply("get", Call::Get { id }).await
     }
     pub async fn approvals(&self) -> R<Vec<QueueItem>> {
-        match self.call(Call::Approvals).await? {
+        match self.call(Call::Approvals {}).await? {
             Reply::Queue { items } => Ok(items),
             r => unexpected("approvals", r),
         }
     }
     pub async fn reviews(&self) -> R<Vec<QueueItem>> {
-        match self.call(Call::Reviews).await? {
+        match self.call(Call::Reviews {}).await? {
             Reply::Queue { items } => Ok(items),
             r => unexpected("reviews", r),
         }
     }
     pub async fn audit_head(&self) -> R<(i64, String)> {
-        match self.call(Call::AuditHead).await? {
+        match self.call(Call::AuditHead {}).await? {
             Reply::Head { seq, hash } => Ok((seq, hash)),
             r => unexpected("audit_head", r),
         }
@@ -207,7 +207,7 @@ impl Service {
         }
     }
     pub async fn undelivered_alerts(&self) -> R<u64> {
-        match self.call(Call::UndeliveredAlerts).await? {
+        match self.call(Call::UndeliveredAlerts {}).await? {
             Reply::Count { n } => Ok(n),
             r => unexpected("undelivered_alerts", r),
         }
@@ -231,13 +231,13 @@ impl Service {
         }
     }
     pub async fn recover(&self) -> R<RecoveryReport> {
-        match self.call(Call::Recover).await? {
+        match self.call(Call::Recover {}).await? {
             Reply::Recovery { report } => Ok(report),
             r => unexpected("recover", r),
         }
     }
     pub async fn deliver_alerts(&self) -> R<()> {
-        match self.call(Call::DeliverAlerts).await? {
+        match self.call(Call::DeliverAlerts {}).await? {
             Reply::Done => Ok(()),
             r => unexpected("deliver_alerts", r),
         }
@@ -346,7 +346,7 @@ impl Service {
         }
     }
     pub async fn verify_audit(&self) -> R<(u64, Option<Broken>)> {
-        match self.call(Call::VerifyAudit).await? {
+        match self.call(Call::VerifyAudit {}).await? {
             Reply::Verified { count, broken } => Ok((count, broken)),
             r => unexpected("verify_audit", r),
         }
@@ -365,7 +365,7 @@ impl Service {
         }
     }
     pub async fn checkpoint(&self) -> R<crate::audit::checkpoint::Checkpoint> {
-        match self.call(Call::Checkpoint).await? {
+        match self.call(Call::Checkpoint {}).await? {
             Reply::Checkpoint { checkpoint } => Ok(checkpoint),
             r => unexpected("checkpoint", r),
         }

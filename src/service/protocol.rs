@@ -37,12 +37,14 @@ pub struct Envelope {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+// Calls without arguments are empty structs, not unit variants: serde ignores
+// extra fields on a unit variant, and no field may ride along unread.
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Call {
     /// Who the broker takes the caller for, and what it serves.
-    Hello,
-    Incidents,
-    Roles,
+    Hello {},
+    Incidents {},
+    Roles {},
     Requests {
         query: Query,
     },
@@ -50,10 +52,10 @@ pub enum Call {
         id: RequestId,
     },
     /// The caller's approval queue.
-    Approvals,
+    Approvals {},
     /// The caller's certification queue.
-    Reviews,
-    AuditHead,
+    Reviews {},
+    AuditHead {},
     AuditTail {
         n: usize,
     },
@@ -61,13 +63,13 @@ pub enum Call {
         from: i64,
         limit: usize,
     },
-    UndeliveredAlerts,
+    UndeliveredAlerts {},
     WaitForChange {
         after: i64,
         timeout_ms: u64,
     },
-    Recover,
-    DeliverAlerts,
+    Recover {},
+    DeliverAlerts {},
     Request {
         input: RequestInput,
         #[serde(default)]
@@ -112,8 +114,8 @@ pub enum Call {
         role: String,
         at: DateTime<Utc>,
     },
-    VerifyAudit,
-    Checkpoint,
+    VerifyAudit {},
+    Checkpoint {},
     /// Whether the log still extends a checkpoint (its signature is checked by
     /// the caller).
     CheckCheckpoint {
@@ -125,20 +127,20 @@ impl Call {
     /// The name of the call, for logs and errors.
     pub fn name(&self) -> &'static str {
         match self {
-            Call::Hello => "hello",
-            Call::Incidents => "incidents",
-            Call::Roles => "roles",
+            Call::Hello {} => "hello",
+            Call::Incidents {} => "incidents",
+            Call::Roles {} => "roles",
             Call::Requests { .. } => "requests",
             Call::Get { .. } => "get",
-            Call::Approvals => "approvals",
-            Call::Reviews => "reviews",
-            Call::AuditHead => "audit_head",
+            Call::Approvals {} => "approvals",
+            Call::Reviews {} => "reviews",
+            Call::AuditHead {} => "audit_head",
             Call::AuditTail { .. } => "audit_tail",
             Call::AuditEvents { .. } => "audit_events",
-            Call::UndeliveredAlerts => "undelivered_alerts",
+            Call::UndeliveredAlerts {} => "undelivered_alerts",
             Call::WaitForChange { .. } => "wait_for_change",
-            Call::Recover => "recover",
-            Call::DeliverAlerts => "deliver_alerts",
+            Call::Recover {} => "recover",
+            Call::DeliverAlerts {} => "deliver_alerts",
             Call::Request { .. } => "request",
             Call::Activate { .. } => "activate",
             Call::Decide { .. } => "decide",
@@ -149,8 +151,8 @@ impl Call {
             Call::RecertifyRole { .. } => "recertify_role",
             Call::Statement { .. } => "statement",
             Call::RoleStatement { .. } => "role_statement",
-            Call::VerifyAudit => "verify_audit",
-            Call::Checkpoint => "checkpoint",
+            Call::VerifyAudit {} => "verify_audit",
+            Call::Checkpoint {} => "checkpoint",
             Call::CheckCheckpoint { .. } => "check_checkpoint",
         }
     }

@@ -95,7 +95,7 @@ fn check(name: &str, kind: &str, file: &str, data: &[u8]) -> Option<String> {
 fn every_target_has_a_cargo_fuzz_binary_and_seeds_both_ways() {
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
     assert!(manifest.contains("cargo-fuzz = true"), "{manifest}");
-    assert_eq!(TARGETS.len(), 8);
+    assert_eq!(TARGETS.len(), 9);
     for (name, _) in TARGETS {
         let src = std::fs::read_to_string(fuzz_dir().join(format!("fuzz_targets/{name}.rs")))
             .unwrap_or_else(|e| panic!("fuzz/fuzz_targets/{name}.rs: {e}"));
@@ -328,5 +328,6 @@ mod mutated_seeds {
         pagerduty,
         opsgenie,
         incident_http,
+        broker_call,
     );
 }

@@ -1,0 +1,264 @@
+//! The broker's socket from a client's side, in one process: identity comes from
+//! the kernel, a message cannot name another person, frames are bounded and
+//! versioned, a broker that is down is said plainly, and the whole walk gives
+//! the same answers as the engine in process.
+
+use crate::support::*;
+use breakglass::domain::State;
+use breakglass::engine::{Decision, Engine};
+use breakglass::service::protocol::{self, Reply};
+use breakglass::service::{ErrorKind, Service};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+struct Broker {
+    _tmp: tempfile::TempDir,
+    socket: PathBuf,
+    engine: Arc<Engine>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Broker {
+    /// A broker on the demo config as changed by `edit`.
+    async fn start(edit: impl FnOnce(&mut String)) -> Broker {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = breakglass::demo::prepare(tmp.path()).unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        edit(&mut text);
+        std::fs::write(&path, text).unwrap();
+        let cfg = breakglass::config::load(&path).unwrap();
+        let engine = Arc::new(Engine::from_config(&cfg).unwrap());
+        let socket = tmp.path().join("broker.sock");
+        let listener = breakglass::broker::bind(&socket, None).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(breakglass::broker::serve(engine.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Broker {
+            _tmp: tmp,
+            socket,
+            engine,
+            stop: Some(stop),
+        }
+    }
+    fn client(&self, persona: Option<&str>) -> Service {
+        Service::broker(self.socket.clone()).as_persona(persona.map(str::to_string))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn without_personas(text: &mut String) {
+    *text = text.replace(
+        "[demo]\npersonas = [\"alice\", \"bob\", \"carol\", \"dave\"]\n",
+        "",
+    );
+    assert!(!text.contains("[demo]"));
+}
+
+/// Sends `body` as one frame and reads the one reply.
+async fn raw(socket: &Path, body: &[u8]) -> Reply {
+    let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+    protocol::write_frame(&mut s, body).await.unwrap();
+    let frame = protocol::read_frame(&mut s, protocol::MAX_REPLY_BYTES)
+        .await
+        .unwrap()
+        .expect("a reply");
+    serde_json::from_slice(&frame).unwrap()
+}
+
+fn error_of(r: Reply) -> protocol::WireError {
+    match r {
+        Reply::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn os_account() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name
+}
+
+#[tokio::test]
+async fn the_kernel_names_the_caller_and_no_message_can_name_another() {
+    let b = Broker::start(without_personas).await;
+    let hello = b.client(None).hello().await.unwrap();
+    assert_eq!(hello.who, Ok(os_account()));
+    assert_eq!(hello.v, "breakglass.broker/v1");
+    assert_eq!(hello.personas, None);
+
+    // A persona outside a demo is refused, as `--as` is in process.
+    let e = b.client(Some("bob")).whoami().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Identity);
+    assert_eq!(e.code, breakglass::exit::USAGE);
+    assert!(e.message.contains("only accepted in demo mode"), "{e:?}");
+    let e = b
+        .client(Some("bob"))
+        .decide(breakglass::domain::RequestId(1), Decision::approve(None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Identity, "{e:?}");
+
+    // The protocol has no field for who is asking: a message that adds one is
+    // refused whole, not half-read.
+    for forged in [
+        r#"{"v":"breakglass.broker/v1","who":"bob","call":{"op":"hello"}}"#,
+        r#"{"v":"breakglass.broker/v1","call":{"op":"hello","who":"bob"}}"#,
+        r#"{"v":"breakglass.broker/v1","call":{"op":"approvals","as":"bob"}}"#,
+    ] {
+        let e = error_of(raw(&b.socket, forged.as_bytes()).await);
+        assert_eq!(e.kind, ErrorKind::Protocol, "{forged}: {e:?}");
+        assert!(e.message.contains("unknown field"), "{forged}: {e:?}");
+    }
+    // Nothing was recorded for anyone.
+    assert_eq!(b.engine.audit_head().await.unwrap().0, 0);
+}
+
+#[tokio::test]
+async fn frames_are_versioned_and_bounded() {
+    let b = Broker::start(|_| {}).await;
+    let e = error_of(
+        raw(
+            &b.socket,
+            br#"{"v":"breakglass.broker/v2","call":{"op":"hello"}}"#,
+        )
+        .await,
+    );
+    assert!(e.message.contains("speaks breakglass.broker/v1"), "{e:?}");
+    assert!(e.message.contains("v2"), "{e:?}");
+    let e = error_of(raw(&b.socket, b"not json").await);
+    assert_eq!(e.kind, ErrorKind::Protocol);
+
+    // A frame announced over the limit is refused before it is read.
+    let mut s = tokio::net::UnixStream::connect(&b.socket).await.unwrap();
+    let len = (protocol::MAX_CALL_BYTES as u32 + 1).to_be_bytes();
+    s.write_all(&len).await.unwrap();
+    let frame = protocol::read_frame(&mut s, protocol::MAX_REPLY_BYTES)
+        .await
+        .unwrap()
+        .unwrap();
+    let e = error_of(serde_json::from_slice(&frame).unwrap());
+    assert!(e.message.contains("over the limit"), "{e:?}");
+    // ... and the connection is closed after it.
+    assert!(protocol::read_frame(&mut s, 1024).await.unwrap().is_none());
+
+    // Hostile text in a refusal comes back cleaned.
+    let e = error_of(
+        raw(
+            &b.socket,
+            "{\"v\":\"\u{1b}[2J\u{1b}]0;owned\u{7}\",\"call\":{\"op\":\"hello\"}}".as_bytes(),
+        )
+        .await,
+    );
+    assert!(!e.message.contains('\u{1b}'), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_broker_that_is_down_is_named_with_how_to_start_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("nobody-home.sock");
+    let e = Service::broker(socket.clone()).hello().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable);
+    assert_eq!(e.code, breakglass::exit::FAILURE);
+    assert!(e.message.contains(&socket.display().to_string()), "{e:?}");
+    let f = breakglass::cli::Failure::from(e);
+    assert!(
+        f.render().contains("is the broker running?"),
+        "{}",
+        f.render()
+    );
+
+    // A stale socket file left by a dead broker is taken over; a live one is not.
+    let b = Broker::start(|_| {}).await;
+    let again = breakglass::broker::bind(&b.socket, None).await.unwrap_err();
+    assert!(again.to_string().contains("already answers"), "{again}");
+    drop(b);
+    std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    drop(breakglass::broker::bind(&socket, None).await.unwrap());
+}
+
+/// The walk through the broker: what a person sees and what the log keeps.
+#[tokio::test]
+async fn the_whole_walk_goes_through_the_socket() {
+    let b = Broker::start(|_| {}).await;
+    let (alice, bob, dave) = (
+        b.client(Some("alice")),
+        b.client(Some("bob")),
+        b.client(Some("dave")),
+    );
+    let r = alice
+        .request(input(K8S, inc("INC-1042")), None)
+        .await
+        .unwrap();
+    assert_eq!(r.state, State::Pending);
+    // The requester cannot approve their own request, through the socket too.
+    let e = alice
+        .decide(r.id, Decision::approve(None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e:?}");
+    assert_eq!(e.code, breakglass::exit::REFUSED);
+    assert_eq!(bob.approvals().await.unwrap().len(), 1);
+
+    // A decision from another terminal wakes a waiting client at once.
+    let head = alice.audit_head().await.unwrap().0;
+    let waiter = {
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            let changed = alice
+                .wait_for_change(head, std::time::Duration::from_secs(20))
+                .await;
+            (changed, t.elapsed())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    bob.decide(r.id, Decision::approve(None)).await.unwrap();
+    let (changed, waited) = waiter.await.unwrap();
+    assert!(changed);
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+
+    let (active, cred) = alice.activate(r.id).await.unwrap();
+    assert_eq!(active.state, State::Active);
+    assert!(cred.reveal().count() > 0);
+    let r = alice.revoke(r.id, "done").await.unwrap();
+    assert_eq!(r.state, State::Ended);
+    alice.review(r.id, answers()).await.unwrap();
+    let e = alice
+        .decide(r.id, Decision::certify("mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused);
+    let r = dave.decide(r.id, Decision::certify("ok")).await.unwrap();
+    assert_eq!(r.state, State::Certified);
+
+    let (count, broken) = dave.verify_audit().await.unwrap();
+    assert!(broken.is_none());
+    assert!(count > 5);
+    let actors: Vec<(String, String)> = dave
+        .audit_tail(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.actor))
+        .collect();
+    for want in [
+        ("request.created", "alice"),
+        ("request.approved", "bob"),
+        ("review.certified", "dave"),
+    ] {
+        assert!(
+            actors.iter().any(|(a, w)| a == want.0 && w == want.1),
+            "{want:?} in {actors:?}"
+        );
+    }
+}
