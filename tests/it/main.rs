@@ -18,6 +18,7 @@ mod backend_vault;
 mod checkpoints;
 mod cli;
 mod crash;
+mod dist;
 mod docs_examples;
 mod engine_rules;
 mod evidence;
