@@ -15,6 +15,7 @@ mod backend_http;
 mod backend_openbao;
 mod backend_postgres;
 mod backend_vault;
+mod broker_config;
 mod checkpoints;
 mod cli;
 mod crash;
