@@ -95,22 +95,76 @@ pub(super) fn init(cli: &Cli, force: bool) -> CliResult {
 
 pub(super) fn config_check(cli: &Cli) -> CliResult {
     let path = config_path(cli)?;
-    match config::load(&path) {
-        Ok(cfg) => {
+    match config::load_any(&path) {
+        Ok(config::Loaded::Full(cfg)) => {
+            let warnings = broker_warnings(cfg.broker.as_ref());
             if cli.json {
                 outln!(
                     "{}",
-                    serde_json::json!({"ok": true, "roles": cfg.policy.roles.len()})
+                    serde_json::json!({
+                        "ok": true,
+                        "roles": cfg.policy.roles.len(),
+                        "engine": if cfg.broker.is_some() { "broker" } else { "this process" },
+                        "broker": cfg.broker.as_ref().map(broker_json),
+                        "warnings": warnings,
+                    })
                 );
-            } else {
+                return Ok(exit::OK);
+            }
+            outln!(
+                "{}: ok ({} role(s), {} backend(s), {} incident source(s){})",
+                path.display(),
+                cfg.policy.roles.len(),
+                cfg.backends.len(),
+                cfg.incident_sources.len(),
+                if cfg.is_demo() { ", demo mode" } else { "" }
+            );
+            match &cfg.broker {
+                None => outln!(
+                    "no [broker]: whoever runs breakglass with this config runs the engine in their own process and holds the backend secrets and the store themselves"
+                ),
+                Some(b) => outln!(
+                    "[broker]: the broker's config; `breakglass broker` runs the engine and alone holds the backend secrets and the store; people's commands go to it at {}{} (their own config holds only [broker] socket = \"{}\")",
+                    b.socket.display(),
+                    b.group
+                        .as_ref()
+                        .map(|g| format!(", where members of group {g} may connect"))
+                        .unwrap_or_default(),
+                    b.socket.display()
+                ),
+            }
+            for w in &warnings {
+                errln!("warning: {w}");
+            }
+            Ok(exit::OK)
+        }
+        Ok(config::Loaded::Client(c)) => {
+            let mut warnings = Vec::new();
+            if !c.broker.socket.exists() {
+                warnings.push(format!(
+                    "there is no socket at {} yet: the broker is not running there (on its host: systemctl status breakglass-broker)",
+                    c.broker.socket.display()
+                ));
+            }
+            if cli.json {
                 outln!(
-                    "{}: ok ({} role(s), {} backend(s), {} incident source(s){})",
-                    path.display(),
-                    cfg.policy.roles.len(),
-                    cfg.backends.len(),
-                    cfg.incident_sources.len(),
-                    if cfg.is_demo() { ", demo mode" } else { "" }
+                    "{}",
+                    serde_json::json!({
+                        "ok": true,
+                        "client": true,
+                        "broker": broker_json(&c.broker),
+                        "warnings": warnings,
+                    })
                 );
+                return Ok(exit::OK);
+            }
+            outln!(
+                "{}: ok (a client config: this process holds no secrets; commands go to the broker at {})",
+                path.display(),
+                c.broker.socket.display()
+            );
+            for w in &warnings {
+                errln!("warning: {w}");
             }
             Ok(exit::OK)
         }
@@ -133,6 +187,25 @@ pub(super) fn config_check(cli: &Cli) -> CliResult {
             }
             Ok(exit::USAGE)
         }
+    }
+}
+
+fn broker_json(b: &config::BrokerConfig) -> serde_json::Value {
+    serde_json::json!({"socket": b.socket, "group": b.group})
+}
+
+/// What `config check` notes about a broker's settings on this host: a group
+/// that does not exist (yet) here.
+fn broker_warnings(b: Option<&config::BrokerConfig>) -> Vec<String> {
+    let Some(group) = b.and_then(|b| b.group.as_deref()) else {
+        return vec![];
+    };
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(_)) => vec![],
+        Ok(None) => vec![format!(
+            "group {group} does not exist on this host; create it before the broker starts (dist/sysusers.d/breakglass.conf creates breakglass-users), or the broker cannot give its socket to it"
+        )],
+        Err(e) => vec![format!("cannot look up group {group}: {e}")],
     }
 }
 
