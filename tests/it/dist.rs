@@ -78,14 +78,14 @@ fn the_broker_unit_passes_systemd_analyze_verify() {
 #[test]
 fn the_broker_unit_scores_ok_in_systemd_analyze_security() {
     let (_dir, unit) = unit_copy();
-    // Exposure 0.0 (locked down) to 10.0; the unit scores 1.9 today. A hardening
-    // line dropped or loosened raises it past 2.0.
+    // Exposure 0.0 (locked down) to 10.0; the unit scores 1.7 today. A hardening
+    // line dropped raises it past 1.8 (the next test names each line).
     let o = run(Command::new("systemd-analyze")
-        .args(["security", "--offline=yes", "--no-pager", "--threshold=20"])
+        .args(["security", "--offline=yes", "--no-pager", "--threshold=18"])
         .arg(&unit));
     assert!(
         o.status.success(),
-        "exposure above 2.0:\n{}{}",
+        "exposure above 1.8:\n{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );

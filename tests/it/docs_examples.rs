@@ -341,7 +341,11 @@ fn a_renamed_key_fails() {
 
     let whole = toml_blocks
         .iter()
-        .find(|b| b.text.contains("[store]") && b.text.contains("[[roles]]"))
+        .find(|b| {
+            b.text.contains("[store]")
+                && b.text.contains("[[roles]]")
+                && b.text.contains("max_extensions =")
+        })
         .expect("the configuration chapter has a whole config");
     load(&whole.text, &signers).unwrap();
     let renamed = whole.text.replace("max_extensions =", "max_extension =");
@@ -365,6 +369,16 @@ fn a_renamed_key_fails() {
         v
     };
     assert!(load(&uncommented(&renamed, i, 0, false), &signers).is_err());
+
+    // A person's client config: loaded as written, its keys checked too.
+    let client = toml_blocks
+        .iter()
+        .find(|b| b.text.trim_start().starts_with("[broker]") && !b.text.contains("[store]"))
+        .expect("the broker chapter shows a person's client config");
+    load(&client.text, &signers).unwrap();
+    let renamed = client.text.replace("socket =", "sockets =");
+    assert_ne!(renamed, client.text);
+    assert!(load(&renamed, &signers).is_err());
 
     // A fragment's role: filled from the base, but its own keys still checked.
     let fragment = "[[roles]]\nname = \"r\"\nrequire_open_incidents = true\n";
