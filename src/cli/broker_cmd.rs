@@ -8,14 +8,19 @@ use std::sync::Arc;
 const SWEEP_EVERY_SECS: i64 = 1;
 
 pub(super) async fn run(cfg: &Config, socket: Option<&Path>, json: bool) -> CliResult {
-    let socket = socket.map(Path::to_path_buf).ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            "name the broker's socket: [broker] socket in the config, or --socket PATH",
-        )
-    })?;
+    let socket = socket
+        .map(Path::to_path_buf)
+        .or_else(|| cfg.broker.as_ref().map(|b| b.socket.clone()))
+        .ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                "name the broker's socket: [broker] socket in the config, or --socket PATH",
+            )
+        })?;
+    let group = cfg.broker.as_ref().and_then(|b| b.group.clone());
+    holds_alone(cfg)?;
     let engine = Arc::new(Engine::from_config(cfg)?);
-    let running = start(engine.clone(), &socket, None).await?;
+    let running = start(engine.clone(), &socket, group.as_deref()).await?;
     errln!(
         "breakglass broker: serving {} on {} (pid {})",
         engine.store_description(),
@@ -25,6 +30,49 @@ pub(super) async fn run(cfg: &Config, socket: Option<&Path>, json: bool) -> CliR
     let result = sweep_until_stopped(&engine, "broker", SWEEP_EVERY_SECS, json).await;
     running.stop().await;
     result
+}
+
+/// Refuses to serve when anyone but this account could read a secret the broker
+/// holds, or change the policy it enforces: whoever can would hold the standing
+/// privilege the broker exists to take away.
+fn holds_alone(cfg: &Config) -> Result<(), Failure> {
+    let me = nix::unistd::geteuid().as_raw();
+    let mut problems: Vec<String> = config::secret_files(cfg)
+        .iter()
+        .filter_map(|f| config::check_owner_only(f, me).err())
+        .collect();
+    if let Err(p) = policy_is_ours(&cfg.path, me) {
+        problems.push(p);
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut f = Failure::new(
+        exit::USAGE,
+        "the broker will not start: what it alone must hold is open to others",
+    );
+    f.causes = problems;
+    Err(f.with_hint("docs/src/broker-setup.md lists the owner and mode of each file"))
+}
+
+/// The broker's config (its policy) is changed by root or the broker's account
+/// only: owned by one of them and writable by no one else.
+fn policy_is_ours(path: &Path, me: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let shown = crate::files::shell_quote(&path.display().to_string());
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "the config {shown} (the policy) is owned by uid {}, who could change the policy; run: chown root {shown}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the config {shown} (the policy) is writable by group or others; run: chmod go-w {shown}"
+        ));
+    }
+    Ok(())
 }
 
 /// A broker serving in this process; `stop` closes the socket and removes it.

@@ -150,8 +150,22 @@ fn config_path(cli: &Cli) -> Result<PathBuf, Failure> {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    match load_any_config(cli)? {
+        config::Loaded::Full(cfg) => Ok(*cfg),
+        config::Loaded::Client(c) => Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "{} only names a broker ({}); this command needs the broker's own config",
+                c.path.display(),
+                c.broker.socket.display()
+            ),
+        )),
+    }
+}
+
+fn load_any_config(cli: &Cli) -> Result<config::Loaded, Failure> {
     let path = config_path(cli)?;
-    config::load(&path).map_err(|p| {
+    config::load_any(&path).map_err(|p| {
         Failure::new(
             exit::USAGE,
             format!("the config has problems:\n{p}\n(`breakglass config check` lists them all)"),
@@ -187,8 +201,19 @@ async fn recover_first(svc: &Service) -> Result<(), Failure> {
 async fn dispatch(cli: Cli) -> CliResult {
     let command = match &cli.command {
         None | Some(Command::Console) => {
-            let cfg = load_config(&cli)?;
-            return console(&cli, &cfg).await;
+            return match load_any_config(&cli)? {
+                config::Loaded::Full(cfg) => match &cfg.broker {
+                    Some(b) => {
+                        let look = ConsoleLook::of_config(&cfg);
+                        console_on(&cli, &look, Service::broker(b.socket.clone())).await
+                    }
+                    None => console(&cli, &cfg).await,
+                },
+                config::Loaded::Client(c) => {
+                    let look = ConsoleLook::of_client(&c);
+                    console_on(&cli, &look, Service::broker(c.broker.socket.clone())).await
+                }
+            };
         }
         Some(c) => c,
     };
@@ -212,12 +237,24 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Demo { dir, no_console } => return demo(&cli, dir.clone(), *no_console).await,
         _ => {}
     }
-    let cfg = load_config(&cli)?;
+    let cfg = match load_any_config(&cli)? {
+        config::Loaded::Client(c) => {
+            let svc = Service::broker(c.broker.socket).as_persona(cli.as_persona.clone());
+            return run_command(&cli, command, &svc).await;
+        }
+        config::Loaded::Full(cfg) => *cfg,
+    };
     if let Command::Store(StoreCmd::Migrate(a)) = command {
         return store_migrate::migrate(&cfg, a, cli.json);
     }
     if let Command::Broker { socket } = command {
         return broker_cmd::run(&cfg, socket.as_deref(), cli.json).await;
+    }
+    // A config that names a broker sends people's commands there; the daemon
+    // (a sweeper beside the broker) is the one exception.
+    if let (Some(b), false) = (&cfg.broker, matches!(command, Command::Daemon { .. })) {
+        let svc = Service::broker(b.socket.clone()).as_persona(cli.as_persona.clone());
+        return run_command(&cli, command, &svc).await;
     }
     let engine = std::sync::Arc::new(Engine::from_config(&cfg)?);
     if let Command::Daemon { interval } = command {

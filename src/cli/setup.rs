@@ -13,16 +13,47 @@ fn needs_terminal() -> Result<(), Failure> {
     Ok(())
 }
 
+/// What the console takes from a config besides the service: its look, where
+/// drafts live, and the file a relaunched `shell` reads.
+pub(super) struct ConsoleLook {
+    theme: Option<String>,
+    themes_dir: PathBuf,
+    drafts_dir: PathBuf,
+    config: PathBuf,
+}
+
+impl ConsoleLook {
+    pub(super) fn of_config(cfg: &Config) -> Self {
+        ConsoleLook {
+            theme: cfg.ui_theme.clone(),
+            themes_dir: cfg.dir().join("themes"),
+            drafts_dir: cfg.data_dir().join("drafts"),
+            config: cfg.path.clone(),
+        }
+    }
+    /// A person's client config: drafts stay in their own data dir.
+    pub(super) fn of_client(c: &config::ClientConfig) -> Self {
+        let dir = c.path.parent().unwrap_or(std::path::Path::new("."));
+        ConsoleLook {
+            theme: c.ui_theme.clone(),
+            themes_dir: dir.join("themes"),
+            drafts_dir: config::default_data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("drafts"),
+            config: c.path.clone(),
+        }
+    }
+}
+
 /// Opens the interactive console on a config, with the engine in this process.
 pub(super) async fn console(cli: &Cli, cfg: &Config) -> CliResult {
     needs_terminal()?;
     let engine = std::sync::Arc::new(Engine::from_config(cfg)?);
-    console_on(cli, cfg, Service::local(engine)).await
+    console_on(cli, &ConsoleLook::of_config(cfg), Service::local(engine)).await
 }
 
-/// The console over `svc` (in process or a broker); `cfg` gives its look and
-/// where drafts live.
-pub(super) async fn console_on(cli: &Cli, cfg: &Config, svc: Service) -> CliResult {
+/// The console over `svc` (in process or a broker).
+pub(super) async fn console_on(cli: &Cli, look: &ConsoleLook, svc: Service) -> CliResult {
     needs_terminal()?;
     let hello = svc.as_persona(cli.as_persona.clone()).hello().await?;
     if svc.engine().is_some() {
@@ -38,25 +69,25 @@ pub(super) async fn console_on(cli: &Cli, cfg: &Config, svc: Service) -> CliResu
     let name = cli
         .theme
         .clone()
-        .or_else(|| cfg.ui_theme.clone())
+        .or_else(|| look.theme.clone())
         .unwrap_or_else(|| "default".into());
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let (theme, warning) =
-        crate::tui::theme::Theme::load(&name, Some(&cfg.dir().join("themes")), no_color);
+    let (theme, warning) = crate::tui::theme::Theme::load(&name, Some(&look.themes_dir), no_color);
     let summary = crate::tui::run(
         svc.clone(),
         crate::tui::Options {
             store: format!("{} · {}", hello.store, svc.holder()),
             theme,
             warning,
-            drafts_dir: cfg.data_dir().join("drafts"),
+            drafts_dir: look.drafts_dir.clone(),
             me,
             personas: hello.personas.clone(),
             relaunch: std::env::current_exe()
                 .ok()
                 .map(|exe| crate::tui::Relaunch {
                     exe,
-                    config: std::fs::canonicalize(&cfg.path).unwrap_or_else(|_| cfg.path.clone()),
+                    config: std::fs::canonicalize(&look.config)
+                        .unwrap_or_else(|_| look.config.clone()),
                 }),
         },
     )
@@ -114,22 +145,76 @@ pub(super) fn init(cli: &Cli, force: bool) -> CliResult {
 
 pub(super) fn config_check(cli: &Cli) -> CliResult {
     let path = config_path(cli)?;
-    match config::load(&path) {
-        Ok(cfg) => {
+    match config::load_any(&path) {
+        Ok(config::Loaded::Full(cfg)) => {
+            let warnings = broker_warnings(cfg.broker.as_ref());
             if cli.json {
                 outln!(
                     "{}",
-                    serde_json::json!({"ok": true, "roles": cfg.policy.roles.len()})
+                    serde_json::json!({
+                        "ok": true,
+                        "roles": cfg.policy.roles.len(),
+                        "engine": if cfg.broker.is_some() { "broker" } else { "this process" },
+                        "broker": cfg.broker.as_ref().map(broker_json),
+                        "warnings": warnings,
+                    })
                 );
-            } else {
+                return Ok(exit::OK);
+            }
+            outln!(
+                "{}: ok ({} role(s), {} backend(s), {} incident source(s){})",
+                path.display(),
+                cfg.policy.roles.len(),
+                cfg.backends.len(),
+                cfg.incident_sources.len(),
+                if cfg.is_demo() { ", demo mode" } else { "" }
+            );
+            match &cfg.broker {
+                None => outln!(
+                    "no [broker]: whoever runs breakglass with this config runs the engine in their own process and holds the backend secrets and the store themselves"
+                ),
+                Some(b) => outln!(
+                    "[broker]: the broker's config; `breakglass broker` runs the engine and alone holds the backend secrets and the store; people's commands go to it at {}{} (their own config holds only [broker] socket = \"{}\")",
+                    b.socket.display(),
+                    b.group
+                        .as_ref()
+                        .map(|g| format!(", where members of group {g} may connect"))
+                        .unwrap_or_default(),
+                    b.socket.display()
+                ),
+            }
+            for w in &warnings {
+                errln!("warning: {w}");
+            }
+            Ok(exit::OK)
+        }
+        Ok(config::Loaded::Client(c)) => {
+            let mut warnings = Vec::new();
+            if !c.broker.socket.exists() {
+                warnings.push(format!(
+                    "there is no socket at {} yet: the broker is not running there (on its host: systemctl status breakglass-broker)",
+                    c.broker.socket.display()
+                ));
+            }
+            if cli.json {
                 outln!(
-                    "{}: ok ({} role(s), {} backend(s), {} incident source(s){})",
-                    path.display(),
-                    cfg.policy.roles.len(),
-                    cfg.backends.len(),
-                    cfg.incident_sources.len(),
-                    if cfg.is_demo() { ", demo mode" } else { "" }
+                    "{}",
+                    serde_json::json!({
+                        "ok": true,
+                        "client": true,
+                        "broker": broker_json(&c.broker),
+                        "warnings": warnings,
+                    })
                 );
+                return Ok(exit::OK);
+            }
+            outln!(
+                "{}: ok (a client config: this process holds no secrets; commands go to the broker at {})",
+                path.display(),
+                c.broker.socket.display()
+            );
+            for w in &warnings {
+                errln!("warning: {w}");
             }
             Ok(exit::OK)
         }
@@ -169,6 +254,25 @@ fn demo_socket(dir: &std::path::Path) -> PathBuf {
     base.join(format!("breakglass-demo-{}.sock", std::process::id()))
 }
 
+fn broker_json(b: &config::BrokerConfig) -> serde_json::Value {
+    serde_json::json!({"socket": b.socket, "group": b.group})
+}
+
+/// What `config check` notes about a broker's settings on this host: a group
+/// that does not exist (yet) here.
+fn broker_warnings(b: Option<&config::BrokerConfig>) -> Vec<String> {
+    let Some(group) = b.and_then(|b| b.group.as_deref()) else {
+        return vec![];
+    };
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(_)) => vec![],
+        Ok(None) => vec![format!(
+            "group {group} does not exist on this host; create it before the broker starts (dist/sysusers.d/breakglass.conf creates breakglass-users), or the broker cannot give its socket to it"
+        )],
+        Err(e) => vec![format!("cannot look up group {group}: {e}")],
+    }
+}
+
 pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> CliResult {
     let dir = match dir {
         Some(d) => d,
@@ -196,7 +300,8 @@ pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> C
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
-        let result = console_on(cli, &cfg, Service::broker(socket)).await;
+        let look = ConsoleLook::of_config(&cfg);
+        let result = console_on(cli, &look, Service::broker(socket)).await;
         sweeper.abort();
         broker.stop().await;
         return result;

@@ -1,10 +1,14 @@
 //! Config and policy files: serde types with spans, defaults, and validation that
 //! reports every problem with file, line and what to write instead.
 
+pub mod broker;
 mod raw;
+mod secrets;
 mod validate;
 
-pub use validate::{load, load_str};
+pub use broker::{BrokerConfig, ClientConfig, Loaded};
+pub use secrets::{check_owner_only, secret_files, SecretFile};
+pub use validate::{load, load_any, load_any_str, load_str};
 
 pub use crate::alert::config::SinkConfig;
 pub use crate::backend::config::{BackendConfig, PostgresConfig};
@@ -68,6 +72,8 @@ pub struct Config {
     pub checkpoint_key: Option<PathBuf>,
     /// Who the acting person is (`[store] identity`).
     pub identity: StoreIdentity,
+    /// `[broker]`: this is the broker's config; people's commands reach it there.
+    pub broker: Option<BrokerConfig>,
 }
 
 impl Config {

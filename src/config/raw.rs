@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub recovery: Option<RawRecovery>,
     pub ui: Option<RawUi>,
     pub audit: Option<RawAudit>,
+    pub broker: Option<Spanned<RawBroker>>,
     pub groups: Option<Spanned<BTreeMap<String, Spanned<Vec<String>>>>>,
     pub roles: Option<Vec<Spanned<RawRole>>>,
 }
@@ -226,5 +227,14 @@ pub struct RawUi {
 pub struct RawAudit {
     /// Ed25519 key (from `breakglass audit keygen`) that signs checkpoints; keep it
     /// outside the store, readable only by the breakglass user.
-    pub checkpoint_key_file: Option<String>,
+    pub checkpoint_key_file: Option<Spanned<String>>,
+}
+
+/// `[broker]`: in the broker's config, where it listens and who may connect; in a
+/// person's config (the only table besides `[ui]`), where their commands go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    pub socket: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
 }

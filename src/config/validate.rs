@@ -9,6 +9,7 @@ use toml::Spanned;
 
 mod alerts;
 mod backends;
+mod broker;
 mod policy;
 mod roles;
 mod signing;
@@ -91,9 +92,44 @@ fn parse_duration(ctx: &mut Ctx, s: &Spanned<String>, what: &str) -> Option<i64>
     }
 }
 
-/// Reads and validates the config at `path` (and the policy file it names).
+/// Reads and validates the config at `path` (and the policy file it names). A
+/// person's client config (only `[broker]`) is refused: it holds no policy.
 pub fn load(path: &Path) -> Result<Config, Problems> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    load_str(&read(path)?, path)
+}
+
+/// Reads and validates the config at `path`: a whole config, or a person's
+/// client config that names only the broker (`[broker]`, and `[ui]`).
+pub fn load_any(path: &Path) -> Result<Loaded, Problems> {
+    load_any_str(&read(path)?, path)
+}
+
+/// [`load_any`] on text read from `path`.
+pub fn load_any_str(text: &str, path: &Path) -> Result<Loaded, Problems> {
+    let raw = parse(text, path)?;
+    if !broker::client_only(&raw) {
+        return full(text, path, raw).map(|c| Loaded::Full(Box::new(c)));
+    }
+    let mut problems = Vec::new();
+    let mut ctx = Ctx {
+        file: path.to_path_buf(),
+        text,
+        problems: &mut problems,
+    };
+    let broker = broker::broker(&mut ctx, raw.broker.as_ref())
+        .expect("a client config has a [broker] table: client_only checked it");
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    Ok(Loaded::Client(ClientConfig {
+        path: path.to_path_buf(),
+        broker,
+        ui_theme: raw.ui.as_ref().and_then(|u| u.theme.clone()),
+    }))
+}
+
+fn read(path: &Path) -> Result<String, Problems> {
+    std::fs::read_to_string(path).map_err(|e| {
         Problems(vec![Problem {
             file: path.to_path_buf(),
             line: None,
@@ -101,8 +137,7 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
                 "cannot read the config: {e}; run `breakglass init` to write a starter config, or pass --config FILE"
             ),
         }])
-    })?;
-    load_str(&text, path)
+    })
 }
 
 /// Validates config text as if it were read from `path` (relative paths in it are
@@ -110,6 +145,26 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 /// goes on, so one run reports them all.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
     let raw = parse(text, path)?;
+    if let Some(b) = raw.broker.as_ref().filter(|_| broker::client_only(&raw)) {
+        let socket = b
+            .get_ref()
+            .socket
+            .as_ref()
+            .map_or(crate::config::broker::DEFAULT_SOCKET, |s| s.get_ref());
+        let mut problems = Vec::new();
+        Ctx {
+            file: path.to_path_buf(),
+            text,
+            problems: &mut problems,
+        }
+        .at(b, format!("this config only names a broker (socket \"{socket}\"); the broker's own config holds the policy, the store and the backends"));
+        return Err(Problems(problems));
+    }
+    full(text, path, raw)
+}
+
+/// A whole config: every phase records its problems and goes on.
+fn full(text: &str, path: &Path, raw: RawConfig) -> Result<Config, Problems> {
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let resolve = |p: &str| relative_to(&dir, p);
     let mut problems = Vec::new();
@@ -131,6 +186,16 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
     );
     let (alert_sinks, alert_rules) = alerts::alerts(&mut ctx, raw.alerts.as_ref(), &resolve);
     let recovery = recovery(&mut ctx, raw.recovery.as_ref());
+    let broker = broker::broker(&mut ctx, raw.broker.as_ref());
+    let checkpoint_key = raw
+        .audit
+        .as_ref()
+        .and_then(|a| a.checkpoint_key_file.as_ref())
+        .map(|f| {
+            let path = resolve(f.get_ref());
+            secret_file(&mut ctx, f, &path, "[audit] checkpoint_key_file");
+            path
+        });
     let approval_signing = signing::approval_signing(
         &mut ctx,
         &raw.approval_signing,
@@ -157,11 +222,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
         recovery,
         ui_theme: raw.ui.as_ref().and_then(|u| u.theme.clone()),
         identity,
-        checkpoint_key: raw
-            .audit
-            .as_ref()
-            .and_then(|a| a.checkpoint_key_file.as_deref())
-            .map(resolve),
+        checkpoint_key,
+        broker,
     };
     finish(problems, config)
 }
@@ -169,6 +231,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, Problems> {
 /// Parse: the text is TOML of the config's shape (the one problem that stops early).
 fn parse(text: &str, path: &Path) -> Result<RawConfig, Problems> {
     toml::from_str(text).map_err(|e| Problems(vec![toml_problem(path, text, &e)]))
+}
+
+/// A file holding a secret is its owner's alone: no group or other permission
+/// (`files::check_private`; a missing file is reported where it is read).
+fn secret_file(ctx: &mut Ctx, at: &Spanned<String>, path: &Path, what: &str) {
+    if let Err(e) = crate::files::check_private(path) {
+        ctx.at(at, format!("{what} holds a secret, but {e}"));
+    }
 }
 
 /// A path from the config: absolute as written, else relative to `dir`.

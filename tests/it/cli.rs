@@ -343,6 +343,30 @@ fn init_writes_a_valid_starter_and_never_overwrites_without_force() {
     assert_eq!(mode(&cfg), 0o600, "the policy is its owner's alone");
     let o = bg(&cfg, None, &["config", "check"]);
     assert_eq!(code(&o), 0, "the starter config is valid: {}", stderr(&o));
+    assert!(stdout(&o).contains("no [broker]"), "{}", stdout(&o));
+    // Its commented [broker] section, uncommented, makes it a broker's config.
+    let starter = std::fs::read_to_string(&cfg).unwrap();
+    let broker: String = starter
+        .lines()
+        .map(|l| match l {
+            "# [broker]" => "[broker]".to_string(),
+            l if l.starts_with("# socket = ") || l.starts_with("# group = ") => l[2..].to_string(),
+            l => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(
+        broker, starter,
+        "the starter has a commented [broker] section"
+    );
+    std::fs::write(&cfg, format!("{broker}\n")).unwrap();
+    let o = bg(&cfg, None, &["config", "check"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("people's commands go to it at /run/breakglass/broker.sock, where members of group breakglass-users may connect"),
+        "{}",
+        stdout(&o)
+    );
     std::fs::write(&cfg, "# mine\n").unwrap();
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let o = bg(&cfg, None, &["init"]);

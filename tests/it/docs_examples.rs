@@ -5,6 +5,10 @@
 //! The rules, so a docs writer knows what a block must be:
 //! - A block with both `[store]` and `[[roles]]` is a complete config and is loaded
 //!   exactly as written.
+//! - A block with `[broker]` and nothing else but `[ui]` is a person's client
+//!   config: it is loaded as written through `config::load_any`, and must come out
+//!   a client config (a broker's own `[broker]` is shown in a whole config, or
+//!   beside another table).
 //! - Any other block is a fragment, laid over `BASE` (a small valid config): its
 //!   top-level keys and tables replace the base's, `[backends.NAME]` tables are
 //!   added to the base's, and each of its `[[roles]]` gets the keys it leaves out
@@ -196,12 +200,28 @@ fn complete(block: &toml::Table) -> toml::Table {
     cfg
 }
 
+/// A person's client config: `[broker]`, and at most `[ui]` beside it.
+fn is_client(block: &toml::Table) -> bool {
+    block.contains_key("broker") && block.keys().all(|k| k == "broker" || k == "ui")
+}
+
 /// Loads one config text the way `breakglass config check` would, in a fresh
 /// directory with the files it names.
 fn load(text: &str, signers: &str) -> Result<(), String> {
     let block: toml::Table = toml::from_str(text).map_err(|e| format!("not TOML: {e}"))?;
-    let mut cfg = complete(&block);
     let dir = tempfile::tempdir().unwrap();
+    if is_client(&block) {
+        let path = dir.path().join("client.toml");
+        std::fs::write(&path, text).unwrap();
+        return match breakglass::config::load_any(&path) {
+            Ok(breakglass::config::Loaded::Client(_)) => Ok(()),
+            Ok(breakglass::config::Loaded::Full(_)) => Err(format!(
+                "loaded as a whole config, not a client config:\n{text}"
+            )),
+            Err(p) => Err(format!("{p}\n--- as loaded:\n{text}")),
+        };
+    }
+    let mut cfg = complete(&block);
     if let Some(policy) = cfg.get("policy").and_then(|p| p.as_str()).map(String::from) {
         let mut file = toml::Table::new();
         for k in ["groups", "roles"] {
@@ -321,7 +341,11 @@ fn a_renamed_key_fails() {
 
     let whole = toml_blocks
         .iter()
-        .find(|b| b.text.contains("[store]") && b.text.contains("[[roles]]"))
+        .find(|b| {
+            b.text.contains("[store]")
+                && b.text.contains("[[roles]]")
+                && b.text.contains("max_extensions =")
+        })
         .expect("the configuration chapter has a whole config");
     load(&whole.text, &signers).unwrap();
     let renamed = whole.text.replace("max_extensions =", "max_extension =");
@@ -345,6 +369,16 @@ fn a_renamed_key_fails() {
         v
     };
     assert!(load(&uncommented(&renamed, i, 0, false), &signers).is_err());
+
+    // A person's client config: loaded as written, its keys checked too.
+    let client = toml_blocks
+        .iter()
+        .find(|b| b.text.trim_start().starts_with("[broker]") && !b.text.contains("[store]"))
+        .expect("the broker chapter shows a person's client config");
+    load(&client.text, &signers).unwrap();
+    let renamed = client.text.replace("socket =", "sockets =");
+    assert_ne!(renamed, client.text);
+    assert!(load(&renamed, &signers).is_err());
 
     // A fragment's role: filled from the base, but its own keys still checked.
     let fragment = "[[roles]]\nname = \"r\"\nrequire_open_incidents = true\n";

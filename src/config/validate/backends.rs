@@ -242,7 +242,11 @@ pub(super) fn postgres_backend(
         (Some(e), None) => {
             env_name(ctx, e, "url_env").then(|| PgUrlSource::Env(e.get_ref().clone()))
         }
-        (None, Some(f)) => Some(PgUrlSource::File(resolve(f.get_ref()))),
+        (None, Some(f)) => {
+            let path = resolve(f.get_ref());
+            secret_file(ctx, f, &path, &format!("backend \"{name}\" url_file"));
+            Some(PgUrlSource::File(path))
+        }
         (Some(e), Some(_)) => {
             ctx.at(
                 e,

@@ -77,7 +77,11 @@ pub(super) fn store_config(
                     env_name(ctx, e, "url_env");
                     PgUrlSource::Env(e.get_ref().clone())
                 }
-                (None, Some(f)) => PgUrlSource::File(resolve(f.get_ref())),
+                (None, Some(f)) => {
+                    let path = resolve(f.get_ref());
+                    secret_file(ctx, f, &path, "[store] url_file");
+                    PgUrlSource::File(path)
+                }
                 (Some(e), Some(_)) => {
                     ctx.at(e, "[store] write url_env or url_file, not both");
                     PgUrlSource::Env(e.get_ref().clone())
