@@ -80,13 +80,25 @@ pub struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
     socket: std::path::PathBuf,
+    /// The socket file's (device, inode): a successor may already have bound
+    /// the same path, and its socket is not ours to remove.
+    ours: Option<(u64, u64)>,
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Running {
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
-        let _ = std::fs::remove_file(&self.socket);
+        if self.ours.is_some() && identity(&self.socket) == self.ours {
+            let _ = std::fs::remove_file(&self.socket);
+        }
     }
 }
 
@@ -105,6 +117,7 @@ pub async fn start(
     Ok(Running {
         stop,
         server,
+        ours: identity(socket),
         socket: socket.to_path_buf(),
     })
 }

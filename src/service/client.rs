@@ -12,7 +12,10 @@ use zeroize::Zeroize;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A call that grants or revokes waits on a backend; the broker bounds that
 /// with the backend's own timeouts, this only stops a wedged broker holding us.
-const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Reads answer from the store and the incident sources (whose own timeouts are
+/// shorter than this).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn unavailable(socket: &Path, e: impl std::fmt::Display) -> WireError {
     let mut w = WireError::new(
@@ -30,7 +33,8 @@ pub async fn call(socket: &Path, as_persona: Option<&str>, call: Call) -> Result
             Duration::from_millis((*timeout_ms).min(super::protocol::MAX_WAIT_MS))
                 + Duration::from_secs(10)
         }
-        _ => CALL_TIMEOUT,
+        c if c.changes_state() => CHANGE_TIMEOUT,
+        _ => READ_TIMEOUT,
     };
     let name = call.name();
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket))

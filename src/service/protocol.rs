@@ -124,6 +124,23 @@ pub enum Call {
 }
 
 impl Call {
+    /// Whether the call may change state (and so wait on a backend).
+    pub fn changes_state(&self) -> bool {
+        matches!(
+            self,
+            Call::Recover {}
+                | Call::DeliverAlerts {}
+                | Call::Request { .. }
+                | Call::Activate { .. }
+                | Call::Decide { .. }
+                | Call::Cancel { .. }
+                | Call::Revoke { .. }
+                | Call::Extend { .. }
+                | Call::Review { .. }
+                | Call::RecertifyRole { .. }
+        )
+    }
+
     /// The name of the call, for logs and errors.
     pub fn name(&self) -> &'static str {
         match self {

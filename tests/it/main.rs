@@ -16,6 +16,7 @@ mod backend_openbao;
 mod backend_postgres;
 mod backend_vault;
 mod broker;
+mod broker_accounts;
 mod broker_config;
 mod checkpoints;
 mod cli;
