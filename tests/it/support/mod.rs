@@ -288,6 +288,7 @@ pub mod tui;
 pub mod backend_conformance;
 
 pub mod accounts;
+pub mod broker_site;
 pub mod daemon;
 pub mod pg;
 pub mod sshd;
