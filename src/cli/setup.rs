@@ -76,7 +76,8 @@ pub(super) async fn console_on(cli: &Cli, look: &ConsoleLook, svc: Service) -> C
     let summary = crate::tui::run(
         svc.clone(),
         crate::tui::Options {
-            store: format!("{} · {}", hello.store, svc.holder()),
+            // Who holds the secrets first: the end of the line is cut on narrow terminals.
+            store: format!("{} · {}", svc.holder(), hello.store),
             theme,
             warning,
             drafts_dir: look.drafts_dir.clone(),

@@ -91,7 +91,7 @@ impl Service {
     /// Where the secrets are, said plainly for status lines.
     pub fn holder(&self) -> String {
         match &self.inner {
-            Inner::Local(_) => "direct mode: this process holds the backend secrets".to_string(),
+            Inner::Local(_) => "direct mode: this process holds the secrets".to_string(),
             Inner::Broker(s) => format!("broker {}", s.display()),
         }
     }
