@@ -6,12 +6,12 @@ use crate::cli::output::print_json;
 use crate::sanitize::line;
 
 pub(super) async fn write(
-    engine: &Engine,
+    svc: &Service,
     id: RequestId,
     dir: &std::path::Path,
     json: bool,
 ) -> CliResult {
-    let built = match engine.write_evidence(id, dir).await? {
+    let built = match svc.write_evidence(id, dir).await? {
         Ok(b) => b,
         Err(broken) => {
             return Err(Failure::new(

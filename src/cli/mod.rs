@@ -441,10 +441,7 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             verify: None,
             id: Some(id),
             output: Some(dir),
-        }) => {
-            let (engine, _) = in_process(svc, "evidence").await?;
-            evidence_cmd::write(engine, *id, dir, json).await
-        }
+        }) => evidence_cmd::write(svc, *id, dir, json).await,
         // Handled in `dispatch` before a store is opened (clap requires id and
         // --output without `verify`).
         Command::Evidence(_)

@@ -137,6 +137,7 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
         Call::CheckCheckpoint { checkpoint } => Reply::Checked {
             verdict: engine.check_checkpoint(&checkpoint).await?,
         },
+        Call::Evidence { id } => evidence(engine, id).await?,
         Call::Checkpoint {} => {
             let signer = engine.checkpoint_signer().ok_or_else(|| {
                 WireError::new(
@@ -148,6 +149,33 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
             let (size, head) = engine.audit_head().await?;
             Reply::Checkpoint {
                 checkpoint: signer.sign(size, &head, &crate::domain::time::ts(engine.now())),
+            }
+        }
+    })
+}
+
+/// Builds the bundle in a private temporary directory and sends its files.
+async fn evidence(engine: &Engine, id: crate::domain::RequestId) -> Result<Reply, WireError> {
+    use crate::audit::evidence::transfer;
+    let failed =
+        |m: String| WireError::new(super::protocol::ErrorKind::Config, crate::exit::FAILURE, m);
+    let tmp = tempfile::tempdir().map_err(|e| failed(format!("a temporary directory: {e}")))?;
+    let dir = tmp.path().join("bundle");
+    Ok(match engine.write_evidence(id, &dir).await? {
+        Err(broken) => Reply::Evidence {
+            built: None,
+            broken: Some(broken),
+            files: vec![],
+        },
+        Ok(built) => {
+            let files = tokio::task::spawn_blocking(move || transfer::read_files(&dir))
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(failed)?;
+            Reply::Evidence {
+                built: Some(built),
+                broken: None,
+                files,
             }
         }
     })

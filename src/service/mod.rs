@@ -364,6 +364,41 @@ impl Service {
             r => unexpected("check_checkpoint", r),
         }
     }
+    /// The evidence bundle of `id` written into `dir`: by the engine in process,
+    /// or received from the broker. `Ok(Err(broken))`: the chain did not verify
+    /// and nothing was written.
+    pub async fn write_evidence(
+        &self,
+        id: RequestId,
+        dir: &std::path::Path,
+    ) -> R<Result<crate::audit::evidence::Built, Broken>> {
+        if let Inner::Local(engine) = &self.inner {
+            return Ok(engine.write_evidence(id, dir).await?);
+        }
+        match self.call(Call::Evidence { id }).await? {
+            Reply::Evidence {
+                built: Some(mut built),
+                files,
+                ..
+            } => {
+                let to = dir.to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    crate::audit::evidence::transfer::write_files(&to, &files)
+                })
+                .await
+                .map_err(|e| WireError::protocol(e.to_string()))?
+                .map_err(|m| {
+                    WireError::new(protocol::ErrorKind::Config, crate::exit::FAILURE, m)
+                })?;
+                built.dir = dir.to_path_buf();
+                Ok(Ok(built))
+            }
+            Reply::Evidence {
+                broken: Some(b), ..
+            } => Ok(Err(b)),
+            r => unexpected("evidence", r),
+        }
+    }
     pub async fn checkpoint(&self) -> R<crate::audit::checkpoint::Checkpoint> {
         match self.call(Call::Checkpoint {}).await? {
             Reply::Checkpoint { checkpoint } => Ok(checkpoint),

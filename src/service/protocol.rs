@@ -121,6 +121,10 @@ pub enum Call {
     CheckCheckpoint {
         checkpoint: crate::audit::checkpoint::Checkpoint,
     },
+    /// The evidence bundle of `id`, as files (the caller writes them).
+    Evidence {
+        id: RequestId,
+    },
 }
 
 impl Call {
@@ -171,6 +175,7 @@ impl Call {
             Call::VerifyAudit {} => "verify_audit",
             Call::Checkpoint {} => "checkpoint",
             Call::CheckCheckpoint { .. } => "check_checkpoint",
+            Call::Evidence { .. } => "evidence",
         }
     }
 }
@@ -248,6 +253,12 @@ pub enum Reply {
     /// `Ok` or why the log does not extend the checkpoint.
     Checked {
         verdict: Result<(), String>,
+    },
+    /// A bundle; `broken`: the chain did not verify and nothing was built.
+    Evidence {
+        built: Option<crate::audit::evidence::Built>,
+        broken: Option<Broken>,
+        files: Vec<crate::audit::evidence::transfer::BundleFile>,
     },
     Done,
     Error(WireError),

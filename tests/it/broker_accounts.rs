@@ -80,6 +80,20 @@ fn four_people_walk_the_lifecycle_through_the_broker_and_hold_nothing() {
         [alice.name.clone(), alice.name.clone()]
     );
 
+    // The auditor's bundle comes through the socket into dave's own directory,
+    // and verifies there against the broker's checkpoint key.
+    let bundle = dave.home.join("evidence");
+    let out = ok(site.run(
+        dave,
+        &["evidence", &id, "--output", bundle.to_str().unwrap()],
+    ));
+    assert!(out.contains("a checkpoint signed now covers them"), "{out}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&bundle).unwrap().uid(), dave.uid);
+    let verified = ok(site.run(dave, &["evidence", "verify", bundle.to_str().unwrap()]));
+    assert!(verified.contains("files match manifest.json"), "{verified}");
+    assert!(verified.contains("covers the log's first"), "{verified}");
+
     // What only the broker holds is closed to each person: EACCES, not a
     // missing file.
     for who in [alice, bob, dave] {

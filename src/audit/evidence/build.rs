@@ -19,7 +19,7 @@ pub struct BuildOptions<'a> {
 }
 
 /// What was written, for the front end to report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Built {
     pub dir: PathBuf,
     pub request: i64,
@@ -78,7 +78,7 @@ pub fn write<L: AuditLog + ?Sized>(
 
 /// Creates `dir` (0700) or accepts an existing empty one (made 0700). True when
 /// it was created here.
-fn prepare_dir(dir: &Path) -> Result<bool, String> {
+pub(super) fn prepare_dir(dir: &Path) -> Result<bool, String> {
     let shown = dir.display();
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => {

@@ -17,6 +17,7 @@
 
 mod build;
 mod summary;
+pub mod transfer;
 mod verify;
 
 pub use build::{write, AuditLog, BuildOptions, Built};
