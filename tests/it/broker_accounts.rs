@@ -242,6 +242,19 @@ fn a_broker_that_is_down_is_named_and_people_get_exit_1() {
     assert!(err.contains("is the broker running?"), "{err}");
 }
 
+/// Waits for a broker that hit its fail point to be gone.
+fn died(broker: crate::support::daemon::Owned) {
+    let t = Instant::now();
+    while !broker.has_exited() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the broker did not die"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(broker);
+}
+
 /// The existing crash guarantees, with the broker as the process that dies:
 /// SIGKILLed between grant intent and grant, and between revoke start and
 /// confirmation, a restarted broker ends the access on its first sweep.
@@ -263,19 +276,10 @@ fn a_broker_killed_mid_grant_or_mid_revoke_leaves_nothing_granted_after_restart(
         stderr(&o)
     );
     assert!(!stdout(&o).contains("credential"), "{}", stdout(&o));
-    let t = Instant::now();
-    while !broker.has_exited() {
-        assert!(t.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop(broker);
+    died(broker);
     let broker = site.start_broker(&[]);
     wait_state(&site, &site.alice, &id, "failed");
-    assert!(
-        demo_leases(&site.state).is_empty(),
-        "{:?}",
-        demo_leases(&site.state)
-    );
+    assert_eq!(demo_leases(&site.state), []);
     stop(broker);
     let broker = site.start_broker(&[("BREAKGLASS_FAILPOINT", "revoke.after_intent")]);
 
@@ -286,18 +290,9 @@ fn a_broker_killed_mid_grant_or_mid_revoke_leaves_nothing_granted_after_restart(
     assert_eq!(demo_leases(&site.state).len(), 1);
     let o = site.run(&site.alice, &["revoke", &id]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let t = Instant::now();
-    while !broker.has_exited() {
-        assert!(t.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop(broker);
+    died(broker);
     let _broker = site.start_broker(&[]);
     wait_state(&site, &site.alice, &id, "ended");
-    assert!(
-        demo_leases(&site.state).is_empty(),
-        "{:?}",
-        demo_leases(&site.state)
-    );
+    assert_eq!(demo_leases(&site.state), []);
     ok(site.run(&site.dave, &["audit", "verify"]));
 }
