@@ -11,7 +11,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_breakglass");
 #[test]
 fn four_people_walk_the_lifecycle_through_the_broker_and_hold_nothing() {
     let site = Site::new();
-    let _broker = site.start_broker(&[]);
+    // A secret the broker holds in its environment (as a unit's EnvironmentFile
+    // would give it): no person's process can see it.
+    let _broker = site.start_broker(&[("BREAKGLASS_TEST_VAULT_TOKEN", "hvs.s3cr3t-broker-only")]);
     let (alice, bob, dave) = (&site.alice, &site.bob, &site.dave);
 
     let mut req = vec!["--json"];
@@ -93,6 +95,29 @@ fn four_people_walk_the_lifecycle_through_the_broker_and_hold_nothing() {
     let verified = ok(site.run(dave, &["evidence", "verify", bundle.to_str().unwrap()]));
     assert!(verified.contains("files match manifest.json"), "{verified}");
     assert!(verified.contains("covers the log's first"), "{verified}");
+
+    let broker_pid = site
+        .broker_log()
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .map(str::to_string)
+        .expect("the broker says its pid");
+    for who in [alice, bob, dave] {
+        let env = ok(who.command("/usr/bin/env").output().unwrap());
+        assert!(!env.contains("s3cr3t"), "{env}");
+        let o = who
+            .command("/bin/cat")
+            .arg(format!("/proc/{broker_pid}/environ"))
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success(),
+            "{} read the broker's environment",
+            who.name
+        );
+        assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    }
 
     // What only the broker holds is closed to each person: EACCES, not a
     // missing file.
