@@ -58,30 +58,46 @@ pub struct Summary {
 
 /// Everything the console shows, read for one identity (`svc` acts as them).
 pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
-    fn ok<T: Default>(errors: &mut Vec<String>, r: Result<T, crate::service::Error>) -> T {
-        r.unwrap_or_else(|e| {
-            errors.push(e.to_string());
-            T::default()
-        })
+    /// What failed, said in `errors`; a broker out of reach, in `down`.
+    struct Failed {
+        errors: Vec<String>,
+        down: Option<String>,
     }
-    let mut errors = vec![];
-    let (incidents, source_errors, source_warnings) = ok(&mut errors, svc.incidents().await);
-    errors.extend(source_errors.iter().map(ToString::to_string));
-    let roles = ok(&mut errors, svc.roles().await);
-    let mine = ok(
-        &mut errors,
+    impl Failed {
+        fn ok<T: Default>(&mut self, r: Result<T, crate::service::Error>, say: bool) -> T {
+            r.unwrap_or_else(|e| {
+                if e.kind == crate::service::ErrorKind::Unavailable {
+                    self.down.get_or_insert_with(|| e.to_string());
+                } else if say {
+                    self.errors.push(e.to_string());
+                }
+                T::default()
+            })
+        }
+    }
+    let mut f = Failed {
+        errors: vec![],
+        down: None,
+    };
+    let (incidents, source_errors, source_warnings) = f.ok(svc.incidents().await, true);
+    f.errors
+        .extend(source_errors.iter().map(ToString::to_string));
+    let roles = f.ok(svc.roles().await, true);
+    let mine = f.ok(
         svc.requests(&Query {
             requester: Some(who.to_string()),
             limit: Some(200),
             ..Default::default()
         })
         .await,
+        true,
     );
-    let approvals = ok(&mut errors, svc.approvals().await);
-    let reviews = ok(&mut errors, svc.reviews().await);
-    let audit = svc.audit_tail(10_000).await.unwrap_or_default();
+    let approvals = f.ok(svc.approvals().await, true);
+    let reviews = f.ok(svc.reviews().await, true);
+    let audit = f.ok(svc.audit_tail(10_000).await, false);
     let head = audit.last().map_or(0, |r| r.seq);
-    let undelivered = svc.undelivered_alerts().await.unwrap_or(0);
+    let undelivered = f.ok(svc.undelivered_alerts().await, false);
+    let errors = f.errors;
     Snapshot {
         who: who.to_string(),
         incidents,
@@ -94,6 +110,7 @@ pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
         audit,
         audit_head: head,
         undelivered,
+        unreachable: f.down,
     }
 }
 
@@ -399,8 +416,14 @@ async fn watch_store(
         if svc.engine().is_some() && (ticks % 2 == 0 || force) {
             let _ = svc.recover().await;
         }
-        let head = svc.audit_head().await.map(|h| h.0).unwrap_or(-1);
-        if force || head != last_head || ticks % 15 == 0 {
+        let head = svc.audit_head().await;
+        // While the broker is out of reach every turn says so (a key clears
+        // the message), and the first answer after it reloads.
+        let down = head
+            .as_ref()
+            .is_err_and(|e| e.kind == crate::service::ErrorKind::Unavailable);
+        let head = head.map(|h| h.0).unwrap_or(-1);
+        if force || down || head != last_head || ticks % 15 == 0 {
             last_head = head;
             let me = who.borrow().clone();
             let snap = snapshot(&acting(&svc, &me, demo), &me).await;

@@ -18,6 +18,7 @@ mod backend_vault;
 mod broker;
 mod broker_accounts;
 mod broker_config;
+mod broker_ssh;
 mod checkpoints;
 mod cli;
 mod crash;

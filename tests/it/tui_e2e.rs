@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The console as a real OS account through a broker.
+mod broker;
+
 const BIN: &str = env!("CARGO_BIN_EXE_breakglass");
 const DBA: &str = "prod-db-emergency-dba";
 
@@ -61,9 +64,6 @@ impl Console {
     }
 
     fn spawn(dir: &Path, cols: u16, rows: u16, env: &[(&str, &str)]) -> Console {
-        let pair = native_pty_system()
-            .openpty(size(cols, rows))
-            .expect("openpty");
         let mut cmd = CommandBuilder::new(BIN);
         cmd.args(["demo", "--dir"]);
         cmd.arg(dir);
@@ -81,6 +81,14 @@ impl Console {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Console::command(cmd, cols, rows)
+    }
+
+    /// Any command (the console however it is started) in a `cols` x `rows` terminal.
+    fn command(cmd: CommandBuilder, cols: u16, rows: u16) -> Console {
+        let pair = native_pty_system()
+            .openpty(size(cols, rows))
+            .expect("openpty");
         let child = pair.slave.spawn_command(cmd).expect("spawn the console");
         // Only the child holds the slave now, so the reader sees EOF when it exits.
         drop(pair.slave);

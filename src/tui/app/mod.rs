@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub audit: Vec<AuditRecord>,
     pub audit_head: i64,
     pub undelivered: u64,
+    /// The broker could not be reached (why): the rest is empty, not news.
+    pub unreachable: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +190,8 @@ pub struct App {
     /// The screen shows only the "too small" notice: keys must not act unseen.
     pub too_small: bool,
     activating: BTreeSet<RequestId>,
+    /// The last load could not reach the broker; the screen shows the one before.
+    offline: bool,
     /// A vendor session just closed: open its review once the store says Ended.
     after_session: Option<RequestId>,
     quit_armed: bool,
@@ -230,6 +234,7 @@ impl App {
             busy: None,
             spinner: 0,
             activating: BTreeSet::new(),
+            offline: false,
             after_session: None,
             quit_armed: false,
             quitting: false,
@@ -461,6 +466,19 @@ impl App {
     fn loaded(&mut self, s: Snapshot) -> Vec<Cmd> {
         if s.who != self.me {
             return vec![];
+        }
+        if let Some(why) = &s.unreachable {
+            // Keep the last answer on screen, and a credential shown once with
+            // it: a broker restarting has not ended anyone's access.
+            self.offline = true;
+            self.flash(
+                Level::Error,
+                format!("{why}; showing its last answer, retrying"),
+            );
+            return vec![];
+        }
+        if std::mem::take(&mut self.offline) {
+            self.flash(Level::Info, "the broker answers again");
         }
         let before: BTreeMap<RequestId, State> =
             self.data.mine.iter().map(|r| (r.id, r.state)).collect();

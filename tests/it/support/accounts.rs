@@ -169,7 +169,7 @@ impl Drop for Account {
 
 const NOLOGIN: &str = "/usr/sbin/nologin";
 
-fn runuser() -> &'static str {
+pub fn runuser() -> &'static str {
     ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
         .into_iter()
         .find(|p| Path::new(p).is_file())
