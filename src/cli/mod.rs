@@ -149,20 +149,6 @@ fn config_path(cli: &Cli) -> Result<PathBuf, Failure> {
         })
 }
 
-fn load_config(cli: &Cli) -> Result<Config, Failure> {
-    match load_any_config(cli)? {
-        config::Loaded::Full(cfg) => Ok(*cfg),
-        config::Loaded::Client(c) => Err(Failure::new(
-            exit::USAGE,
-            format!(
-                "{} only names a broker ({}); this command needs the broker's own config",
-                c.path.display(),
-                c.broker.socket.display()
-            ),
-        )),
-    }
-}
-
 fn load_any_config(cli: &Cli) -> Result<config::Loaded, Failure> {
     let path = config_path(cli)?;
     config::load_any(&path).map_err(|p| {
@@ -328,12 +314,12 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             Ok(exit::OK)
         }
         Command::Shell { id, command } => {
-            let (engine, who) = in_process(svc, "shell").await?;
-            session::shell(cli, engine, &who, *id, command.as_deref()).await
+            svc.whoami().await?;
+            session::shell(svc, *id, command.as_deref()).await
         }
         Command::Replay { id, speed } => {
-            let (engine, who) = in_process(svc, "replay").await?;
-            session::replay(engine, &who, *id, *speed).await
+            svc.whoami().await?;
+            session::replay(svc, *id, *speed).await
         }
         Command::Approve { id, comment, sign } => {
             let id = *id;
@@ -452,18 +438,6 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         | Command::Daemon { .. }
         | Command::Broker { .. }
         | Command::Store(_) => Ok(exit::OK),
-    }
-}
-
-/// The engine of this process and who acts, for the commands that still run
-/// beside it (vendor sessions, replays, evidence bundles).
-async fn in_process<'a>(svc: &'a Service, what: &str) -> Result<(&'a Engine, String), Failure> {
-    match svc.engine() {
-        Some(engine) => Ok((engine, svc.whoami().await?)),
-        None => Err(Failure::new(
-            exit::USAGE,
-            format!("`breakglass {what}` does not go through the broker yet; run it on the broker's host as its account"),
-        )),
     }
 }
 

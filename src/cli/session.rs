@@ -7,19 +7,16 @@
 //! recording's header. The session's output is recorded as asciicast v2; input
 //! only when the role sets `record_input = true`.
 
-use super::args::{Cli, RequestArgs};
-use super::{load_config, CliResult, Failure};
+use super::args::RequestArgs;
+use super::{CliResult, Failure};
 use crate::cli::stdio::{errln, outln};
 use crate::domain::vendor::VendorInfo;
-use crate::domain::AuditAction;
 use crate::domain::{RequestId, State};
-use crate::engine::vendor_session::sha256_file;
-use crate::engine::Engine;
 use crate::exit;
+use crate::service::Service;
 use crate::sync::LockExt;
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,9 +31,11 @@ pub(super) fn vendor_info(a: &RequestArgs) -> Option<VendorInfo> {
     }
 }
 
-/// An asciicast v2 file being written: a header line, then `[time, code, data]`.
+/// An asciicast v2 recording being made: a header line, then `[time, code,
+/// data]`. Lines collect in `pending`, which the session sends where the engine
+/// keeps the recording (the broker, or this process) about once a second.
 struct Recorder {
-    file: std::fs::File,
+    pending: Vec<u8>,
     start: Instant,
     /// Bytes of a UTF-8 sequence split across reads, per stream.
     carry_o: Vec<u8>,
@@ -63,7 +62,7 @@ impl Recorder {
         }
         let t = (self.start.elapsed().as_micros() as f64) / 1e6;
         let line = serde_json::json!([t, code, text]);
-        let _ = writeln!(self.file, "{line}");
+        let _ = writeln!(self.pending, "{line}");
     }
 }
 
@@ -79,33 +78,6 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         let _ = crossterm::terminal::disable_raw_mode();
-    }
-}
-
-fn create_recording(dir: &Path, id: RequestId) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let dir = std::fs::canonicalize(dir)?;
-    let mut path = dir.join(format!("{id}.cast"));
-    let mut n = 1;
-    loop {
-        // Never overwrite a recording (an audited one would stop verifying).
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
-                n += 1;
-                path = dir.join(format!("{id}-{n}.cast"));
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -127,48 +99,35 @@ fn signal_group(pid: u32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
 
-pub(super) async fn shell(
-    cli: &Cli,
-    engine: &Engine,
-    who: &str,
-    id: RequestId,
-    command: Option<&str>,
-) -> CliResult {
+pub(super) async fn shell(svc: &Service, id: RequestId, command: Option<&str>) -> CliResult {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(Failure::new(
             exit::USAGE,
             "`breakglass shell` needs a terminal: the session runs interactively and is recorded",
         ));
     }
-    let data_dir = load_config(cli)?.data_dir();
-    let (req, cred) = engine.activate_for_shell(who, id).await?;
-    let vp = engine
-        .vendor_policy_of(&req)
-        .cloned()
-        .expect("activate_for_shell checked the role");
+    let session = svc.open_shell(id).await?;
+    let (req, cred) = (session.request, session.credential);
     let program = command
         .map(str::to_string)
-        .or(vp.shell_command.clone())
+        .or(session.shell_command.clone())
         .or_else(|| std::env::var("SHELL").ok().filter(|s| !s.trim().is_empty()))
         .unwrap_or_else(|| "/bin/sh".into());
     let (cols, rows) = crossterm::terminal::size().unwrap_or((80, 24));
     let failed = |m: String| Failure::new(exit::FAILURE, m);
-    let (path, mut file) = create_recording(&data_dir.join("recordings"), id)
-        .map_err(|e| failed(format!("cannot create the session recording: {e}")))?;
     let header = serde_json::json!({
         "version": 2,
         "width": cols,
         "height": rows,
-        "timestamp": engine.now().timestamp(),
+        "timestamp": svc.now().timestamp(),
         "title": format!("{id} {}", req.role),
         "env": {
             "SHELL": std::env::var("SHELL").unwrap_or_default(),
             "TERM": std::env::var("TERM").unwrap_or_default(),
         },
     });
-    writeln!(file, "{header}").map_err(|e| failed(format!("writing the recording: {e}")))?;
     let rec = Arc::new(Mutex::new(Recorder {
-        file,
+        pending: format!("{header}\n").into_bytes(),
         start: Instant::now(),
         carry_o: vec![],
         carry_i: vec![],
@@ -201,16 +160,17 @@ pub(super) async fn shell(
     let (master, mut child, mut reader, mut writer) = match started {
         Ok(s) => s,
         Err(e) => {
-            let _ = engine
-                .revoke(who, id, "vendor session could not start")
-                .await;
+            let _ = svc.revoke(id, "vendor session could not start").await;
             return Err(failed(format!("could not start `{program}`: {e}")));
         }
     };
     errln!(
-        "breakglass: {id} active; session recorded to {} (output{}). It ends when the grant ends.",
-        path.display(),
-        if vp.record_input {
+        "breakglass: {id} active; session recorded to {}{} (output{}). It ends when the grant ends.",
+        session.recording.display(),
+        svc.socket()
+            .map(|s| format!(" by the broker at {}", s.display()))
+            .unwrap_or_default(),
+        if session.record_input {
             " and input"
         } else {
             " only"
@@ -241,7 +201,7 @@ pub(super) async fn shell(
     // Terminal -> PTY (recorded only with record_input).
     {
         let rec = rec.clone();
-        let record_input = vp.record_input;
+        let record_input = session.record_input;
         std::thread::spawn(move || {
             let mut input = std::io::stdin();
             let mut buf = [0u8; 1024];
@@ -263,13 +223,19 @@ pub(super) async fn shell(
     }
 
     let mut last_poll = Instant::now() - Duration::from_secs(2);
+    let mut unsent: Vec<u8> = vec![];
     let ended_by = loop {
         if let Ok(Some(_)) = child.try_wait() {
             break None;
         }
         if last_poll.elapsed() >= Duration::from_secs(1) {
             last_poll = Instant::now();
-            match engine.session_end_reason(id).await {
+            // What could not be sent stays queued and goes with the next piece.
+            unsent.append(&mut rec.locked().pending);
+            if !unsent.is_empty() && svc.append_recording(id, &unsent).await.is_ok() {
+                unsent.clear();
+            }
+            match svc.session_end_reason(id).await {
                 Ok(Some(why)) => break Some(why),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("checking {id}: {e}"),
@@ -303,31 +269,20 @@ pub(super) async fn shell(
     drop(master);
     drop(raw);
 
-    let revoked = match engine.load(id).await.map(|r| r.state) {
+    let revoked = match svc.load(id).await.map(|r| r.state) {
         Ok(State::Active) => {
             let reason = match &ended_by {
                 Some(why) => format!("vendor session ended: {why}"),
                 None => "vendor session ended".to_string(),
             };
-            engine.revoke(who, id, &reason).await.map(|_| ())
+            svc.revoke(id, &reason).await.map(|_| ())
         }
         _ => Ok(()),
     };
-    {
-        let mut r = rec.locked();
-        let _ = r.file.flush();
-        let _ = r.file.sync_all();
-    }
-    let (sha, bytes) =
-        sha256_file(&path).map_err(|e| failed(format!("reading back the recording: {e}")))?;
-    engine
-        .audit_note(
-            id,
-            AuditAction::SessionRecorded,
-            who,
-            serde_json::json!({"path": path, "sha256": sha, "bytes": bytes}),
-        )
-        .await?;
+    unsent.append(&mut rec.locked().pending);
+    svc.append_recording(id, &unsent).await?;
+    let recording = svc.close_recording(id).await?;
+    let (path, sha) = (recording.path, recording.sha256);
     match &ended_by {
         Some(why) => errln!("breakglass: {id}: {why}; the session was ended."),
         None => errln!("breakglass: {id}: session closed."),
@@ -340,35 +295,29 @@ pub(super) async fn shell(
     Ok(exit::OK)
 }
 
-pub(super) async fn replay(engine: &Engine, who: &str, id: RequestId, speed: f64) -> CliResult {
+pub(super) async fn replay(svc: &Service, id: RequestId, speed: f64) -> CliResult {
     if !speed.is_finite() || speed < 0.0 {
         return Err(Failure::new(
             exit::USAGE,
             "--speed is a factor >= 0 (0 prints at once)",
         ));
     }
-    engine.may_replay(who, id).await?;
-    let (path, want) = engine.recording_of(id).await?;
-    match sha256_file(&path) {
-        Ok((got, _)) if got == want => {}
-        _ => {
-            return Err(Failure::new(
-                exit::AUDIT_BROKEN,
-                format!(
-                    "the recording of {id} ({}) is missing or does not match its audited SHA-256; run `breakglass audit verify`",
-                    path.display()
-                ),
-            ))
-        }
-    }
-    let f = std::fs::File::open(&path)
-        .map_err(|e| Failure::new(exit::FAILURE, format!("{}: {e}", path.display())))?;
+    let (recording, bytes) = svc.read_recording(id).await?;
+    let Some(bytes) = bytes else {
+        return Err(Failure::new(
+            exit::AUDIT_BROKEN,
+            format!(
+                "the recording of {id} ({}) is missing or does not match its audited SHA-256; run `breakglass audit verify`",
+                recording.path.display()
+            ),
+        ));
+    };
     let mut out = std::io::stdout();
     // A recording is untrusted output: replay keeps colours and movement but not
     // what could act on the reviewer's terminal (clipboard, title, answerback).
     let mut filter = crate::sanitize::ReplayFilter::default();
     let mut prev = 0.0f64;
-    for line in std::io::BufReader::new(f).lines().skip(1) {
+    for line in bytes.lines().skip(1) {
         let Ok(line) = line else { break };
         let Ok(serde_json::Value::Array(ev)) = serde_json::from_str::<serde_json::Value>(&line)
         else {
@@ -391,13 +340,6 @@ pub(super) async fn replay(engine: &Engine, who: &str, id: RequestId, speed: f64
         let _ = out.flush();
     }
     outln!("\r\n[breakglass] end of the recording of {id}");
-    engine
-        .audit_note(
-            id,
-            AuditAction::SessionReplayed,
-            who,
-            serde_json::json!({"path": path, "sha256": want, "speed": speed}),
-        )
-        .await?;
+    svc.replayed(id, speed).await?;
     Ok(exit::OK)
 }

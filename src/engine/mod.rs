@@ -9,6 +9,7 @@ mod evidence;
 mod incident_checks;
 mod logins;
 mod recertification;
+mod recordings;
 mod recovery;
 mod signatures;
 pub mod vendor_session;
@@ -17,6 +18,7 @@ mod views;
 pub use actions::{IncidentChoice, RequestInput};
 pub use decisions::Decision;
 pub use recertification::RoleCertification;
+pub use recordings::{Recording, ShellSession};
 pub use recovery::RecoveryReport;
 pub use views::{QueueItem, RequestView, RoleView};
 
@@ -114,6 +116,8 @@ pub struct Engine {
     /// of the store's, read once so they need no trip across the boundary).
     store_description: String,
     session_user: Option<String>,
+    /// Where vendor sessions' recordings are kept (`data_dir/recordings`).
+    recordings_dir: Option<std::path::PathBuf>,
 }
 
 /// The parts an engine is made of; tests assemble their own.
@@ -151,6 +155,7 @@ impl Engine {
             },
             incident_checks: Default::default(),
             identity: StoreIdentity::Os,
+            recordings_dir: None,
             claimant: format!(
                 "{}:{}:{}",
                 this_host(),
@@ -162,7 +167,15 @@ impl Engine {
 
     /// Opens the store and builds the backends, sources and sinks a config names.
     pub fn from_config(cfg: &Config) -> Result<Self> {
-        Ok(Engine::new(Parts::from_config(cfg)?).with_identity(cfg.identity))
+        Ok(Engine::new(Parts::from_config(cfg)?)
+            .with_identity(cfg.identity)
+            .with_recordings(cfg.data_dir().join("recordings")))
+    }
+
+    /// Where vendor sessions' recordings are kept.
+    pub fn with_recordings(mut self, dir: std::path::PathBuf) -> Self {
+        self.recordings_dir = Some(dir);
+        self
     }
 
     /// Where the acting identity comes from (`[store] identity`).

@@ -184,7 +184,11 @@ impl Engine {
     }
 
     /// Audit events of one request with `action`, oldest first.
-    async fn events_of(&self, id: RequestId, action: AuditAction) -> Result<Vec<AuditRecord>> {
+    pub(super) async fn events_of(
+        &self,
+        id: RequestId,
+        action: AuditAction,
+    ) -> Result<Vec<AuditRecord>> {
         Ok(self.db(move |s| s.request_events(id, action)).await?)
     }
 

@@ -77,15 +77,10 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
             request: engine.request_vendor(&who()?, input, vendor).await?,
         },
         Call::Activate { id } => {
-            use secrecy::ExposeSecret;
             let (request, cred) = engine.activate(&who()?, id).await?;
             Reply::Activated {
                 request,
-                credential: cred
-                    .0
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
-                    .collect(),
+                credential: reveal(&cred),
             }
         }
         Call::Decide { id, decision } => Reply::Request {
@@ -138,6 +133,45 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
             verdict: engine.check_checkpoint(&checkpoint).await?,
         },
         Call::Evidence { id } => evidence(engine, id).await?,
+        Call::OpenShell { id } => {
+            let s = engine.open_shell(&who()?, id).await?;
+            Reply::Shell {
+                request: s.request,
+                credential: reveal(&s.credential),
+                shell_command: s.shell_command,
+                record_input: s.record_input,
+                recording: s.recording,
+            }
+        }
+        Call::AppendRecording { id, base64 } => {
+            use base64::Engine as _;
+            if base64.len() > super::protocol::MAX_RECORDING_PIECE * 4 / 3 + 4 {
+                return Err(WireError::protocol("a recording piece over the limit"));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(base64)
+                .map_err(|e| WireError::protocol(format!("a recording piece: {e}")))?;
+            engine.append_recording(&who()?, id, bytes).await?;
+            Reply::Done
+        }
+        Call::CloseRecording { id } => Reply::Recorded {
+            recording: engine.close_recording(&who()?, id).await?,
+        },
+        Call::ReadRecording { id } => {
+            use base64::Engine as _;
+            let (recording, bytes) = engine.read_recording(&who()?, id).await?;
+            Reply::RecordingData {
+                recording,
+                base64: bytes.map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            }
+        }
+        Call::SessionEndReason { id } => Reply::EndReason {
+            reason: engine.session_end_reason(id).await?,
+        },
+        Call::Replayed { id, speed } => {
+            engine.note_replayed(&who()?, id, speed).await?;
+            Reply::Done
+        }
         Call::Checkpoint {} => {
             let signer = engine.checkpoint_signer().ok_or_else(|| {
                 WireError::new(
@@ -179,4 +213,11 @@ async fn evidence(engine: &Engine, id: crate::domain::RequestId) -> Result<Reply
             }
         }
     })
+}
+
+/// A credential's values for the one reply that carries them to the requester.
+fn reveal(cred: &crate::backend::Credential) -> Vec<(String, String)> {
+    cred.reveal()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

@@ -263,15 +263,7 @@ impl Service {
             Reply::Activated {
                 request,
                 credential,
-            } => Ok((
-                request,
-                Credential(
-                    credential
-                        .into_iter()
-                        .map(|(k, v)| (k, secrecy::SecretString::from(v)))
-                        .collect(),
-                ),
-            )),
+            } => Ok((request, credential_of(credential))),
             r => unexpected("activate", r),
         }
     }
@@ -399,10 +391,87 @@ impl Service {
             r => unexpected("evidence", r),
         }
     }
+    /// Activates a vendor request for its recorded session.
+    pub async fn open_shell(&self, id: RequestId) -> R<crate::engine::ShellSession> {
+        match self.call(Call::OpenShell { id }).await? {
+            Reply::Shell {
+                request,
+                credential,
+                shell_command,
+                record_input,
+                recording,
+            } => Ok(crate::engine::ShellSession {
+                request,
+                credential: credential_of(credential),
+                shell_command,
+                record_input,
+                recording,
+            }),
+            r => unexpected("open_shell", r),
+        }
+    }
+    /// Sends the next piece of the session's recording (split as needed).
+    pub async fn append_recording(&self, id: RequestId, bytes: &[u8]) -> R<()> {
+        use base64::Engine as _;
+        for piece in bytes.chunks(protocol::MAX_RECORDING_PIECE) {
+            let base64 = base64::engine::general_purpose::STANDARD.encode(piece);
+            match self.call(Call::AppendRecording { id, base64 }).await? {
+                Reply::Done => {}
+                r => return unexpected("append_recording", r),
+            }
+        }
+        Ok(())
+    }
+    pub async fn close_recording(&self, id: RequestId) -> R<crate::engine::Recording> {
+        match self.call(Call::CloseRecording { id }).await? {
+            Reply::Recorded { recording } => Ok(recording),
+            r => unexpected("close_recording", r),
+        }
+    }
+    /// The recording of `id` and its bytes; None when it no longer matches its
+    /// audited hash (or is missing).
+    pub async fn read_recording(
+        &self,
+        id: RequestId,
+    ) -> R<(crate::engine::Recording, Option<Vec<u8>>)> {
+        use base64::Engine as _;
+        match self.call(Call::ReadRecording { id }).await? {
+            Reply::RecordingData { recording, base64 } => {
+                let bytes = base64
+                    .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
+                    .transpose()
+                    .map_err(|e| WireError::protocol(format!("a recording: {e}")))?;
+                Ok((recording, bytes))
+            }
+            r => unexpected("read_recording", r),
+        }
+    }
+    /// Why the session of `id` must end now (None: it may go on).
+    pub async fn session_end_reason(&self, id: RequestId) -> R<Option<String>> {
+        match self.call(Call::SessionEndReason { id }).await? {
+            Reply::EndReason { reason } => Ok(reason),
+            r => unexpected("session_end_reason", r),
+        }
+    }
+    pub async fn replayed(&self, id: RequestId, speed: f64) -> R<()> {
+        match self.call(Call::Replayed { id, speed }).await? {
+            Reply::Done => Ok(()),
+            r => unexpected("replayed", r),
+        }
+    }
     pub async fn checkpoint(&self) -> R<crate::audit::checkpoint::Checkpoint> {
         match self.call(Call::Checkpoint {}).await? {
             Reply::Checkpoint { checkpoint } => Ok(checkpoint),
             r => unexpected("checkpoint", r),
         }
     }
+}
+
+fn credential_of(values: Vec<(String, String)>) -> Credential {
+    Credential(
+        values
+            .into_iter()
+            .map(|(k, v)| (k, secrecy::SecretString::from(v)))
+            .collect(),
+    )
 }

@@ -125,7 +125,37 @@ pub enum Call {
     Evidence {
         id: RequestId,
     },
+    /// A vendor request's recorded session: activate it and start its recording.
+    OpenShell {
+        id: RequestId,
+    },
+    /// The next piece of the session's asciicast (at most `MAX_RECORDING_PIECE`).
+    AppendRecording {
+        id: RequestId,
+        base64: String,
+    },
+    /// The session is over: hash the recording into the audit trail.
+    CloseRecording {
+        id: RequestId,
+    },
+    /// The recording, for someone who may replay it.
+    ReadRecording {
+        id: RequestId,
+    },
+    /// Why a running session must end now (None: it may go on).
+    SessionEndReason {
+        id: RequestId,
+    },
+    /// The caller watched the recording (certifying a vendor session needs it).
+    Replayed {
+        id: RequestId,
+        speed: f64,
+    },
 }
+
+/// Largest piece of a recording in one call (base64 adds a third; the call
+/// stays under `MAX_CALL_BYTES`).
+pub const MAX_RECORDING_PIECE: usize = 128 * 1024;
 
 impl Call {
     /// Whether the call may change state (and so wait on a backend).
@@ -142,6 +172,10 @@ impl Call {
                 | Call::Extend { .. }
                 | Call::Review { .. }
                 | Call::RecertifyRole { .. }
+                | Call::OpenShell { .. }
+                | Call::AppendRecording { .. }
+                | Call::CloseRecording { .. }
+                | Call::Replayed { .. }
         )
     }
 
@@ -176,6 +210,12 @@ impl Call {
             Call::Checkpoint {} => "checkpoint",
             Call::CheckCheckpoint { .. } => "check_checkpoint",
             Call::Evidence { .. } => "evidence",
+            Call::OpenShell { .. } => "open_shell",
+            Call::AppendRecording { .. } => "append_recording",
+            Call::CloseRecording { .. } => "close_recording",
+            Call::ReadRecording { .. } => "read_recording",
+            Call::Replayed { .. } => "replayed",
+            Call::SessionEndReason { .. } => "session_end_reason",
         }
     }
 }
@@ -253,6 +293,25 @@ pub enum Reply {
     /// `Ok` or why the log does not extend the checkpoint.
     Checked {
         verdict: Result<(), String>,
+    },
+    /// A vendor session to run: the credential travels here once, to the requester.
+    Shell {
+        request: Request,
+        credential: Vec<(String, String)>,
+        shell_command: Option<String>,
+        record_input: bool,
+        recording: std::path::PathBuf,
+    },
+    Recorded {
+        recording: crate::engine::Recording,
+    },
+    EndReason {
+        reason: Option<String>,
+    },
+    /// `base64` is absent when the file no longer matches its audited hash.
+    RecordingData {
+        recording: crate::engine::Recording,
+        base64: Option<String>,
     },
     /// A bundle; `broken`: the chain did not verify and nothing was built.
     Evidence {

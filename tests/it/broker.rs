@@ -262,3 +262,67 @@ async fn the_whole_walk_goes_through_the_socket() {
         );
     }
 }
+
+/// A vendor session through the socket: the recording is kept by the broker,
+/// written only by the requester until closed, hashed into the log, and
+/// replayed (checked against that hash) before certification.
+#[tokio::test]
+async fn a_vendor_session_is_recorded_by_the_broker_and_replayed_through_it() {
+    let b = Broker::start(|t| t.push_str(&vendor_role(""))).await;
+    let (alice, bob, dave) = (
+        b.client(Some("alice")),
+        b.client(Some("bob")),
+        b.client(Some("dave")),
+    );
+    dave.recertify_role(VENDOR, "reviewed", None).await.unwrap();
+    let vendor = breakglass::domain::vendor::VendorInfo {
+        name: "Vera Vendor".into(),
+        company: "DB Corp".into(),
+    };
+    let r = alice
+        .request(input(VENDOR, inc("INC-1042")), Some(vendor))
+        .await
+        .unwrap();
+    bob.decide(r.id, Decision::approve(None)).await.unwrap();
+    // Not through `activate`: vendor access is only given in a recorded session.
+    assert_eq!(
+        alice.activate(r.id).await.unwrap_err().kind,
+        ErrorKind::Refused
+    );
+    let s = alice.open_shell(r.id).await.unwrap();
+    assert_eq!(s.request.state, State::Active);
+    assert!(s.credential.reveal().count() > 0);
+    assert!(s.recording.starts_with(b._tmp.path()), "{:?}", s.recording);
+    // Nobody but the requester writes into it.
+    let e = bob.append_recording(r.id, b"forged\n").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e:?}");
+    let cast = b"{\"version\":2,\"width\":80,\"height\":24}\n[0.1,\"o\",\"hello\"]\n";
+    alice.append_recording(r.id, &cast[..20]).await.unwrap();
+    alice.append_recording(r.id, &cast[20..]).await.unwrap();
+    assert_eq!(
+        alice.session_end_reason(r.id).await.unwrap(),
+        None,
+        "still active"
+    );
+    alice.revoke(r.id, "session closed").await.unwrap();
+    let rec = alice.close_recording(r.id).await.unwrap();
+    assert_eq!(std::fs::read(&rec.path).unwrap(), cast);
+    // Closed is closed: no more pieces, no second close.
+    assert!(alice.append_recording(r.id, b"more").await.is_err());
+    assert!(alice.close_recording(r.id).await.is_err());
+    alice.review(r.id, answers()).await.unwrap();
+    let e = dave
+        .decide(r.id, Decision::certify("ok"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("must watch its recording"), "{e:?}");
+    let (seen, bytes) = dave.read_recording(r.id).await.unwrap();
+    assert_eq!(bytes.as_deref(), Some(&cast[..]));
+    assert_eq!(seen.sha256, rec.sha256);
+    dave.replayed(r.id, 0.0).await.unwrap();
+    dave.decide(r.id, Decision::certify("ok")).await.unwrap();
+    // A recording changed on disk is not replayed as if it were the audited one.
+    std::fs::write(&rec.path, b"tampered").unwrap();
+    let (_, bytes) = dave.read_recording(r.id).await.unwrap();
+    assert_eq!(bytes, None);
+}
