@@ -6,11 +6,17 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => std::process::exit(breakglass::cli::usage_error(&e)),
     };
+    // The broker logs who called what (its journal is the service's record of
+    // use beside the audit log); commands stay quiet unless asked.
+    let default_filter = match cli.command {
+        Some(breakglass::cli::args::Command::Broker { .. }) => "warn,breakglass::broker=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BREAKGLASS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -96,6 +96,14 @@ fn four_people_walk_the_lifecycle_through_the_broker_and_hold_nothing() {
     assert!(verified.contains("files match manifest.json"), "{verified}");
     assert!(verified.contains("covers the log's first"), "{verified}");
 
+    // The broker's own log (its journal under systemd) says who called what.
+    let log = site.broker_log();
+    assert!(
+        log.lines().any(|l| l.contains("broker call")
+            && l.contains(&alice.name)
+            && l.contains("activate")),
+        "{log}"
+    );
     let broker_pid = site
         .broker_log()
         .split("(pid ")
