@@ -176,7 +176,7 @@ async fn connection(engine: &Engine, mut stream: UnixStream) {
             call = name,
             "broker call"
         );
-        let answer = handle(engine, &caller, envelope.call)
+        let answer = Box::pin(handle(engine, &caller, envelope.call))
             .await
             .unwrap_or_else(Reply::Error);
         if let Reply::Error(e) = &answer {

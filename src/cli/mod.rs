@@ -35,6 +35,8 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub struct Failure {
     pub code: i32,
+    /// For a refusal: its reason, for `--json` readers.
+    pub reason: Option<crate::domain::lifecycle::Reason>,
     pub message: String,
     pub causes: Vec<String>,
     pub hints: Vec<String>,
@@ -44,6 +46,7 @@ impl Failure {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
         Failure {
             code,
+            reason: None,
             message: message.into(),
             causes: vec![],
             hints: vec![],
@@ -104,6 +107,7 @@ impl From<crate::service::Error> for Failure {
         };
         let mut f = Failure::new(e.code, e.message);
         f.causes = e.causes;
+        f.reason = e.reason;
         f.hints.extend(hint);
         f
     }

@@ -15,6 +15,7 @@ pub(super) async fn request(svc: &Service, a: &RequestArgs, json: bool) -> CliRe
                 output::print_json(&serde_json::json!({
                     "error": {
                         "exit_code": f.code,
+                        "reason": f.reason,
                         "message": crate::sanitize::text(&f.message, MAX_MESSAGE),
                         "causes": f.causes.iter().map(|c| crate::sanitize::text(c, MAX_MESSAGE)).collect::<Vec<_>>(),
                         "hints": f.hints,

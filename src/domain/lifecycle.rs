@@ -18,32 +18,78 @@ pub enum RefusalKind {
     State,
 }
 
+/// Why a refusal was made, for programs (tests, automation reading `--json`):
+/// the message says the same to people, with what would be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The request is not in a state where this makes sense.
+    WrongState,
+    /// Its window passed: not approved, activated or extended in time.
+    TooLate,
+    /// The person requested it, and this must be someone else (approve, deny,
+    /// certify, review of an auto-approved request).
+    OwnRequest,
+    /// The policy does not name this person for this (requesters, approvers,
+    /// certifiers, automation), or only the requester may.
+    NotPermitted,
+    /// This person already approved it.
+    AlreadyApproved,
+    /// The incident named is not open, or no source knows it.
+    Incident,
+    /// A required field is missing or malformed (reason, ticket, comment...).
+    BadField,
+    /// Over a limit of the role: TTL, extensions, total time.
+    OverLimit,
+    /// A decision's SSH signature is missing or does not verify.
+    Signature,
+    /// The role is locked by another request.
+    Locked,
+    /// Anything else (the message says what).
+    Other,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Refusal {
     pub kind: RefusalKind,
+    pub reason: Reason,
     pub message: String,
 }
 
-fn policy<T>(message: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal {
-        kind: RefusalKind::Policy,
-        message: message.into(),
-    })
+impl Refusal {
+    pub fn new(kind: RefusalKind, reason: Reason, message: impl Into<String>) -> Self {
+        Refusal {
+            kind,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+fn policy<T>(reason: Reason, message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal::new(RefusalKind::Policy, reason, message))
 }
 
 fn input<T>(message: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal {
-        kind: RefusalKind::Input,
-        message: message.into(),
-    })
+    Err(Refusal::new(RefusalKind::Input, Reason::BadField, message))
 }
 
 fn wrong_state<T>(req: &Request, wanted: &str) -> Result<T, Refusal> {
-    Err(Refusal {
-        kind: RefusalKind::State,
-        message: format!("{} is {}; {wanted}", req.id, req.state),
-    })
+    Err(Refusal::new(
+        RefusalKind::State,
+        Reason::WrongState,
+        format!("{} is {}; {wanted}", req.id, req.state),
+    ))
+}
+
+/// A window that passed: a state refusal that says so.
+fn too_late<T>(req: &Request, what: &str) -> Result<T, Refusal> {
+    Err(Refusal::new(
+        RefusalKind::State,
+        Reason::TooLate,
+        format!("{} is {}; {what}", req.id, req.state),
+    ))
 }
 
 /// One audited transition. `detail` never carries a credential.
@@ -170,11 +216,14 @@ pub fn new_request(
     now: DateTime<Utc>,
 ) -> Result<(Request, Event), Refusal> {
     if !role.may_request(requester) {
-        return policy(format!(
-            "{requester} may not request role {}; requesters are: {}",
-            role.name,
-            role.requesters.describe()
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "{requester} may not request role {}; requesters are: {}",
+                role.name,
+                role.requesters.describe()
+            ),
+        );
     }
     if let Some((field, message)) = field_problems(role, &new).into_iter().next() {
         let kind = if field == RequestField::Reason {
@@ -182,7 +231,7 @@ pub fn new_request(
         } else {
             RefusalKind::Policy
         };
-        return Err(Refusal { kind, message });
+        return Err(Refusal::new(kind, Reason::BadField, message));
     }
     let condition = role
         .conditions
@@ -306,10 +355,13 @@ pub fn auto_approve(
         return wrong_state(req, "only pending requests can be approved");
     }
     if !role.automation.is_automation(&req.requester) {
-        return policy(format!(
-            "{} is not an automation identity of role {}; a person is never auto-approved",
-            req.requester, role.name
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "{} is not an automation identity of role {}; a person is never auto-approved",
+                req.requester, role.name
+            ),
+        );
     }
     req.state = State::Approved;
     req.auto_approved = true;
@@ -379,27 +431,36 @@ pub fn approve(
         return wrong_state(req, "only pending requests can be approved");
     }
     if now >= req.decide_by {
-        return wrong_state(req, "it waited past its approval window and lapses");
+        return too_late(req, "it waited past its approval window and lapses");
     }
     if who == req.requester {
-        return policy(format!(
-            "{who} requested {} and cannot approve it; another approver ({}) must",
-            req.id,
-            role.approvers.describe()
-        ));
+        return policy(
+            Reason::OwnRequest,
+            format!(
+                "{who} requested {} and cannot approve it; another approver ({}) must",
+                req.id,
+                role.approvers.describe()
+            ),
+        );
     }
     if !role.approvers.allows(who) {
-        return policy(format!(
-            "{who} may not approve role {}; approvers are: {}",
-            role.name,
-            role.approvers.describe()
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "{who} may not approve role {}; approvers are: {}",
+                role.name,
+                role.approvers.describe()
+            ),
+        );
     }
     if req.approvals.iter().any(|a| a.by == who) {
-        return policy(format!(
-            "{who} already approved {}; it needs {} distinct approvers",
-            req.id, req.approvals_required
-        ));
+        return policy(
+            Reason::AlreadyApproved,
+            format!(
+                "{who} already approved {}; it needs {} distinct approvers",
+                req.id, req.approvals_required
+            ),
+        );
     }
     let signature = signature?;
     let from = req.state;
@@ -437,17 +498,23 @@ pub fn deny(
         return wrong_state(req, "only pending or approved requests can be denied");
     }
     if who == req.requester {
-        return policy(format!(
-            "{who} requested {}; use `breakglass cancel {}` to withdraw it",
-            req.id, req.id
-        ));
+        return policy(
+            Reason::OwnRequest,
+            format!(
+                "{who} requested {}; use `breakglass cancel {}` to withdraw it",
+                req.id, req.id
+            ),
+        );
     }
     if !role.approvers.allows(who) {
-        return policy(format!(
-            "{who} may not deny requests for role {}; approvers are: {}",
-            role.name,
-            role.approvers.describe()
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "{who} may not deny requests for role {}; approvers are: {}",
+                role.name,
+                role.approvers.describe()
+            ),
+        );
     }
     let reason = reason.trim();
     if reason.is_empty() {
@@ -477,10 +544,13 @@ pub fn cancel(req: &mut Request, who: &str, now: DateTime<Utc>) -> Result<Event,
         return wrong_state(req, "only pending or approved requests can be cancelled");
     }
     if who != req.requester {
-        return policy(format!(
-            "only the requester ({}) can cancel {}; approvers deny instead",
-            req.requester, req.id
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "only the requester ({}) can cancel {}; approvers deny instead",
+                req.requester, req.id
+            ),
+        );
     }
     let from = req.state;
     req.state = State::Cancelled;
@@ -526,13 +596,16 @@ pub fn begin_grant(
         return wrong_state(req, "only approved requests can be activated");
     }
     if who != req.requester {
-        return policy(format!(
-            "only the requester ({}) can activate {}: the credential is shown to them alone",
-            req.requester, req.id
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "only the requester ({}) can activate {}: the credential is shown to them alone",
+                req.requester, req.id
+            ),
+        );
     }
     if now >= req.decide_by {
-        return wrong_state(req, "it was not activated in time and lapses");
+        return too_late(req, "it was not activated in time and lapses");
     }
     req.state = State::Granting;
     req.grant = Some(GrantRecord {
@@ -709,10 +782,13 @@ pub fn extend(
         return wrong_state(req, "only active access can be extended");
     }
     if who != req.requester {
-        return policy(format!(
-            "only the requester ({}) can extend {}",
-            req.requester, req.id
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "only the requester ({}) can extend {}",
+                req.requester, req.id
+            ),
+        );
     }
     let reason = reason.trim();
     if reason.is_empty() {
@@ -723,28 +799,37 @@ pub fn extend(
         return wrong_state(req, "its grant has no expiry recorded");
     };
     if now >= expires_at {
-        return policy(format!("{} already expired; request access again", req.id));
+        return policy(
+            Reason::TooLate,
+            format!("{} already expired; request access again", req.id),
+        );
     }
     if g.extensions.len() as u32 >= role.max_extensions {
-        return policy(format!(
-            "{} was extended {} time(s); role {} allows {}; request access again",
-            req.id,
-            g.extensions.len(),
-            role.name,
-            role.max_extensions
-        ));
+        return policy(
+            Reason::OverLimit,
+            format!(
+                "{} was extended {} time(s); role {} allows {}; request access again",
+                req.id,
+                g.extensions.len(),
+                role.name,
+                role.max_extensions
+            ),
+        );
     }
     if seconds <= 0 || seconds > role.max_ttl {
-        return policy(format!(
-            "an extension must be between 1s and {} (the role's max TTL)",
-            human(role.max_ttl)
-        ));
+        return policy(
+            Reason::OverLimit,
+            format!(
+                "an extension must be between 1s and {} (the role's max TTL)",
+                human(role.max_ttl)
+            ),
+        );
     }
     let new_expires = expires_at + Duration::seconds(seconds);
     let total = (new_expires - granted_at).num_seconds();
     if total > role.max_total {
         let room = role.max_total - (expires_at - granted_at).num_seconds();
-        return policy(format!(
+        return policy(Reason::OverLimit, format!(
             "extending by {} would make {} of access; role {} allows {} in total, so at most {} more",
             human(seconds),
             human(total),
@@ -784,7 +869,7 @@ pub fn review(
         // A service account cannot write a review: a person among the role's
         // approvers or certifiers writes it for the automation.
         if !role.approvers.allows(who) && !role.certifiers.allows(who) {
-            return policy(format!(
+            return policy(Reason::NotPermitted, format!(
                 "the after-action review of auto-approved {} is written by one of the role's approvers ({}) or certifiers ({})",
                 req.id,
                 role.approvers.describe(),
@@ -792,10 +877,13 @@ pub fn review(
             ));
         }
     } else if who != req.requester {
-        return policy(format!(
-            "the after-action review of {} is written by its requester ({})",
-            req.id, req.requester
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "the after-action review of {} is written by its requester ({})",
+                req.id, req.requester
+            ),
+        );
     }
     if answers.actions_taken.trim().is_empty() {
         return input("the review needs the actions taken with the access (actions_taken)");
@@ -826,21 +914,27 @@ fn check_certifier(req: &Request, role: &RolePolicy, who: &str) -> Result<(), Re
         return wrong_state(req, "only a reviewed request can be certified or rejected");
     }
     if who == req.requester {
-        return policy(format!(
-            "{who} requested {} and cannot certify it; a certifier ({}) must",
-            req.id,
-            role.certifiers.describe()
-        ));
+        return policy(
+            Reason::OwnRequest,
+            format!(
+                "{who} requested {} and cannot certify it; a certifier ({}) must",
+                req.id,
+                role.certifiers.describe()
+            ),
+        );
     }
     if !role.certifiers.allows(who) {
-        return policy(format!(
-            "{who} may not certify role {}; certifiers are: {}",
-            role.name,
-            role.certifiers.describe()
-        ));
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "{who} may not certify role {}; certifiers are: {}",
+                role.name,
+                role.certifiers.describe()
+            ),
+        );
     }
     if req.auto_approved && req.review.as_ref().is_some_and(|r| r.by == who) {
-        return policy(format!(
+        return policy(Reason::OwnRequest, format!(
             "{who} wrote the review of auto-approved {} and cannot certify it; another certifier ({}) must",
             req.id,
             role.certifiers.describe()

@@ -75,8 +75,8 @@ impl Engine {
                             return Ok(incident_ref(inc))
                         }
                         Ok(Some(_)) => {
-                            return Err(refusal(
-                                RefusalKind::Policy,
+                            return Err(refusal_because(
+                                RefusalKind::Policy, lifecycle::Reason::Incident,
                                 format!("incident {id} is resolved; emergency access needs an open incident"),
                             ))
                         }
@@ -99,8 +99,8 @@ impl Engine {
                 } else {
                     String::new()
                 };
-                Err(refusal(
-                    RefusalKind::Policy,
+                Err(refusal_because(
+                    RefusalKind::Policy, lifecycle::Reason::Incident,
                     format!(
                         "no open incident `{}` in the configured sources ({}); `breakglass incidents` lists them{hint}",
                         crate::sanitize::line(id, 64),
@@ -313,13 +313,14 @@ impl Engine {
                     None => Some(format!("{} is not an automation identity", r.requester)),
                 };
                 if let Some(why) = why {
-                    return Err(Refusal {
-                        kind: RefusalKind::Policy,
-                        message: format!(
+                    return Err(Refusal::new(
+                        RefusalKind::Policy,
+                        lifecycle::Reason::NotPermitted,
+                        format!(
                             "{} is marked auto-approved but the policy does not auto-approve it: {why}",
                             r.id
                         ),
-                    });
+                    ));
                 }
             } else {
                 self.check_approvals_signed(r, role)?;
@@ -443,8 +444,9 @@ impl Engine {
         let req = self.load(id).await?;
         let role = self.role(&req.role)?;
         if who != req.requester && !role.approvers.allows(who) && !role.certifiers.allows(who) {
-            let e = refusal(
+            let e = refusal_because(
                 RefusalKind::Policy,
+                lifecycle::Reason::NotPermitted,
                 format!("{who} may not end {id}: its requester, approvers or certifiers may"),
             );
             return self.noted(who, Some(id), "revoke", Err(e)).await;

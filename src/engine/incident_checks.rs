@@ -44,8 +44,8 @@ impl Engine {
             return Ok(());
         };
         let refuse = |why: String| {
-            Err(refusal(
-                RefusalKind::Policy,
+            Err(refusal_because(
+                RefusalKind::Policy, lifecycle::Reason::Incident,
                 format!(
                     "{why}, so {} cannot be extended: role {} requires an open incident; access ends at its current expiry, request again under an open incident if the work goes on",
                     req.id, role.name

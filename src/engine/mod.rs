@@ -406,10 +406,21 @@ pub(crate) fn alert(kind: AlertKind, req: &Request, event: &Event) -> Vec<AlertD
 }
 
 pub(crate) fn refusal(kind: RefusalKind, message: impl Into<String>) -> Error {
-    Error::Refused(Refusal {
-        kind,
-        message: message.into(),
-    })
+    let reason = match kind {
+        RefusalKind::Input => lifecycle::Reason::BadField,
+        RefusalKind::State => lifecycle::Reason::WrongState,
+        RefusalKind::Policy => lifecycle::Reason::Other,
+    };
+    Error::Refused(Refusal::new(kind, reason, message))
+}
+
+/// `refusal` with a reason programs can tell apart.
+pub(crate) fn refusal_because(
+    kind: RefusalKind,
+    reason: lifecycle::Reason,
+    message: impl Into<String>,
+) -> Error {
+    Error::Refused(Refusal::new(kind, reason, message))
 }
 
 pub(crate) fn lifecycle_human(secs: i64) -> String {

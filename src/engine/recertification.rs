@@ -162,8 +162,9 @@ impl Engine {
             ));
         };
         if !role.certifiers.allows(who) {
-            return Err(refusal(
+            return Err(refusal_because(
                 RefusalKind::Policy,
+                lifecycle::Reason::NotPermitted,
                 format!(
                     "{who} may not recertify role {role_name}: its certifiers are {}",
                     role.certifiers.describe()

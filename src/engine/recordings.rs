@@ -97,8 +97,9 @@ impl Engine {
     async fn writable_recording(&self, who: &str, id: RequestId) -> Result<PathBuf> {
         let req = self.load(id).await?;
         if self.vendor_policy_of(&req).is_none() || req.requester != who {
-            return Err(refusal(
+            return Err(refusal_because(
                 RefusalKind::Policy,
+                lifecycle::Reason::NotPermitted,
                 format!("only the requester of vendor request {id} records its session"),
             ));
         }

@@ -11,10 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 fn refused(message: String) -> Refusal {
-    Refusal {
-        kind: RefusalKind::Policy,
+    Refusal::new(
+        RefusalKind::Policy,
+        crate::domain::lifecycle::Reason::Signature,
         message,
-    }
+    )
 }
 
 /// `reason`: a denial's reason as the engine records it (see `denial_reason`).

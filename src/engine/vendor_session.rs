@@ -47,8 +47,9 @@ pub(super) fn attach(
             )
         })?;
     if req.ttl_seconds > vp.max_ttl {
-        return Err(refusal(
+        return Err(refusal_because(
             RefusalKind::Policy,
+            lifecycle::Reason::OverLimit,
             format!(
                 "role {} is a vendor role: TTL {} is longer than its vendor_max_ttl {}",
                 role.name,
@@ -89,8 +90,8 @@ impl Engine {
     pub async fn activate(&self, who: &str, id: RequestId) -> Result<(Request, Credential)> {
         let req = self.load(id).await?;
         if self.vendor_policy_of(&req).is_some() {
-            let e = refusal(
-                RefusalKind::Policy,
+            let e = refusal_because(
+                RefusalKind::Policy, lifecycle::Reason::NotPermitted,
                 format!(
                     "{id} is for vendor role {}: its access is only given in a recorded session; run `breakglass shell {id}`",
                     req.role
@@ -211,8 +212,9 @@ impl Engine {
         let req = self.load(id).await?;
         let role = self.role(&req.role)?;
         if who != req.requester && !role.approvers.allows(who) && !role.certifiers.allows(who) {
-            let e = refusal(
+            let e = refusal_because(
                 RefusalKind::Policy,
+                lifecycle::Reason::NotPermitted,
                 format!("{who} may not replay {id}: its requester, approvers or certifiers may"),
             );
             return self.noted(who, Some(id), "replay", Err(e)).await;

@@ -102,7 +102,9 @@ impl Service {
                 let caller = engine
                     .whoami(self.persona.as_deref())
                     .map_err(WireError::from);
-                handle::handle(engine, &caller, call).await
+                // Boxed: one future holds every call's state, too big for the
+                // stack of a test thread (2 MiB) in a debug build.
+                Box::pin(handle::handle(engine, &caller, call)).await
             }
             Inner::Broker(socket) => client::call(socket, self.persona.as_deref(), call).await,
         }

@@ -333,6 +333,9 @@ pub struct WireError {
     pub message: String,
     #[serde(default)]
     pub causes: Vec<String>,
+    /// For a refusal: why, for programs (the message says it to people).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::domain::lifecycle::Reason>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,6 +365,7 @@ impl WireError {
             code,
             message: message.into(),
             causes: vec![],
+            reason: None,
         }
     }
     pub fn protocol(message: impl Into<String>) -> Self {
@@ -384,6 +388,11 @@ impl From<crate::engine::Error> for WireError {
             E::Config(_) => ErrorKind::Config,
         };
         let mut w = WireError::new(kind, e.exit_code(), e.to_string());
+        w.reason = match &e {
+            E::Refused(r) => Some(r.reason),
+            E::Locked { .. } => Some(crate::domain::lifecycle::Reason::Locked),
+            _ => None,
+        };
         let mut src = std::error::Error::source(&e);
         while let Some(c) = src {
             let text = c.to_string();

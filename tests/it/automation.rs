@@ -387,4 +387,6 @@ fn cli_non_interactive_reports_with_exit_codes() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(doc["error"]["exit_code"], 3);
+    // A program branches on the reason, not on the prose.
+    assert_eq!(doc["error"]["reason"], "locked", "{doc}");
 }

@@ -207,6 +207,10 @@ async fn the_whole_walk_goes_through_the_socket() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused, "{e:?}");
     assert_eq!(e.code, breakglass::exit::REFUSED);
+    assert_eq!(
+        e.reason,
+        Some(breakglass::domain::lifecycle::Reason::OwnRequest)
+    );
     assert_eq!(bob.approvals().await.unwrap().len(), 1);
 
     // A decision from another terminal wakes a waiting client at once.

@@ -3,6 +3,7 @@
 use crate::support;
 
 use breakglass::backend::{Backend, BackendError, Grant, GrantSpec, RevokeSpec};
+use breakglass::domain::lifecycle::Reason;
 use breakglass::domain::{RefusalKind, State};
 use breakglass::engine::{Decision, Error, IncidentChoice};
 use breakglass::store::Store;
@@ -12,10 +13,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use support::*;
 
-fn refused(e: Error, kind: RefusalKind, needle: &str) {
+/// A refusal of `kind` for `reason`; `needle` checks the message still says
+/// what would be accepted.
+fn refused(e: Error, kind: RefusalKind, reason: Reason, needle: &str) {
     match e {
         Error::Refused(r) => {
-            assert_eq!(r.kind, kind, "{}", r.message);
+            assert_eq!((r.kind, r.reason), (kind, reason), "{}", r.message);
             assert!(
                 r.message.contains(needle),
                 "`{}` lacks `{needle}`",
@@ -192,6 +195,7 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::OwnRequest,
         "cannot approve",
     );
     // bob and carol approve; alice is not an approver of a request by bob either.
@@ -207,6 +211,7 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::AlreadyApproved,
         "already approved",
     );
     assert_eq!(h.engine.load(r.id).await.unwrap().approvals.len(), 1);
@@ -229,6 +234,7 @@ async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::NotPermitted,
         "may not approve",
     );
 }
@@ -257,15 +263,19 @@ fn a_decision_is_checked_before_its_signature_and_keeps_it() {
     )
     .unwrap();
     let unsigned = || {
-        Err(Refusal {
-            kind: RefusalKind::Policy,
-            message: "sign it".into(),
-        })
+        Err(Refusal::new(
+            RefusalKind::Policy,
+            Reason::Signature,
+            "sign it",
+        ))
     };
     let e = lifecycle::approve(&mut r, &role, "alice", None, unsigned(), now).unwrap_err();
-    assert!(e.message.contains("cannot approve it"), "{}", e.message);
+    assert_eq!(e.reason, Reason::OwnRequest, "{}", e.message);
     let e = lifecycle::approve(&mut r, &role, "bob", None, unsigned(), now).unwrap_err();
-    assert_eq!(e.message, "sign it");
+    assert_eq!(
+        (e.reason, e.message.as_str()),
+        (Reason::Signature, "sign it")
+    );
     assert!(r.approvals.is_empty() && r.state == State::Pending);
 
     let sig = SshSignature {
@@ -295,6 +305,7 @@ async fn a_denial_ends_the_request() {
             .await
             .unwrap_err(),
         RefusalKind::Input,
+        Reason::BadField,
         "reason",
     );
     let d = h
@@ -309,6 +320,7 @@ async fn a_denial_ends_the_request() {
             .await
             .unwrap_err(),
         RefusalKind::State,
+        Reason::WrongState,
         "denied",
     );
     assert!(h.engine.activate("alice", r.id).await.is_err());
@@ -337,6 +349,7 @@ async fn pending_and_unactivated_requests_lapse() {
             .await
             .unwrap_err(),
         RefusalKind::State,
+        Reason::WrongState,
         "lapsed",
     );
 
@@ -579,6 +592,7 @@ async fn only_requester_approvers_or_certifiers_may_end_access() {
     refused(
         h.engine.revoke("mallory", r.id, "x").await.unwrap_err(),
         RefusalKind::Policy,
+        Reason::NotPermitted,
         "may not end",
     );
     // dave is a certifier (security), not the requester: security can pull access.
@@ -612,6 +626,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
     refused(
         h.engine.review("bob", r.id, answers()).await.unwrap_err(),
         RefusalKind::Policy,
+        Reason::NotPermitted,
         "written by its requester",
     );
     h.engine.review("alice", r.id, answers()).await.unwrap();
@@ -637,6 +652,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::OwnRequest,
         "cannot certify",
     );
     refused(
@@ -645,6 +661,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::NotPermitted,
         "may not certify",
     );
     // A rejection reopens the review and keeps the lock.
@@ -654,6 +671,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
             .await
             .unwrap_err(),
         RefusalKind::Input,
+        Reason::BadField,
         "comment",
     );
     assert_eq!(
@@ -717,11 +735,13 @@ async fn extensions_respect_count_total_and_need_a_reason() {
     refused(
         h.engine.extend("bob", r.id, 600, "more").await.unwrap_err(),
         RefusalKind::Policy,
+        Reason::NotPermitted,
         "only the requester",
     );
     refused(
         h.engine.extend("alice", r.id, 600, " ").await.unwrap_err(),
         RefusalKind::Input,
+        Reason::BadField,
         "reason",
     );
     refused(
@@ -730,6 +750,7 @@ async fn extensions_respect_count_total_and_need_a_reason() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::OverLimit,
         "max TTL",
     );
     let before = r.expires_at().unwrap();
@@ -746,6 +767,7 @@ async fn extensions_respect_count_total_and_need_a_reason() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::OverLimit,
         "at most 10m",
     );
     h.engine
@@ -758,6 +780,7 @@ async fn extensions_respect_count_total_and_need_a_reason() {
             .await
             .unwrap_err(),
         RefusalKind::Policy,
+        Reason::OverLimit,
         "allows 2",
     );
     assert_eq!(h.alerts_of_kind("extension"), 2);
