@@ -1,7 +1,39 @@
-//! `audit verify --checkpoint` and `audit export`.
+//! `audit verify` (with `--checkpoint`), `audit checkpoint` and `audit export`.
 
 use super::*;
 use crate::cli::stdio::outln;
+
+/// The `audit` subcommands that read the store (`keygen` needs none and is
+/// handled before one is opened).
+pub(super) async fn audit(svc: &Service, cmd: &AuditCmd, json: bool) -> CliResult {
+    match cmd {
+        AuditCmd::Verify {
+            checkpoint,
+            public_key,
+        } => {
+            let (count, broken) = svc.verify_audit().await?;
+            let head = svc.audit_head().await.map(|h| h.1).unwrap_or_default();
+            output::audit_verify(count, broken.as_ref(), &head, json);
+            if broken.is_some() {
+                return Ok(exit::AUDIT_BROKEN);
+            }
+            match checkpoint {
+                None => Ok(exit::OK),
+                Some(file) => verify_checkpoint(svc, file, public_key.as_deref(), json).await,
+            }
+        }
+        AuditCmd::Checkpoint => {
+            let cp = svc.checkpoint().await?;
+            outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
+            Ok(exit::OK)
+        }
+        AuditCmd::Keygen { .. } => Ok(exit::OK),
+        AuditCmd::Export {
+            format,
+            output: out,
+        } => audit_export(svc, *format, out.as_deref()).await,
+    }
+}
 
 /// `audit verify --checkpoint`: the checkpoint's signature, then that the log
 /// still extends it.

@@ -103,3 +103,27 @@ where
         armored,
     })))
 }
+
+/// `approve`, `deny` and `certify [--reject]`: signed when the policy asks, then
+/// decided, and the request's new state printed.
+pub(super) async fn decide(
+    svc: &Service,
+    id: RequestId,
+    decision: Decision,
+    sign: &SignArgs,
+    json: bool,
+) -> CliResult {
+    svc.whoami().await?;
+    // A denial signs its reason too.
+    let reason = match &decision {
+        Decision::Deny { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    let Some(sig) = sign_decision(svc, id, decision.kind(), reason.as_deref(), sign, json).await?
+    else {
+        return Ok(exit::OK);
+    };
+    let req = svc.decide(id, decision.signed(sig)).await?;
+    output::request_result(svc, &req, json);
+    Ok(exit::OK)
+}

@@ -326,29 +326,10 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             session::replay(svc, *id, *speed).await
         }
         Command::Approve { id, comment, sign } => {
-            let id = *id;
-            svc.whoami().await?;
-            let Some(sig) = sign_decision(svc, id, DecisionKind::Approve, None, sign, json).await?
-            else {
-                return Ok(exit::OK);
-            };
-            let req = svc
-                .decide(id, Decision::approve(comment.clone()).signed(sig))
-                .await?;
-            output::request_result(svc, &req, json);
-            Ok(exit::OK)
+            decide(svc, *id, Decision::approve(comment.clone()), sign, json).await
         }
         Command::Deny { id, reason, sign } => {
-            let id = *id;
-            svc.whoami().await?;
-            let Some(sig) =
-                sign_decision(svc, id, DecisionKind::Deny, Some(reason), sign, json).await?
-            else {
-                return Ok(exit::OK);
-            };
-            let req = svc.decide(id, Decision::deny(reason).signed(sig)).await?;
-            output::request_result(svc, &req, json);
-            Ok(exit::OK)
+            decide(svc, *id, Decision::deny(reason), sign, json).await
         }
         Command::Cancel { id } => {
             let req = svc.cancel(*id).await?;
@@ -379,19 +360,12 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             comment,
             sign,
         } => {
-            let id = *id;
-            svc.whoami().await?;
             let decision = if *reject {
                 Decision::reject(comment)
             } else {
                 Decision::certify(comment)
             };
-            let Some(sig) = sign_decision(svc, id, decision.kind(), None, sign, json).await? else {
-                return Ok(exit::OK);
-            };
-            let req = svc.decide(id, decision.signed(sig)).await?;
-            output::request_result(svc, &req, json);
-            Ok(exit::OK)
+            decide(svc, *id, decision, sign, json).await
         }
         Command::Sweep => {
             let rep = svc.recover().await?;
@@ -402,31 +376,7 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
                 exit::BACKEND
             })
         }
-        Command::Audit(AuditCmd::Verify {
-            checkpoint,
-            public_key,
-        }) => {
-            let (count, broken) = svc.verify_audit().await?;
-            let head = svc.audit_head().await.map(|h| h.1).unwrap_or_default();
-            output::audit_verify(count, broken.as_ref(), &head, json);
-            if broken.is_some() {
-                return Ok(exit::AUDIT_BROKEN);
-            }
-            match checkpoint {
-                None => Ok(exit::OK),
-                Some(file) => verify_checkpoint(svc, file, public_key.as_deref(), json).await,
-            }
-        }
-        Command::Audit(AuditCmd::Checkpoint) => {
-            let cp = svc.checkpoint().await?;
-            outln!("{}", serde_json::to_string_pretty(&cp).expect("serialises"));
-            Ok(exit::OK)
-        }
-        Command::Audit(AuditCmd::Keygen { .. }) => Ok(exit::OK),
-        Command::Audit(AuditCmd::Export {
-            format,
-            output: out,
-        }) => audit_export(svc, *format, out.as_deref()).await,
+        Command::Audit(cmd) => audit(svc, cmd, json).await,
         Command::Evidence(EvidenceArgs {
             verify: None,
             id: Some(id),
