@@ -24,6 +24,7 @@ mod cli;
 mod crash;
 mod dist;
 mod docs_examples;
+mod docs_links;
 mod engine_rules;
 mod evidence;
 mod exec_backend;
