@@ -1,10 +1,15 @@
 //! The embedded default: a throwaway demo config with incidents, roles, personas,
-//! the example exec plugin and a SQLite store, all in one temporary directory.
+//! the example exec plugin and a SQLite store, all in one directory: one per
+//! user, started afresh on each `demo` run (`default_dir`, `reset`), or one the
+//! person names and keeps.
 
 use std::path::{Path, PathBuf};
 
 pub const PLUGIN: &str = include_str!("../examples/exec-plugin.sh");
 pub const PERSONAS: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
+/// How the demo's config starts: `reset` only empties a directory holding it.
+const HEADER: &str = "# breakglass demo configuration (throwaway).";
 
 const CONFIG: &str = r#"# breakglass demo configuration (throwaway). Personas stand in for people:
 # act as one with --as NAME. Outside demo mode, identity is the OS account.
@@ -149,11 +154,63 @@ pub fn prepare(dir: &Path) -> std::io::Result<PathBuf> {
     Ok(config)
 }
 
-/// A fresh demo directory under the system temp dir, kept after exit so the
-/// printed commands keep working.
-pub fn fresh_dir() -> std::io::Result<PathBuf> {
-    let d = tempfile::Builder::new()
-        .prefix("breakglass-demo-")
-        .tempdir()?;
-    Ok(d.keep())
+/// This user's one demo directory, used when `demo` is given no `--dir`:
+/// `$XDG_RUNTIME_DIR/breakglass/demo` (the user's own, emptied at logout), or
+/// `<data dir>/demo` where there is no runtime dir. None without a home.
+pub fn default_dir() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "breakglass")?;
+    Some(dirs.runtime_dir().unwrap_or(dirs.data_dir()).join("demo"))
+}
+
+/// Removes a demo directory so `prepare` starts it afresh: only one that holds
+/// a demo config (or nothing). Anything else there, a file or a link in its
+/// place, is refused and left as it is.
+pub fn reset(dir: &Path) -> std::io::Result<()> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    let refuse = |why: &str| {
+        Err(std::io::Error::other(format!(
+            "{} {why}; it was left as it is",
+            dir.display()
+        )))
+    };
+    if !meta.is_dir() {
+        return refuse("is not a directory");
+    }
+    let ours =
+        std::fs::read_to_string(dir.join("breakglass.toml")).is_ok_and(|t| t.starts_with(HEADER));
+    if !ours && std::fs::read_dir(dir)?.next().is_some() {
+        return refuse("holds something other than a breakglass demo");
+    }
+    std::fs::remove_dir_all(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_empties_a_demo_and_refuses_anything_else() {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let demo = tmp.path().join("demo");
+        prepare(&demo).expect("prepare");
+        std::fs::write(demo.join("breakglass.sqlite"), "state").expect("write");
+        reset(&demo).expect("a demo is reset");
+        assert!(!demo.exists());
+        reset(&demo).expect("nothing there is fine");
+
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).expect("mkdir");
+        std::fs::write(other.join("notes.txt"), "mine").expect("write");
+        let e = reset(&other).expect_err("not a demo");
+        assert!(e.to_string().contains("left as it is"), "{e}");
+        assert!(other.join("notes.txt").exists());
+
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&other, &link).expect("symlink");
+        reset(&link).expect_err("a link is not followed");
+        assert!(other.join("notes.txt").exists());
+    }
 }

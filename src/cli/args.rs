@@ -4,6 +4,27 @@ use crate::domain::RequestId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The heading the options every command takes are listed under.
+pub const GLOBAL: &str = "Global options";
+
+/// What `--config` says: the file a command reads without it, so nobody takes
+/// the option for one they must always give.
+fn config_help() -> String {
+    let file = |p: &std::path::Path| crate::sanitize::line(&p.display().to_string(), 300);
+    match std::env::var_os("BREAKGLASS_CONFIG").filter(|v| !v.is_empty()) {
+        Some(v) => format!(
+            "Config file [default: {}, from $BREAKGLASS_CONFIG]",
+            file(std::path::Path::new(&v))
+        ),
+        None => format!(
+            "Config file [default: {}; $BREAKGLASS_CONFIG overrides it]",
+            crate::config::default_path()
+                .map(|p| file(&p))
+                .unwrap_or_else(|| "none on this system".into())
+        ),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "breakglass",
@@ -13,20 +34,27 @@ use std::path::PathBuf;
     after_help = crate::exit::HELP
 )]
 pub struct Cli {
-    /// Config file [default: $BREAKGLASS_CONFIG, else the platform config dir]
-    #[arg(long, global = true, env = "BREAKGLASS_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "BREAKGLASS_CONFIG",
+        hide_env = true,
+        value_name = "FILE",
+        help = config_help(),
+        help_heading = GLOBAL
+    )]
     pub config: Option<PathBuf>,
 
     /// Act as a demo persona. Refused outside demo mode: identity is the OS account.
-    #[arg(long = "as", global = true, value_name = "PERSONA")]
+    #[arg(long = "as", global = true, value_name = "PERSONA", help_heading = GLOBAL)]
     pub as_persona: Option<String>,
 
     /// Machine-readable output (one JSON document on stdout)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// Console theme: default, light, high-contrast, colorblind, or a user theme
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = GLOBAL)]
     pub theme: Option<String>,
 
     /// Without a command, opens the interactive console.
@@ -38,7 +66,8 @@ pub struct Cli {
 pub enum Command {
     /// Open the console on the embedded demo (throwaway config, SQLite store, demo backend)
     Demo {
-        /// Reuse or create the demo in this directory instead of a fresh temp dir
+        /// Keep the demo in this directory across runs (created if needed)
+        /// [default: this user's one demo dir, emptied on each run]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Only prepare the demo and print the CLI walk; do not open the console
@@ -60,16 +89,21 @@ pub enum Command {
     Incidents,
     /// List roles with their lock state (and, for vendor roles, their certification)
     Roles {
+        /// Without one, list the roles
         #[command(subcommand)]
         action: Option<RolesCmd>,
     },
     /// Request emergency access
     Request(RequestArgs),
     /// Activate an approved request: grant access and print the credential once
-    Activate { id: RequestId },
+    Activate {
+        /// The approved request (REQ-n, or its number)
+        id: RequestId,
+    },
     /// Vendor roles: activate an approved request into a recorded shell session
     /// (the credential only in the shell's environment); it ends with the grant
     Shell {
+        /// The approved vendor request (REQ-n, or its number)
         id: RequestId,
         /// Run this instead of the role's shell_command or $SHELL
         #[arg(long, value_name = "CMD")]
@@ -77,6 +111,7 @@ pub enum Command {
     },
     /// Play a recorded vendor session back in the terminal (audited)
     Replay {
+        /// The request whose session to play (REQ-n, or its number)
         id: RequestId,
         /// Playback speed factor; 0 prints at once
         #[arg(long, default_value = "1")]
@@ -84,24 +119,32 @@ pub enum Command {
     },
     /// Approve someone else's request
     Approve {
+        /// The request to approve (REQ-n, or its number)
         id: RequestId,
-        #[arg(long)]
+        /// Why you approve, kept with your approval in the audit trail
+        #[arg(long, value_name = "TEXT")]
         comment: Option<String>,
         #[command(flatten)]
         sign: SignArgs,
     },
     /// Deny a request
     Deny {
+        /// The request to deny (REQ-n, or its number)
         id: RequestId,
-        #[arg(long)]
+        /// Why, shown to the requester and kept in the audit trail
+        #[arg(long, value_name = "TEXT")]
         reason: String,
         #[command(flatten)]
         sign: SignArgs,
     },
     /// Withdraw your own pending or approved request
-    Cancel { id: RequestId },
+    Cancel {
+        /// Your pending or approved request (REQ-n, or its number)
+        id: RequestId,
+    },
     /// Show one request (with live TTL), or your open ones
     Status {
+        /// One request (REQ-n, or its number) [default: your open ones]
         id: Option<RequestId>,
         /// Every request, not only open ones
         #[arg(long)]
@@ -109,27 +152,34 @@ pub enum Command {
     },
     /// End active access now
     Revoke {
+        /// The active request (REQ-n, or its number)
         id: RequestId,
-        #[arg(long, default_value = "ended early")]
+        /// Why it ends now, kept in the audit trail
+        #[arg(long, default_value = "ended early", value_name = "TEXT")]
         reason: String,
     },
     /// Extend active access
     Extend {
+        /// The active request (REQ-n, or its number)
         id: RequestId,
         /// How much longer, e.g. 10m
         #[arg(long, value_name = "DURATION")]
         by: String,
-        #[arg(long)]
+        /// Why more time is needed, kept in the audit trail
+        #[arg(long, value_name = "TEXT")]
         reason: String,
     },
     /// Submit the after-action review (flags, or a TOML/JSON file)
     Review(ReviewArgs),
     /// Certify (or reject) an after-action review; unlocks the role
     Certify {
+        /// The reviewed request (REQ-n, or its number)
         id: RequestId,
+        /// Reject the review instead: it reopens for the requester, who sees --comment
         #[arg(long)]
         reject: bool,
-        #[arg(long, default_value = "")]
+        /// What you checked, or (with --reject) what the review must answer
+        #[arg(long, default_value = "", value_name = "TEXT")]
         comment: String,
         #[command(flatten)]
         sign: SignArgs,
@@ -147,6 +197,7 @@ pub enum Command {
     },
     /// Sweep in a loop
     Daemon {
+        /// Time between sweeps
         #[arg(long, default_value = "5s", value_name = "DURATION")]
         interval: String,
     },
@@ -179,6 +230,7 @@ pub enum EvidenceCmd {
     /// Check a bundle offline (no store or config needed): every file against
     /// the manifest, the events as a chain, the checkpoint, signatures, recordings
     Verify {
+        /// The bundle's directory (as `evidence REQ-n --output DIR` wrote it)
         dir: PathBuf,
         /// The checkpoint key you trust (hex, from `audit keygen`) [default: the
         /// bundle's own, which proves consistency, not origin]
@@ -236,13 +288,17 @@ pub struct MigrateArgs {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MigrateTarget {
+    /// A PostgreSQL database (team mode)
     Postgres,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsArg {
+    /// No TLS
     Disable,
+    /// TLS without checking the server's certificate
     Require,
+    /// TLS, the certificate chain and host name checked (against --ca-file, else the web PKI roots)
     VerifyFull,
 }
 
@@ -267,11 +323,13 @@ pub enum AuditCmd {
     Checkpoint,
     /// Create a checkpoint signing key (mode 0600) and print its public key
     Keygen {
+        /// Where to write the private key (a new file, mode 0600)
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
     /// Write the audit events
     Export {
+        /// How to write them
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
         /// Write here instead of stdout
@@ -298,12 +356,14 @@ pub struct RequestArgs {
     /// Manual ticket reference (roles with a ticket_pattern)
     #[arg(long)]
     pub ticket: Option<String>,
-    #[arg(long)]
+    /// The emergency role (`breakglass roles` lists them)
+    #[arg(long, value_name = "ROLE")]
     pub role: String,
     /// One of the role's conditions
     #[arg(long)]
     pub condition: String,
-    #[arg(long)]
+    /// Why you need it: what you will do, shown to approvers and certifiers
+    #[arg(long, value_name = "TEXT")]
     pub reason: String,
     /// Access duration within the role's bounds, e.g. 15m [default: the role's]
     #[arg(long, value_name = "DURATION")]
@@ -329,13 +389,16 @@ pub struct RequestArgs {
 
 #[derive(Args, Debug)]
 pub struct ReviewArgs {
+    /// Your ended request (REQ-n, or its number)
     pub id: RequestId,
     /// Answers from a TOML or JSON file (keys as the flags, with underscores)
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    #[arg(long)]
+    /// What you did with the access
+    #[arg(long, value_name = "TEXT")]
     pub actions_taken: Option<String>,
-    #[arg(long)]
+    /// Which systems you touched
+    #[arg(long, value_name = "TEXT")]
     pub systems_touched: Option<String>,
     /// Was emergency access necessary? yes|no
     #[arg(long, value_name = "YES|NO")]
@@ -343,9 +406,11 @@ pub struct ReviewArgs {
     /// Were credentials copied anywhere? yes|no
     #[arg(long, value_name = "YES|NO")]
     pub credentials_copied: Option<String>,
-    #[arg(long)]
+    /// Where credentials were copied (with --credentials-copied yes)
+    #[arg(long, value_name = "TEXT")]
     pub credentials_copied_where: Option<String>,
-    #[arg(long)]
+    /// What should change so this is not needed next time
+    #[arg(long, value_name = "TEXT")]
     pub follow_ups: Option<String>,
 }
 
@@ -353,6 +418,7 @@ pub struct ReviewArgs {
 pub enum RolesCmd {
     /// Certifiers: re-approve a vendor role for another `recertify_every` (audited)
     Recertify {
+        /// The vendor role
         role: String,
         /// What you reviewed: who may use it, its scope, its recent sessions
         #[arg(long)]

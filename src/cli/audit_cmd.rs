@@ -82,9 +82,9 @@ pub(super) async fn verify_checkpoint(
     match verdict {
         Ok(()) => {
             if !json {
+                let at = output::signed_instant(&cp.at, svc.now());
                 outln!(
-                    "checkpoint verified: the log extends the signed state of {} ({} events)",
-                    cp.at,
+                    "checkpoint verified: the log extends the signed state of {at} ({} events)",
                     cp.tree_size
                 );
             }

@@ -99,7 +99,7 @@ pub(super) fn verify(dir: &std::path::Path, public_key: Option<&str>, json: bool
             // From the bundle: an unpinned key "verifies" whatever its owner wrote.
             outln!(
                 "OK: the checkpoint signed {} by key {} covers the log's first {tree_size} events, these included",
-                line(at, 64),
+                super::output::signed_instant(at, chrono::Utc::now()),
                 line(key_id, 64)
             );
             if !pinned {

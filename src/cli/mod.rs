@@ -10,6 +10,7 @@ mod requests;
 mod session;
 mod setup;
 mod stdio;
+mod still_active;
 mod store_migrate;
 
 pub use args::Cli;
@@ -287,7 +288,7 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         }
         Command::Roles { action: None } => {
             let roles = svc.roles().await?;
-            output::roles(&roles, json);
+            output::roles(&roles, svc.now(), json);
             Ok(exit::OK)
         }
         Command::Roles {
@@ -303,18 +304,18 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
                 return Ok(exit::OK);
             };
             let c = svc.recertify_role(role, comment, sig).await?;
-            output::recertified(role, &c, json);
+            output::recertified(role, &c, svc.now(), json);
             Ok(exit::OK)
         }
         Command::Request(a) => {
             svc.whoami().await?;
-            request(svc, a, json).await
+            request(cli, svc, a).await
         }
         Command::Activate { id } => {
             svc.whoami().await?;
             credential_can_be_shown(json)?;
             let (req, cred) = svc.activate(*id).await?;
-            output::credential(&svc.view(req), &cred, json);
+            show_credential(cli, svc, req, &cred);
             Ok(exit::OK)
         }
         Command::Shell { id, command } => {
@@ -448,6 +449,31 @@ pub fn usage_error(e: &clap::Error) -> i32 {
             exit::USAGE
         }
     }
+}
+
+/// A credential just granted through `svc`, printed once, with a command that
+/// ends it now (as this person, on this config) and what ends it at expiry.
+fn show_credential(
+    cli: &Cli,
+    svc: &Service,
+    req: crate::domain::Request,
+    cred: &crate::backend::Credential,
+) {
+    let ending = match (cli.json, config_path(cli)) {
+        (false, Ok(path)) => {
+            let config = still_active::config_to_name(&path, false);
+            let revoke = still_active::revoke_command(
+                &still_active::program(),
+                config.as_deref(),
+                cli.as_persona.as_deref(),
+                req.id,
+            );
+            Some((revoke, still_active::Enforcer::of(svc, &path, true)))
+        }
+        _ => None,
+    };
+    let ending = ending.as_ref().map(|(r, e)| (r.as_str(), *e));
+    output::credential(&svc.view(req), cred, svc.now(), ending, cli.json);
 }
 
 /// Whether a credential may be printed: to a terminal, or when automation asked

@@ -4,7 +4,8 @@
 use crate::audit::Broken;
 use crate::backend::Credential;
 use crate::cli::stdio::{errln, outln};
-use crate::domain::time::{format_hms, human};
+use crate::cli::still_active::Enforcer;
+use crate::domain::time::{format_hms, human, when};
 use crate::domain::{Request, State};
 use crate::engine::{RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
@@ -85,7 +86,7 @@ pub fn incidents(
     }
 }
 
-pub fn roles(roles: &[RoleView], json: bool) {
+pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
     if json {
         print_json(&json!({ "roles": roles }));
         return;
@@ -117,8 +118,8 @@ pub fn roles(roles: &[RoleView], json: bool) {
                 Some(c) => outln!(
                     "    vendor role: certified by {} on {}, next due {}",
                     c.by,
-                    stamp(c.at),
-                    stamp(c.due)
+                    when(c.at, now),
+                    when(c.due, now)
                 ),
                 None => outln!("    vendor role: never certified"),
             }
@@ -126,11 +127,20 @@ pub fn roles(roles: &[RoleView], json: bool) {
     }
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+/// An instant as a signed document wrote it (RFC 3339), said as people read
+/// times; the text itself, cleaned, when it is not one.
+pub fn signed_instant(text: &str, now: DateTime<Utc>) -> String {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| when(t.to_utc(), now))
+        .unwrap_or_else(|_| sanitize::line(text, 64))
 }
 
-pub fn recertified(role: &str, c: &crate::engine::RoleCertification, json: bool) {
+pub fn recertified(
+    role: &str,
+    c: &crate::engine::RoleCertification,
+    now: DateTime<Utc>,
+    json: bool,
+) {
     if json {
         print_json(&json!({ "role": role, "certification": c }));
         return;
@@ -138,13 +148,14 @@ pub fn recertified(role: &str, c: &crate::engine::RoleCertification, json: bool)
     outln!(
         "Role {role} recertified by {} on {}; next recertification due {}.",
         c.by,
-        stamp(c.at),
-        stamp(c.due)
+        when(c.at, now),
+        when(c.due, now)
     );
 }
 
 /// One line that says where a request stands and what happens next.
 pub fn summary(svc: &Service, r: &Request) -> String {
+    let now = svc.now();
     let next = match r.state {
         State::Pending => format!(
             "{} of {} approvals{}; approvers run `breakglass approve {}`",
@@ -161,7 +172,7 @@ pub fn summary(svc: &Service, r: &Request) -> String {
             "approved by {}; {} activates with `breakglass activate {}`",
             if r.auto_approved {
                 "policy (automation; certification due by ".to_string()
-                    + &r.certify_by.map(|d| d.to_rfc3339()).unwrap_or_default()
+                    + &r.certify_by.map(|d| when(d, now)).unwrap_or_default()
                     + ")"
             } else {
                 r.approvers().join(", ")
@@ -170,9 +181,8 @@ pub fn summary(svc: &Service, r: &Request) -> String {
             r.id
         ),
         State::Active => format!(
-            "active, {} left (until {})",
-            r.remaining(svc.now()).map(format_hms).unwrap_or_default(),
-            r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
+            "active until {}",
+            r.expires_at().map(|e| when(e, now)).unwrap_or_default()
         ),
         State::Revoking => format!(
             "REVOCATION PENDING: {} (retrying)",
@@ -216,14 +226,19 @@ pub fn request_result(svc: &Service, r: &Request, json: bool) {
     }
 }
 
-pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
+/// A credential just granted, once; then how to end it now (`revoke`, a
+/// command as printed) and what ends it at expiry once this terminal closes.
+pub fn credential(
+    a: &RequestView,
+    cred: &Credential,
+    now: DateTime<Utc>,
+    ending: Option<(&str, Enforcer)>,
+    json: bool,
+) {
     let r = &a.request;
+    let until = r.expires_at().map(|e| when(e, now)).unwrap_or_default();
     if !crate::cli::may_print_credential(json) {
-        outln!(
-            "{} is active until {}",
-            r.id,
-            r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
-        );
+        outln!("{} is active until {until}", r.id);
         errln!("the credential was not printed: stdout is not a terminal (use --json in automation); it is not stored and cannot be shown again");
         return;
     }
@@ -235,15 +250,7 @@ pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
         print_json(&json!({ "request": a, "credential": fields }));
         return;
     }
-    outln!(
-        "{} ACTIVE: {} for {} (until {})",
-        r.id,
-        r.role,
-        a.remaining_seconds
-            .map(|s| format_hms(chrono::Duration::seconds(s)))
-            .unwrap_or_default(),
-        r.expires_at().map(|e| e.to_rfc3339()).unwrap_or_default()
-    );
+    outln!("{} ACTIVE: {} until {until}", r.id, r.role);
     outln!("credential (shown once, never stored):");
     for (k, v) in cred.reveal() {
         // A backend's fields are untrusted: they must not act on the terminal.
@@ -255,7 +262,10 @@ pub fn credential(a: &RequestView, cred: &Credential, json: bool) {
         };
         outln!("  {}: {v}{note}", sanitize::line(k, 100));
     }
-    outln!("end early with `breakglass revoke {}`; access is revoked at expiry even if this terminal closes", r.id);
+    if let Some((revoke, enforcer)) = ending {
+        outln!("End it early with: {revoke}");
+        outln!("{}", enforcer.sentence());
+    }
 }
 
 pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: bool) {
@@ -284,10 +294,10 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
     );
     if let Some(g) = &r.grant {
         if let Some(at) = g.granted_at {
-            outln!("  granted:    {}", at.to_rfc3339());
+            outln!("  granted:    {}", when(at, now));
         }
         if let Some(e) = g.expires_at {
-            outln!("  expires:    {}", e.to_rfc3339());
+            outln!("  expires:    {}", when(e, now));
         }
         if let Some(s) = a.remaining_seconds {
             outln!("  remaining:  {}", format_hms(chrono::Duration::seconds(s)));
@@ -303,7 +313,7 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
         if let Some(end) = &g.end {
             outln!(
                 "  ended:      {} by {} ({})",
-                end.at.to_rfc3339(),
+                when(end.at, now),
                 end.by,
                 sanitize::line(&end.reason, 200)
             );
@@ -313,17 +323,13 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
         }
     }
     if let Some(rv) = &r.review {
-        outln!("  review:     by {} at {}", rv.by, rv.at.to_rfc3339());
+        outln!("  review:     by {} at {}", rv.by, when(rv.at, now));
     }
     if let Some(c) = &r.certification {
-        outln!("  certified:  by {} at {}", c.by, c.at.to_rfc3339());
+        outln!("  certified:  by {} at {}", c.by, when(c.at, now));
     }
     if r.state == State::Pending {
-        outln!(
-            "  decide by:  {} ({} left)",
-            r.decide_by.to_rfc3339(),
-            format_hms(r.decide_by - now)
-        );
+        outln!("  decide by:  {}", when(r.decide_by, now));
     }
     if undelivered > 0 {
         outln!("  WARNING: {undelivered} alert(s) not yet delivered to the SOC");
@@ -422,14 +428,15 @@ pub fn audit_verify(count: u64, broken: Option<&Broken>, head: &str, json: bool)
     }
 }
 
-pub fn demo_intro(config: &Path, exe: &str, json: bool) {
+pub fn demo_intro(config: &Path, place: &str, exe: &str, json: bool) {
     if json {
         print_json(&json!({"config": config, "personas": crate::demo::PERSONAS}));
         return;
     }
-    let c = config.display();
+    let c = crate::files::shell_quote(&config.display().to_string());
+    let exe = crate::files::shell_quote(exe);
     outln!(
-        r#"breakglass DEMO is ready in {dir}
+        r#"{place}
 (demo config, SQLite store, demo backend and the example exec plugin; nothing real is granted)
 
 Personas: alice and bob are on call (requesters); bob, carol and dave are SRE leads
@@ -452,10 +459,23 @@ In demo mode --as NAME picks who you are; outside it, you are your OS account.
       --systems-touched "db-1" --access-necessary yes --credentials-copied no
   breakglass --as dave certify REQ-1            # unlocks the role
   breakglass audit verify
-"#,
-        dir = config
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
+"#
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_instant_reads_as_people_read_times_and_anything_else_is_cleaned() {
+        let now = DateTime::parse_from_rfc3339("2026-11-25T22:24:13Z")
+            .expect("an instant")
+            .to_utc();
+        assert_eq!(
+            signed_instant("2026-11-25T22:20:12.5Z", now),
+            "22:20:12 UTC (4m ago)"
+        );
+        assert_eq!(signed_instant("yesterday\u{1b}[2J", now), "yesterday");
+    }
 }

@@ -4,9 +4,10 @@
 use super::*;
 use crate::cli::stdio::errln;
 
-pub(super) async fn request(svc: &Service, a: &RequestArgs, json: bool) -> CliResult {
+pub(super) async fn request(cli: &Cli, svc: &Service, a: &RequestArgs) -> CliResult {
+    let json = cli.json;
     let printed = std::cell::Cell::new(false);
-    let r = request_inner(svc, a, json, &printed).await;
+    let r = request_inner(cli, svc, a, &printed).await;
     if a.non_interactive && json {
         // One document on stdout whatever happens: a refusal before any output
         // gets an error document.
@@ -28,11 +29,12 @@ pub(super) async fn request(svc: &Service, a: &RequestArgs, json: bool) -> CliRe
 }
 
 pub(super) async fn request_inner(
+    cli: &Cli,
     svc: &Service,
     a: &RequestArgs,
-    json: bool,
     printed: &std::cell::Cell<bool>,
 ) -> CliResult {
+    let json = cli.json;
     if a.wait {
         // --wait activates once approved: refuse now rather than lose the credential.
         credential_can_be_shown(json)?;
@@ -105,7 +107,7 @@ pub(super) async fn request_inner(
         match cur.state {
             State::Approved => {
                 let (r, cred) = svc.activate(req.id).await?;
-                output::credential(&svc.view(r), &cred, json);
+                show_credential(cli, svc, r, &cred);
                 printed.set(true);
                 return Ok(exit::OK);
             }

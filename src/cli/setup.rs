@@ -20,6 +20,9 @@ pub(super) struct ConsoleLook {
     themes_dir: PathBuf,
     drafts_dir: PathBuf,
     config: PathBuf,
+    /// The demo's broker runs in this process and ends with the console: it
+    /// enforces nothing afterwards.
+    broker_ends_with_us: bool,
 }
 
 impl ConsoleLook {
@@ -29,6 +32,7 @@ impl ConsoleLook {
             themes_dir: cfg.dir().join("themes"),
             drafts_dir: cfg.data_dir().join("drafts"),
             config: cfg.path.clone(),
+            broker_ends_with_us: false,
         }
     }
     /// A person's client config: drafts stay in their own data dir.
@@ -41,6 +45,7 @@ impl ConsoleLook {
                 .unwrap_or_else(std::env::temp_dir)
                 .join("drafts"),
             config: c.path.clone(),
+            broker_ends_with_us: false,
         }
     }
 }
@@ -81,7 +86,7 @@ pub(super) async fn console_on(cli: &Cli, look: &ConsoleLook, svc: Service) -> C
             theme,
             warning,
             drafts_dir: look.drafts_dir.clone(),
-            me,
+            me: me.clone(),
             personas: hello.personas.clone(),
             relaunch: std::env::current_exe()
                 .ok()
@@ -95,21 +100,59 @@ pub(super) async fn console_on(cli: &Cli, look: &ConsoleLook, svc: Service) -> C
     .await
     .map_err(|e| Failure::new(exit::FAILURE, format!("console: {e}")))?;
     if !summary.still_active.is_empty() {
-        let daemon = crate::tui::daemon_running();
-        for (id, until) in &summary.still_active {
-            errln!(
-                "{id} is still ACTIVE until {}. It is revoked at expiry by {}.",
-                until.format("%H:%M:%S UTC"),
-                if daemon {
-                    "the running `breakglass daemon`"
-                } else {
-                    "the next breakglass command or a `breakglass daemon` (none is running now)"
-                }
-            );
-            errln!("  end it now with: breakglass revoke {id}");
-        }
+        still_active_on_exit(
+            &svc,
+            look,
+            &me,
+            hello.personas.is_some(),
+            &summary.still_active,
+        )
+        .await;
     }
     Ok(exit::OK)
+}
+
+/// Said once the terminal is restored, for each grant of this person still
+/// active: until when, what ends it now that the console is closed (the same
+/// sentence as the command line's), and a command that ends it now, as
+/// printed: in a demo as its persona on its config, else as the person.
+async fn still_active_on_exit(
+    svc: &Service,
+    look: &ConsoleLook,
+    me: &str,
+    demo: bool,
+    grants: &[(crate::domain::RequestId, chrono::DateTime<chrono::Utc>)],
+) {
+    use still_active::{config_to_name, program, revoke_command, Enforcer};
+    let enforcer = Enforcer::of(svc, &look.config, !look.broker_ends_with_us);
+    let program = program();
+    let config = config_to_name(&look.config, demo);
+    let now = svc.now();
+    for (id, until) in grants {
+        // The persona may have changed in the console: the grant's requester
+        // is who may end it.
+        let persona = if demo {
+            let acting = svc.as_persona(Some(me.to_string()));
+            Some(
+                acting
+                    .load(*id)
+                    .await
+                    .map(|r| r.requester)
+                    .unwrap_or_else(|_| me.to_string()),
+            )
+        } else {
+            None
+        };
+        errln!(
+            "{id} is still ACTIVE until {}. {}",
+            crate::domain::time::when(*until, now),
+            enforcer.sentence()
+        );
+        errln!(
+            "  end it now with: {}",
+            revoke_command(&program, config.as_deref(), persona.as_deref(), *id)
+        );
+    }
 }
 
 pub(super) fn init(cli: &Cli, force: bool) -> CliResult {
@@ -274,11 +317,48 @@ fn broker_warnings(b: Option<&config::BrokerConfig>) -> Vec<String> {
     }
 }
 
+/// This user's one demo directory, emptied for a fresh start; refused while a
+/// demo console has it open (its broker answers on the socket).
+fn fresh_demo_dir() -> Result<PathBuf, Failure> {
+    let dir = crate::demo::default_dir().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            "no home or runtime directory for the demo; pass --dir DIR",
+        )
+    })?;
+    if std::os::unix::net::UnixStream::connect(demo_socket(&dir)).is_ok() {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "a demo console is open on {}; close it first, or pass --dir DIR for another demo",
+                dir.display()
+            ),
+        ));
+    }
+    crate::demo::reset(&dir).map_err(|e| {
+        Failure::new(exit::FAILURE, format!("cannot start the demo afresh: {e}"))
+            .with_hint("pass --dir DIR to use another directory")
+    })?;
+    Ok(dir)
+}
+
+/// Where the demo lives, said before the console opens and in the walk.
+fn demo_where(dir: &std::path::Path, fresh: bool) -> String {
+    let dir = crate::sanitize::line(&dir.display().to_string(), 300);
+    if fresh {
+        format!(
+            "breakglass DEMO is ready in {dir} (started afresh: each `breakglass demo` empties it; `--dir DIR` keeps a demo across runs)"
+        )
+    } else {
+        format!("breakglass DEMO is ready in {dir} (kept across runs)")
+    }
+}
+
 pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> CliResult {
+    let fresh = dir.is_none();
     let dir = match dir {
         Some(d) => d,
-        None => crate::demo::fresh_dir()
-            .map_err(|e| Failure::new(exit::FAILURE, format!("cannot create a demo dir: {e}")))?,
+        None => fresh_demo_dir()?,
     };
     let path = crate::demo::prepare(&dir).map_err(|e| {
         Failure::new(
@@ -291,6 +371,7 @@ pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> C
     let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let engine = std::sync::Arc::new(Engine::from_config(&cfg)?);
     if interactive && !no_console && !cli.json {
+        errln!("{}", demo_where(&dir, fresh));
         // The demo walks the real path: a broker in this process, the console
         // its client over the socket.
         let socket = demo_socket(&dir);
@@ -301,7 +382,10 @@ pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> C
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
-        let look = ConsoleLook::of_config(&cfg);
+        let look = ConsoleLook {
+            broker_ends_with_us: true,
+            ..ConsoleLook::of_config(&cfg)
+        };
         let result = console_on(cli, &look, Service::broker(socket)).await;
         sweeper.abort();
         broker.stop().await;
@@ -311,6 +395,6 @@ pub(super) async fn demo(cli: &Cli, dir: Option<PathBuf>, no_console: bool) -> C
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "breakglass".into());
-    output::demo_intro(&path, &exe, cli.json);
+    output::demo_intro(&path, &demo_where(&dir, fresh), &exe, cli.json);
     Ok(exit::OK)
 }

@@ -6,6 +6,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use support::*;
 
+/// Help, times, what ends access, the demo directory: the CLI speaks the console's way.
+mod speaks;
+
 fn code(o: &std::process::Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }

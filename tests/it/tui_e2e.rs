@@ -621,7 +621,7 @@ fn restores_the_terminal_on_sigterm_and_says_access_is_still_active() {
     c.assert_restored();
     let s = c.wait_for("is still ACTIVE", T);
     assert!(s.contains("REQ-1 is still ACTIVE until"), "{s}");
-    assert!(s.contains("breakglass revoke REQ-1"), "{s}");
+    assert!(s.contains("--as alice revoke REQ-1"), "{s}");
 }
 
 #[test]
