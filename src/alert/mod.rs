@@ -1,8 +1,8 @@
-//! SOC alerts. Rows are written to the outbox in the same transaction as the
-//! transition that raised them; the engine sends them to every sink that takes
-//! them (`Sink::takes`), retrying
-//! with exponential back-off and jitter. Delivery is at least once, each alert with
-//! a stable `event_id`, and a sink that took an alert is not sent it again.
+//! SOC alerts, and approvers' notices. Rows are written to the outbox in the same
+//! transaction as the transition that raised them; the engine sends them to every
+//! sink that takes them (`Sink::takes`), retrying with exponential back-off and
+//! jitter. Delivery is at least once, each alert with a stable `event_id`, and a
+//! sink that took an alert is not sent it again.
 
 pub mod config;
 pub mod ocsf;
