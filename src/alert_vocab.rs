@@ -16,6 +16,10 @@ pub const SCHEMA: &str = "breakglass.alert/v1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertKind {
     Activation,
+    /// A request waits for approval (and, as later alerts of the same kind, what
+    /// became of it): for the role's approvers, not the SOC; only sinks that
+    /// take it (`kinds`, or a PagerDuty sink) are sent it.
+    ApprovalRequest,
     AutoActivation,
     CertificationOverdue,
     Denial,
@@ -58,10 +62,11 @@ impl fmt::Display for Severity {
 
 impl AlertKind {
     /// Every kind, the always-on ones first (the order `config check` lists them in).
-    pub const ALL: [AlertKind; 13] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::Activation,
         AlertKind::AutoActivation,
         AlertKind::CertificationOverdue,
+        AlertKind::ApprovalRequest,
         AlertKind::Denial,
         AlertKind::Extension,
         AlertKind::EarlyEnd,
@@ -77,6 +82,7 @@ impl AlertKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Activation => "activation",
+            AlertKind::ApprovalRequest => "approval_request",
             AlertKind::AutoActivation => "auto_activation",
             AlertKind::CertificationOverdue => "certification_overdue",
             AlertKind::Denial => "denial",
@@ -96,6 +102,7 @@ impl AlertKind {
         match self {
             AlertKind::AutoActivation | AlertKind::RevokeFailed => Severity::Critical,
             AlertKind::Activation
+            | AlertKind::ApprovalRequest
             | AlertKind::CertificationOverdue
             | AlertKind::GrantFailed
             | AlertKind::Recovery
@@ -114,6 +121,12 @@ impl AlertKind {
             self,
             AlertKind::Activation | AlertKind::AutoActivation | AlertKind::CertificationOverdue
         )
+    }
+
+    /// Whether a sink that names no `kinds` takes it: every kind but the
+    /// approvers' notices, which go only to sinks chosen for them.
+    pub fn for_soc(self) -> bool {
+        self != AlertKind::ApprovalRequest
     }
 
     /// The kinds a config may turn off.
@@ -141,6 +154,36 @@ impl FromStr for AlertKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownKind(s.to_string()))
     }
+}
+
+/// The instant a request was filed as its approval notices name it, to the
+/// millisecond (`20261125T223813.990Z`).
+pub fn approval_stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y%m%dT%H%M%S%.3fZ").to_string()
+}
+
+/// Fills in what an alert's `data` derives from its request's id, when the
+/// store writes the row (a new request's id is assigned in that transaction):
+/// `request_id`; for an approval notice, `approval.command` (while it is open)
+/// and `approval.key`, which every notice of one request shares so a receiver
+/// can update what it first showed (the PagerDuty dedup key). Request ids start
+/// again in a new store, so the key also carries the instant it was filed.
+pub fn complete(kind: AlertKind, data: &mut serde_json::Value, request_id: &str) {
+    if !data.is_object() {
+        return;
+    }
+    data["request_id"] = serde_json::json!(request_id);
+    if kind != AlertKind::ApprovalRequest || !data["approval"].is_object() {
+        return;
+    }
+    let a = &mut data["approval"];
+    let stamp = a["requested_at"].as_str().unwrap_or_default().to_string();
+    a["key"] = serde_json::json!(format!("breakglass-{request_id}-{stamp}"));
+    a["command"] = if a["open"] == serde_json::json!(true) {
+        serde_json::json!(format!("breakglass approve {request_id}"))
+    } else {
+        serde_json::Value::Null
+    };
 }
 
 /// Which kinds of alert the SOC wants beyond the always-on ones, and the key that
@@ -238,7 +281,7 @@ mod tests {
             on,
             ["activation", "auto_activation", "certification_overdue"]
         );
-        assert_eq!(AlertRules::default().on.len(), 10);
+        assert_eq!(AlertRules::default().on.len(), 11);
         assert!(!AlertRules::default().on.contains(&AlertKind::Activation));
     }
 }

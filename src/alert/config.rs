@@ -1,13 +1,32 @@
 //! What the config says about each alert sink (parsed and checked by `config`).
 
-use crate::alert_vocab::Format;
+use crate::alert_vocab::{AlertKind, Format};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Alert sinks. Secrets (webhook signing keys, Slack URLs) are named by their
-/// environment variable and read when the sink is built.
+/// One `[[alerts.sinks]]` table: where alerts go, and which of them.
 #[derive(Debug, Clone)]
-pub enum SinkConfig {
+pub struct SinkConfig {
+    pub target: Target,
+    pub route: Route,
+}
+
+/// Which alerts a sink takes. `kinds`: these kinds only (unset: every kind but
+/// `approval_request`, which goes only to sinks that name it, and to PagerDuty
+/// sinks, which take nothing else). `roles`: alerts about these roles only
+/// (unset: every role, and alerts about none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    pub kinds: Option<BTreeSet<AlertKind>>,
+    pub roles: Option<BTreeSet<String>>,
+}
+
+/// Where alerts go. Secrets (webhook signing keys, Slack URLs, PagerDuty
+/// routing keys) are named by their environment variable and read when the
+/// sink is built.
+#[derive(Debug, Clone)]
+pub enum Target {
     File {
         name: String,
         path: PathBuf,
@@ -32,5 +51,13 @@ pub enum SinkConfig {
         format: Format,
         /// The largest message sent; longer alerts have their text shortened.
         max_message_bytes: usize,
+    },
+    /// PagerDuty Events API v2: approval notices trigger and resolve an alert.
+    PagerDuty {
+        name: String,
+        /// The events endpoint (default `pagerduty::EVENTS_URL`).
+        url: String,
+        routing_key_env: String,
+        timeout: Duration,
     },
 }

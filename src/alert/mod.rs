@@ -1,10 +1,12 @@
-//! SOC alerts. Rows are written to the outbox in the same transaction as the
-//! transition that raised them; the engine sends them to every sink, retrying
-//! with exponential back-off and jitter. Delivery is at least once, each alert with
-//! a stable `event_id`, and a sink that took an alert is not sent it again.
+//! SOC alerts, and approvers' notices. Rows are written to the outbox in the same
+//! transaction as the transition that raised them; the engine sends them to every
+//! sink that takes them (`Sink::takes`), retrying with exponential back-off and
+//! jitter. Delivery is at least once, each alert with a stable `event_id`, and a
+//! sink that took an alert is not sent it again.
 
 pub mod config;
 pub mod ocsf;
+pub mod pagerduty;
 pub mod sinks;
 pub mod syslog;
 
@@ -29,6 +31,13 @@ pub trait Sink: Send + Sync {
     /// Longest a single delivery may take before it counts as failed.
     fn timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(10)
+    }
+    /// Whether this sink is sent an alert of `kind` about `role`. By default
+    /// every kind but the approvers' notices (`AlertKind::for_soc`); a sink's
+    /// `kinds` and `roles` settings narrow or widen that (`sinks::Routed`).
+    fn takes(&self, kind: AlertKind, role: Option<&str>) -> bool {
+        let _ = role;
+        kind.for_soc()
     }
     async fn send(&self, event_id: &str, payload: &serde_json::Value) -> Result<(), String>;
 }

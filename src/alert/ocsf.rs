@@ -171,6 +171,7 @@ pub fn from_alert(alert: &Value) -> Value {
             "reason": d["reason"],
             "approvers": d["approvers"],
             "expires_at": d["expires_at"],
+            "approval": d["approval"],
             "audit_hash": alert["audit_hash"],
             "checkpoint": alert["checkpoint"],
         }),

@@ -1,10 +1,13 @@
 //! Where alerts go: a JSONL file, a signed JSON webhook, a Slack incoming webhook,
-//! syslog (RFC 5424 over UDP or TCP with octet counting, RFC 6587; in `syslog`).
+//! syslog (RFC 5424 over UDP or TCP with octet counting, RFC 6587; in `syslog`),
+//! PagerDuty (Events API v2, approval notices only; in `pagerduty`).
 
-use super::config::SinkConfig;
+use super::config::{Route, SinkConfig, Target};
+pub use super::pagerduty::PagerDutySink;
 pub use super::syslog::{rfc5424, SyslogSink, SD_ID};
-use super::{Format, Sink};
+use super::{AlertKind, Format, Sink};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,13 +21,26 @@ fn env_secret(var: &str) -> Option<secrecy::SecretString> {
 }
 
 pub fn build(cfg: &SinkConfig) -> Arc<dyn Sink> {
+    let sink = target(&cfg.target);
+    if cfg.route == Route::default() {
+        sink
+    } else {
+        Arc::new(Routed::new(
+            sink,
+            cfg.route.kinds.clone(),
+            cfg.route.roles.clone(),
+        ))
+    }
+}
+
+fn target(cfg: &Target) -> Arc<dyn Sink> {
     match cfg {
-        SinkConfig::File { name, path, format } => Arc::new(FileSink {
+        Target::File { name, path, format } => Arc::new(FileSink {
             name: name.clone(),
             path: path.clone(),
             format: *format,
         }),
-        SinkConfig::Webhook {
+        Target::Webhook {
             name,
             url,
             secret_env,
@@ -39,6 +55,7 @@ pub fn build(cfg: &SinkConfig) -> Arc<dyn Sink> {
                         return Arc::new(Misconfigured(
                             name.clone(),
                             format!("{var} is not set: the webhook cannot be signed"),
+                            None,
                         ))
                     }
                 },
@@ -51,15 +68,19 @@ pub fn build(cfg: &SinkConfig) -> Arc<dyn Sink> {
                 *timeout,
             ))
         }
-        SinkConfig::Slack {
+        Target::Slack {
             name,
             url_env,
             timeout,
         } => match env_secret(url_env) {
             Some(url) => Arc::new(SlackSink::new(name.clone(), url, *timeout)),
-            None => Arc::new(Misconfigured(name.clone(), format!("{url_env} is not set"))),
+            None => Arc::new(Misconfigured(
+                name.clone(),
+                format!("{url_env} is not set"),
+                None,
+            )),
         },
-        SinkConfig::Syslog {
+        Target::Syslog {
             name,
             address,
             tcp,
@@ -72,17 +93,81 @@ pub fn build(cfg: &SinkConfig) -> Arc<dyn Sink> {
             format: *format,
             max_message_bytes: *max_message_bytes,
         }),
+        Target::PagerDuty {
+            name,
+            url,
+            routing_key_env,
+            timeout,
+        } => match env_secret(routing_key_env) {
+            Some(key) => Arc::new(PagerDutySink::new(name.clone(), url.clone(), key, *timeout)),
+            None => Arc::new(Misconfigured(
+                name.clone(),
+                format!("{routing_key_env} is not set: PagerDuty needs the routing key"),
+                Some(AlertKind::ApprovalRequest),
+            )),
+        },
+    }
+}
+
+/// A sink narrowed or widened by its `kinds` and `roles` settings.
+pub struct Routed {
+    inner: Arc<dyn Sink>,
+    kinds: Option<BTreeSet<AlertKind>>,
+    roles: Option<BTreeSet<String>>,
+}
+
+impl Routed {
+    /// `kinds`: only these (None: what `inner` takes by default); `roles`: only
+    /// alerts about these roles (None: any role, or none).
+    pub fn new(
+        inner: Arc<dyn Sink>,
+        kinds: Option<BTreeSet<AlertKind>>,
+        roles: Option<BTreeSet<String>>,
+    ) -> Self {
+        Routed {
+            inner,
+            kinds,
+            roles,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for Routed {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
+    fn takes(&self, kind: AlertKind, role: Option<&str>) -> bool {
+        let kind_ok = match &self.kinds {
+            Some(k) => k.contains(&kind),
+            None => self.inner.takes(kind, role),
+        };
+        let role_ok = match &self.roles {
+            Some(r) => role.is_some_and(|x| r.contains(x)),
+            None => true,
+        };
+        kind_ok && role_ok
+    }
+    async fn send(&self, event_id: &str, payload: &Value) -> Result<(), String> {
+        self.inner.send(event_id, payload).await
     }
 }
 
 /// A sink whose secret is missing: every delivery fails with the reason, so the
-/// alerts stay queued and visible as undelivered instead of vanishing.
-struct Misconfigured(String, String);
+/// alerts stay queued and visible as undelivered instead of vanishing. The
+/// third field: the only kind it would take (a PagerDuty sink's), if one.
+struct Misconfigured(String, String, Option<AlertKind>);
 
 #[async_trait::async_trait]
 impl Sink for Misconfigured {
     fn name(&self) -> &str {
         &self.0
+    }
+    fn takes(&self, kind: AlertKind, _role: Option<&str>) -> bool {
+        self.2.map_or(kind.for_soc(), |only| kind == only)
     }
     async fn send(&self, _event_id: &str, _payload: &Value) -> Result<(), String> {
         Err(self.1.clone())
@@ -117,12 +202,25 @@ impl Sink for FileSink {
     }
 }
 
-fn client(timeout: Duration) -> reqwest::Client {
+pub(super) fn client(timeout: Duration) -> reqwest::Client {
     crate::net::http::client(timeout, timeout.min(Duration::from_secs(5)))
         .expect("a rustls client builds")
 }
 
-async fn post(client: &reqwest::Client, req: reqwest::RequestBuilder) -> Result<(), String> {
+pub(super) async fn post(
+    client: &reqwest::Client,
+    req: reqwest::RequestBuilder,
+) -> Result<(), String> {
+    post_scrubbed(client, req, str::to_string).await
+}
+
+/// `post`, with what the receiver answered passed through `scrub` before it is
+/// cut to size (a secret it echoed is removed whole, not cut in half).
+pub(super) async fn post_scrubbed(
+    client: &reqwest::Client,
+    req: reqwest::RequestBuilder,
+    scrub: impl Fn(&str) -> String,
+) -> Result<(), String> {
     let _ = client;
     let resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
@@ -138,7 +236,7 @@ async fn post(client: &reqwest::Client, req: reqwest::RequestBuilder) -> Result<
     let body = resp.text().await.unwrap_or_default();
     Err(format!(
         "HTTP {status}: {}",
-        crate::sanitize::line(&body, 200)
+        crate::sanitize::line(&scrub(&body), 200)
     ))
 }
 
@@ -229,6 +327,9 @@ fn slack_escape(s: &str) -> String {
 }
 
 pub fn slack_text(payload: &Value) -> String {
+    if payload["kind"] == AlertKind::ApprovalRequest.as_str() {
+        return slack_approval_text(payload);
+    }
     let d = &payload["data"];
     let s = |v: &Value| slack_escape(v.as_str().unwrap_or("-"));
     let approvers: Vec<String> = d["approvers"]
@@ -258,6 +359,83 @@ pub fn slack_text(payload: &Value) -> String {
         s(&payload["event_id"]),
         payload["audit_seq"],
     )
+}
+
+/// An RFC 3339 instant as people read it at 3 a.m.: `2026-11-25 22:38:13 UTC`.
+pub(super) fn utc_seconds(v: &Value) -> String {
+    v.as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// An approval notice for the approvers' channel: a new request with all they
+/// need to decide and the command that approves it; then one line per change
+/// (each approval, the decision, activation, the end) so the thread reads as
+/// what happened. Incoming webhooks cannot edit what they posted.
+pub fn slack_approval_text(payload: &Value) -> String {
+    let d = &payload["data"];
+    let a = &d["approval"];
+    let s = |v: &Value| slack_escape(v.as_str().unwrap_or("-"));
+    let approved_by: Vec<String> = d["approvers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| slack_escape(x.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let by = if approved_by.is_empty() {
+        String::new()
+    } else {
+        format!(" (approved by {})", approved_by.join(", "))
+    };
+    let count = format!(
+        "{} of {} approvals{by}",
+        a["approvals"], a["approvals_required"]
+    );
+    let head = format!("`{}` on role `{}`", s(&d["request_id"]), s(&d["role"]));
+    let context = format!(
+        "*Incident:* {}   *Requester:* {}",
+        s(&d["incident"]),
+        s(&d["requester"])
+    );
+    let footer = format!(
+        "_event {} · audit #{}_",
+        s(&payload["event_id"]),
+        payload["audit_seq"]
+    );
+    let line = match a["status"].as_str().unwrap_or_default() {
+        "waiting" | "partially_approved" => {
+            return format!(
+                ":bell: *Break-glass approval needed* {head}: {count}\n{context}\n*Condition:* {}   *TTL asked:* {}   *Lapses:* {}\n*Reason:* {}\n*Who may approve:* {}\nApprove with `{}`\n{footer}",
+                s(&d["condition"]),
+                s(&a["ttl"]),
+                utc_seconds(&a["decide_by"]),
+                s(&d["reason"]),
+                s(&a["may_approve"]),
+                s(&a["command"]),
+            );
+        }
+        "approved" => {
+            format!(":white_check_mark: *Approved* {head}: {count}; no approver is needed now")
+        }
+        "denied" => format!(":no_entry: *Denied* {head} by {}", s(&d["actor"])),
+        "cancelled" => format!(":leftwards_arrow_with_hook: *Cancelled* {head} by its requester"),
+        "lapsed" => format!(":hourglass: *Lapsed* {head}: {count}, not decided or used in time"),
+        "active" => format!(
+            ":unlock: *Active* {head} until {}",
+            utc_seconds(&d["expires_at"])
+        ),
+        "ended" => format!(":lock: *Ended* {head}"),
+        "failed" => format!(":x: *Grant failed* {head}"),
+        other => format!("*{}* {head}", slack_escape(other)),
+    };
+    format!("{line}\n{context}\n{footer}")
 }
 
 #[async_trait::async_trait]

@@ -17,6 +17,7 @@ fn needs_terminal() -> Result<(), Failure> {
 /// drafts live, and the file a relaunched `shell` reads.
 pub(super) struct ConsoleLook {
     theme: Option<String>,
+    approval_bell: bool,
     themes_dir: PathBuf,
     drafts_dir: PathBuf,
     config: PathBuf,
@@ -29,6 +30,7 @@ impl ConsoleLook {
     pub(super) fn of_config(cfg: &Config) -> Self {
         ConsoleLook {
             theme: cfg.ui_theme.clone(),
+            approval_bell: cfg.ui_approval_bell,
             themes_dir: cfg.dir().join("themes"),
             drafts_dir: cfg.data_dir().join("drafts"),
             config: cfg.path.clone(),
@@ -40,6 +42,7 @@ impl ConsoleLook {
         let dir = c.path.parent().unwrap_or(std::path::Path::new("."));
         ConsoleLook {
             theme: c.ui_theme.clone(),
+            approval_bell: c.ui_approval_bell,
             themes_dir: dir.join("themes"),
             drafts_dir: config::default_data_dir()
                 .unwrap_or_else(std::env::temp_dir)
@@ -88,6 +91,7 @@ pub(super) async fn console_on(cli: &Cli, look: &ConsoleLook, svc: Service) -> C
             drafts_dir: look.drafts_dir.clone(),
             me: me.clone(),
             personas: hello.personas.clone(),
+            approval_bell: look.approval_bell,
             relaunch: std::env::current_exe()
                 .ok()
                 .map(|exe| crate::tui::Relaunch {

@@ -31,6 +31,8 @@ pub struct ClientConfig {
     pub broker: BrokerConfig,
     /// `[ui] theme`.
     pub ui_theme: Option<String>,
+    /// `[ui] approval_bell` (default true).
+    pub ui_approval_bell: bool,
 }
 
 /// What [`load_any`](super::load_any) read: a whole config (the engine runs in

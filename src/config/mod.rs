@@ -68,6 +68,8 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     /// The console theme chosen in `[ui] theme`.
     pub ui_theme: Option<String>,
+    /// `[ui] approval_bell` (default true).
+    pub ui_approval_bell: bool,
     /// `[audit] checkpoint_key_file`: signs the checkpoint every alert carries.
     pub checkpoint_key: Option<PathBuf>,
     /// Who the acting person is (`[store] identity`).

@@ -151,6 +151,14 @@ pub struct RawSink {
     pub max_message_bytes: Option<Spanned<i64>>,
     pub format: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    /// PagerDuty: the variable holding the integration's routing key.
+    pub routing_key_env: Option<String>,
+    /// Refused with a pointer to routing_key_env.
+    pub routing_key: Option<Spanned<toml::Value>>,
+    /// The alert kinds this sink takes (default: all but approval_request).
+    pub kinds: Option<Spanned<Vec<String>>>,
+    /// The roles whose alerts this sink takes (default: all).
+    pub roles: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +228,8 @@ pub struct RawRole {
 #[serde(deny_unknown_fields)]
 pub struct RawUi {
     pub theme: Option<String>,
+    /// Default true: the console rings when a request arrives to approve.
+    pub approval_bell: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

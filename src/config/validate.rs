@@ -125,6 +125,11 @@ pub fn load_any_str(text: &str, path: &Path) -> Result<Loaded, Problems> {
         path: path.to_path_buf(),
         broker,
         ui_theme: raw.ui.as_ref().and_then(|u| u.theme.clone()),
+        ui_approval_bell: raw
+            .ui
+            .as_ref()
+            .and_then(|u| u.approval_bell)
+            .unwrap_or(true),
     }))
 }
 
@@ -211,6 +216,8 @@ fn full(text: &str, path: &Path, raw: RawConfig) -> Result<Config, Problems> {
         &resolve,
     );
 
+    alerts::check_sink_roles(&mut ctx, raw.alerts.as_ref(), &policy);
+
     let config = Config {
         path: path.to_path_buf(),
         policy,
@@ -221,6 +228,11 @@ fn full(text: &str, path: &Path, raw: RawConfig) -> Result<Config, Problems> {
         alert_rules,
         recovery,
         ui_theme: raw.ui.as_ref().and_then(|u| u.theme.clone()),
+        ui_approval_bell: raw
+            .ui
+            .as_ref()
+            .and_then(|u| u.approval_bell)
+            .unwrap_or(true),
         identity,
         checkpoint_key,
         broker,

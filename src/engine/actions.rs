@@ -157,8 +157,16 @@ impl Engine {
             req.auto_approval_declined = Some(why.clone());
             event.detail["auto_approval_declined"] = serde_json::json!(why);
         }
+        // Its approvers hear of it with the request, unless policy approves it
+        // right away (then it never waited for anyone).
+        let mut notice = match &auto {
+            Some(Ok(_)) => vec![],
+            _ if !self.pages_approvers(&req.role) => vec![],
+            _ => super::approval_notice::draft(&req, role, &event),
+        };
+        notice.retain(|a| self.alerts.wants(a.kind));
         let created = match self
-            .db(move |s| s.insert_request(&req, &event, &[], now))
+            .db(move |s| s.insert_request(&req, &event, &notice, now))
             .await
         {
             Ok(r) => r,

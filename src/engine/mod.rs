@@ -4,6 +4,7 @@
 
 mod actions;
 mod alert_delivery;
+mod approval_notice;
 mod decisions;
 mod evidence;
 mod incident_checks;
@@ -361,6 +362,9 @@ impl Engine {
             let now = self.clock.now();
             let event = f(&mut req, role, now)?;
             let mut drafts = alerts(&req, &event);
+            if self.pages_approvers(&req.role) {
+                drafts.extend(approval_notice::draft(&req, role, &event));
+            }
             drafts.retain(|a| self.alerts.wants(a.kind));
             match self.db(move |s| s.commit(&req, &event, &drafts, now)).await {
                 Ok(r) => return Ok(r),
@@ -377,6 +381,16 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+impl Engine {
+    /// Whether a configured sink takes this role's approval notices: with none,
+    /// none are queued (they would wait for no one).
+    fn pages_approvers(&self, role: &str) -> bool {
+        self.sinks
+            .iter()
+            .any(|s| s.takes(AlertKind::ApprovalRequest, Some(role)))
     }
 }
 

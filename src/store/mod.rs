@@ -204,7 +204,9 @@ pub trait Store: Send + Sync {
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     fn outbox_undelivered(&self) -> Result<u64, StoreError>;
-    /// Undelivered alerts raised by events of one request.
+    /// Undelivered alerts raised by events of one request, but for its
+    /// approval notices: they are for people, and a pager that cannot be
+    /// reached does not hold back access the SOC was told of.
     fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError>;
 
     /// Appends an audit event (and its alerts) that changes no request: a refused
@@ -299,6 +301,9 @@ pub fn outbox_entry(
         None => format!("EV-{}-{index}", rec.seq),
     };
     let mut data = a.payload.clone();
+    if let Some(r) = request_id {
+        crate::alert_vocab::complete(a.kind, &mut data, &r.to_string());
+    }
     crate::sanitize::json_strings(&mut data, crate::audit::MAX_STORED_STRING);
     let payload = serde_json::json!({
         "schema": crate::alert_vocab::SCHEMA,

@@ -637,7 +637,7 @@ impl Store for SqliteStore {
     fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError> {
         let conn = self.conn();
         conn.query_row(
-            "SELECT count(*) FROM outbox o JOIN audit a ON a.seq = o.audit_seq WHERE o.delivered_at IS NULL AND a.request_id = ?1",
+            "SELECT count(*) FROM outbox o JOIN audit a ON a.seq = o.audit_seq WHERE o.delivered_at IS NULL AND a.request_id = ?1 AND json_extract(o.payload, '$.kind') IS NOT 'approval_request'",
             params![request.0],
             |r| r.get::<_, i64>(0),
         )

@@ -38,6 +38,8 @@ pub struct Options {
     pub store: String,
     /// How to run `breakglass shell` and `replay` for the console.
     pub relaunch: Option<Relaunch>,
+    /// `[ui] approval_bell`.
+    pub approval_bell: bool,
 }
 
 /// The console hands the terminal to a vendor session or a replay by running
@@ -215,6 +217,13 @@ pub async fn run(svc: Service, opts: Options) -> anyhow::Result<Summary> {
                         let _ = who_tx.send(who);
                     }
                     Cmd::Copy(secret) => copy_to_clipboard(&mut terminal, &secret)?,
+                    Cmd::Bell => {
+                        // BEL between frames: the terminal (or tmux, or the
+                        // window manager) turns it into a sound or a flag.
+                        let out = terminal.backend_mut();
+                        out.write_all(b"\x07")?;
+                        out.flush()?;
+                    }
                     Cmd::SaveDraft(id, a) => {
                         if let Err(e) = save_draft(&opts.drafts_dir, id, &app.me, &a) {
                             app.flash =
@@ -298,6 +307,7 @@ fn new_app(svc: &Service, opts: &Options) -> App {
         ));
     }
     app.drafts = load_drafts(&opts.drafts_dir, &opts.me);
+    app.approval_bell = opts.approval_bell;
     if let Some(w) = &opts.warning {
         app.flash = Some((app::Level::Warn, w.clone()));
     }
@@ -501,6 +511,7 @@ pub async fn execute(svc: &Service, who: &str, cmd: Cmd) -> Option<Msg> {
         | Cmd::Identity(_)
         | Cmd::Shell(_)
         | Cmd::Replay(_)
+        | Cmd::Bell
         | Cmd::Quit => return None,
     })
 }

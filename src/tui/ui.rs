@@ -85,7 +85,12 @@ fn tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Tab::Reviews => format!("Reviews ({})", app.reviews_count()),
             Tab::Audit => "Audit".to_string(),
         };
-        let style = if *t == app.tab {
+        let style = if *t == Tab::Approvals && app.approvals_flashing() {
+            // A request just arrived for this person to approve.
+            theme
+                .warn()
+                .add_modifier(ratatui::style::Modifier::REVERSED)
+        } else if *t == app.tab {
             theme.selected()
         } else {
             theme.muted()

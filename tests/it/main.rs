@@ -8,6 +8,7 @@
 mod support;
 
 mod alerts;
+mod approver_alerts;
 mod async_boundary;
 mod automation;
 mod backend_demo_exec;

@@ -498,3 +498,89 @@ async fn vendor_access_is_opened_by_the_person_and_certified_only_after_watching
         Some(breakglass::tui::app::Dialog::Certify { .. })
     ));
 }
+
+/// The Approvals tab's label cell on the top row, and whether it is drawn reversed.
+fn approvals_tab_reversed(d: &Driver) -> bool {
+    let b = d.buffer(100, 30);
+    let row: String = (0..100).map(|x| b[(x, 0)].symbol().to_string()).collect();
+    let x = row.find("Approvals (").expect("the Approvals tab") as u16;
+    b[(x, 0)]
+        .modifier
+        .contains(ratatui::style::Modifier::REVERSED)
+}
+
+/// An open console rings the terminal bell once when a request arrives that
+/// this person may approve, and flashes the Approvals tab; not for what was
+/// already waiting when it opened, not again on later loads, never for the
+/// person's own request, and not at all with `[ui] approval_bell = false`.
+#[tokio::test]
+async fn a_new_request_to_approve_rings_once_and_flashes_the_approvals_tab() {
+    let h = harness();
+    let waiting = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    let mut bob = Driver::new(h, "bob");
+    bob.refresh().await;
+    assert_eq!(bob.bells, 0, "{} was waiting before: no news", waiting.id);
+    assert!(!approvals_tab_reversed(&bob));
+
+    let r = bob
+        .h
+        .engine
+        .request("alice", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap();
+    bob.refresh().await;
+    assert_eq!(bob.bells, 1, "one bell for {}", r.id);
+    bob.assert_sees(&format!(
+        "{} waiting for your approval: Approvals (3)",
+        r.id
+    ));
+    assert!(approvals_tab_reversed(&bob), "the tab flashes");
+    for _ in 0..3 {
+        bob.refresh().await;
+    }
+    assert_eq!(bob.bells, 1, "once per request");
+    // carol approving it changes nothing for bob's bell.
+    bob.h
+        .engine
+        .decide("carol", r.id, Decision::approve(None))
+        .await
+        .unwrap();
+    bob.refresh().await;
+    assert_eq!(bob.bells, 1);
+    bob.h.clock.advance(Duration::seconds(11));
+    bob.tick().await;
+    assert!(!approvals_tab_reversed(&bob), "the flash ends");
+
+    // bob's own request: on his Approvals tab (blocked), no bell.
+    let own = bob
+        .h
+        .engine
+        .request("bob", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    bob.refresh().await;
+    assert!(bob
+        .app
+        .data
+        .approvals
+        .iter()
+        .any(|q| q.request.id == own.id));
+    assert_eq!(bob.bells, 1, "never for one's own request");
+    assert!(!approvals_tab_reversed(&bob));
+
+    // With the bell off the tab still flashes, silently.
+    bob.app.approval_bell = false;
+    let quiet = bob
+        .h
+        .engine
+        .request("alice", input(PLUGIN_ROLE, inc("INC-1042")))
+        .await
+        .unwrap();
+    bob.refresh().await;
+    assert_eq!(bob.bells, 1, "{}: no bell when it is off", quiet.id);
+    assert!(approvals_tab_reversed(&bob));
+}

@@ -1,6 +1,8 @@
 //! `[alerts]`: which kinds are raised, and the sinks they are delivered to.
 
 use super::*;
+use crate::alert::config::{Route, Target};
+use crate::domain::Policy;
 
 /// `[alerts]`: the kinds in `on` are known, and each sink is complete and
 /// uniquely named.
@@ -30,8 +32,9 @@ pub(super) fn alerts(
                 format!("two alert sinks are called \"{name}\"; give each a unique name"),
             );
         }
-        if let Some(c) = sink(ctx, name, s, resolve) {
-            sinks.push(c);
+        let route = route(ctx, s.get_ref(), s.get_ref().kind.get_ref());
+        if let Some(target) = sink(ctx, name, s, resolve) {
+            sinks.push(SinkConfig { target, route });
         }
     }
     (sinks, rules)
@@ -40,11 +43,17 @@ pub(super) fn alerts(
 /// `on = [...]`: every entry names an alert kind (always-on kinds are accepted
 /// and left out).
 fn kinds(ctx: &mut Ctx, on: &Spanned<Vec<String>>) -> BTreeSet<AlertKind> {
+    known_kinds(ctx, on)
+        .into_iter()
+        .filter(|k| !k.always_on())
+        .collect()
+}
+
+/// Every entry of a list of alert kinds is one.
+fn known_kinds(ctx: &mut Ctx, list: &Spanned<Vec<String>>) -> BTreeSet<AlertKind> {
     let mut set = BTreeSet::new();
-    for k in on.get_ref() {
+    for k in list.get_ref() {
         match k.parse::<AlertKind>() {
-            // Always on; listing it is harmless.
-            Ok(kind) if kind.always_on() => {}
             Ok(kind) => {
                 set.insert(kind);
             }
@@ -58,7 +67,7 @@ fn kinds(ctx: &mut Ctx, on: &Spanned<Vec<String>>) -> BTreeSet<AlertKind> {
                         .join(", ")
                 };
                 ctx.at(
-                    on,
+                    list,
                     format!(
                         "alert kind \"{k}\" is not known; choose from: {} (always on), {}",
                         names(true),
@@ -71,6 +80,48 @@ fn kinds(ctx: &mut Ctx, on: &Spanned<Vec<String>>) -> BTreeSet<AlertKind> {
     set
 }
 
+/// A sink's `kinds` and `roles`. A PagerDuty sink takes approval notices only.
+fn route(ctx: &mut Ctx, r: &RawSink, kind: &str) -> Route {
+    let kinds = r.kinds.as_ref().map(|k| {
+        let set = known_kinds(ctx, k);
+        if k.get_ref().is_empty() {
+            ctx.at(k, "kinds = [] sends this sink nothing; name the alert kinds it takes, or remove the sink");
+        }
+        if kind == "pagerduty" && set.iter().any(|k| *k != AlertKind::ApprovalRequest) {
+            ctx.at(
+                k,
+                "a pagerduty sink pages approvers: it takes kinds = [\"approval_request\"] only; send the other kinds to a webhook, slack or syslog sink",
+            );
+        }
+        set
+    });
+    let roles = r
+        .roles
+        .as_ref()
+        .map(|l| l.get_ref().iter().cloned().collect());
+    Route { kinds, roles }
+}
+
+/// Each sink's `roles` names roles of the policy (read after `[alerts]`).
+pub(super) fn check_sink_roles(ctx: &mut Ctx, raw: Option<&RawAlerts>, policy: &Policy) {
+    for s in raw.iter().flat_map(|a| &a.sinks) {
+        let Some(roles) = &s.get_ref().roles else {
+            continue;
+        };
+        for r in roles.get_ref() {
+            if !policy.roles.contains_key(r) {
+                ctx.at(
+                    roles,
+                    format!(
+                        "roles names \"{r}\", which is no role of the policy; roles are: {}",
+                        policy.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// One `[[alerts.sinks]]` table: no inline secret, a known format and kind, and
 /// what that kind needs; `None` after recording its problems.
 fn sink(
@@ -78,11 +129,14 @@ fn sink(
     name: String,
     s: &Spanned<RawSink>,
     resolve: &dyn Fn(&str) -> PathBuf,
-) -> Option<SinkConfig> {
+) -> Option<Target> {
     let r = s.get_ref();
     let kind = r.kind.get_ref().as_str();
     if let Some(secret) = &r.secret {
         ctx.at(secret, "secrets never go in the config file; write secret_env = \"NAME_OF_ENV_VAR\" and set that variable");
+    }
+    if let Some(key) = &r.routing_key {
+        ctx.at(key, "a PagerDuty routing key is a secret and never goes in the config file; write routing_key_env = \"BREAKGLASS_PAGERDUTY_KEY\" and set that variable");
     }
     let format = match &r.format {
         None => Format::Native,
@@ -106,7 +160,7 @@ fn sink(
     }
     match kind {
         "file" => match &r.path {
-            Some(p) => Some(SinkConfig::File {
+            Some(p) => Some(Target::File {
                 name,
                 path: resolve(p),
                 format,
@@ -122,7 +176,7 @@ fn sink(
                 ctx.at(u, "a Slack webhook URL is a secret; write url_env = \"BREAKGLASS_SLACK_WEBHOOK\" and set that variable");
             }
             match &r.url_env {
-                Some(env) => Some(SinkConfig::Slack {
+                Some(env) => Some(Target::Slack {
                     name,
                     url_env: env.clone(),
                     timeout,
@@ -137,10 +191,11 @@ fn sink(
             }
         }
         "syslog" => syslog(ctx, name, s, format),
+        "pagerduty" => pagerduty(ctx, name, s, timeout),
         other => {
             ctx.at(
                 &r.kind,
-                format!("alert sink kind \"{other}\" is not known; write \"file\", \"webhook\", \"slack\" or \"syslog\""),
+                format!("alert sink kind \"{other}\" is not known; write \"file\", \"webhook\", \"slack\", \"syslog\" or \"pagerduty\""),
             );
             None
         }
@@ -154,7 +209,7 @@ fn webhook(
     s: &Spanned<RawSink>,
     format: Format,
     timeout: Duration,
-) -> Option<SinkConfig> {
+) -> Option<Target> {
     let r = s.get_ref();
     match &r.url {
         Some(u)
@@ -168,7 +223,7 @@ fn webhook(
             None
         }
         Some(u) if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") => {
-            Some(SinkConfig::Webhook {
+            Some(Target::Webhook {
                 name,
                 url: u.get_ref().clone(),
                 secret_env: r.secret_env.clone(),
@@ -196,9 +251,64 @@ fn webhook(
     }
 }
 
+/// A PagerDuty Events v2 sink: the routing key from the environment, the
+/// endpoint an http(s) URL without credentials (default PagerDuty's own).
+fn pagerduty(
+    ctx: &mut Ctx,
+    name: String,
+    s: &Spanned<RawSink>,
+    timeout: Duration,
+) -> Option<Target> {
+    let r = s.get_ref();
+    let url = match &r.url {
+        None => crate::alert::pagerduty::EVENTS_URL.to_string(),
+        Some(u)
+            if urls::refuse_credentials(
+                ctx,
+                u,
+                "pagerduty url",
+                "the routing key goes in routing_key_env",
+            ) =>
+        {
+            return None
+        }
+        Some(u) if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") => {
+            u.get_ref().clone()
+        }
+        Some(u) => {
+            ctx.at(
+                u,
+                format!(
+                    "url = \"{}\" must start with https:// (or http:// on a trusted network); leave it out for {}",
+                    u.get_ref(),
+                    crate::alert::pagerduty::EVENTS_URL
+                ),
+            );
+            return None;
+        }
+    };
+    match &r.routing_key_env {
+        Some(env) => Some(Target::PagerDuty {
+            name,
+            url,
+            routing_key_env: env.clone(),
+            timeout,
+        }),
+        None => {
+            if r.routing_key.is_none() {
+                ctx.at(
+                    s,
+                    "a pagerduty alert sink needs routing_key_env = \"BREAKGLASS_PAGERDUTY_KEY\" (the Events API v2 integration key)",
+                );
+            }
+            None
+        }
+    }
+}
+
 /// A syslog sink: a known transport, a message size that transport carries,
 /// and a host:port address.
-fn syslog(ctx: &mut Ctx, name: String, s: &Spanned<RawSink>, format: Format) -> Option<SinkConfig> {
+fn syslog(ctx: &mut Ctx, name: String, s: &Spanned<RawSink>, format: Format) -> Option<Target> {
     use crate::alert_vocab::syslog_size as sl;
     let r = s.get_ref();
     let tcp = match &r.transport {
@@ -239,7 +349,7 @@ fn syslog(ctx: &mut Ctx, name: String, s: &Spanned<RawSink>, format: Format) -> 
                 .rsplit_once(':')
                 .is_some_and(|(_, p)| p.parse::<u16>().is_ok()) =>
         {
-            Some(SinkConfig::Syslog {
+            Some(Target::Syslog {
                 name,
                 address: a.get_ref().clone(),
                 tcp,

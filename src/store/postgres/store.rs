@@ -484,7 +484,7 @@ impl Store for PostgresStore {
         plain(self, move |q| {
             Ok(q
                 .one(
-                    "SELECT count(*) FROM outbox o JOIN audit a ON a.seq = o.audit_seq WHERE o.delivered_at IS NULL AND a.request_id = $1",
+                    "SELECT count(*) FROM outbox o JOIN audit a ON a.seq = o.audit_seq WHERE o.delivered_at IS NULL AND a.request_id = $1 AND (o.payload::jsonb ->> 'kind') IS DISTINCT FROM 'approval_request'",
                     &[&request.0],
                 )?
                 .get::<_, i64>(0) as u64)

@@ -93,6 +93,8 @@ pub enum Cmd {
     Shell(RequestId),
     /// Hand the terminal to the replay of a recorded session (`breakglass replay`).
     Replay(RequestId),
+    /// Ring the terminal bell: a request arrived that this person may approve.
+    Bell,
     Quit,
 }
 
@@ -196,7 +198,17 @@ pub struct App {
     after_session: Option<RequestId>,
     quit_armed: bool,
     pub quitting: bool,
+    /// `[ui] approval_bell`: ring when a request arrives that this person may approve.
+    pub approval_bell: bool,
+    /// The Approvals tab shows highlighted until then: a request just arrived.
+    pub approvals_flash_until: Option<DateTime<Utc>>,
+    /// Requests this person may approve that were already announced (or were
+    /// waiting when the console opened): each rings once.
+    announced: BTreeSet<RequestId>,
 }
+
+/// How long the Approvals tab stays highlighted after a request arrives.
+const APPROVALS_FLASH_SECS: i64 = 10;
 
 impl App {
     pub fn new(
@@ -238,6 +250,9 @@ impl App {
             after_session: None,
             quit_armed: false,
             quitting: false,
+            approval_bell: true,
+            approvals_flash_until: None,
+            announced: BTreeSet::new(),
         }
     }
 
@@ -500,6 +515,7 @@ impl App {
             }
         }
         cmds.extend(self.maybe_activate());
+        cmds.extend(self.announce_approvals(first));
         if let Some(id) = self.after_session {
             let state = self.data.mine.iter().find(|r| r.id == id).map(|r| r.state);
             if state == Some(State::Ended) && self.review.is_none() {
@@ -542,6 +558,49 @@ impl App {
         let n = self.data.audit.len();
         self.audit_scroll = self.audit_scroll.min(n.saturating_sub(1));
         cmds
+    }
+
+    /// A request this person may approve arrived since the last load: ring
+    /// (once per request, never for one's own) and highlight the Approvals tab.
+    /// What was already waiting when the console opened (or the persona
+    /// changed) is on the tab's count, not news.
+    fn announce_approvals(&mut self, first: bool) -> Vec<Cmd> {
+        if first {
+            self.announced.clear();
+        }
+        let fresh: Vec<RequestId> = self
+            .data
+            .approvals
+            .iter()
+            .filter(|q| q.blocked.is_none() && q.request.requester != self.me)
+            .map(|q| q.request.id)
+            .filter(|id| !self.announced.contains(id))
+            .collect();
+        self.announced.extend(fresh.iter().copied());
+        if first || fresh.is_empty() {
+            return vec![];
+        }
+        self.approvals_flash_until =
+            Some(self.now + chrono::Duration::seconds(APPROVALS_FLASH_SECS));
+        let ids: Vec<String> = fresh.iter().map(|id| id.to_string()).collect();
+        self.flash(
+            Level::Warn,
+            format!(
+                "{} waiting for your approval: Approvals ({})",
+                ids.join(", "),
+                Tab::Approvals.index() + 1
+            ),
+        );
+        if self.approval_bell {
+            vec![Cmd::Bell]
+        } else {
+            vec![]
+        }
+    }
+
+    /// Whether the Approvals tab is highlighted now.
+    pub fn approvals_flashing(&self) -> bool {
+        self.approvals_flash_until.is_some_and(|t| self.now < t)
     }
 
     /// The focused request was approved: activate it for its requester, who is us.

@@ -175,3 +175,139 @@ pub fn serve<S: Send + 'static>(
     });
     (format!("http://127.0.0.1:{port}"), server)
 }
+
+/// A local stand-in for PagerDuty's Events API v2 (`POST /v2/enqueue`), keeping
+/// to what its documentation says: it checks each event as PagerDuty does
+/// (a routing key, `event_action` trigger, acknowledge or resolve, a
+/// `dedup_key` of at most 255 characters, and for a trigger a `payload` with
+/// `summary` of at most 1024 characters, `source`, and a known `severity`),
+/// answers 202 `{"status":"success","message":"Event processed","dedup_key":...}`
+/// or 400 `{"status":"invalid event","message":"Event object is invalid","errors":[...]}`,
+/// and keeps the events it accepted. With `echo`, every event is refused with
+/// the body it sent quoted back, as a careless proxy might.
+pub struct PagerDutyReceiver {
+    pub url: String,
+    pub events: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl PagerDutyReceiver {
+    pub fn start(echo: bool) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let url = format!(
+            "http://{}/v2/enqueue",
+            server.server_addr().to_ip().unwrap()
+        );
+        let events = Arc::new(Mutex::new(vec![]));
+        let refused = Arc::new(Mutex::new(vec![]));
+        let (ev, rf) = (events.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for mut req in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let json_type = req.headers().iter().any(|h| {
+                    h.field.equiv("Content-Type")
+                        && h.value.as_str().starts_with("application/json")
+                });
+                let errors =
+                    if req.url() != "/v2/enqueue" || *req.method() != tiny_http::Method::Post {
+                        vec![format!("no such endpoint: {} {}", req.method(), req.url())]
+                    } else if !json_type {
+                        vec!["Content-Type must be application/json".to_string()]
+                    } else {
+                        match serde_json::from_str::<serde_json::Value>(&body) {
+                            Ok(e) => pagerduty_errors(&e),
+                            Err(e) => vec![format!("not JSON: {e}")],
+                        }
+                    };
+                let (code, answer) = if echo {
+                    let sent: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    let why = format!(
+                        "routing_key {} is not an integration key",
+                        sent["routing_key"]
+                    );
+                    (
+                        400,
+                        serde_json::json!({"status": "invalid event", "message": "Event object is invalid", "errors": [why]}),
+                    )
+                } else if errors.is_empty() {
+                    let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let key = e["dedup_key"].clone();
+                    ev.lock().unwrap().push(e);
+                    (
+                        202,
+                        serde_json::json!({"status": "success", "message": "Event processed", "dedup_key": key}),
+                    )
+                } else {
+                    (
+                        400,
+                        serde_json::json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors}),
+                    )
+                };
+                if code != 202 {
+                    rf.lock().unwrap().push(body);
+                }
+                let _ = req.respond(
+                    tiny_http::Response::from_string(answer.to_string())
+                        .with_status_code(code)
+                        .with_header(
+                            "Content-Type: application/json"
+                                .parse::<tiny_http::Header>()
+                                .unwrap(),
+                        ),
+                );
+            }
+        });
+        PagerDutyReceiver {
+            url,
+            events,
+            refused,
+        }
+    }
+
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+/// What PagerDuty's Events API v2 documentation says makes an event invalid.
+fn pagerduty_errors(e: &serde_json::Value) -> Vec<String> {
+    let mut errors = vec![];
+    if e["routing_key"].as_str().is_none_or(|k| k.is_empty()) {
+        errors.push("routing_key is required".to_string());
+    }
+    let action = e["event_action"].as_str().unwrap_or_default();
+    if !["trigger", "acknowledge", "resolve"].contains(&action) {
+        errors.push(format!("event_action '{action}' is invalid"));
+    }
+    match e["dedup_key"].as_str() {
+        Some(k) if k.chars().count() <= 255 => {}
+        Some(_) => errors.push("dedup_key is longer than 255 characters".into()),
+        // A trigger without one gets a key made up; the others need one.
+        None if action == "trigger" => {}
+        None => errors.push("dedup_key is required to acknowledge or resolve".into()),
+    }
+    if action == "trigger" {
+        let p = &e["payload"];
+        match p["summary"].as_str() {
+            Some(s) if !s.is_empty() && s.chars().count() <= 1024 => {}
+            _ => errors.push("payload.summary is required, at most 1024 characters".into()),
+        }
+        if p["source"].as_str().is_none_or(|s| s.is_empty()) {
+            errors.push("payload.source is required".into());
+        }
+        let sev = p["severity"].as_str().unwrap_or_default();
+        if !["critical", "error", "warning", "info"].contains(&sev) {
+            errors.push(format!("payload.severity '{sev}' is invalid"));
+        }
+        if let Some(t) = p.get("timestamp").and_then(|t| t.as_str()) {
+            if chrono::DateTime::parse_from_rfc3339(t).is_err() {
+                errors.push("payload.timestamp is not ISO 8601".into());
+            }
+        }
+        if p.get("custom_details").is_some_and(|c| !c.is_object()) {
+            errors.push("payload.custom_details must be an object".into());
+        }
+    }
+    errors
+}

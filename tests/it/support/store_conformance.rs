@@ -388,6 +388,47 @@ pub fn role_events_are_found_by_role_and_action(s: &dyn Store) {
         .is_empty());
 }
 
+/// A new request's approval notice is drafted before its id exists: the row
+/// gets the id, the command that approves it and the key its updates share.
+/// Approval notices never count against a fail-closed activation.
+pub fn approval_notices_get_their_id_and_do_not_hold_back_access(s: &dyn Store) {
+    let (req, ev) = lifecycle::new_request(
+        &role("r1"),
+        NewRequest {
+            incident: IncidentRef::Ticket {
+                reference: "INC-1".into(),
+            },
+            condition: "outage".into(),
+            reason: "r".into(),
+            ttl_seconds: None,
+        },
+        "alice",
+        Utc::now(),
+    )
+    .unwrap();
+    let notice = AlertDraft {
+        kind: breakglass::alert_vocab::AlertKind::ApprovalRequest,
+        payload: serde_json::json!({
+            "request_id": "REQ-0",
+            "approval": { "status": "waiting", "open": true, "requested_at": "20261125T223813.990Z" },
+        }),
+    };
+    let r = s.insert_request(&req, &ev, &[notice], Utc::now()).unwrap();
+    let due = s.outbox_due(Utc::now() + Duration::days(1), 10).unwrap();
+    let d = &due[0].payload["data"];
+    assert_eq!(d["request_id"], r.id.to_string());
+    assert_eq!(
+        d["approval"]["command"],
+        format!("breakglass approve {}", r.id)
+    );
+    assert_eq!(
+        d["approval"]["key"],
+        format!("breakglass-{}-20261125T223813.990Z", r.id)
+    );
+    assert_eq!(s.outbox_undelivered().unwrap(), 1);
+    assert_eq!(s.outbox_undelivered_for(r.id).unwrap(), 0);
+}
+
 pub fn audit_pages_in_order_and_chains(s: &dyn Store) {
     for i in 0..25 {
         insert(s, &format!("r{i}"), "alice");
@@ -674,6 +715,7 @@ macro_rules! store_conformance {
             the_role_lock_is_checked_atomically,
             list_filters_and_orders,
             alerts_are_queued_with_their_transition_and_retried,
+            approval_notices_get_their_id_and_do_not_hold_back_access,
             audit_pages_in_order_and_chains,
             notes_append_to_the_chain_without_changing_state,
             role_events_are_found_by_role_and_action,

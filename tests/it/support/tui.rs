@@ -18,6 +18,8 @@ pub struct Driver {
     pub app: App,
     pub theme: Theme,
     pub copied: Vec<String>,
+    /// How many times the console asked the runtime to ring the bell.
+    pub bells: usize,
 }
 
 impl Driver {
@@ -49,6 +51,7 @@ impl Driver {
             app,
             theme: Theme::builtin("default").unwrap(),
             copied: vec![],
+            bells: 0,
         }
     }
 
@@ -57,6 +60,7 @@ impl Driver {
         while let Some(c) = q.pop_front() {
             match c {
                 Cmd::Identity(_) | Cmd::Quit | Cmd::SaveDraft(..) | Cmd::DeleteDraft(_) => {}
+                Cmd::Bell => self.bells += 1,
                 Cmd::Copy(s) => {
                     use secrecy::ExposeSecret;
                     self.copied.push(s.expose_secret().to_string())
