@@ -326,20 +326,24 @@ fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A JSON list of names, each escaped for Slack.
+fn slack_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| slack_escape(x.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn slack_text(payload: &Value) -> String {
     if payload["kind"] == AlertKind::ApprovalRequest.as_str() {
         return slack_approval_text(payload);
     }
     let d = &payload["data"];
     let s = |v: &Value| slack_escape(v.as_str().unwrap_or("-"));
-    let approvers: Vec<String> = d["approvers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| slack_escape(x.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
+    let approvers = slack_list(&d["approvers"]);
     let icon = match payload["severity"].as_str() {
         Some("critical") => ":rotating_light:",
         Some("high") => ":warning:",
@@ -381,14 +385,7 @@ pub fn slack_approval_text(payload: &Value) -> String {
     let d = &payload["data"];
     let a = &d["approval"];
     let s = |v: &Value| slack_escape(v.as_str().unwrap_or("-"));
-    let approved_by: Vec<String> = d["approvers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| slack_escape(x.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
+    let approved_by = slack_list(&d["approvers"]);
     let by = if approved_by.is_empty() {
         String::new()
     } else {

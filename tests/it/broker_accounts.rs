@@ -53,17 +53,7 @@ fn four_people_walk_the_lifecycle_through_the_broker_and_hold_nothing() {
     // The log names each step's person as the kernel said, and verifies.
     ok(site.run(dave, &["audit", "verify"]));
     let export = ok(site.run(dave, &["audit", "export"]));
-    let events: Vec<serde_json::Value> = export
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let actor_of = |action: &str| -> Vec<String> {
-        events
-            .iter()
-            .filter(|e| e["action"] == action)
-            .map(|e| e["actor"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let actor_of = |action: &str| actors_of(&export, action);
     assert_eq!(
         actor_of("request.created"),
         std::slice::from_ref(&alice.name)

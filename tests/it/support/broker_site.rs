@@ -201,3 +201,13 @@ pub fn wait_state(site: &Site, who: &Account, id: &str, state: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The actors of the events with `action` in an `audit export`, in order.
+pub fn actors_of(export: &str, action: &str) -> Vec<String> {
+    export
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == action)
+        .map(|e| e["actor"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
