@@ -759,7 +759,8 @@ fn a_long_paste_is_one_edit_and_the_next_key_is_answered() {
     assert!(raw.contains("\x1b[?2004h"), "bracketed paste not enabled");
     let body = format!("paste-start {}", "y".repeat(3990));
     c.send(&format!("\x1b[200~{body}\x1b[201~"));
-    c.wait_for("paste-start yyyy", T);
+    c.wait_for("paste-start", T);
+    c.wait_for("yyyyyyyyyyyyyyyyyyyy", T);
     c.send(CTRL_S);
     c.wait_for("Type the role name", Duration::from_secs(3));
     c.send(CTRL_C);
