@@ -634,7 +634,7 @@ fn form_for(f: &Fixture) -> Box<RequestForm> {
             id: "INC-1042".into(),
             label: "INC-1042 Checkout API returning 503 for EU customers".into(),
         },
-        condition: 0,
+        condition: Some(0),
         reason: Input::multiline(2000).with("checkout pods crash-looping\nneed to roll back"),
         ttl: Input::new(10).with("10m"),
         focus: FormField::Reason,

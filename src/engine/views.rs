@@ -32,6 +32,12 @@ pub struct RoleView {
     pub backend: String,
     pub default_ttl_seconds: i64,
     pub max_ttl_seconds: i64,
+    /// How many times one grant may be extended.
+    #[serde(default)]
+    pub max_extensions: u32,
+    /// Ceiling on a grant's whole span, extensions included.
+    #[serde(default)]
+    pub max_total_seconds: i64,
     pub approvals_required: u32,
     pub conditions: Vec<String>,
     pub ticket_pattern: Option<String>,
@@ -81,6 +87,8 @@ impl Engine {
                 backend: r.backend.clone(),
                 default_ttl_seconds: r.default_ttl,
                 max_ttl_seconds: r.max_ttl,
+                max_extensions: r.max_extensions,
+                max_total_seconds: r.max_total,
                 approvals_required: r.approvals_required,
                 conditions: r.conditions.clone(),
                 ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),

@@ -40,6 +40,18 @@ impl ReviewDraft {
         })
     }
 
+    /// A draft holding answers already given (a review sent back).
+    pub fn answered(a: &ReviewAnswers) -> ReviewDraft {
+        ReviewDraft {
+            actions_taken: a.actions_taken.clone(),
+            systems_touched: a.systems_touched.clone(),
+            access_necessary: Some(a.access_necessary),
+            credentials_copied: Some(a.credentials_copied),
+            credentials_copied_where: a.credentials_copied_where.clone(),
+            follow_ups: a.follow_ups.clone(),
+        }
+    }
+
     /// Reads a saved draft. Drafts from before `FORMAT` 2 stored an unanswered
     /// question as `false`, indistinguishable from "no": keep their text, drop
     /// their yes/no answers so the person answers again.

@@ -79,6 +79,25 @@ impl Input {
         true
     }
 
+    /// A paste, taken as one edit at the cursor: cleaned as any outside text
+    /// is (escape sequences and control characters dropped, tabs as spaces),
+    /// line breaks kept in a multi-line field (spaces elsewhere), cut at the
+    /// field's limit.
+    pub fn paste(&mut self, text: &str) {
+        let room = self.max_chars.saturating_sub(self.value.chars().count());
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let all = text.chars().count();
+        let clean = if self.multiline {
+            crate::sanitize::text(&text, all)
+        } else {
+            crate::sanitize::line(&text, all)
+        };
+        let clean: String = clean.chars().take(room).collect();
+        let b = self.byte_at(self.cursor);
+        self.value.insert_str(b, &clean);
+        self.cursor += clean.chars().count();
+    }
+
     /// Cursor as (line, column) for placing the terminal cursor.
     pub fn cursor_line_col(&self) -> (usize, usize) {
         let before: String = self.value.chars().take(self.cursor).collect();
@@ -106,6 +125,20 @@ mod tests {
         i.handle(k(KeyCode::Home));
         i.handle(k(KeyCode::Delete));
         assert_eq!(i.value, "élLo");
+    }
+
+    #[test]
+    fn a_paste_is_cleaned_and_capped() {
+        let mut i = Input::new(10).with("ab");
+        i.handle(k(KeyCode::Home));
+        i.paste("x\x1b[2J\ty\r\nzzzzzz");
+        assert_eq!(
+            i.value, "x y zzzzab",
+            "escapes dropped, tab and newline as spaces, capped"
+        );
+        let mut m = Input::multiline(20);
+        m.paste("one\r\ntwo\u{7}");
+        assert_eq!((m.value.as_str(), m.cursor), ("one\ntwo", 7));
     }
 
     #[test]

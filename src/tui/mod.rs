@@ -122,6 +122,7 @@ fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(
         std::io::stdout(),
+        crossterm::event::DisableBracketedPaste,
         crossterm::terminal::LeaveAlternateScreen,
         crossterm::cursor::Show
     );
@@ -138,6 +139,8 @@ fn setup_terminal() -> std::io::Result<Term> {
     crossterm::execute!(
         std::io::stdout(),
         crossterm::terminal::EnterAlternateScreen,
+        // A paste arrives as one event, not as thousands of keys.
+        crossterm::event::EnableBracketedPaste,
         crossterm::cursor::Hide
     )?;
     Terminal::new(CrosstermBackend::new(std::io::stdout()))
@@ -187,6 +190,7 @@ pub async fn run(svc: Service, opts: Options) -> anyhow::Result<Summary> {
                 ev = events.next() => match ev {
                     Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => Msg::Key(k),
                     Some(Ok(Event::Resize(w, h))) => Msg::Resize(w, h),
+                    Some(Ok(Event::Paste(t))) => Msg::Paste(t),
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e.into()),
                     None => break,
@@ -200,7 +204,7 @@ pub async fn run(svc: Service, opts: Options) -> anyhow::Result<Summary> {
                 _ = sigint.recv() => { app.update(Msg::Key(ctrl_c())); break }
             };
             dirty = true;
-            if matches!(msg, Msg::Key(_)) {
+            if matches!(msg, Msg::Key(_) | Msg::Paste(_)) {
                 crate::failpoint::panic_at("tui.key");
                 // A key acts on what the screen shows now: the size is read here,
                 // not only from resize events, which can arrive after the key.
@@ -333,6 +337,7 @@ fn take_terminal_back() -> std::io::Result<Term> {
         std::io::stdout(),
         crossterm::terminal::EnterAlternateScreen,
         crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+        crossterm::event::EnableBracketedPaste,
         crossterm::cursor::Hide
     )?;
     Terminal::new(CrosstermBackend::new(std::io::stdout()))
@@ -466,9 +471,9 @@ pub async fn execute(svc: &Service, who: &str, cmd: Cmd) -> Option<Msg> {
         Cmd::Refresh => Msg::Loaded(Box::new(snapshot(svc, who).await)),
         Cmd::Request(input) => Msg::Requested(svc.request(input, None).await.map_err(e)),
         Cmd::Activate(id) => Msg::Activated(id, svc.activate(id).await.map_err(e)),
-        Cmd::Approve(id) => Msg::Acted(
+        Cmd::Approve(id, comment) => Msg::Acted(
             Verb::Approved,
-            svc.decide(id, Decision::approve(None)).await.map_err(e),
+            svc.decide(id, Decision::approve(comment)).await.map_err(e),
         ),
         Cmd::Deny(id, reason) => Msg::Acted(
             Verb::Denied,

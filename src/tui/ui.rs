@@ -191,14 +191,38 @@ fn dialog(f: &mut Frame, d: &Dialog, theme: &Theme, body: Rect) {
         ]
     };
     match d {
-        Dialog::Approve { id } => popup(
+        Dialog::Approve { id, comment: None } => popup(
             f,
             area,
             "Approve",
             theme,
-            yes_no(format!(
-                "Approve {id}? You vouch that this access is needed."
-            )),
+            vec![
+                Line::from(format!(
+                    "Approve {id}? You vouch that this access is needed."
+                )),
+                Line::from(""),
+                Line::styled(
+                    "y confirm   c add a comment   n / Esc cancel",
+                    theme.muted(),
+                ),
+            ],
+        ),
+        Dialog::Approve {
+            id,
+            comment: Some(comment),
+        } => popup(
+            f,
+            area,
+            "Approve",
+            theme,
+            vec![
+                Line::from(format!(
+                    "Approve {id}? You vouch that this access is needed."
+                )),
+                field("comment (optional): ", &comment.value, true, theme),
+                Line::from(""),
+                Line::styled("Enter approve   Esc cancel", theme.muted()),
+            ],
         ),
         Dialog::Cancel { id } => popup(
             f,
@@ -257,21 +281,29 @@ fn dialog(f: &mut Frame, d: &Dialog, theme: &Theme, body: Rect) {
             by,
             reason,
             on_reason,
-        } => popup(
-            f,
-            area,
-            "Extend",
-            theme,
-            vec![
-                Line::from(format!("Extend {id} (within the role's limits)")),
+            limits,
+            error,
+        } => {
+            let problem = |on: bool| {
+                error
+                    .as_ref()
+                    .filter(|(at, _)| *at == on)
+                    .map(|(_, m)| Line::styled(format!("  ! {m}"), theme.danger()))
+            };
+            let mut lines = vec![
+                Line::from(format!("Extend {id}")),
+                Line::styled(limits.clone(), theme.muted()),
                 field("by:     ", &by.value, !on_reason, theme),
-                field("reason: ", &reason.value, *on_reason, theme),
-                Line::styled(
-                    "Tab switch field   Enter extend   Esc cancel",
-                    theme.muted(),
-                ),
-            ],
-        ),
+            ];
+            lines.extend(problem(false));
+            lines.push(field("reason: ", &reason.value, *on_reason, theme));
+            lines.extend(problem(true));
+            lines.push(Line::styled(
+                "Tab switch field   Enter extend   Esc cancel",
+                theme.muted(),
+            ));
+            popup(f, centered(body, 76, 10), "Extend", theme, lines)
+        }
     }
 }
 

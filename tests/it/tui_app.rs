@@ -34,6 +34,7 @@ async fn to_form(d: &mut Driver, role_index: usize) {
 async fn the_whole_walk_from_incident_to_certification() {
     let mut d = console().await;
     to_form(&mut d, 3).await; // prod-db-emergency-dba: 2 approvals
+    d.press(KeyCode::Down).await; // condition: production outage
     d.press(KeyCode::Down).await; // condition: locked-out administrators
     d.press(KeyCode::Tab).await;
     d.typed("primary is read-only; failing over").await;
@@ -145,13 +146,20 @@ async fn form_problems_show_next_to_their_fields() {
     to_form(&mut d, 1).await; // k8s-cluster-admin: max 20m
     d.press(KeyCode::Tab).await;
     d.press(KeyCode::Tab).await; // TTL
+                                 // Nothing typed: the TTL says what it will be.
+    d.ctrl('u').await;
+    d.assert_sees("empty: the default, 10m");
     d.ctrl('u').await;
     d.typed("2h").await;
     d.ctrl('s').await;
+    d.assert_sees("! pick the condition that applies");
     d.assert_sees("! a reason is required");
     d.assert_sees("! TTL 2h is outside role k8s-cluster-admin's bounds; ask for at most 20m");
     assert_eq!(d.app.tab, breakglass::tui::app::Tab::Incidents);
     // Focus jumped to the first problem; fixing it clears its message at once.
+    d.press(KeyCode::Down).await;
+    assert!(!d.sees("pick the condition"));
+    d.press(KeyCode::Tab).await;
     d.typed("x").await;
     assert!(!d.sees("a reason is required"));
     d.assert_sees("outside role");
@@ -159,10 +167,35 @@ async fn form_problems_show_next_to_their_fields() {
     d.ctrl('u').await;
     d.typed("nonsense").await;
     d.assert_sees("`nonsense` is not a duration");
-    // Zero is no TTL, as on the command line and in the config.
+    // Zero is too short, not too long.
     d.ctrl('u').await;
     d.typed("0").await;
-    d.assert_sees("`0` is not a duration");
+    d.assert_sees("! `0` is too short");
+    assert!(!d.sees("ask for at most"), "{}", d.screen(100, 30));
+}
+
+#[tokio::test]
+async fn a_paste_is_one_clean_capped_edit_of_the_focused_field() {
+    let mut d = console().await;
+    // On a list a paste is not keys: no shortcut, no quit, no tab switch.
+    d.paste("q2t").await;
+    assert!(!d.app.quitting);
+    assert_eq!(d.app.tab, breakglass::tui::app::Tab::Incidents);
+    d.assert_sees("Pick the incident");
+    to_form(&mut d, 3).await;
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Tab).await; // reason
+    let long = format!("\x1b]0;owned\x07line one\r\n{}", "x".repeat(5000));
+    d.paste(&long).await;
+    let breakglass::tui::app::Walk::Form(f) = &d.app.walk else {
+        panic!("not on the form: {:?}", d.app.walk);
+    };
+    let reason = &f.reason.value;
+    assert_eq!(reason.chars().count(), 4000, "capped at the field's limit");
+    assert!(reason.starts_with("line one\nxxx"), "{:?}", &reason[..20]);
+    assert!(!reason.contains('\x1b') && !reason.contains("owned"));
+    d.ctrl('s').await;
+    d.assert_sees("Type the role name");
 }
 
 #[tokio::test]
@@ -181,6 +214,159 @@ async fn an_extension_of_nothing_is_refused_in_the_dialog() {
     d.assert_sees("`0s` is not a duration");
     let req = d.engine.load(r.id).await.unwrap();
     assert!(req.grant.unwrap().extensions.is_empty());
+}
+
+#[tokio::test]
+async fn the_extend_dialog_keeps_what_was_typed_and_says_what_is_wrong_inside() {
+    use breakglass::tui::app::Dialog;
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await; // 10m of max 20m, 2 extensions, 40m in all
+    d.refresh().await;
+    d.press(KeyCode::Char('2')).await;
+    d.press(KeyCode::Enter).await;
+    d.press(KeyCode::Char('e')).await;
+    d.assert_sees("up to 20m each · 2 of 2 extensions left · 40m in all, 30m more");
+    d.ctrl('u').await;
+    d.typed("25m").await;
+    d.press(KeyCode::Tab).await;
+    d.typed("replica still lagging").await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("! at most 20m per extension");
+    d.assert_sees("replica still lagging");
+    assert!(matches!(d.app.dialog, Some(Dialog::Extend { .. })));
+    // The focus is back on the field at fault. No reason: said next to the
+    // reason field, in the console's words.
+    d.ctrl('u').await;
+    d.typed("15m").await;
+    d.press(KeyCode::Tab).await;
+    d.ctrl('u').await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("! say why you need more time");
+    assert!(!d.sees("--reason"));
+    // The engine refuses (the grant ran out meanwhile): the dialog and the
+    // typed reason stay, the refusal shows inside it.
+    d.typed("replica still lagging").await;
+    d.h.clock.advance(Duration::minutes(11));
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("already expired");
+    d.assert_sees("replica still lagging");
+    assert!(matches!(d.app.dialog, Some(Dialog::Extend { .. })));
+    let req = d.engine.load(r.id).await.unwrap();
+    assert!(req.grant.unwrap().extensions.is_empty());
+}
+
+fn form_reason(d: &Driver) -> String {
+    match &d.app.walk {
+        breakglass::tui::app::Walk::Form(f) => f.reason.value.clone(),
+        other => panic!("not on the form: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stepping_back_from_the_form_keeps_what_was_typed() {
+    let mut d = console().await;
+    to_form(&mut d, 3).await;
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Tab).await;
+    d.typed("primary is read-only").await;
+    d.press(KeyCode::Esc).await;
+    d.assert_sees("what you typed for prod-db-emergency-dba is kept");
+    d.press(KeyCode::Enter).await; // the same role again
+    d.assert_sees("Activation form");
+    assert_eq!(form_reason(&d), "primary is read-only");
+}
+
+#[tokio::test]
+async fn a_bad_manual_ticket_is_refused_when_entered_and_never_lost() {
+    let mut d = console().await;
+    d.press(KeyCode::Char('t')).await;
+    d.typed("see slack").await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("`see slack` is not a ticket any role takes");
+    d.assert_sees("k8s-cluster-admin: ^(INC|CHG)-[0-9]+$");
+    assert!(matches!(
+        d.app.walk,
+        breakglass::tui::app::Walk::Ticket { .. }
+    ));
+    d.ctrl('u').await;
+    d.typed("INC-77").await;
+    d.press(KeyCode::Enter).await;
+    // A role that takes no manual ticket, or one whose pattern does not
+    // match, is refused on the roles list, before any typing.
+    d.press(KeyCode::Down).await; // k8s-cluster-admin
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("Activation form");
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Tab).await;
+    d.typed("kubelet certificates expired").await;
+    // Back to the roles, back to the ticket: both still there.
+    d.press(KeyCode::Esc).await;
+    d.press(KeyCode::Esc).await;
+    match &d.app.walk {
+        breakglass::tui::app::Walk::Ticket { input } => assert_eq!(input.value, "INC-77"),
+        other => panic!("not on the ticket: {other:?}"),
+    }
+    d.press(KeyCode::Enter).await;
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Enter).await;
+    assert_eq!(form_reason(&d), "kubelet certificates expired");
+}
+
+#[tokio::test]
+async fn a_review_sent_back_shows_the_certifiers_comment_and_keeps_the_answers() {
+    let mut d = console().await;
+    let (r, _) = d.h.active(DBA).await;
+    d.h.engine.revoke("alice", r.id, "fixed").await.unwrap();
+    d.h.engine.review("alice", r.id, answers()).await.unwrap();
+    d.h.engine
+        .decide(
+            "dave",
+            r.id,
+            Decision::reject("say which tables you changed"),
+        )
+        .await
+        .unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('2')).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("After-action review of REQ-1");
+    d.assert_sees("Sent back by dave at");
+    d.assert_sees("say which tables you changed");
+    // The form starts from what was submitted, not blank.
+    d.assert_sees("promoted the replica");
+    let f = d.app.review.as_ref().expect("the review form");
+    assert_eq!((f.necessary, f.copied), (Some(true), Some(false)));
+    // My access says it too, with the form closed.
+    d.press(KeyCode::Esc).await;
+    assert!(d.app.review.is_none());
+    d.assert_sees("Sent back by dave at");
+    d.assert_sees("say which tables you changed");
+}
+
+#[tokio::test]
+async fn an_approval_can_carry_a_comment() {
+    let mut d = Driver::new(harness(), "bob");
+    d.refresh().await;
+    let r =
+        d.h.engine
+            .request("alice", input(DBA, inc("INC-1042")))
+            .await
+            .unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('3')).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("c add a comment");
+    d.press(KeyCode::Char('c')).await;
+    // Letters are the comment now, not shortcuts (y, n, q).
+    d.typed("checked the runbook, go ahead").await;
+    d.assert_sees("comment (optional): checked the runbook, go ahead");
+    d.press(KeyCode::Enter).await;
+    let req = d.engine.load(r.id).await.unwrap();
+    assert_eq!(req.approvals.len(), 1);
+    assert_eq!(
+        req.approvals[0].comment.as_deref(),
+        Some("checked the runbook, go ahead")
+    );
 }
 
 #[tokio::test]

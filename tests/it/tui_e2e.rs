@@ -449,6 +449,10 @@ fn full_walk_request_approve_countdown_resize_review_certify() {
     c.select(DBA);
     c.send(ENTER);
     c.wait_for("Activation form", T);
+    // Nothing is picked until the person picks.
+    assert!(!c.screen().contains("(•)"), "{}", c.screen());
+    c.send(DOWN);
+    c.wait_for("(•) production outage", T);
     c.send(DOWN);
     c.wait_for("(•) locked-out administrators", T);
     c.send(UP);
@@ -732,6 +736,39 @@ fn keys_do_nothing_behind_the_too_small_notice() {
     let status = c.wait_exit(T);
     assert!(status.success(), "{status:?}");
     c.assert_restored();
+}
+
+/// A long paste arrives as one bracketed event: the key after it is answered
+/// at once, and the text lands whole (capped) in the focused field.
+#[test]
+fn a_long_paste_is_one_edit_and_the_next_key_is_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Console::demo(tmp.path(), 100, 30);
+    c.wait_for("INC-1042", T);
+    c.select("INC-1042");
+    c.send(ENTER);
+    c.wait_for("for INC-1042 Checkout API", T);
+    c.select(DBA);
+    c.send(ENTER);
+    c.wait_for("Activation form", T);
+    c.send(DOWN);
+    c.wait_for("(•) production outage", T);
+    c.send(TAB);
+    // Bracketed paste is on: the console asked the terminal for it.
+    let raw = String::from_utf8_lossy(&c.raw()).into_owned();
+    assert!(raw.contains("\x1b[?2004h"), "bracketed paste not enabled");
+    let body = format!("paste-start {}", "y".repeat(3990));
+    c.send(&format!("\x1b[200~{body}\x1b[201~"));
+    c.wait_for("paste-start", T);
+    c.wait_for("yyyyyyyyyyyyyyyyyyyy", T);
+    c.send(CTRL_S);
+    c.wait_for("Type the role name", Duration::from_secs(3));
+    c.send(CTRL_C);
+    let status = c.wait_exit(T);
+    assert!(status.success(), "{status:?}");
+    c.assert_restored();
+    let raw = String::from_utf8_lossy(&c.raw()).into_owned();
+    assert!(raw.contains("\x1b[?2004l"), "bracketed paste left on");
 }
 
 #[test]

@@ -65,8 +65,10 @@ async fn screens_of_the_walk() {
         d.press(KeyCode::Down).await;
     }
     d.press(KeyCode::Enter).await;
-    d.ctrl('s').await; // empty reason: the problem shows by its field
+    d.ctrl('s').await; // no condition, empty reason: each problem by its field
     check(&mut d, "03_form_with_problem");
+    d.press(KeyCode::Down).await; // the focus is on the condition: pick one
+    d.press(KeyCode::Tab).await;
     d.typed("primary is read-only; failing over to the replica")
         .await;
     d.ctrl('s').await;

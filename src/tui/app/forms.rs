@@ -36,7 +36,9 @@ pub enum FormField {
 pub struct RequestForm {
     pub pick: Pick,
     pub role: RoleView,
-    pub condition: usize,
+    /// None until the person picks one: a pre-selected condition goes
+    /// through unnoticed.
+    pub condition: Option<usize>,
     pub reason: Input,
     pub ttl: Input,
     pub focus: FormField,
@@ -61,6 +63,11 @@ impl RequestForm {
         if t.is_empty() {
             return Ok(None);
         }
+        // `0`, `0m`: no time at all, which is too short rather than unreadable.
+        let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+        if !digits.is_empty() && digits.chars().all(|c| c == '0') {
+            return Err(format!("`{t}` is too short; ask for e.g. 15m"));
+        }
         parse_duration(t).map(Some)
     }
 
@@ -71,7 +78,7 @@ impl RequestForm {
             condition: self
                 .role
                 .conditions
-                .get(self.condition)
+                .get(self.condition.unwrap_or(usize::MAX))
                 .cloned()
                 .unwrap_or_default(),
             reason: self.reason.value.clone(),
@@ -200,6 +207,8 @@ impl ReviewForm {
 pub enum Dialog {
     Approve {
         id: RequestId,
+        /// `c` opens an optional comment (as `approve --comment`).
+        comment: Option<Input>,
     },
     Deny {
         id: RequestId,
@@ -224,5 +233,72 @@ pub enum Dialog {
         by: Input,
         reason: Input,
         on_reason: bool,
+        /// The role's limits as they stand for this grant, shown in the dialog.
+        limits: String,
+        /// What is wrong, shown under its field (`true`: the reason); the typed
+        /// text stays.
+        error: Option<(bool, String)>,
     },
+}
+
+/// An extension's limits for one grant: what the role allows and what is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ExtendLimits {
+    pub per_extension: i64,
+    pub left: u32,
+    pub allowed: u32,
+    pub total: i64,
+    /// Seconds that may still be added before the total cap.
+    pub room: i64,
+}
+
+impl ExtendLimits {
+    pub(super) fn of(role: &RoleView, req: &Request) -> Option<ExtendLimits> {
+        let g = req.grant.as_ref()?;
+        let span = (g.expires_at? - g.granted_at?).num_seconds();
+        let used = g.extensions.len() as u32;
+        Some(ExtendLimits {
+            per_extension: role.max_ttl_seconds,
+            left: role.max_extensions.saturating_sub(used),
+            allowed: role.max_extensions,
+            total: role.max_total_seconds,
+            room: (role.max_total_seconds - span).max(0),
+        })
+    }
+
+    pub(super) fn describe(&self) -> String {
+        use crate::domain::time::human;
+        format!(
+            "up to {} each · {} of {} extensions left · {} in all, {} more",
+            human(self.per_extension),
+            self.left,
+            self.allowed,
+            human(self.total),
+            human(self.room)
+        )
+    }
+
+    /// What is wrong with extending by `secs`, in the console's words.
+    pub(super) fn problem(&self, secs: i64) -> Option<String> {
+        use crate::domain::time::human;
+        if self.left == 0 {
+            Some(format!(
+                "no extensions left (the role allows {}); request access again",
+                self.allowed
+            ))
+        } else if secs > self.per_extension {
+            Some(format!(
+                "at most {} per extension",
+                human(self.per_extension)
+            ))
+        } else if secs > self.room {
+            Some(format!(
+                "at most {} more: the role allows {} in all",
+                human(self.room),
+                human(self.total)
+            ))
+        } else {
+            None
+        }
+    }
 }

@@ -10,6 +10,12 @@ fn ctrl(k: &KeyEvent, c: char) -> bool {
     k.code == KeyCode::Char(c) && k.modifiers.contains(KeyModifiers::CONTROL)
 }
 
+/// Whether a manual ticket matches a role's pattern (an unreadable pattern
+/// matches nothing: the engine would refuse it too).
+fn ticket_matches(pattern: &str, ticket: &str) -> bool {
+    regex::Regex::new(pattern).is_ok_and(|re| re.is_match(ticket))
+}
+
 fn step(sel: &mut usize, len: usize, key: &KeyEvent) -> bool {
     if len == 0 {
         *sel = 0;
@@ -122,6 +128,64 @@ impl App {
         }
     }
 
+    /// A paste goes whole into the field being typed in, if any: never as
+    /// keys, so pasted text cannot act as shortcuts or submit a form.
+    pub(super) fn paste(&mut self, text: &str) -> Vec<Cmd> {
+        if self.too_small || self.help || self.persona_picker.is_some() || !self.typing() {
+            return vec![];
+        }
+        self.flash = None;
+        if let Some(i) = self.focused_input() {
+            i.paste(text);
+        }
+        if self.tab == Tab::Incidents && matches!(self.walk, Walk::Form(_)) {
+            self.check_form();
+        }
+        vec![]
+    }
+
+    /// The text field keys go to now.
+    fn focused_input(&mut self) -> Option<&mut Input> {
+        if let Some(d) = &mut self.dialog {
+            return match d {
+                Dialog::Approve {
+                    comment: Some(c), ..
+                } => Some(c),
+                Dialog::Deny { reason, .. } => Some(reason),
+                Dialog::Certify { comment, .. } | Dialog::Reject { comment, .. } => Some(comment),
+                Dialog::Extend {
+                    by,
+                    reason,
+                    on_reason,
+                    ..
+                } => Some(if *on_reason { reason } else { by }),
+                _ => None,
+            };
+        }
+        match self.tab {
+            Tab::Incidents => match &mut self.walk {
+                Walk::Incidents {
+                    filter,
+                    filtering: true,
+                    selected,
+                } => {
+                    *selected = 0;
+                    Some(filter)
+                }
+                Walk::Ticket { input } => Some(input),
+                Walk::Confirm { typed, .. } => Some(typed),
+                Walk::Form(f) => match f.focus {
+                    FormField::Reason => Some(&mut f.reason),
+                    FormField::Ttl => Some(&mut f.ttl),
+                    _ => None,
+                },
+                _ => None,
+            },
+            Tab::MyAccess => self.review.as_mut().and_then(|r| r.field_input()),
+            _ => None,
+        }
+    }
+
     fn in_form(&self) -> bool {
         (self.tab == Tab::Incidents && matches!(self.walk, Walk::Form(_)))
             || (self.tab == Tab::MyAccess && self.review.is_some())
@@ -230,10 +294,36 @@ impl App {
         };
         match k.code {
             KeyCode::Esc => Some(Walk::start()),
-            KeyCode::Enter if !input.value.trim().is_empty() => Some(Walk::Roles {
-                pick: Pick::Ticket(input.value.trim().to_string()),
-                selected: 0,
-            }),
+            KeyCode::Enter if !input.value.trim().is_empty() => {
+                let t = input.value.trim().to_string();
+                // Refused here, while the ticket is on screen, if no role
+                // that takes manual tickets would take this one.
+                let patterns: Vec<(&str, &str)> = self
+                    .data
+                    .roles
+                    .iter()
+                    .filter_map(|r| Some((r.name.as_str(), r.ticket_pattern.as_deref()?)))
+                    .collect();
+                if !patterns.is_empty() && !patterns.iter().any(|(_, p)| ticket_matches(p, &t)) {
+                    let shown: Vec<String> =
+                        patterns.iter().map(|(r, p)| format!("{r}: {p}")).collect();
+                    self.flash = Some((
+                        Level::Warn,
+                        crate::sanitize::line(
+                            &format!(
+                                "`{t}` is not a ticket any role takes; write one like {}",
+                                shown.join("; ")
+                            ),
+                            300,
+                        ),
+                    ));
+                    return None;
+                }
+                Some(Walk::Roles {
+                    pick: Pick::Ticket(t),
+                    selected: 0,
+                })
+            }
             _ => {
                 input.handle(k);
                 None
@@ -248,9 +338,21 @@ impl App {
         };
         let roles = &self.data.roles;
         match k.code {
-            KeyCode::Esc => return Some(Walk::start()),
+            // Back one step: a typed ticket comes back to be corrected.
+            KeyCode::Esc => {
+                return Some(match pick {
+                    Pick::Ticket(t) => Walk::Ticket {
+                        input: Input::new(100).with(t),
+                    },
+                    Pick::Incident { .. } => Walk::start(),
+                })
+            }
             KeyCode::Enter => {
                 let role = roles.get(*selected)?;
+                let bad_ticket = match (&*pick, &role.ticket_pattern) {
+                    (Pick::Ticket(t), Some(p)) if !ticket_matches(p, t) => Some((t, p)),
+                    _ => None,
+                };
                 let refused = if let Some(why) = &role.lock_reason {
                     format!("{} is locked: {why}", role.name)
                 } else if !role.may_request {
@@ -260,11 +362,24 @@ impl App {
                         "{} needs an incident from a source, not a manual ticket",
                         role.name
                     )
+                } else if let Some((t, p)) = bad_ticket {
+                    format!(
+                        "ticket `{t}` does not match {}'s pattern {p}; Esc to correct it",
+                        role.name
+                    )
                 } else {
+                    if let Some(kept) = self
+                        .kept_form
+                        .take_if(|f| f.role.name == role.name && f.pick == *pick)
+                    {
+                        let mut kept = kept;
+                        kept.role = role.clone();
+                        return Some(Walk::Form(kept));
+                    }
                     return Some(Walk::Form(Box::new(RequestForm {
                         pick: pick.clone(),
                         role: role.clone(),
-                        condition: 0,
+                        condition: None,
                         reason: Input::multiline(crate::domain::lifecycle::MAX_REASON_CHARS),
                         ttl: Input::new(10)
                             .with(&crate::domain::time::human(role.default_ttl_seconds)),
@@ -305,6 +420,16 @@ impl App {
         let pos = order.iter().position(|f| *f == form.focus).unwrap_or(0);
         match k.code {
             KeyCode::Esc => {
+                if !form.reason.value.trim().is_empty() {
+                    self.flash = Some((
+                        Level::Info,
+                        format!(
+                            "what you typed for {} is kept: pick it again to go on",
+                            form.role.name
+                        ),
+                    ));
+                }
+                self.kept_form = Some(form.clone());
                 return Some(Walk::Roles {
                     pick: form.pick.clone(),
                     selected: self
@@ -313,7 +438,7 @@ impl App {
                         .iter()
                         .position(|r| r.name == form.role.name)
                         .unwrap_or(0),
-                })
+                });
             }
             KeyCode::Tab => form.focus = order[(pos + 1) % order.len()],
             KeyCode::BackTab => form.focus = order[(pos + order.len() - 1) % order.len()],
@@ -322,10 +447,13 @@ impl App {
                     let n = form.role.conditions.len();
                     match k.code {
                         KeyCode::Up | KeyCode::Left => {
-                            form.condition = form.condition.saturating_sub(1)
+                            form.condition = Some(form.condition.map_or(0, |c| c.saturating_sub(1)))
                         }
                         KeyCode::Down | KeyCode::Right => {
-                            form.condition = (form.condition + 1).min(n.saturating_sub(1))
+                            form.condition = Some(
+                                form.condition
+                                    .map_or(0, |c| (c + 1).min(n.saturating_sub(1))),
+                            )
                         }
                         KeyCode::Enter => form.focus = FormField::Reason,
                         _ => {}
@@ -397,15 +525,26 @@ impl App {
         vec![]
     }
 
+    /// The form's problems: what the console sees itself (no condition
+    /// picked, an unreadable TTL), then the engine's checker where it runs in
+    /// process (through a broker the broker answers at submit).
     fn check_form(&mut self) {
-        let Some(check) = self.checker.clone() else {
-            return;
-        };
+        let check = self.checker.clone();
         if let Walk::Form(form) = &mut self.walk {
             let input = form.input();
-            let mut problems = match form.ttl_seconds() {
-                Err(e) => vec![(RequestField::Ttl, e)],
-                Ok(_) => vec![],
+            let mut problems = vec![];
+            if form.condition.is_none() {
+                problems.push((
+                    RequestField::Condition,
+                    "pick the condition that applies (↑/↓)".to_string(),
+                ));
+            }
+            if let Err(e) = form.ttl_seconds() {
+                problems.push((RequestField::Ttl, e));
+            }
+            let Some(check) = check else {
+                form.problems = problems;
+                return;
             };
             let incident = match &form.pick {
                 Pick::Ticket(t) => IncidentRef::Ticket {
@@ -493,11 +632,21 @@ impl App {
                 }
             },
             KeyCode::Char('e') if r.state == State::Active => {
+                let limits = self
+                    .data
+                    .roles
+                    .iter()
+                    .find(|x| x.name == r.role)
+                    .and_then(|role| super::forms::ExtendLimits::of(role, &r))
+                    .map(|l| l.describe())
+                    .unwrap_or_else(|| "within the role's limits".into());
                 self.dialog = Some(Dialog::Extend {
                     id: r.id,
                     by: Input::new(10).with("10m"),
                     reason: Input::new(300),
                     on_reason: false,
+                    limits,
+                    error: None,
                 });
                 vec![]
             }
@@ -583,7 +732,7 @@ impl App {
         match k.code {
             KeyCode::Enter | KeyCode::Char('a') => match blocked {
                 Some(why) => self.flash(Level::Warn, why),
-                None => self.dialog = Some(Dialog::Approve { id }),
+                None => self.dialog = Some(Dialog::Approve { id, comment: None }),
             },
             KeyCode::Char('d') => match blocked {
                 Some(why) if item.request.requester == self.me => self.flash(Level::Warn, why),
@@ -654,9 +803,25 @@ impl App {
         }
         let mut done: Option<(String, Cmd)> = None;
         match d {
-            Dialog::Approve { id } => {
+            Dialog::Approve {
+                id,
+                comment: Some(comment),
+            } => {
+                if k.code == KeyCode::Enter {
+                    let c = comment.value.trim().to_string();
+                    done = Some((
+                        format!("approving {id}"),
+                        Cmd::Approve(*id, (!c.is_empty()).then_some(c)),
+                    ));
+                } else {
+                    comment.handle(k);
+                }
+            }
+            Dialog::Approve { id, comment } => {
                 if key_is(&k, 'y') || k.code == KeyCode::Enter {
-                    done = Some((format!("approving {id}"), Cmd::Approve(*id)));
+                    done = Some((format!("approving {id}"), Cmd::Approve(*id, None)));
+                } else if key_is(&k, 'c') {
+                    *comment = Some(Input::new(300));
                 } else if key_is(&k, 'n') {
                     self.dialog = None;
                 }
@@ -718,18 +883,40 @@ impl App {
                 by,
                 reason,
                 on_reason,
+                error,
+                ..
             } => match k.code {
                 KeyCode::Tab | KeyCode::BackTab => *on_reason = !*on_reason,
                 KeyCode::Enter if !*on_reason => *on_reason = true,
-                KeyCode::Enter => match super::forms::parse_duration(by.value.trim()) {
-                    Ok(secs) => {
-                        done = Some((
-                            format!("extending {id}"),
-                            Cmd::Extend(*id, secs, reason.value.clone()),
-                        ));
+                KeyCode::Enter => {
+                    let id = *id;
+                    let limits = self.data.mine.iter().find(|r| r.id == id).and_then(|r| {
+                        let role = self.data.roles.iter().find(|x| x.name == r.role)?;
+                        super::forms::ExtendLimits::of(role, r)
+                    });
+                    let problem = match super::forms::parse_duration(by.value.trim()) {
+                        Err(p) => Some((false, p)),
+                        Ok(secs) => match limits.and_then(|l| l.problem(secs)) {
+                            Some(p) => Some((false, p)),
+                            None if reason.value.trim().is_empty() => Some((
+                                true,
+                                "say why you need more time: the approvers and the review see it"
+                                    .into(),
+                            )),
+                            None => {
+                                // The dialog stays until the engine answers: an
+                                // error shows in it with the text still typed.
+                                *error = None;
+                                self.busy = Some(format!("extending {id}"));
+                                return vec![Cmd::Extend(id, secs, reason.value.clone())];
+                            }
+                        },
+                    };
+                    if let Some((on, _)) = &problem {
+                        *on_reason = *on;
                     }
-                    Err(problem) => self.flash = Some((Level::Warn, problem)),
-                },
+                    *error = problem;
+                }
                 _ => {
                     if *on_reason {
                         reason.handle(k);

@@ -73,7 +73,7 @@ pub enum Cmd {
     Refresh,
     Request(RequestInput),
     Activate(RequestId),
-    Approve(RequestId),
+    Approve(RequestId, Option<String>),
     Deny(RequestId, String),
     Cancel(RequestId),
     Revoke(RequestId),
@@ -131,6 +131,8 @@ impl std::fmt::Display for Verb {
 
 pub enum Msg {
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste): one edit of the focused field.
+    Paste(String),
     Tick(DateTime<Utc>),
     /// The terminal's new size (columns, rows).
     Resize(u16, u16),
@@ -171,6 +173,9 @@ pub struct App {
     pub data: Snapshot,
     pub loaded: bool,
     pub walk: Walk,
+    /// The activation form left with Esc: picking the same role for the same
+    /// incident again brings it back as it was.
+    pub kept_form: Option<Box<RequestForm>>,
     pub mine_selected: usize,
     /// The request shown in My access (waiting, active, revoked, review).
     pub focus: Option<RequestId>,
@@ -227,6 +232,7 @@ impl App {
             data: Snapshot::default(),
             loaded: false,
             walk: Walk::start(),
+            kept_form: None,
             mine_selected: 0,
             focus: None,
             revealed: false,
@@ -311,7 +317,9 @@ impl App {
         if let Some(d) = &self.dialog {
             return !matches!(
                 d,
-                Dialog::Approve { .. } | Dialog::Cancel { .. } | Dialog::EndNow { .. }
+                Dialog::Approve { comment: None, .. }
+                    | Dialog::Cancel { .. }
+                    | Dialog::EndNow { .. }
             );
         }
         match self.tab {
@@ -352,6 +360,7 @@ impl App {
                 vec![]
             }
             Msg::Key(k) => self.key(k),
+            Msg::Paste(t) => self.paste(&t),
             Msg::Loaded(s) => self.loaded(*s),
             Msg::Drafts(d) => {
                 self.drafts = d;
@@ -369,6 +378,7 @@ impl App {
                             ),
                         );
                         self.walk = Walk::start();
+                        self.kept_form = None;
                         self.tab = Tab::MyAccess;
                         self.focus = Some(req.id);
                         self.upsert_mine(req);
@@ -408,6 +418,19 @@ impl App {
             }
             Msg::Acted(verb, r) => {
                 self.busy = None;
+                if verb == Verb::Extended {
+                    if let Some(Dialog::Extend { error, .. }) = &mut self.dialog {
+                        match &r {
+                            Ok(_) => self.dialog = None,
+                            Err(e) => {
+                                // The engine's words are the CLI's: drop the flag.
+                                let e = e.replace(" (--reason TEXT)", "");
+                                *error = Some((false, crate::sanitize::line(&e, 300)));
+                                return vec![Cmd::Refresh];
+                            }
+                        }
+                    }
+                }
                 match r {
                     Ok(req) => {
                         let id = req.id;
@@ -625,7 +648,16 @@ impl App {
     fn open_review(&mut self, id: RequestId) {
         self.tab = Tab::MyAccess;
         self.focus = Some(id);
-        self.review = Some(ReviewForm::new(id, self.drafts.get(&id)));
+        // A review sent back starts from what was submitted, not blank.
+        let sent_back = self
+            .data
+            .mine
+            .iter()
+            .find(|r| r.id == id && !r.rejections.is_empty())
+            .and_then(|r| r.review.as_ref())
+            .map(|rv| ReviewDraft::answered(&rv.answers));
+        let draft = self.drafts.get(&id).cloned().or(sent_back);
+        self.review = Some(ReviewForm::new(id, draft.as_ref()));
     }
 
     fn switch_tab(&mut self, t: Tab) -> Vec<Cmd> {

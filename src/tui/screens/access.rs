@@ -266,6 +266,7 @@ fn ended(f: &mut Frame, _app: &App, r: &Request, theme: &Theme, area: Rect) {
             if let Some(e) = g.and_then(|g| g.end.as_ref()) {
                 lines.push(label_value("reason", clean(&e.reason), theme));
             }
+            lines.extend(sent_back(r, theme));
             lines.push(match r.state {
                 State::Ended => Line::styled(
                     "The after-action review is owed: press Enter to write it.",
@@ -312,13 +313,35 @@ fn review_form(
     theme: &Theme,
     area: Rect,
 ) {
-    let [summary, fields] =
-        Layout::vertical([Constraint::Length(6), Constraint::Min(8)]).areas(area);
+    let sent_back = sent_back(r, theme);
+    let [back, summary, fields] = Layout::vertical([
+        Constraint::Length(sent_back.as_ref().map_or(0, |_| 2)),
+        Constraint::Length(6),
+        Constraint::Min(8),
+    ])
+    .areas(area);
+    if let Some(l) = sent_back {
+        f.render_widget(Paragraph::new(l).wrap(Wrap { trim: false }), back);
+    }
     f.render_widget(Paragraph::new(review_summary(app, r, theme)), summary);
     f.render_widget(
         Paragraph::new(review_fields(form, theme)).wrap(Wrap { trim: false }),
         fields,
     );
+}
+
+/// The certifier's last rejection of a review still owed: what to fix.
+fn sent_back(r: &Request, theme: &Theme) -> Option<Line<'static>> {
+    let d = r.rejections.last().filter(|_| r.state == State::Ended)?;
+    Some(Line::styled(
+        format!(
+            "Sent back by {} at {}: {}",
+            clean(&d.by),
+            d.at.format("%H:%M UTC"),
+            clean(&d.comment)
+        ),
+        theme.warn(),
+    ))
 }
 
 /// The access being reviewed: incident, role, people and its window.

@@ -312,10 +312,13 @@ fn form_view(f: &mut Frame, form: &crate::tui::app::RequestForm, theme: &Theme, 
         ),
     ];
     for (i, c) in form.role.conditions.iter().enumerate() {
-        let mark = if i == form.condition { "(•)" } else { "( )" };
+        let picked = form.condition == Some(i);
+        let mark = if picked { "(•)" } else { "( )" };
+        // Nothing picked yet: the first row shows where the arrows start.
+        let here = form.condition.unwrap_or(0) == i;
         lines.push(Line::styled(
             format!("  {mark} {c}"),
-            focus_style(form.focus == FormField::Condition && i == form.condition),
+            focus_style(form.focus == FormField::Condition && here),
         ));
     }
     if let Some(p) = show(RequestField::Condition) {
@@ -366,11 +369,19 @@ fn form_view(f: &mut Frame, form: &crate::tui::app::RequestForm, theme: &Theme, 
             focus_style(form.focus == FormField::Ttl),
         ),
         Span::styled(
-            format!(
-                "   (default {}, at most {})",
-                human(form.role.default_ttl_seconds),
-                human(form.role.max_ttl_seconds)
-            ),
+            if form.ttl.value.trim().is_empty() {
+                format!(
+                    "   (empty: the default, {}; at most {})",
+                    human(form.role.default_ttl_seconds),
+                    human(form.role.max_ttl_seconds)
+                )
+            } else {
+                format!(
+                    "   (default {}, at most {})",
+                    human(form.role.default_ttl_seconds),
+                    human(form.role.max_ttl_seconds)
+                )
+            },
             theme.muted(),
         ),
     ]));

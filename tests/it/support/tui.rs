@@ -100,6 +100,12 @@ impl Driver {
         self.run(cmds).await;
     }
 
+    /// Text pasted into the terminal (bracketed paste).
+    pub async fn paste(&mut self, s: &str) {
+        let cmds = self.app.update(Msg::Paste(s.into()));
+        self.run(cmds).await;
+    }
+
     pub async fn typed(&mut self, s: &str) {
         for c in s.chars() {
             self.press(KeyCode::Char(c)).await;

@@ -86,6 +86,8 @@ fn a_person_files_from_the_console_and_sees_approval_arrive_through_the_broker()
         c.send(ENTER);
         c.wait_for("Activation form", T);
         c.send(DOWN);
+        c.wait_for("(•) production outage", T);
+        c.send(DOWN);
         c.wait_for("(•) failed automation path", T);
         c.send(UP);
         c.wait_for("(•) production outage", T);
