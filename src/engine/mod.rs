@@ -21,7 +21,7 @@ pub use decisions::Decision;
 pub use recertification::RoleCertification;
 pub use recordings::{Recording, ShellSession};
 pub use recovery::RecoveryReport;
-pub use views::{QueueItem, RequestView, RoleView};
+pub use views::{describe_people, QueueItem, RequestView, RolePeople, RoleView};
 
 use crate::alert::{AlertKind, AlertRules, Sink};
 use crate::backend::Backend;

@@ -6,12 +6,34 @@ use crate::incident::Incident;
 use crate::store::Query;
 use serde::Serialize;
 
-/// Why a role cannot be requested, in words an operator can act on.
+/// Who acts next on a lock: the holder's requester writes the review, the
+/// role's certifiers certify it (as the policy writes them, "@security").
+#[derive(Debug, Clone, Default)]
+pub struct LockClearers {
+    pub requester: Option<String>,
+    pub certifiers: Option<String>,
+}
+
+/// Why a role cannot be requested, in words an operator can act on, naming
+/// who can clear it when that is known.
 /// `overdue_since`: the holder is auto-approved and its certification deadline passed.
-pub fn lock_reason(by: RequestId, state: State, overdue_since: Option<DateTime<Utc>>) -> String {
+pub fn lock_reason(
+    by: RequestId,
+    state: State,
+    overdue_since: Option<DateTime<Utc>>,
+    clearers: &LockClearers,
+) -> String {
+    let by_whom = |who: &Option<String>| match who {
+        Some(w) if !w.is_empty() => format!(" by {}", crate::sanitize::line(w, 120)),
+        _ => String::new(),
+    };
     if let Some(since) = overdue_since {
+        let awaiting = match &clearers.certifiers {
+            Some(w) if !w.is_empty() => format!(": awaiting {}", crate::sanitize::line(w, 120)),
+            _ => String::new(),
+        };
         return format!(
-            "certification of {by} overdue since {}",
+            "certification of {by} overdue since {}{awaiting}",
             since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
     }
@@ -19,9 +41,30 @@ pub fn lock_reason(by: RequestId, state: State, overdue_since: Option<DateTime<U
         State::Granting => format!("{by} is being granted"),
         State::Active => format!("{by} holds active access"),
         State::Revoking => format!("{by} is being revoked"),
-        State::Ended => format!("awaiting the after-action review of {by}"),
-        State::Reviewed => format!("awaiting certification of {by}"),
+        State::Ended => format!(
+            "awaiting the after-action review of {by}{}",
+            by_whom(&clearers.requester)
+        ),
+        State::Reviewed => format!(
+            "awaiting certification of {by}{}",
+            by_whom(&clearers.certifiers)
+        ),
         other => format!("{by} is {other}"),
+    }
+}
+
+/// Who a policy list names, for people reading a screen: the list as written
+/// and, when it names groups, the people they hold ("@sre-leads (bob, carol)").
+pub fn describe_people(p: &crate::domain::policy::Principals) -> String {
+    if p.anyone {
+        return "anyone".into();
+    }
+    let written = p.describe();
+    let people: Vec<&str> = p.users.iter().map(String::as_str).collect();
+    if written.contains('@') && !people.is_empty() {
+        format!("{written} ({})", people.join(", "))
+    } else {
+        written
     }
 }
 
@@ -48,6 +91,27 @@ pub struct RoleView {
     pub vendor: bool,
     /// Vendor roles: the last recertification (None: never certified).
     pub certified: Option<super::RoleCertification>,
+    /// Who approves and who certifies, as `describe_people` words them.
+    #[serde(default)]
+    pub approvers: String,
+    #[serde(default)]
+    pub certifiers: String,
+    /// Whether the asking user is among them.
+    #[serde(default)]
+    pub may_approve: bool,
+    #[serde(default)]
+    pub may_certify: bool,
+    /// The people each part names, groups expanded (empty for `*`): what the
+    /// demo persona switcher shows as each persona's part.
+    #[serde(default)]
+    pub people: RolePeople,
+}
+
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct RolePeople {
+    pub requesters: Vec<String>,
+    pub approvers: Vec<String>,
+    pub certifiers: Vec<String>,
 }
 
 /// A request seen by the person looking at it: what they may do with it now.
@@ -62,13 +126,18 @@ impl Engine {
     /// `lock_reason` for the holder `by`, loading it to tell an overdue
     /// certification of an auto-approved request from the ordinary cases.
     pub(crate) async fn lock_reason(&self, by: RequestId, state: State) -> String {
-        let overdue = self
-            .db(move |s| s.get(by))
-            .await
-            .ok()
-            .flatten()
+        let holder = self.db(move |s| s.get(by)).await.ok().flatten();
+        let overdue = holder
+            .as_ref()
             .and_then(|r| r.certification_overdue_since(self.clock.now()));
-        lock_reason(by, state, overdue)
+        let clearers = LockClearers {
+            requester: holder.as_ref().map(|r| r.requester.clone()),
+            certifiers: holder
+                .as_ref()
+                .and_then(|r| self.policy.roles.get(&r.role))
+                .map(|role| role.certifiers.describe()),
+        };
+        lock_reason(by, state, overdue, &clearers)
     }
 
     pub async fn roles(&self, who: Option<&str>) -> Result<Vec<RoleView>> {
@@ -97,6 +166,15 @@ impl Engine {
                 may_request: who.is_some_and(|w| r.may_request(w)),
                 vendor: r.vendor.is_some(),
                 certified: self.role_certification(r).await?,
+                approvers: describe_people(&r.approvers),
+                certifiers: describe_people(&r.certifiers),
+                may_approve: who.is_some_and(|w| r.approvers.allows(w)),
+                may_certify: who.is_some_and(|w| r.certifiers.allows(w)),
+                people: RolePeople {
+                    requesters: r.requesters.users.iter().cloned().collect(),
+                    approvers: r.approvers.users.iter().cloned().collect(),
+                    certifiers: r.certifiers.users.iter().cloned().collect(),
+                },
             });
         }
         Ok(out)

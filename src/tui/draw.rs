@@ -38,3 +38,27 @@ pub fn style_for_state(state: crate::domain::State, theme: &Theme) -> Style {
         _ => theme.muted(),
     }
 }
+
+/// `s` in at most `width` columns: whole when it fits, otherwise cut at the
+/// last word that fits and ended with an ellipsis, never mid-word (a single
+/// word longer than the space is cut, with the ellipsis).
+pub fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let room: String = s.chars().take(width - 1).collect();
+    let next_is_break = s.chars().nth(width - 1).is_some_and(char::is_whitespace);
+    let cut = if next_is_break {
+        room.trim_end()
+    } else {
+        match room.rfind(char::is_whitespace) {
+            Some(i) => room[..i].trim_end(),
+            None => room.as_str(),
+        }
+    };
+    let cut = cut.trim_end_matches([',', ';', ':', '.', ' ']);
+    format!("{cut}…")
+}

@@ -29,10 +29,15 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) {
         );
         return;
     }
+    // A message longer than the line wraps onto a second row, not off the edge.
+    let hint_rows = match &app.flash {
+        Some((_, m)) if m.chars().count() + 1 > area.width as usize => 2,
+        _ => 1,
+    };
     let [head, body, hint, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(10),
-        Constraint::Length(1),
+        Constraint::Length(hint_rows),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -71,18 +76,23 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme) {
 }
 
 fn tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    // The name goes first when there is room; the tabs and the DEMO badge must fit 80 columns.
-    let mut spans = if area.width >= 90 {
-        vec![Span::styled(" breakglass ", theme.accent())]
-    } else {
-        vec![]
-    };
+    // The name always shows; at 80 columns the padding goes, then the counts'
+    // brackets, so the tabs and the DEMO badge still fit.
+    let roomy = area.width >= 90;
+    let mut spans = vec![Span::styled(
+        if roomy { " breakglass " } else { "breakglass" },
+        theme.accent(),
+    )];
+    let (a, r) = (app.approvals_count(), app.reviews_count());
+    let compact = !roomy && a.max(r) >= 10;
     for (i, t) in Tab::ALL.iter().enumerate() {
         let label = match t {
             Tab::Incidents => "Incidents".to_string(),
             Tab::MyAccess => "My access".to_string(),
-            Tab::Approvals => format!("Approvals ({})", app.approvals_count()),
-            Tab::Reviews => format!("Reviews ({})", app.reviews_count()),
+            Tab::Approvals if compact => format!("Approvals {a}"),
+            Tab::Approvals => format!("Approvals ({a})"),
+            Tab::Reviews if compact => format!("Reviews {r}"),
+            Tab::Reviews => format!("Reviews ({r})"),
             Tab::Audit => "Audit".to_string(),
         };
         let style = if *t == Tab::Approvals && app.approvals_flashing() {
@@ -99,7 +109,7 @@ fn tabs(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         spans.push(Span::styled(format!("{} {label}", i + 1), style));
     }
     if app.is_demo() {
-        spans.push(Span::raw("  "));
+        spans.push(Span::raw(if roomy { "  " } else { " " }));
         spans.push(Span::styled(" DEMO ", theme.demo()));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -117,10 +127,13 @@ fn hint_line(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         const SPIN: [&str; 4] = ["|", "/", "-", "\\"];
         (format!("{} {b}...", SPIN[app.spinner % 4]), theme.warn())
     } else {
-        (screens::hints(app).to_string(), theme.muted())
+        (
+            screens::hints(app, area.width.saturating_sub(1) as usize),
+            theme.muted(),
+        )
     };
     f.render_widget(
-        Paragraph::new(Span::styled(format!(" {text}"), style)),
+        Paragraph::new(Span::styled(format!(" {text}"), style)).wrap(Wrap { trim: false }),
         area,
     );
 }
@@ -139,9 +152,25 @@ fn status_bar(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     } else {
         Span::styled(" alerts delivered ", theme.ok())
     };
-    let line = Line::from(vec![
-        who,
-        Span::styled("│", theme.border()),
+    let mut spans = vec![who, Span::styled("│", theme.border())];
+    // Live access stays in sight on every tab, with its countdown.
+    if let Some(r) = app.live() {
+        let left = r.remaining(app.now).unwrap_or_default();
+        let total = r.ttl_seconds.max(1) as f64;
+        let badge = format!(
+            " ● {} live {} ",
+            r.id,
+            crate::domain::time::format_hms(left)
+        );
+        spans.push(Span::styled(
+            badge,
+            theme
+                .countdown(left.num_seconds() as f64 / total)
+                .add_modifier(ratatui::style::Modifier::BOLD),
+        ));
+        spans.push(Span::styled("│", theme.border()));
+    }
+    spans.extend([
         Span::styled(
             format!(" {} ", app.now.format("%H:%M:%S UTC")),
             theme.base(),
@@ -151,7 +180,7 @@ fn status_bar(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         Span::styled("│", theme.border()),
         Span::styled(format!(" {} ", app.store), theme.muted()),
     ]);
-    f.render_widget(Paragraph::new(line), area);
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn popup<'a>(f: &mut Frame, area: Rect, title: &'a str, theme: &Theme, lines: Vec<Line<'a>>) {
@@ -307,6 +336,27 @@ fn dialog(f: &mut Frame, d: &Dialog, theme: &Theme, body: Rect) {
     }
 }
 
+/// What a persona does in the policy: requester, approver, certifier.
+fn persona_parts(app: &App, who: &str) -> String {
+    let roles = &app.data.roles;
+    let has = |f: fn(&crate::engine::RoleView) -> &Vec<String>| {
+        roles.iter().any(|r| f(r).iter().any(|p| p == who))
+    };
+    let parts: Vec<&str> = [
+        (has(|r| &r.people.requesters), "requester"),
+        (has(|r| &r.people.approvers), "approver"),
+        (has(|r| &r.people.certifiers), "certifier"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if parts.is_empty() {
+        "no part".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 fn persona_picker(f: &mut Frame, app: &App, sel: usize, theme: &Theme, body: Rect) {
     let personas = app.personas.clone().unwrap_or_default();
     let mut lines = vec![Line::styled("DEMO: act as another persona", theme.demo())];
@@ -317,14 +367,18 @@ fn persona_picker(f: &mut Frame, app: &App, sel: usize, theme: &Theme, body: Rec
             theme.base()
         };
         lines.push(Line::styled(
-            format!("  {p}{}", if *p == app.me { "  (you)" } else { "" }),
+            format!(
+                "  {p:<8} {}{}",
+                persona_parts(app, p),
+                if *p == app.me { "  (you)" } else { "" }
+            ),
             style,
         ));
     }
     lines.push(Line::styled("Enter switch   Esc cancel", theme.muted()));
     popup(
         f,
-        centered(body, 40, personas.len() as u16 + 4),
+        centered(body, 60, personas.len() as u16 + 4),
         "Persona",
         theme,
         lines,

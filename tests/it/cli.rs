@@ -81,7 +81,10 @@ fn full_walk_from_request_to_certification() {
         .find(|r| r["name"] == "prod-db-emergency-dba")
         .unwrap()
         .clone();
-    assert_eq!(dba["lock_reason"], "awaiting certification of REQ-1");
+    assert_eq!(
+        dba["lock_reason"],
+        "awaiting certification of REQ-1 by @security"
+    );
 
     assert_eq!(code(&bg(&cfg, Some("alice"), &["certify", "REQ-1"])), 3);
     let c = ok_json(bg(

@@ -637,7 +637,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
     let v = roles.iter().find(|x| x.name == DBA).unwrap();
     assert_eq!(
         v.lock_reason.as_deref(),
-        Some(format!("awaiting certification of {}", r.id).as_str())
+        Some(format!("awaiting certification of {} by @security", r.id).as_str())
     );
     // Other roles are unaffected.
     assert!(roles

@@ -770,3 +770,230 @@ async fn a_new_request_to_approve_rings_once_and_flashes_the_approvals_tab() {
     assert_eq!(bob.bells, 1, "{}: no bell when it is off", quiet.id);
     assert!(approvals_tab_reversed(&bob));
 }
+
+/// The waiting screen names who approves (the policy's groups and their
+/// people) and who already did; an approver's flash after one approval of two
+/// says how far it got, not "approved".
+#[tokio::test]
+async fn waiting_names_who_approves_and_the_flash_counts_approvals() {
+    let h = harness();
+    let r = h
+        .engine
+        .request("alice", input(DBA, inc("INC-1042")))
+        .await
+        .unwrap();
+    let mut bob = Driver::new(h, "bob");
+    bob.refresh().await;
+    bob.press(KeyCode::Char('3')).await;
+    bob.assert_sees(&r.id.to_string());
+    bob.press(KeyCode::Char('a')).await;
+    bob.press(KeyCode::Char('y')).await;
+    assert_eq!(bob.engine.load(r.id).await.unwrap().approvals.len(), 1);
+    bob.assert_sees(&format!("{}: 1 of 2 approvals", r.id));
+    assert!(!bob.sees(&format!("{} approved", r.id)));
+
+    let mut alice = Driver::new(bob.h, "alice");
+    alice.refresh().await;
+    alice.press(KeyCode::Char('2')).await;
+    alice.press(KeyCode::Enter).await;
+    alice.assert_sees("1 of 2 approvals");
+    alice.assert_sees("who approves");
+    alice.assert_sees("@sre-leads (bob, carol, dave)");
+    alice.assert_sees("approved by   bob");
+}
+
+/// A locked role says who can clear it; the Reviews tab tells someone who
+/// certifies nothing that it is not theirs, and whose it is.
+#[tokio::test]
+async fn locks_and_reviews_say_who_acts_next() {
+    let h = harness();
+    let (r, _) = h.active(DBA).await;
+    h.engine.revoke("alice", r.id, "fixed").await.unwrap();
+    h.engine.review("alice", r.id, answers()).await.unwrap();
+    let mut bob = Driver::new(h, "bob");
+    bob.refresh().await;
+    bob.press(KeyCode::Enter).await; // the first incident
+    for _ in 0..3 {
+        bob.press(KeyCode::Down).await; // prod-db-emergency-dba
+    }
+    // The row says it as far as it fits, the detail in full.
+    bob.assert_sees("locked: awaiting certification of…");
+    bob.assert_sees(&format!("awaiting certification of {} by @security", r.id));
+    bob.press(KeyCode::Char('4')).await;
+    bob.assert_sees("bob certifies no role: reviews are certified by @security (dave).");
+
+    let mut dave = Driver::new(bob.h, "dave");
+    dave.refresh().await;
+    dave.press(KeyCode::Char('4')).await;
+    assert!(!dave.sees("certifies no role"));
+    dave.assert_sees("ready for you");
+}
+
+/// A console opened (or restarted) while this person holds live access opens
+/// on it, and every tab's status bar carries its countdown.
+#[tokio::test]
+async fn live_access_opens_the_console_and_stays_in_the_status_bar() {
+    let h = harness();
+    let (r, _) = h.active(DBA).await;
+    let mut alice = Driver::new(h, "alice");
+    alice.refresh().await;
+    assert_eq!(alice.app.focus, Some(r.id), "opens on the live access");
+    alice.assert_sees("left of 15m");
+    let badge = format!("● {} live 00:15:00", r.id);
+    let status = |d: &Driver| d.screen(100, 30).lines().last().unwrap().to_string();
+    assert!(status(&alice).contains(&badge), "{}", status(&alice));
+    for tab in ['1', '3', '4', '5'] {
+        alice.press(KeyCode::Char(tab)).await;
+        alice.h.clock.advance(Duration::seconds(60));
+        alice.tick().await;
+        assert!(
+            status(&alice).contains(&format!("● {} live", r.id)),
+            "{}",
+            status(&alice)
+        );
+    }
+    assert!(
+        status(&alice).contains("00:11:00"),
+        "counts down: {}",
+        status(&alice)
+    );
+    alice.h.engine.revoke("alice", r.id, "done").await.unwrap();
+    alice.refresh().await;
+    assert!(!status(&alice).contains("●"), "{}", status(&alice));
+}
+
+/// Access activated in this console then expired: the "is active" flash does
+/// not outlive it in the bottom bar.
+#[tokio::test]
+async fn an_expired_grant_leaves_no_stale_active_message() {
+    let h = harness();
+    let r = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    let mut alice = Driver::new(h, "alice");
+    alice.refresh().await;
+    alice.press(KeyCode::Char('2')).await;
+    alice.press(KeyCode::Enter).await;
+    assert_eq!(alice.app.focus, Some(r.id));
+    alice
+        .h
+        .engine
+        .decide("bob", r.id, Decision::approve(None))
+        .await
+        .unwrap();
+    alice.refresh().await; // approved: the console activates it
+    alice.assert_sees(&format!("{} is active", r.id));
+    alice.h.clock.advance(Duration::hours(2));
+    alice.h.engine.recover().await.unwrap();
+    alice.refresh().await;
+    assert_ne!(alice.engine.load(r.id).await.unwrap().state, State::Active);
+    assert!(
+        !alice.sees(&format!("{} is active", r.id)),
+        "{}",
+        alice.screen(100, 30)
+    );
+}
+
+/// What the certifier decides on is on the Reviews tab: the reason, the time
+/// window, extensions, the incident, and the answers that need attention
+/// marked; the audit tab shows the selected event's detail; the demo persona
+/// switcher says what each persona does.
+#[tokio::test]
+async fn the_certifier_sees_what_matters_and_the_audit_shows_details() {
+    let h = harness();
+    let (r, _) = h.active(DBA).await;
+    h.engine
+        .extend("alice", r.id, 300, "replica catching up")
+        .await
+        .unwrap();
+    h.engine.revoke("alice", r.id, "fixed").await.unwrap();
+    let mut a = answers();
+    a.access_necessary = false;
+    a.credentials_copied = true;
+    a.credentials_copied_where = "my laptop".into();
+    h.engine.review("alice", r.id, a).await.unwrap();
+    let mut dave = Driver::new(h, "dave");
+    dave.refresh().await;
+    dave.press(KeyCode::Char('4')).await;
+    dave.assert_sees("INC-1042");
+    dave.assert_sees("window");
+    dave.assert_sees("+5m (replica catching up)");
+    dave.assert_sees(&format!("by alice for: {}", r.reason));
+    dave.assert_sees("⚠ access necessary: no");
+    dave.assert_sees("⚠ credentials copied: yes (my laptop)");
+    let b = dave.buffer(100, 30);
+    let screen = dave.screen(100, 30);
+    let y = screen
+        .lines()
+        .position(|l| l.contains("⚠ access necessary"))
+        .unwrap() as u16;
+    let x = screen.lines().nth(y as usize).unwrap().find('⚠').unwrap();
+    let x = screen.lines().nth(y as usize).unwrap()[..x].chars().count() as u16;
+    assert!(
+        b[(x, y)]
+            .modifier
+            .contains(ratatui::style::Modifier::REVERSED),
+        "highlighted as needing attention"
+    );
+
+    dave.press(KeyCode::Char('5')).await;
+    dave.press(KeyCode::End).await;
+    dave.assert_sees("detail");
+    let shown = dave.app.data.audit[dave.app.audit_scroll].clone();
+    dave.assert_sees(&format!("event #{} detail", shown.seq));
+
+    dave.press(KeyCode::Char('p')).await;
+    dave.assert_sees("alice    requester");
+    dave.assert_sees("bob      requester, approver");
+    dave.assert_sees("dave     approver, certifier");
+}
+
+/// At 80x24: the tab bar keeps the product name, the hint bar keeps the
+/// submit key (dropping movement first), long titles end with an ellipsis
+/// at a word, and a long message wraps instead of running off the edge.
+#[tokio::test]
+async fn at_80x24_nothing_important_falls_off() {
+    let mut d = console().await;
+    let s = d.screen(80, 24);
+    let top = s.lines().next().unwrap();
+    assert!(
+        top.starts_with("breakglass") && top.contains("DEMO"),
+        "{top}"
+    );
+    // Rows cut at a word with an ellipsis: every cut title ends with "…"
+    // right after a whole word of the incident's title.
+    for i in &d.app.data.incidents {
+        if let Some(row) = s.lines().find(|l| l.contains(&i.id)) {
+            let shown = row
+                .rsplit("  ")
+                .next()
+                .unwrap()
+                .trim_end_matches('│')
+                .trim();
+            if let Some(cut) = shown.strip_suffix('…') {
+                let title = breakglass::sanitize::line(&i.title, 500);
+                assert!(title.starts_with(cut), "{shown} vs {title}");
+                let next = title[cut.len()..].chars().next();
+                assert!(
+                    next.is_some_and(|c| !c.is_alphanumeric()),
+                    "cut mid-word: {shown}"
+                );
+            }
+        }
+    }
+    to_form(&mut d, 0).await;
+    let s = d.screen(80, 24);
+    let hint = s.lines().nth(22).unwrap();
+    assert!(hint.contains("Ctrl-S continue to confirm"), "{hint}");
+    assert!(hint.contains("? keys"), "{hint}");
+    assert!(!hint.contains("Up/Down"), "movement goes first: {hint}");
+
+    d.app.flash = Some((
+        breakglass::tui::app::Level::Warn,
+        "REQ-7 owes its after-action review: My access (2), then Enter; the role stays locked until it is certified".into(),
+    ));
+    let s = d.screen(80, 24);
+    assert!(s.contains("certified"), "the warning wraps:\n{s}");
+}

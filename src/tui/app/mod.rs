@@ -289,6 +289,15 @@ impl App {
         self.data.mine.iter().find(|r| r.id == id)
     }
 
+    /// This person's live access (the one ending soonest), shown on every tab.
+    pub fn live(&self) -> Option<&Request> {
+        self.data
+            .mine
+            .iter()
+            .filter(|r| r.state == State::Active)
+            .min_by_key(|r| r.expires_at())
+    }
+
     pub fn review_owed(&self) -> Option<RequestId> {
         self.data
             .mine
@@ -440,7 +449,17 @@ impl App {
                             self.drafts.remove(&id);
                             cmds.push(Cmd::DeleteDraft(id));
                         }
-                        self.flash(Level::Info, format!("{id} {verb}"));
+                        // One approval of several: say how far, not "approved".
+                        let said = if verb == Verb::Approved && req.state == State::Pending {
+                            format!(
+                                "{id}: {} of {} approvals",
+                                req.approvals.len(),
+                                req.approvals_required
+                            )
+                        } else {
+                            format!("{id} {verb}")
+                        };
+                        self.flash(Level::Info, said);
                         if req.requester == self.me {
                             self.upsert_mine(req);
                         }
@@ -533,6 +552,15 @@ impl App {
                 .find(|r| r.id == *id)
                 .is_none_or(|r| r.state != State::Active)
             {
+                // Its "is active" flash would now say something false.
+                let stale = format!("{id} is active");
+                if self
+                    .flash
+                    .as_ref()
+                    .is_some_and(|(_, m)| m.starts_with(&stale))
+                {
+                    self.flash = None;
+                }
                 self.credential = None;
                 self.revealed = false;
             }
@@ -552,7 +580,13 @@ impl App {
             let (id, after) = (r.id, r.state);
             self.ended_check(id, before.get(&id).copied(), after);
         }
-        if first {
+        // Opening (or restarting) with live access: open on it, before anything else.
+        let live = first.then(|| self.live().map(|r| r.id)).flatten();
+        if let Some(id) = live {
+            self.tab = Tab::MyAccess;
+            self.focus = Some(id);
+        }
+        if first && live.is_none() {
             if let Some(id) = self.review_owed() {
                 if self.drafts.contains_key(&id) {
                     self.tab = Tab::MyAccess;

@@ -106,6 +106,16 @@ fn waiting(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     for _ in n..r.approvals_required as usize {
         lines.push(Line::styled("  … waiting for an approver", theme.muted()));
     }
+    // Who acts next: the policy's approvers, and who of them already did.
+    if let Some(role) = app.data.roles.iter().find(|x| x.name == r.role) {
+        if !role.approvers.is_empty() {
+            lines.push(label_value("who approves", clean(&role.approvers), theme));
+        }
+    }
+    if n > 0 {
+        let by: Vec<String> = r.approvers().iter().map(|a| clean(a)).collect();
+        lines.push(label_value("approved by", by.join(", "), theme));
+    }
     lines.push(Line::from(""));
     match r.state {
         State::Pending => lines.push(Line::styled(
@@ -183,7 +193,10 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
         None
     };
     if let Some((w, style)) = warning {
-        f.render_widget(Paragraph::new(Line::styled(w, style)), warn);
+        f.render_widget(
+            Paragraph::new(Line::styled(w, style)).wrap(Wrap { trim: true }),
+            warn,
+        );
     }
     let mut lines = vec![Line::styled(
         "Credential (shown to you only, never stored)",

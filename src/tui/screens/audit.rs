@@ -5,11 +5,16 @@ use crate::tui::draw::clean;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let [status, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    let [status, list, detail] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(4),
+    ])
+    .areas(area);
     let head = app.data.audit_head;
     let line = match &app.verified {
         Some((h, Ok(n))) if *h == head => Line::styled(
@@ -70,4 +75,23 @@ pub fn render(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         list,
         &mut state,
     );
+    // The selected event's detail, in full (wrapped), under the list.
+    if let Some(e) = app.data.audit.get(sel) {
+        let block = Block::new()
+            .borders(Borders::TOP)
+            .border_style(theme.border())
+            .title(Span::styled(
+                format!(" event #{} detail ", e.seq),
+                theme.muted(),
+            ));
+        f.render_widget(
+            Paragraph::new(Line::styled(
+                crate::sanitize::line(&e.detail, 1000),
+                theme.base(),
+            ))
+            .block(block)
+            .wrap(Wrap { trim: true }),
+            detail,
+        );
+    }
 }

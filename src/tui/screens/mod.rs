@@ -104,12 +104,51 @@ pub fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
     }
 }
 
-pub fn hints(app: &App) -> String {
-    let mut parts: Vec<String> = keys(app)
-        .into_iter()
-        .take(4)
-        .map(|(k, w)| format!("{k} {w}"))
-        .collect();
-    parts.push("? keys".into());
-    parts.join(" · ")
+/// How much a key's reminder matters on the hint line (higher stays longer):
+/// the submit key never falls off, moving around is known to everyone.
+fn weight(key: &str) -> u8 {
+    match key {
+        "Ctrl-S" => 9,
+        "Enter" | "Enter/a" | "type" => 6,
+        "Esc" => 3,
+        k if k.starts_with("Up/Down") || k.starts_with("Tab") || k.starts_with("Home") => 1,
+        _ => 4,
+    }
+}
+
+/// The one-line reminder in `width` columns: the screen's keys in their
+/// order, dropping the least important first (the latest of equals), and
+/// always `? keys` for the rest.
+pub fn hints(app: &App, width: usize) -> String {
+    let keys = keys(app);
+    let mut kept: Vec<bool> = vec![true; keys.len()];
+    let line = |kept: &[bool]| {
+        let mut parts: Vec<String> = keys
+            .iter()
+            .zip(kept)
+            .filter(|(_, k)| **k)
+            .map(|((k, w), _)| format!("{k} {w}"))
+            .collect();
+        parts.push("? keys".into());
+        parts.join(" · ")
+    };
+    while line(&kept).chars().count() > width {
+        let drop = (0..keys.len())
+            .filter(|i| kept[*i])
+            .min_by_key(|i| (weight(keys[*i].0), std::cmp::Reverse(*i)));
+        match drop {
+            Some(i) => kept[i] = false,
+            None => break,
+        }
+    }
+    // What went first may fit again once a longer one is out: most important back first.
+    let mut dropped: Vec<usize> = (0..keys.len()).filter(|i| !kept[*i]).collect();
+    dropped.sort_by_key(|i| (std::cmp::Reverse(weight(keys[*i].0)), *i));
+    for i in dropped {
+        kept[i] = true;
+        if line(&kept).chars().count() > width {
+            kept[i] = false;
+        }
+    }
+    line(&kept)
 }

@@ -3,7 +3,7 @@
 use crate::domain::time::human;
 use crate::engine::QueueItem;
 use crate::tui::app::App;
-use crate::tui::draw::{clean, label_value};
+use crate::tui::draw::{clean, fit, label_value};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -15,6 +15,7 @@ fn queue(
     items: &[QueueItem],
     selected: usize,
     empty: &str,
+    detail_rows: u16,
     theme: &Theme,
     area: Rect,
 ) -> Option<Rect> {
@@ -25,14 +26,17 @@ fn queue(
         );
         return None;
     }
-    let [list, detail] = Layout::vertical([Constraint::Min(3), Constraint::Length(9)]).areas(area);
+    let [list, detail] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(detail_rows)]).areas(area);
+    // What the columns and the marker leave for the status, cut at a word.
+    let tail_width = (list.width as usize).saturating_sub(45);
     let rows: Vec<ListItem> = items
         .iter()
         .map(|q| {
             let r = &q.request;
             let tail = match &q.blocked {
                 None => Span::styled("ready for you", theme.ok()),
-                Some(why) => Span::styled(clean(why), theme.muted()),
+                Some(why) => Span::styled(fit(&clean(why), tail_width), theme.muted()),
             };
             ListItem::new(Line::from(vec![
                 Span::styled(
@@ -81,6 +85,7 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         items,
         app.approvals_selected,
         "Nothing waiting for your approval.",
+        9,
         theme,
         area,
     ) else {
@@ -127,13 +132,48 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     }
 }
 
+/// For someone who certifies no role: says so, and who does (per role when
+/// they differ), so nobody waits on this tab for work that is not theirs.
+fn not_a_certifier(app: &App) -> Option<String> {
+    if !app.loaded || app.data.roles.is_empty() || app.data.roles.iter().any(|r| r.may_certify) {
+        return None;
+    }
+    let mut who: Vec<String> = app
+        .data
+        .roles
+        .iter()
+        .map(|r| clean(&r.certifiers))
+        .filter(|c| !c.is_empty())
+        .collect();
+    who.sort();
+    who.dedup();
+    Some(format!(
+        "{} certifies no role: reviews are certified by {}.",
+        clean(&app.me),
+        who.join("; ")
+    ))
+}
+
 pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
     let items = &app.data.reviews;
+    let area = match not_a_certifier(app) {
+        Some(note) => {
+            let [top, rest] =
+                Layout::vertical([Constraint::Length(2), Constraint::Min(3)]).areas(area);
+            f.render_widget(
+                Paragraph::new(Line::styled(note, theme.warn())).wrap(Wrap { trim: true }),
+                top,
+            );
+            rest
+        }
+        None => area,
+    };
     let Some(detail) = queue(
         f,
         items,
         app.reviews_selected,
         "No after-action reviews waiting for certification.",
+        12,
         theme,
         area,
     ) else {
@@ -143,38 +183,67 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         return;
     };
     let r = &q.request;
-    let mut lines = vec![label_value("incident", clean(&r.incident.label()), theme)];
+    let mut lines = vec![
+        label_value("incident", clean(&r.incident.label()), theme),
+        label_value(
+            "requested",
+            format!("by {} for: {}", clean(&r.requester), clean(&r.reason)),
+            theme,
+        ),
+    ];
     if let Some(l) = vendor_line(r, theme) {
         lines.push(l);
     }
+    if let Some(g) = &r.grant {
+        let hm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M:%S").to_string();
+        let from = g.granted_at.map(hm).unwrap_or_else(|| "-".into());
+        let to = g
+            .end
+            .as_ref()
+            .map(|e| format!("{} ({})", hm(e.at), clean(&e.reason)))
+            .unwrap_or_else(|| "-".into());
+        lines.push(label_value("window", format!("{from} to {to} UTC"), theme));
+        let ext = if g.extensions.is_empty() {
+            "none".to_string()
+        } else {
+            g.extensions
+                .iter()
+                .map(|x| format!("+{} ({})", human(x.seconds), clean(&x.reason)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        lines.push(label_value("extensions", ext, theme));
+    }
     if let Some(rv) = &r.review {
         let a = &rv.answers;
-        let yn = |b: bool| if b { "yes" } else { "no" };
         lines.push(label_value("actions", clean(&a.actions_taken), theme));
         lines.push(label_value("systems", clean(&a.systems_touched), theme));
+        // The two answers a certifier must not miss are marked when they
+        // need attention: access that was not necessary, credentials copied.
+        let attention = theme
+            .danger()
+            .add_modifier(ratatui::style::Modifier::REVERSED | ratatui::style::Modifier::BOLD);
+        let (necessary, necessary_style) = if a.access_necessary {
+            ("access necessary: yes".to_string(), theme.ok())
+        } else {
+            ("⚠ access necessary: no".to_string(), attention)
+        };
+        let (copied, copied_style) = if a.credentials_copied {
+            (
+                format!(
+                    "⚠ credentials copied: yes ({})",
+                    clean(&a.credentials_copied_where)
+                ),
+                attention,
+            )
+        } else {
+            ("credentials copied: no".to_string(), theme.ok())
+        };
         lines.push(Line::from(vec![
-            Span::styled(format!("{:<14}", "necessary"), theme.muted()),
-            Span::styled(
-                yn(a.access_necessary),
-                if a.access_necessary {
-                    theme.ok()
-                } else {
-                    theme.warn()
-                },
-            ),
-            Span::styled("   credentials copied: ", theme.muted()),
-            Span::styled(
-                if a.credentials_copied {
-                    format!("yes ({})", clean(&a.credentials_copied_where))
-                } else {
-                    "no".into()
-                },
-                if a.credentials_copied {
-                    theme.danger()
-                } else {
-                    theme.ok()
-                },
-            ),
+            Span::styled(format!("{:<14}", "answers"), theme.muted()),
+            Span::styled(necessary, necessary_style),
+            Span::raw("   "),
+            Span::styled(copied, copied_style),
         ]));
         lines.push(label_value("follow-ups", clean(&a.follow_ups), theme));
     }

@@ -3,7 +3,7 @@
 use crate::domain::lifecycle::RequestField;
 use crate::domain::time::human;
 use crate::tui::app::{App, FormField, Walk};
-use crate::tui::draw::{clean, label_value};
+use crate::tui::draw::{clean, fit, label_value};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -140,7 +140,7 @@ fn incidents(
             } else {
                 theme.warn()
             };
-            let title: String = clean(&i.title).chars().take(width).collect();
+            let title = fit(&clean(&i.title), width);
             ListItem::new(Line::from(vec![
                 Span::styled(format!("{:<10} ", clean(&i.id)), theme.base()),
                 Span::styled(format!("{:<5} ", clean(&i.severity)), sev_style),
@@ -199,6 +199,9 @@ fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, se
         ]),
         top,
     );
+    // The state column gets what the row leaves (2 for the marker, 57 for the
+    // columns); the detail below says it in full.
+    let state_width = (list.width as usize).saturating_sub(59);
     let items: Vec<ListItem> = app
         .data
         .roles
@@ -207,7 +210,10 @@ fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, se
             let locked = r.lock_reason.is_some() || !r.may_request;
             let style = if locked { theme.muted() } else { theme.base() };
             let state = match (&r.lock_reason, r.may_request) {
-                (Some(why), _) => Span::styled(format!("locked: {}", clean(why)), theme.warn()),
+                (Some(why), _) => Span::styled(
+                    fit(&format!("locked: {}", clean(why)), state_width),
+                    theme.warn(),
+                ),
                 (None, false) => Span::styled("not yours to request".to_string(), theme.muted()),
                 (None, true) => Span::styled("available".to_string(), theme.ok()),
             };
@@ -236,10 +242,14 @@ fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, se
         &mut state,
     );
     if let Some(r) = app.data.roles.get(selected) {
-        let mut lines = vec![
-            Line::styled(clean(&r.description), theme.base()),
-            label_value("conditions", r.conditions.join("; "), theme),
-        ];
+        let mut lines = vec![Line::styled(clean(&r.description), theme.base())];
+        if let Some(why) = &r.lock_reason {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "locked"), theme.muted()),
+                Span::styled(clean(why), theme.warn()),
+            ]));
+        }
+        lines.push(label_value("conditions", r.conditions.join("; "), theme));
         if let Some(p) = &r.ticket_pattern {
             lines.push(label_value(
                 "ticket",
