@@ -102,7 +102,7 @@ pub async fn serve(
             Ok((stream, _)) => {
                 let engine = engine.clone();
                 tokio::spawn(async move {
-                    connection(&engine, stream).await;
+                    connection(engine, stream).await;
                     drop(permit);
                 });
             }
@@ -130,7 +130,7 @@ async fn peer(stream: &UnixStream) -> Result<(u32, Option<String>), std::io::Err
     Ok((uid, name))
 }
 
-async fn connection(engine: &Engine, mut stream: UnixStream) {
+async fn connection(engine: Arc<Engine>, mut stream: UnixStream) {
     let (uid, account) = match peer(&stream).await {
         Ok(p) => p,
         Err(e) => {
@@ -166,6 +166,7 @@ async fn connection(engine: &Engine, mut stream: UnixStream) {
             Some(p) => crate::identity::resolve(engine.policy(), Some(p)).map_err(WireError::from),
         };
         let name = envelope.call.name();
+        let changes = envelope.call.changes_state();
         tracing::info!(
             uid,
             account = account.as_deref().unwrap_or("?"),
@@ -176,9 +177,19 @@ async fn connection(engine: &Engine, mut stream: UnixStream) {
             call = name,
             "broker call"
         );
-        let answer = Box::pin(handle(engine, &caller, envelope.call))
+        let answer = Box::pin(handle(&engine, &caller, envelope.call))
             .await
             .unwrap_or_else(Reply::Error);
+        // The SOC hears of a change now, not at the next sweep (as after a
+        // command in direct mode); the caller does not wait for it.
+        if changes && !matches!(answer, Reply::Error(_)) {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.deliver_alerts().await {
+                    tracing::warn!("broker: alert delivery: {e}");
+                }
+            });
+        }
         if let Reply::Error(e) = &answer {
             if e.kind == ErrorKind::Store {
                 tracing::warn!("broker: {name}: {}", e.message);
