@@ -570,6 +570,22 @@ impl Store for TimedStore {
     fn release(&self, key: breakglass::store::ClaimKey, owner: &str) -> Result<(), StoreError> {
         self.inner.release(key, owner)
     }
+    fn claim_holder(
+        &self,
+        key: breakglass::store::ClaimKey,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        self.inner.claim_holder(key)
+    }
+    fn take_over(
+        &self,
+        key: breakglass::store::ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.take_over(key, gone, owner, now, until)
+    }
 }
 
 /// Times the demo backend's grant and revoke calls.

@@ -50,7 +50,52 @@ fn owner_is_dead(owner: &Owner) -> bool {
     )
 }
 
+/// The process named in a sweeper claim ("host:pid:tag", `Engine::claimant`),
+/// or None for a name in another form.
+fn claimant_process(claimant: &str) -> Option<Owner> {
+    let mut parts = claimant.rsplitn(3, ':');
+    let _tag = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.next()?.to_string();
+    Some(Owner { host, pid })
+}
+
+/// Whether the claimant named is a process gone from this host.
+pub(super) fn claimant_is_dead(claimant: &str) -> bool {
+    claimant_process(claimant).is_some_and(|o| owner_is_dead(&o))
+}
+
 impl Engine {
+    /// Claims `key` for this engine until `until` (`Store::claim`). A claim held
+    /// by a process that is gone from this host is taken over at once, not left
+    /// to run out: the dead never finish, and its lease may be a minute.
+    pub(super) async fn claim(
+        &self,
+        key: ClaimKey,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let me = self.claimant.clone();
+        self.db(move |s| {
+            if s.claim(key, &me, now, until)? {
+                return Ok(true);
+            }
+            match s.claim_holder(key)? {
+                Some((holder, _)) if claimant_is_dead(&holder) => {
+                    s.take_over(key, &holder, &me, now, until)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+
+    /// Gives a claim back; a failure only means it runs out on its own.
+    pub(super) async fn release(&self, key: ClaimKey) {
+        let me = self.claimant.clone();
+        let _ = self.db(move |s| s.release(key, &me)).await;
+    }
+
     /// One recovery pass, phase by phase. Errors on individual requests are
     /// collected, not fatal: one stuck backend must not stop the others from
     /// being swept.
@@ -202,8 +247,8 @@ impl Engine {
             Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
         // A retry is due when its attempt deadline (the lease) has passed, or its
         // process is gone. Each retry is claimed first, so of several replicas
-        // exactly one calls the backend; the claim runs out after revoke_timeout
-        // if that replica dies too.
+        // exactly one calls the backend; if that replica dies too, its claim is
+        // taken over at once on its host, elsewhere once revoke_timeout runs out.
         let due = |r: &Request| {
             r.grant.as_ref().is_some_and(|g| {
                 g.next_attempt_at.is_none_or(|t| t <= now)
@@ -222,11 +267,7 @@ impl Engine {
         revoking.shuffle(&mut rand::thread_rng());
         for req in revoking {
             let key = ClaimKey::Request(req.id);
-            let me = self.claimant.clone();
-            match self
-                .db(move |s| s.claim(key, &me, now, now + revoke_timeout))
-                .await
-            {
+            match self.claim(key, now, now + revoke_timeout).await {
                 Ok(true) => {}
                 Ok(false) => continue, // another replica is on it
                 Err(e) => {
@@ -245,8 +286,7 @@ impl Engine {
                 Ok(_) => {}
                 Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
             }
-            let me = self.claimant.clone();
-            let _ = self.db(move |s| s.release(key, &me)).await;
+            self.release(key).await;
         }
         Ok(())
     }

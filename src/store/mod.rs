@@ -230,6 +230,21 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Gives a claim back early (no-op unless `owner` holds it).
     fn release(&self, key: ClaimKey, owner: &str) -> Result<(), StoreError>;
+    /// Who holds `key`, and until when; a claim that ran out is still shown
+    /// until someone takes it or its holder releases it.
+    fn claim_holder(&self, key: ClaimKey) -> Result<Option<(String, DateTime<Utc>)>, StoreError>;
+    /// Takes `key` for `owner` from `gone`, a holder the caller knows is dead,
+    /// before its claim runs out. Wins only while `gone` still holds it, so of
+    /// several replicas exactly one takes it over; an outbox claim has the same
+    /// conditions as in `claim` (undelivered, due at `now`).
+    fn take_over(
+        &self,
+        key: ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Blocks until the audit head differs from `since_head` or `timeout` passes;
     /// true when it changed. Call it off the async runtime (`spawn_blocking`). The
@@ -313,7 +328,13 @@ pub fn outbox_entry(
     (event_id, payload)
 }
 
-/// Evidence bundles read the audit log through this: `audit` knows nothing of stores.
+/// A stored instant (written with `ts`) read back.
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Db(format!("a stored instant `{s}` does not parse: {e}")))
+}
+
 impl StoreError {
     /// A driver error, worded as the driver words it, kept as the source.
     pub fn driver(e: impl std::error::Error + Send + Sync + 'static) -> Self {

@@ -210,6 +210,27 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// An outbox row is claimed only while undelivered and due at `now`; other
+    /// keys have no condition.
+    fn outbox_claimable(
+        tx: &Connection,
+        key: ClaimKey,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let ClaimKey::Outbox(id) = key else {
+            return Ok(true);
+        };
+        let due: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM outbox WHERE id = ?1 AND delivered_at IS NULL AND next_attempt_at <= ?2",
+                params![id, ts(now)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        Ok(due.is_some())
+    }
+
     /// The first request holding `role` locked at `now`. The LOCKING-state rows
     /// are few; an auto-approved one within its certification deadline is skipped
     /// in Rust (`Request::locks_role_at`), inside the caller's transaction.
@@ -675,18 +696,8 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         // BEGIN IMMEDIATE: one writer at a time, so check-then-write is atomic.
         self.with_tx(|tx| {
-            if let ClaimKey::Outbox(id) = key {
-                let due: Option<i64> = tx
-                    .query_row(
-                        "SELECT id FROM outbox WHERE id = ?1 AND delivered_at IS NULL AND next_attempt_at <= ?2",
-                        params![id, ts(now)],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(db)?;
-                if due.is_none() {
-                    return Ok(false);
-                }
+            if !Self::outbox_claimable(tx, key, now)? {
+                return Ok(false);
             }
             let n = tx
                 .execute(
@@ -708,6 +719,42 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
             Ok(())
+        })
+    }
+
+    fn claim_holder(&self, key: ClaimKey) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT owner, until FROM claims WHERE key = ?1",
+                params![key.as_key()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        row.map(|(owner, until)| Ok((owner, parse_ts(&until)?)))
+            .transpose()
+    }
+
+    fn take_over(
+        &self,
+        key: ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.with_tx(|tx| {
+            if !Self::outbox_claimable(tx, key, now)? {
+                return Ok(false);
+            }
+            let n = tx
+                .execute(
+                    "UPDATE claims SET owner = ?3, until = ?4 WHERE key = ?1 AND owner = ?2",
+                    params![key.as_key(), gone, owner, ts(until)],
+                )
+                .map_err(db)?;
+            Ok(n == 1)
         })
     }
 }

@@ -659,6 +659,73 @@ fn a_replica_killed_after_the_backend_revoked_is_finished_by_another() {
 }
 
 #[test]
+fn claims_held_by_dead_processes_are_taken_over_at_once() {
+    // The reproduction on PostgreSQL: the activation's alert delivery dies
+    // holding the row's claim, then two sweeps die after the revoke intent of the
+    // expired exec-plugin grant (the second holding the retry's claim, a lease of
+    // a minute). One more sweep must finish both, not wait for the leases.
+    let t = team("");
+    let mut req = REQUEST_DBA.to_vec();
+    req[4] = "payments-api-operator";
+    t.ok(Some("alice"), &[&req[..], &["--ttl", "1s"]].concat());
+    t.ok(Some("bob"), &["approve", "1"]);
+    let env = |fp: &'static str| [(URL_ENV, t.url.as_str()), ("BREAKGLASS_FAILPOINT", fp)];
+    let killed = |o: Output| assert_eq!(o.status.signal(), Some(9), "{}", stderr(&o));
+    killed(bg_env(
+        &t.cfg,
+        Some("alice"),
+        &["--json", "activate", "1"],
+        &env("alert.after_claim"),
+    ));
+    assert_eq!(t.state(1), "active");
+    std::thread::sleep(Duration::from_millis(1100));
+    for _ in 0..2 {
+        killed(bg_env(
+            &t.cfg,
+            None,
+            &["sweep"],
+            &env("revoke.after_intent"),
+        ));
+    }
+    assert_eq!(t.state(1), "revoking");
+    let held: Vec<String> = t
+        .sql()
+        .query("SELECT key FROM claims", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(held.contains(&"request:1".to_string()), "{held:?}");
+    assert!(held.iter().any(|k| k.starts_with("outbox:")), "{held:?}");
+
+    let started = Instant::now();
+    let rep = t.ok(None, &["sweep"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(rep["recovery"]["revokes_retried"][0], "REQ-1", "{rep}");
+    assert!(
+        rep["recovery"]["alerts_delivered"].as_u64().unwrap() >= 1,
+        "{rep}"
+    );
+    assert_eq!(t.state(1), "ended");
+    let plugin_leases = std::fs::read_dir(t.dir.join("plugin-state"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(plugin_leases, 0);
+    let alerts = std::fs::read_to_string(t.dir.join("alerts.jsonl")).unwrap();
+    assert!(alerts.contains("\"activation\""), "{alerts}");
+    let undelivered: i64 = t
+        .sql()
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(undelivered, 0);
+    assert_consistent(&t);
+}
+
+#[test]
 fn a_sqlite_store_migrates_to_postgres_with_its_chain() {
     // A full walk on SQLite first.
     let (tmp, cfg) = demo_dir();

@@ -171,6 +171,25 @@ fn write_row<C: GenericClient>(
     Ok(())
 }
 
+/// An outbox row is claimed only while undelivered and due at `now` (another
+/// replica sending or recording it holds its row lock: skipped); other keys have
+/// no condition.
+fn outbox_claimable<C: GenericClient>(
+    q: &mut Q<'_, C>,
+    key: ClaimKey,
+    now: DateTime<Utc>,
+) -> Result<bool, TxError> {
+    let ClaimKey::Outbox(id) = key else {
+        return Ok(true);
+    };
+    let due = q.opt(
+        "SELECT id FROM outbox WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at <= $2
+         FOR UPDATE SKIP LOCKED",
+        &[&id, &ts(now)],
+    )?;
+    Ok(due.is_some())
+}
+
 fn parse_row(data: &str) -> Result<Request, StoreError> {
     serde_json::from_str(data)
         .map_err(|e| StoreError::Db(format!("a stored request does not parse: {e}")))
@@ -513,16 +532,8 @@ impl Store for PostgresStore {
     ) -> Result<bool, StoreError> {
         let owner = owner.to_string();
         self.tx(move |q| {
-            if let ClaimKey::Outbox(id) = key {
-                // Another replica sending or recording this row holds its lock: skip it.
-                let due = q.opt(
-                    "SELECT id FROM outbox WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at <= $2
-                     FOR UPDATE SKIP LOCKED",
-                    &[&id, &ts(now)],
-                )?;
-                if due.is_none() {
-                    return Ok(false);
-                }
+            if !outbox_claimable(q, key, now)? {
+                return Ok(false);
             }
             let won = q.opt(
                 "INSERT INTO claims (key, owner, until) VALUES ($1, $2, $3)
@@ -545,6 +556,40 @@ impl Store for PostgresStore {
             )?;
             Ok(())
         })
+    }
+
+    fn claim_holder(&self, key: ClaimKey) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row = plain(self, move |q| {
+            Ok(q.opt(
+                "SELECT owner, until FROM claims WHERE key = $1",
+                &[&key.as_key()],
+            )?
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))))
+        })?;
+        row.map(|(owner, until)| Ok((owner, parse_ts(&until)?)))
+            .transpose()
+    }
+
+    fn take_over(
+        &self,
+        key: ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (gone, owner) = (gone.to_string(), owner.to_string());
+        self.tx(move |q| {
+            if !outbox_claimable(q, key, now)? {
+                return Ok(false);
+            }
+            let won = q.opt(
+                "UPDATE claims SET owner = $3, until = $4 WHERE key = $1 AND owner = $2 RETURNING key",
+                &[&key.as_key(), &gone, &owner, &ts(until)],
+            )?;
+            Ok(won.is_some())
+        })
+        .map_err(TxError::into_store)
     }
 
     /// Woken by `NOTIFY breakglass_changes` (a separate LISTEN connection); polls

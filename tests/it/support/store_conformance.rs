@@ -459,6 +459,54 @@ pub fn claims_are_exclusive_until_they_run_out(s: &dyn Store) {
         .unwrap());
 }
 
+pub fn claims_are_taken_over_only_from_the_named_holder(s: &dyn Store) {
+    let r = activate(s, insert(s, "r1", "alice"));
+    let now = Utc::now() + Duration::seconds(1);
+    let min = |m: i64| now + Duration::minutes(m);
+    let k = ClaimKey::Request(r.id);
+    assert_eq!(s.claim_holder(k).unwrap(), None);
+    assert!(s.claim(k, "host:1:gone", now, min(1)).unwrap());
+    let (holder, until) = s.claim_holder(k).unwrap().unwrap();
+    assert_eq!(holder, "host:1:gone");
+    assert_eq!(until.timestamp_micros(), min(1).timestamp_micros());
+    assert!(
+        !s.take_over(k, "host:2:someone-else", "replica-b", now, min(2))
+            .unwrap(),
+        "not held by that one"
+    );
+    assert!(s
+        .take_over(k, "host:1:gone", "replica-b", now, min(2))
+        .unwrap());
+    assert_eq!(s.claim_holder(k).unwrap().unwrap().0, "replica-b");
+    assert!(
+        !s.take_over(k, "host:1:gone", "replica-c", now, min(2))
+            .unwrap(),
+        "of two takers exactly one wins"
+    );
+    assert!(
+        !s.claim(k, "replica-c", now, min(2)).unwrap(),
+        "b holds it now"
+    );
+    s.release(k, "replica-b").unwrap();
+    assert_eq!(s.claim_holder(k).unwrap(), None);
+    assert!(
+        !s.take_over(k, "replica-b", "replica-c", now, min(2))
+            .unwrap(),
+        "a released claim is claimed, not taken over"
+    );
+
+    // Outbox rows: the same conditions as a claim (undelivered, due).
+    let row = s.outbox_due(now, 10).unwrap().remove(0);
+    let o = ClaimKey::Outbox(row.id);
+    assert!(s.claim(o, "host:1:gone", now, min(1)).unwrap());
+    s.outbox_delivered(row.id, now).unwrap();
+    assert!(
+        !s.take_over(o, "host:1:gone", "replica-b", now, min(1))
+            .unwrap(),
+        "a delivered row is never taken over"
+    );
+}
+
 /// Two handles on one store: a waiter on `a` wakes within a second of a commit
 /// through `b`, and times out when nothing happens.
 pub fn waiters_see_commits_from_other_handles(a: Arc<dyn Store>, b: Arc<dyn Store>) {
@@ -678,6 +726,7 @@ macro_rules! store_conformance {
             notes_append_to_the_chain_without_changing_state,
             role_events_are_found_by_role_and_action,
             claims_are_exclusive_until_they_run_out,
+            claims_are_taken_over_only_from_the_named_holder,
             auto_approved_reviews_lock_only_once_overdue,
         );
     };
