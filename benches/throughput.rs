@@ -272,6 +272,7 @@ fn empty_engine(
         recovery: RecoveryConfig {
             grant_timeout: Duration::from_secs(300),
             revoke_timeout: Duration::from_secs(60),
+            ..Default::default()
         },
     })
 }

@@ -82,6 +82,18 @@ pub struct AlertDraft {
     pub payload: serde_json::Value,
 }
 
+/// One transition of a batch (`Store::commit_batch`): the request as loaded,
+/// changed by its lifecycle step, with the step's event and alerts.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub request: Request,
+    pub event: Event,
+    pub alerts: Vec<AlertDraft>,
+}
+
+/// A batch's outcome: one result per transition, in order.
+pub type BatchResult = Vec<Result<Request, StoreError>>;
+
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
@@ -144,6 +156,25 @@ pub trait Store: Send + Sync {
         alerts: &[AlertDraft],
         now: DateTime<Utc>,
     ) -> Result<Request, StoreError>;
+
+    /// Commits several transitions in one transaction, each as `commit` would
+    /// (version check, new row, audit event on the chain, alert rows), so a
+    /// sweeper's batch costs one durable commit and one turn of the chain's lock.
+    /// Each transition gets its own result: a stale version (`Conflict`), a
+    /// missing request or a second transition of the same request is refused
+    /// alone and the others commit; any other failure fails the whole batch (the
+    /// outer error). Grant intents are refused here (their role lock is checked
+    /// in `commit`, one at a time). The default commits them one by one.
+    fn commit_batch(
+        &self,
+        batch: &[Transition],
+        now: DateTime<Utc>,
+    ) -> Result<BatchResult, StoreError> {
+        Ok(batch
+            .iter()
+            .map(|t| self.commit(&t.request, &t.event, &t.alerts, now))
+            .collect())
+    }
 
     fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
     fn list(&self, q: &Query) -> Result<Vec<Request>, StoreError>;
@@ -336,6 +367,13 @@ pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 impl StoreError {
+    /// A grant intent offered to `commit_batch`.
+    pub(crate) fn intent_in_batch(id: RequestId) -> Self {
+        StoreError::Db(format!(
+            "{id}: a grant intent is committed alone (its role lock), not in a batch"
+        ))
+    }
+
     /// A driver error, worded as the driver words it, kept as the source.
     pub fn driver(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Driver {

@@ -443,6 +443,48 @@ impl Store for SqliteStore {
         })
     }
 
+    fn commit_batch(
+        &self,
+        batch: &[Transition],
+        now: DateTime<Utc>,
+    ) -> Result<BatchResult, StoreError> {
+        if batch.is_empty() {
+            return Ok(vec![]);
+        }
+        self.with_tx(|tx| {
+            let mut out = Vec::with_capacity(batch.len());
+            for t in batch {
+                let req = &t.request;
+                if req.state == State::Granting {
+                    out.push(Err(StoreError::intent_in_batch(req.id)));
+                    continue;
+                }
+                // A second transition of one request finds the version the
+                // first one wrote: a conflict, like a racing process.
+                let current: Option<i64> = tx
+                    .query_row(
+                        "SELECT version FROM requests WHERE id = ?1",
+                        params![req.id.0],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                match current {
+                    None => out.push(Err(StoreError::NotFound(req.id))),
+                    Some(v) if v != req.version => out.push(Err(StoreError::Conflict(req.id))),
+                    Some(_) => {
+                        let mut stored = req.clone();
+                        stored.version += 1;
+                        Self::write_row(tx, &stored, now)?;
+                        Self::append(tx, Some(stored.id), &Note::of(&t.event), &t.alerts, now)?;
+                        out.push(Ok(stored));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn commit(
         &self,
         req: &Request,
