@@ -547,6 +547,12 @@ impl Store for TimedStore {
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
         self.inner.outbox_undelivered()
     }
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.outbox_next_attempt()
+    }
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.earliest_deadline()
+    }
     fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError> {
         self.inner.outbox_undelivered_for(request)
     }

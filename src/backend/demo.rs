@@ -78,16 +78,21 @@ impl Backend for DemoBackend {
     }
 
     async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {
-        let c = self.open()?;
-        match &spec.lease_id {
-            Some(l) => c.execute("DELETE FROM leases WHERE lease_id = ?1", params![l]),
-            None => c.execute(
-                "DELETE FROM leases WHERE request_id = ?1",
-                params![spec.request_id],
-            ),
-        }
-        .map_err(err)?;
-        Ok(())
+        // The file's lock and fsync block: on the blocking pool, so a sweeper's
+        // other revocations run on meanwhile.
+        let target = DemoBackend::new(self.path.clone());
+        let (lease, request) = (spec.lease_id.clone(), spec.request_id.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let c = target.open()?;
+            match &lease {
+                Some(l) => c.execute("DELETE FROM leases WHERE lease_id = ?1", params![l]),
+                None => c.execute("DELETE FROM leases WHERE request_id = ?1", params![request]),
+            }
+            .map_err(err)?;
+            Ok(())
+        })
+        .await;
+        done.unwrap_or_else(|e| Err(BackendError::Failed(format!("demo target: {e}"))))
     }
 
     async fn extend(

@@ -10,7 +10,10 @@ mod incident_checks;
 mod logins;
 mod recertification;
 mod recovery;
+mod revocations;
+mod schedule;
 mod signatures;
+mod sweeper;
 pub mod vendor_session;
 mod views;
 

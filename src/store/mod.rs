@@ -177,6 +177,10 @@ pub trait Store: Send + Sync {
     }
 
     fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
+    /// The earliest of the deadlines kept in indexed columns: `expires_at` of an
+    /// Active request, `decide_by` of a Pending or Approved one. No row is
+    /// loaded: the sweeper asks after every change it hears of.
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     fn list(&self, q: &Query) -> Result<Vec<Request>, StoreError>;
     /// The request that holds the role locked at `now`, if any (an auto-approved
     /// request awaiting certification does not until its `certify_by`).
@@ -235,6 +239,8 @@ pub trait Store: Send + Sync {
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     fn outbox_undelivered(&self) -> Result<u64, StoreError>;
+    /// The earliest `next_attempt_at` of an undelivered alert (due now or later).
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Undelivered alerts raised by events of one request.
     fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError>;
 
@@ -358,6 +364,14 @@ pub fn outbox_entry(
     });
     (event_id, payload)
 }
+
+/// `Store::earliest_deadline` in SQL both stores run (instants are stored as
+/// fixed-width RFC 3339 text in UTC, so the text order is the time order).
+pub(crate) const EARLIEST_DEADLINE_SQL: &str = "SELECT MIN(t) FROM (
+    SELECT MIN(expires_at) AS t FROM requests WHERE state = 'active'
+    UNION ALL
+    SELECT MIN(decide_by) AS t FROM requests WHERE state IN ('pending', 'approved')
+) AS deadlines";
 
 /// A stored instant (written with `ts`) read back.
 pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {

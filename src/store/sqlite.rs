@@ -718,6 +718,26 @@ impl Store for SqliteStore {
         self.with_tx(|tx| Self::append(tx, request, note, alerts, now))
     }
 
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE delivered_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = self
+            .conn()
+            .query_row(EARLIEST_DEADLINE_SQL, [], |r| r.get(0))
+            .map_err(db)?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
         let conn = self.conn();
         conn.query_row(

@@ -382,15 +382,17 @@ impl Store for PostgresStore {
             if accepted.is_empty() {
                 return Ok(out);
             }
-            let mut rows: (Vec<i64>, Vec<&str>, Vec<i64>, Vec<Option<String>>, Vec<String>) =
-                Default::default();
+            // One column array each, for one UPDATE over unnest().
+            let ids: Vec<i64> = accepted.iter().map(|(r, _, _)| r.id.0).collect();
+            let states: Vec<&str> = accepted.iter().map(|(r, _, _)| r.state.as_str()).collect();
+            let versions: Vec<i64> = accepted.iter().map(|(r, _, _)| r.version).collect();
+            let expires: Vec<Option<String>> = accepted
+                .iter()
+                .map(|(r, _, _)| r.expires_at().map(ts))
+                .collect();
+            let decide_by: Vec<String> = accepted.iter().map(|(r, _, _)| ts(r.decide_by)).collect();
             let mut data = vec![];
             for (r, _, _) in &accepted {
-                rows.0.push(r.id.0);
-                rows.1.push(r.state.as_str());
-                rows.2.push(r.version);
-                rows.3.push(r.expires_at().map(ts));
-                rows.4.push(ts(r.decide_by));
                 data.push(
                     serde_json::to_string(r).map_err(|e| TxError::Store(StoreError::driver(e)))?,
                 );
@@ -401,7 +403,7 @@ impl Store for PostgresStore {
                  FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $7::text[])
                      AS u(id, state, version, expires_at, decide_by, data)
                  WHERE r.id = u.id",
-                &[&rows.0, &rows.1, &rows.2, &rows.3, &rows.4, &ts(now), &data],
+                &[&ids, &states, &versions, &expires, &decide_by, &ts(now), &data],
             )?;
             let events: Vec<(Option<RequestId>, &OwnedNote, &[AlertDraft])> = accepted
                 .iter()
@@ -609,6 +611,22 @@ impl Store for PostgresStore {
             )?;
             Ok(())
         })
+    }
+
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = plain(self, |q| {
+            Ok(q.one(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE delivered_at IS NULL",
+                &[],
+            )?
+            .get(0))
+        })?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = plain(self, |q| Ok(q.one(EARLIEST_DEADLINE_SQL, &[])?.get(0)))?;
+        t.as_deref().map(parse_ts).transpose()
     }
 
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
