@@ -162,7 +162,8 @@ pub trait Store: Send + Sync {
     /// sweeper's batch costs one durable commit and one turn of the chain's lock.
     /// Each transition gets its own result: a stale version (`Conflict`), a
     /// missing request or a second transition of the same request is refused
-    /// alone and the others commit; any other failure fails the whole batch (the
+    /// alone and the others commit; so is (`Conflict`) a request another
+    /// transaction is changing at that moment, which is not waited for; any other failure fails the whole batch (the
     /// outer error). Grant intents are refused here (their role lock is checked
     /// in `commit`, one at a time). The default commits them one by one.
     fn commit_batch(

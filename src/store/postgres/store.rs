@@ -344,12 +344,13 @@ impl Store for PostgresStore {
             })
             .collect();
         self.tx(move |q| {
-            // Every row locked in one statement, in id order: two batches over
-            // the same requests queue behind each other, never deadlock.
+            // Every row locked in one statement. A row another transaction is
+            // changing (another sweeper's batch, most likely) is skipped, not
+            // waited for: reported as a conflict, as if that one had won.
             let ids: Vec<i64> = items.iter().map(|i| i.0.id.0).collect();
             let current: std::collections::HashMap<i64, i64> = q
                 .query(
-                    "SELECT id, version FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    "SELECT id, version FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
                     &[&ids],
                 )?
                 .into_iter()
@@ -358,13 +359,18 @@ impl Store for PostgresStore {
             let mut seen = std::collections::HashSet::new();
             let mut out = Vec::with_capacity(items.len());
             let mut accepted = vec![];
+            // Skipped rows are told apart from missing ones after the batch.
+            let mut skipped = vec![];
             for (req, note, alerts) in &items {
                 let id = req.id;
                 let r = if req.state == State::Granting {
                     Err(StoreError::intent_in_batch(id))
                 } else {
                     match current.get(&id.0) {
-                        None => Err(StoreError::NotFound(id)),
+                        None => {
+                            skipped.push(out.len());
+                            Err(StoreError::Conflict(id))
+                        }
                         // A second transition of one request: as if it raced the first.
                         Some(v) if *v != req.version || !seen.insert(id) => {
                             Err(StoreError::Conflict(id))
@@ -378,6 +384,20 @@ impl Store for PostgresStore {
                     }
                 };
                 out.push(r);
+            }
+            if !skipped.is_empty() {
+                let asked: Vec<i64> = skipped.iter().map(|&i| items[i].0.id.0).collect();
+                let exist: std::collections::HashSet<i64> = q
+                    .query("SELECT id FROM requests WHERE id = ANY($1)", &[&asked])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for i in skipped {
+                    let id = items[i].0.id;
+                    if !exist.contains(&id.0) {
+                        out[i] = Err(StoreError::NotFound(id));
+                    }
+                }
             }
             if accepted.is_empty() {
                 return Ok(out);
