@@ -272,6 +272,7 @@ fn empty_engine(
         recovery: RecoveryConfig {
             grant_timeout: Duration::from_secs(300),
             revoke_timeout: Duration::from_secs(60),
+            ..Default::default()
         },
     })
 }
@@ -546,6 +547,12 @@ impl Store for TimedStore {
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
         self.inner.outbox_undelivered()
     }
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.outbox_next_attempt()
+    }
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.earliest_deadline()
+    }
     fn outbox_undelivered_for(&self, request: RequestId) -> Result<u64, StoreError> {
         self.inner.outbox_undelivered_for(request)
     }
@@ -569,6 +576,22 @@ impl Store for TimedStore {
     }
     fn release(&self, key: breakglass::store::ClaimKey, owner: &str) -> Result<(), StoreError> {
         self.inner.release(key, owner)
+    }
+    fn claim_holder(
+        &self,
+        key: breakglass::store::ClaimKey,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        self.inner.claim_holder(key)
+    }
+    fn take_over(
+        &self,
+        key: breakglass::store::ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.take_over(key, gone, owner, now, until)
     }
 }
 

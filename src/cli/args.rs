@@ -195,10 +195,11 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<std::path::PathBuf>,
     },
-    /// Sweep in a loop
+    /// Sweep in a loop: whenever something is due (an expiry, a retry, an alert)
     Daemon {
-        /// Time between sweeps
-        #[arg(long, default_value = "5s", value_name = "DURATION")]
+        /// The longest sleep between passes: a pass runs when the next deadline
+        /// comes or the store changes, and at least this often
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
         interval: String,
     },
     /// Verify or export the audit chain

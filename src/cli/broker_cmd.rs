@@ -4,8 +4,9 @@ use super::*;
 use std::path::Path;
 use std::sync::Arc;
 
-/// How often the broker sweeps (expiry, retries, alert delivery).
-const SWEEP_EVERY_SECS: i64 = 1;
+/// The broker sweeps when something is due (expiry, retries, alert delivery)
+/// and at least this often.
+const SWEEP_AT_LEAST_EVERY_SECS: i64 = 30;
 
 pub(super) async fn run(cfg: &Config, socket: Option<&Path>, json: bool) -> CliResult {
     let socket = socket
@@ -27,7 +28,7 @@ pub(super) async fn run(cfg: &Config, socket: Option<&Path>, json: bool) -> CliR
         socket.display(),
         std::process::id()
     );
-    let result = sweep_until_stopped(&engine, "broker", SWEEP_EVERY_SECS, json).await;
+    let result = sweep_until_stopped(&engine, "broker", SWEEP_AT_LEAST_EVERY_SECS, json).await;
     running.stop().await;
     result
 }

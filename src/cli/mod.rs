@@ -398,31 +398,34 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
 
 async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {
     errln!(
-        "breakglass daemon: sweeping {} every {interval}s",
+        "breakglass daemon: sweeping {} when something is due (at least every {interval}s)",
         engine.store_description()
     );
     sweep_until_stopped(engine, "daemon", interval, json).await
 }
 
-/// Recovery every `interval` seconds until SIGTERM or SIGINT.
-async fn sweep_until_stopped(engine: &Engine, name: &str, interval: i64, json: bool) -> CliResult {
+/// Sweeps until SIGTERM or SIGINT: a pass whenever something is due, and at
+/// least every `max_sleep` seconds (`Engine::sweep_until`).
+async fn sweep_until_stopped(engine: &Engine, name: &str, max_sleep: i64, json: bool) -> CliResult {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
-    loop {
-        match engine.recover().await {
+    let stop = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    let max_sleep = std::time::Duration::from_secs(max_sleep.max(1) as u64);
+    engine
+        .sweep_until(max_sleep, stop, |pass| match pass {
             Ok(rep) if !rep.is_quiet() => output::recovery(&rep, json),
             Ok(_) => {}
             Err(e) => errln!("breakglass {name}: {e}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(interval as u64)) => {}
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        }
-    }
+        })
+        .await;
     errln!("breakglass {name}: stopped");
     Ok(exit::OK)
 }

@@ -102,6 +102,24 @@ pub struct RecoveryConfig {
     pub grant_timeout: Duration,
     /// How long one revoke attempt may take before a sweeper may retry it.
     pub revoke_timeout: Duration,
+    /// How many revocations one sweeper has in flight at once (`[recovery]
+    /// revoke_concurrency`), so one slow backend call does not hold up the rest.
+    pub revoke_concurrency: usize,
+}
+
+impl RecoveryConfig {
+    pub const DEFAULT_REVOKE_CONCURRENCY: usize = 32;
+    pub const MAX_REVOKE_CONCURRENCY: usize = 1024;
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            grant_timeout: Duration::from_secs(120),
+            revoke_timeout: Duration::from_secs(60),
+            revoke_concurrency: Self::DEFAULT_REVOKE_CONCURRENCY,
+        }
+    }
 }
 
 /// Where the config is looked for: `--config`, else `$BREAKGLASS_CONFIG`, else the

@@ -166,6 +166,7 @@ pub struct RawSink {
 pub struct RawRecovery {
     pub grant_timeout: Option<Spanned<String>>,
     pub revoke_timeout: Option<Spanned<String>>,
+    pub revoke_concurrency: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

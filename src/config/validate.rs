@@ -275,12 +275,10 @@ fn demo(ctx: &mut Ctx, raw: &RawConfig) -> Option<Vec<String>> {
     Some(d.get_ref().personas.clone())
 }
 
-/// `[recovery]`: the grant and revoke timeouts are durations.
+/// `[recovery]`: the grant and revoke timeouts are durations; the revocations in
+/// flight per sweeper a count.
 fn recovery(ctx: &mut Ctx, raw: Option<&RawRecovery>) -> RecoveryConfig {
-    let mut recovery = RecoveryConfig {
-        grant_timeout: Duration::from_secs(120),
-        revoke_timeout: Duration::from_secs(60),
-    };
+    let mut recovery = RecoveryConfig::default();
     let Some(r) = raw else {
         return recovery;
     };
@@ -292,6 +290,19 @@ fn recovery(ctx: &mut Ctx, raw: Option<&RawRecovery>) -> RecoveryConfig {
     if let Some(t) = &r.revoke_timeout {
         if let Some(s) = parse_duration(ctx, t, "revoke_timeout") {
             recovery.revoke_timeout = Duration::from_secs(s as u64);
+        }
+    }
+    if let Some(n) = &r.revoke_concurrency {
+        let max = RecoveryConfig::MAX_REVOKE_CONCURRENCY;
+        match usize::try_from(*n.get_ref()) {
+            Ok(v) if (1..=max).contains(&v) => recovery.revoke_concurrency = v,
+            _ => ctx.at(
+                n,
+                format!(
+                    "revoke_concurrency = {} must be between 1 and {max} (revocations one sweeper has in flight)",
+                    n.get_ref()
+                ),
+            ),
         }
     }
     recovery

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::alert::{backoff, Delivery};
+use crate::failpoint;
 use crate::store::ClaimKey;
 use chrono::Duration;
 
@@ -19,9 +20,8 @@ impl Engine {
             return Ok(out);
         }
         let now = self.clock.now();
-        let claimant = self.claimant.clone();
         // Every sink's timeout, and a margin: a sender that died mid-row leaves it
-        // to the others after this.
+        // to the others after this (on its own host, at once: `Engine::claim`).
         let lease = self
             .sinks
             .iter()
@@ -30,13 +30,10 @@ impl Engine {
         for mut row in self.db(move |s| s.outbox_due(now, 100)).await? {
             // Daemons may share the store: only the one that claims a row sends it.
             let key = ClaimKey::Outbox(row.id);
-            let me = claimant.clone();
-            if !self
-                .db(move |s| s.claim(key, &me, now, now + lease))
-                .await?
-            {
+            if !self.claim(key, now, now + lease).await? {
                 continue;
             }
+            failpoint::hit("alert.after_claim");
             // The SOC keeps a signed (size, head) of the chain as of this alert: a log
             // later cut below it, or rewritten, no longer verifies against it.
             if let (Some(s), Some(seq), Some(head)) = (
@@ -85,8 +82,7 @@ impl Engine {
                     .await?;
                 out.failed += 1;
             }
-            let me = claimant.clone();
-            let _ = self.db(move |s| s.release(key, &me)).await;
+            self.release(key).await;
         }
         Ok(out)
     }

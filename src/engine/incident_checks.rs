@@ -154,6 +154,26 @@ impl Engine {
         resolved
     }
 
+    /// When the sweeper will next ask about this incident: a full interval after
+    /// it last asked, or now when it has not (or forgot).
+    pub(super) fn next_incident_check(
+        &self,
+        source: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let key = (source.to_string(), id.to_string());
+        self.incident_checks
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).map(|(at, _)| *at))
+            .filter(|at| *at <= now)
+            .map_or(now, |at| {
+                at + Duration::seconds(RESOLVED_CHECK_INTERVAL_SECS)
+            })
+    }
+
     fn note_check(&self, key: (String, String), now: DateTime<Utc>, resolved: bool) {
         if let Ok(mut m) = self.incident_checks.0.lock() {
             m.retain(|_, (at, _)| now - *at < Duration::seconds(FORGET_AFTER_SECS));

@@ -12,7 +12,10 @@ mod logins;
 mod recertification;
 mod recordings;
 mod recovery;
+mod revocations;
+mod schedule;
 mod signatures;
+mod sweeper;
 pub mod vendor_session;
 mod views;
 

@@ -6,6 +6,7 @@ use super::*;
 use crate::domain::State;
 use crate::store::{ClaimKey, Query};
 use chrono::Duration;
+use futures::StreamExt;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
@@ -37,7 +38,7 @@ impl RecoveryReport {
 
 /// Whether the process that owns a step is gone. Only decidable on the same host;
 /// elsewhere the step's timeout decides.
-fn owner_is_dead(owner: &Owner) -> bool {
+pub(super) fn owner_is_dead(owner: &Owner) -> bool {
     if owner.host != this_host() {
         return false;
     }
@@ -50,7 +51,60 @@ fn owner_is_dead(owner: &Owner) -> bool {
     )
 }
 
+/// The process named in a sweeper claim ("host:pid:tag", `Engine::claimant`),
+/// or None for a name in another form.
+fn claimant_process(claimant: &str) -> Option<Owner> {
+    let mut parts = claimant.rsplitn(3, ':');
+    let _tag = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    let host = parts.next()?.to_string();
+    Some(Owner { host, pid })
+}
+
+/// Whether the claimant named is a process gone from this host.
+pub(super) fn claimant_is_dead(claimant: &str) -> bool {
+    claimant_process(claimant).is_some_and(|o| owner_is_dead(&o))
+}
+
+/// A revocation in Revoking is due for a retry when its attempt deadline (the
+/// lease) has passed, or the process that made the attempt is gone.
+pub(super) fn retry_due(r: &Request, now: DateTime<Utc>) -> bool {
+    r.grant.as_ref().is_some_and(|g| {
+        g.next_attempt_at.is_none_or(|t| t <= now) || g.revoker.as_ref().is_some_and(owner_is_dead)
+    })
+}
+
 impl Engine {
+    /// Claims `key` for this engine until `until` (`Store::claim`). A claim held
+    /// by a process that is gone from this host is taken over at once, not left
+    /// to run out: the dead never finish, and its lease may be a minute.
+    pub(super) async fn claim(
+        &self,
+        key: ClaimKey,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let me = self.claimant.clone();
+        self.db(move |s| {
+            if s.claim(key, &me, now, until)? {
+                return Ok(true);
+            }
+            match s.claim_holder(key)? {
+                Some((holder, _)) if claimant_is_dead(&holder) => {
+                    s.take_over(key, &holder, &me, now, until)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+
+    /// Gives a claim back; a failure only means it runs out on its own.
+    pub(super) async fn release(&self, key: ClaimKey) {
+        let me = self.claimant.clone();
+        let _ = self.db(move |s| s.release(key, &me)).await;
+    }
+
     /// One recovery pass, phase by phase. Errors on individual requests are
     /// collected, not fatal: one stuck backend must not stop the others from
     /// being swept.
@@ -152,10 +206,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Active grants past their expiry are revoked.
+    /// Active grants past their expiry are revoked, many in flight at once
+    /// (`revoke_many`).
     async fn revoke_expired(&self, now: DateTime<Utc>, rep: &mut RecoveryReport) -> Result<()> {
-        let revoke_timeout =
-            Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
         // Replicas sharing the store each take the expired grants in their own
         // random order, so they rarely race for the same one (and when they do,
         // the version check gives it to exactly one).
@@ -171,45 +224,17 @@ impl Engine {
             .filter(|r| r.expires_at().is_some_and(|e| e <= now))
             .collect();
         expired.shuffle(&mut rand::thread_rng());
-        for req in expired {
-            let r = self
-                .transition(req.id, no_alerts, |r, _, now| {
-                    lifecycle::begin_revoke(
-                        r,
-                        SWEEPER,
-                        "expired",
-                        now,
-                        now + revoke_timeout,
-                        self.owner.clone(),
-                    )
-                })
-                .await;
-            match r {
-                Ok(r) => match self.perform_revoke(r).await {
-                    Ok(_) => rep.expired_revoked.push(req.id.to_string()),
-                    Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
-                },
-                Err(Error::Refused(_)) => {}
-                Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
-            }
-        }
+        let (revoked, errors) = self.revoke_many(expired, "expired").await;
+        rep.expired_revoked.extend(revoked);
+        rep.errors.extend(errors);
         Ok(())
     }
 
-    /// Revocations not yet confirmed are retried when due, one replica each.
+    /// Revocations not yet confirmed are retried when due, one replica each,
+    /// several at once.
     async fn retry_revokes(&self, now: DateTime<Utc>, rep: &mut RecoveryReport) -> Result<()> {
         let revoke_timeout =
             Duration::from_std(self.recovery.revoke_timeout).unwrap_or(Duration::seconds(60));
-        // A retry is due when its attempt deadline (the lease) has passed, or its
-        // process is gone. Each retry is claimed first, so of several replicas
-        // exactly one calls the backend; the claim runs out after revoke_timeout
-        // if that replica dies too.
-        let due = |r: &Request| {
-            r.grant.as_ref().is_some_and(|g| {
-                g.next_attempt_at.is_none_or(|t| t <= now)
-                    || g.revoker.as_ref().is_some_and(owner_is_dead)
-            })
-        };
         let mut revoking = self
             .db(|s| {
                 s.list(&Query {
@@ -218,35 +243,42 @@ impl Engine {
                 })
             })
             .await?;
-        revoking.retain(|r| due(r));
+        revoking.retain(|r| retry_due(r, now));
         revoking.shuffle(&mut rand::thread_rng());
-        for req in revoking {
-            let key = ClaimKey::Request(req.id);
-            let me = self.claimant.clone();
-            match self
-                .db(move |s| s.claim(key, &me, now, now + revoke_timeout))
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => continue, // another replica is on it
-                Err(e) => {
-                    rep.errors.push(format!("{}: {e}", req.id));
-                    continue;
-                }
-            }
-            // Under the claim, look again: another replica may have finished it.
-            match self.load(req.id).await {
-                Ok(cur) if cur.state == State::Revoking && due(&cur) => {
-                    match self.perform_revoke(cur).await {
-                        Ok(_) => rep.revokes_retried.push(req.id.to_string()),
-                        Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+        // Each retry is claimed first, so of several replicas exactly one calls
+        // the backend; if that replica dies too, its claim is taken over at once
+        // on its host, elsewhere once revoke_timeout runs out.
+        let outcomes: Vec<std::result::Result<Option<String>, String>> =
+            futures::stream::iter(revoking)
+                .map(|req| async move {
+                    let key = ClaimKey::Request(req.id);
+                    match self.claim(key, now, now + revoke_timeout).await {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(None), // another replica is on it
+                        Err(e) => return Err(format!("{}: {e}", req.id)),
                     }
-                }
-                Ok(_) => {}
-                Err(e) => rep.errors.push(format!("{}: {e}", req.id)),
+                    // Under the claim, look again: another replica may have finished it.
+                    let out = match self.load(req.id).await {
+                        Ok(cur) if cur.state == State::Revoking && retry_due(&cur, now) => self
+                            .perform_revoke(cur)
+                            .await
+                            .map(|_| Some(req.id.to_string()))
+                            .map_err(|e| format!("{}: {e}", req.id)),
+                        Ok(_) => Ok(None),
+                        Err(e) => Err(format!("{}: {e}", req.id)),
+                    };
+                    self.release(key).await;
+                    out
+                })
+                .buffer_unordered(self.recovery.revoke_concurrency.max(1))
+                .collect()
+                .await;
+        for o in outcomes {
+            match o {
+                Ok(Some(id)) => rep.revokes_retried.push(id),
+                Ok(None) => {}
+                Err(e) => rep.errors.push(e),
             }
-            let me = self.claimant.clone();
-            let _ = self.db(move |s| s.release(key, &me)).await;
         }
         Ok(())
     }

@@ -82,6 +82,18 @@ pub struct AlertDraft {
     pub payload: serde_json::Value,
 }
 
+/// One transition of a batch (`Store::commit_batch`): the request as loaded,
+/// changed by its lifecycle step, with the step's event and alerts.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub request: Request,
+    pub event: Event,
+    pub alerts: Vec<AlertDraft>,
+}
+
+/// A batch's outcome: one result per transition, in order.
+pub type BatchResult = Vec<Result<Request, StoreError>>;
+
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
@@ -145,7 +157,31 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Request, StoreError>;
 
+    /// Commits several transitions in one transaction, each as `commit` would
+    /// (version check, new row, audit event on the chain, alert rows), so a
+    /// sweeper's batch costs one durable commit and one turn of the chain's lock.
+    /// Each transition gets its own result: a stale version (`Conflict`), a
+    /// missing request or a second transition of the same request is refused
+    /// alone and the others commit; so is (`Conflict`) a request another
+    /// transaction is changing at that moment, which is not waited for; any other failure fails the whole batch (the
+    /// outer error). Grant intents are refused here (their role lock is checked
+    /// in `commit`, one at a time). The default commits them one by one.
+    fn commit_batch(
+        &self,
+        batch: &[Transition],
+        now: DateTime<Utc>,
+    ) -> Result<BatchResult, StoreError> {
+        Ok(batch
+            .iter()
+            .map(|t| self.commit(&t.request, &t.event, &t.alerts, now))
+            .collect())
+    }
+
     fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
+    /// The earliest of the deadlines kept in indexed columns: `expires_at` of an
+    /// Active request, `decide_by` of a Pending or Approved one. No row is
+    /// loaded: the sweeper asks after every change it hears of.
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     fn list(&self, q: &Query) -> Result<Vec<Request>, StoreError>;
     /// The request that holds the role locked at `now`, if any (an auto-approved
     /// request awaiting certification does not until its `certify_by`).
@@ -204,6 +240,8 @@ pub trait Store: Send + Sync {
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     fn outbox_undelivered(&self) -> Result<u64, StoreError>;
+    /// The earliest `next_attempt_at` of an undelivered alert (due now or later).
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Undelivered alerts raised by events of one request, but for its
     /// approval notices: they are for people, and a pager that cannot be
     /// reached does not hold back access the SOC was told of.
@@ -232,6 +270,21 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Gives a claim back early (no-op unless `owner` holds it).
     fn release(&self, key: ClaimKey, owner: &str) -> Result<(), StoreError>;
+    /// Who holds `key`, and until when; a claim that ran out is still shown
+    /// until someone takes it or its holder releases it.
+    fn claim_holder(&self, key: ClaimKey) -> Result<Option<(String, DateTime<Utc>)>, StoreError>;
+    /// Takes `key` for `owner` from `gone`, a holder the caller knows is dead,
+    /// before its claim runs out. Wins only while `gone` still holds it, so of
+    /// several replicas exactly one takes it over; an outbox claim has the same
+    /// conditions as in `claim` (undelivered, due at `now`).
+    fn take_over(
+        &self,
+        key: ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Blocks until the audit head differs from `since_head` or `timeout` passes;
     /// true when it changed. Call it off the async runtime (`spawn_blocking`). The
@@ -318,8 +371,29 @@ pub fn outbox_entry(
     (event_id, payload)
 }
 
-/// Evidence bundles read the audit log through this: `audit` knows nothing of stores.
+/// `Store::earliest_deadline` in SQL both stores run (instants are stored as
+/// fixed-width RFC 3339 text in UTC, so the text order is the time order).
+pub(crate) const EARLIEST_DEADLINE_SQL: &str = "SELECT MIN(t) FROM (
+    SELECT MIN(expires_at) AS t FROM requests WHERE state = 'active'
+    UNION ALL
+    SELECT MIN(decide_by) AS t FROM requests WHERE state IN ('pending', 'approved')
+) AS deadlines";
+
+/// A stored instant (written with `ts`) read back.
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Db(format!("a stored instant `{s}` does not parse: {e}")))
+}
+
 impl StoreError {
+    /// A grant intent offered to `commit_batch`.
+    pub(crate) fn intent_in_batch(id: RequestId) -> Self {
+        StoreError::Db(format!(
+            "{id}: a grant intent is committed alone (its role lock), not in a batch"
+        ))
+    }
+
     /// A driver error, worded as the driver words it, kept as the source.
     pub fn driver(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Driver {

@@ -210,6 +210,27 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// An outbox row is claimed only while undelivered and due at `now`; other
+    /// keys have no condition.
+    fn outbox_claimable(
+        tx: &Connection,
+        key: ClaimKey,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let ClaimKey::Outbox(id) = key else {
+            return Ok(true);
+        };
+        let due: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM outbox WHERE id = ?1 AND delivered_at IS NULL AND next_attempt_at <= ?2",
+                params![id, ts(now)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        Ok(due.is_some())
+    }
+
     /// The first request holding `role` locked at `now`. The LOCKING-state rows
     /// are few; an auto-approved one within its certification deadline is skipped
     /// in Rust (`Request::locks_role_at`), inside the caller's transaction.
@@ -419,6 +440,48 @@ impl Store for SqliteStore {
             Self::write_row(tx, &stored, now)?;
             Self::append(tx, Some(stored.id), &Note::of(event), alerts, now)?;
             Ok(stored)
+        })
+    }
+
+    fn commit_batch(
+        &self,
+        batch: &[Transition],
+        now: DateTime<Utc>,
+    ) -> Result<BatchResult, StoreError> {
+        if batch.is_empty() {
+            return Ok(vec![]);
+        }
+        self.with_tx(|tx| {
+            let mut out = Vec::with_capacity(batch.len());
+            for t in batch {
+                let req = &t.request;
+                if req.state == State::Granting {
+                    out.push(Err(StoreError::intent_in_batch(req.id)));
+                    continue;
+                }
+                // A second transition of one request finds the version the
+                // first one wrote: a conflict, like a racing process.
+                let current: Option<i64> = tx
+                    .query_row(
+                        "SELECT version FROM requests WHERE id = ?1",
+                        params![req.id.0],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                match current {
+                    None => out.push(Err(StoreError::NotFound(req.id))),
+                    Some(v) if v != req.version => out.push(Err(StoreError::Conflict(req.id))),
+                    Some(_) => {
+                        let mut stored = req.clone();
+                        stored.version += 1;
+                        Self::write_row(tx, &stored, now)?;
+                        Self::append(tx, Some(stored.id), &Note::of(&t.event), &t.alerts, now)?;
+                        out.push(Ok(stored));
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -655,6 +718,26 @@ impl Store for SqliteStore {
         self.with_tx(|tx| Self::append(tx, request, note, alerts, now))
     }
 
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE delivered_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = self
+            .conn()
+            .query_row(EARLIEST_DEADLINE_SQL, [], |r| r.get(0))
+            .map_err(db)?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
         let conn = self.conn();
         conn.query_row(
@@ -675,18 +758,8 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         // BEGIN IMMEDIATE: one writer at a time, so check-then-write is atomic.
         self.with_tx(|tx| {
-            if let ClaimKey::Outbox(id) = key {
-                let due: Option<i64> = tx
-                    .query_row(
-                        "SELECT id FROM outbox WHERE id = ?1 AND delivered_at IS NULL AND next_attempt_at <= ?2",
-                        params![id, ts(now)],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(db)?;
-                if due.is_none() {
-                    return Ok(false);
-                }
+            if !Self::outbox_claimable(tx, key, now)? {
+                return Ok(false);
             }
             let n = tx
                 .execute(
@@ -708,6 +781,42 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
             Ok(())
+        })
+    }
+
+    fn claim_holder(&self, key: ClaimKey) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT owner, until FROM claims WHERE key = ?1",
+                params![key.as_key()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        row.map(|(owner, until)| Ok((owner, parse_ts(&until)?)))
+            .transpose()
+    }
+
+    fn take_over(
+        &self,
+        key: ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.with_tx(|tx| {
+            if !Self::outbox_claimable(tx, key, now)? {
+                return Ok(false);
+            }
+            let n = tx
+                .execute(
+                    "UPDATE claims SET owner = ?3, until = ?4 WHERE key = ?1 AND owner = ?2",
+                    params![key.as_key(), gone, owner, ts(until)],
+                )
+                .map_err(db)?;
+            Ok(n == 1)
         })
     }
 }

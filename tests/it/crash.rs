@@ -214,3 +214,86 @@ fn a_paused_daemon_does_not_stretch_access() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     waiter.wait().unwrap();
 }
+
+/// The sweeper claims in the store file: (key, owner, until).
+fn claims(dir: &Path) -> Vec<(String, String, String)> {
+    let c = rusqlite::Connection::open(dir.join("breakglass.sqlite")).unwrap();
+    let mut st = c.prepare("SELECT key, owner, until FROM claims").unwrap();
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn a_revoke_retry_claimed_by_a_dead_sweeper_is_taken_over_at_once() {
+    // The reproduction: the exec plugin's grant expires, two sweeps die
+    // after the revoke intent; the second dies holding the retry's claim (a lease
+    // of revoke_timeout, a minute). The next sweep must not wait for it to run out.
+    let (tmp, cfg) = demo_dir();
+    let mut req = REQUEST_DBA.to_vec();
+    req[4] = "payments-api-operator";
+    approved(&cfg, &[&req[..], &["--ttl", "1s"]].concat());
+    ok_json(bg(&cfg, Some("alice"), &["--json", "activate", "1"]));
+    assert_eq!(plugin_leases(tmp.path()), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for _ in 0..2 {
+        killed(&bg_env(
+            &cfg,
+            None,
+            &["sweep"],
+            &[("BREAKGLASS_FAILPOINT", "revoke.after_intent")],
+        ));
+    }
+    assert_eq!(state_raw(tmp.path()), "revoking");
+    let held = claims(tmp.path());
+    assert!(
+        held.iter().any(|(k, _, _)| k == "request:1"),
+        "the second sweep died holding the retry's claim: {held:?}"
+    );
+    let o = bg(&cfg, None, &["sweep"]);
+    assert!(
+        stdout(&o).contains("revocation completed on retry"),
+        "stdout {} stderr {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(plugin_leases(tmp.path()), 0);
+    assert_eq!(state(&cfg), "ended");
+    assert_eq!(count(tmp.path(), "revoke.started"), 1);
+    assert_eq!(count(tmp.path(), "revoke.confirmed"), 1);
+    assert!(
+        !claims(tmp.path()).iter().any(|(k, _, _)| k == "request:1"),
+        "the taker released the claim"
+    );
+    chain_ok(&cfg);
+}
+
+#[test]
+fn an_alert_claimed_by_a_dead_process_is_delivered_at_once() {
+    let (tmp, cfg) = demo_dir();
+    approved(&cfg, REQUEST_K8S);
+    // Activation succeeds; its alert's delivery dies right after claiming the row.
+    killed(&bg_env(
+        &cfg,
+        Some("alice"),
+        &["--json", "activate", "1"],
+        &[("BREAKGLASS_FAILPOINT", "alert.after_claim")],
+    ));
+    let alerts = || std::fs::read_to_string(tmp.path().join("alerts.jsonl")).unwrap_or_default();
+    assert!(!alerts().contains("\"activation\""), "not sent yet");
+    assert!(
+        claims(tmp.path())
+            .iter()
+            .any(|(k, _, _)| k.starts_with("outbox:")),
+        "the dead process holds the row's claim"
+    );
+    let rep = ok_json(bg(&cfg, None, &["--json", "sweep"]));
+    assert!(
+        rep["recovery"]["alerts_delivered"].as_u64().unwrap() >= 1,
+        "{rep}"
+    );
+    assert!(alerts().contains("\"activation\""), "{}", alerts());
+    let o = bg(&cfg, None, &["--json", "status"]);
+    assert_eq!(json(&o)["undelivered_alerts"], 0, "{}", stdout(&o));
+}

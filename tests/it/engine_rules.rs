@@ -943,3 +943,179 @@ async fn racing_approvers_each_count_once() {
     assert_eq!(h.engine.load(r2.id).await.unwrap().approvals.len(), 1);
     assert!(h.engine.verify_audit().await.unwrap().1.is_none());
 }
+
+/// `a` and `b` within the microsecond the store rounds instants to.
+fn about(a: Option<chrono::DateTime<chrono::Utc>>, b: Option<chrono::DateTime<chrono::Utc>>) {
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        (a - b).num_nanoseconds().unwrap().abs() <= 1_000,
+        "{a} is not {b}"
+    );
+}
+
+/// The sweeper's schedule (`Engine::next_due`): the earliest instant at which a
+/// recovery pass would act; the daemon sleeps until then.
+#[tokio::test]
+async fn the_sweepers_schedule_is_the_earliest_deadline_recovery_acts_on() {
+    let (h, _spy) = with_spy(Spy {
+        revoke_failures_left: AtomicU32::new(1),
+        ..Default::default()
+    });
+    assert_eq!(h.engine.next_due().await.unwrap(), None, "nothing to do");
+    let pending = h.approved(DBA).await;
+    h.engine.deliver_alerts().await.unwrap();
+    // An approved request lapses at its decide_by.
+    about(h.engine.next_due().await.unwrap(), Some(pending.decide_by));
+    let mut i = input(K8S, inc("INC-1042"));
+    i.ttl_seconds = Some(20);
+    let r = h.engine.request("alice", i).await.unwrap();
+    h.engine
+        .decide("bob", r.id, Decision::approve(None))
+        .await
+        .unwrap();
+    let (r, _) = h.engine.activate("alice", r.id).await.unwrap();
+    let expiry = r.expires_at().unwrap();
+    assert!(
+        h.engine.next_due().await.unwrap().unwrap() <= h.clock_now(),
+        "its incident was never asked about (revoke_on_resolve), and its alerts wait"
+    );
+    h.engine.recover().await.unwrap();
+    // The expiry, 20 s away, before the incident's next check in 30 s.
+    about(h.engine.next_due().await.unwrap(), Some(expiry));
+    h.clock.advance(Duration::seconds(20));
+    let rep = h.engine.recover().await.unwrap();
+    assert_eq!(rep.errors.len(), 1, "{rep:?}");
+    assert_eq!(h.state(r.id), State::Revoking);
+    assert_eq!(
+        h.engine.next_due().await.unwrap(),
+        Some(h.clock_now() + Duration::seconds(2)),
+        "the failed revocation's retry, after its back-off"
+    );
+    h.clock.advance(Duration::seconds(2));
+    let rep = h.engine.recover().await.unwrap();
+    assert_eq!(rep.revokes_retried, vec![r.id.to_string()]);
+    about(h.engine.next_due().await.unwrap(), Some(pending.decide_by));
+}
+
+/// A backend whose revocations take a while; counts how many run at once.
+#[derive(Default)]
+struct SlowRevoke {
+    in_flight: AtomicU32,
+    most: AtomicU32,
+    revoked: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Backend for SlowRevoke {
+    fn kind(&self) -> &'static str {
+        "slow"
+    }
+    async fn grant(&self, spec: &GrantSpec) -> Result<Grant, BackendError> {
+        Ok(Grant {
+            lease_id: format!("slow-{}", spec.request_id),
+            expires_at: None,
+            credential: Default::default(),
+        })
+    }
+    async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.revoked.lock().unwrap().push(spec.request_id.clone());
+        Ok(())
+    }
+    async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn check(&self) -> Result<String, BackendError> {
+        Ok("slow".into())
+    }
+}
+
+/// Expired grants are revoked several at once, at most `revoke_concurrency` per
+/// sweeper, and each exactly once though two sweepers race for them.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_grants_are_revoked_many_at_once_and_each_once() {
+    let n = 24;
+    let roles: String = (0..n)
+        .map(|i| {
+            format!(
+                r#"
+[[roles]]
+name = "bulk-{i}"
+backend = "demo"
+scope = {{}}
+default_ttl = "1m"
+max_ttl = "1m"
+conditions = ["production outage"]
+requesters = ["alice"]
+approvers = ["bob"]
+certifiers = ["dave"]
+"#
+            )
+        })
+        .collect();
+    let slow = Arc::new(SlowRevoke::default());
+    let s2 = slow.clone();
+    let h = harness_edited(
+        |t| {
+            t.push_str(&roles);
+            t.push_str("\n[recovery]\nrevoke_concurrency = 4\n");
+        },
+        move |p| {
+            p.backends.insert("demo".into(), s2.clone());
+        },
+    );
+    assert_eq!(h.cfg.recovery.revoke_concurrency, 4);
+    for i in 0..n {
+        let r = h
+            .engine
+            .request("alice", input(&format!("bulk-{i}"), inc("INC-1042")))
+            .await
+            .unwrap();
+        h.engine
+            .decide("bob", r.id, Decision::approve(None))
+            .await
+            .unwrap();
+        h.engine.activate("alice", r.id).await.unwrap();
+    }
+    h.clock.advance(Duration::minutes(2));
+    // A second sweeper on the same store and clock, with its own connection.
+    let mut parts = breakglass::engine::Parts::from_config(&h.cfg).unwrap();
+    parts.clock = h.clock.clone();
+    parts.backends.insert("demo".into(), slow.clone());
+    let other = breakglass::engine::Engine::new(parts);
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(h.engine.recover(), other.recover());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let took = started.elapsed();
+    assert!(a.errors.is_empty() && b.errors.is_empty(), "{a:?} {b:?}");
+    let mut ids: Vec<String> = [a.expired_revoked, b.expired_revoked].concat();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "every grant revoked, by one sweeper each");
+    let mut called = slow.revoked.lock().unwrap().clone();
+    assert_eq!(called.len(), n, "the backend was called once per grant");
+    called.dedup();
+    assert_eq!(called.len(), n);
+    let most = slow.most.load(Ordering::SeqCst);
+    assert!(
+        (2..=8).contains(&most),
+        "two sweepers of 4 in flight each: {most} at once"
+    );
+    // 24 calls of 100 ms one after another would take 2.4 s.
+    assert!(took < std::time::Duration::from_millis(2000), "{took:?}");
+    let events = h.store.audit_range(1, 100_000).unwrap();
+    for action in ["revoke.started", "revoke.confirmed"] {
+        let mut per: Vec<i64> = events
+            .iter()
+            .filter(|e| e.action == action)
+            .map(|e| e.request_id.unwrap())
+            .collect();
+        assert_eq!(per.len(), n, "{action}");
+        per.dedup();
+        assert_eq!(per.len(), n, "{action} once per request");
+    }
+    assert!(h.engine.verify_audit().await.unwrap().1.is_none());
+}

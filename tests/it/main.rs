@@ -38,6 +38,7 @@ mod signed_approvals;
 mod ssh_forwarding;
 mod store_postgres;
 mod store_sqlite;
+mod sweeper;
 mod team;
 mod tui_app;
 mod tui_e2e;

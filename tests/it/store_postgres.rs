@@ -145,3 +145,49 @@ fn concurrent_first_opens_migrate_once() {
         }
     }
 }
+
+/// A batch does not wait for a request another transaction is changing (another
+/// sweeper's batch): it reports a conflict for it and commits the rest.
+#[test]
+fn a_batch_skips_a_request_another_transaction_holds() {
+    use breakglass::domain::{lifecycle, Owner};
+    use breakglass::store::Transition;
+    use support::store_conformance::{activate, insert};
+    let db = fresh();
+    let s = PostgresStore::open(&db.url).unwrap();
+    let a = activate(&s, insert(&s, "r1", "alice"));
+    let b = activate(&s, insert(&s, "r2", "alice"));
+    let mut other = pg::shared().admin_blocking(db.url.rsplit('/').next().unwrap());
+    let mut held = other.transaction().unwrap();
+    held.execute(
+        "SELECT 1 FROM requests WHERE id = $1 FOR UPDATE",
+        &[&b.id.0],
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let revoke = |r: &breakglass::domain::Request| {
+        let mut request = r.clone();
+        let owner = Owner {
+            host: "test".into(),
+            pid: 1,
+        };
+        let event =
+            lifecycle::begin_revoke(&mut request, "sweeper", "expired", now, now, owner).unwrap();
+        Transition {
+            request,
+            event,
+            alerts: vec![],
+        }
+    };
+    let started = std::time::Instant::now();
+    let out = s.commit_batch(&[revoke(&a), revoke(&b)], now).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "it waited"
+    );
+    assert!(out[0].is_ok());
+    assert!(matches!(out[1], Err(StoreError::Conflict(id)) if id == b.id));
+    held.rollback().unwrap();
+    let out = s.commit_batch(&[revoke(&b)], now).unwrap();
+    assert!(out[0].is_ok(), "free again: {:?}", out[0]);
+}

@@ -99,53 +99,87 @@ fn append<C: GenericClient>(
     alerts: &[AlertDraft],
     now: DateTime<Utc>,
 ) -> Result<(), ::postgres::Error> {
+    append_many(q, &[(request_id, note, alerts)], now)
+}
+
+/// Appends events to the chain in order, under its lock: one head read, one
+/// insert of all the rows and one of their alerts, one NOTIFY. A batch holds the
+/// lock (until its commit) for a few round trips, not a few per event.
+fn append_many<C: GenericClient>(
+    q: &mut Q<'_, C>,
+    events: &[(Option<RequestId>, &OwnedNote, &[AlertDraft])],
+    now: DateTime<Utc>,
+) -> Result<(), ::postgres::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
     q.exec(&format!("SELECT pg_advisory_xact_lock({CHAIN_NS}, 0)"), &[])?;
-    let (last_seq, prev_hash): (i64, String) = q
+    let (mut seq, mut prev_hash): (i64, String) = q
         .opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?
         .map(|r| (r.get(0), r.get(1)))
         .unwrap_or((0, audit::GENESIS.to_string()));
-    let rec = audit::seal(
-        AuditRecord {
-            seq: last_seq + 1,
-            at: ts(now),
-            actor: note.actor.clone(),
-            request_id: request_id.map(|r| r.0),
-            action: note.action.clone(),
-            from_state: note.from.map(|s| s.as_str().to_string()),
-            to_state: note.to.map(|s| s.as_str().to_string()),
-            detail: audit::canonical_detail(&note.detail),
-            prev_hash: String::new(),
-            hash: String::new(),
-        },
-        &prev_hash,
-    );
+    let mut recs = Vec::with_capacity(events.len());
+    let mut outbox: Vec<(String, i64, String, String)> = vec![];
+    for (request_id, note, alerts) in events {
+        seq += 1;
+        let rec = audit::seal(
+            AuditRecord {
+                seq,
+                at: ts(now),
+                actor: note.actor.clone(),
+                request_id: request_id.map(|r| r.0),
+                action: note.action.clone(),
+                from_state: note.from.map(|s| s.as_str().to_string()),
+                to_state: note.to.map(|s| s.as_str().to_string()),
+                detail: audit::canonical_detail(&note.detail),
+                prev_hash: String::new(),
+                hash: String::new(),
+            },
+            &prev_hash,
+        );
+        for (i, a) in alerts.iter().enumerate() {
+            let (event_id, payload) = super::outbox_entry(*request_id, &rec, i, a);
+            outbox.push((event_id, rec.seq, rec.at.clone(), payload.to_string()));
+        }
+        prev_hash = rec.hash.clone();
+        recs.push(rec);
+    }
+    let col = |f: fn(&AuditRecord) -> String| recs.iter().map(f).collect::<Vec<String>>();
+    let seqs: Vec<i64> = recs.iter().map(|r| r.seq).collect();
+    let requests: Vec<Option<i64>> = recs.iter().map(|r| r.request_id).collect();
+    let from: Vec<Option<String>> = recs.iter().map(|r| r.from_state.clone()).collect();
+    let to: Vec<Option<String>> = recs.iter().map(|r| r.to_state.clone()).collect();
     q.exec(
         "INSERT INTO audit (seq, at, actor, request_id, action, from_state, to_state, detail, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])",
         &[
-            &rec.seq,
-            &rec.at,
-            &rec.actor,
-            &rec.request_id,
-            &rec.action,
-            &rec.from_state,
-            &rec.to_state,
-            &rec.detail,
-            &rec.prev_hash,
-            &rec.hash,
+            &seqs,
+            &col(|r| r.at.clone()),
+            &col(|r| r.actor.clone()),
+            &requests,
+            &col(|r| r.action.clone()),
+            &from,
+            &to,
+            &col(|r| r.detail.clone()),
+            &col(|r| r.prev_hash.clone()),
+            &col(|r| r.hash.clone()),
         ],
     )?;
-    for (i, a) in alerts.iter().enumerate() {
-        let (event_id, payload) = super::outbox_entry(request_id, &rec, i, a);
+    if !outbox.is_empty() {
+        let ids: Vec<&str> = outbox.iter().map(|o| o.0.as_str()).collect();
+        let seqs: Vec<i64> = outbox.iter().map(|o| o.1).collect();
+        let ats: Vec<&str> = outbox.iter().map(|o| o.2.as_str()).collect();
+        let payloads: Vec<&str> = outbox.iter().map(|o| o.3.as_str()).collect();
         q.exec(
-            "INSERT INTO outbox (event_id, audit_seq, created_at, payload, next_attempt_at) VALUES ($1, $2, $3, $4, $3)",
-            &[&event_id, &rec.seq, &rec.at, &payload.to_string()],
+            "INSERT INTO outbox (event_id, audit_seq, created_at, payload, next_attempt_at)
+             SELECT e, s, a, p, a FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(e, s, a, p)",
+            &[&ids, &seqs, &ats, &payloads],
         )?;
     }
     // Delivered to listeners when (and only if) this transaction commits.
     q.exec(
         &format!("SELECT pg_notify('{CHANNEL}', $1)"),
-        &[&rec.seq.to_string()],
+        &[&seq.to_string()],
     )?;
     Ok(())
 }
@@ -169,6 +203,25 @@ fn write_row<C: GenericClient>(
         ],
     )?;
     Ok(())
+}
+
+/// An outbox row is claimed only while undelivered and due at `now` (another
+/// replica sending or recording it holds its row lock: skipped); other keys have
+/// no condition.
+fn outbox_claimable<C: GenericClient>(
+    q: &mut Q<'_, C>,
+    key: ClaimKey,
+    now: DateTime<Utc>,
+) -> Result<bool, TxError> {
+    let ClaimKey::Outbox(id) = key else {
+        return Ok(true);
+    };
+    let due = q.opt(
+        "SELECT id FROM outbox WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at <= $2
+         FOR UPDATE SKIP LOCKED",
+        &[&id, &ts(now)],
+    )?;
+    Ok(due.is_some())
 }
 
 fn parse_row(data: &str) -> Result<Request, StoreError> {
@@ -270,6 +323,116 @@ impl Store for PostgresStore {
             Ok(stored)
         })
         .map_err(|e| e.into_store_for(id))
+    }
+
+    fn commit_batch(
+        &self,
+        batch: &[Transition],
+        now: DateTime<Utc>,
+    ) -> Result<BatchResult, StoreError> {
+        if batch.is_empty() {
+            return Ok(vec![]);
+        }
+        let items: Vec<(Request, OwnedNote, Vec<AlertDraft>)> = batch
+            .iter()
+            .map(|t| {
+                (
+                    t.request.clone(),
+                    OwnedNote::of(&Note::of(&t.event)),
+                    t.alerts.clone(),
+                )
+            })
+            .collect();
+        self.tx(move |q| {
+            // Every row locked in one statement. A row another transaction is
+            // changing (another sweeper's batch, most likely) is skipped, not
+            // waited for: reported as a conflict, as if that one had won.
+            let ids: Vec<i64> = items.iter().map(|i| i.0.id.0).collect();
+            let current: std::collections::HashMap<i64, i64> = q
+                .query(
+                    "SELECT id, version FROM requests WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
+                    &[&ids],
+                )?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::with_capacity(items.len());
+            let mut accepted = vec![];
+            // Skipped rows are told apart from missing ones after the batch.
+            let mut skipped = vec![];
+            for (req, note, alerts) in &items {
+                let id = req.id;
+                let r = if req.state == State::Granting {
+                    Err(StoreError::intent_in_batch(id))
+                } else {
+                    match current.get(&id.0) {
+                        None => {
+                            skipped.push(out.len());
+                            Err(StoreError::Conflict(id))
+                        }
+                        // A second transition of one request: as if it raced the first.
+                        Some(v) if *v != req.version || !seen.insert(id) => {
+                            Err(StoreError::Conflict(id))
+                        }
+                        Some(_) => {
+                            let mut stored = req.clone();
+                            stored.version += 1;
+                            accepted.push((stored.clone(), note, alerts.as_slice()));
+                            Ok(stored)
+                        }
+                    }
+                };
+                out.push(r);
+            }
+            if !skipped.is_empty() {
+                let asked: Vec<i64> = skipped.iter().map(|&i| items[i].0.id.0).collect();
+                let exist: std::collections::HashSet<i64> = q
+                    .query("SELECT id FROM requests WHERE id = ANY($1)", &[&asked])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for i in skipped {
+                    let id = items[i].0.id;
+                    if !exist.contains(&id.0) {
+                        out[i] = Err(StoreError::NotFound(id));
+                    }
+                }
+            }
+            if accepted.is_empty() {
+                return Ok(out);
+            }
+            // One column array each, for one UPDATE over unnest().
+            let ids: Vec<i64> = accepted.iter().map(|(r, _, _)| r.id.0).collect();
+            let states: Vec<&str> = accepted.iter().map(|(r, _, _)| r.state.as_str()).collect();
+            let versions: Vec<i64> = accepted.iter().map(|(r, _, _)| r.version).collect();
+            let expires: Vec<Option<String>> = accepted
+                .iter()
+                .map(|(r, _, _)| r.expires_at().map(ts))
+                .collect();
+            let decide_by: Vec<String> = accepted.iter().map(|(r, _, _)| ts(r.decide_by)).collect();
+            let mut data = vec![];
+            for (r, _, _) in &accepted {
+                data.push(
+                    serde_json::to_string(r).map_err(|e| TxError::Store(StoreError::driver(e)))?,
+                );
+            }
+            q.exec(
+                "UPDATE requests AS r SET state = u.state, version = u.version, expires_at = u.expires_at,
+                     decide_by = u.decide_by, updated_at = $6, data = u.data
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $7::text[])
+                     AS u(id, state, version, expires_at, decide_by, data)
+                 WHERE r.id = u.id",
+                &[&ids, &states, &versions, &expires, &decide_by, &ts(now), &data],
+            )?;
+            let events: Vec<(Option<RequestId>, &OwnedNote, &[AlertDraft])> = accepted
+                .iter()
+                .map(|(r, n, a)| (Some(r.id), *n, *a))
+                .collect();
+            append_many(q, &events, now)?;
+            Ok(out)
+        })
+        .map_err(TxError::into_store)
     }
 
     fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
@@ -470,6 +633,22 @@ impl Store for PostgresStore {
         })
     }
 
+    fn outbox_next_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = plain(self, |q| {
+            Ok(q.one(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE delivered_at IS NULL",
+                &[],
+            )?
+            .get(0))
+        })?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
+    fn earliest_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = plain(self, |q| Ok(q.one(EARLIEST_DEADLINE_SQL, &[])?.get(0)))?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
     fn outbox_undelivered(&self) -> Result<u64, StoreError> {
         plain(self, |q| {
             Ok(q.one(
@@ -513,16 +692,8 @@ impl Store for PostgresStore {
     ) -> Result<bool, StoreError> {
         let owner = owner.to_string();
         self.tx(move |q| {
-            if let ClaimKey::Outbox(id) = key {
-                // Another replica sending or recording this row holds its lock: skip it.
-                let due = q.opt(
-                    "SELECT id FROM outbox WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at <= $2
-                     FOR UPDATE SKIP LOCKED",
-                    &[&id, &ts(now)],
-                )?;
-                if due.is_none() {
-                    return Ok(false);
-                }
+            if !outbox_claimable(q, key, now)? {
+                return Ok(false);
             }
             let won = q.opt(
                 "INSERT INTO claims (key, owner, until) VALUES ($1, $2, $3)
@@ -545,6 +716,40 @@ impl Store for PostgresStore {
             )?;
             Ok(())
         })
+    }
+
+    fn claim_holder(&self, key: ClaimKey) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row = plain(self, move |q| {
+            Ok(q.opt(
+                "SELECT owner, until FROM claims WHERE key = $1",
+                &[&key.as_key()],
+            )?
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))))
+        })?;
+        row.map(|(owner, until)| Ok((owner, parse_ts(&until)?)))
+            .transpose()
+    }
+
+    fn take_over(
+        &self,
+        key: ClaimKey,
+        gone: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (gone, owner) = (gone.to_string(), owner.to_string());
+        self.tx(move |q| {
+            if !outbox_claimable(q, key, now)? {
+                return Ok(false);
+            }
+            let won = q.opt(
+                "UPDATE claims SET owner = $3, until = $4 WHERE key = $1 AND owner = $2 RETURNING key",
+                &[&key.as_key(), &gone, &owner, &ts(until)],
+            )?;
+            Ok(won.is_some())
+        })
+        .map_err(TxError::into_store)
     }
 
     /// Woken by `NOTIFY breakglass_changes` (a separate LISTEN connection); polls

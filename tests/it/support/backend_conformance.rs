@@ -154,6 +154,7 @@ pub async fn the_sweeper_finishes_a_revoke_the_target_missed(t: &dyn Target) {
         recovery: breakglass::config::RecoveryConfig {
             grant_timeout: std::time::Duration::from_secs(120),
             revoke_timeout: std::time::Duration::from_secs(60),
+            ..Default::default()
         },
     });
     let r = engine

@@ -6,7 +6,7 @@ use breakglass::domain::lifecycle::{self, NewRequest};
 use breakglass::domain::policy::{Principals, RolePolicy};
 use breakglass::domain::RequestId;
 use breakglass::domain::{IncidentRef, Owner, Request, State};
-use breakglass::store::{AlertDraft, ClaimKey, Query, Store, StoreError};
+use breakglass::store::{AlertDraft, ClaimKey, Query, Store, StoreError, Transition};
 use chrono::{Duration, Utc};
 use std::sync::Arc;
 use std::time::Instant;
@@ -500,6 +500,141 @@ pub fn claims_are_exclusive_until_they_run_out(s: &dyn Store) {
         .unwrap());
 }
 
+pub fn batches_commit_each_transition_alone_in_one_transaction(s: &dyn Store) {
+    let now = Utc::now();
+    let a = activate(s, insert(s, "r1", "alice"));
+    let b = activate(s, insert(s, "r2", "alice"));
+    let c = activate(s, insert(s, "r3", "alice"));
+    let approved = {
+        let mut r = insert(s, "r4", "alice");
+        let ev = lifecycle::approve(&mut r, &role("r4"), "bob", None, Ok(None), now).unwrap();
+        s.commit(&r, &ev, &[], now).unwrap()
+    };
+    let revoke = |r: &Request| {
+        let mut r = r.clone();
+        let event =
+            lifecycle::begin_revoke(&mut r, "sweeper", "expired", now, now, owner()).unwrap();
+        Transition {
+            request: r,
+            event,
+            alerts: vec![],
+        }
+    };
+    // b moves on before the batch: its loaded version is stale.
+    let mut b2 = b.clone();
+    let ev = lifecycle::begin_revoke(&mut b2, "alice", "done", now, now, owner()).unwrap();
+    s.commit(&b2, &ev, &[], now).unwrap();
+    let head = s.audit_head().unwrap().0;
+    let undelivered = s.outbox_undelivered().unwrap();
+    let mut with_alert = revoke(&c);
+    with_alert.alerts = vec![alert()];
+    let mut gone = revoke(&a);
+    gone.request.id = RequestId(a.id.0 + 1000);
+    let intent = {
+        let mut r = approved.clone();
+        let event = lifecycle::begin_grant(&mut r, "alice", owner(), now).unwrap();
+        Transition {
+            request: r,
+            event,
+            alerts: vec![],
+        }
+    };
+    let out = s
+        .commit_batch(
+            &[revoke(&a), revoke(&b), with_alert, revoke(&a), gone, intent],
+            now,
+        )
+        .unwrap();
+    assert_eq!(out.len(), 6);
+    let ra = out[0].as_ref().unwrap();
+    assert_eq!((ra.state, ra.version), (State::Revoking, a.version + 1));
+    assert!(matches!(out[1], Err(StoreError::Conflict(id)) if id == b.id));
+    assert_eq!(out[2].as_ref().unwrap().state, State::Revoking);
+    assert!(
+        matches!(out[3], Err(StoreError::Conflict(id)) if id == a.id),
+        "a second transition of one request in a batch: {:?}",
+        out[3]
+    );
+    assert!(matches!(out[4], Err(StoreError::NotFound(_))));
+    assert!(out[5].is_err(), "grant intents are not batched");
+    // What committed is stored, audited in order on the chain, with its alert.
+    assert_eq!(s.get(a.id).unwrap().unwrap(), *ra);
+    assert_eq!(s.get(c.id).unwrap().unwrap().state, State::Revoking);
+    assert_eq!(s.get(approved.id).unwrap().unwrap().state, State::Approved);
+    let events = s.audit_range(head + 1, 10).unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.request_id, e.action.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (Some(a.id.0), "revoke.started"),
+            (Some(c.id.0), "revoke.started")
+        ]
+    );
+    assert_eq!(s.outbox_undelivered().unwrap(), undelivered + 1);
+    assert_eq!(
+        s.outbox_undelivered_for(c.id).unwrap(),
+        2,
+        "activation + batch"
+    );
+    verify(s);
+    assert_eq!(s.commit_batch(&[], now).unwrap().len(), 0);
+    // A batch of only refused transitions changes nothing.
+    let head = s.audit_head().unwrap();
+    let out = s.commit_batch(&[revoke(&b)], now).unwrap();
+    assert!(matches!(out[0], Err(StoreError::Conflict(_))));
+    assert_eq!(s.audit_head().unwrap(), head);
+}
+
+pub fn claims_are_taken_over_only_from_the_named_holder(s: &dyn Store) {
+    let r = activate(s, insert(s, "r1", "alice"));
+    let now = Utc::now() + Duration::seconds(1);
+    let min = |m: i64| now + Duration::minutes(m);
+    let k = ClaimKey::Request(r.id);
+    assert_eq!(s.claim_holder(k).unwrap(), None);
+    assert!(s.claim(k, "host:1:gone", now, min(1)).unwrap());
+    let (holder, until) = s.claim_holder(k).unwrap().unwrap();
+    assert_eq!(holder, "host:1:gone");
+    assert_eq!(until.timestamp_micros(), min(1).timestamp_micros());
+    assert!(
+        !s.take_over(k, "host:2:someone-else", "replica-b", now, min(2))
+            .unwrap(),
+        "not held by that one"
+    );
+    assert!(s
+        .take_over(k, "host:1:gone", "replica-b", now, min(2))
+        .unwrap());
+    assert_eq!(s.claim_holder(k).unwrap().unwrap().0, "replica-b");
+    assert!(
+        !s.take_over(k, "host:1:gone", "replica-c", now, min(2))
+            .unwrap(),
+        "of two takers exactly one wins"
+    );
+    assert!(
+        !s.claim(k, "replica-c", now, min(2)).unwrap(),
+        "b holds it now"
+    );
+    s.release(k, "replica-b").unwrap();
+    assert_eq!(s.claim_holder(k).unwrap(), None);
+    assert!(
+        !s.take_over(k, "replica-b", "replica-c", now, min(2))
+            .unwrap(),
+        "a released claim is claimed, not taken over"
+    );
+
+    // Outbox rows: the same conditions as a claim (undelivered, due).
+    let row = s.outbox_due(now, 10).unwrap().remove(0);
+    let o = ClaimKey::Outbox(row.id);
+    assert!(s.claim(o, "host:1:gone", now, min(1)).unwrap());
+    s.outbox_delivered(row.id, now).unwrap();
+    assert!(
+        !s.take_over(o, "host:1:gone", "replica-b", now, min(1))
+            .unwrap(),
+        "a delivered row is never taken over"
+    );
+}
+
 /// Two handles on one store: a waiter on `a` wakes within a second of a commit
 /// through `b`, and times out when nothing happens.
 pub fn waiters_see_commits_from_other_handles(a: Arc<dyn Store>, b: Arc<dyn Store>) {
@@ -720,6 +855,8 @@ macro_rules! store_conformance {
             notes_append_to_the_chain_without_changing_state,
             role_events_are_found_by_role_and_action,
             claims_are_exclusive_until_they_run_out,
+            claims_are_taken_over_only_from_the_named_holder,
+            batches_commit_each_transition_alone_in_one_transaction,
             auto_approved_reviews_lock_only_once_overdue,
         );
     };
