@@ -56,8 +56,54 @@ pub struct Summary {
     pub still_active: Vec<(RequestId, chrono::DateTime<chrono::Utc>)>,
 }
 
+/// How many of the newest audit events the Audit tab holds.
+pub const AUDIT_ROWS: usize = 10_000;
+
+/// The Audit tab's events, kept between snapshots so that only events past the
+/// newest one held are fetched: the whole tail on every change was ~3 MB of
+/// JSON through the broker's socket with 10,000 events.
+#[derive(Debug, Default)]
+pub struct AuditRows(Vec<crate::audit::AuditRecord>);
+
+impl AuditRows {
+    /// The newest `AUDIT_ROWS` events, oldest first: those held plus what
+    /// follows them, or the whole tail again when they do not connect (a first
+    /// load, many new events, another store).
+    pub async fn refresh(
+        &mut self,
+        svc: &Service,
+    ) -> Result<&[crate::audit::AuditRecord], crate::service::Error> {
+        if let Some(last) = self.0.last() {
+            let new = svc.audit_events(last.seq + 1, AUDIT_ROWS).await?;
+            let follows = new
+                .first()
+                .is_none_or(|n| n.seq == last.seq + 1 && n.prev_hash == last.hash);
+            if follows && new.len() < AUDIT_ROWS {
+                self.0.extend(new);
+                let excess = self.0.len().saturating_sub(AUDIT_ROWS);
+                self.0.drain(..excess);
+                return Ok(&self.0);
+            }
+        }
+        self.0 = Vec::new();
+        self.0 = svc.audit_tail(AUDIT_ROWS).await?;
+        Ok(&self.0)
+    }
+
+    /// Forgets what is held: the next refresh fetches the whole tail.
+    pub fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+}
+
 /// Everything the console shows, read for one identity (`svc` acts as them).
 pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
+    // Boxed: the nested future would make every caller's future larger.
+    Box::pin(snapshot_with(svc, who, &mut AuditRows::default())).await
+}
+
+/// `snapshot`, fetching only the audit events that `audit` does not hold yet.
+pub async fn snapshot_with(svc: &Service, who: &str, audit: &mut AuditRows) -> Snapshot {
     fn ok<T: Default>(errors: &mut Vec<String>, r: Result<T, crate::service::Error>) -> T {
         r.unwrap_or_else(|e| {
             errors.push(e.to_string());
@@ -79,7 +125,13 @@ pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
     );
     let approvals = ok(&mut errors, svc.approvals().await);
     let reviews = ok(&mut errors, svc.reviews().await);
-    let audit = svc.audit_tail(10_000).await.unwrap_or_default();
+    let audit = match audit.refresh(svc).await {
+        Ok(rows) => rows.to_vec(),
+        Err(_) => {
+            audit.clear();
+            vec![]
+        }
+    };
     let head = audit.last().map_or(0, |r| r.seq);
     let undelivered = svc.undelivered_alerts().await.unwrap_or(0);
     Snapshot {
@@ -384,6 +436,7 @@ async fn watch_store(
     let mut last_head = -1;
     let mut ticks: u64 = 0;
     let mut first = true;
+    let mut audit = AuditRows::default();
     loop {
         // Wakes on a change from any terminal (LISTEN/NOTIFY on PostgreSQL, a
         // cheap poll on SQLite), else after a second.
@@ -391,7 +444,8 @@ async fn watch_store(
             tokio::select! {
                 _ = svc.wait_for_change(last_head, std::time::Duration::from_secs(1)) => false,
                 _ = refresh.notified() => true,
-                _ = who.changed() => true,
+                // Another caller may see another log: fetched whole for them.
+                _ = who.changed() => { audit.clear(); true }
             }
         };
         ticks += 1;
@@ -403,7 +457,7 @@ async fn watch_store(
         if force || head != last_head || ticks % 15 == 0 {
             last_head = head;
             let me = who.borrow().clone();
-            let snap = snapshot(&acting(&svc, &me, demo), &me).await;
+            let snap = snapshot_with(&acting(&svc, &me, demo), &me, &mut audit).await;
             if tx.send(Msg::Loaded(Box::new(snap))).is_err() {
                 return;
             }
