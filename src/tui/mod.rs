@@ -63,36 +63,49 @@ pub const AUDIT_ROWS: usize = 10_000;
 /// newest one held are fetched: the whole tail on every change was ~3 MB of
 /// JSON through the broker's socket with 10,000 events.
 #[derive(Debug, Default)]
-pub struct AuditRows(Vec<crate::audit::AuditRecord>);
+pub struct AuditRows {
+    rows: Vec<crate::audit::AuditRecord>,
+    /// How many events the last refresh fetched.
+    fetched: usize,
+}
 
 impl AuditRows {
     /// The newest `AUDIT_ROWS` events, oldest first: those held plus what
     /// follows them, or the whole tail again when they do not connect (a first
-    /// load, many new events, another store).
+    /// load, many new events, another store behind the same socket).
     pub async fn refresh(
         &mut self,
         svc: &Service,
     ) -> Result<&[crate::audit::AuditRecord], crate::service::Error> {
-        if let Some(last) = self.0.last() {
+        if let Some(last) = self.rows.last() {
             let new = svc.audit_events(last.seq + 1, AUDIT_ROWS).await?;
-            let follows = new
-                .first()
-                .is_none_or(|n| n.seq == last.seq + 1 && n.prev_hash == last.hash);
+            let follows = match new.first() {
+                Some(n) => n.seq == last.seq + 1 && n.prev_hash == last.hash,
+                // Nothing new: still the same log only if its head is ours.
+                None => svc.audit_head().await? == (last.seq, last.hash.clone()),
+            };
             if follows && new.len() < AUDIT_ROWS {
-                self.0.extend(new);
-                let excess = self.0.len().saturating_sub(AUDIT_ROWS);
-                self.0.drain(..excess);
-                return Ok(&self.0);
+                self.fetched = new.len();
+                self.rows.extend(new);
+                let excess = self.rows.len().saturating_sub(AUDIT_ROWS);
+                self.rows.drain(..excess);
+                return Ok(&self.rows);
             }
         }
-        self.0 = Vec::new();
-        self.0 = svc.audit_tail(AUDIT_ROWS).await?;
-        Ok(&self.0)
+        self.clear();
+        self.rows = svc.audit_tail(AUDIT_ROWS).await?;
+        self.fetched = self.rows.len();
+        Ok(&self.rows)
     }
 
     /// Forgets what is held: the next refresh fetches the whole tail.
     pub fn clear(&mut self) {
-        self.0 = Vec::new();
+        self.rows = Vec::new();
+    }
+
+    /// How many events the last refresh fetched (for tests and benches).
+    pub fn fetched(&self) -> usize {
+        self.fetched
     }
 }
 

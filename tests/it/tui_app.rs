@@ -422,6 +422,51 @@ async fn the_incident_filter_is_computed_once_per_change_not_per_frame() {
     d.assert_sees("INC-1043");
 }
 
+/// The watcher keeps the Audit tab's events and fetches only those after the
+/// newest it holds; what it shows is what a full load shows.
+#[tokio::test]
+async fn the_watcher_fetches_only_the_audit_events_it_does_not_hold() {
+    use breakglass::tui::{snapshot, snapshot_with, AuditRows};
+    let d = console().await;
+    let svc = d.service("alice");
+    let r = d.h.approved(K8S).await;
+    let mut rows = AuditRows::default();
+    let first = snapshot_with(&svc, "alice", &mut rows).await;
+    assert!(first.audit.len() >= 2, "{:?}", first.audit);
+    assert_eq!(rows.fetched(), first.audit.len(), "the first load is whole");
+
+    let unchanged = snapshot_with(&svc, "alice", &mut rows).await;
+    assert_eq!(rows.fetched(), 0);
+    assert_eq!(unchanged.audit, first.audit);
+
+    d.h.engine.activate("alice", r.id).await.unwrap();
+    let next = snapshot_with(&svc, "alice", &mut rows).await;
+    let whole = snapshot(&svc, "alice").await;
+    assert!(next.audit.len() > first.audit.len());
+    assert_eq!(rows.fetched(), next.audit.len() - first.audit.len());
+    assert_eq!(next.audit, whole.audit, "the same events as a full load");
+    assert_eq!(next.audit_head, whole.audit_head);
+
+    // Another store (a broker restarted on another file, say) whose log is
+    // shorter, then longer, than the events held: the whole tail again.
+    let other = Driver::new(harness(), "alice");
+    let other_svc = other.service("alice");
+    let mine = snapshot_with(&other_svc, "alice", &mut rows).await;
+    assert_eq!(mine.audit, snapshot(&other_svc, "alice").await.audit);
+    assert_eq!(rows.fetched(), mine.audit.len());
+    for _ in 0..3 {
+        let r = other.h.approved(K8S).await;
+        other.h.engine.cancel("alice", r.id).await.unwrap();
+    }
+    let longer = snapshot(&svc, "alice").await;
+    let mut rows = AuditRows::default();
+    snapshot_with(&svc, "alice", &mut rows).await;
+    let now_other = snapshot_with(&other_svc, "alice", &mut rows).await;
+    assert!(now_other.audit.len() > longer.audit.len());
+    assert_eq!(rows.fetched(), now_other.audit.len());
+    assert_eq!(now_other.audit, snapshot(&other_svc, "alice").await.audit);
+}
+
 #[tokio::test]
 async fn a_backend_call_in_flight_shows_a_spinner_then_its_error() {
     use breakglass::tui::app::{Cmd, Msg};
