@@ -156,7 +156,7 @@ impl FileSource {
             return parsed;
         }
         let text = self.read_text();
-        self.keep(stamp, text)
+        self.keep(stamp, settled, text)
     }
 
     /// The parsed file if it is still this version.
@@ -168,8 +168,9 @@ impl FileSource {
         }
     }
 
-    /// Parses `text`, read at `stamp`, and keeps the result for that version.
-    fn keep(&self, stamp: Stamp, text: Result<String, SourceError>) -> Parsed {
+    /// Parses `text`, read at `stamp`, and keeps the result for that version
+    /// when the file had settled (a fresh one may still change unseen).
+    fn keep(&self, stamp: Stamp, settled: bool, text: Result<String, SourceError>) -> Parsed {
         let parsed = text.and_then(|text| {
             self.whole.fetch_add(1, Ordering::Relaxed);
             let incidents = self.parse(&text)?;
@@ -180,7 +181,7 @@ impl FileSource {
             Ok(Arc::new(Listing { incidents, by_id }))
         });
         if let Ok(mut c) = self.cache.lock() {
-            c.all = Some((stamp, parsed.clone()));
+            c.all = settled.then(|| (stamp, parsed.clone()));
             c.lookups = None;
         }
         parsed
@@ -206,7 +207,7 @@ impl FileSource {
         let text = self.read_text()?;
         if !self.is_json() {
             if let Some(found) = self.scan_lookup(&text, id) {
-                if let Ok(mut c) = self.cache.lock() {
+                if let (true, Ok(mut c)) = (settled, self.cache.lock()) {
                     let lookups = match &mut c.lookups {
                         Some((s, m)) if *s == stamp && m.len() < MAX_LOOKUPS => m,
                         other => &mut other.insert((stamp, HashMap::new())).1,
@@ -216,7 +217,7 @@ impl FileSource {
                 return Ok(found);
             }
         }
-        Ok(find(self.keep(stamp, Ok(text))?))
+        Ok(find(self.keep(stamp, settled, Ok(text))?))
     }
 
     /// `Some(answer)` when `scan` could tell from the text, parsing only the
