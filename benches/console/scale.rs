@@ -264,9 +264,15 @@ pub fn bench_cli(o: &Opts, bin: &Path, tmp: &Path) -> Result<()> {
     let big = active_demo(bin, &tmp.join("cli-big"), o.items)?;
     let load0 = loadavg();
     let floor = stats(&time_runs(bin, None, &["--version"], o.runs)?);
+    let big_n = thousands(o.items + 4);
     println!(
         "  {:<12} {:>12} {:>12} {:>12} {:>12} {:>8}  goal",
-        "command", "demo p50", "10k p50", "10k p90", "10k max", "ratio"
+        "command",
+        "demo p50",
+        format!("{big_n} p50"),
+        format!("{big_n} p90"),
+        format!("{big_n} max"),
+        "ratio"
     );
     println!(
         "  {:<12} {:>12}   (process start, the floor)",
