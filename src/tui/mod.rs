@@ -98,6 +98,25 @@ impl AuditRows {
         Ok(&self.rows)
     }
 
+    /// `refresh`, boxed where it is made: debug builds give every temporary its
+    /// own stack slot, so the caller's frame holds a pointer, not the future.
+    fn refresh_boxed<'a>(
+        &'a mut self,
+        svc: &'a Service,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<&'a [crate::audit::AuditRecord], crate::service::Error>,
+    > {
+        Box::pin(self.refresh(svc))
+    }
+
+    /// Holds `rows`, the whole tail just fetched, and returns them.
+    fn hold(&mut self, rows: Vec<crate::audit::AuditRecord>) -> Vec<crate::audit::AuditRecord> {
+        self.fetched = rows.len();
+        self.rows.clone_from(&rows);
+        rows
+    }
+
     /// Forgets what is held: the next refresh fetches the whole tail.
     pub fn clear(&mut self) {
         self.rows = Vec::new();
@@ -115,8 +134,8 @@ pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
     Box::pin(snapshot_with(svc, who, &mut AuditRows::default())).await
 }
 
-/// `snapshot`, fetching only the audit events that `audit` does not hold yet.
-pub async fn snapshot_with(svc: &Service, who: &str, audit: &mut AuditRows) -> Snapshot {
+/// `snapshot`, fetching only the audit events that `held` does not hold yet.
+pub async fn snapshot_with(svc: &Service, who: &str, held: &mut AuditRows) -> Snapshot {
     fn ok<T: Default>(errors: &mut Vec<String>, r: Result<T, crate::service::Error>) -> T {
         r.unwrap_or_else(|e| {
             errors.push(e.to_string());
@@ -138,13 +157,18 @@ pub async fn snapshot_with(svc: &Service, who: &str, audit: &mut AuditRows) -> S
     );
     let approvals = ok(&mut errors, svc.approvals().await);
     let reviews = ok(&mut errors, svc.reviews().await);
-    let audit = match audit.refresh(svc).await {
-        Ok(rows) => rows.to_vec(),
-        Err(_) => {
-            audit.clear();
-            vec![]
-        }
+    // Nothing held (a first load, every `snapshot`): the whole tail, fetched
+    // here so that this path is no deeper than it was (tests run the console
+    // on a 2 MB stack in debug builds).
+    let audit = if held.rows.is_empty() {
+        svc.audit_tail(AUDIT_ROWS).await.map(|rows| held.hold(rows))
+    } else {
+        held.refresh_boxed(svc).await.map(<[_]>::to_vec)
     };
+    let audit = audit.unwrap_or_else(|_| {
+        held.clear();
+        vec![]
+    });
     let head = audit.last().map_or(0, |r| r.seq);
     let undelivered = svc.undelivered_alerts().await.unwrap_or(0);
     Snapshot {
