@@ -1,15 +1,20 @@
 //! Console (TUI) benchmarks (not tests): launch to first full frame in a real
 //! pseudo-terminal, render time per screen, idle CPU of a live countdown, and key
-//! latency over 10,000 incidents / audit events.
+//! latency over 10,000 incidents / audit events; then the same at scale as a
+//! user sees it (`console/scale.rs`): typing into the incident filter of the
+//! real binary in a pty with 10,000 incidents in the file source, its idle CPU,
+//! CLI commands, and one snapshot in process and through the broker's socket.
 //!
 //!   full run:   cargo bench --bench console
 //!   smoke run:  cargo bench --bench console -- --quick      (or BENCH_QUICK=1)
 //!   overrides:  BENCH_LAUNCHES=<n> BENCH_IDLE_SECS=<s> BENCH_ITEMS=<n> BENCH_FRAMES=<n>
-//!               BENCH_ROUNDS=<n> BENCH_DIR=<parent dir for temp files>
+//!               BENCH_ROUNDS=<n> BENCH_RUNS=<n> BENCH_DIR=<parent dir for temp files>
+//!               BENCH_PARTS=<list, e.g. 5,6,7> BENCH_BIN=<another breakglass binary>
 //!
-//! Parts 1 and 3 drive the release binary (`target/release/breakglass`, built first
-//! if missing) in a pseudo-terminal (portable-pty) and parse its output with vt100.
-//! Parts 2 and 4 render in-process on ratatui's TestBackend.
+//! Parts 1, 3, 5 and 6 drive the release binary (`target/release/breakglass`,
+//! built first if missing) in a pseudo-terminal (portable-pty) and parse its
+//! output with vt100; part 7 runs it as commands. Parts 2 and 4 render
+//! in-process on ratatui's TestBackend; part 8 calls the library.
 #![allow(clippy::unwrap_used)] // a benchmark setup that fails should stop the run
 
 mod common;
@@ -34,7 +39,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "console/scale.rs"]
+mod scale;
+
 const COLS: u16 = 100;
+/// What is typed into the incident filter, in process and in the pty.
+const FILTER: &str = "checkout 503 eu";
 const ROWS: u16 = 30;
 
 struct Opts {
@@ -44,6 +54,8 @@ struct Opts {
     items: usize,
     frames: usize,
     rounds: usize,
+    /// Runs of each CLI command.
+    runs: usize,
     dir: PathBuf,
 }
 
@@ -62,6 +74,7 @@ impl Opts {
             items: common::env_num("BENCH_ITEMS", items)?.max(1) as usize,
             frames: common::env_num("BENCH_FRAMES", frames)?.max(1) as usize,
             rounds: common::env_num("BENCH_ROUNDS", rounds)?.max(1) as usize,
+            runs: common::env_num("BENCH_RUNS", if quick { 5 } else { 20 })?.max(1) as usize,
             dir: common::bench_dir(),
         })
     }
@@ -93,7 +106,7 @@ fn stats(samples: &[Duration]) -> Stats {
 
 fn latency_header(first: &str) {
     println!(
-        "  {first:<34} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "  {first:<44} {:>6} {:>10} {:>10} {:>10} {:>10}",
         "n", "mean", "p50", "p99", "max"
     );
 }
@@ -101,7 +114,7 @@ fn latency_header(first: &str) {
 fn latency_row(label: &str, samples: &[Duration]) -> Stats {
     let s = stats(samples);
     println!(
-        "  {label:<34} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "  {label:<44} {:>6} {:>10} {:>10} {:>10} {:>10}",
         s.n,
         common::secs(s.mean, 2),
         common::secs(s.p50, 2),
@@ -131,6 +144,10 @@ fn loadavg() -> String {
 /// (CARGO_BIN_EXE_*); otherwise it is computed from the manifest dir and built
 /// with `cargo build --release` when missing.
 fn release_bin() -> Result<PathBuf> {
+    // Another build of the binary (say, before a change), same harness.
+    if let Some(p) = std::env::var_os("BENCH_BIN") {
+        return Ok(PathBuf::from(p));
+    }
     if let Some(p) = option_env!("CARGO_BIN_EXE_breakglass") {
         let p = PathBuf::from(p);
         if p.exists() {
@@ -202,6 +219,10 @@ struct Shared {
     max_read: usize,
     /// When the newest output arrived (read returned).
     last_read: Option<Instant>,
+    /// The screen above the status bar (whose clock changes every second), and
+    /// when output last changed it.
+    body: String,
+    last_body_change: Option<Instant>,
     eof: bool,
 }
 
@@ -250,6 +271,8 @@ impl Pty {
                 reads: 0,
                 max_read: 0,
                 last_read: None,
+                body: String::new(),
+                last_body_change: None,
                 eof: false,
             }),
             Condvar::new(),
@@ -274,6 +297,16 @@ impl Pty {
                     return;
                 }
                 s.parser.process(&buf[..n]);
+                let body: String = s
+                    .parser
+                    .screen()
+                    .rows(0, COLS)
+                    .take(ROWS as usize - 1)
+                    .collect();
+                if body != s.body {
+                    s.body = body;
+                    s.last_body_change = Some(at);
+                }
                 s.bytes += n as u64;
                 s.reads += 1;
                 s.max_read = s.max_read.max(n);
@@ -315,6 +348,25 @@ impl Pty {
                 );
             }
             s = cv.wait_timeout(s, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until nothing was written for `quiet`; returns when the screen
+    /// above the status bar last changed (the settled frame).
+    fn settle(&self, quiet: Duration, timeout: Duration) -> Result<Option<Instant>> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.shared;
+        let mut s = lock.lock().unwrap();
+        loop {
+            let now = Instant::now();
+            let idle = s
+                .last_read
+                .map_or(quiet, |t| now.saturating_duration_since(t));
+            if idle >= quiet {
+                return Ok(s.last_body_change);
+            }
+            ensure!(!s.eof && now < deadline, "the console never went quiet");
+            s = cv.wait_timeout(s, quiet - idle).unwrap().0;
         }
     }
 
@@ -615,8 +667,9 @@ fn demo_app(f: &Fixture) -> App {
         f.store.clone(),
         f.now,
     );
-    app.data = f.snap.clone();
-    app.loaded = true;
+    // Loaded as the runtime loads it, so the incident filter's matches are made.
+    app.update(Msg::Loaded(Box::new(f.snap.clone())));
+    app.flash = None;
     app
 }
 
@@ -910,7 +963,7 @@ fn key_rows(label: &str, k: &KeyTimes) -> Stats {
     let s = latency_row(label, &k.total);
     let (u, r) = (stats(&k.update), stats(&k.render));
     println!(
-        "  {:<34} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "  {:<44} {:>6} {:>10} {:>10} {:>10} {:>10}",
         "    of which app.update",
         "",
         common::secs(u.mean, 2),
@@ -919,7 +972,7 @@ fn key_rows(label: &str, k: &KeyTimes) -> Stats {
         common::secs(u.max, 2)
     );
     println!(
-        "  {:<34} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "  {:<44} {:>6} {:>10} {:>10} {:>10} {:>10}",
         "    of which render",
         "",
         common::secs(r.mean, 2),
@@ -930,7 +983,14 @@ fn key_rows(label: &str, k: &KeyTimes) -> Stats {
     s
 }
 
-fn bench_keys(o: &Opts, f: &Fixture, theme: &Theme) -> Result<()> {
+/// The in-process key times of typing into the incident filter (characters,
+/// Backspace), for printing beside the pty's.
+pub struct InProcess {
+    typing: Vec<Duration>,
+    backspace: Vec<Duration>,
+}
+
+fn bench_keys(o: &Opts, f: &Fixture, theme: &Theme) -> Result<InProcess> {
     let n = o.items;
     println!(
         "== 4. per key with {} incidents and {} audit events loaded ({COLS}x{ROWS}; key = app.update + one render) ==",
@@ -938,14 +998,16 @@ fn bench_keys(o: &Opts, f: &Fixture, theme: &Theme) -> Result<()> {
         common::thousands(n as u64)
     );
     let mut app = demo_app(f);
-    app.data.incidents = many_incidents(n, f.now);
-    app.data.audit = many_audit(n);
-    app.data.audit_head = n as i64;
+    let mut snap = f.snap.clone();
+    snap.incidents = many_incidents(n, f.now);
+    snap.audit = many_audit(n);
+    snap.audit_head = n as i64;
+    app.update(Msg::Loaded(Box::new(snap)));
+    app.flash = None;
     app.verified = Some((n as i64, Ok(n as u64)));
     let mut t = Terminal::new(TestBackend::new(COLS, ROWS))?;
     draw(&mut t, &app, theme)?;
 
-    const FILTER: &str = "checkout 503 eu";
     let (mut slash, mut typing, mut backspace, mut down) = Default::default();
     let (slash, typing, backspace, down): (
         &mut KeyTimes,
@@ -1036,7 +1098,10 @@ fn bench_keys(o: &Opts, f: &Fixture, theme: &Theme) -> Result<()> {
         common::secs(worst, 2)
     );
     println!();
-    Ok(())
+    Ok(InProcess {
+        typing: typing.total.clone(),
+        backspace: backspace.total.clone(),
+    })
 }
 
 // ---------------------------------------------------------------- 3. idle CPU
@@ -1089,17 +1154,30 @@ fn proc_sample(pid: i32) -> Result<ProcSample> {
     })
 }
 
-fn bench_idle(o: &Opts, bin: &Path, tmp: &Path) -> Result<()> {
+/// The idle console, with the demo's incidents (`extra` = 0) or with `extra`
+/// more in its file source.
+fn bench_idle(o: &Opts, bin: &Path, tmp: &Path, extra: usize) -> Result<()> {
     let tck = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .unwrap_or(100) as f64;
-    println!(
-        "== 3. idle console showing a live countdown, {} s window (pty {COLS}x{ROWS}) ==",
-        o.idle.as_secs()
-    );
-    let dir = tmp.join("idle");
+    if extra == 0 {
+        println!(
+            "== 3. idle console showing a live countdown, {} s window (pty {COLS}x{ROWS}) ==",
+            o.idle.as_secs()
+        );
+    } else {
+        println!(
+            "== 6. idle console showing a live countdown with {} incidents in the file source, {} s window (pty {COLS}x{ROWS}) ==",
+            common::thousands(extra as u64 + 4),
+            o.idle.as_secs()
+        );
+    }
+    let dir = tmp.join(format!("idle-{extra}"));
     let config = prepare_demo(bin, &dir)?;
+    if extra > 0 {
+        scale::write_incidents(&dir, extra)?;
+    }
     cli(
         bin,
         &config,
@@ -1129,8 +1207,8 @@ fn bench_idle(o: &Opts, bin: &Path, tmp: &Path) -> Result<()> {
         &dir,
         &[("BREAKGLASS_TUI_STATS", &stats_file)],
     )?;
-    pty.wait_for("the incident list", Duration::from_secs(10), |s| {
-        incident_list_complete(s)
+    pty.wait_for("the incident list", Duration::from_secs(30), |s| {
+        scale::list_loaded(s, extra)
     })?;
     pty.send(b"2")?;
     pty.wait_for("REQ-1 in My access", Duration::from_secs(10), |s| {
@@ -1234,6 +1312,22 @@ fn bench_idle(o: &Opts, bin: &Path, tmp: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------- main
 
+/// Which parts run: `BENCH_PARTS=5,6,7` (default all).
+struct Parts(Option<Vec<u32>>);
+
+impl Parts {
+    fn from_env() -> Self {
+        Parts(
+            std::env::var("BENCH_PARTS")
+                .ok()
+                .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect()),
+        )
+    }
+    fn has(&self, part: u32) -> bool {
+        self.0.as_ref().is_none_or(|p| p.contains(&part))
+    }
+}
+
 fn main() -> Result<()> {
     let o = Opts::from_env()?;
     let t = Instant::now();
@@ -1264,16 +1358,37 @@ fn main() -> Result<()> {
         .prefix("breakglass-console-bench-")
         .tempdir_in(&o.dir)?;
 
-    bench_launch(&o, &bin, tmp.path())?;
-
+    let parts = Parts::from_env();
+    if parts.has(1) {
+        bench_launch(&o, &bin, tmp.path())?;
+    }
     let theme = Theme::builtin("default").context("the default theme")?;
     let rt = tokio::runtime::Runtime::new()?;
     let fx = rt.block_on(fixture(&tmp.path().join("fixture")))?;
-    bench_render(&o, &fx, &theme)?;
-    bench_keys(&o, &fx, &theme)?;
+    if parts.has(2) {
+        bench_render(&o, &fx, &theme)?;
+    }
+    let in_process = if parts.has(4) || parts.has(5) {
+        Some(bench_keys(&o, &fx, &theme)?)
+    } else {
+        None
+    };
+    if parts.has(5) {
+        scale::bench_typing(&o, &bin, tmp.path(), in_process.as_ref())?;
+    }
+    if parts.has(7) {
+        scale::bench_cli(&o, &bin, tmp.path())?;
+    }
+    if parts.has(8) {
+        rt.block_on(scale::bench_snapshot(&o, tmp.path()))?;
+    }
     drop(rt);
-
-    bench_idle(&o, &bin, tmp.path())?;
+    if parts.has(3) {
+        bench_idle(&o, &bin, tmp.path(), 0)?;
+    }
+    if parts.has(6) {
+        bench_idle(&o, &bin, tmp.path(), o.items)?;
+    }
     println!("total bench time {}", common::secs(t.elapsed(), 2));
     Ok(())
 }

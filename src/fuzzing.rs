@@ -182,7 +182,34 @@ pub fn incident_file(data: &[u8]) -> Outcome {
             .map(|p| FileSource::new("fuzz".into(), PathBuf::from(p)))
     });
     let text = std::str::from_utf8(data).map_err(|e| e.to_string())?;
+    for s in sources {
+        same_lookups(s, text);
+    }
     first_ok(sources.iter().map(|s| s.parse(text).map(|l| l.len())))
+}
+
+/// A lookup (which may read one block of the file) finds what a search of the
+/// whole parsed file finds: for the ids in it, for every quoted string in the
+/// text (ids the lookup might wrongly see), and for one that is nowhere.
+fn same_lookups(source: &FileSource, text: &str) {
+    let Ok(all) = source.parse(text) else {
+        return;
+    };
+    // Between any two quotes, inside strings or not (a `'''` shifts them).
+    let quoted = text
+        .split(['"', '\''])
+        .filter(|s| !s.is_empty() && s.len() <= 64 && !s.contains('\n'));
+    let mut ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).take(16).collect();
+    ids.extend(quoted.take(64));
+    ids.push("no-such-incident");
+    for id in ids {
+        let whole = all.iter().find(|i| i.id == id);
+        let looked_up = source.lookup_in(text, id);
+        assert!(
+            matches!(&looked_up, Ok(l) if l.as_ref() == whole),
+            "lookup of {id:?} gave {looked_up:?}, the whole file {whole:?}"
+        );
+    }
 }
 
 /// The first success, else every error. Every reading runs, whatever the

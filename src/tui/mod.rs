@@ -58,8 +58,86 @@ pub struct Summary {
     pub still_active: Vec<(RequestId, chrono::DateTime<chrono::Utc>)>,
 }
 
+/// How many of the newest audit events the Audit tab holds.
+pub const AUDIT_ROWS: usize = 10_000;
+
+/// The Audit tab's events, kept between snapshots so that only events past the
+/// newest one held are fetched: the whole tail on every change was ~3 MB of
+/// JSON through the broker's socket with 10,000 events.
+#[derive(Debug, Default)]
+pub struct AuditRows {
+    rows: Vec<crate::audit::AuditRecord>,
+    /// How many events the last refresh fetched.
+    fetched: usize,
+}
+
+impl AuditRows {
+    /// The newest `AUDIT_ROWS` events, oldest first: those held plus what
+    /// follows them, or the whole tail again when they do not connect (a first
+    /// load, many new events, another store behind the same socket).
+    pub async fn refresh(
+        &mut self,
+        svc: &Service,
+    ) -> Result<&[crate::audit::AuditRecord], crate::service::Error> {
+        if let Some(last) = self.rows.last() {
+            let new = svc.audit_events(last.seq + 1, AUDIT_ROWS).await?;
+            let follows = match new.first() {
+                Some(n) => n.seq == last.seq + 1 && n.prev_hash == last.hash,
+                // Nothing new: still the same log only if its head is ours.
+                None => svc.audit_head().await? == (last.seq, last.hash.clone()),
+            };
+            if follows && new.len() < AUDIT_ROWS {
+                self.fetched = new.len();
+                self.rows.extend(new);
+                let excess = self.rows.len().saturating_sub(AUDIT_ROWS);
+                self.rows.drain(..excess);
+                return Ok(&self.rows);
+            }
+        }
+        self.clear();
+        self.rows = svc.audit_tail(AUDIT_ROWS).await?;
+        self.fetched = self.rows.len();
+        Ok(&self.rows)
+    }
+
+    /// `refresh`, boxed where it is made: debug builds give every temporary its
+    /// own stack slot, so the caller's frame holds a pointer, not the future.
+    fn refresh_boxed<'a>(
+        &'a mut self,
+        svc: &'a Service,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<&'a [crate::audit::AuditRecord], crate::service::Error>,
+    > {
+        Box::pin(self.refresh(svc))
+    }
+
+    /// Holds `rows`, the whole tail just fetched, and returns them.
+    fn hold(&mut self, rows: Vec<crate::audit::AuditRecord>) -> Vec<crate::audit::AuditRecord> {
+        self.fetched = rows.len();
+        self.rows.clone_from(&rows);
+        rows
+    }
+
+    /// Forgets what is held: the next refresh fetches the whole tail.
+    pub fn clear(&mut self) {
+        self.rows = Vec::new();
+    }
+
+    /// How many events the last refresh fetched (for tests and benches).
+    pub fn fetched(&self) -> usize {
+        self.fetched
+    }
+}
+
 /// Everything the console shows, read for one identity (`svc` acts as them).
 pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
+    // Boxed: the nested future would make every caller's future larger.
+    Box::pin(snapshot_with(svc, who, &mut AuditRows::default())).await
+}
+
+/// `snapshot`, fetching only the audit events that `held` does not hold yet.
+pub async fn snapshot_with(svc: &Service, who: &str, held: &mut AuditRows) -> Snapshot {
     /// What failed, said in `errors`; a broker out of reach, in `down`.
     struct Failed {
         errors: Vec<String>,
@@ -96,7 +174,21 @@ pub async fn snapshot(svc: &Service, who: &str) -> Snapshot {
     );
     let approvals = f.ok(svc.approvals().await, true);
     let reviews = f.ok(svc.reviews().await, true);
-    let audit = f.ok(svc.audit_tail(10_000).await, false);
+    // Nothing held (a first load, every `snapshot`): the whole tail, fetched
+    // here so that this path is no deeper than it was (tests run the console
+    // on a 2 MB stack in debug builds).
+    let audit = if held.rows.is_empty() {
+        svc.audit_tail(AUDIT_ROWS).await.map(|rows| held.hold(rows))
+    } else {
+        held.refresh_boxed(svc).await.map(<[_]>::to_vec)
+    };
+    let audit = match audit {
+        Ok(rows) => rows,
+        Err(e) => {
+            held.clear();
+            f.ok(Err(e), false)
+        }
+    };
     let head = audit.last().map_or(0, |r| r.seq);
     let undelivered = f.ok(svc.undelivered_alerts().await, false);
     let errors = f.errors;
@@ -416,6 +508,7 @@ async fn watch_store(
     let mut last_head = -1;
     let mut ticks: u64 = 0;
     let mut first = true;
+    let mut audit = AuditRows::default();
     loop {
         // Wakes on a change from any terminal (LISTEN/NOTIFY on PostgreSQL, a
         // cheap poll on SQLite), else after a second.
@@ -423,7 +516,8 @@ async fn watch_store(
             tokio::select! {
                 _ = svc.wait_for_change(last_head, std::time::Duration::from_secs(1)) => false,
                 _ = refresh.notified() => true,
-                _ = who.changed() => true,
+                // Another caller may see another log: fetched whole for them.
+                _ = who.changed() => { audit.clear(); true }
             }
         };
         ticks += 1;
@@ -441,7 +535,7 @@ async fn watch_store(
         if force || down || head != last_head || ticks % 15 == 0 {
             last_head = head;
             let me = who.borrow().clone();
-            let snap = snapshot(&acting(&svc, &me, demo), &me).await;
+            let snap = snapshot_with(&acting(&svc, &me, demo), &me, &mut audit).await;
             if tx.send(Msg::Loaded(Box::new(snap))).is_err() {
                 return;
             }

@@ -1156,6 +1156,141 @@ async fn the_cache_spares_the_api_within_its_ttl() {
     assert_eq!(srv.count("/incidents"), 4);
 }
 
+// ---- the file source: read again only when changed ------------------------
+
+fn file_incident(id: &str, status: &str) -> String {
+    format!("[[incidents]]\nid = \"{id}\"\ntitle = \"t {id}\"\nstatus = \"{status}\"\n\n")
+}
+
+/// Writes `text` to `path`, modified `when` (in the past: a settled file).
+fn write_aged(path: &std::path::Path, text: &str, when: std::time::SystemTime) {
+    std::fs::write(path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_times(
+            std::fs::FileTimes::new()
+                .set_modified(when)
+                .set_accessed(when),
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_file_source_reads_its_file_again_only_when_it_changed() {
+    use breakglass::incident::file::{FileSource, Reads};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidents.toml");
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let later = hour_ago + Duration::from_secs(60);
+    write_aged(&path, &file_incident("INC-1", "open"), hour_ago);
+    let src = FileSource::new("f".into(), path.clone());
+    let reads = |reads, whole| Reads { reads, whole };
+
+    assert_eq!(src.list_open().await.unwrap().len(), 1);
+    assert_eq!(src.reads(), reads(1, 1));
+    // Unchanged: listings and lookups come from the parsed file.
+    assert_eq!(src.list_open().await.unwrap().len(), 1);
+    assert_eq!(src.get("INC-1").await.unwrap().unwrap().title, "t INC-1");
+    assert!(src.get("INC-2").await.unwrap().is_none());
+    assert_eq!(src.reads(), reads(1, 1), "an unchanged file is not read");
+
+    // Another size, the same mtime: read again.
+    let two = file_incident("INC-1", "open") + &file_incident("INC-2", "open");
+    write_aged(&path, &two, hour_ago);
+    assert_eq!(src.list_open().await.unwrap().len(), 2);
+    assert_eq!(src.reads(), reads(2, 2));
+
+    // The same size, another mtime: read again.
+    let same_size = file_incident("INC-1", "open") + &file_incident("INC-X", "open");
+    assert_eq!(same_size.len(), two.len());
+    write_aged(&path, &same_size, later);
+    assert_eq!(src.list_open().await.unwrap()[1].id, "INC-X");
+    assert_eq!(src.reads(), reads(3, 3));
+
+    // The same size and mtime, but another file renamed over it: read again.
+    let other = dir.path().join("next.toml");
+    let same_again = file_incident("INC-1", "open") + &file_incident("INC-Y", "open");
+    write_aged(&other, &same_again, later);
+    std::fs::rename(&other, &path).unwrap();
+    assert_eq!(src.list_open().await.unwrap()[1].id, "INC-Y");
+    assert_eq!(src.list_open().await.unwrap()[1].id, "INC-Y");
+    assert_eq!(src.reads(), reads(4, 4), "and then not again");
+
+    // Written just now: a second write in the same instant with the same size
+    // would look unchanged, so a fresh file is read every time until it settles.
+    std::fs::write(&path, file_incident("INC-1", "resolved")).unwrap();
+    assert!(src.list_open().await.unwrap().is_empty());
+    assert!(src.list_open().await.unwrap().is_empty());
+    assert_eq!(src.reads(), reads(6, 6));
+    // Once settled, what was read while it was fresh is not trusted: read once
+    // more, then kept.
+    std::thread::sleep(breakglass::incident::file::SETTLE + Duration::from_millis(100));
+    assert!(src.list_open().await.unwrap().is_empty());
+    assert!(src.get("INC-1").await.unwrap().is_some());
+    assert_eq!(src.reads(), reads(7, 7));
+
+    // A broken file is an error until it changes, and not parsed again meanwhile.
+    write_aged(&path, "[[incidents]]\nid = 3\n", hour_ago);
+    let e = err_text(src.list_open().await.unwrap_err());
+    assert!(e.contains("incidents.toml"), "{e}");
+    assert!(src.list_open().await.is_err());
+    assert!(src.get("INC-1").await.is_err());
+    assert_eq!(src.reads(), reads(8, 8));
+    std::fs::remove_file(&path).unwrap();
+    let e = err_text(src.list_open().await.unwrap_err());
+    assert!(e.contains("cannot read"), "{e}");
+}
+
+/// A command's revoke-on-resolve check looks up one incident: in a file of
+/// 10,000 it parses that incident's block, not the whole file (~70 ms of TOML).
+#[tokio::test]
+async fn a_lookup_in_a_large_file_parses_only_its_incident() {
+    use breakglass::incident::file::{FileSource, Reads};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidents.toml");
+    let mut text = String::from("# synced from the incident tool\n\n");
+    for n in 0..10_000 {
+        let status = if n == 7_000 { "resolved" } else { "open" };
+        text.push_str(&file_incident(&format!("INC-{n}"), status));
+    }
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    write_aged(&path, &text, hour_ago);
+
+    let src = FileSource::new("f".into(), path.clone());
+    let inc = src.get("INC-7000").await.unwrap().unwrap();
+    assert_eq!(
+        (inc.title.as_str(), inc.status, inc.source.as_str()),
+        ("t INC-7000", IncidentStatus::Resolved, "f")
+    );
+    assert!(src.get("INC-10000").await.unwrap().is_none());
+    assert_eq!(src.reads(), Reads { reads: 2, whole: 0 });
+    // Asked again, unchanged: remembered.
+    assert!(src.get("INC-7000").await.unwrap().is_some());
+    assert!(src.get("INC-10000").await.unwrap().is_none());
+    assert_eq!(src.reads(), Reads { reads: 2, whole: 0 });
+    // Once the whole file is parsed (a listing), lookups use it.
+    assert_eq!(src.list_open().await.unwrap().len(), 9_999);
+    assert_eq!(src.get("INC-9999").await.unwrap().unwrap().id, "INC-9999");
+    assert_eq!(src.reads(), Reads { reads: 3, whole: 1 });
+
+    // A layout the scan does not vouch for: the whole file is parsed, and the
+    // answer is the parser's (here a "header" inside a multi-line title, its
+    // block valid on its own).
+    let tricky = concat!(
+        "[[incidents]]\nid = \"INC-1\"\ntitle = '''\n",
+        "[[incidents]]\nid = \"INC-2\"\ntitle = \"fake\"\n# '''\n",
+        "status = \"resolved\"\n"
+    );
+    write_aged(&path, tricky, hour_ago);
+    let fresh = FileSource::new("f".into(), path.clone());
+    assert!(fresh.get("INC-2").await.unwrap().is_none());
+    let one = fresh.get("INC-1").await.unwrap().unwrap();
+    assert!(one.title.contains("INC-2"), "{one:?}");
+    assert_eq!(fresh.reads(), Reads { reads: 1, whole: 1 });
+}
+
 // ---- the engine's incident policy ------------------------------------------
 
 struct World {

@@ -228,15 +228,18 @@ impl App {
 
     /// Incidents: filter with `/`, pick one (or `t` for a manual ticket).
     fn incidents_key(&mut self, k: KeyEvent) -> Option<Walk> {
-        // Only the count and the selected incident are needed: cloning every
-        // filtered incident cost ~2 ms a key with 10,000 (benches/console.rs).
+        // Only the count and the selected incident are needed, from the matches
+        // `update` keeps (cloning every match cost ~2 ms a key with 10,000).
         let (shown, picked) = {
             let sel = match &self.walk {
                 Walk::Incidents { selected, .. } => *selected,
                 _ => 0,
             };
-            let all = self.filtered_incidents();
-            let picked = all.get(sel).map(|i| (i.id.clone(), i.title.clone()));
+            let all = self.incident_filter.shown();
+            let picked = all
+                .get(sel)
+                .and_then(|&i| self.data.incidents.get(i))
+                .map(|i| (i.id.clone(), i.title.clone()));
             (all.len(), picked)
         };
         let Walk::Incidents {

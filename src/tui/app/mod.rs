@@ -15,9 +15,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use secrecy::SecretString;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod filter;
 mod forms;
 mod keys;
 
+pub use filter::IncidentFilter;
 pub use forms::{Dialog, FormField, Pick, RequestForm, ReviewField, ReviewForm, Walk};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +173,8 @@ pub struct App {
     pub now: DateTime<Utc>,
     pub tab: Tab,
     pub data: Snapshot,
+    /// The incident list's matches for the filter, kept current by `update`.
+    pub incident_filter: IncidentFilter,
     pub loaded: bool,
     pub walk: Walk,
     /// The activation form left with Esc: picking the same role for the same
@@ -230,6 +234,7 @@ impl App {
             now,
             tab: Tab::Incidents,
             data: Snapshot::default(),
+            incident_filter: IncidentFilter::default(),
             loaded: false,
             walk: Walk::start(),
             kept_form: None,
@@ -266,22 +271,22 @@ impl App {
         self.personas.is_some()
     }
 
-    /// Incidents matching the filter, as shown.
+    /// Incidents matching the filter, as shown: computed by `update` when the
+    /// filter or the incidents change, only read here (render calls this).
     pub fn filtered_incidents(&self) -> Vec<&Incident> {
-        let f = match &self.walk {
-            Walk::Incidents { filter, .. } => filter.value.to_lowercase(),
-            _ => String::new(),
-        };
-        self.data
-            .incidents
+        self.incident_filter
+            .shown()
             .iter()
-            .filter(|i| {
-                f.is_empty()
-                    || i.id.to_lowercase().contains(&f)
-                    || i.title.to_lowercase().contains(&f)
-                    || i.severity.to_lowercase().contains(&f)
-            })
+            .filter_map(|&i| self.data.incidents.get(i))
             .collect()
+    }
+
+    /// The filter as typed (empty outside the incident list).
+    fn filter_text(&self) -> &str {
+        match &self.walk {
+            Walk::Incidents { filter, .. } => &filter.value,
+            _ => "",
+        }
     }
 
     pub fn focused(&self) -> Option<&Request> {
@@ -356,6 +361,13 @@ impl App {
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
+        let cmds = self.step(msg);
+        let filter = self.filter_text().to_string();
+        self.incident_filter.apply(&filter);
+        cmds
+    }
+
+    fn step(&mut self, msg: Msg) -> Vec<Cmd> {
         match msg {
             Msg::Tick(now) => {
                 self.now = now;
@@ -540,6 +552,11 @@ impl App {
         let before: BTreeMap<RequestId, State> =
             self.data.mine.iter().map(|r| (r.id, r.state)).collect();
         let first = !self.loaded;
+        // A reload every 15 s usually brings the same incidents: keep their
+        // lower-cased text and matches then.
+        if s.incidents != self.data.incidents || self.incident_filter.len() != s.incidents.len() {
+            self.incident_filter.load(&s.incidents);
+        }
         self.data = s;
         self.loaded = true;
         let mut cmds = vec![];

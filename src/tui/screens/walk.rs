@@ -119,7 +119,8 @@ fn incidents(
         ));
     }
     f.render_widget(Paragraph::new(top_lines), top);
-    let shown = app.filtered_incidents();
+    // The matches `update` computed; drawing never filters.
+    let shown = app.incident_filter.shown();
     let width = list.width.saturating_sub(33) as usize;
     // Build only the rows in view (the same window List picks with a fresh
     // state: the selection at the bottom once past the first screen). Building
@@ -134,6 +135,7 @@ fn incidents(
         .iter()
         .skip(start)
         .take(rows)
+        .filter_map(|&i| app.data.incidents.get(i))
         .map(|i| {
             let sev_style = if i.severity.eq_ignore_ascii_case("SEV1") {
                 theme.danger()
