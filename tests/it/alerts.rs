@@ -287,11 +287,7 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
         p.sinks = sinks;
         p.alerts.on.clear(); // nothing beyond activation
     });
-    let r = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(K8S).await;
     assert!(h
         .engine
         .decide("alice", r.id, Decision::approve(None))
@@ -324,11 +320,7 @@ async fn refusals_are_audited_and_alerted_and_kinds_can_be_turned_off_but_not_ac
     let rx = HttpReceiver::start(Behaviour::Ok);
     let sinks: Vec<Arc<dyn Sink>> = vec![webhook(&rx, Format::Native, 5)];
     let h = with_sinks(sinks);
-    let r = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(K8S).await;
     let _ = h
         .engine
         .decide("alice", r.id, Decision::approve(None))

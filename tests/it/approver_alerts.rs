@@ -579,10 +579,7 @@ async fn auto_approved_requests_page_nobody() {
     h.engine.activate("svc-failover", r.id).await.unwrap();
     assert_eq!(h.alerts_of_kind("approval_request"), 0);
     // A person's request does.
-    h.engine
-        .request("alice", input(DBA, inc("INC-1042")))
-        .await
-        .unwrap();
+    h.requested(DBA).await;
     assert_eq!(h.alerts_of_kind("approval_request"), 1);
 
     let h = harness();

@@ -134,11 +134,7 @@ async fn every_request_rule_refuses_and_says_why() {
 #[tokio::test]
 async fn a_request_for_an_open_incident_is_pending_with_its_title() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(DBA, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(DBA).await;
     assert_eq!(r.state, State::Pending);
     assert!(r.incident.label().contains("Checkout API"));
 }
@@ -166,11 +162,7 @@ async fn a_condition_matches_whatever_its_case() {
 #[tokio::test]
 async fn ttl_defaults_to_the_roles_and_may_be_anything_up_to_its_maximum() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(DBA, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(DBA).await;
     assert_eq!(r.ttl_seconds, 15 * 60);
     h.engine.cancel("alice", r.id).await.unwrap();
     let mut i = input(DBA, inc("INC-1042"));
@@ -184,11 +176,7 @@ async fn ttl_defaults_to_the_roles_and_may_be_anything_up_to_its_maximum() {
 #[tokio::test]
 async fn approvals_are_distinct_never_the_requester_and_only_approvers() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(DBA, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(DBA).await;
     refused(
         h.engine
             .decide("alice", r.id, Decision::approve(None))
@@ -294,11 +282,7 @@ fn a_decision_is_checked_before_its_signature_and_keeps_it() {
 #[tokio::test]
 async fn a_denial_ends_the_request() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(K8S).await;
     refused(
         h.engine
             .decide("carol", r.id, Decision::deny(" "))
@@ -330,11 +314,7 @@ async fn a_denial_ends_the_request() {
 #[tokio::test]
 async fn pending_and_unactivated_requests_lapse() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(K8S).await;
     h.clock.advance(Duration::minutes(29));
     assert!(h.engine.recover().await.unwrap().lapsed.is_empty());
     h.clock.advance(Duration::minutes(2));
@@ -703,11 +683,7 @@ async fn a_role_stays_locked_until_a_different_person_certifies() {
 async fn locked_role_check_is_also_made_at_grant_time() {
     let h = harness();
     // Two requests filed while the role was free, both approved.
-    let a = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let a = h.requested(K8S).await;
     let b = h
         .engine
         .request("bob", input(K8S, inc("INC-1042")))
@@ -911,11 +887,7 @@ async fn the_credential_never_reaches_the_store_outbox_or_alerts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn racing_approvers_each_count_once() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(DBA, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(DBA).await;
     // Two engines with their own connections, as two terminals would have; each
     // commit runs on its own blocking-pool thread, so they really race.
     let other = breakglass::engine::Engine::from_config(&h.cfg).unwrap();
@@ -929,11 +901,7 @@ async fn racing_approvers_each_count_once() {
     assert_eq!(cur.state, State::Approved);
     assert_eq!(cur.approvals.len(), 2);
     // The same approver racing themself counts once.
-    let r2 = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r2 = h.requested(K8S).await;
     let (a, b) = tokio::join!(
         h.engine.decide("bob", r2.id, Decision::approve(None)),
         other.decide("bob", r2.id, Decision::approve(None)),

@@ -347,11 +347,7 @@ async fn a_review_sent_back_shows_the_certifiers_comment_and_keeps_the_answers()
 async fn an_approval_can_carry_a_comment() {
     let mut d = Driver::new(harness(), "bob");
     d.refresh().await;
-    let r =
-        d.h.engine
-            .request("alice", input(DBA, inc("INC-1042")))
-            .await
-            .unwrap();
+    let r = d.h.requested(DBA).await;
     d.refresh().await;
     d.press(KeyCode::Char('3')).await;
     d.press(KeyCode::Enter).await;
@@ -388,11 +384,7 @@ async fn locked_roles_are_greyed_with_the_reason_and_cannot_be_picked() {
 #[tokio::test]
 async fn own_requests_are_not_approvable_and_say_why() {
     let mut d = console().await;
-    let r =
-        d.h.engine
-            .request("alice", input(DBA, inc("INC-1042")))
-            .await
-            .unwrap();
+    let r = d.h.requested(DBA).await;
     d.refresh().await;
     d.press(KeyCode::Char('3')).await;
     d.assert_sees("Approvals (0)");
@@ -690,10 +682,7 @@ async fn a_backend_call_in_flight_shows_a_spinner_then_its_error() {
 async fn a_load_for_the_previous_persona_is_not_shown_as_the_new_ones() {
     use breakglass::tui::app::Msg;
     let mut d = console().await;
-    d.h.engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    d.h.requested(K8S).await;
     let stale = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
     d.press(KeyCode::Char('p')).await;
     d.press(KeyCode::Down).await;
@@ -798,22 +787,13 @@ fn approvals_tab_reversed(d: &Driver) -> bool {
 #[tokio::test]
 async fn a_new_request_to_approve_rings_once_and_flashes_the_approvals_tab() {
     let h = harness();
-    let waiting = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let waiting = h.requested(K8S).await;
     let mut bob = Driver::new(h, "bob");
     bob.refresh().await;
     assert_eq!(bob.bells, 0, "{} was waiting before: no news", waiting.id);
     assert!(!approvals_tab_reversed(&bob));
 
-    let r = bob
-        .h
-        .engine
-        .request("alice", input(DBA, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = bob.h.requested(DBA).await;
     bob.refresh().await;
     assert_eq!(bob.bells, 1, "one bell for {}", r.id);
     bob.assert_sees(&format!(
@@ -856,12 +836,7 @@ async fn a_new_request_to_approve_rings_once_and_flashes_the_approvals_tab() {
 
     // With the bell off the tab still flashes, silently.
     bob.app.approval_bell = false;
-    let quiet = bob
-        .h
-        .engine
-        .request("alice", input(PLUGIN_ROLE, inc("INC-1042")))
-        .await
-        .unwrap();
+    let quiet = bob.h.requested(PLUGIN_ROLE).await;
     bob.refresh().await;
     assert_eq!(bob.bells, 1, "{}: no bell when it is off", quiet.id);
     assert!(approvals_tab_reversed(&bob));
@@ -873,11 +848,7 @@ async fn a_new_request_to_approve_rings_once_and_flashes_the_approvals_tab() {
 #[tokio::test]
 async fn waiting_names_who_approves_and_the_flash_counts_approvals() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(DBA, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(DBA).await;
     let mut bob = Driver::new(h, "bob");
     bob.refresh().await;
     bob.press(KeyCode::Char('3')).await;
@@ -963,11 +934,7 @@ async fn live_access_opens_the_console_and_stays_in_the_status_bar() {
 #[tokio::test]
 async fn an_expired_grant_leaves_no_stale_active_message() {
     let h = harness();
-    let r = h
-        .engine
-        .request("alice", input(K8S, inc("INC-1042")))
-        .await
-        .unwrap();
+    let r = h.requested(K8S).await;
     let mut alice = Driver::new(h, "alice");
     alice.refresh().await;
     alice.press(KeyCode::Char('2')).await;

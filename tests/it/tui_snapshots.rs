@@ -79,11 +79,7 @@ async fn screens_of_the_walk() {
 #[tokio::test]
 async fn screens_of_my_access() {
     let mut d = fixed().await;
-    let r =
-        d.h.engine
-            .request("alice", input(DBA, inc("INC-1042")))
-            .await
-            .unwrap();
+    let r = d.h.requested(DBA).await;
     d.h.engine
         .decide("bob", r.id, Decision::approve(None))
         .await
@@ -109,11 +105,7 @@ async fn screens_of_my_access() {
 #[tokio::test]
 async fn screens_of_the_queues_and_audit() {
     let mut d = fixed().await;
-    let mine =
-        d.h.engine
-            .request("alice", input(DBA, inc("INC-1042")))
-            .await
-            .unwrap();
+    let mine = d.h.requested(DBA).await;
     let theirs =
         d.h.engine
             .request("bob", input(K8S, inc("INC-1042")))

@@ -107,13 +107,17 @@ impl H {
         self.store.get(id).unwrap().unwrap().state
     }
 
-    /// alice requests `role`, the needed approvers approve.
-    pub async fn approved(&self, role: &str) -> Request {
-        let r = self
-            .engine
+    /// alice requests `role` for INC-1042.
+    pub async fn requested(&self, role: &str) -> Request {
+        self.engine
             .request("alice", input(role, inc("INC-1042")))
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// alice requests `role`, the needed approvers approve.
+    pub async fn approved(&self, role: &str) -> Request {
+        let r = self.requested(role).await;
         let mut last = r.clone();
         for who in ["bob", "carol"].iter().take(r.approvals_required as usize) {
             last = self
