@@ -1060,3 +1060,29 @@ async fn at_80x24_nothing_important_falls_off() {
     let s = d.screen(80, 24);
     assert!(s.contains("certified"), "the warning wraps:\n{s}");
 }
+
+/// The store says active a moment before the grant's answer (with the
+/// credential) reaches the console: the screen says it is on its way, never
+/// that it was shown elsewhere.
+#[tokio::test]
+async fn a_credential_on_its_way_is_not_called_shown_elsewhere() {
+    use breakglass::tui::app::{Cmd, Msg};
+    let mut d = console().await;
+    let r = d.h.approved(K8S).await;
+    d.app.tab = breakglass::tui::app::Tab::MyAccess;
+    d.app.focus = Some(r.id);
+    let snap = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
+    let cmds = d.app.update(Msg::Loaded(Box::new(snap)));
+    assert!(cmds
+        .iter()
+        .any(|c| matches!(c, Cmd::Activate(id) if *id == r.id)));
+    // The grant lands (another task's call) and a refresh shows it active first.
+    let (_, cred) = d.h.engine.activate("alice", r.id).await.unwrap();
+    let snap = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
+    d.app.update(Msg::Loaded(Box::new(snap)));
+    d.assert_sees("the credential is on its way");
+    assert!(!d.sees("not in this console"), "{}", d.screen(100, 30));
+    let active = d.h.engine.load(r.id).await.unwrap();
+    d.app.update(Msg::Activated(r.id, Ok((active, cred))));
+    d.assert_sees("••••••••••••");
+}

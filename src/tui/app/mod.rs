@@ -267,6 +267,11 @@ impl App {
         }
     }
 
+    /// Whether this console asked to activate `id` and awaits the answer.
+    pub fn is_activating(&self, id: RequestId) -> bool {
+        self.activating.contains(&id)
+    }
+
     pub fn is_demo(&self) -> bool {
         self.personas.is_some()
     }

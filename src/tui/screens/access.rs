@@ -216,6 +216,11 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
                 ]));
             }
         }
+        // The store says active before the grant's answer reaches this console.
+        _ if app.is_activating(r.id) => lines.push(Line::styled(
+            "  granted: the credential is on its way to this console",
+            theme.muted(),
+        )),
         _ if r.vendor.is_some() => lines.push(Line::styled(
             "  only inside the recorded vendor session (its shell's environment), never shown here",
             theme.muted(),
