@@ -154,7 +154,7 @@ async fn form_problems_show_next_to_their_fields() {
     d.ctrl('s').await;
     d.assert_sees("! pick the condition that applies");
     d.assert_sees("! a reason is required");
-    d.assert_sees("! TTL 2h is outside role k8s-cluster-admin's bounds; ask for at most 20m");
+    d.assert_sees("! TTL 2h is longer than role k8s-cluster-admin allows; ask for at most 20m");
     assert_eq!(d.app.tab, breakglass::tui::app::Tab::Incidents);
     // Focus jumped to the first problem; fixing it clears its message at once.
     d.press(KeyCode::Down).await;
@@ -162,7 +162,7 @@ async fn form_problems_show_next_to_their_fields() {
     d.press(KeyCode::Tab).await;
     d.typed("x").await;
     assert!(!d.sees("a reason is required"));
-    d.assert_sees("outside role");
+    d.assert_sees("longer than role");
     d.press(KeyCode::Tab).await;
     d.ctrl('u').await;
     d.typed("nonsense").await;
@@ -172,6 +172,37 @@ async fn form_problems_show_next_to_their_fields() {
     d.typed("0").await;
     d.assert_sees("! `0` is too short");
     assert!(!d.sees("ask for at most"), "{}", d.screen(100, 30));
+}
+
+#[tokio::test]
+async fn the_ttl_offers_the_roles_presets_and_refuses_less_than_min_ttl() {
+    let mut d = console().await;
+    to_form(&mut d, 3).await; // prod-db-emergency-dba: default 15m, max 30m, min 1m
+    d.press(KeyCode::Down).await; // a condition
+    d.press(KeyCode::Tab).await;
+    d.typed("replica lag, promote the standby").await;
+    d.press(KeyCode::Tab).await; // TTL, empty: the default
+    d.assert_sees("1m to 30m");
+    d.assert_sees("[15m]");
+    d.press(KeyCode::Down).await;
+    d.assert_sees("[30m]");
+    d.press(KeyCode::Down).await; // nothing longer than the ceiling
+    d.assert_sees("[30m]");
+    d.press(KeyCode::Up).await;
+    d.assert_sees("[15m]");
+    let breakglass::tui::app::Walk::Form(form) = &d.app.walk else {
+        panic!("still on the form")
+    };
+    assert_eq!(form.ttl.value, "15m");
+    // Typed text still counts; under the role's floor is refused as too short.
+    d.ctrl('u').await;
+    d.typed("30s").await;
+    d.ctrl('s').await;
+    d.assert_sees("! TTL 30s is too short for role prod-db-emergency-dba; ask for at least 1m");
+    assert!(
+        matches!(d.app.walk, breakglass::tui::app::Walk::Form(_)),
+        "not filed"
+    );
 }
 
 #[tokio::test]

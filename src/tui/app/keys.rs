@@ -465,13 +465,14 @@ impl App {
                 FormField::Reason => {
                     form.reason.handle(k);
                 }
-                FormField::Ttl => {
-                    if k.code == KeyCode::Enter {
-                        form.focus = FormField::Continue;
-                    } else {
+                FormField::Ttl => match k.code {
+                    KeyCode::Enter => form.focus = FormField::Continue,
+                    KeyCode::Down => form.step_ttl(true),
+                    KeyCode::Up => form.step_ttl(false),
+                    _ => {
                         form.ttl.handle(k);
                     }
-                }
+                },
                 FormField::Continue => {}
             },
         }
