@@ -219,7 +219,11 @@ pub fn prepare_demo(dir: &Path) -> PathBuf {
     let path = breakglass::demo::prepare(dir).unwrap();
     let mut text = std::fs::read_to_string(&path).unwrap();
     if !text.contains("min_ttl = \"1s\"") {
-        for role in ["k8s-cluster-admin", "payments-api-operator", "iam-breakglass-admin"] {
+        for role in [
+            "k8s-cluster-admin",
+            "payments-api-operator",
+            "iam-breakglass-admin",
+        ] {
             let name = format!("name = \"{role}\"");
             let (head, tail) = text.split_once(&name).expect("a demo role");
             let tail = tail.replacen("max_ttl = ", "min_ttl = \"1s\"\nmax_ttl = ", 1);
