@@ -1082,7 +1082,12 @@ async fn at_80x24_nothing_important_falls_off() {
     let hint = s.lines().nth(22).unwrap();
     assert!(hint.contains("Ctrl-S continue to confirm"), "{hint}");
     assert!(hint.contains("? keys"), "{hint}");
-    assert!(!hint.contains("Up/Down"), "movement goes first: {hint}");
+    // The focused field's own key stays; moving between fields goes first.
+    assert!(hint.contains("Up/Down choose the condition"), "{hint}");
+    assert!(
+        !hint.contains("Tab/Shift-Tab"),
+        "movement goes first: {hint}"
+    );
 
     d.app.flash = Some((
         breakglass::tui::app::Level::Warn,
@@ -1116,4 +1121,64 @@ async fn a_credential_on_its_way_is_not_called_shown_elsewhere() {
     let active = d.h.engine.load(r.id).await.unwrap();
     d.app.update(Msg::Activated(r.id, Ok((active, cred))));
     d.assert_sees("••••••••••••");
+}
+
+/// Every key a screen lists does what the listing says: no binding is
+/// shadowed by an earlier one that takes the same key, on every screen of
+/// the walk and the queues. The handlers act only on these actions, so the
+/// overlay and the hint bar cannot drift from them.
+#[tokio::test]
+async fn the_keys_shown_are_the_keys_handled() {
+    use breakglass::tui::app::keymap::{self, Key};
+    use crossterm::event::{KeyEvent, KeyModifiers};
+    fn event(k: Key) -> KeyEvent {
+        match k {
+            Key::Code(c) => KeyEvent::new(c, KeyModifiers::NONE),
+            Key::Char(c) => KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+            Key::Ctrl(c) => KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+        }
+    }
+    fn consistent(d: &Driver, screen: &str) {
+        for list in [keymap::global(&d.app), keymap::bindings(&d.app)] {
+            for b in &list {
+                for &k in b.keys {
+                    assert_eq!(
+                        keymap::action_in(&list, &event(k)),
+                        Some(b.action),
+                        "{screen}: {k:?} is listed as `{} {}` but another binding takes it",
+                        b.label,
+                        b.what
+                    );
+                }
+            }
+        }
+        // What the hint bar shows comes from the same bindings.
+        let hint = keymap::hints(&d.app, 500);
+        for b in keymap::shown(&keymap::bindings(&d.app)) {
+            assert!(
+                hint.contains(b.what),
+                "{screen}: `{}` not in `{hint}`",
+                b.what
+            );
+        }
+    }
+    let mut d = console().await;
+    consistent(&d, "incidents");
+    d.typed("/").await;
+    consistent(&d, "filtering");
+    d.press(KeyCode::Enter).await;
+    to_form(&mut d, 3).await;
+    consistent(&d, "form: condition");
+    d.press(KeyCode::Tab).await;
+    consistent(&d, "form: reason");
+    d.press(KeyCode::Tab).await;
+    consistent(&d, "form: TTL");
+    assert!(keymap::hints(&d.app, 500).contains("Up/Down the role's TTL presets"));
+    d.press(KeyCode::Tab).await;
+    consistent(&d, "form: continue");
+    for tab in ['2', '3', '4', '5'] {
+        d.press(KeyCode::Esc).await;
+        d.typed(&tab.to_string()).await;
+        consistent(&d, &format!("tab {tab}"));
+    }
 }
