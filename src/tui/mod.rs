@@ -239,17 +239,46 @@ fn setup_terminal() -> std::io::Result<Term> {
 }
 
 /// Runs the console until the operator quits or a signal asks it to stop.
+/// What ends the console from outside: SIGTERM, SIGHUP and SIGINT. Ctrl-C is
+/// a key in raw mode; a SIGINT comes from `kill`, or from Ctrl-C while a child
+/// has the terminal (which the child handles, not us).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+/// A running console's runtime: the terminal and its events, the channels to
+/// the watcher and to engine calls, and the app state they all feed.
+struct Runtime<'a> {
+    svc: Service,
+    opts: &'a Options,
+    demo: bool,
+    app: App,
+    terminal: Term,
+    events: EventStream,
+    signals: Signals,
+    msg_tx: mpsc::UnboundedSender<Msg>,
+    who_tx: watch::Sender<String>,
+    refresh: Arc<Notify>,
+    summary: Summary,
+}
+
 pub async fn run(svc: Service, opts: Options) -> anyhow::Result<Summary> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    // Ctrl-C is a key in raw mode; a SIGINT comes from `kill`, or from Ctrl-C
-    // while a child has the terminal (which the child handles, not us).
-    let mut sigint = signal(SignalKind::interrupt())?;
-
-    let mut app = new_app(&svc, &opts);
+    let signals = Signals::new()?;
+    let app = new_app(&svc, &opts);
     let demo = opts.personas.is_some();
-
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
     let (who_tx, who_rx) = watch::channel(opts.me.clone());
     let refresh = Arc::new(Notify::new());
@@ -260,128 +289,173 @@ pub async fn run(svc: Service, opts: Options) -> anyhow::Result<Summary> {
         msg_tx.clone(),
         refresh.clone(),
     ));
+    let mut rt = Runtime {
+        terminal: setup_terminal()?,
+        events: EventStream::new(),
+        svc,
+        opts: &opts,
+        demo,
+        app,
+        signals,
+        msg_tx,
+        who_tx,
+        refresh,
+        summary: Summary::default(),
+    };
+    let result = rt.event_loop(&mut msg_rx).await;
+    rt.leave();
+    watcher.abort();
+    result?;
+    rt.summary.still_active = rt.still_active().await;
+    Ok(rt.summary)
+}
 
-    let mut terminal = setup_terminal()?;
-    if let Ok(size) = terminal.size() {
-        app.update(Msg::Resize(size.width, size.height));
-    }
-    let mut events = EventStream::new();
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut fast = tokio::time::interval(std::time::Duration::from_millis(250));
-    let mut summary = Summary::default();
-    let mut dirty = true;
-    let result: anyhow::Result<()> = async {
+impl Runtime<'_> {
+    /// Draws when something changed, waits for the next message, lets the app
+    /// update, and carries out what it asks, until the app quits.
+    async fn event_loop(
+        &mut self,
+        msg_rx: &mut mpsc::UnboundedReceiver<Msg>,
+    ) -> anyhow::Result<()> {
+        if let Ok(size) = self.terminal.size() {
+            self.app.update(Msg::Resize(size.width, size.height));
+        }
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut fast = tokio::time::interval(std::time::Duration::from_millis(250));
+        let mut dirty = true;
         loop {
             if dirty {
-                terminal.draw(|f| ui::render(f, &app, &opts.theme))?;
-                summary.frames += 1;
+                let (app, theme) = (&self.app, &self.opts.theme);
+                self.terminal.draw(|f| ui::render(f, app, theme))?;
+                self.summary.frames += 1;
                 dirty = false;
             }
             let msg = tokio::select! {
-                ev = events.next() => match ev {
+                ev = self.events.next() => match ev {
                     Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => Msg::Key(k),
                     Some(Ok(Event::Resize(w, h))) => Msg::Resize(w, h),
                     Some(Ok(Event::Paste(t))) => Msg::Paste(t),
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e.into()),
-                    None => break,
+                    None => return Ok(()),
                 },
-                _ = tick.tick() => Msg::Tick(svc.now()),
+                _ = tick.tick() => Msg::Tick(self.svc.now()),
                 // The spinner turns faster only while something is in flight.
-                _ = fast.tick(), if app.busy.is_some() => Msg::Tick(svc.now()),
+                _ = fast.tick(), if self.app.busy.is_some() => Msg::Tick(self.svc.now()),
                 Some(m) = msg_rx.recv() => m,
-                _ = sigterm.recv() => { app.update(Msg::Key(ctrl_c())); break }
-                _ = sighup.recv() => { app.update(Msg::Key(ctrl_c())); break }
-                _ = sigint.recv() => { app.update(Msg::Key(ctrl_c())); break }
+                _ = self.signals.term.recv() => return self.quit_now(),
+                _ = self.signals.hup.recv() => return self.quit_now(),
+                _ = self.signals.int.recv() => return self.quit_now(),
             };
             dirty = true;
             if matches!(msg, Msg::Key(_) | Msg::Paste(_)) {
                 crate::failpoint::panic_at("tui.key");
                 // A key acts on what the screen shows now: the size is read here,
                 // not only from resize events, which can arrive after the key.
-                if let Ok(size) = terminal.size() {
-                    app.update(Msg::Resize(size.width, size.height));
+                if let Ok(size) = self.terminal.size() {
+                    self.app.update(Msg::Resize(size.width, size.height));
                 }
             }
-            for cmd in app.update(msg) {
-                match cmd {
-                    Cmd::Quit => {}
-                    Cmd::Refresh => refresh.notify_one(),
-                    Cmd::Identity(who) => {
-                        app.drafts = load_drafts(&opts.drafts_dir, &who);
-                        let _ = who_tx.send(who);
-                    }
-                    Cmd::Copy(secret) => copy_to_clipboard(&mut terminal, &secret)?,
-                    Cmd::Bell => {
-                        // BEL between frames: the terminal (or tmux, or the
-                        // window manager) turns it into a sound or a flag.
-                        let out = terminal.backend_mut();
-                        out.write_all(b"\x07")?;
-                        out.flush()?;
-                    }
-                    Cmd::SaveDraft(id, a) => {
-                        if let Err(e) = save_draft(&opts.drafts_dir, id, &app.me, &a) {
-                            app.flash =
-                                Some((app::Level::Error, format!("could not save the draft: {e}")));
-                        }
-                    }
-                    Cmd::DeleteDraft(id) => {
-                        let _ = std::fs::remove_file(draft_path(&opts.drafts_dir, id, &app.me));
-                    }
-                    Cmd::Shell(id) | Cmd::Replay(id) => {
-                        let replay = matches!(cmd, Cmd::Replay(_));
-                        // Stop reading the terminal before the child does.
-                        drop(std::mem::replace(&mut events, EventStream::new()));
-                        restore_terminal();
-                        let result = match &opts.relaunch {
-                            Some(r) => hand_over(r, &app.me, app.is_demo(), id, replay).await,
-                            None => Err("this console cannot start sessions".to_string()),
-                        };
-                        // Ctrl-C pressed during the child's run was the child's.
-                        while futures::FutureExt::now_or_never(sigint.recv()).is_some() {}
-                        terminal = take_terminal_back()?;
-                        let _ = msg_tx.send(Msg::SessionDone { id, replay, result });
-                    }
-                    other => spawn_call(
-                        acting(&svc, &app.me, demo),
-                        app.me.clone(),
-                        other,
-                        msg_tx.clone(),
-                    ),
+            for cmd in self.app.update(msg) {
+                self.perform(cmd).await?;
+            }
+            if self.app.quitting {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A signal: leave as Ctrl-C does (drafts kept).
+    fn quit_now(&mut self) -> anyhow::Result<()> {
+        self.app.update(Msg::Key(ctrl_c()));
+        Ok(())
+    }
+
+    /// Carries out one of the app's commands: terminal effects here, engine
+    /// calls on their own tasks (their answers come back as messages).
+    async fn perform(&mut self, cmd: Cmd) -> anyhow::Result<()> {
+        let (opts, me) = (self.opts, self.app.me.clone());
+        match cmd {
+            Cmd::Quit => {}
+            Cmd::Refresh => self.refresh.notify_one(),
+            Cmd::Identity(who) => {
+                self.app.drafts = load_drafts(&opts.drafts_dir, &who);
+                let _ = self.who_tx.send(who);
+            }
+            Cmd::Copy(secret) => copy_to_clipboard(&mut self.terminal, &secret)?,
+            Cmd::Bell => {
+                // BEL between frames: the terminal (or tmux, or the
+                // window manager) turns it into a sound or a flag.
+                let out = self.terminal.backend_mut();
+                out.write_all(b"\x07")?;
+                out.flush()?;
+            }
+            Cmd::SaveDraft(id, a) => {
+                if let Err(e) = save_draft(&opts.drafts_dir, id, &me, &a) {
+                    self.app.flash =
+                        Some((app::Level::Error, format!("could not save the draft: {e}")));
                 }
             }
-            if app.quitting {
-                break;
+            Cmd::DeleteDraft(id) => {
+                let _ = std::fs::remove_file(draft_path(&opts.drafts_dir, id, &me));
             }
+            Cmd::Shell(id) => self.hand_terminal_over(id, false).await?,
+            Cmd::Replay(id) => self.hand_terminal_over(id, true).await?,
+            other => spawn_call(
+                acting(&self.svc, &me, self.demo),
+                me,
+                other,
+                self.msg_tx.clone(),
+            ),
         }
         Ok(())
     }
-    .await;
-    // Save a review in progress however we leave.
-    if let Some(f) = &app.review {
-        let _ = save_draft(&opts.drafts_dir, f.id, &app.me, &f.draft());
+
+    /// A vendor session or a replay runs as a child on this terminal; the
+    /// console takes the terminal back after it.
+    async fn hand_terminal_over(&mut self, id: RequestId, replay: bool) -> anyhow::Result<()> {
+        // Stop reading the terminal before the child does.
+        drop(std::mem::replace(&mut self.events, EventStream::new()));
+        restore_terminal();
+        let result = match &self.opts.relaunch {
+            Some(r) => hand_over(r, &self.app.me, self.app.is_demo(), id, replay).await,
+            None => Err("this console cannot start sessions".to_string()),
+        };
+        // Ctrl-C pressed during the child's run was the child's.
+        while futures::FutureExt::now_or_never(self.signals.int.recv()).is_some() {}
+        self.terminal = take_terminal_back()?;
+        let _ = self.msg_tx.send(Msg::SessionDone { id, replay, result });
+        Ok(())
     }
-    restore_terminal();
-    let _ = terminal.show_cursor();
-    watcher.abort();
-    // For the idle-CPU benchmark: how many frames this session drew.
-    if let Some(p) = std::env::var_os("BREAKGLASS_TUI_STATS") {
-        let _ = std::fs::write(p, format!("{{\"frames\": {}}}\n", summary.frames));
+
+    /// However the loop ended: a review in progress saved, the terminal
+    /// restored, and the frame count for the idle-CPU benchmark.
+    fn leave(&mut self) {
+        if let Some(f) = &self.app.review {
+            let _ = save_draft(&self.opts.drafts_dir, f.id, &self.app.me, &f.draft());
+        }
+        restore_terminal();
+        let _ = self.terminal.show_cursor();
+        if let Some(p) = std::env::var_os("BREAKGLASS_TUI_STATS") {
+            let _ = std::fs::write(p, format!("{{\"frames\": {}}}\n", self.summary.frames));
+        }
     }
-    result?;
-    summary.still_active = acting(&svc, &app.me, demo)
-        .requests(&Query {
-            states: Some(vec![State::Active]),
-            requester: Some(app.me.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|r| Some((r.id, r.expires_at()?)))
-        .collect();
-    Ok(summary)
+
+    /// This person's access still active as the console closes.
+    async fn still_active(&self) -> Vec<(RequestId, chrono::DateTime<chrono::Utc>)> {
+        acting(&self.svc, &self.app.me, self.demo)
+            .requests(&Query {
+                states: Some(vec![State::Active]),
+                requester: Some(self.app.me.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| Some((r.id, r.expires_at()?)))
+            .collect()
+    }
 }
 
 /// The app state a session starts with: identity, the engine's field checker,
