@@ -310,6 +310,8 @@ impl Engine {
                 vec![]
             }
         };
+        // The approvals' signatures, checked on the blocking pool before the step.
+        let verdicts = self.approval_verdicts(id).await;
         let req = self.transition(id, intent_alerts, |r, role, now| {
             let ev = lifecycle::begin_grant(r, who, owner.clone(), now)?;
             if r.auto_approved {
@@ -331,7 +333,7 @@ impl Engine {
                     ));
                 }
             } else {
-                self.check_approvals_signed(r, role)?;
+                self.check_approvals_signed(r, role, &verdicts)?;
             }
             Ok(ev)
         }).await;

@@ -136,14 +136,19 @@ impl Engine {
             Some(k) => alert(k, r, e),
             None => vec![],
         };
+        // A denial's statement names its reason as the lifecycle stores it.
+        let reason = match &decision {
+            Decision::Deny { reason, .. } => Some(reason.trim()),
+            _ => None,
+        };
+        // ssh-keygen runs here, on the blocking pool, not in the step below.
+        let verdicts = self
+            .decision_verdicts(who, id, kind, reason, decision.signature())
+            .await;
         let r = self
             .transition(id, alerts, |r, role, now| {
-                // A denial's statement names its reason as the lifecycle stores it.
-                let reason = match &decision {
-                    Decision::Deny { reason, .. } => Some(reason.trim()),
-                    _ => None,
-                };
-                let signature = self.check_signed(r, who, kind, reason, decision.signature(), now);
+                let signature =
+                    self.check_signed(r, who, kind, reason, decision.signature(), now, &verdicts);
                 match &decision {
                     Decision::Approve { comment, .. } => {
                         lifecycle::approve(r, role, who, comment.clone(), signature, now)

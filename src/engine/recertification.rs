@@ -90,7 +90,7 @@ impl Engine {
                 role.name, c.by
             )),
             Some((c, sig))
-                if verify && !self.role_signature_valid(&role.name, &c.by, sig.as_ref()) =>
+                if verify && !self.role_signature_valid(&role.name, &c.by, sig.as_ref()).await =>
             {
                 Some(format!(
                     "vendor role {}'s recertification by {} on {} carries no valid signature (was the store edited? run `breakglass audit verify`): {how}",
@@ -179,8 +179,9 @@ impl Engine {
             ));
         }
         let now = self.clock.now();
+        let verdicts = self.role_verdicts(&role.name, who, sig.as_ref()).await;
         let sig = self
-            .check_role_signed(&role.name, who, sig.as_ref(), now)
+            .check_role_signed(&role.name, who, sig.as_ref(), now, &verdicts)
             .map_err(Error::Refused)?;
         let due = now + chrono::Duration::seconds(vp.recertify_every);
         let mut detail = serde_json::json!({

@@ -56,6 +56,25 @@ fn role_statement(role: &str, who: &str, at: DateTime<Utc>) -> String {
     .text()
 }
 
+/// What `ssh-keygen -Y verify` said of each (signer, statement), asked on the
+/// blocking pool before a lifecycle step: the step itself runs on the async
+/// side and only looks its statements up. A statement not looked at before
+/// (the request changed meanwhile) does not verify: sign again.
+#[derive(Debug, Default)]
+pub(crate) struct Verdicts(HashMap<(String, String), std::result::Result<(), String>>);
+
+impl Verdicts {
+    fn of(&self, signer: &str, statement: &str) -> std::result::Result<(), String> {
+        self.0
+            .get(&(signer.to_string(), statement.to_string()))
+            .cloned()
+            .unwrap_or_else(|| Err("the request changed while the signature was checked".into()))
+    }
+}
+
+/// A signature to check: signer, armored signature, statement, signing time.
+type Signed = (String, String, String, DateTime<Utc>);
+
 /// What a refusal says about the decision being signed.
 struct Decision {
     noun: &'static str,
@@ -86,6 +105,9 @@ impl Engine {
     /// Before a decision counts: with signing on, `sig` must be `who`'s signature
     /// over exactly this decision, dated within five minutes of the engine's
     /// clock. Returns the signature to keep with the decision.
+    // The decision's parts, the signature, the clock and the verdicts: each
+    // is needed, and a struct for one call site would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_signed(
         &self,
         req: &Request,
@@ -94,6 +116,7 @@ impl Engine {
         reason: Option<&str>,
         sig: Option<&SshSignature>,
         now: DateTime<Utc>,
+        verdicts: &Verdicts,
     ) -> lifecycle::SignatureCheck {
         let id = req.id;
         self.check_statement_signed(
@@ -107,6 +130,7 @@ impl Engine {
             |at| statement(req, kind, reason, who, at),
             sig,
             now,
+            verdicts,
         )
     }
 
@@ -117,6 +141,7 @@ impl Engine {
         who: &str,
         sig: Option<&SshSignature>,
         now: DateTime<Utc>,
+        verdicts: &Verdicts,
     ) -> Result<Option<SshSignature>, Refusal> {
         self.check_statement_signed(
             who,
@@ -129,6 +154,7 @@ impl Engine {
             |at| role_statement(role, who, at),
             sig,
             now,
+            verdicts,
         )
     }
 
@@ -150,6 +176,7 @@ impl Engine {
         text_at: impl Fn(DateTime<Utc>) -> String,
         sig: Option<&SshSignature>,
         now: DateTime<Utc>,
+        verdicts: &Verdicts,
     ) -> Result<Option<SshSignature>, Refusal> {
         let Some(signing) = &self.policy.approval_signing else {
             return Ok(None);
@@ -176,14 +203,7 @@ impl Engine {
                 crate::domain::time::ts(now)
             )));
         }
-        ssh_sign::verify(
-            &signing.allowed_signers,
-            who,
-            &sig.armored,
-            &text_at(sig.signed_at),
-            sig.signed_at,
-        )
-        .map_err(|e| {
+        verdicts.of(who, &text_at(sig.signed_at)).map_err(|e| {
             refused(format!(
                 "{who}'s signature on this {noun} of {subject} does not verify against {} ({e}); \
                  sign with the key listed for {who} there (a signature made for another request \
@@ -195,25 +215,121 @@ impl Engine {
     }
 
     /// Whether a stored signature of a role decision verifies (signing on).
-    pub(crate) fn role_signature_valid(
+    pub(crate) async fn role_signature_valid(
         &self,
         role: &str,
         who: &str,
         sig: Option<&SshSignature>,
     ) -> bool {
-        let Some(signing) = &self.policy.approval_signing else {
+        if self.policy.approval_signing.is_none() {
             return true;
+        }
+        let Some(s) = sig else {
+            return false;
         };
-        sig.is_some_and(|s| {
-            ssh_sign::verify(
-                &signing.allowed_signers,
-                who,
-                &s.armored,
-                &role_statement(role, who, s.signed_at),
-                s.signed_at,
-            )
+        let text = role_statement(role, who, s.signed_at);
+        let signed = (
+            who.to_string(),
+            s.armored.clone(),
+            text.clone(),
+            s.signed_at,
+        );
+        self.verify_signatures(vec![signed])
+            .await
+            .of(who, &text)
             .is_ok()
-        })
+    }
+
+    /// Runs `ssh-keygen -Y verify` for each signature on the blocking pool (a
+    /// child process each). Signing off: nothing to check.
+    pub(crate) async fn verify_signatures(&self, items: Vec<Signed>) -> Verdicts {
+        let Some(signing) = &self.policy.approval_signing else {
+            return Verdicts::default();
+        };
+        if items.is_empty() {
+            return Verdicts::default();
+        }
+        let signers = signing.allowed_signers.clone();
+        let run = move || {
+            items
+                .into_iter()
+                .map(|(who, armored, text, at)| {
+                    let verdict = ssh_sign::verify(&signers, &who, &armored, &text, at);
+                    ((who, text), verdict)
+                })
+                .collect()
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(map) => Verdicts(map),
+            // A panic in the check: nothing verifies.
+            Err(_) => Verdicts::default(),
+        }
+    }
+
+    /// Before `who` decides `id`: the signature given, checked against the
+    /// statement of the request as it stands.
+    pub(crate) async fn decision_verdicts(
+        &self,
+        who: &str,
+        id: RequestId,
+        kind: DecisionKind,
+        reason: Option<&str>,
+        sig: Option<&SshSignature>,
+    ) -> Verdicts {
+        let (Some(sig), true) = (sig, self.signing_required()) else {
+            return Verdicts::default();
+        };
+        let Ok(req) = self.load(id).await else {
+            return Verdicts::default();
+        };
+        let text = statement(&req, kind, reason, who, sig.signed_at);
+        self.verify_signatures(vec![(
+            who.to_string(),
+            sig.armored.clone(),
+            text,
+            sig.signed_at,
+        )])
+        .await
+    }
+
+    /// Before activation: every approval's signature, against its statement.
+    pub(crate) async fn approval_verdicts(&self, id: RequestId) -> Verdicts {
+        if !self.signing_required() {
+            return Verdicts::default();
+        }
+        let Ok(req) = self.load(id).await else {
+            return Verdicts::default();
+        };
+        let items = req
+            .approvals
+            .iter()
+            .filter_map(|a| {
+                let s = a.signature.as_ref()?;
+                let text = statement(&req, DecisionKind::Approve, None, &a.by, s.signed_at);
+                Some((a.by.clone(), s.armored.clone(), text, s.signed_at))
+            })
+            .collect();
+        self.verify_signatures(items).await
+    }
+
+    /// Before a recertification: its signature, against the role's statement.
+    pub(crate) async fn role_verdicts(
+        &self,
+        role: &str,
+        who: &str,
+        sig: Option<&SshSignature>,
+    ) -> Verdicts {
+        let Some(s) = sig else {
+            return Verdicts::default();
+        };
+        let text = role_statement(role, who, s.signed_at);
+        self.verify_signatures(vec![(
+            who.to_string(),
+            s.armored.clone(),
+            text,
+            s.signed_at,
+        )])
+        .await
     }
 
     /// At activation, with signing on: enough approvals must carry a valid
@@ -223,24 +339,19 @@ impl Engine {
         &self,
         req: &Request,
         role: &RolePolicy,
+        verdicts: &Verdicts,
     ) -> Result<(), Refusal> {
-        let Some(signing) = &self.policy.approval_signing else {
+        if self.policy.approval_signing.is_none() {
             return Ok(());
-        };
+        }
         let mut good = BTreeSet::new();
         let mut bad = vec![];
         for a in &req.approvals {
             let valid = a.by != req.requester
                 && role.approvers.allows(&a.by)
                 && a.signature.as_ref().is_some_and(|s| {
-                    ssh_sign::verify(
-                        &signing.allowed_signers,
-                        &a.by,
-                        &s.armored,
-                        &statement(req, DecisionKind::Approve, None, &a.by, s.signed_at),
-                        s.signed_at,
-                    )
-                    .is_ok()
+                    let text = statement(req, DecisionKind::Approve, None, &a.by, s.signed_at);
+                    verdicts.of(&a.by, &text).is_ok()
                 });
             if valid {
                 good.insert(a.by.as_str());

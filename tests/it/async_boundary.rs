@@ -126,3 +126,40 @@ fn the_helper_reader_cuts_exactly_the_helper() {
     assert!(names_the_store("f(&self.store)"));
     assert!(!names_the_store("self.store_description.clone()"));
 }
+
+/// `ssh-keygen` (a child process) runs off the async side too: in the engine
+/// only `verify_signatures` (on the blocking pool) and the audit chain's
+/// check (inside one `db` call) call `ssh_sign::verify`.
+#[test]
+fn signature_checks_run_on_the_blocking_pool() {
+    let mut files = vec![];
+    rust_files(&src().join("engine"), &mut files);
+    let mut callers = vec![];
+    for f in files {
+        let text = code(&f);
+        let mut current = String::new();
+        for line in text.lines() {
+            let t = line.trim_start();
+            if let Some(rest) = t
+                .strip_prefix("pub(crate) async fn ")
+                .or_else(|| t.strip_prefix("pub async fn "))
+                .or_else(|| t.strip_prefix("async fn "))
+                .or_else(|| t.strip_prefix("pub(crate) fn "))
+                .or_else(|| t.strip_prefix("pub fn "))
+                .or_else(|| t.strip_prefix("fn "))
+            {
+                current = rest.split('(').next().unwrap_or("").to_string();
+            }
+            if line.contains("ssh_sign::verify(") {
+                callers.push(current.clone());
+            }
+        }
+    }
+    callers.sort();
+    callers.dedup();
+    assert_eq!(
+        callers,
+        ["check", "check_role", "verify_signatures"],
+        "ssh_sign::verify called outside the blocking pool"
+    );
+}
