@@ -6,6 +6,7 @@ pub mod demo;
 pub mod exec;
 pub mod http;
 pub mod postgres;
+pub mod ssh_ca;
 pub mod vault;
 
 use crate::clock::{Clock, SystemClock};
@@ -19,6 +20,7 @@ pub use demo::DemoBackend;
 pub use exec::ExecBackend;
 pub use http::HttpBackend;
 pub use postgres::PostgresBackend;
+pub use ssh_ca::SshCaBackend;
 pub use vault::VaultBackend;
 
 /// What a backend is asked to grant.
@@ -121,6 +123,7 @@ pub fn build(cfg: &config::BackendConfig, clock: Arc<dyn Clock>) -> Arc<dyn Back
             env_allow.clone(),
         )),
         C::Postgres(pg) => Arc::new(PostgresBackend::new(pg.clone())),
+        C::SshCa(ca) => Arc::new(SshCaBackend::new(ca.clone(), clock)),
         C::Http {
             url,
             secret_env,
