@@ -98,6 +98,19 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), BackendError> {
         Ok(())
     }
+    /// Extends access and returns the requester's new credential, for a
+    /// backend whose credential carries its own expiry (an SSH certificate: a
+    /// new one with the later expiry, the old one revoked). The default moves
+    /// the target's expiry with `extend` and returns none. The engine calls
+    /// this; `requester` is whom the new credential is for.
+    async fn extend_credential(
+        &self,
+        spec: &RevokeSpec,
+        _requester: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<Credential>, BackendError> {
+        self.extend(spec, expires_at).await.map(|()| None)
+    }
     /// Rotates the role's standing secret after use, where the role asks for it.
     async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
         Err(BackendError::NotSupported("rotate"))

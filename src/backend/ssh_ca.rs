@@ -11,6 +11,9 @@
 //! certificate whose grant was never recorded. The private key goes to the
 //! caller once and is not kept.
 //!
+//! Extension (`extend_credential`) issues a new key and certificate with the
+//! later expiry, then revokes the request's earlier ones.
+//!
 //! Revoke adds every serial issued for the request to the KRL with
 //! `ssh-keygen -k -u` (ssh-key writes no KRLs), on a copy renamed over the
 //! KRL, so a server never reads a half-written list. Journal and KRL writes
@@ -489,9 +492,17 @@ impl SshCaBackend {
         )
     }
 
-    async fn grant_inner(&self, spec: &GrantSpec) -> Result<Grant, BackendError> {
-        let scope = Scope::parse(&spec.scope).map_err(|m| failed(format!("ssh-ca: {m}")))?;
-        let request_id = spec.request_id.as_str();
+    /// A new key pair and its certificate for `request_id`, valid until
+    /// `expires_at`; the serial is journaled first. Returns the serial and the
+    /// credential.
+    async fn issue(
+        &self,
+        request_id: &str,
+        requester: &str,
+        scope: &serde_json::Value,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(u64, Credential), BackendError> {
+        let scope = Scope::parse(scope).map_err(|m| failed(format!("ssh-ca: {m}")))?;
         if request_id.is_empty()
             || request_id.len() > 64
             || !request_id
@@ -505,14 +516,14 @@ impl SshCaBackend {
             )));
         }
         let now = self.clock.now();
-        if spec.expires_at <= now {
-            return Err(failed("ssh-ca: the grant's deadline has passed"));
+        if expires_at <= now {
+            return Err(failed("ssh-ca: the certificate's expiry has passed"));
         }
         let ca = self.ca_key()?;
         let mut rng = rand::rngs::OsRng;
         let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519)
             .map_err(|e| failed(format!("ssh-ca: generating a key: {e}")))?;
-        let requester = crate::sanitize::line(&spec.requester, 64).replace(' ', "_");
+        let requester = crate::sanitize::line(requester, 64).replace(' ', "_");
         key.set_comment(format!("breakglass {request_id} {requester}"));
         let serial = loop {
             let s = rand::random::<u64>();
@@ -521,7 +532,7 @@ impl SshCaBackend {
             }
         };
         let valid_after = (now.timestamp() - SKEW_SECONDS).max(0) as u64;
-        let valid_before = spec.expires_at.timestamp();
+        let valid_before = expires_at.timestamp();
         {
             // Recorded before signing: no certificate exists that revoke by
             // request id could not find.
@@ -565,10 +576,9 @@ impl SshCaBackend {
         let private = key
             .to_openssh(LineEnding::LF)
             .map_err(|e| failed(format!("ssh-ca: encoding the key: {e}")))?;
-        Ok(Grant {
-            lease_id: format!("ssh-ca-serial-{serial}"),
-            expires_at: Some(spec.expires_at),
-            credential: Credential(vec![
+        Ok((
+            serial,
+            Credential(vec![
                 (
                     "private_key".into(),
                     SecretString::from(private.to_string()),
@@ -579,7 +589,24 @@ impl SshCaBackend {
                 ),
                 ("ssh".into(), SecretString::from(self.ssh_line(&scope))),
             ]),
-        })
+        ))
+    }
+
+    /// Every serial journaled for `request_id`, and the lease's.
+    fn serials_of(&self, request_id: &str, lease: Option<&str>) -> Result<Vec<u64>, BackendError> {
+        let mut serials: Vec<u64> = self
+            .read_journal()?
+            .into_iter()
+            .filter(|i| i.request_id == request_id)
+            .map(|i| i.serial)
+            .collect();
+        // A lease this backend did not issue names nothing to revoke.
+        if let Some(s) = lease.and_then(lease_serial) {
+            if !serials.contains(&s) {
+                serials.push(s);
+            }
+        }
+        Ok(serials)
     }
 }
 
@@ -597,24 +624,25 @@ impl Backend for SshCaBackend {
     }
 
     async fn grant(&self, spec: &GrantSpec) -> Result<Grant, BackendError> {
-        self.grant_inner(spec).await
+        let (serial, credential) = self
+            .issue(
+                &spec.request_id,
+                &spec.requester,
+                &spec.scope,
+                spec.expires_at,
+            )
+            .await?;
+        Ok(Grant {
+            lease_id: format!("ssh-ca-serial-{serial}"),
+            expires_at: Some(spec.expires_at),
+            credential,
+        })
     }
 
     async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {
         let _in_process = self.writer.lock().await;
         let _held = self.lock().await?;
-        let mut serials: Vec<u64> = self
-            .read_journal()?
-            .into_iter()
-            .filter(|i| i.request_id == spec.request_id)
-            .map(|i| i.serial)
-            .collect();
-        // A lease this backend did not issue names nothing to revoke.
-        if let Some(s) = spec.lease_id.as_deref().and_then(lease_serial) {
-            if !serials.contains(&s) {
-                serials.push(s);
-            }
-        }
+        let serials = self.serials_of(&spec.request_id, spec.lease_id.as_deref())?;
         if serials.is_empty() {
             return Ok(());
         }
@@ -627,11 +655,36 @@ impl Backend for SshCaBackend {
         _spec: &RevokeSpec,
         _expires_at: DateTime<Utc>,
     ) -> Result<(), BackendError> {
-        // The expiry is signed into the certificate; a later one needs a new
-        // certificate handed to the requester, which extend cannot return yet.
+        // The expiry is signed into the certificate: a later one is a new
+        // certificate for the requester, which only extend_credential returns.
         Err(BackendError::NotSupported(
-            "extension (an SSH certificate's expiry is signed into it: end this activation and request a new one)",
+            "extend without a new credential (an SSH certificate's expiry is signed into it)",
         ))
+    }
+
+    /// A new key and certificate valid until `expires_at`; once it exists,
+    /// every earlier certificate of the request goes into the KRL.
+    async fn extend_credential(
+        &self,
+        spec: &RevokeSpec,
+        requester: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<Credential>, BackendError> {
+        let (serial, credential) = self
+            .issue(&spec.request_id, requester, &spec.scope, expires_at)
+            .await?;
+        let _in_process = self.writer.lock().await;
+        let _held = self.lock().await?;
+        let old: Vec<u64> = self
+            .serials_of(&spec.request_id, spec.lease_id.as_deref())?
+            .into_iter()
+            .filter(|s| *s != serial)
+            .collect();
+        if !old.is_empty() {
+            let ca = self.ca_key()?;
+            self.revoke_serials(&ca, &old).await?;
+        }
+        Ok(Some(credential))
     }
 
     async fn check(&self) -> Result<String, BackendError> {

@@ -345,8 +345,11 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         }
         Command::Extend { id, by, reason } => {
             let secs = parse_duration(by, "--by")?;
-            let req = svc.extend(*id, secs, reason).await?;
-            output::request_result(svc, &req, json);
+            match svc.extend(*id, secs, reason).await? {
+                // An SSH certificate's expiry is signed into it: a new one, the old revoked.
+                (req, Some(cred)) => show_credential(cli, svc, req, &cred),
+                (req, None) => output::request_result(svc, &req, json),
+            }
             Ok(exit::OK)
         }
         Command::Review(a) => {

@@ -409,3 +409,105 @@ certifiers = ["carol"]
     let p = problems(&text("[]"));
     assert!(p.contains("needs principals"), "{p}");
 }
+
+/// The valid-before of a credential's certificate, read by ssh-key.
+fn valid_before(c: &Credential) -> u64 {
+    ssh_key::Certificate::from_openssh(field(c, "certificate").trim())
+        .unwrap()
+        .valid_before()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_issues_a_later_certificate_and_the_old_one_is_refused() {
+    let site = Site::new();
+    let b = site.backend();
+    let s = grant_spec(&site, "REQ-6", Utc::now() + chrono::Duration::minutes(10));
+    let g = b.grant(&s).await.unwrap();
+    site.login_as(&site.user.name, &g.credential).unwrap();
+    let later = s.expires_at + chrono::Duration::minutes(10);
+    let new = b
+        .extend_credential(&revoke_of(&s, Some(&g.lease_id)), "alice", later)
+        .await
+        .unwrap()
+        .expect("ssh-ca extends with a new certificate");
+    assert_eq!(valid_before(&new), later.timestamp() as u64);
+    assert!(valid_before(&new) > valid_before(&g.credential));
+    site.login_as(&site.user.name, &new)
+        .unwrap_or_else(|log| panic!("the new certificate is refused:\n{log}"));
+    assert!(
+        site.login_as(&site.user.name, &g.credential).is_err(),
+        "the old certificate still logs in after the extension"
+    );
+    // Revoke with the lease of the first grant ends the extended one too.
+    b.revoke(&revoke_of(&s, Some(&g.lease_id))).await.unwrap();
+    assert!(site.login_as(&site.user.name, &new).is_err());
+}
+
+/// Through the engine, as `activate`, `extend` and `revoke` run it: the
+/// credential logs in, the extension's replaces it, revoke ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_activates_extends_and_revokes_an_ssh_role() {
+    use breakglass::domain::policy::{Policy, RolePolicy};
+    use breakglass::domain::State;
+    use breakglass::engine::{Decision, Engine, IncidentChoice, Parts, RequestInput};
+    use std::collections::BTreeMap;
+    let site = Site::new();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(breakglass::store::SqliteStore::open(&store_dir.path().join("s.sqlite")).unwrap());
+    let role = RolePolicy {
+        backend: "ssh".into(),
+        scope: site.scope(),
+        require_open_incident: false,
+        revoke_on_resolve: false,
+        ..support::store_conformance::role("prod-shell")
+    };
+    let engine = Engine::new(Parts {
+        policy: Policy {
+            roles: BTreeMap::from([(role.name.clone(), role)]),
+            demo_personas: None,
+            approval_signing: None,
+        },
+        store,
+        backends: BTreeMap::from([("ssh".to_string(), site.backend() as Arc<dyn Backend>)]),
+        sources: vec![],
+        sinks: vec![],
+        alerts: Default::default(),
+        clock: Arc::new(SystemClock),
+        recovery: Default::default(),
+    });
+    let r = engine
+        .request(
+            "alice",
+            RequestInput {
+                incident: IncidentChoice::Ticket("INC-7".into()),
+                role: "prod-shell".into(),
+                condition: "outage".into(),
+                reason: "disk full on db1".into(),
+                ttl_seconds: None,
+            },
+        )
+        .await
+        .unwrap();
+    engine
+        .decide("bob", r.id, Decision::approve(None))
+        .await
+        .unwrap();
+    let (active, cred) = engine.activate("alice", r.id).await.unwrap();
+    let expires = active.expires_at().unwrap();
+    assert_eq!(valid_before(&cred), expires.timestamp() as u64);
+    site.login_as(&site.user.name, &cred).unwrap();
+    let (extended, new) = engine
+        .extend_access("alice", r.id, 300, "replica still catching up")
+        .await
+        .unwrap();
+    let new = new.expect("the extension carries the new certificate");
+    let new_expiry = extended.expires_at().unwrap();
+    assert_eq!(new_expiry, expires + chrono::Duration::seconds(300));
+    assert_eq!(valid_before(&new), new_expiry.timestamp() as u64);
+    site.login_as(&site.user.name, &new).unwrap();
+    assert!(site.login_as(&site.user.name, &cred).is_err());
+    let ended = engine.revoke("alice", r.id, "fixed").await.unwrap();
+    assert_eq!(ended.state, State::Ended);
+    assert!(site.login_as(&site.user.name, &new).is_err());
+}
