@@ -111,6 +111,11 @@ pub trait Backend: Send + Sync {
     ) -> Result<Option<Credential>, BackendError> {
         self.extend(spec, expires_at).await.map(|()| None)
     }
+    /// Whether `extend_credential` issues a new credential (which the caller
+    /// must be able to show): front ends check before extending.
+    fn extension_issues_credential(&self) -> bool {
+        false
+    }
     /// Rotates the role's standing secret after use, where the role asks for it.
     async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
         Err(BackendError::NotSupported("rotate"))

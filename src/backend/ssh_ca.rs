@@ -650,6 +650,10 @@ impl Backend for SshCaBackend {
         self.revoke_serials(&ca, &serials).await
     }
 
+    fn extension_issues_credential(&self) -> bool {
+        true
+    }
+
     async fn extend(
         &self,
         _spec: &RevokeSpec,

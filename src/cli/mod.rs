@@ -345,6 +345,23 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         }
         Command::Extend { id, by, reason } => {
             let secs = parse_duration(by, "--by")?;
+            if !may_print_credential(json) {
+                // The old credential is revoked once the new one exists: refuse
+                // before, when the new one could not be shown.
+                let role = svc.load(*id).await?.role;
+                if svc
+                    .roles()
+                    .await?
+                    .iter()
+                    .any(|r| r.name == role && r.extension_issues_credential)
+                {
+                    return Err(Failure::new(
+                        exit::USAGE,
+                        "stdout is not a terminal, so the new credential this extension issues (the old one is revoked; shown once, never stored) would be lost; nothing was extended",
+                    )
+                    .with_hint("run it in a terminal, or add --json for automation"));
+                }
+            }
             match svc.extend(*id, secs, reason).await? {
                 // An SSH certificate's expiry is signed into it: a new one, the old revoked.
                 (req, Some(cred)) => show_credential(cli, svc, req, &cred),

@@ -90,32 +90,7 @@ impl Site {
     /// Logs in as `account` with the credential's key and certificate and runs
     /// `true`; Ok, or Err with the client's log.
     fn login_as(&self, account: &str, cred: &Credential) -> Result<(), String> {
-        let n = LOGINS.fetch_add(1, Ordering::SeqCst);
-        let key = self.dir.path().join(format!("id-{n}"));
-        let cert = self.dir.path().join(format!("id-{n}-cert.pub"));
-        std::fs::write(&key, field(cred, "private_key")).unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(&cert, field(cred, "certificate")).unwrap();
-        let log = self.dir.path().join(format!("ssh-{n}.log"));
-        let cert_opt = format!("CertificateFile={}", cert.display());
-        let mut cmd = self.sshd.ssh(
-            account,
-            &key,
-            &log,
-            &["-o", &cert_opt, "-o", "ConnectTimeout=10"],
-        );
-        cmd.arg("true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let status = cmd.status().unwrap();
-        let client = std::fs::read_to_string(&log).unwrap_or_default();
-        let _ = std::fs::remove_file(&key);
-        if status.success() {
-            Ok(())
-        } else {
-            Err(client)
-        }
+        sshd_login(&self.sshd, account, cred)
     }
 }
 
@@ -232,11 +207,7 @@ async fn a_login_works_while_active_and_the_krl_refuses_it_after_revoke() {
     let g2 = b.grant(&s2).await.unwrap();
     site.login_as(&site.user.name, &g2.credential).unwrap();
     // Nothing breakglass wrote beside the KRL holds the private key.
-    let key_body: String = field(&g.credential, "private_key")
-        .lines()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let key_body = secret_line(&g.credential);
     for entry in std::fs::read_dir(site.dir.path()).unwrap() {
         let p = entry.unwrap().path();
         if p.file_name()
@@ -510,4 +481,204 @@ async fn the_engine_activates_extends_and_revokes_an_ssh_role() {
     let ended = engine.revoke("alice", r.id, "fixed").await.unwrap();
     assert_eq!(ended.state, State::Ended);
     assert!(site.login_as(&site.user.name, &new).is_err());
+}
+
+/// A credential from `--json` output's `credential` object.
+fn credential_of(v: &serde_json::Value) -> Credential {
+    Credential(
+        ["private_key", "certificate", "ssh"]
+            .iter()
+            .map(|k| {
+                let s = v["credential"][k]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no {k} in {v}"));
+                (k.to_string(), secrecy::SecretString::from(s.to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// The whole path on a broker site with real accounts: the broker (its own
+/// account) holds the CA key and refuses one others can read; alice requests,
+/// bob approves, alice activates and logs in with what `activate --json`
+/// printed, extends (refused into a pipe, printed with --json), and revokes.
+#[test]
+fn a_broker_site_grants_extends_and_revokes_a_shell() {
+    use support::broker_site::{self, ok, request_id};
+    let site = broker_site::Site::new();
+    let target = Account::person("sshct");
+    let ca = site.state.join("ssh-ca");
+    support::keygen(&ca, "breakglass CA");
+    let krl = site.state.join("revoked.krl");
+    let sshd = Sshd::builder()
+        .account(&target.name)
+        .extra(&format!(
+            "TrustedUserCAKeys {}\nRevokedKeys {}",
+            site.state.join("ssh-ca.pub").display(),
+            krl.display()
+        ))
+        .start();
+    let mut text = std::fs::read_to_string(&site.config).unwrap();
+    text.push_str(&format!(
+        r#"
+[backends.ssh]
+kind = "ssh-ca"
+ca_key_file = "ssh-ca"
+krl = "revoked.krl"
+host = "127.0.0.1"
+port = {port}
+
+[[roles]]
+name = "prod-shell"
+description = "a shell on the database host"
+backend = "ssh"
+scope = {{ principals = ["{target}"] }}
+default_ttl = "10m"
+max_ttl = "20m"
+max_extensions = 1
+conditions = ["production outage"]
+ticket_pattern = "^CHG-[0-9]+$"
+requesters = ["{alice}"]
+approvers = ["{bob}"]
+certifiers = ["{dave}"]
+"#,
+        port = sshd.port(),
+        target = target.name,
+        alice = site.alice.name,
+        bob = site.bob.name,
+        dave = site.dave.name,
+    ));
+    std::fs::write(&site.config, text).unwrap();
+    broker_site::chown(&site.svc.name, &ca);
+
+    // A CA key the group may read: the broker does not start.
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let refused = site
+        .svc
+        .command(env!("CARGO_BIN_EXE_breakglass"))
+        .arg("--config")
+        .arg(&site.config)
+        .arg("broker")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = support::stderr(&refused);
+    assert!(err.contains("ca_key_file"), "{err}");
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let _broker = site.start_broker(&[]);
+    let login = |c: &Credential| sshd_login(&sshd, &target.name, c);
+    let id = request_id(&ok(site.run(
+        &site.alice,
+        &[
+            "--json",
+            "request",
+            "--ticket",
+            "CHG-7",
+            "--role",
+            "prod-shell",
+            "--condition",
+            "production outage",
+            "--reason",
+            "disk full on db1",
+        ],
+    )));
+    ok(site.run(&site.bob, &["approve", &id]));
+    let out = ok(site.run(&site.alice, &["--json", "activate", &id]));
+    let first = credential_of(&serde_json::from_str(&out).unwrap());
+    login(&first).unwrap_or_else(|l| panic!("{l}\n{}", sshd.log()));
+
+    // Into a pipe the new certificate would be lost: refused, nothing extended.
+    let piped = site.run(
+        &site.alice,
+        &[
+            "extend",
+            &id,
+            "--by",
+            "5m",
+            "--reason",
+            "replica catching up",
+        ],
+    );
+    assert_eq!(piped.status.code(), Some(2), "{}", support::stderr(&piped));
+    assert!(support::stderr(&piped).contains("nothing was extended"));
+    login(&first).expect("the refused extension revoked nothing");
+
+    let out = ok(site.run(
+        &site.alice,
+        &[
+            "--json",
+            "extend",
+            &id,
+            "--by",
+            "5m",
+            "--reason",
+            "replica catching up",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["request"]["grant"]["extensions"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    let second = credential_of(&v);
+    login(&second).unwrap_or_else(|l| panic!("{l}\n{}", sshd.log()));
+    assert!(
+        login(&first).is_err(),
+        "the first certificate outlived the extension"
+    );
+
+    ok(site.run(&site.alice, &["revoke", &id, "--reason", "fixed"]));
+    assert!(login(&second).is_err(), "the certificate outlived revoke");
+
+    // Nothing the broker keeps holds either private key.
+    for c in [&first, &second] {
+        let body = secret_line(c);
+        let grep = std::process::Command::new("grep")
+            .args(["-rlF", &body])
+            .arg(&site.state)
+            .output()
+            .unwrap();
+        assert!(grep.stdout.is_empty(), "{}", support::stdout(&grep));
+    }
+}
+
+/// A line of the private key's base64 that holds key material (the first lines
+/// are a header every unencrypted Ed25519 key shares).
+fn secret_line(c: &Credential) -> String {
+    let lines: Vec<&str> = field(c, "private_key").lines().collect();
+    assert!(lines.len() >= 6, "{} lines", lines.len());
+    lines[3].to_string()
+}
+
+/// `ssh ... true` as `account` with the credential's key and certificate.
+fn sshd_login(sshd: &Sshd, account: &str, cred: &Credential) -> Result<(), String> {
+    let n = LOGINS.fetch_add(1, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join(format!("id-{n}"));
+    let cert = dir.path().join(format!("id-{n}-cert.pub"));
+    std::fs::write(&key, field(cred, "private_key")).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&cert, field(cred, "certificate")).unwrap();
+    let log = dir.path().join("ssh.log");
+    let cert_opt = format!("CertificateFile={}", cert.display());
+    let status = sshd
+        .ssh(
+            account,
+            &key,
+            &log,
+            &["-o", &cert_opt, "-o", "ConnectTimeout=10"],
+        )
+        .arg("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::fs::read_to_string(&log).unwrap_or_default())
+    }
 }
