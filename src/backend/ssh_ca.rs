@@ -39,6 +39,10 @@ pub const EXTENSIONS: &[&str] = &[
     "permit-X11-forwarding",
     "permit-user-rc",
 ];
+/// In the `ssh` line: where the saved key and certificate go (the CLI's
+/// `--key-dir` puts the files' paths there, and drops the note).
+pub const SSH_LINE_FILES: &str = "-i KEY -o CertificateFile=CERT";
+pub const SSH_LINE_NOTE: &str = "   (KEY: private_key saved 0600, CERT: certificate)";
 /// How far before now a certificate's validity starts: servers' clocks drift.
 const SKEW_SECONDS: i64 = 60;
 /// Journal lines are kept this long after their certificate expired.
@@ -487,7 +491,7 @@ impl SshCaBackend {
             .map(|p| format!(" -p {p}"))
             .unwrap_or_default();
         format!(
-            "ssh -i KEY -o CertificateFile=CERT{port} {}@{host}   (KEY: private_key saved 0600, CERT: certificate)",
+            "ssh {SSH_LINE_FILES}{port} {}@{host}{SSH_LINE_NOTE}",
             scope.principals[0]
         )
     }

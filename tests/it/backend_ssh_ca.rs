@@ -604,6 +604,13 @@ certifiers = ["{dave}"]
     assert!(support::stderr(&piped).contains("nothing was extended"));
     login(&first).expect("the refused extension revoked nothing");
 
+    // The new key and certificate as files in alice's directory (--key-dir).
+    let keys = tempfile::Builder::new()
+        .prefix("keys-")
+        .tempdir_in(support::accounts::run_dir())
+        .unwrap();
+    site.alice.own(keys.path());
+    let kd = keys.path().to_str().unwrap();
     let out = ok(site.run(
         &site.alice,
         &[
@@ -614,6 +621,8 @@ certifiers = ["{dave}"]
             "5m",
             "--reason",
             "replica catching up",
+            "--key-dir",
+            kd,
         ],
     ));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -622,7 +631,41 @@ certifiers = ["{dave}"]
         Some(1),
         "{v}"
     );
-    let second = credential_of(&v);
+    assert!(
+        v["credential"]["private_key"].is_null(),
+        "written, not printed: {v}"
+    );
+    let key_file = PathBuf::from(v["credential"]["private_key_file"].as_str().unwrap());
+    let cert_file = PathBuf::from(v["credential"]["certificate_file"].as_str().unwrap());
+    assert_eq!(key_file, keys.path().join(format!("breakglass-{id}")));
+    assert_eq!(
+        cert_file,
+        keys.path().join(format!("breakglass-{id}-cert.pub"))
+    );
+    let ssh = v["credential"]["ssh"].as_str().unwrap();
+    assert!(
+        ssh.starts_with(&format!(
+            "ssh -i {} -o CertificateFile={} -p ",
+            key_file.display(),
+            cert_file.display()
+        )),
+        "{ssh}"
+    );
+    for f in [&key_file, &cert_file] {
+        let m = std::fs::metadata(f).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", f.display());
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&m), site.alice.uid);
+    }
+    let second = Credential(vec![
+        (
+            "private_key".into(),
+            std::fs::read_to_string(&key_file).unwrap().into(),
+        ),
+        (
+            "certificate".into(),
+            std::fs::read_to_string(&cert_file).unwrap().into(),
+        ),
+    ]);
     login(&second).unwrap_or_else(|l| panic!("{l}\n{}", sshd.log()));
     assert!(
         login(&first).is_err(),
