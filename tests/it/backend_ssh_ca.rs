@@ -483,21 +483,6 @@ async fn the_engine_activates_extends_and_revokes_an_ssh_role() {
     assert!(site.login_as(&site.user.name, &new).is_err());
 }
 
-/// A credential from `--json` output's `credential` object.
-fn credential_of(v: &serde_json::Value) -> Credential {
-    Credential(
-        ["private_key", "certificate", "ssh"]
-            .iter()
-            .map(|k| {
-                let s = v["credential"][k]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("no {k} in {v}"));
-                (k.to_string(), secrecy::SecretString::from(s.to_string()))
-            })
-            .collect(),
-    )
-}
-
 /// The whole path on a broker site with real accounts: the broker (its own
 /// account) holds the CA key and refuses one others can read; alice requests,
 /// bob approves, alice activates and logs in with what `activate --json`
@@ -584,8 +569,9 @@ certifiers = ["{dave}"]
         ],
     )));
     ok(site.run(&site.bob, &["approve", &id]));
-    let out = ok(site.run(&site.alice, &["--json", "activate", &id]));
-    let first = credential_of(&serde_json::from_str(&out).unwrap());
+    // Activated in a terminal: the key and certificate are printed as lines
+    // that paste into files as they are.
+    let first = activate_in_a_terminal(&site, &id);
     login(&first).unwrap_or_else(|l| panic!("{l}\n{}", sshd.log()));
 
     // Into a pipe the new certificate would be lost: refused, nothing extended.
@@ -693,6 +679,55 @@ fn secret_line(c: &Credential) -> String {
     let lines: Vec<&str> = field(c, "private_key").lines().collect();
     assert!(lines.len() >= 6, "{} lines", lines.len());
     lines[3].to_string()
+}
+
+/// `breakglass activate ID` as alice on a PTY, and the key and certificate
+/// cut from what it printed.
+fn activate_in_a_terminal(site: &support::broker_site::Site, id: &str) -> Credential {
+    let mut cmd = portable_pty::CommandBuilder::new(support::accounts::runuser());
+    cmd.args([
+        "-u",
+        &site.alice.name,
+        "--",
+        env!("CARGO_BIN_EXE_breakglass"),
+        "--config",
+    ]);
+    cmd.arg(&site.client);
+    cmd.args(["activate", id]);
+    cmd.env_clear();
+    cmd.env("PATH", support::accounts::SYSTEM_PATH);
+    cmd.env("HOME", &site.alice.home);
+    cmd.env("LANG", "C.UTF-8");
+    cmd.env("TERM", "xterm-256color");
+    cmd.cwd(&site.alice.home);
+    let run = support::pty::run(cmd, "activate in a terminal");
+    let text = run.text().replace("\r\n", "\n");
+    assert_eq!(run.code, 0, "{text}");
+    assert!(!text.contains("shown escaped"), "{text}");
+    let begin = text
+        .find("-----BEGIN OPENSSH PRIVATE KEY-----")
+        .unwrap_or_else(|| panic!("{text}"));
+    let end_mark = "-----END OPENSSH PRIVATE KEY-----";
+    let end = text.find(end_mark).unwrap() + end_mark.len();
+    let key = format!("{}\n", &text[begin..end]);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim() == "certificate:")
+        .unwrap_or_else(|| panic!("{text}"));
+    let cert = lines[at + 1];
+    assert!(
+        cert.starts_with("ssh-ed25519-cert-v01@openssh.com "),
+        "{text}"
+    );
+    assert!(
+        text.contains("ssh: ssh -i KEY -o CertificateFile=CERT -p "),
+        "{text}"
+    );
+    Credential(vec![
+        ("private_key".into(), key.into()),
+        ("certificate".into(), format!("{cert}\n").into()),
+    ])
 }
 
 /// `ssh ... true` as `account` with the credential's key and certificate.
