@@ -534,21 +534,28 @@ certifiers = ["{dave}"]
         dave = site.dave.name,
     ));
     std::fs::write(&site.config, text).unwrap();
+    let broker_refuses = |why: &str| {
+        let o = site
+            .svc
+            .command(env!("CARGO_BIN_EXE_breakglass"))
+            .arg("--config")
+            .arg(&site.config)
+            .arg("broker")
+            .output()
+            .unwrap();
+        let err = support::stderr(&o);
+        assert!(!o.status.success(), "the broker started with {why}");
+        assert!(err.contains("ca_key_file"), "{why}: {err}");
+        err
+    };
+    // A CA key of another account (root's here, 0600): the broker does not start.
+    let err = broker_refuses("root's CA key");
+    assert!(err.contains(&format!("chown {}", site.svc.name)), "{err}");
+    // Its own, but the group may read it: refused too (by the loader as well).
     broker_site::chown(&site.svc.name, &ca);
-
-    // A CA key the group may read: the broker does not start.
     std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let refused = site
-        .svc
-        .command(env!("CARGO_BIN_EXE_breakglass"))
-        .arg("--config")
-        .arg(&site.config)
-        .arg("broker")
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let err = support::stderr(&refused);
-    assert!(err.contains("ca_key_file"), "{err}");
+    let err = broker_refuses("a group-readable CA key");
+    assert!(err.contains("chmod 600"), "{err}");
     std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let _broker = site.start_broker(&[]);
