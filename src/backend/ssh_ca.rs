@@ -275,12 +275,15 @@ impl SshCaBackend {
     /// The CA's key, read at every call (so a rotated key takes effect).
     fn ca_key(&self) -> Result<PrivateKey, BackendError> {
         let path = &self.cfg.ca_key_file;
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            failed(format!(
-                "ssh-ca: cannot read ca_key_file {}: {e}",
-                path.display()
-            ))
-        })?;
+        // The key's text is wiped from memory once parsed.
+        let text = std::fs::read_to_string(path)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| {
+                failed(format!(
+                    "ssh-ca: cannot read ca_key_file {}: {e}",
+                    path.display()
+                ))
+            })?;
         let key = PrivateKey::from_openssh(text.trim_start()).map_err(|e| {
             failed(format!(
                 "ssh-ca: ca_key_file {} is not an OpenSSH private key: {e}",
