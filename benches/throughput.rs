@@ -657,6 +657,7 @@ fn bench_policy() -> Result<Policy> {
         max_ttl: 4 * 3600,
         max_extensions: 2,
         max_total: 8 * 3600,
+        min_ttl: 60,
         conditions: vec!["database down".into()],
         ticket_pattern: Some(regex::Regex::new("^INC-[0-9]+$")?),
         requesters: principals("alice"),

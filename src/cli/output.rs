@@ -99,9 +99,10 @@ pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
         outln!("{}  [{}]", r.name, state);
         outln!("    {}", sanitize::line(&r.description, 300));
         outln!(
-            "    backend {}, TTL {} (max {}), {} approval(s){}",
+            "    backend {}, TTL {} ({} to {}), {} approval(s){}",
             r.backend,
             human(r.default_ttl_seconds),
+            human(r.min_ttl_seconds.max(1)),
             human(r.max_ttl_seconds),
             r.approvals_required,
             r.ticket_pattern

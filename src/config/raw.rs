@@ -182,6 +182,8 @@ pub struct RawRole {
     pub scope: Option<toml::Value>,
     pub default_ttl: Option<Spanned<String>>,
     pub max_ttl: Option<Spanned<String>>,
+    /// Default "1m" (or default_ttl when that is shorter).
+    pub min_ttl: Option<Spanned<String>>,
     #[serde(default)]
     pub max_extensions: u32,
     pub max_total: Option<Spanned<String>>,

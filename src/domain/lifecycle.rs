@@ -193,11 +193,22 @@ pub fn field_problems(role: &RolePolicy, new: &NewRequest) -> Vec<(RequestField,
         ));
     }
     let ttl = new.ttl_seconds.unwrap_or(role.default_ttl);
-    if ttl <= 0 || ttl > role.max_ttl {
+    if ttl < role.min_ttl.max(1) {
         out.push((
             RequestField::Ttl,
             format!(
-                "TTL {} is outside role {}'s bounds; ask for at most {} (default {})",
+                "TTL {} is too short for role {}; ask for at least {} (default {})",
+                human(ttl.max(0)),
+                role.name,
+                human(role.min_ttl.max(1)),
+                human(role.default_ttl)
+            ),
+        ));
+    } else if ttl > role.max_ttl {
+        out.push((
+            RequestField::Ttl,
+            format!(
+                "TTL {} is longer than role {} allows; ask for at most {} (default {})",
                 human(ttl),
                 role.name,
                 human(role.max_ttl),

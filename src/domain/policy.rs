@@ -32,6 +32,9 @@ pub struct RolePolicy {
     pub max_extensions: u32,
     /// Ceiling on granted_at..expires_at including every extension.
     pub max_total: i64,
+    /// The shortest TTL a request may ask for (`min_ttl`, default 1m): a
+    /// one-second grant is a typo that locks the role for a review.
+    pub min_ttl: i64,
     pub conditions: Vec<String>,
     pub ticket_pattern: Option<Regex>,
     pub requesters: Principals,
@@ -104,5 +107,57 @@ impl RolePolicy {
     }
     pub fn allows_ticket(&self) -> bool {
         self.ticket_pattern.is_some()
+    }
+
+    /// TTLs offered as choices: the default, up to two round steps between
+    /// it and the ceiling, and the ceiling.
+    pub fn ttl_presets(&self) -> Vec<i64> {
+        ttl_presets(self.default_ttl, self.max_ttl)
+    }
+}
+
+/// Round durations a person would ask for, in seconds.
+const LADDER: [i64; 12] = [
+    300, 600, 900, 1800, 2700, 3600, 7200, 14400, 28800, 43200, 86400, 172800,
+];
+
+/// `default`, at most two ladder steps strictly between it and `max`, then `max`.
+pub fn ttl_presets(default: i64, max: i64) -> Vec<i64> {
+    let mut out = vec![default];
+    let between: Vec<i64> = LADDER
+        .iter()
+        .copied()
+        .filter(|&t| t > default && t < max)
+        .collect();
+    // Spread the steps: the first and the middle one of what lies between.
+    match between.len() {
+        0 => {}
+        1 | 2 => out.extend(&between),
+        n => out.extend([between[0], between[n / 2]]),
+    }
+    if max > default {
+        out.push(max);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ttl_presets;
+
+    #[test]
+    fn presets_run_from_the_default_to_the_ceiling_in_round_steps() {
+        let m = 60;
+        assert_eq!(ttl_presets(15 * m, 30 * m), [15 * m, 30 * m]);
+        assert_eq!(
+            ttl_presets(10 * m, 45 * m),
+            [10 * m, 15 * m, 30 * m, 45 * m]
+        );
+        // Many round steps between: the first and the middle one.
+        assert_eq!(
+            ttl_presets(5 * m, 24 * 60 * m),
+            [5 * m, 10 * m, 60 * m, 24 * 60 * m]
+        );
+        assert_eq!(ttl_presets(30 * m, 30 * m), [30 * m]);
     }
 }

@@ -75,6 +75,12 @@ pub struct RoleView {
     pub backend: String,
     pub default_ttl_seconds: i64,
     pub max_ttl_seconds: i64,
+    /// The shortest TTL a request may ask for.
+    #[serde(default)]
+    pub min_ttl_seconds: i64,
+    /// TTLs the console offers as choices (default first, the ceiling last).
+    #[serde(default)]
+    pub ttl_presets_seconds: Vec<i64>,
     /// How many times one grant may be extended.
     #[serde(default)]
     pub max_extensions: u32,
@@ -159,6 +165,8 @@ impl Engine {
                 backend: r.backend.clone(),
                 default_ttl_seconds: r.default_ttl,
                 max_ttl_seconds: r.max_ttl,
+                min_ttl_seconds: r.min_ttl,
+                ttl_presets_seconds: r.ttl_presets(),
                 max_extensions: r.max_extensions,
                 max_total_seconds: r.max_total,
                 approvals_required: r.approvals_required,

@@ -31,6 +31,12 @@ impl Input {
         self
     }
 
+    /// Replaces the whole value (a picked choice), cursor at the end.
+    pub fn set(&mut self, value: &str) {
+        self.value = value.chars().take(self.max_chars).collect();
+        self.cursor = self.value.chars().count();
+    }
+
     fn byte_at(&self, char_idx: usize) -> usize {
         self.value
             .char_indices()

@@ -386,32 +386,23 @@ fn persona_picker(f: &mut Frame, app: &App, sel: usize, theme: &Theme, body: Rec
 }
 
 fn help(f: &mut Frame, app: &App, theme: &Theme, body: Rect) {
-    let mut lines: Vec<Line> = vec![Line::styled("Everywhere", theme.accent())];
-    let global = [
-        ("1-5, Tab", "switch tab"),
-        ("?", "this help (any key closes)"),
-        ("q", "quit (asks for an owed review first)"),
-        ("Ctrl-C", "quit now (drafts are kept)"),
-        ("Esc", "back / cancel"),
-    ];
-    for (k, what) in global {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {k:<20}"), theme.accent()),
-            Span::raw(what),
-        ]));
-    }
-    if app.is_demo() {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {:<20}", "p"), theme.demo()),
-            Span::raw("switch demo persona"),
-        ]));
-    }
-    lines.push(Line::styled("This screen", theme.accent()));
-    for (k, what) in screens::keys(app) {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {k:<20}"), theme.accent()),
-            Span::raw(what),
-        ]));
+    use crate::tui::app::keymap;
+    let mut lines: Vec<Line> = vec![];
+    let global = keymap::global(app);
+    let here = keymap::bindings(app);
+    for (title, bindings) in [("Everywhere", &global), ("This screen", &here)] {
+        lines.push(Line::styled(title, theme.accent()));
+        for b in keymap::shown(bindings) {
+            let style = if b.action == keymap::Action::Persona {
+                theme.demo()
+            } else {
+                theme.accent()
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<20}", b.label), style),
+                Span::raw(b.what),
+            ]));
+        }
     }
     let h = lines.len() as u16 + 2;
     popup(f, centered(body, 64, h), "Keys", theme, lines);

@@ -23,7 +23,7 @@ impl Broker {
     /// A broker on the demo config as changed by `edit`.
     async fn start(edit: impl FnOnce(&mut String)) -> Broker {
         let tmp = tempfile::tempdir().unwrap();
-        let path = breakglass::demo::prepare(tmp.path()).unwrap();
+        let path = crate::support::prepare_demo(tmp.path());
         let mut text = std::fs::read_to_string(&path).unwrap();
         edit(&mut text);
         std::fs::write(&path, text).unwrap();

@@ -290,6 +290,7 @@ name = "db"
 backend = "nope"
 default_ttl = "45m"
 max_ttl = "30m"
+min_ttl = "50m"
 conditions = ["outage"]
 ticket_pattern = "INC-[0-9]+"
 requesters = ["alice", "@ghosts"]
@@ -314,10 +315,11 @@ certifiers = ["alice"]
             "backend \"nope\" is not defined; define [backends.nope] or use one of: demo",
         ),
         (7, "default_ttl 45m is longer than max_ttl 30m"),
-        (10, "write \"^INC-[0-9]+$\""),
-        (11, "group \"ghosts\" is not defined"),
-        (12, "only 1 other approver(s) exist for 2 required"),
-        (14, "nobody else can certify it"),
+        (9, "min_ttl 50m is longer than default_ttl 45m"),
+        (11, "write \"^INC-[0-9]+$\""),
+        (12, "group \"ghosts\" is not defined"),
+        (13, "only 1 other approver(s) exist for 2 required"),
+        (15, "nobody else can certify it"),
     ] {
         let want = format!("{pfile}:{line}: ");
         assert!(

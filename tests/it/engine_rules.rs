@@ -94,6 +94,18 @@ async fn every_request_rule_refuses_and_says_why() {
         }
         .says(Policy, "at most 30m"),
         Refused {
+            ttl_seconds: Some(30),
+            ..case(
+                "a TTL under the role's min_ttl (1m by default)",
+                DBA,
+                inc("INC-1042"),
+            )
+        }
+        .says(
+            Policy,
+            "too short for role prod-db-emergency-dba; ask for at least 1m",
+        ),
+        Refused {
             who: "carol",
             ..case("someone who may not request the role", DBA, inc("INC-1042"))
         }

@@ -34,6 +34,7 @@ description = "team mode test role"
 backend = "demo"
 scope = {{}}
 default_ttl = "2s"
+min_ttl = "1s"
 max_ttl = "1m"
 conditions = ["production outage"]
 requesters = ["alice", "bob"]

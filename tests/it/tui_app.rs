@@ -154,7 +154,7 @@ async fn form_problems_show_next_to_their_fields() {
     d.ctrl('s').await;
     d.assert_sees("! pick the condition that applies");
     d.assert_sees("! a reason is required");
-    d.assert_sees("! TTL 2h is outside role k8s-cluster-admin's bounds; ask for at most 20m");
+    d.assert_sees("! TTL 2h is longer than role k8s-cluster-admin allows; ask for at most 20m");
     assert_eq!(d.app.tab, breakglass::tui::app::Tab::Incidents);
     // Focus jumped to the first problem; fixing it clears its message at once.
     d.press(KeyCode::Down).await;
@@ -162,7 +162,7 @@ async fn form_problems_show_next_to_their_fields() {
     d.press(KeyCode::Tab).await;
     d.typed("x").await;
     assert!(!d.sees("a reason is required"));
-    d.assert_sees("outside role");
+    d.assert_sees("longer than role");
     d.press(KeyCode::Tab).await;
     d.ctrl('u').await;
     d.typed("nonsense").await;
@@ -172,6 +172,37 @@ async fn form_problems_show_next_to_their_fields() {
     d.typed("0").await;
     d.assert_sees("! `0` is too short");
     assert!(!d.sees("ask for at most"), "{}", d.screen(100, 30));
+}
+
+#[tokio::test]
+async fn the_ttl_offers_the_roles_presets_and_refuses_less_than_min_ttl() {
+    let mut d = console().await;
+    to_form(&mut d, 3).await; // prod-db-emergency-dba: default 15m, max 30m, min 1m
+    d.press(KeyCode::Down).await; // a condition
+    d.press(KeyCode::Tab).await;
+    d.typed("replica lag, promote the standby").await;
+    d.press(KeyCode::Tab).await; // TTL, empty: the default
+    d.assert_sees("1m to 30m");
+    d.assert_sees("[15m]");
+    d.press(KeyCode::Down).await;
+    d.assert_sees("[30m]");
+    d.press(KeyCode::Down).await; // nothing longer than the ceiling
+    d.assert_sees("[30m]");
+    d.press(KeyCode::Up).await;
+    d.assert_sees("[15m]");
+    let breakglass::tui::app::Walk::Form(form) = &d.app.walk else {
+        panic!("still on the form")
+    };
+    assert_eq!(form.ttl.value, "15m");
+    // Typed text still counts; under the role's floor is refused as too short.
+    d.ctrl('u').await;
+    d.typed("30s").await;
+    d.ctrl('s').await;
+    d.assert_sees("! TTL 30s is too short for role prod-db-emergency-dba; ask for at least 1m");
+    assert!(
+        matches!(d.app.walk, breakglass::tui::app::Walk::Form(_)),
+        "not filed"
+    );
 }
 
 #[tokio::test]
@@ -1051,7 +1082,12 @@ async fn at_80x24_nothing_important_falls_off() {
     let hint = s.lines().nth(22).unwrap();
     assert!(hint.contains("Ctrl-S continue to confirm"), "{hint}");
     assert!(hint.contains("? keys"), "{hint}");
-    assert!(!hint.contains("Up/Down"), "movement goes first: {hint}");
+    // The focused field's own key stays; moving between fields goes first.
+    assert!(hint.contains("Up/Down choose the condition"), "{hint}");
+    assert!(
+        !hint.contains("Tab/Shift-Tab"),
+        "movement goes first: {hint}"
+    );
 
     d.app.flash = Some((
         breakglass::tui::app::Level::Warn,
@@ -1133,4 +1169,64 @@ async fn an_extensions_new_credential_replaces_the_one_shown() {
         held(&d),
         ["certificate=ssh-ed25519-cert-v01@openssh.com NEW"]
     );
+}
+
+/// Every key a screen lists does what the listing says: no binding is
+/// shadowed by an earlier one that takes the same key, on every screen of
+/// the walk and the queues. The handlers act only on these actions, so the
+/// overlay and the hint bar cannot drift from them.
+#[tokio::test]
+async fn the_keys_shown_are_the_keys_handled() {
+    use breakglass::tui::app::keymap::{self, Key};
+    use crossterm::event::{KeyEvent, KeyModifiers};
+    fn event(k: Key) -> KeyEvent {
+        match k {
+            Key::Code(c) => KeyEvent::new(c, KeyModifiers::NONE),
+            Key::Char(c) => KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+            Key::Ctrl(c) => KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+        }
+    }
+    fn consistent(d: &Driver, screen: &str) {
+        for list in [keymap::global(&d.app), keymap::bindings(&d.app)] {
+            for b in &list {
+                for &k in b.keys {
+                    assert_eq!(
+                        keymap::action_in(&list, &event(k)),
+                        Some(b.action),
+                        "{screen}: {k:?} is listed as `{} {}` but another binding takes it",
+                        b.label,
+                        b.what
+                    );
+                }
+            }
+        }
+        // What the hint bar shows comes from the same bindings.
+        let hint = keymap::hints(&d.app, 500);
+        for b in keymap::shown(&keymap::bindings(&d.app)) {
+            assert!(
+                hint.contains(b.what),
+                "{screen}: `{}` not in `{hint}`",
+                b.what
+            );
+        }
+    }
+    let mut d = console().await;
+    consistent(&d, "incidents");
+    d.typed("/").await;
+    consistent(&d, "filtering");
+    d.press(KeyCode::Enter).await;
+    to_form(&mut d, 3).await;
+    consistent(&d, "form: condition");
+    d.press(KeyCode::Tab).await;
+    consistent(&d, "form: reason");
+    d.press(KeyCode::Tab).await;
+    consistent(&d, "form: TTL");
+    assert!(keymap::hints(&d.app, 500).contains("Up/Down the role's TTL presets"));
+    d.press(KeyCode::Tab).await;
+    consistent(&d, "form: continue");
+    for tab in ['2', '3', '4', '5'] {
+        d.press(KeyCode::Esc).await;
+        d.typed(&tab.to_string()).await;
+        consistent(&d, &format!("tab {tab}"));
+    }
 }

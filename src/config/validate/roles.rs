@@ -99,6 +99,7 @@ fn role(
         max_ttl: ttls.max.unwrap_or(0),
         max_extensions: r.max_extensions,
         max_total: ttls.total.unwrap_or(0),
+        min_ttl: ttls.min,
         conditions,
         ticket_pattern,
         requesters,
@@ -239,10 +240,16 @@ struct Ttls {
     max: Option<i64>,
     total: Option<i64>,
     request: Option<i64>,
+    /// Always set: `min_ttl`, else 1m or default_ttl when that is shorter.
+    min: i64,
 }
 
+/// `min_ttl` when a role does not set it.
+const DEFAULT_MIN_TTL: i64 = 60;
+
 /// `default_ttl` and `max_ttl` are required and ordered; `max_total` (default
-/// twice max_ttl) is at least max_ttl; `request_ttl` defaults to 30 minutes.
+/// twice max_ttl) is at least max_ttl; `request_ttl` defaults to 30 minutes;
+/// `min_ttl` (default 1m, or default_ttl when shorter) is at most default_ttl.
 fn ttls(ctx: &mut Ctx, sr: &Spanned<RawRole>, name: &str) -> Ttls {
     use crate::domain::time::human;
     let r = sr.get_ref();
@@ -290,11 +297,27 @@ fn ttls(ctx: &mut Ctx, sr: &Spanned<RawRole>, name: &str) -> Ttls {
         Some(t) => parse_duration(ctx, t, "request_ttl"),
         None => Some(30 * 60),
     };
+    let min = match &r.min_ttl {
+        Some(t) => {
+            let v = parse_duration(ctx, t, "min_ttl");
+            if let (Some(v), Some(d)) = (v, default) {
+                if v > d {
+                    ctx.at(t, format!(
+                        "role \"{name}\": min_ttl {} is longer than default_ttl {}; write min_ttl = \"{}\" or less",
+                        human(v), human(d), human(d)
+                    ));
+                }
+            }
+            v.unwrap_or(DEFAULT_MIN_TTL)
+        }
+        None => default.map_or(DEFAULT_MIN_TTL, |d| d.min(DEFAULT_MIN_TTL)),
+    };
     Ttls {
         default,
         max,
         total,
         request,
+        min,
     }
 }
 

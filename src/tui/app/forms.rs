@@ -71,6 +71,36 @@ impl RequestForm {
         parse_duration(t).map(Some)
     }
 
+    /// The role's TTL choices (default first, ceiling last); a broker that
+    /// predates presets sends none, so the default and the ceiling stand in.
+    pub fn ttl_presets(&self) -> Vec<i64> {
+        let r = &self.role;
+        if r.ttl_presets_seconds.is_empty() {
+            crate::domain::policy::ttl_presets(r.default_ttl_seconds, r.max_ttl_seconds)
+        } else {
+            r.ttl_presets_seconds.clone()
+        }
+    }
+
+    /// ↓ picks the next longer preset, ↑ the next shorter one, from what is
+    /// typed (empty: the default); free text stays possible.
+    pub(super) fn step_ttl(&mut self, longer: bool) {
+        let now = self
+            .ttl_seconds()
+            .ok()
+            .flatten()
+            .unwrap_or(self.role.default_ttl_seconds);
+        let presets = self.ttl_presets();
+        let next = if longer {
+            presets.iter().copied().filter(|&t| t > now).min()
+        } else {
+            presets.iter().copied().filter(|&t| t < now).max()
+        };
+        if let Some(t) = next {
+            self.ttl.set(&crate::domain::time::human(t));
+        }
+    }
+
     pub fn input(&self) -> RequestInput {
         RequestInput {
             incident: self.pick.choice(),

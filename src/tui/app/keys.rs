@@ -1,13 +1,11 @@
-//! Keys: what each key does on each tab, form and dialog.
+//! Keys: what each action does on each tab and form (which key is which
+//! action is `keymap`'s), and the dialogs' own y/n and text keys.
 
+use super::keymap::{self, Action};
 use super::*;
 
 fn key_is(k: &KeyEvent, c: char) -> bool {
     k.code == KeyCode::Char(c) && !k.modifiers.contains(KeyModifiers::CONTROL)
-}
-
-fn ctrl(k: &KeyEvent, c: char) -> bool {
-    k.code == KeyCode::Char(c) && k.modifiers.contains(KeyModifiers::CONTROL)
 }
 
 /// Whether a manual ticket matches a role's pattern (an unreadable pattern
@@ -44,8 +42,15 @@ fn step(sel: &mut usize, len: usize, key: &KeyEvent) -> bool {
 }
 
 impl App {
+    /// The action `k` maps to on the current screen.
+    fn action(&self, k: &KeyEvent) -> Option<Action> {
+        keymap::action_in(&keymap::bindings(self), k)
+    }
+
     pub(super) fn key(&mut self, k: KeyEvent) -> Vec<Cmd> {
-        if ctrl(&k, 'c') {
+        let global = keymap::global(self);
+        let global_action = keymap::action_in(&global, &k);
+        if global_action == Some(Action::QuitNow) {
             return self.quit();
         }
         if self.too_small {
@@ -80,27 +85,29 @@ impl App {
             return self.dialog_key(k);
         }
         if !self.typing() {
-            match k.code {
-                KeyCode::Char(c @ '1'..='5') => {
-                    return self.switch_tab(Tab::ALL[c as usize - '1' as usize])
+            match global_action {
+                Some(Action::Tab) => {
+                    if let KeyCode::Char(c @ '1'..='5') = k.code {
+                        return self.switch_tab(Tab::ALL[c as usize - '1' as usize]);
+                    }
                 }
-                KeyCode::Tab if !self.in_form() => {
+                Some(Action::NextTab) => {
                     return self.switch_tab(Tab::ALL[(self.tab.index() + 1) % 5])
                 }
-                KeyCode::BackTab if !self.in_form() => {
+                Some(Action::PrevTab) => {
                     return self.switch_tab(Tab::ALL[(self.tab.index() + 4) % 5])
                 }
-                KeyCode::Char('?') => {
+                Some(Action::Help) => {
                     self.help = true;
                     return vec![];
                 }
-                KeyCode::Char('p') if self.is_demo() => {
+                Some(Action::Persona) => {
                     let personas = self.personas.clone().unwrap_or_default();
                     self.persona_picker =
                         Some(personas.iter().position(|p| *p == self.me).unwrap_or(0));
                     return vec![];
                 }
-                KeyCode::Char('q') => {
+                Some(Action::Quit) => {
                     if let Some(id) = self.review_owed() {
                         if !self.quit_armed {
                             self.quit_armed = true;
@@ -122,7 +129,9 @@ impl App {
             Tab::Approvals => self.approvals_key(k),
             Tab::Reviews => self.reviews_key(k),
             Tab::Audit => {
-                step(&mut self.audit_scroll, self.data.audit.len(), &k);
+                if self.action(&k) == Some(Action::Move) {
+                    step(&mut self.audit_scroll, self.data.audit.len(), &k);
+                }
                 vec![]
             }
         }
@@ -186,7 +195,7 @@ impl App {
         }
     }
 
-    fn in_form(&self) -> bool {
+    pub(super) fn in_form(&self) -> bool {
         (self.tab == Tab::Incidents && matches!(self.walk, Walk::Form(_)))
             || (self.tab == Tab::MyAccess && self.review.is_some())
     }
@@ -213,7 +222,9 @@ impl App {
             Walk::Incidents { .. } => self.incidents_key(k),
             Walk::Ticket { .. } => self.ticket_key(k),
             Walk::Roles { .. } => self.roles_key(k),
-            Walk::Form(_) if self.form_submits(&k) => return self.form_continue(),
+            Walk::Form(_) if self.action(&k) == Some(Action::Submit) => {
+                return self.form_continue()
+            }
             Walk::Form(_) => self.form_key(k),
             Walk::Confirm { .. } => self.confirm_key(k, &mut cmds),
         };
@@ -228,6 +239,7 @@ impl App {
 
     /// Incidents: filter with `/`, pick one (or `t` for a manual ticket).
     fn incidents_key(&mut self, k: KeyEvent) -> Option<Walk> {
+        let act = self.action(&k);
         // Only the count and the selected incident are needed, from the matches
         // `update` keeps (cloning every match cost ~2 ms a key with 10,000).
         let (shown, picked) = {
@@ -251,53 +263,54 @@ impl App {
             return None;
         };
         let total = shown + 1; // + manual ticket entry
-        if *filtering {
-            match k.code {
-                KeyCode::Esc => {
-                    *filtering = false;
-                    *filter = Input::new(60);
-                }
-                KeyCode::Enter | KeyCode::Down | KeyCode::Up => *filtering = false,
-                _ => {
-                    filter.handle(k);
-                    *selected = 0;
-                }
+        match act {
+            Some(Action::ClearFilter) => {
+                *filtering = false;
+                *filter = Input::new(60);
             }
-        } else if key_is(&k, '/') {
-            *filtering = true;
-        } else if key_is(&k, 't') {
-            return Some(Walk::Ticket {
-                input: Input::new(100),
-            });
-        } else if k.code == KeyCode::Enter {
-            return Some(match picked {
-                Some((id, title)) => Walk::Roles {
-                    pick: Pick::Incident {
-                        label: format!("{id} {title}"),
-                        id,
-                    },
-                    selected: 0,
-                },
-                None => Walk::Ticket {
+            Some(Action::KeepFilter) => *filtering = false,
+            _ if *filtering => {
+                filter.handle(k);
+                *selected = 0;
+            }
+            Some(Action::Filter) => *filtering = true,
+            Some(Action::Ticket) => {
+                return Some(Walk::Ticket {
                     input: Input::new(100),
-                },
-            });
-        } else if k.code == KeyCode::Esc {
-            *filter = Input::new(60);
-        } else {
-            step(selected, total, &k);
+                })
+            }
+            Some(Action::Open) => {
+                return Some(match picked {
+                    Some((id, title)) => Walk::Roles {
+                        pick: Pick::Incident {
+                            label: format!("{id} {title}"),
+                            id,
+                        },
+                        selected: 0,
+                    },
+                    None => Walk::Ticket {
+                        input: Input::new(100),
+                    },
+                })
+            }
+            Some(Action::Move) => {
+                step(selected, total, &k);
+            }
+            _ => {}
         }
         None
     }
 
     /// A manual ticket reference, typed.
     fn ticket_key(&mut self, k: KeyEvent) -> Option<Walk> {
+        let act = self.action(&k);
         let Walk::Ticket { input } = &mut self.walk else {
             return None;
         };
-        match k.code {
-            KeyCode::Esc => Some(Walk::start()),
-            KeyCode::Enter if !input.value.trim().is_empty() => {
+        match act {
+            Some(Action::Back) => Some(Walk::start()),
+            Some(Action::Open) if input.value.trim().is_empty() => None,
+            Some(Action::Open) => {
                 let t = input.value.trim().to_string();
                 // Refused here, while the ticket is on screen, if no role
                 // that takes manual tickets would take this one.
@@ -336,13 +349,14 @@ impl App {
 
     /// Roles: pick one this person may request now, then fill in the form.
     fn roles_key(&mut self, k: KeyEvent) -> Option<Walk> {
+        let act = self.action(&k);
         let Walk::Roles { pick, selected } = &mut self.walk else {
             return None;
         };
         let roles = &self.data.roles;
-        match k.code {
+        match act {
             // Back one step: a typed ticket comes back to be corrected.
-            KeyCode::Esc => {
+            Some(Action::Back) => {
                 return Some(match pick {
                     Pick::Ticket(t) => Walk::Ticket {
                         input: Input::new(100).with(t),
@@ -350,7 +364,7 @@ impl App {
                     Pick::Incident { .. } => Walk::start(),
                 })
             }
-            KeyCode::Enter => {
+            Some(Action::Open) => {
                 let role = roles.get(*selected)?;
                 let bad_ticket = match (&*pick, &role.ticket_pattern) {
                     (Pick::Ticket(t), Some(p)) if !ticket_matches(p, t) => Some((t, p)),
@@ -393,24 +407,18 @@ impl App {
                 };
                 self.flash = Some((Level::Warn, refused));
             }
-            _ => {
+            Some(Action::Move) => {
                 step(selected, roles.len(), &k);
             }
+            _ => {}
         }
         None
-    }
-
-    /// Whether this key submits the request form (Ctrl-S, or Enter on Continue).
-    fn form_submits(&self, k: &KeyEvent) -> bool {
-        let Walk::Form(form) = &self.walk else {
-            return false;
-        };
-        ctrl(k, 's') || (k.code == KeyCode::Enter && form.focus == FormField::Continue)
     }
 
     /// The request form: Tab between fields, each field's own keys, Esc back
     /// to the roles.
     fn form_key(&mut self, k: KeyEvent) -> Option<Walk> {
+        let act = self.action(&k);
         let Walk::Form(form) = &mut self.walk else {
             return None;
         };
@@ -421,8 +429,8 @@ impl App {
             FormField::Continue,
         ];
         let pos = order.iter().position(|f| *f == form.focus).unwrap_or(0);
-        match k.code {
-            KeyCode::Esc => {
+        match act {
+            Some(Action::Back) => {
                 if !form.reason.value.trim().is_empty() {
                     self.flash = Some((
                         Level::Info,
@@ -443,49 +451,44 @@ impl App {
                         .unwrap_or(0),
                 });
             }
-            KeyCode::Tab => form.focus = order[(pos + 1) % order.len()],
-            KeyCode::BackTab => form.focus = order[(pos + order.len() - 1) % order.len()],
-            _ => match form.focus {
-                FormField::Condition => {
-                    let n = form.role.conditions.len();
-                    match k.code {
-                        KeyCode::Up | KeyCode::Left => {
-                            form.condition = Some(form.condition.map_or(0, |c| c.saturating_sub(1)))
-                        }
-                        KeyCode::Down | KeyCode::Right => {
-                            form.condition = Some(
-                                form.condition
-                                    .map_or(0, |c| (c + 1).min(n.saturating_sub(1))),
-                            )
-                        }
-                        KeyCode::Enter => form.focus = FormField::Reason,
-                        _ => {}
+            Some(Action::NextField) => form.focus = order[(pos + 1) % order.len()],
+            Some(Action::PrevField) => form.focus = order[(pos + order.len() - 1) % order.len()],
+            Some(Action::Condition) => {
+                let n = form.role.conditions.len();
+                form.condition = Some(match k.code {
+                    KeyCode::Up | KeyCode::Left => {
+                        form.condition.map_or(0, |c| c.saturating_sub(1))
                     }
-                }
+                    _ => form
+                        .condition
+                        .map_or(0, |c| (c + 1).min(n.saturating_sub(1))),
+                });
+            }
+            Some(Action::TtlPreset) => form.step_ttl(k.code == KeyCode::Down),
+            // Enter in the reason, and any key no binding takes: typing.
+            Some(Action::NewLine) | None => match form.focus {
                 FormField::Reason => {
                     form.reason.handle(k);
                 }
                 FormField::Ttl => {
-                    if k.code == KeyCode::Enter {
-                        form.focus = FormField::Continue;
-                    } else {
-                        form.ttl.handle(k);
-                    }
+                    form.ttl.handle(k);
                 }
-                FormField::Continue => {}
+                FormField::Condition | FormField::Continue => {}
             },
+            _ => {}
         }
         None
     }
 
     /// Confirm: the role's name typed back files the request.
     fn confirm_key(&mut self, k: KeyEvent, cmds: &mut Vec<Cmd>) -> Option<Walk> {
+        let act = self.action(&k);
         let Walk::Confirm { form, typed } = &mut self.walk else {
             return None;
         };
-        match k.code {
-            KeyCode::Esc => return Some(Walk::Form(form.clone())),
-            KeyCode::Enter => {
+        match act {
+            Some(Action::Back) => return Some(Walk::Form(form.clone())),
+            Some(Action::Submit) => {
                 if typed.value.trim() == form.role.name {
                     self.busy = Some("filing the request".into());
                     cmds.push(Cmd::Request(form.input()));
@@ -578,45 +581,49 @@ impl App {
         if self.review.is_some() {
             return self.review_key(k);
         }
+        let act = self.action(&k);
         let Some(r) = self.focused().cloned() else {
             let n = self.data.mine.len();
-            if k.code == KeyCode::Enter {
-                if let Some(r) = self.data.mine.get(self.mine_selected) {
-                    self.focus = Some(r.id);
-                    if r.state == State::Ended {
-                        self.open_review(r.id);
+            match act {
+                Some(Action::Open) => {
+                    if let Some(r) = self.data.mine.get(self.mine_selected) {
+                        self.focus = Some(r.id);
+                        if r.state == State::Ended {
+                            self.open_review(r.id);
+                        }
+                        return self.maybe_activate();
                     }
-                    return self.maybe_activate();
                 }
-            } else {
-                step(&mut self.mine_selected, n, &k);
+                Some(Action::Move) => {
+                    step(&mut self.mine_selected, n, &k);
+                }
+                _ => {}
             }
             return vec![];
         };
-        match k.code {
-            KeyCode::Esc => {
+        // Which actions a request's state offers is the keymap's to say.
+        match act {
+            Some(Action::Back) => {
                 self.focus = None;
                 vec![]
             }
-            KeyCode::Char('c') if r.state == State::Pending || r.state == State::Approved => {
+            Some(Action::Cancel) => {
                 self.dialog = Some(Dialog::Cancel { id: r.id });
                 vec![]
             }
-            KeyCode::Char('s') if r.vendor.is_some() && r.state == State::Approved => {
-                vec![Cmd::Shell(r.id)]
-            }
-            KeyCode::Char('s') if r.vendor.is_some() && r.state == State::Active => {
+            Some(Action::Shell) if r.state == State::Approved => vec![Cmd::Shell(r.id)],
+            Some(Action::Shell) => {
                 self.flash(
                     Level::Warn,
                     format!("{}'s recorded session is open in another terminal", r.id),
                 );
                 vec![]
             }
-            KeyCode::Char('r') if r.state == State::Active => {
+            Some(Action::Reveal) => {
                 self.revealed = !self.revealed;
                 vec![]
             }
-            KeyCode::Char('y') if r.state == State::Active => match &self.credential {
+            Some(Action::Copy) => match &self.credential {
                 Some((id, cred)) if *id == r.id => {
                     let text: String = cred
                         .reveal()
@@ -634,7 +641,7 @@ impl App {
                     vec![]
                 }
             },
-            KeyCode::Char('e') if r.state == State::Active => {
+            Some(Action::Extend) => {
                 let limits = self
                     .data
                     .roles
@@ -653,11 +660,11 @@ impl App {
                 });
                 vec![]
             }
-            KeyCode::Char('x') if r.state == State::Active || r.state == State::Revoking => {
+            Some(Action::EndNow) => {
                 self.dialog = Some(Dialog::EndNow { id: r.id });
                 vec![]
             }
-            KeyCode::Enter if r.state == State::Ended => {
+            Some(Action::Open) => {
                 self.open_review(r.id);
                 vec![]
             }
@@ -666,13 +673,14 @@ impl App {
     }
 
     fn review_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
+        let act = self.action(&k);
         let Some(f) = self.review.as_mut() else {
             return vec![];
         };
         let order = ReviewField::ORDER;
         let pos = order.iter().position(|x| *x == f.focus).unwrap_or(0);
-        match k.code {
-            KeyCode::Esc => {
+        match act {
+            Some(Action::Back) => {
                 let (id, answers) = (f.id, f.draft());
                 self.drafts.insert(id, answers.clone());
                 self.review = None;
@@ -682,9 +690,9 @@ impl App {
                 );
                 return vec![Cmd::SaveDraft(id, answers)];
             }
-            KeyCode::Tab => f.focus = order[(pos + 1) % order.len()],
-            KeyCode::BackTab => f.focus = order[(pos + order.len() - 1) % order.len()],
-            _ if ctrl(&k, 's') || (k.code == KeyCode::Enter && f.focus == ReviewField::Submit) => {
+            Some(Action::NextField) => f.focus = order[(pos + 1) % order.len()],
+            Some(Action::PrevField) => f.focus = order[(pos + order.len() - 1) % order.len()],
+            Some(Action::Submit) => {
                 let Some(answers) = f.answers() else {
                     f.error = Some("answer both yes/no questions (space or y/n)".into());
                     return vec![];
@@ -693,38 +701,36 @@ impl App {
                 self.busy = Some("submitting the review".into());
                 return vec![Cmd::Review(f.id, answers)];
             }
-            _ => match f.focus {
-                ReviewField::Necessary | ReviewField::Copied => {
-                    let slot = if f.focus == ReviewField::Necessary {
-                        &mut f.necessary
-                    } else {
-                        &mut f.copied
-                    };
-                    match k.code {
-                        KeyCode::Char('y') => *slot = Some(true),
-                        KeyCode::Char('n') => *slot = Some(false),
-                        KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right => {
-                            *slot = Some(!slot.unwrap_or(true))
-                        }
-                        KeyCode::Enter => f.focus = order[pos + 1],
-                        _ => {}
+            Some(Action::Answer) => {
+                let slot = if f.focus == ReviewField::Necessary {
+                    &mut f.necessary
+                } else {
+                    &mut f.copied
+                };
+                *slot = match k.code {
+                    KeyCode::Char('y') => Some(true),
+                    KeyCode::Char('n') => Some(false),
+                    _ => Some(!slot.unwrap_or(true)),
+                };
+            }
+            // A text field takes the rest as typing; Enter leaves a one-line one.
+            None => {
+                if let Some(i) = f.field_input() {
+                    if !i.handle(k) && k.code == KeyCode::Enter {
+                        f.focus = order[(pos + 1) % order.len()];
                     }
                 }
-                _ => {
-                    if let Some(i) = f.field_input() {
-                        if !i.handle(k) && k.code == KeyCode::Enter {
-                            f.focus = order[(pos + 1) % order.len()];
-                        }
-                    }
-                }
-            },
+            }
+            _ => {}
         }
         vec![]
     }
 
     fn approvals_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
+        let act = self.action(&k);
         let items = &self.data.approvals;
-        if step(&mut self.approvals_selected, items.len(), &k) {
+        if act == Some(Action::Move) {
+            step(&mut self.approvals_selected, items.len(), &k);
             return vec![];
         }
         let Some(item) = items.get(self.approvals_selected) else {
@@ -732,12 +738,12 @@ impl App {
         };
         let id = item.request.id;
         let blocked = item.blocked.clone();
-        match k.code {
-            KeyCode::Enter | KeyCode::Char('a') => match blocked {
+        match act {
+            Some(Action::Approve) => match blocked {
                 Some(why) => self.flash(Level::Warn, why),
                 None => self.dialog = Some(Dialog::Approve { id, comment: None }),
             },
-            KeyCode::Char('d') => match blocked {
+            Some(Action::Deny) => match blocked {
                 Some(why) if item.request.requester == self.me => self.flash(Level::Warn, why),
                 _ => {
                     self.dialog = Some(Dialog::Deny {
@@ -752,8 +758,10 @@ impl App {
     }
 
     fn reviews_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
+        let act = self.action(&k);
         let items = &self.data.reviews;
-        if step(&mut self.reviews_selected, items.len(), &k) {
+        if act == Some(Action::Move) {
+            step(&mut self.reviews_selected, items.len(), &k);
             return vec![];
         }
         let Some(item) = items.get(self.reviews_selected) else {
@@ -762,17 +770,14 @@ impl App {
         let id = item.request.id;
         let blocked = item.blocked.clone();
         let replayed = item.recording_replayed;
-        match k.code {
-            KeyCode::Enter => self.reading_review = !self.reading_review,
-            KeyCode::Char('w') => match replayed {
-                Some(_) => return vec![Cmd::Replay(id)],
-                None => self.flash(Level::Warn, format!("{id} has no recorded session")),
-            },
-            KeyCode::Char('c') if replayed == Some(false) => self.flash(
+        match act {
+            Some(Action::Open) => self.reading_review = !self.reading_review,
+            Some(Action::Watch) => return vec![Cmd::Replay(id)],
+            Some(Action::Certify) if replayed == Some(false) => self.flash(
                 Level::Warn,
                 format!("{id} is a vendor session: watch its recording first (w)"),
             ),
-            KeyCode::Char('c') => match blocked {
+            Some(Action::Certify) => match blocked {
                 Some(why) => self.flash(Level::Warn, why),
                 None => {
                     self.dialog = Some(Dialog::Certify {
@@ -781,7 +786,7 @@ impl App {
                     })
                 }
             },
-            KeyCode::Char('x') => match blocked {
+            Some(Action::Reject) => match blocked {
                 Some(why) => self.flash(Level::Warn, why),
                 None => {
                     self.dialog = Some(Dialog::Reject {
@@ -790,7 +795,7 @@ impl App {
                     })
                 }
             },
-            KeyCode::Esc => self.reading_review = false,
+            Some(Action::Back) => self.reading_review = false,
             _ => {}
         }
         vec![]

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod filter;
 mod forms;
+pub mod keymap;
 mod keys;
 
 pub use filter::IncidentFilter;

@@ -296,6 +296,24 @@ fn summary<'a>(form: &crate::tui::app::RequestForm, theme: &Theme) -> Vec<Line<'
     ]
 }
 
+/// The role's TTL choices, the one that applies marked: `↑/↓ 10m [20m] 30m`.
+fn ttl_presets_line<'a>(form: &crate::tui::app::RequestForm, theme: &Theme) -> Line<'a> {
+    let now = form
+        .input()
+        .ttl_seconds
+        .unwrap_or(form.role.default_ttl_seconds);
+    let mut spans = vec![Span::styled("  ↑/↓ ", theme.muted())];
+    for t in form.ttl_presets() {
+        let (text, style) = if t == now {
+            (format!("[{}] ", human(t)), theme.accent())
+        } else {
+            (format!(" {}  ", human(t)), theme.muted())
+        };
+        spans.push(Span::styled(text, style));
+    }
+    Line::from(spans)
+}
+
 fn form_view(f: &mut Frame, form: &crate::tui::app::RequestForm, theme: &Theme, area: Rect) {
     let show = |field: RequestField| {
         if form.attempted {
@@ -383,20 +401,23 @@ fn form_view(f: &mut Frame, form: &crate::tui::app::RequestForm, theme: &Theme, 
         Span::styled(
             if form.ttl.value.trim().is_empty() {
                 format!(
-                    "   (empty: the default, {}; at most {})",
+                    "   (empty: the default, {}; {} to {})",
                     human(form.role.default_ttl_seconds),
+                    human(form.role.min_ttl_seconds.max(1)),
                     human(form.role.max_ttl_seconds)
                 )
             } else {
                 format!(
-                    "   (default {}, at most {})",
+                    "   (default {}; {} to {})",
                     human(form.role.default_ttl_seconds),
+                    human(form.role.min_ttl_seconds.max(1)),
                     human(form.role.max_ttl_seconds)
                 )
             },
             theme.muted(),
         ),
     ]));
+    lines.push(ttl_presets_line(form, theme));
     if let Some(p) = show(RequestField::Ttl) {
         lines.push(Line::styled(format!("  ! {}", clean(p)), theme.danger()));
     }

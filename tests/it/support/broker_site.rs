@@ -61,7 +61,7 @@ impl Site {
             .unwrap();
         let state = state_dir.path().to_path_buf();
         let public = public_dir.path().to_path_buf();
-        let config = breakglass::demo::prepare(&state).unwrap();
+        let config = super::prepare_demo(&state);
         // The demo's policy with the people's account names, and no personas.
         let mut text = std::fs::read_to_string(&config).unwrap();
         text = text.replace(

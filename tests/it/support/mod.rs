@@ -38,7 +38,7 @@ pub fn harness_with(f: impl FnOnce(&mut Parts)) -> H {
 /// `harness_with` on the demo config text as changed by `edit`.
 pub fn harness_edited(edit: impl FnOnce(&mut String), f: impl FnOnce(&mut Parts)) -> H {
     let tmp = tempfile::tempdir().unwrap();
-    let path = breakglass::demo::prepare(tmp.path()).unwrap();
+    let path = prepare_demo(tmp.path());
     let mut text = std::fs::read_to_string(&path).unwrap();
     edit(&mut text);
     std::fs::write(&path, text).unwrap();
@@ -208,8 +208,30 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn demo_dir() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let path = breakglass::demo::prepare(tmp.path()).unwrap();
+    let path = prepare_demo(tmp.path());
     (tmp, path)
+}
+
+/// The demo config in `dir`, with `min_ttl = "1s"` on every role but
+/// prod-db-emergency-dba, so tests can watch access expire in seconds (the
+/// demo keeps the 1m default; prod-db keeps it here, for the tests of that floor).
+pub fn prepare_demo(dir: &Path) -> PathBuf {
+    let path = breakglass::demo::prepare(dir).unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    if !text.contains("min_ttl = \"1s\"") {
+        for role in [
+            "k8s-cluster-admin",
+            "payments-api-operator",
+            "iam-breakglass-admin",
+        ] {
+            let name = format!("name = \"{role}\"");
+            let (head, tail) = text.split_once(&name).expect("a demo role");
+            let tail = tail.replacen("max_ttl = ", "min_ttl = \"1s\"\nmax_ttl = ", 1);
+            text = format!("{head}{name}{tail}");
+        }
+        std::fs::write(&path, text).unwrap();
+    }
+    path
 }
 
 /// Runs the binary with extra environment (e.g. a fail point).
@@ -318,6 +340,7 @@ backend = "demo"
 scope = {{ member_of = ["vendor_support"] }}
 default_ttl = "15m"
 max_ttl = "30m"
+min_ttl = "1s"
 vendor = true
 conditions = ["production outage"]
 requesters = ["@oncall"]

@@ -26,6 +26,7 @@ pub fn role(name: &str) -> RolePolicy {
         max_ttl: 1200,
         max_extensions: 1,
         max_total: 2400,
+        min_ttl: 60,
         conditions: vec!["outage".into()],
         ticket_pattern: Some(regex::Regex::new("^INC-[0-9]+$").unwrap()),
         requesters: anyone.clone(),
