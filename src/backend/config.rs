@@ -16,6 +16,7 @@ pub enum BackendConfig {
         env_allow: Vec<String>,
     },
     Postgres(PostgresConfig),
+    SshCa(SshCaConfig),
     Http {
         url: String,
         /// The variable holding the shared HMAC secret.
@@ -60,12 +61,28 @@ pub struct PostgresConfig {
     pub port: Option<u16>,
 }
 
+/// A `kind = "ssh-ca"` backend (see `backend::ssh_ca`).
+#[derive(Debug, Clone)]
+pub struct SshCaConfig {
+    /// The CA's OpenSSH private key (Ed25519, unencrypted): the broker's alone.
+    pub ca_key_file: PathBuf,
+    /// The Key Revocation List servers read (`RevokedKeys`); the issue journal
+    /// (`<krl>.issued`) and the lock (`<krl>.lock`) sit beside it.
+    pub krl: PathBuf,
+    /// The host and port shown in the `ssh` line (a role's scope may name its host).
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// Waiting for the KRL's lock and for ssh-keygen.
+    pub timeout: Duration,
+}
+
 impl BackendConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             BackendConfig::Demo { .. } => "demo",
             BackendConfig::Exec { .. } => "exec",
             BackendConfig::Postgres(_) => "postgres",
+            BackendConfig::SshCa(_) => "ssh-ca",
             BackendConfig::Http { .. } => "http",
             BackendConfig::Vault { .. } => "vault",
         }

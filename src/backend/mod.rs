@@ -6,6 +6,7 @@ pub mod demo;
 pub mod exec;
 pub mod http;
 pub mod postgres;
+pub mod ssh_ca;
 pub mod vault;
 
 use crate::clock::{Clock, SystemClock};
@@ -19,6 +20,7 @@ pub use demo::DemoBackend;
 pub use exec::ExecBackend;
 pub use http::HttpBackend;
 pub use postgres::PostgresBackend;
+pub use ssh_ca::SshCaBackend;
 pub use vault::VaultBackend;
 
 /// What a backend is asked to grant.
@@ -96,6 +98,24 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), BackendError> {
         Ok(())
     }
+    /// Extends access and returns the requester's new credential, for a
+    /// backend whose credential carries its own expiry (an SSH certificate: a
+    /// new one with the later expiry, the old one revoked). The default moves
+    /// the target's expiry with `extend` and returns none. The engine calls
+    /// this; `requester` is whom the new credential is for.
+    async fn extend_credential(
+        &self,
+        spec: &RevokeSpec,
+        _requester: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<Credential>, BackendError> {
+        self.extend(spec, expires_at).await.map(|()| None)
+    }
+    /// Whether `extend_credential` issues a new credential (which the caller
+    /// must be able to show): front ends check before extending.
+    fn extension_issues_credential(&self) -> bool {
+        false
+    }
     /// Rotates the role's standing secret after use, where the role asks for it.
     async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
         Err(BackendError::NotSupported("rotate"))
@@ -121,6 +141,7 @@ pub fn build(cfg: &config::BackendConfig, clock: Arc<dyn Clock>) -> Arc<dyn Back
             env_allow.clone(),
         )),
         C::Postgres(pg) => Arc::new(PostgresBackend::new(pg.clone())),
+        C::SshCa(ca) => Arc::new(SshCaBackend::new(ca.clone(), clock)),
         C::Http {
             url,
             secret_env,

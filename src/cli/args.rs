@@ -99,6 +99,11 @@ pub enum Command {
     Activate {
         /// The approved request (REQ-n, or its number)
         id: RequestId,
+        /// SSH credentials: write the private key and certificate as new 0600
+        /// files in DIR (breakglass-REQ-n, breakglass-REQ-n-cert.pub) instead of
+        /// printing them; not deleted by breakglass (the certificate dies at expiry)
+        #[arg(long, value_name = "DIR")]
+        key_dir: Option<std::path::PathBuf>,
     },
     /// Vendor roles: activate an approved request into a recorded shell session
     /// (the credential only in the shell's environment); it ends with the grant
@@ -168,6 +173,11 @@ pub enum Command {
         /// Why more time is needed, kept in the audit trail
         #[arg(long, value_name = "TEXT")]
         reason: String,
+        /// SSH credentials: write the private key and certificate as new 0600
+        /// files in DIR (breakglass-REQ-n, breakglass-REQ-n-cert.pub) instead of
+        /// printing them; not deleted by breakglass (the certificate dies at expiry)
+        #[arg(long, value_name = "DIR")]
+        key_dir: Option<std::path::PathBuf>,
     },
     /// Submit the after-action review (flags, or a TOML/JSON file)
     Review(ReviewArgs),

@@ -5,6 +5,7 @@ mod audit_cmd;
 mod broker_cmd;
 mod decisions;
 mod evidence_cmd;
+mod key_files;
 mod output;
 mod requests;
 mod session;
@@ -311,11 +312,14 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             svc.whoami().await?;
             request(cli, svc, a).await
         }
-        Command::Activate { id } => {
+        Command::Activate { id, key_dir } => {
             svc.whoami().await?;
             credential_can_be_shown(json)?;
+            if let Some(d) = key_dir {
+                key_files::check_dir(d)?;
+            }
             let (req, cred) = svc.activate(*id).await?;
-            show_credential(cli, svc, req, &cred);
+            show_credential(cli, svc, req, cred, key_dir.as_deref());
             Ok(exit::OK)
         }
         Command::Shell { id, command } => {
@@ -343,10 +347,38 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
-        Command::Extend { id, by, reason } => {
+        Command::Extend {
+            id,
+            by,
+            reason,
+            key_dir,
+        } => {
             let secs = parse_duration(by, "--by")?;
-            let req = svc.extend(*id, secs, reason).await?;
-            output::request_result(svc, &req, json);
+            if let Some(d) = key_dir {
+                key_files::check_dir(d)?;
+            }
+            if !may_print_credential(json) {
+                // The old credential is revoked once the new one exists: refuse
+                // before, when the new one could not be shown.
+                let role = svc.load(*id).await?.role;
+                if svc
+                    .roles()
+                    .await?
+                    .iter()
+                    .any(|r| r.name == role && r.extension_issues_credential)
+                {
+                    return Err(Failure::new(
+                        exit::USAGE,
+                        "stdout is not a terminal, so the new credential this extension issues (the old one is revoked; shown once, never stored) would be lost; nothing was extended",
+                    )
+                    .with_hint("run it in a terminal, or add --json for automation"));
+                }
+            }
+            match svc.extend(*id, secs, reason).await? {
+                // An SSH certificate's expiry is signed into it: a new one, the old revoked.
+                (req, Some(cred)) => show_credential(cli, svc, req, cred, key_dir.as_deref()),
+                (req, None) => output::request_result(svc, &req, json),
+            }
             Ok(exit::OK)
         }
         Command::Review(a) => {
@@ -460,8 +492,20 @@ fn show_credential(
     cli: &Cli,
     svc: &Service,
     req: crate::domain::Request,
-    cred: &crate::backend::Credential,
+    cred: crate::backend::Credential,
+    key_dir: Option<&std::path::Path>,
 ) {
+    let cred = match key_dir {
+        None => cred,
+        Some(dir) => match key_files::write(dir, req.id, cred) {
+            Ok(c) => c,
+            Err((c, why)) => {
+                // Granted already: the credential is printed rather than lost.
+                errln!("--key-dir: {why}; the credential is printed instead");
+                c
+            }
+        },
+    };
     let ending = match (cli.json, config_path(cli)) {
         (false, Ok(path)) => {
             let config = still_active::config_to_name(&path, false);
@@ -476,7 +520,7 @@ fn show_credential(
         _ => None,
     };
     let ending = ending.as_ref().map(|(r, e)| (r.as_str(), *e));
-    output::credential(&svc.view(req), cred, svc.now(), ending, cli.json);
+    output::credential(&svc.view(req), &cred, svc.now(), ending, cli.json);
 }
 
 /// Whether a credential may be printed: to a terminal, or when automation asked

@@ -254,6 +254,26 @@ pub fn credential(
     outln!("{} ACTIVE: {} until {until}", r.id, r.role);
     outln!("credential (shown once, never stored):");
     for (k, v) in cred.reveal() {
+        // A key file (an SSH private key, a certificate) is printed as its lines,
+        // below its name, so it can be pasted into a file as it is; each line is
+        // still checked for controls.
+        if v.contains('\n') {
+            let lines: Vec<(String, bool)> = v
+                .trim_end_matches('\n')
+                .split('\n')
+                .map(sanitize::secret_for_terminal)
+                .collect();
+            let note = if lines.iter().any(|(_, e)| *e) {
+                "   (held control characters: shown escaped)"
+            } else {
+                ""
+            };
+            outln!("  {}:{note}", sanitize::line(k, 100));
+            for (line, _) in lines {
+                outln!("{line}");
+            }
+            continue;
+        }
         // A backend's fields are untrusted: they must not act on the terminal.
         let (v, escaped) = sanitize::secret_for_terminal(v);
         let note = if escaped {

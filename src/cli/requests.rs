@@ -107,7 +107,7 @@ pub(super) async fn request_inner(
         match cur.state {
             State::Approved => {
                 let (r, cred) = svc.activate(req.id).await?;
-                show_credential(cli, svc, r, &cred);
+                show_credential(cli, svc, r, cred, None);
                 printed.set(true);
                 return Ok(exit::OK);
             }

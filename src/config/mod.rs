@@ -11,7 +11,7 @@ pub use secrets::{check_owner_only, secret_files, SecretFile};
 pub use validate::{load, load_any, load_any_str, load_str};
 
 pub use crate::alert::config::SinkConfig;
-pub use crate::backend::config::{BackendConfig, PostgresConfig};
+pub use crate::backend::config::{BackendConfig, PostgresConfig, SshCaConfig};
 use crate::domain::Policy;
 pub use crate::incident::config::{FieldMap, RemoteSource, SourceConfig, SourceKind};
 pub use crate::net::pg::{PgTls, PgUrlSource};

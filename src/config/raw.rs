@@ -124,6 +124,9 @@ pub struct RawBackend {
     pub token: Option<Spanned<toml::Value>>,
     pub renewable: Option<bool>,
     pub namespace: Option<String>,
+    // ssh-ca (also uses host, port and timeout)
+    pub ca_key_file: Option<Spanned<String>>,
+    pub krl: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

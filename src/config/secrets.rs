@@ -14,7 +14,8 @@ pub struct SecretFile {
 }
 
 /// Every file the config names that holds a secret: PostgreSQL connection
-/// strings (`url_file` of the store and of each backend), the checkpoint key,
+/// strings (`url_file` of the store and of each backend), SSH CA keys
+/// (`ca_key_file`), the checkpoint key,
 /// and the SQLite store with its -wal and -shm files and its directory (where
 /// SQLite creates those, drafts and recordings live, and whoever may write could
 /// swap the store). Secrets from environment variables are not files.
@@ -41,10 +42,19 @@ pub fn secret_files(cfg: &Config) -> Vec<SecretFile> {
         cfg.data_dir(),
     );
     for (name, b) in &cfg.backends {
-        if let BackendConfig::Postgres(pg) = b {
-            if let PgUrlSource::File(f) = &pg.url {
-                add(format!("backend \"{name}\" url_file"), f.clone());
+        match b {
+            BackendConfig::Postgres(pg) => {
+                if let PgUrlSource::File(f) = &pg.url {
+                    add(format!("backend \"{name}\" url_file"), f.clone());
+                }
             }
+            BackendConfig::SshCa(ca) => {
+                add(
+                    format!("backend \"{name}\" ca_key_file (the SSH CA's private key)"),
+                    ca.ca_key_file.clone(),
+                );
+            }
+            _ => {}
         }
     }
     if let Some(k) = &cfg.checkpoint_key {

@@ -491,8 +491,9 @@ impl Engine {
         self.perform_revoke(req).await
     }
 
-    /// Extends active access. The target's expiry moves first; the store records it
-    /// only once the backend agreed.
+    /// Extends active access for a caller with no one to show a new credential
+    /// to; front ends call [`Engine::extend_access`]. (A backend that issues
+    /// one, ssh-ca, revokes the old: its new credential is dropped here.)
     pub async fn extend(
         &self,
         who: &str,
@@ -500,6 +501,19 @@ impl Engine {
         seconds: i64,
         reason: &str,
     ) -> Result<Request> {
+        Ok(self.extend_access(who, id, seconds, reason).await?.0)
+    }
+
+    /// Extends active access. The target's expiry moves first; the store records it
+    /// only once the backend agreed. A backend whose credential carries its own
+    /// expiry (ssh-ca) returns a new credential, shown once like a grant's.
+    pub async fn extend_access(
+        &self,
+        who: &str,
+        id: RequestId,
+        seconds: i64,
+        reason: &str,
+    ) -> Result<(Request, Option<Credential>)> {
         let reason = &free_text(reason);
         let req = self.load(id).await?;
         let role = self.role(&req.role)?;
@@ -517,20 +531,23 @@ impl Engine {
             scope: role.scope.clone(),
             lease_id: req.grant.as_ref().and_then(|g| g.lease_id.clone()),
         };
-        self.backend(role)?
-            .extend(&spec, new_expiry)
+        let credential = self
+            .backend(role)?
+            .extend_credential(&spec, &req.requester, new_expiry)
             .await
             .map_err(|e| Error::Backend {
                 backend: role.backend.clone(),
                 message: format!("extending {id}: {e}"),
                 source: Some(e),
             })?;
-        self.transition(
-            id,
-            |r, e| alert(AlertKind::Extension, r, e),
-            |r, role, now| lifecycle::extend(r, role, who, seconds, reason, now),
-        )
-        .await
+        let req = self
+            .transition(
+                id,
+                |r, e| alert(AlertKind::Extension, r, e),
+                |r, role, now| lifecycle::extend(r, role, who, seconds, reason, now),
+            )
+            .await?;
+        Ok((req, credential))
     }
 
     pub async fn review(

@@ -95,6 +95,9 @@ pub struct RoleView {
     /// Whether the asking user may request it.
     pub may_request: bool,
     pub vendor: bool,
+    /// Whether an extension comes with a new credential to show (ssh-ca).
+    #[serde(default)]
+    pub extension_issues_credential: bool,
     /// Vendor roles: the last recertification (None: never certified).
     pub certified: Option<super::RoleCertification>,
     /// Who approves and who certifies, as `describe_people` words them.
@@ -173,6 +176,9 @@ impl Engine {
                 lock_reason,
                 may_request: who.is_some_and(|w| r.may_request(w)),
                 vendor: r.vendor.is_some(),
+                extension_issues_credential: self
+                    .backend(r)
+                    .is_ok_and(|b| b.extension_issues_credential()),
                 certified: self.role_certification(r).await?,
                 approvers: describe_people(&r.approvers),
                 certifiers: describe_people(&r.certifiers),

@@ -96,8 +96,12 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
             id,
             seconds,
             reason,
-        } => Reply::Request {
-            request: engine.extend(&who()?, id, seconds, &reason).await?,
+        } => match engine.extend_access(&who()?, id, seconds, &reason).await? {
+            (request, None) => Reply::Request { request },
+            (request, Some(cred)) => Reply::Extended {
+                request,
+                credential: reveal(&cred),
+            },
         },
         Call::Review { id, answers } => Reply::Request {
             request: engine.review(&who()?, id, answers).await?,

@@ -281,14 +281,28 @@ impl Service {
         self.request_reply("revoke", Call::Revoke { id, reason })
             .await
     }
-    pub async fn extend(&self, id: RequestId, seconds: i64, reason: &str) -> R<Request> {
+    /// Extends access; a backend whose credential carries its expiry (ssh-ca)
+    /// returns a new one, shown once like a grant's (the old one is revoked).
+    pub async fn extend(
+        &self,
+        id: RequestId,
+        seconds: i64,
+        reason: &str,
+    ) -> R<(Request, Option<Credential>)> {
         let reason = reason.to_string();
         let call = Call::Extend {
             id,
             seconds,
             reason,
         };
-        self.request_reply("extend", call).await
+        match self.call(call).await? {
+            Reply::Request { request } => Ok((request, None)),
+            Reply::Extended {
+                request,
+                credential,
+            } => Ok((request, Some(credential_of(credential)))),
+            r => unexpected("extend", r),
+        }
     }
     pub async fn review(&self, id: RequestId, answers: ReviewAnswers) -> R<Request> {
         self.request_reply("review", Call::Review { id, answers })

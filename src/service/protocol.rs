@@ -277,6 +277,13 @@ pub enum Reply {
         request: Request,
         credential: Vec<(String, String)>,
     },
+    /// An extension that came with a new credential (an SSH certificate with
+    /// the later expiry): it travels here once, to the requester. Without one
+    /// the reply to `extend` is `Request`.
+    Extended {
+        request: Request,
+        credential: Vec<(String, String)>,
+    },
     Certified {
         certification: RoleCertification,
     },

@@ -654,10 +654,9 @@ pub async fn execute(svc: &Service, who: &str, cmd: Cmd) -> Option<Msg> {
                 .await
                 .map_err(e),
         ),
-        Cmd::Extend(id, secs, reason) => Msg::Acted(
-            Verb::Extended,
-            svc.extend(id, secs, &reason).await.map_err(e),
-        ),
+        Cmd::Extend(id, secs, reason) => {
+            Msg::Extended(svc.extend(id, secs, &reason).await.map_err(e))
+        }
         Cmd::Review(id, answers) => {
             Msg::Acted(Verb::Reviewed, svc.review(id, answers).await.map_err(e))
         }

@@ -15,6 +15,7 @@ mod backend_demo_exec;
 mod backend_http;
 mod backend_openbao;
 mod backend_postgres;
+mod backend_ssh_ca;
 mod backend_vault;
 mod broker;
 mod broker_accounts;

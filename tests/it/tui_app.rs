@@ -1123,6 +1123,54 @@ async fn a_credential_on_its_way_is_not_called_shown_elsewhere() {
     d.assert_sees("••••••••••••");
 }
 
+/// An extension that comes with a new credential (ssh-ca: a certificate with
+/// the later expiry; the old one is revoked) replaces the one the console
+/// holds, masked again; one without leaves the held one alone.
+#[tokio::test]
+async fn an_extensions_new_credential_replaces_the_one_shown() {
+    use breakglass::backend::Credential;
+    use breakglass::tui::app::Msg;
+    use secrecy::{ExposeSecret, SecretString};
+    let mut d = console().await;
+    let (r, cred) = d.h.active(K8S).await;
+    d.app.update(Msg::Activated(
+        r.id,
+        Ok((d.h.engine.load(r.id).await.unwrap(), cred)),
+    ));
+    d.app.revealed = true;
+    let extended =
+        d.h.engine
+            .extend("alice", r.id, 300, "replica catching up")
+            .await
+            .unwrap();
+    let new = Credential(vec![(
+        "certificate".into(),
+        SecretString::from("ssh-ed25519-cert-v01@openssh.com NEW".to_string()),
+    )]);
+    d.app
+        .update(Msg::Extended(Ok((extended.clone(), Some(new)))));
+    assert!(
+        !d.app.revealed,
+        "a new credential is masked until asked for"
+    );
+    let held = |d: &Driver| {
+        let (id, c) = d.app.credential.as_ref().expect("a credential is held");
+        assert_eq!(*id, r.id);
+        c.0.iter()
+            .map(|(k, v)| format!("{k}={}", v.expose_secret()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        held(&d),
+        ["certificate=ssh-ed25519-cert-v01@openssh.com NEW"]
+    );
+    d.app.update(Msg::Extended(Ok((extended, None))));
+    assert_eq!(
+        held(&d),
+        ["certificate=ssh-ed25519-cert-v01@openssh.com NEW"]
+    );
+}
+
 /// Every key a screen lists does what the listing says: no binding is
 /// shadowed by an earlier one that takes the same key, on every screen of
 /// the walk and the queues. The handlers act only on these actions, so the

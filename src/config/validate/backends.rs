@@ -1,5 +1,5 @@
-//! `[backends.NAME]` of kind http, vault and postgres: URLs, secrets by
-//! environment variable name, TLS and timeouts.
+//! `[backends.NAME]` of kind http, vault, postgres and ssh-ca: URLs, secrets by
+//! environment variable name or owner-only file, TLS and timeouts.
 
 use super::*;
 
@@ -75,10 +75,11 @@ fn backend(
         "http" => http_backend(ctx, name, b),
         "vault" => Some(vault_backend(ctx, name, b)),
         "postgres" => postgres_backend(ctx, name, b, resolve),
+        "ssh-ca" => ssh_ca_backend(ctx, name, b, resolve),
         other => {
             ctx.at(
                 &rb.kind,
-                format!("backend kind \"{other}\" is not known; write kind = \"demo\", \"exec\", \"http\", \"vault\" or \"postgres\""),
+                format!("backend kind \"{other}\" is not known; write kind = \"demo\", \"exec\", \"http\", \"vault\", \"postgres\" or \"ssh-ca\""),
             );
             None
         }
@@ -353,6 +354,68 @@ pub(super) fn postgres_backend(
         reassign_owned_to,
         host,
         port,
+    }))
+    .filter(|_| ok)
+}
+
+/// `kind = "ssh-ca"`: the CA key is a file closed to everyone but its owner, the
+/// KRL a path; both required.
+pub(super) fn ssh_ca_backend(
+    ctx: &mut Ctx,
+    name: &str,
+    b: &Spanned<RawBackend>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Option<BackendConfig> {
+    let rb = b.get_ref();
+    let mut ok = true;
+    let ca_key_file = match &rb.ca_key_file {
+        Some(f) => {
+            let path = resolve(f.get_ref());
+            secret_file(ctx, f, &path, &format!("backend \"{name}\" ca_key_file"));
+            Some(path)
+        }
+        None => {
+            ctx.at(b, format!("backend \"{name}\" (ssh-ca) needs ca_key_file = \"/etc/breakglass/ssh-ca\", the CA's OpenSSH private key (ssh-keygen -t ed25519 -N '' -f /etc/breakglass/ssh-ca)"));
+            None
+        }
+    };
+    let krl = match &rb.krl {
+        Some(k) => Some(resolve(k.get_ref())),
+        None => {
+            ctx.at(b, format!("backend \"{name}\" (ssh-ca) needs krl = \"/etc/ssh/breakglass.krl\", the Key Revocation List that sshd_config's RevokedKeys names"));
+            None
+        }
+    };
+    let host = match &rb.host {
+        Some(h) => match crate::backend::ssh_ca::check_host(h.get_ref()) {
+            Ok(()) => Some(h.get_ref().clone()),
+            Err(m) => {
+                ctx.at(h, format!("backend \"{name}\": {m}"));
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
+    let port = match &rb.port {
+        None => None,
+        Some(p) if (1..=65535).contains(p.get_ref()) => Some(*p.get_ref() as u16),
+        Some(p) => {
+            ctx.at(
+                p,
+                format!("backend \"{name}\": port must be between 1 and 65535"),
+            );
+            ok = false;
+            None
+        }
+    };
+    let timeout = duration_or(ctx, &rb.timeout, "timeout", 10);
+    Some(BackendConfig::SshCa(SshCaConfig {
+        ca_key_file: ca_key_file?,
+        krl: krl?,
+        host,
+        port,
+        timeout,
     }))
     .filter(|_| ok)
 }

@@ -463,7 +463,8 @@ fn incident_policy(ctx: &mut Ctx, r: &RawRole, name: &str) -> (bool, bool) {
     (require_open_incident, revoke_on_resolve)
 }
 
-/// `scope`: what the role's backend can read (Vault policies, PostgreSQL grants).
+/// `scope`: what the role's backend can read (Vault policies, PostgreSQL grants,
+/// SSH principals and options).
 fn scope(
     ctx: &mut Ctx,
     sr: &Spanned<RawRole>,
@@ -479,6 +480,7 @@ fn scope(
     let checked = match backend {
         Some(BackendConfig::Vault { .. }) => crate::backend::vault::scope_policies(&scope).err(),
         Some(BackendConfig::Postgres(_)) => crate::backend::postgres::Scope::parse(&scope).err(),
+        Some(BackendConfig::SshCa(_)) => crate::backend::ssh_ca::Scope::parse(&scope).err(),
         _ => None,
     };
     if let Some(m) = checked {

@@ -143,6 +143,9 @@ pub enum Msg {
     Requested(Result<Request, String>),
     Activated(RequestId, Result<(Request, Credential), String>),
     Acted(Verb, Result<Request, String>),
+    /// An extension, with the new credential when the backend issued one
+    /// (ssh-ca: a certificate with the later expiry; the old one is revoked).
+    Extended(Result<(Request, Option<Credential>), String>),
     Verified(i64, Result<u64, Broken>),
     Drafts(BTreeMap<RequestId, ReviewDraft>),
     /// A shell or replay the console handed the terminal to has ended.
@@ -442,6 +445,16 @@ impl App {
                         vec![Cmd::Refresh]
                     }
                 }
+            }
+            Msg::Extended(r) => {
+                let r = r.map(|(req, cred)| {
+                    if let Some(cred) = cred {
+                        self.revealed = false;
+                        self.credential = Some((req.id, cred));
+                    }
+                    req
+                });
+                self.update(Msg::Acted(Verb::Extended, r))
             }
             Msg::Acted(verb, r) => {
                 self.busy = None;

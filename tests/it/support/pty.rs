@@ -30,14 +30,6 @@ pub fn bg_pty(config: &Path, who: Option<&str>, args: &[&str]) -> PtyRun {
 }
 
 pub fn bg_pty_env(config: &Path, who: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> PtyRun {
-    let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 50,
-            cols: 200,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("openpty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_breakglass"));
     cmd.arg("--config");
     cmd.arg(config);
@@ -64,6 +56,20 @@ pub fn bg_pty_env(config: &Path, who: Option<&str>, args: &[&str], env: &[(&str,
     for (k, v) in env {
         cmd.env(k, v);
     }
+    run(cmd, &format!("breakglass {args:?}"))
+}
+
+/// Runs `cmd` with stdin, stdout and stderr on a fresh 200x50 PTY; `what` names
+/// it when it does not exit within 60 s.
+pub fn run(cmd: CommandBuilder, what: &str) -> PtyRun {
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 50,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
     let mut child = pair.slave.spawn_command(cmd).expect("spawn under a pty");
     // Only the child holds the slave now: the reader ends when it exits.
     drop(pair.slave);
@@ -88,7 +94,7 @@ pub fn bg_pty_env(config: &Path, who: Option<&str>, args: &[&str], env: &[(&str,
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`breakglass {args:?}` did not exit within 60s under a pty");
+            panic!("`{what}` did not exit within 60s under a pty");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
