@@ -112,6 +112,9 @@ pub struct RolePeople {
     pub requesters: Vec<String>,
     pub approvers: Vec<String>,
     pub certifiers: Vec<String>,
+    /// Service accounts the policy may approve (`automation`): never people.
+    #[serde(default)]
+    pub automation: Vec<String>,
 }
 
 /// A request seen by the person looking at it: what they may do with it now.
@@ -174,6 +177,7 @@ impl Engine {
                     requesters: r.requesters.users.iter().cloned().collect(),
                     approvers: r.approvers.users.iter().cloned().collect(),
                     certifiers: r.certifiers.users.iter().cloned().collect(),
+                    automation: r.automation.identities.users.iter().cloned().collect(),
                 },
             });
         }

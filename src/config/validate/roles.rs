@@ -51,6 +51,7 @@ pub(super) fn build_roles(
         );
         out.insert(role.name.clone(), role);
     }
+    super::separation::separate(ctx, groups, roles, &out, &people.groups);
     out
 }
 
