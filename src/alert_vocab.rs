@@ -32,6 +32,9 @@ pub enum AlertKind {
     Refusal,
     ReviewRejected,
     RotateFailed,
+    /// A request beyond its role's `max_activations` (or the per-person bound):
+    /// break-glass access used as routine; it needs one more approval.
+    RoutineUse,
 }
 
 /// How urgent an alert is; its name is the alert's `severity` on the wire.
@@ -62,7 +65,7 @@ impl fmt::Display for Severity {
 
 impl AlertKind {
     /// Every kind, the always-on ones first (the order `config check` lists them in).
-    pub const ALL: [AlertKind; 14] = [
+    pub const ALL: [AlertKind; 15] = [
         AlertKind::Activation,
         AlertKind::AutoActivation,
         AlertKind::CertificationOverdue,
@@ -77,6 +80,7 @@ impl AlertKind {
         AlertKind::Refusal,
         AlertKind::ReviewRejected,
         AlertKind::RotateFailed,
+        AlertKind::RoutineUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +99,7 @@ impl AlertKind {
             AlertKind::Refusal => "refusal",
             AlertKind::ReviewRejected => "review_rejected",
             AlertKind::RotateFailed => "rotate_failed",
+            AlertKind::RoutineUse => "routine_use",
         }
     }
 
@@ -106,7 +111,8 @@ impl AlertKind {
             | AlertKind::CertificationOverdue
             | AlertKind::GrantFailed
             | AlertKind::Recovery
-            | AlertKind::RotateFailed => Severity::High,
+            | AlertKind::RotateFailed
+            | AlertKind::RoutineUse => Severity::High,
             AlertKind::Denial | AlertKind::Extension | AlertKind::EarlyEnd | AlertKind::Refusal => {
                 Severity::Medium
             }

@@ -34,6 +34,7 @@ mod hostile_input;
 mod incident_sources;
 mod layers;
 mod lifecycle_props;
+mod routine_use;
 mod signed_approvals;
 mod ssh_forwarding;
 mod store_postgres;

@@ -1,0 +1,223 @@
+//! Routine use: a role's `max_activations` and `max_activations_per_person`.
+//! Beyond a bound a request is not refused: it needs one more approval than the
+//! role's, raises the `routine_use` alert, and records where it stands.
+
+use crate::support;
+
+use breakglass::domain::{AuditAction, Request, State};
+use breakglass::engine::Decision;
+use breakglass::store::Store;
+use chrono::Duration;
+use support::*;
+
+/// The demo config with `lines` added to the k8s role (1 approval by @sre-leads).
+pub fn k8s_with(lines: &str) -> H {
+    let lines = lines.to_string();
+    harness_edited(
+        move |text| {
+            let anchor =
+                "certifiers = [\"@security\"]\n\n[[roles]]\nname = \"payments-api-operator\"";
+            assert!(text.contains(anchor), "the k8s role moved");
+            *text = text.replace(
+                anchor,
+                &format!("certifiers = [\"@security\"]\n{lines}\n\n[[roles]]\nname = \"payments-api-operator\""),
+            );
+        },
+        |_| {},
+    )
+}
+
+/// `who` requests k8s for INC-1042.
+async fn request(h: &H, who: &str) -> Request {
+    h.engine
+        .request(who, input(K8S, inc("INC-1042")))
+        .await
+        .unwrap()
+}
+
+/// One whole use: approved by as many of carol and dave as it needs, activated,
+/// ended, reviewed and certified (so the role is free again), a day later.
+async fn use_once(h: &H, r: Request) -> Request {
+    let mut last = r.clone();
+    for who in ["carol", "dave"].iter().take(r.approvals_required as usize) {
+        last = h
+            .engine
+            .decide(who, r.id, Decision::approve(None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(last.state, State::Approved);
+    let (active, _) = h.engine.activate(&r.requester, r.id).await.unwrap();
+    h.engine.revoke(&r.requester, r.id, "done").await.unwrap();
+    h.engine
+        .review(&r.requester, r.id, answers())
+        .await
+        .unwrap();
+    h.engine
+        .decide("dave", r.id, Decision::certify("ok"))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::days(1));
+    active
+}
+
+fn routine_alerts(h: &H) -> Vec<serde_json::Value> {
+    h.store
+        .outbox_due(chrono::Utc::now() + Duration::days(3650), 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.payload["kind"] == "routine_use")
+        .map(|r| r.payload)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_fifth_activation_in_four_per_30_days_needs_one_more_approval_and_alerts() {
+    let h = k8s_with("max_activations = \"4/30d\"");
+    assert_eq!(h.cfg.policy.roles[K8S].approvals_required, 1);
+    for nth in 1..=4u32 {
+        let r = request(&h, "alice").await;
+        let routine = r.routine_use.clone().expect("recorded on every request");
+        let count = routine.role.unwrap();
+        assert_eq!((count.nth, count.limit, routine.over), (nth, 4, false));
+        assert_eq!(r.approvals_required, 1, "within the bound: as usual");
+        use_once(&h, r).await;
+    }
+    assert!(routine_alerts(&h).is_empty());
+
+    let fifth = request(&h, "alice").await;
+    let routine = fifth.routine_use.clone().unwrap();
+    assert!(routine.over);
+    assert_eq!(routine.role.unwrap().nth, 5);
+    assert_eq!(fifth.approvals_required, 2, "one more than the role's 1");
+    assert_eq!(
+        routine.describe("alice"),
+        "5th activation in 30 days (more than 4: one extra approval)"
+    );
+    // The usual one approval is no longer enough.
+    let after_one = h
+        .engine
+        .decide("bob", fifth.id, Decision::approve(None))
+        .await
+        .unwrap();
+    assert_eq!(after_one.state, State::Pending);
+    assert_eq!(after_one.approvals.len(), 1);
+    let approved = h
+        .engine
+        .decide("carol", fifth.id, Decision::approve(None))
+        .await
+        .unwrap();
+    assert_eq!(approved.state, State::Approved);
+
+    // The alert: its kind, high, naming the count.
+    let alerts = routine_alerts(&h);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a["severity"], "high");
+    assert_eq!(a["data"]["request_id"], fifth.id.to_string(), "{a}");
+    assert_eq!(a["data"]["routine_use"]["role"]["nth"], 5, "{a}");
+    assert_eq!(a["data"]["routine_use"]["approvals_required"], 2, "{a}");
+    assert!(a["data"]["routine_use"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("5th activation in 30 days"));
+
+    // Audited with the request.
+    let created = h
+        .store
+        .request_events(fifth.id, AuditAction::RequestCreated)
+        .unwrap();
+    let detail: serde_json::Value = serde_json::from_str(&created[0].detail).unwrap();
+    assert_eq!(detail["routine_use"]["over"], true);
+    assert_eq!(detail["approvals_required"], 2);
+
+    // What `status` reads back from the store says it too.
+    let stored = h.store.get(fifth.id).unwrap().unwrap();
+    assert_eq!(stored.routine_use, fifth.routine_use);
+
+    // Once the first activations leave the window, it is no longer routine.
+    h.engine.cancel("alice", fifth.id).await.unwrap();
+    // Granted on days 0 to 3; now day 31.5: days 0 and 1 left the window.
+    h.clock.advance(Duration::days(27) + Duration::hours(12));
+    let later = request(&h, "alice").await;
+    let count = later.routine_use.clone().unwrap().role.unwrap();
+    assert_eq!(count.nth, 3, "days 2 and 3 are still in it");
+    assert_eq!(later.approvals_required, 1);
+}
+
+#[tokio::test]
+async fn the_per_person_bound_counts_each_requester_alone() {
+    let h = k8s_with("max_activations_per_person = \"1/7d\"");
+    let first = request(&h, "alice").await;
+    assert_eq!(first.approvals_required, 1);
+    use_once(&h, first).await;
+
+    // bob's first is his own: as usual.
+    let bobs = request(&h, "bob").await;
+    let p = bobs.routine_use.clone().unwrap().person.unwrap();
+    assert_eq!((p.nth, bobs.approvals_required), (1, 1));
+    use_once(&h, bobs).await;
+
+    let second = request(&h, "alice").await;
+    let routine = second.routine_use.clone().unwrap();
+    assert!(routine.over && routine.role.is_none());
+    assert_eq!(second.approvals_required, 2);
+    assert_eq!(
+        routine.describe("alice"),
+        "alice's 2nd in 7 days (more than 1: one extra approval)"
+    );
+    assert_eq!(routine_alerts(&h).len(), 1);
+}
+
+#[tokio::test]
+async fn roles_without_a_bound_record_nothing() {
+    let h = harness();
+    let r = h.requested(K8S).await;
+    assert!(r.routine_use.is_none());
+    assert_eq!(r.approvals_required, 1);
+}
+
+#[test]
+fn bad_bounds_are_config_problems_with_their_line() {
+    let (tmp, path) = demo_dir();
+    let base = std::fs::read_to_string(&path).unwrap();
+    let anchor = "certifiers = [\"@security\"]\n\n[[roles]]\nname = \"payments-api-operator\"";
+    for (line, want) in [
+        (
+            "max_activations = \"lots\"",
+            "max_activations = \"lots\" is not N/window; write e.g. \"4/30d\"",
+        ),
+        (
+            "max_activations = \"0/30d\"",
+            "max_activations = \"0/30d\" is not N/window",
+        ),
+        (
+            "max_activations_per_person = \"3/sometimes\"",
+            "max_activations_per_person = \"3/sometimes\" is not N/window",
+        ),
+    ] {
+        let text = base.replace(anchor, &format!("certifiers = [\"@security\"]\n{line}\n\n[[roles]]\nname = \"payments-api-operator\""));
+        let bad = tmp.path().join("bad.toml");
+        std::fs::write(&bad, &text).unwrap();
+        let err = breakglass::config::load(&bad).unwrap_err().to_string();
+        let n = text.lines().position(|l| l == line).unwrap() + 1;
+        let at = format!("bad.toml:{n}: role \"{K8S}\": {want}");
+        assert!(err.lines().any(|l| l.contains(&at)), "{at} in:\n{err}");
+    }
+
+    // The extra approval must be reachable: the DBA role needs 2 of @sre-leads
+    // (bob, carol, dave), so bob (a requester) has only 2 others, not 3.
+    let dba_anchor = "approvals_required = 2\n";
+    let text = base.replacen(
+        dba_anchor,
+        "approvals_required = 2\nmax_activations = \"4/30d\"\n",
+        1,
+    );
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, &text).unwrap();
+    let err = breakglass::config::load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("bob may request it but only 2 other approver(s) exist for 3 required approvals (one more than approvals_required: routine use beyond max_activations needs it)"),
+        "{err}"
+    );
+}
