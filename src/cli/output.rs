@@ -113,6 +113,12 @@ pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
             "    conditions: {}",
             sanitize::line(&r.conditions.join("; "), 500)
         );
+        if let Some(u) = &r.routine {
+            outln!(
+                "    routine use: a request now would be the {}",
+                u.describe_with("your")
+            );
+        }
         if !r.people.automation.is_empty() {
             outln!(
                 "    automation (approved by policy): {}",
@@ -313,6 +319,9 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
         r.approvals_required,
         r.approvers().join(", ")
     );
+    if let Some(u) = &r.routine_use {
+        outln!("  routine:    {}", u.describe(&r.requester));
+    }
     if let Some(g) = &r.grant {
         if let Some(at) = g.granted_at {
             outln!("  granted:    {}", when(at, now));

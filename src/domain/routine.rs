@@ -71,14 +71,19 @@ impl RoutineUse {
     /// For people: "5th activation in 30 days (more than 4: one extra
     /// approval); alice's 2nd in 7 days".
     pub fn describe(&self, requester: &str) -> String {
+        self.describe_with(&format!("{requester}'s"))
+    }
+
+    /// `describe` with the person's part introduced by `whose` ("your").
+    pub fn describe_with(&self, whose: &str) -> String {
         let mut parts = vec![];
         if let Some(c) = &self.role {
             parts.push(format!("{}{}", c.describe(), beyond(c)));
         }
         if let Some(c) = &self.person {
             parts.push(format!(
-                "{}'s {} in {}{}",
-                requester,
+                "{} {} in {}{}",
+                whose,
                 ordinal(c.nth),
                 window_words(c.window_seconds),
                 beyond(c)

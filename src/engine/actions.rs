@@ -147,7 +147,7 @@ impl Engine {
             now,
         )?;
         super::vendor_session::attach(role, &mut req, &mut event, vendor)?;
-        if let Some(routine) = self.routine_use(role, who, now).await? {
+        if let Some(routine) = self.routine_use(role, Some(who), now).await? {
             crate::domain::routine::apply(role, &mut req, &mut event, routine);
         }
         let auto = match lifecycle::auto_approval(role, &req, 0) {
@@ -214,13 +214,14 @@ impl Engine {
     }
 
     /// Where a new request of `who` stands against the role's activation bounds,
-    /// counted from the store (`None` when the role sets none). Like the
+    /// counted from the store (`None` when the role sets none; without `who`,
+    /// the role's bound only). Like the
     /// auto-approval rate, counted without a lock: racing requests may each see
     /// the same count; every one of them is still recorded and approved by people.
-    async fn routine_use(
+    pub(super) async fn routine_use(
         &self,
         role: &RolePolicy,
-        who: &str,
+        who: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<crate::domain::routine::RoutineUse>> {
         let count = |limit: Option<crate::domain::routine::ActivationLimit>,
@@ -238,7 +239,10 @@ impl Engine {
             }
         };
         let by_role = count(role.max_activations, None).await?;
-        let by_person = count(role.max_activations_per_person, Some(who.to_string())).await?;
+        let by_person = match who {
+            Some(w) => count(role.max_activations_per_person, Some(w.to_string())).await?,
+            None => None,
+        };
         Ok(crate::domain::routine::assess(role, by_role, by_person))
     }
 

@@ -105,6 +105,10 @@ pub struct RoleView {
     /// demo persona switcher shows as each persona's part.
     #[serde(default)]
     pub people: RolePeople,
+    /// Roles with `max_activations`: where a request by the asking user would
+    /// stand now ("4th activation in 30 days"; beyond: one more approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routine: Option<crate::domain::routine::RoutineUse>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -166,6 +170,7 @@ impl Engine {
                 ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),
                 locked_by: lock.map(|(id, _)| id.to_string()),
                 lock_reason,
+                routine: self.routine_use(r, who, now).await?,
                 may_request: who.is_some_and(|w| r.may_request(w)),
                 vendor: r.vendor.is_some(),
                 certified: self.role_certification(r).await?,

@@ -37,7 +37,7 @@ async fn request(h: &H, who: &str) -> Request {
 
 /// One whole use: approved by as many of carol and dave as it needs, activated,
 /// ended, reviewed and certified (so the role is free again), a day later.
-async fn use_once(h: &H, r: Request) -> Request {
+pub async fn use_once(h: &H, r: Request) -> Request {
     let mut last = r.clone();
     for who in ["carol", "dave"].iter().take(r.approvals_required as usize) {
         last = h
@@ -219,5 +219,59 @@ fn bad_bounds_are_config_problems_with_their_line() {
     assert!(
         err.contains("bob may request it but only 2 other approver(s) exist for 3 required approvals (one more than approvals_required: routine use beyond max_activations needs it)"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_cli_says_where_a_request_stands() {
+    let (_tmp, path) = demo_dir();
+    let base = std::fs::read_to_string(&path).unwrap();
+    let anchor = "certifiers = [\"@security\"]\n\n[[roles]]\nname = \"payments-api-operator\"";
+    std::fs::write(
+        &path,
+        base.replace(
+            anchor,
+            "certifiers = [\"@security\"]\nmax_activations = \"4/30d\"\n\n[[roles]]\nname = \"payments-api-operator\"",
+        ),
+    )
+    .unwrap();
+    let o = bg(&path, Some("alice"), &["roles"]);
+    assert!(
+        stdout(&o)
+            .contains("    routine use: a request now would be the 1st activation in 30 days"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let doc = json(&bg(&path, Some("alice"), &["--json", "roles"]));
+    let k8s = doc["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == K8S)
+        .unwrap();
+    assert_eq!(k8s["routine"]["role"]["nth"], 1, "{k8s}");
+    let o = bg(
+        &path,
+        Some("alice"),
+        &[
+            "request",
+            "--ticket",
+            "INC-5",
+            "--role",
+            K8S,
+            "--condition",
+            "production outage",
+            "--reason",
+            "the autoscaler is stuck",
+            "--non-interactive",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let o = bg(&path, Some("alice"), &["status", "REQ-1"]);
+    assert!(
+        stdout(&o).contains("  routine:    1st activation in 30 days"),
+        "{}",
+        stdout(&o)
     );
 }

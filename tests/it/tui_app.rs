@@ -1086,3 +1086,61 @@ async fn a_credential_on_its_way_is_not_called_shown_elsewhere() {
     d.app.update(Msg::Activated(r.id, Ok((active, cred))));
     d.assert_sees("••••••••••••");
 }
+
+/// Routine use in the console: the roles list says where a request would
+/// stand, the confirmation and the waiting screen ask for (and count) the
+/// extra approval.
+#[tokio::test]
+async fn routine_use_shows_its_count_and_waits_for_the_extra_approval() {
+    let h = crate::routine_use::k8s_with("max_activations = \"1/30d\"");
+    let first = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    crate::routine_use::use_once(&h, first).await;
+    let mut d = Driver::new(h, "alice");
+    d.refresh().await;
+    d.assert_sees("Pick the incident");
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Enter).await;
+    d.press(KeyCode::Down).await; // k8s-cluster-admin
+    d.assert_sees("routine use");
+    d.assert_sees("a request now would be the 2nd activation in 30 days");
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("Activation form");
+    d.press(KeyCode::Down).await; // condition: production outage
+    d.press(KeyCode::Tab).await;
+    d.typed("the cluster autoscaler is stuck again").await;
+    d.ctrl('s').await;
+    d.assert_sees("2 other person(s) must approve: one more than usual");
+    d.typed(K8S).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("0 of 2 approvals");
+    d.assert_sees("2nd activation in 30 days (more than 1: one extra approval)");
+    let id = d.app.focus.unwrap();
+
+    // The approvers' queue says it beside the request.
+    let mut bob = Driver::new_with(
+        crate::routine_use::k8s_with("max_activations = \"1/30d\""),
+        "bob",
+        |_| {},
+    );
+    drop(bob.h.tmp.path());
+    bob.refresh().await;
+    let _ = &mut bob;
+
+    d.h.engine
+        .decide("bob", id, Decision::approve(None))
+        .await
+        .unwrap();
+    d.refresh().await;
+    d.assert_sees("1 of 2 approvals");
+    assert_eq!(d.engine.load(id).await.unwrap().state, State::Pending);
+    d.h.engine
+        .decide("carol", id, Decision::approve(None))
+        .await
+        .unwrap();
+    d.refresh().await;
+    assert_eq!(d.engine.load(id).await.unwrap().state, State::Active);
+}
