@@ -275,3 +275,40 @@ fn the_cli_says_where_a_request_stands() {
         stdout(&o)
     );
 }
+
+/// Someone with write access to the store lowers the extra approval in the row:
+/// the request is approved by one person, but grants nothing.
+#[tokio::test]
+async fn a_row_edited_down_to_the_usual_approvals_grants_nothing() {
+    let h = k8s_with("max_activations = \"1/30d\"");
+    let first = request(&h, "alice").await;
+    use_once(&h, first).await;
+    let r = request(&h, "alice").await;
+    assert_eq!(r.approvals_required, 2);
+    let db = rusqlite::Connection::open(h.dir().join("breakglass.sqlite")).unwrap();
+    let data: String = db
+        .query_row("SELECT data FROM requests WHERE id = ?1", [r.id.0], |x| {
+            x.get(0)
+        })
+        .unwrap();
+    let mut row: serde_json::Value = serde_json::from_str(&data).unwrap();
+    row["approvals_required"] = 1.into();
+    db.execute(
+        "UPDATE requests SET data = ?2 WHERE id = ?1",
+        rusqlite::params![r.id.0, row.to_string()],
+    )
+    .unwrap();
+    let approved = h
+        .engine
+        .decide("bob", r.id, Decision::approve(None))
+        .await
+        .unwrap();
+    assert_eq!(approved.state, State::Approved, "the edited row says 1");
+    let err = h.engine.activate("alice", r.id).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("it needs 2 approvals (its request.created event) but the row says 1"),
+        "{err}"
+    );
+    assert!(h.leases().is_empty());
+}
