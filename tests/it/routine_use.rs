@@ -12,6 +12,11 @@ use support::*;
 
 /// The demo config with `lines` added to the k8s role (1 approval by @sre-leads).
 pub fn k8s_with(lines: &str) -> H {
+    k8s_with_parts(lines, |_| {})
+}
+
+/// `k8s_with`, its engine parts changed by `f`.
+pub fn k8s_with_parts(lines: &str, f: impl FnOnce(&mut breakglass::engine::Parts)) -> H {
     let lines = lines.to_string();
     harness_edited(
         move |text| {
@@ -23,7 +28,7 @@ pub fn k8s_with(lines: &str) -> H {
                 &format!("certifiers = [\"@security\"]\n{lines}\n\n[[roles]]\nname = \"payments-api-operator\""),
             );
         },
-        |_| {},
+        f,
     )
 }
 
@@ -311,4 +316,70 @@ async fn a_row_edited_down_to_the_usual_approvals_grants_nothing() {
         "{err}"
     );
     assert!(h.leases().is_empty());
+}
+
+/// The approvers' notice says it too: the raised count and where it stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_approvers_notice_carries_the_extra_approval_and_the_count() {
+    use breakglass::alert::sinks::{Routed, SlackSink, WebhookSink};
+    use breakglass::alert::{AlertKind, Format, Sink};
+    use std::sync::Arc;
+    use support::receivers::{Behaviour, HttpReceiver};
+    let slack_rx = HttpReceiver::start(Behaviour::Ok);
+    let hook_rx = HttpReceiver::start(Behaviour::Ok);
+    let routed = |s: Arc<dyn Sink>| -> Arc<dyn Sink> {
+        Arc::new(Routed::new(
+            s,
+            Some([AlertKind::ApprovalRequest].into()),
+            None,
+        ))
+    };
+    let slack = routed(Arc::new(SlackSink::new(
+        "approvers-slack".into(),
+        secrecy::SecretString::from(slack_rx.url.clone()),
+        std::time::Duration::from_secs(5),
+    )));
+    let hook = routed(Arc::new(WebhookSink::new(
+        "approvers-hook".into(),
+        hook_rx.url.clone(),
+        None,
+        Format::Native,
+        std::time::Duration::from_secs(5),
+    )));
+    let h = k8s_with_parts("max_activations = \"1/30d\"", move |p| {
+        p.sinks = vec![slack, hook]
+    });
+    let first = request(&h, "alice").await;
+    use_once(&h, first).await;
+    let r = request(&h, "alice").await;
+    h.engine.deliver_alerts().await.unwrap();
+    let notice = hook_rx
+        .received()
+        .into_iter()
+        .map(|x| x.json())
+        .find(|b| {
+            b["data"]["request_id"] == r.id.to_string()
+                && b["data"]["approval"]["status"] == "waiting"
+        })
+        .expect("the new request's notice");
+    let a = &notice["data"]["approval"];
+    assert_eq!(a["approvals_required"], 2, "{a}");
+    assert_eq!(
+        a["routine_use"],
+        "2nd activation in 30 days (more than 1: one extra approval)"
+    );
+    assert!(
+        slack_rx
+            .received()
+            .iter()
+            .any(|x| x.json()["text"].as_str().unwrap_or_default().contains(
+                "0 of 2 approvals; 2nd activation in 30 days (more than 1: one extra approval)"
+            )),
+        "{:?}",
+        slack_rx
+            .received()
+            .iter()
+            .map(|x| x.json())
+            .collect::<Vec<_>>()
+    );
 }
