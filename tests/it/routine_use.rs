@@ -6,7 +6,6 @@ use crate::support;
 
 use breakglass::domain::{AuditAction, Request, State};
 use breakglass::engine::Decision;
-use breakglass::store::Store;
 use chrono::Duration;
 use support::*;
 

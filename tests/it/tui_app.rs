@@ -1089,7 +1089,7 @@ async fn a_credential_on_its_way_is_not_called_shown_elsewhere() {
 
 /// Routine use in the console: the roles list says where a request would
 /// stand, the confirmation and the waiting screen ask for (and count) the
-/// extra approval.
+/// extra approval, and the approvers' queue says it beside the request.
 #[tokio::test]
 async fn routine_use_shows_its_count_and_waits_for_the_extra_approval() {
     let h = crate::routine_use::k8s_with("max_activations = \"1/30d\"");
@@ -1120,27 +1120,22 @@ async fn routine_use_shows_its_count_and_waits_for_the_extra_approval() {
     d.assert_sees("2nd activation in 30 days (more than 1: one extra approval)");
     let id = d.app.focus.unwrap();
 
-    // The approvers' queue says it beside the request.
-    let mut bob = Driver::new_with(
-        crate::routine_use::k8s_with("max_activations = \"1/30d\""),
-        "bob",
-        |_| {},
-    );
-    drop(bob.h.tmp.path());
+    // bob's approvals queue says it beside the request; his approval is one of two.
+    let mut bob = Driver::new(d.h, "bob");
     bob.refresh().await;
-    let _ = &mut bob;
-
-    d.h.engine
-        .decide("bob", id, Decision::approve(None))
-        .await
-        .unwrap();
-    d.refresh().await;
-    d.assert_sees("1 of 2 approvals");
-    assert_eq!(d.engine.load(id).await.unwrap().state, State::Pending);
-    d.h.engine
+    bob.press(KeyCode::Char('3')).await;
+    bob.assert_sees(&id.to_string());
+    bob.assert_sees("0 of 2");
+    bob.assert_sees("routine use");
+    bob.assert_sees("2nd activation in 30 days (more than 1: one extra approval)");
+    bob.press(KeyCode::Char('a')).await;
+    bob.press(KeyCode::Char('y')).await;
+    bob.assert_sees(&format!("{id}: 1 of 2 approvals"));
+    assert_eq!(bob.engine.load(id).await.unwrap().state, State::Pending);
+    bob.h
+        .engine
         .decide("carol", id, Decision::approve(None))
         .await
         .unwrap();
-    d.refresh().await;
-    assert_eq!(d.engine.load(id).await.unwrap().state, State::Active);
+    assert_eq!(bob.engine.load(id).await.unwrap().state, State::Approved);
 }
