@@ -88,8 +88,14 @@ pub(super) fn separate(
         };
         let first = &auto[0];
         let list = |ps: &[Part]| ps.iter().map(Part::describe).collect::<Vec<_>>().join(", ");
+        // A service account's own name needs no renaming example.
+        let example = if who.starts_with("svc") {
+            String::new()
+        } else {
+            format!(" (e.g. \"svc-{who}\")")
+        };
         let message = format!(
-            "{who} is an automation identity ({}) and also {}; an automation identity must be a service account used for nothing else: give the automation an account of its own (e.g. \"svc-{who}\") and keep {who} in the people's lists only, or the other way round",
+            "{who} is an automation identity ({}) and also {}; an automation identity is a service account used for nothing else (it may request its roles without being a requester): take {who} out of those lists, or, if {who} is a person, give the automation an account of its own{example}",
             list(auto),
             list(human),
         );
