@@ -287,7 +287,10 @@ mod tests {
             on,
             ["activation", "auto_activation", "certification_overdue"]
         );
-        assert_eq!(AlertRules::default().on.len(), 11);
+        assert_eq!(AlertRules::default().on.len(), 12);
         assert!(!AlertRules::default().on.contains(&AlertKind::Activation));
+        // Routine use is optional, and on unless a config leaves it out.
+        assert!(AlertRules::default().on.contains(&AlertKind::RoutineUse));
+        assert_eq!(AlertKind::RoutineUse.severity(), Severity::High);
     }
 }
