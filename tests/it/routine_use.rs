@@ -382,3 +382,49 @@ async fn the_approvers_notice_carries_the_extra_approval_and_the_count() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Policy does not approve routine use by itself: an automation request beyond
+/// the bound waits for people, one more than usual.
+#[tokio::test]
+async fn routine_use_is_never_auto_approved() {
+    use breakglass::domain::policy::{Automation, Principals};
+    use breakglass::engine::{IncidentChoice, RequestInput};
+    const SVC: &str = "svc-failover";
+    let h = k8s_with_parts("max_activations = \"1/30d\"", |p| {
+        p.policy.roles.get_mut(K8S).unwrap().automation = Automation {
+            identities: Principals {
+                users: [SVC.to_string()].into(),
+                anyone: false,
+                written: vec![SVC.into()],
+            },
+            conditions: vec!["failed automation path".into()],
+            rate_count: 3,
+            rate_window: 3600,
+            max_ttl: 15 * 60,
+            certify_within: 24 * 3600,
+        };
+    });
+    let auto = || RequestInput {
+        incident: IncidentChoice::Ticket("INC-77".into()),
+        role: K8S.into(),
+        condition: "failed automation path".into(),
+        reason: "failover controller could not promote the standby".into(),
+        ttl_seconds: None,
+    };
+    let first = h.engine.request(SVC, auto()).await.unwrap();
+    assert_eq!(first.state, State::Approved, "within the bound: by policy");
+    h.engine.activate(SVC, first.id).await.unwrap();
+    h.engine.revoke(SVC, first.id, "promoted").await.unwrap();
+    h.clock.advance(Duration::minutes(5));
+
+    let second = h.engine.request(SVC, auto()).await.unwrap();
+    assert_eq!(second.state, State::Pending);
+    assert!(!second.auto_approved);
+    assert_eq!(second.approvals_required, 2);
+    let why = second.auto_approval_declined.clone().unwrap();
+    assert!(
+        why.contains("routine use (2nd activation in 30 days (more than 1: one extra approval)) needs human approval"),
+        "{why}"
+    );
+    assert_eq!(routine_alerts(&h).len(), 1);
+}
