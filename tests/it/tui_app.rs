@@ -1139,3 +1139,28 @@ async fn routine_use_shows_its_count_and_waits_for_the_extra_approval() {
         .unwrap();
     assert_eq!(bob.engine.load(id).await.unwrap().state, State::Approved);
 }
+
+/// The demo persona switcher says a service account is automation, not a person.
+#[tokio::test]
+async fn the_persona_switcher_names_a_service_account_as_automation() {
+    let h = harness_edited(
+        |t| {
+            *t = t
+                .replace(
+                    "personas = [\"alice\", \"bob\", \"carol\", \"dave\"]",
+                    "personas = [\"alice\", \"bob\", \"carol\", \"dave\", \"svc-failover\"]",
+                )
+                .replace(
+                    "certifiers = [\"@security\"]\n\n[[roles]]\nname = \"payments-api-operator\"",
+                    "certifiers = [\"@security\"]\nautomation = [\"svc-failover\"]\nauto_approve_conditions = [\"failed automation path\"]\n\n[[roles]]\nname = \"payments-api-operator\"",
+                );
+            assert!(t.contains("automation = [\"svc-failover\"]"), "k8s moved");
+        },
+        |_| {},
+    );
+    let mut d = Driver::new(h, "alice");
+    d.refresh().await;
+    d.press(KeyCode::Char('p')).await;
+    d.assert_sees("alice    requester");
+    d.assert_sees("svc-failover automation (service account)");
+}
