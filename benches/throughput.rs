@@ -522,6 +522,14 @@ impl Store for TimedStore {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.request_events(id, action)
     }
+    fn activations_since(
+        &self,
+        role: &str,
+        requester: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        self.inner.activations_since(role, requester, since)
+    }
     fn last_role_event(
         &self,
         role: &str,
@@ -671,6 +679,8 @@ fn bench_policy() -> Result<Policy> {
         require_alert_delivery: false,
         automation: Default::default(),
         vendor: None,
+        max_activations: None,
+        max_activations_per_person: None,
     };
     Ok(Policy {
         roles: BTreeMap::from([(role.name.clone(), role)]),

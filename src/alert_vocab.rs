@@ -32,6 +32,9 @@ pub enum AlertKind {
     Refusal,
     ReviewRejected,
     RotateFailed,
+    /// A request beyond its role's `max_activations` (or the per-person bound):
+    /// break-glass access used as routine; it needs one more approval.
+    RoutineUse,
 }
 
 /// How urgent an alert is; its name is the alert's `severity` on the wire.
@@ -62,7 +65,7 @@ impl fmt::Display for Severity {
 
 impl AlertKind {
     /// Every kind, the always-on ones first (the order `config check` lists them in).
-    pub const ALL: [AlertKind; 14] = [
+    pub const ALL: [AlertKind; 15] = [
         AlertKind::Activation,
         AlertKind::AutoActivation,
         AlertKind::CertificationOverdue,
@@ -77,6 +80,7 @@ impl AlertKind {
         AlertKind::Refusal,
         AlertKind::ReviewRejected,
         AlertKind::RotateFailed,
+        AlertKind::RoutineUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +99,7 @@ impl AlertKind {
             AlertKind::Refusal => "refusal",
             AlertKind::ReviewRejected => "review_rejected",
             AlertKind::RotateFailed => "rotate_failed",
+            AlertKind::RoutineUse => "routine_use",
         }
     }
 
@@ -106,7 +111,8 @@ impl AlertKind {
             | AlertKind::CertificationOverdue
             | AlertKind::GrantFailed
             | AlertKind::Recovery
-            | AlertKind::RotateFailed => Severity::High,
+            | AlertKind::RotateFailed
+            | AlertKind::RoutineUse => Severity::High,
             AlertKind::Denial | AlertKind::Extension | AlertKind::EarlyEnd | AlertKind::Refusal => {
                 Severity::Medium
             }
@@ -281,7 +287,10 @@ mod tests {
             on,
             ["activation", "auto_activation", "certification_overdue"]
         );
-        assert_eq!(AlertRules::default().on.len(), 11);
+        assert_eq!(AlertRules::default().on.len(), 12);
         assert!(!AlertRules::default().on.contains(&AlertKind::Activation));
+        // Routine use is optional, and on unless a config leaves it out.
+        assert!(AlertRules::default().on.contains(&AlertKind::RoutineUse));
+        assert_eq!(AlertKind::RoutineUse.severity(), Severity::High);
     }
 }

@@ -78,8 +78,13 @@ pub fn event(payload: &Value, source: &str) -> Option<Value> {
             "dedup_key": dedup_key,
         }));
     }
+    let routine = if a["routine_use"].is_string() {
+        format!(" ({})", text(&a["routine_use"], 120))
+    } else {
+        String::new()
+    };
     let count = format!(
-        "{} of {} approvals",
+        "{} of {} approvals{routine}",
         a["approvals"], a["approvals_required"]
     );
     let lapses = utc_seconds(&a["decide_by"]);

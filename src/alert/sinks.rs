@@ -391,8 +391,12 @@ pub fn slack_approval_text(payload: &Value) -> String {
     } else {
         format!(" (approved by {})", approved_by.join(", "))
     };
+    let routine = a["routine_use"]
+        .as_str()
+        .map(|u| format!("; {}", slack_escape(u)))
+        .unwrap_or_default();
     let count = format!(
-        "{} of {} approvals{by}",
+        "{} of {} approvals{by}{routine}",
         a["approvals"], a["approvals_required"]
     );
     let head = format!("`{}` on role `{}`", s(&d["request_id"]), s(&d["role"]));

@@ -88,7 +88,7 @@ pub fn incidents(
 
 pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
     if json {
-        print_json(&json!({ "roles": roles }));
+        print_json(&json!({ "roles": roles, "automation": automation_identities(roles) }));
         return;
     }
     for r in roles {
@@ -114,6 +114,18 @@ pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
             "    conditions: {}",
             sanitize::line(&r.conditions.join("; "), 500)
         );
+        if let Some(u) = &r.routine {
+            outln!(
+                "    routine use: a request now would be the {}",
+                u.describe_with("your")
+            );
+        }
+        if !r.people.automation.is_empty() {
+            outln!(
+                "    automation (approved by policy): {}",
+                sanitize::line(&r.people.automation.join(", "), 300)
+            );
+        }
         if r.vendor {
             match &r.certified {
                 Some(c) => outln!(
@@ -126,6 +138,21 @@ pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
             }
         }
     }
+}
+
+/// Each automation identity with the roles it may recover, for `roles --json`:
+/// `[{"identity": "svc-failover", "roles": ["k8s-cluster-admin"]}]`.
+fn automation_identities(roles: &[RoleView]) -> serde_json::Value {
+    let mut by_identity: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for r in roles {
+        for who in &r.people.automation {
+            by_identity.entry(who).or_default().push(&r.name);
+        }
+    }
+    by_identity
+        .into_iter()
+        .map(|(identity, roles)| json!({ "identity": identity, "roles": roles }))
+        .collect()
 }
 
 /// An instant as a signed document wrote it (RFC 3339), said as people read
@@ -313,6 +340,9 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
         r.approvals_required,
         r.approvers().join(", ")
     );
+    if let Some(u) = &r.routine_use {
+        outln!("  routine:    {}", u.describe(&r.requester));
+    }
     if let Some(g) = &r.grant {
         if let Some(at) = g.granted_at {
             outln!("  granted:    {}", when(at, now));

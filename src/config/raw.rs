@@ -228,6 +228,10 @@ pub struct RawRole {
     pub record_input: Option<Spanned<bool>>,
     /// Default "90d": a certifier re-approves a vendor role this often.
     pub recertify_every: Option<Spanned<String>>,
+    /// "N/window", e.g. "4/30d": beyond it a request needs one more approval.
+    pub max_activations: Option<Spanned<String>>,
+    /// The same, counted per requester.
+    pub max_activations_per_person: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

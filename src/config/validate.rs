@@ -12,6 +12,7 @@ mod backends;
 mod broker;
 mod policy;
 mod roles;
+mod separation;
 mod signing;
 mod sources;
 mod store;

@@ -277,6 +277,7 @@ pub fn new_request(
         auto_approval_declined: None,
         certification_overdue_at: None,
         vendor: None,
+        routine_use: None,
     };
     let event = Event {
         action: AuditAction::RequestCreated,

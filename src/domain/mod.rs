@@ -6,6 +6,7 @@ pub mod duration;
 pub mod lifecycle;
 pub mod policy;
 pub mod request;
+pub mod routine;
 pub mod time;
 pub mod vendor;
 

@@ -56,6 +56,11 @@ pub struct RolePolicy {
     pub automation: Automation,
     /// `vendor = true`: a vendor role (TTL ceiling, vendor identity, recorded shell).
     pub vendor: Option<crate::domain::vendor::VendorPolicy>,
+    /// `max_activations`: beyond it a request needs one more approval
+    /// (`domain::routine`).
+    pub max_activations: Option<crate::domain::routine::ActivationLimit>,
+    /// `max_activations_per_person`: the same bound, per requester.
+    pub max_activations_per_person: Option<crate::domain::routine::ActivationLimit>,
 }
 
 /// `automation`, `auto_approve_conditions`, `auto_approve_rate`, `auto_max_ttl`

@@ -287,6 +287,10 @@ pub struct Request {
     /// Vendor roles: who the vendor is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<crate::domain::vendor::VendorInfo>,
+    /// Roles with `max_activations`: this activation's place in the window,
+    /// and whether it went beyond (one more approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routine_use: Option<crate::domain::routine::RoutineUse>,
 }
 
 impl GrantRecord {

@@ -147,8 +147,19 @@ impl Engine {
             now,
         )?;
         super::vendor_session::attach(role, &mut req, &mut event, vendor)?;
+        if let Some(routine) = self.routine_use(role, Some(who), now).await? {
+            crate::domain::routine::apply(role, &mut req, &mut event, routine);
+        }
         let auto = match lifecycle::auto_approval(role, &req, 0) {
             None => None,
+            // Routine use needs people's eyes: policy does not approve it alone.
+            Some(_) if req.routine_use.as_ref().is_some_and(|r| r.over) => Some(Err(format!(
+                "routine use ({}) needs human approval",
+                req.routine_use
+                    .as_ref()
+                    .map(|r| r.describe(&req.requester))
+                    .unwrap_or_default()
+            ))),
             Some(_) => {
                 lifecycle::auto_approval(role, &req, self.recent_auto_approvals(role, now).await?)
             }
@@ -164,6 +175,18 @@ impl Engine {
             _ if !self.pages_approvers(&req.role) => vec![],
             _ => super::approval_notice::draft(&req, role, &event),
         };
+        if let Some(routine) = req.routine_use.as_ref().filter(|r| r.over) {
+            let mut a = alert(AlertKind::RoutineUse, &req, &event);
+            for d in &mut a {
+                d.payload["routine_use"] = serde_json::json!({
+                    "summary": routine.describe(&req.requester),
+                    "role": routine.role,
+                    "person": routine.person,
+                    "approvals_required": req.approvals_required,
+                });
+            }
+            notice.extend(a);
+        }
         notice.retain(|a| self.alerts.wants(a.kind));
         let created = match self
             .db(move |s| s.insert_request(&req, &event, &notice, now))
@@ -188,6 +211,39 @@ impl Engine {
             lifecycle::auto_approve(r, role, &rule, now)
         })
         .await
+    }
+
+    /// Where a new request of `who` stands against the role's activation bounds,
+    /// counted from the store (`None` when the role sets none; without `who`,
+    /// the role's bound only). Like the
+    /// auto-approval rate, counted without a lock: racing requests may each see
+    /// the same count; every one of them is still recorded and approved by people.
+    pub(super) async fn routine_use(
+        &self,
+        role: &RolePolicy,
+        who: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::routine::RoutineUse>> {
+        let count = |limit: Option<crate::domain::routine::ActivationLimit>,
+                     requester: Option<String>| {
+            let name = role.name.clone();
+            async move {
+                let Some(l) = limit else {
+                    return Ok::<_, Error>(None);
+                };
+                let since = now - Duration::seconds(l.window);
+                let n = self
+                    .db(move |s| s.activations_since(&name, requester.as_deref(), since))
+                    .await?;
+                Ok(Some(n))
+            }
+        };
+        let by_role = count(role.max_activations, None).await?;
+        let by_person = match who {
+            Some(w) => count(role.max_activations_per_person, Some(w.to_string())).await?,
+            None => None,
+        };
+        Ok(crate::domain::routine::assess(role, by_role, by_person))
     }
 
     /// This role's requests auto-approved (by creation time) within its rate

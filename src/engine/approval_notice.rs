@@ -54,6 +54,8 @@ pub(super) fn draft(req: &Request, role: &RolePolicy, event: &Event) -> Vec<Aler
             "ttl_seconds": req.ttl_seconds,
             "ttl": crate::domain::time::human(req.ttl_seconds),
             "requested_at": crate::alert_vocab::approval_stamp(req.created_at),
+            // Roles with max_activations: "5th activation in 30 days (...)".
+            "routine_use": req.routine_use.as_ref().map(|u| u.describe(&req.requester)),
         });
     }
     drafts

@@ -38,6 +38,18 @@ fn row_disagreement(
             by(&req.requester)
         )));
     }
+    // Routine use raised the count at creation, in the event; the row may not lower it.
+    let asked = store
+        .request_events(id, AuditAction::RequestCreated)?
+        .first()
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok())
+        .and_then(|d| d["approvals_required"].as_u64());
+    if let Some(n) = asked.filter(|n| *n > u64::from(req.approvals_required)) {
+        return Ok(Some(format!(
+            "it needs {n} approvals (its request.created event) but the row says {}",
+            req.approvals_required
+        )));
+    }
     for a in &req.approvals {
         if !written_by(AuditAction::RequestApproved, &a.by)? {
             return Ok(Some(format!(

@@ -114,6 +114,10 @@ pub struct RoleView {
     /// demo persona switcher shows as each persona's part.
     #[serde(default)]
     pub people: RolePeople,
+    /// Roles with `max_activations`: where a request by the asking user would
+    /// stand now ("4th activation in 30 days"; beyond: one more approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routine: Option<crate::domain::routine::RoutineUse>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -121,6 +125,9 @@ pub struct RolePeople {
     pub requesters: Vec<String>,
     pub approvers: Vec<String>,
     pub certifiers: Vec<String>,
+    /// Service accounts the policy may approve (`automation`): never people.
+    #[serde(default)]
+    pub automation: Vec<String>,
 }
 
 /// A request seen by the person looking at it: what they may do with it now.
@@ -174,6 +181,7 @@ impl Engine {
                 ticket_pattern: r.ticket_pattern.as_ref().map(|p| p.as_str().to_string()),
                 locked_by: lock.map(|(id, _)| id.to_string()),
                 lock_reason,
+                routine: self.routine_use(r, who, now).await?,
                 may_request: who.is_some_and(|w| r.may_request(w)),
                 vendor: r.vendor.is_some(),
                 extension_issues_credential: self
@@ -188,6 +196,7 @@ impl Engine {
                     requesters: r.requesters.users.iter().cloned().collect(),
                     approvers: r.approvers.users.iter().cloned().collect(),
                     certifiers: r.certifiers.users.iter().cloned().collect(),
+                    automation: r.automation.identities.users.iter().cloned().collect(),
                 },
             });
         }

@@ -190,6 +190,14 @@ pub trait Store: Send + Sync {
         role: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(RequestId, State)>, StoreError>;
+    /// How many of `role`'s requests (only `requester`'s, when named) were
+    /// granted (their `grant.active` event) at or after `since`: routine use.
+    fn activations_since(
+        &self,
+        role: &str,
+        requester: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError>;
 
     /// Sequence number and hash of the last audit event (0 and the genesis hash when
     /// empty). Cheap: front ends poll it to notice changes made by other processes.

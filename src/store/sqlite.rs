@@ -619,6 +619,25 @@ impl Store for SqliteStore {
         rows.map(|r| r.map_err(db)).collect()
     }
 
+    fn activations_since(
+        &self,
+        role: &str,
+        requester: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        // `at` is `ts()` text: RFC 3339 in UTC to the microsecond, so text order
+        // is time order.
+        self.conn()
+            .query_row(
+                "SELECT count(DISTINCT a.request_id) FROM audit a JOIN requests r ON r.id = a.request_id
+                 WHERE a.action = ?1 AND r.role = ?2 AND (?3 IS NULL OR r.requester = ?3) AND a.at >= ?4",
+                params![AuditAction::GrantActive.as_str(), role, requester, ts(since)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.clamp(0, u32::MAX as i64) as u32)
+            .map_err(db)
+    }
+
     fn last_role_event(
         &self,
         role: &str,

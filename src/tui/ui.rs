@@ -336,7 +336,8 @@ fn dialog(f: &mut Frame, d: &Dialog, theme: &Theme, body: Rect) {
     }
 }
 
-/// What a persona does in the policy: requester, approver, certifier.
+/// What a persona does in the policy: requester, approver, certifier, or a
+/// service account (automation), never both.
 fn persona_parts(app: &App, who: &str) -> String {
     let roles = &app.data.roles;
     let has = |f: fn(&crate::engine::RoleView) -> &Vec<String>| {
@@ -346,6 +347,10 @@ fn persona_parts(app: &App, who: &str) -> String {
         (has(|r| &r.people.requesters), "requester"),
         (has(|r| &r.people.approvers), "approver"),
         (has(|r| &r.people.certifiers), "certifier"),
+        (
+            has(|r| &r.people.automation),
+            "automation (service account)",
+        ),
     ]
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))

@@ -7,6 +7,7 @@ use crate::support;
 use breakglass::alert::sinks::{FileSink, SlackSink, SyslogSink, WebhookSink};
 use breakglass::alert::{Format, Sink};
 use breakglass::backend::{Backend, BackendError, Grant, GrantSpec, RevokeSpec};
+use breakglass::domain::routine::ActivationLimit;
 use breakglass::domain::State;
 use breakglass::engine::{Decision, IncidentChoice, RequestInput};
 use chrono::Duration;
@@ -488,6 +489,11 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
             p.backends.insert("demo".into(), b);
             let k8s = p.policy.roles.get_mut(K8S).unwrap();
             k8s.rotate_after_use = true;
+            // alice's second k8s activation is routine use (its own alert).
+            k8s.max_activations_per_person = Some(ActivationLimit {
+                count: 1,
+                window: 30 * 86_400,
+            });
             k8s.automation = Automation {
                 identities: Principals {
                     users: [SVC.to_string()].into(),

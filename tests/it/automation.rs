@@ -279,6 +279,19 @@ fn role_text(base: &str, extra: &str) -> String {
     )
 }
 
+/// The demo config with the service account as a demo persona of its own.
+fn with_svc_persona(text: &str) -> String {
+    let out = text.replace(
+        "personas = [\"alice\", \"bob\", \"carol\", \"dave\"]",
+        "personas = [\"alice\", \"bob\", \"carol\", \"dave\", \"svc-failover\"]",
+    );
+    assert!(
+        out.contains("\"dave\", \"svc-failover\"]"),
+        "demo personas moved"
+    );
+    out
+}
+
 #[test]
 fn config_problems_name_file_and_line() {
     let (tmp, path) = demo_dir();
@@ -289,8 +302,9 @@ fn config_problems_name_file_and_line() {
     );
     let text = role_text(
         &base,
-        "automation = [\"bob\"]\nauto_approve_conditions = [\"coffee machine\"]\nauto_approve_rate = \"lots\"\nauto_max_ttl = \"2h\"",
+        "automation = [\"svc-failover\"]\nauto_approve_conditions = [\"coffee machine\"]\nauto_approve_rate = \"lots\"\nauto_max_ttl = \"2h\"",
     );
+    let text = with_svc_persona(&text);
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, &text).unwrap();
     let err = breakglass::config::load(&bad).unwrap_err().to_string();
@@ -310,10 +324,10 @@ fn config_problems_name_file_and_line() {
     let good = tmp.path().join("good.toml");
     std::fs::write(
         &good,
-        role_text(
+        with_svc_persona(&role_text(
             &base,
-            "automation = [\"bob\"]\nauto_approve_conditions = [\"failed automation path\"]\nauto_approve_rate = \"2/30m\"",
-        ),
+            "automation = [\"svc-failover\"]\nauto_approve_conditions = [\"failed automation path\"]\nauto_approve_rate = \"2/30m\"",
+        )),
     )
     .unwrap();
     let cfg = breakglass::config::load(&good).unwrap();
@@ -327,15 +341,10 @@ fn config_problems_name_file_and_line() {
 fn cli_non_interactive_reports_with_exit_codes() {
     let (_tmp, path) = demo_dir();
     let base = std::fs::read_to_string(&path).unwrap();
-    let text = role_text(
+    let text = with_svc_persona(&role_text(
         &base,
         "automation = [\"svc-failover\"]\nauto_approve_conditions = [\"failed automation path\"]",
-    )
-    .replace(
-        "personas = [\"alice\", \"bob\", \"carol\", \"dave\"]",
-        "personas = [\"alice\", \"bob\", \"carol\", \"dave\", \"svc-failover\"]",
-    );
-    assert!(text.contains("\"svc-failover\"]\n"), "demo personas moved");
+    ));
     std::fs::write(&path, text).unwrap();
     let args = |cond: &'static str| {
         vec![
@@ -389,4 +398,162 @@ fn cli_non_interactive_reports_with_exit_codes() {
     assert_eq!(doc["error"]["exit_code"], 3);
     // A program branches on the reason, not on the prose.
     assert_eq!(doc["error"]["reason"], "locked", "{doc}");
+}
+
+/// The demo config with one more `[groups]` entry.
+fn with_group(text: &str, line: &str) -> String {
+    let out = text.replace("[groups]\n", &format!("[groups]\n{line}\n"));
+    assert!(out.contains(line), "[groups] moved");
+    out
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.starts_with(needle)).unwrap() + 1
+}
+
+#[test]
+fn a_person_cannot_also_be_an_automation_identity() {
+    let (tmp, path) = demo_dir();
+    let base = std::fs::read_to_string(&path).unwrap();
+    // alice requests every role through @oncall: she cannot be a service account too.
+    let text = role_text(
+        &base,
+        "automation = [\"alice\"]\nauto_approve_conditions = [\"failed automation path\"]",
+    );
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, &text).unwrap();
+    let err = breakglass::config::load(&bad).unwrap_err().to_string();
+    let at = format!("bad.toml:{}:", line_of(&text, "automation ="));
+    let line = err
+        .lines()
+        .find(|l| l.contains(&at) && l.contains("alice is an automation identity"))
+        .unwrap_or_else(|| panic!("{at} alice in:\n{err}"));
+    for part in [
+        "(automation of role \"k8s-cluster-admin\")",
+        "requester of role \"k8s-cluster-admin\" through @oncall",
+        "requester of role \"prod-db-emergency-dba\" through @oncall",
+        "an account of its own (e.g. \"svc-alice\")",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+
+    // Named directly as an approver elsewhere (carol is in @sre-leads), and
+    // through an automation group: both parts named.
+    let text = with_svc_persona(&with_group(
+        &role_text(
+            &base,
+            "automation = [\"@bots\"]\nauto_approve_conditions = [\"failed automation path\"]",
+        ),
+        "bots = [\"svc-failover\", \"carol\"]",
+    ))
+    .replace(
+        "approvers = [\"@sre-leads\"]\ncertifiers = [\"@security\"]\n\n[[roles]]\nname = \"iam",
+        "approvers = [\"@sre-leads\", \"carol\"]\ncertifiers = [\"@security\"]\n\n[[roles]]\nname = \"iam",
+    );
+    assert!(text.contains("\"@sre-leads\", \"carol\""), "roles moved");
+    std::fs::write(&bad, &text).unwrap();
+    let err = breakglass::config::load(&bad).unwrap_err().to_string();
+    assert!(
+        err.lines().any(|l| l.contains("carol is an automation identity (automation of role \"k8s-cluster-admin\" through @bots) and also approver of role")
+            && l.contains("approver of role \"payments-api-operator\", ")
+            && l.contains("approver of role \"k8s-cluster-admin\" through @sre-leads")),
+        "{err}"
+    );
+    // svc-failover is a service account only: nothing said about it.
+    assert!(!err.contains("svc-failover is"), "{err}");
+
+    // Every front end loads the config the same way and refuses to start.
+    let text = role_text(
+        &base,
+        "automation = [\"alice\"]\nauto_approve_conditions = [\"failed automation path\"]",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let want = format!(
+        "{}:{}: alice is an automation identity",
+        path.display(),
+        line_of(&text, "automation =")
+    );
+    for args in [vec!["config", "check"], vec!["console"], vec!["roles"]] {
+        let o = bg(&path, None, &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_group_holds_service_accounts_or_people_not_both() {
+    let (_tmp, path) = demo_dir();
+    let base = std::fs::read_to_string(&path).unwrap();
+    let with_automation = with_svc_persona(&role_text(
+        &base,
+        "automation = [\"svc-failover\"]\nauto_approve_conditions = [\"failed automation path\"]",
+    ));
+    // A group naming no role still mixes the two.
+    let text = with_group(&with_automation, "mixed = [\"svc-failover\", \"carol\"]");
+    std::fs::write(&path, &text).unwrap();
+    let o = bg(&path, None, &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let want = format!(
+        "{}:{}: group \"mixed\" mixes automation identities (svc-failover) and people (carol); keep service accounts in a group of their own, e.g. bots = [\"svc-failover\"]",
+        path.display(),
+        line_of(&text, "mixed =")
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("is an automation identity"),
+        "{}",
+        stderr(&o)
+    );
+
+    // @oncall requests every role: a service account in it is a requester too.
+    let text = with_automation.replace(
+        "oncall = [\"alice\", \"bob\"]",
+        "oncall = [\"alice\", \"bob\", \"svc-failover\"]",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let err = stderr(&bg(&path, None, &["config", "check"]));
+    assert!(
+        err.contains(
+            "group \"oncall\" mixes automation identities (svc-failover) and people (alice, bob)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("svc-failover is an automation identity (automation of role \"k8s-cluster-admin\") and also requester of role \"iam-breakglass-admin\" through @oncall"),
+        "{err}"
+    );
+
+    // Service accounts in a group of their own load, and `roles --json` lists
+    // each with the roles it may recover.
+    let text = with_group(
+        &with_svc_persona(&role_text(
+            &base,
+            "automation = [\"@bots\"]\nauto_approve_conditions = [\"failed automation path\"]",
+        )),
+        "bots = [\"svc-failover\"]",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let o = bg(&path, None, &["config", "check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = json(&bg(&path, None, &["--json", "roles"]));
+    assert_eq!(
+        doc["automation"],
+        serde_json::json!([{ "identity": "svc-failover", "roles": [K8S] }])
+    );
+    let k8s = doc["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == K8S)
+        .unwrap();
+    assert_eq!(
+        k8s["people"]["automation"],
+        serde_json::json!(["svc-failover"])
+    );
+    let o = bg(&path, None, &["roles"]);
+    assert!(
+        stdout(&o).contains("automation (approved by policy): svc-failover"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -35,6 +35,7 @@ mod hostile_input;
 mod incident_sources;
 mod layers;
 mod lifecycle_props;
+mod routine_use;
 mod signed_approvals;
 mod ssh_forwarding;
 mod store_postgres;

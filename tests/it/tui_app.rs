@@ -1230,3 +1230,81 @@ async fn the_keys_shown_are_the_keys_handled() {
         consistent(&d, &format!("tab {tab}"));
     }
 }
+
+/// Routine use in the console: the roles list says where a request would
+/// stand, the confirmation and the waiting screen ask for (and count) the
+/// extra approval, and the approvers' queue says it beside the request.
+#[tokio::test]
+async fn routine_use_shows_its_count_and_waits_for_the_extra_approval() {
+    let h = crate::routine_use::k8s_with("max_activations = \"1/30d\"");
+    let first = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    crate::routine_use::use_once(&h, first).await;
+    let mut d = Driver::new(h, "alice");
+    d.refresh().await;
+    d.assert_sees("Pick the incident");
+    d.press(KeyCode::Down).await;
+    d.press(KeyCode::Enter).await;
+    d.press(KeyCode::Down).await; // k8s-cluster-admin
+    d.assert_sees("routine use");
+    d.assert_sees("a request now would be the 2nd activation in 30 days");
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("Activation form");
+    d.press(KeyCode::Down).await; // condition: production outage
+    d.press(KeyCode::Tab).await;
+    d.typed("the cluster autoscaler is stuck again").await;
+    d.ctrl('s').await;
+    d.assert_sees("2 other person(s) must approve: one more than usual");
+    d.typed(K8S).await;
+    d.press(KeyCode::Enter).await;
+    d.assert_sees("0 of 2 approvals");
+    d.assert_sees("2nd activation in 30 days (more than 1: one extra approval)");
+    let id = d.app.focus.unwrap();
+
+    // bob's approvals queue says it beside the request; his approval is one of two.
+    let mut bob = Driver::new(d.h, "bob");
+    bob.refresh().await;
+    bob.press(KeyCode::Char('3')).await;
+    bob.assert_sees(&id.to_string());
+    bob.assert_sees("0 of 2");
+    bob.assert_sees("routine use");
+    bob.assert_sees("2nd activation in 30 days (more than 1: one extra approval)");
+    bob.press(KeyCode::Char('a')).await;
+    bob.press(KeyCode::Char('y')).await;
+    bob.assert_sees(&format!("{id}: 1 of 2 approvals"));
+    assert_eq!(bob.engine.load(id).await.unwrap().state, State::Pending);
+    bob.h
+        .engine
+        .decide("carol", id, Decision::approve(None))
+        .await
+        .unwrap();
+    assert_eq!(bob.engine.load(id).await.unwrap().state, State::Approved);
+}
+
+/// The demo persona switcher says a service account is automation, not a person.
+#[tokio::test]
+async fn the_persona_switcher_names_a_service_account_as_automation() {
+    let h = harness_edited(
+        |t| {
+            *t = t
+                .replace(
+                    "personas = [\"alice\", \"bob\", \"carol\", \"dave\"]",
+                    "personas = [\"alice\", \"bob\", \"carol\", \"dave\", \"svc-failover\"]",
+                )
+                .replace(
+                    "certifiers = [\"@security\"]\n\n[[roles]]\nname = \"payments-api-operator\"",
+                    "certifiers = [\"@security\"]\nautomation = [\"svc-failover\"]\nauto_approve_conditions = [\"failed automation path\"]\n\n[[roles]]\nname = \"payments-api-operator\"",
+                );
+            assert!(t.contains("automation = [\"svc-failover\"]"), "k8s moved");
+        },
+        |_| {},
+    );
+    let mut d = Driver::new(h, "alice");
+    d.refresh().await;
+    d.press(KeyCode::Char('p')).await;
+    d.assert_sees("alice    requester");
+    d.assert_sees("svc-failover automation (service account)");
+}

@@ -51,6 +51,7 @@ pub(super) fn build_roles(
         );
         out.insert(role.name.clone(), role);
     }
+    super::separation::separate(ctx, groups, roles, &out, &people.groups);
     out
 }
 
@@ -78,13 +79,22 @@ fn role(
         people.principals(ctx, f, "automation", sr)
     });
     let approvals_required = approvals_required(ctx, r, &name);
+    let max_activations = activation_limit(ctx, &r.max_activations, "max_activations", &name);
+    let max_activations_per_person = activation_limit(
+        ctx,
+        &r.max_activations_per_person,
+        "max_activations_per_person",
+        &name,
+    );
     let cast = Cast {
         requesters: &requesters,
         approvers: &approvers,
         certifiers: &certifiers,
         automation: &automation.identities,
     };
-    workable(ctx, sr, &name, &cast, approvals_required);
+    // Routine use beyond a bound needs one approval more: it must be reachable.
+    let routine = max_activations.is_some() || max_activations_per_person.is_some();
+    workable(ctx, sr, &name, &cast, approvals_required, routine);
     if let Some(personas) = demo_personas {
         demo_cast(ctx, &name, &cast, personas);
     }
@@ -113,7 +123,27 @@ fn role(
         require_alert_delivery: r.require_alert_delivery,
         automation,
         vendor,
+        max_activations,
+        max_activations_per_person,
     }
+}
+
+/// `max_activations` and `max_activations_per_person`: "N/window", N >= 1.
+fn activation_limit(
+    ctx: &mut Ctx,
+    field: &Option<Spanned<String>>,
+    key: &str,
+    name: &str,
+) -> Option<crate::domain::routine::ActivationLimit> {
+    let f = field.as_ref()?;
+    let parsed = crate::domain::routine::ActivationLimit::parse(f.get_ref());
+    if parsed.is_none() {
+        ctx.at(f, format!(
+            "role \"{name}\": {key} = \"{}\" is not N/window; write e.g. \"4/30d\" (at most 4 activations in any 30 days, then one more approval)",
+            f.get_ref()
+        ));
+    }
+    parsed
 }
 
 /// The users and groups principals may name.
@@ -389,14 +419,23 @@ fn workable(
     name: &str,
     cast: &Cast,
     approvals_required: u32,
+    routine: bool,
 ) {
     let r = sr.get_ref();
+    let (needed, why) = if routine {
+        (
+            approvals_required + 1,
+            " (one more than approvals_required: routine use beyond max_activations needs it)",
+        )
+    } else {
+        (approvals_required, "")
+    };
     // Automation identities may request too (implicitly), and fall back to
     // human approvers whenever policy does not approve them.
     if !cast.approvers.anyone && !cast.requesters.anyone {
         for who in cast.requesters.users.iter().chain(&cast.automation.users) {
             let others = cast.approvers.users.iter().filter(|a| *a != who).count() as u32;
-            if others < approvals_required {
+            if others < needed {
                 let span = r
                     .approvers
                     .as_ref()
@@ -404,7 +443,7 @@ fn workable(
                     .unwrap_or(sr.span().start);
                 let line = Some(ctx.line_of(span));
                 ctx.problems.push(Problem { file: ctx.file.clone(), line, message: format!(
-                    "role \"{name}\": {who} may request it but only {others} other approver(s) exist for {approvals_required} required approvals; add approvers or lower approvals_required"
+                    "role \"{name}\": {who} may request it but only {others} other approver(s) exist for {needed} required approvals{why}; add approvers or lower approvals_required"
                 )});
             }
         }

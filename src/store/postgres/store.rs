@@ -567,6 +567,28 @@ impl Store for PostgresStore {
         })
     }
 
+    fn activations_since(
+        &self,
+        role: &str,
+        requester: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let (role, requester, since) = (role.to_string(), requester.map(str::to_string), ts(since));
+        let action = AuditAction::GrantActive.to_string();
+        plain(self, move |q| {
+            // `at` is `ts()` text: RFC 3339 in UTC to the microsecond, so text
+            // order is time order.
+            let n: i64 = q
+                .one(
+                    "SELECT count(DISTINCT a.request_id) FROM audit a JOIN requests r ON r.id = a.request_id
+                     WHERE a.action = $1 AND r.role = $2 AND ($3::text IS NULL OR r.requester = $3) AND a.at >= $4",
+                    &[&action, &role, &requester, &since],
+                )?
+                .get(0);
+            Ok(n.clamp(0, u32::MAX as i64) as u32)
+        })
+    }
+
     fn last_role_event(
         &self,
         role: &str,

@@ -85,6 +85,14 @@ fn header<'a>(r: &Request, theme: &Theme) -> Vec<Line<'a>> {
     ]
 }
 
+/// Roles with `max_activations`: "3rd activation in 30 days", warning when it
+/// went beyond (and so needs one approval more).
+fn routine_line<'a>(r: &Request, theme: &Theme) -> Option<Line<'a>> {
+    let u = r.routine_use.as_ref()?;
+    let style = if u.over { theme.warn() } else { theme.muted() };
+    Some(Line::styled(clean(&u.describe(&r.requester)), style))
+}
+
 fn waiting(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     let mut lines = header(r, theme);
     lines.push(Line::from(""));
@@ -97,6 +105,9 @@ fn waiting(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
             theme.warn()
         },
     ));
+    if let Some(l) = routine_line(r, theme) {
+        lines.push(l);
+    }
     for a in &r.approvals {
         lines.push(Line::styled(
             format!("  ✓ {} at {}", clean(&a.by), a.at.format("%H:%M:%S")),

@@ -128,6 +128,13 @@ pub fn approvals(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         if let Some(l) = vendor_line(r, theme) {
             lines.insert(2, l);
         }
+        if let Some(u) = &r.routine_use {
+            let style = if u.over { theme.warn() } else { theme.base() };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "routine use"), theme.muted()),
+                Span::styled(clean(&u.describe(&r.requester)), style),
+            ]));
+        }
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
     }
 }

@@ -259,6 +259,15 @@ fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, se
                 theme,
             ));
         }
+        if let Some(u) = &r.routine {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "routine use"), theme.muted()),
+                Span::styled(
+                    format!("a request now would be the {}", u.describe_with("your")),
+                    if u.over { theme.warn() } else { theme.base() },
+                ),
+            ]));
+        }
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
     }
 }
@@ -282,10 +291,17 @@ fn summary<'a>(form: &crate::tui::app::RequestForm, theme: &Theme) -> Vec<Line<'
         ),
         label_value(
             "approvals",
-            format!(
-                "{} other person(s) must approve",
-                form.role.approvals_required
-            ),
+            match form.role.routine.as_ref().filter(|u| u.over) {
+                Some(u) => format!(
+                    "{} other person(s) must approve: one more than usual, as the {}",
+                    form.role.approvals_required + 1,
+                    u.describe_with("your")
+                ),
+                None => format!(
+                    "{} other person(s) must approve",
+                    form.role.approvals_required
+                ),
+            },
             theme,
         ),
         label_value(

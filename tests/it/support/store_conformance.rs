@@ -40,6 +40,8 @@ pub fn role(name: &str) -> RolePolicy {
         require_alert_delivery: false,
         automation: Default::default(),
         vendor: None,
+        max_activations: None,
+        max_activations_per_person: None,
     }
 }
 
@@ -823,6 +825,66 @@ pub fn auto_approved_reviews_lock_only_once_overdue(s: &dyn Store) {
     );
 }
 
+/// One whole use of `role_name` by `who` at `at`: filed, approved, granted and
+/// ended there. Auto-approved within its certification grace, so it leaves the
+/// role free for the next.
+fn used_at(s: &dyn Store, role_name: &str, who: &str, at: chrono::DateTime<Utc>) -> Request {
+    let role = role(role_name);
+    let (mut req, ev) = lifecycle::new_request(
+        &role,
+        NewRequest {
+            incident: IncidentRef::Ticket {
+                reference: "INC-3".into(),
+            },
+            condition: "outage".into(),
+            reason: "r".into(),
+            ttl_seconds: None,
+        },
+        who,
+        at,
+    )
+    .unwrap();
+    req.auto_approved = true;
+    req.certify_by = Some(Utc::now() + Duration::days(365));
+    let mut r = s.insert_request(&req, &ev, &[], at).unwrap();
+    let ev = lifecycle::approve(&mut r, &role, "approver", None, Ok(None), at).unwrap();
+    let mut r = s.commit(&r, &ev, &[], at).unwrap();
+    let ev = lifecycle::begin_grant(&mut r, who, owner(), at).unwrap();
+    let mut r = s.commit(&r, &ev, &[], at).unwrap();
+    let ev = lifecycle::granted(&mut r, "lease-1", None, at).unwrap();
+    let mut r = s.commit(&r, &ev, &[], at).unwrap();
+    let ev = lifecycle::begin_revoke(&mut r, who, "done", at, at, owner()).unwrap();
+    let mut r = s.commit(&r, &ev, &[], at).unwrap();
+    let ev = lifecycle::revoked(&mut r, who, at).unwrap();
+    s.commit(&r, &ev, &[], at).unwrap()
+}
+
+/// Routine use: requests of a role (and of one requester) granted since an
+/// instant, counted once each; ones never granted do not count.
+pub fn activations_are_counted_by_role_requester_and_window(s: &dyn Store) {
+    let t0 = Utc::now();
+    used_at(s, "r1", "alice", t0 - Duration::days(10));
+    used_at(s, "r1", "alice", t0 - Duration::days(2));
+    used_at(s, "r1", "bob", t0 - Duration::days(1));
+    used_at(s, "r2", "alice", t0 - Duration::days(1));
+    // Filed but never granted: not an activation.
+    insert(s, "r1", "alice");
+    let n = |role: &str, who: Option<&str>, days: i64| {
+        s.activations_since(role, who, t0 - Duration::days(days))
+            .unwrap()
+    };
+    assert_eq!(n("r1", None, 30), 3);
+    assert_eq!(n("r1", None, 5), 2);
+    assert_eq!(n("r1", None, 2), 2, "the window's first instant is in it");
+    assert_eq!(n("r1", Some("alice"), 30), 2);
+    assert_eq!(n("r1", Some("alice"), 5), 1);
+    assert_eq!(n("r1", Some("bob"), 5), 1);
+    assert_eq!(n("r1", Some("carol"), 30), 0);
+    assert_eq!(n("r2", None, 30), 1);
+    assert_eq!(n("r3", None, 30), 0);
+    assert_eq!(n("r1", None, 0), 0);
+}
+
 fn insert_ok(s: &dyn Store, role_name: &str, now: chrono::DateTime<Utc>) -> bool {
     let (req, ev) = lifecycle::new_request(
         &role(role_name),
@@ -859,6 +921,7 @@ macro_rules! store_conformance {
             claims_are_taken_over_only_from_the_named_holder,
             batches_commit_each_transition_alone_in_one_transaction,
             auto_approved_reviews_lock_only_once_overdue,
+            activations_are_counted_by_role_requester_and_window,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
