@@ -5,6 +5,7 @@ mod audit_cmd;
 mod broker_cmd;
 mod decisions;
 mod evidence_cmd;
+pub mod install_files;
 mod output;
 mod requests;
 mod session;
@@ -226,6 +227,8 @@ async fn dispatch(cli: Cli) -> CliResult {
             ..
         }) => return evidence_cmd::verify(dir, public_key.as_deref(), cli.json),
         Command::Demo { dir, no_console } => return demo(&cli, dir.clone(), *no_console).await,
+        Command::Completions { shell } => return install_files::completions_cmd(*shell),
+        Command::Man { dir } => return install_files::man_cmd(dir, cli.json),
         _ => {}
     }
     let cfg = match load_any_config(&cli)? {
@@ -389,6 +392,8 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         | Command::Init { .. }
         | Command::Config(_)
         | Command::Demo { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Console
         | Command::Daemon { .. }
         | Command::Broker { .. }
