@@ -5,7 +5,7 @@ mod audit_cmd;
 mod broker_cmd;
 mod decisions;
 mod evidence_cmd;
-pub mod install_files;
+mod install_files;
 mod output;
 mod requests;
 mod session;
