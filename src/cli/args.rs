@@ -25,10 +25,19 @@ fn config_help() -> String {
     }
 }
 
+/// What `--version` says: the release and the commit it was built from
+/// (`+dirty` with uncommitted changes, `unknown` outside a git checkout; build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BREAKGLASS_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "breakglass",
-    version,
+    version = VERSION,
     about = "Governed emergency (break-glass) access: incident-bound requests, dual approval, \
              short-lived credentials, automatic revocation, audit and certification.",
     after_help = crate::exit::HELP
@@ -221,6 +230,23 @@ pub enum Command {
     /// One request's evidence for an auditor: `evidence REQ-n --output DIR`
     /// writes a self-contained bundle; `evidence verify DIR` checks one offline
     Evidence(EvidenceArgs),
+    /// Print a shell completion script: bash, zsh or fish
+    ///
+    /// bash: `breakglass completions bash > ~/.local/share/bash-completion/completions/breakglass`;
+    /// zsh: write `_breakglass` into a directory on $fpath; fish:
+    /// `~/.config/fish/completions/breakglass.fish`. The Debian package installs all three.
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Write the man pages (breakglass.1, and breakglass-COMMAND.1 for every
+    /// command) into a directory
+    Man {
+        /// Where to write them (created if needed), e.g. ~/.local/share/man/man1
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -295,6 +321,13 @@ pub struct MigrateArgs {
     /// Trust anchors (PEM) for --tls verify-full
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

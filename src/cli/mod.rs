@@ -6,6 +6,7 @@ mod broker_cmd;
 mod decisions;
 mod evidence_cmd;
 mod key_files;
+mod install_files;
 mod output;
 mod requests;
 mod session;
@@ -227,6 +228,8 @@ async fn dispatch(cli: Cli) -> CliResult {
             ..
         }) => return evidence_cmd::verify(dir, public_key.as_deref(), cli.json),
         Command::Demo { dir, no_console } => return demo(&cli, dir.clone(), *no_console).await,
+        Command::Completions { shell } => return install_files::completions_cmd(*shell),
+        Command::Man { dir } => return install_files::man_cmd(dir, cli.json),
         _ => {}
     }
     let cfg = match load_any_config(&cli)? {
@@ -421,6 +424,8 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         | Command::Init { .. }
         | Command::Config(_)
         | Command::Demo { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Console
         | Command::Daemon { .. }
         | Command::Broker { .. }

@@ -769,6 +769,8 @@ fn no_subcommand_panics_into_a_closed_pipe() {
     let key = key.to_str().unwrap();
     let evidence = tmp.path().join("evidence");
     let evidence = evidence.to_str().unwrap();
+    let man = tmp.path().join("man1");
+    let man = man.to_str().unwrap();
     // In lifecycle order, so each step has something to act on and print.
     let steps: Vec<(Option<&str>, Vec<&str>)> = vec![
         (None, vec!["incidents"]),
@@ -803,6 +805,8 @@ fn no_subcommand_panics_into_a_closed_pipe() {
         (None, vec!["--help"]),
         (None, vec!["status", "--help"]),
         (None, vec!["--version"]),
+        (None, vec!["completions", "bash"]),
+        (None, vec!["man", "--dir", man]),
     ];
     for (who, args) in &steps {
         let o = into_closed_pipe(&cfg, *who, args);

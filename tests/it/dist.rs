@@ -16,11 +16,17 @@ const SYSUSERS: &str = "sysusers.d/breakglass.conf";
 /// The unit in a scratch dir under its own name, ExecStart pointing at the
 /// binary just built (verify checks that it exists and is executable).
 fn unit_copy() -> (tempfile::TempDir, PathBuf) {
-    let text = std::fs::read_to_string(dist(UNIT)).unwrap();
+    unit_copy_of(&dist(UNIT), Path::new(env!("CARGO_BIN_EXE_breakglass")))
+}
+
+/// `unit` (the one in dist/, or as a package installs it) copied the same way,
+/// ExecStart pointing at `bin`.
+pub fn unit_copy_of(unit: &Path, bin: &Path) -> (tempfile::TempDir, PathBuf) {
+    let text = std::fs::read_to_string(unit).unwrap();
     assert!(text.contains("ExecStart=/usr/bin/breakglass "), "{text}");
     let text = text.replace(
         "ExecStart=/usr/bin/breakglass ",
-        &format!("ExecStart={} ", env!("CARGO_BIN_EXE_breakglass")),
+        &format!("ExecStart={} ", bin.display()),
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("breakglass-broker.service");
@@ -51,10 +57,9 @@ fn section(text: &str, name: &str) -> Vec<(String, String)> {
     out
 }
 
-#[test]
-fn the_broker_unit_passes_systemd_analyze_verify() {
-    let (_dir, unit) = unit_copy();
-    let o = run(Command::new("systemd-analyze").arg("verify").arg(&unit));
+/// `systemd-analyze verify` passes `unit` without a warning about it.
+pub fn verifies_clean(unit: &Path) {
+    let o = run(Command::new("systemd-analyze").arg("verify").arg(unit));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "verify failed:\n{err}");
     // Unknown keys and bad values are warnings with status 0, named by file:line.
@@ -62,6 +67,12 @@ fn the_broker_unit_passes_systemd_analyze_verify() {
         !err.contains("breakglass-broker.service"),
         "systemd-analyze verify warns about the unit:\n{err}"
     );
+}
+
+#[test]
+fn the_broker_unit_passes_systemd_analyze_verify() {
+    let (_dir, unit) = unit_copy();
+    verifies_clean(&unit);
 
     // The harness sees a broken unit: a misspelt key is reported.
     let broken = std::fs::read_to_string(&unit)
