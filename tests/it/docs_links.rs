@@ -91,3 +91,43 @@ fn every_chapter_is_in_the_summary() {
         .collect();
     assert!(missing.is_empty(), "not in SUMMARY.md: {missing:?}");
 }
+
+/// A capture shown in the docs (`<!-- capture: NAME -->` before a text block)
+/// is the one `scripts/captures` took into docs/screens/NAME.txt: run
+/// `scripts/sync-captures` after regenerating them.
+#[test]
+fn the_captures_shown_are_the_captures_taken() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md")];
+    markdown(&root.join("docs/src"), &mut docs);
+    let mut seen = 0;
+    for doc in docs {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for (i, _) in text.match_indices("<!-- capture: ") {
+            let rest = &text[i + "<!-- capture: ".len()..];
+            let name = &rest[..rest.find(" -->").unwrap()];
+            let block = rest.split_once("```text\n").unwrap().1;
+            let shown = &block[..block.find("```").unwrap()];
+            let taken = std::fs::read_to_string(root.join(format!("docs/screens/{name}.txt")))
+                .unwrap_or_else(|e| panic!("{}: capture {name}: {e}", doc.display()));
+            let trim = |s: &str| {
+                s.trim_end()
+                    .lines()
+                    .map(str::trim_end)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            assert_eq!(
+                trim(shown),
+                trim(&taken),
+                "{}: capture {name} differs from docs/screens; run scripts/sync-captures",
+                doc.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 4,
+        "the README and the console chapter show captures"
+    );
+}

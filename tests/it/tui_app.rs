@@ -1308,3 +1308,39 @@ async fn the_persona_switcher_names_a_service_account_as_automation() {
     d.assert_sees("alice    requester");
     d.assert_sees("svc-failover automation (service account)");
 }
+
+/// A key file in a credential (ssh-ca's private key) is shown line by line
+/// once revealed, cleaned of escapes, so it can be copied into a file as is.
+#[tokio::test]
+async fn a_multi_line_credential_keeps_its_lines_when_revealed() {
+    use breakglass::backend::Credential;
+    use breakglass::tui::app::Msg;
+    use secrecy::SecretString;
+    let mut d = console().await;
+    let (r, _) = d.h.active(K8S).await;
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\x1b[31mBBBB\n-----END OPENSSH PRIVATE KEY-----\n";
+    let cred = Credential(vec![(
+        "private_key".into(),
+        SecretString::from(key.to_string()),
+    )]);
+    d.app.update(Msg::Activated(
+        r.id,
+        Ok((d.h.engine.load(r.id).await.unwrap(), cred)),
+    ));
+    d.press(KeyCode::Char('2')).await;
+    d.press(KeyCode::Enter).await;
+    assert!(!d.sees("BEGIN OPENSSH"), "masked until asked for");
+    d.press(KeyCode::Char('r')).await;
+    let s = d.screen(100, 30);
+    let lines: Vec<&str> = s.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("-----BEGIN OPENSSH PRIVATE KEY-----"))
+        .expect("the key's first line");
+    assert!(lines[at + 1].contains("b3BlbnNzaC1rZXktdjEAAAAA"), "{s}");
+    assert!(
+        lines[at + 2].contains("-----END OPENSSH PRIVATE KEY-----"),
+        "{s}"
+    );
+    assert!(!s.contains('\x1b'), "escapes cleaned");
+}

@@ -533,8 +533,8 @@ fn full_walk_request_approve_countdown_resize_review_certify() {
     let s = c.wait_for(" left of 15m", T);
     assert!(!s.contains("Terminal too small"), "{s}");
     assert!(
-        s.contains("r reveal · y copy · e extend · x end now"),
-        "{s}"
+        s.contains("r reveal/mask the credential · e extend (with a reason) · x end access now"),
+        "the hint line names the keys: {s}"
     );
 
     // End now; the review form opens by itself.

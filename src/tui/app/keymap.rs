@@ -57,7 +57,10 @@ impl Action {
     fn weight(self) -> u8 {
         match self {
             Action::Submit => 9,
+            // Ending access early must never fall off the line.
+            Action::EndNow => 7,
             Action::Open | Action::Approve => 6,
+            Action::Reveal | Action::Extend => 5,
             Action::Back => 3,
             Action::Move | Action::NextField | Action::PrevField => 1,
             _ => 4,

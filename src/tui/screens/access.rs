@@ -216,6 +216,15 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
     match &app.credential {
         Some((id, c)) if *id == r.id => {
             for (k, v) in c.reveal() {
+                // A key file (ssh-ca's private key, a certificate) keeps its
+                // lines, so what is shown can be copied into a file as is.
+                if app.revealed && v.trim_end().contains('\n') {
+                    lines.push(Line::styled(format!("  {k}:"), theme.muted()));
+                    for l in v.trim_end().lines() {
+                        lines.push(Line::styled(clean(l), theme.accent()));
+                    }
+                    continue;
+                }
                 let shown = if app.revealed {
                     clean(v)
                 } else {
@@ -250,9 +259,10 @@ fn active(f: &mut Frame, app: &App, r: &Request, theme: &Theme, area: Rect) {
         }
     }
     f.render_widget(Paragraph::new(lines), cred);
+    // The keys, from the key table, here too: a flash can hold the hint line.
     f.render_widget(
         Paragraph::new(Line::styled(
-            "r reveal · y copy · e extend · x end now",
+            crate::tui::app::keymap::hints(app, foot.width as usize),
             theme.muted(),
         )),
         foot,
