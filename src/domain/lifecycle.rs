@@ -445,26 +445,7 @@ pub fn approve(
     if now >= req.decide_by {
         return too_late(req, "it waited past its approval window and lapses");
     }
-    if who == req.requester {
-        return policy(
-            Reason::OwnRequest,
-            format!(
-                "{who} requested {} and cannot approve it; another approver ({}) must",
-                req.id,
-                role.approvers.describe()
-            ),
-        );
-    }
-    if !role.approvers.allows(who) {
-        return policy(
-            Reason::NotPermitted,
-            format!(
-                "{who} may not approve role {}; approvers are: {}",
-                role.name,
-                role.approvers.describe()
-            ),
-        );
-    }
+    other_decider(req, role, who, Decider::Approver)?;
     if req.approvals.iter().any(|a| a.by == who) {
         return policy(
             Reason::AlreadyApproved,
@@ -921,30 +902,48 @@ pub fn review(
     ))
 }
 
-fn check_certifier(req: &Request, role: &RolePolicy, who: &str) -> Result<(), Refusal> {
-    if req.state != State::Reviewed {
-        return wrong_state(req, "only a reviewed request can be certified or rejected");
-    }
+/// Who decides a request: an approver (before access) or a certifier (after).
+#[derive(Clone, Copy)]
+enum Decider {
+    Approver,
+    Certifier,
+}
+
+/// `who` decides as one of the role's approvers or certifiers, and is not the
+/// requester: dual control, said with who else may act.
+fn other_decider(req: &Request, role: &RolePolicy, who: &str, d: Decider) -> Result<(), Refusal> {
+    let (verb, others, people, plural) = match d {
+        Decider::Approver => ("approve", "another approver", &role.approvers, "approvers"),
+        Decider::Certifier => ("certify", "a certifier", &role.certifiers, "certifiers"),
+    };
     if who == req.requester {
         return policy(
             Reason::OwnRequest,
             format!(
-                "{who} requested {} and cannot certify it; a certifier ({}) must",
+                "{who} requested {} and cannot {verb} it; {others} ({}) must",
                 req.id,
-                role.certifiers.describe()
+                people.describe()
             ),
         );
     }
-    if !role.certifiers.allows(who) {
+    if !people.allows(who) {
         return policy(
             Reason::NotPermitted,
             format!(
-                "{who} may not certify role {}; certifiers are: {}",
+                "{who} may not {verb} role {}; {plural} are: {}",
                 role.name,
-                role.certifiers.describe()
+                people.describe()
             ),
         );
     }
+    Ok(())
+}
+
+fn check_certifier(req: &Request, role: &RolePolicy, who: &str) -> Result<(), Refusal> {
+    if req.state != State::Reviewed {
+        return wrong_state(req, "only a reviewed request can be certified or rejected");
+    }
+    other_decider(req, role, who, Decider::Certifier)?;
     if req.auto_approved && req.review.as_ref().is_some_and(|r| r.by == who) {
         return policy(Reason::OwnRequest, format!(
             "{who} wrote the review of auto-approved {} and cannot certify it; another certifier ({}) must",
