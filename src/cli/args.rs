@@ -200,6 +200,10 @@ pub enum Command {
         /// What you checked, or (with --reject) what the review must answer
         #[arg(long, default_value = "", value_name = "TEXT")]
         comment: String,
+        /// Certify although the credentials the review says were copied are not
+        /// confirmed invalidated, and say why (audited; alerts the SOC)
+        #[arg(long, value_name = "WHY", conflicts_with = "reject")]
+        invalidation_exception: Option<String>,
         #[command(flatten)]
         sign: SignArgs,
     },

@@ -394,12 +394,13 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             id,
             reject,
             comment,
+            invalidation_exception,
             sign,
         } => {
-            let decision = if *reject {
-                Decision::reject(comment)
-            } else {
-                Decision::certify(comment)
+            let decision = match (reject, invalidation_exception) {
+                (true, _) => Decision::reject(comment),
+                (false, Some(why)) => Decision::certify_with_exception(comment, why),
+                (false, None) => Decision::certify(comment),
             };
             decide(svc, *id, decision, sign, json).await
         }

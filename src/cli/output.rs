@@ -224,7 +224,14 @@ pub fn summary(svc: &Service, r: &Request) -> String {
             "access ended and revoked; {} owes the after-action review (`breakglass review {}`)",
             r.requester, r.id
         ),
-        State::Reviewed => format!("reviewed; a certifier runs `breakglass certify {}`", r.id),
+        State::Reviewed => match r.invalidation.as_ref().filter(|i| i.pending()) {
+            Some(inv) => format!(
+                "reviewed; CREDENTIALS COPIED ({}): {}; certification waits for it (`breakglass sweep` retries)",
+                sanitize::line(&inv.copied_where, 200),
+                sanitize::line(&inv.status(), 300)
+            ),
+            None => format!("reviewed; a certifier runs `breakglass certify {}`", r.id),
+        },
         State::Certified => "certified; the role is unlocked".into(),
         State::Failed => format!(
             "failed: {}",
@@ -375,6 +382,18 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
     }
     if let Some(rv) = &r.review {
         outln!("  review:     by {} at {}", rv.by, when(rv.at, now));
+        if rv.answers.credentials_copied {
+            outln!(
+                "  CREDENTIALS COPIED: yes, to {}",
+                sanitize::line(&rv.answers.credentials_copied_where, 200)
+            );
+        }
+    }
+    if let Some(inv) = &r.invalidation {
+        outln!("  invalidated: {}", sanitize::line(&inv.status(), 400));
+        if let Some(t) = inv.next_attempt_at.filter(|_| inv.pending()) {
+            outln!("  next try:   {}", when(t, now));
+        }
     }
     if let Some(c) = &r.certification {
         outln!("  certified:  by {} at {}", c.by, when(c.at, now));
@@ -397,10 +416,13 @@ pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
     }
     for a in list {
         let r = &a.request;
-        let extra = match a.remaining_seconds {
+        let mut extra = match a.remaining_seconds {
             Some(s) => format!(" {} left", format_hms(chrono::Duration::seconds(s))),
             None => String::new(),
         };
+        if r.invalidation.as_ref().is_some_and(|i| i.pending()) {
+            extra.push_str(" credentials copied: invalidation pending");
+        }
         outln!(
             "{:<8} {:<24} {:<10} {:<10}{}",
             r.id.to_string(),
@@ -437,6 +459,11 @@ pub fn recovery_lines(rep: &RecoveryReport) -> Vec<String> {
     for id in &rep.certification_overdue {
         out.push(format!(
             "{id}: certification of auto-approved access is overdue; its role is locked"
+        ));
+    }
+    for id in &rep.invalidations_done {
+        out.push(format!(
+            "{id}: the credentials its review says were copied are invalidated"
         ));
     }
     for e in &rep.errors {

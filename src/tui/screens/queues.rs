@@ -180,7 +180,7 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         items,
         app.reviews_selected,
         "No after-action reviews waiting for certification.",
-        12,
+        13,
         theme,
         area,
     ) else {
@@ -252,6 +252,14 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Span::raw("   "),
             Span::styled(copied, copied_style),
         ]));
+        if let Some(inv) = &r.invalidation {
+            // What breakglass did about the copy: certifying waits for it.
+            let style = if inv.pending() { attention } else { theme.ok() };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "invalidation"), theme.muted()),
+                Span::styled(clean(&inv.status()), style),
+            ]));
+        }
         lines.push(label_value("follow-ups", clean(&a.follow_ups), theme));
     }
     match q.recording_replayed {
