@@ -1023,7 +1023,9 @@ pub fn certify(
             return policy(Reason::NotInvalidated, not_invalidated(req, inv));
         }
         (Some(_), Some("")) => {
-            return input("an invalidation exception needs a reason: --invalidation-exception \"why\"");
+            return input(
+                "an invalidation exception needs a reason: --invalidation-exception \"why\"",
+            );
         }
         (None, Some(_)) => {
             return input(format!(

@@ -312,10 +312,7 @@ impl Invalidation {
             return format!("not invalidated: exception by {}: {}", x.by, x.comment);
         }
         match &self.last_error {
-            Some(e) => format!(
-                "PENDING: {} attempt(s) failed, last: {e}",
-                self.attempts
-            ),
+            Some(e) => format!("PENDING: {} attempt(s) failed, last: {e}", self.attempts),
             None => "PENDING: not yet confirmed by the backend".into(),
         }
     }
