@@ -49,7 +49,14 @@ impl Engine {
         if !req.invalidation.as_ref().is_some_and(|i| i.due(now)) {
             return Ok(None);
         }
-        match self.call_invalidate(&req).await? {
+        // A role or backend missing from the config is a failure like the
+        // backend's own: recorded, retried, and said to the certifier.
+        let answer = match self.call_invalidate(&req).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err((e.to_string(), Some(e))),
+            Err(e) => Err((e.to_string(), None)),
+        };
+        match answer {
             Ok(outcome) => {
                 let r = self
                     .transition(id, no_alerts, |r, _, now| {
@@ -63,20 +70,25 @@ impl Engine {
                     Err(e) => Err(e),
                 }
             }
-            Err(e) => {
-                let message = crate::sanitize::line(&e.to_string(), MAX_SAID);
+            Err((said, source)) => {
+                let message = crate::sanitize::line(&said, MAX_SAID);
                 let _ = self
                     .transition(id, no_alerts, |r, _, now| {
                         lifecycle::invalidation_failed(r, actor, &message, now)
                     })
                     .await;
-                let role = self.role(&req.role)?;
+                let backend = self
+                    .policy
+                    .roles
+                    .get(&req.role)
+                    .map(|r| r.backend.clone())
+                    .unwrap_or_default();
                 Err(Error::Backend {
-                    backend: role.backend.clone(),
+                    backend,
                     message: format!(
                         "invalidating {id}'s copied credentials failed, will retry: {message}"
                     ),
-                    source: Some(e),
+                    source,
                 })
             }
         }
