@@ -1070,7 +1070,7 @@ pub fn certify(
     Ok(signed(event, signature.as_ref()))
 }
 
-fn pending_invalidation<'a>(req: &'a mut Request) -> Result<&'a mut Invalidation, Refusal> {
+fn pending_invalidation(req: &mut Request) -> Result<&mut Invalidation, Refusal> {
     let id = req.id;
     match req.invalidation.as_mut() {
         Some(inv) if inv.pending() => Ok(inv),

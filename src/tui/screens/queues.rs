@@ -180,7 +180,7 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
         items,
         app.reviews_selected,
         "No after-action reviews waiting for certification.",
-        13,
+        12,
         theme,
         area,
     ) else {
