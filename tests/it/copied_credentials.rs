@@ -282,6 +282,21 @@ async fn an_exception_certifies_with_its_reason_audited_and_alerted() {
     assert!(detail.contains("SEC-9"), "{detail}");
     assert!(detail.contains("a pastebin"), "{detail}");
     assert_eq!(h.alerts_of_kind("invalidation_exception"), 1);
+    // The evidence bundle's summary tells it.
+    let out = h.dir().join("evidence");
+    h.engine
+        .write_evidence(r.id, &out)
+        .await
+        .unwrap()
+        .expect("the chain verifies");
+    let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap();
+    for want in [
+        "Invalidating copied credentials failed",
+        "WITHOUT INVALIDATING the copied credentials (a pastebin)",
+        "paste deleted by its site, ticket SEC-9",
+    ] {
+        assert!(summary.contains(want), "{want} not in:\n{summary}");
+    }
     // The exception closes it: the sweeper stops asking.
     let calls = flaky.calls.load(Ordering::SeqCst);
     h.clock.advance(Duration::seconds(600));
