@@ -190,6 +190,9 @@ pub enum Command {
     },
     /// Submit the after-action review (flags, or a TOML/JSON file)
     Review(ReviewArgs),
+    /// Reviews waiting for certification that you certify or filed, with what
+    /// blocks each (copied credentials not yet invalidated, ...)
+    Reviews,
     /// Certify (or reject) an after-action review; unlocks the role
     Certify {
         /// The reviewed request (REQ-n, or its number)

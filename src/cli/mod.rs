@@ -390,6 +390,10 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
+        Command::Reviews => {
+            output::reviews(&svc.reviews().await?, svc.now(), json);
+            Ok(exit::OK)
+        }
         Command::Certify {
             id,
             reject,

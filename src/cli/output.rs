@@ -7,7 +7,7 @@ use crate::cli::stdio::{errln, outln};
 use crate::cli::still_active::Enforcer;
 use crate::domain::time::{format_hms, human, when};
 use crate::domain::{Request, State};
-use crate::engine::{RecoveryReport, RequestView, RoleView};
+use crate::engine::{QueueItem, RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
 use crate::sanitize;
 use crate::service::Service;
@@ -434,6 +434,46 @@ pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
     }
     if undelivered > 0 {
         outln!("WARNING: {undelivered} alert(s) not yet delivered to the SOC");
+    }
+}
+
+/// The certification queue: each review, its answers that need attention, the
+/// invalidation of copied credentials, and what blocks certifying.
+pub fn reviews(items: &[QueueItem], now: DateTime<Utc>, json: bool) {
+    if json {
+        print_json(&json!({ "reviews": items }));
+        return;
+    }
+    if items.is_empty() {
+        outln!("no after-action reviews waiting for certification");
+    }
+    for q in items {
+        let r = &q.request;
+        outln!("{} {} by {}", r.id, r.role, r.requester);
+        if let Some(rv) = &r.review {
+            let a = &rv.answers;
+            outln!("  reviewed:   by {} at {}", rv.by, when(rv.at, now));
+            outln!("  actions:    {}", sanitize::line(&a.actions_taken, 300));
+            outln!(
+                "  necessary:  {}",
+                if a.access_necessary { "yes" } else { "NO" }
+            );
+            if a.credentials_copied {
+                outln!(
+                    "  CREDENTIALS COPIED: yes, to {}",
+                    sanitize::line(&a.credentials_copied_where, 200)
+                );
+            } else {
+                outln!("  credentials copied: no");
+            }
+        }
+        if let Some(inv) = &r.invalidation {
+            outln!("  invalidated: {}", sanitize::line(&inv.status(), 400));
+        }
+        match &q.blocked {
+            Some(why) => outln!("  blocked:    {}", sanitize::line(why, 600)),
+            None => outln!("  ready:      `breakglass certify {}`", r.id),
+        }
     }
 }
 

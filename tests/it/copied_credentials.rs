@@ -318,8 +318,8 @@ async fn an_exception_certifies_with_its_reason_audited_and_alerted() {
     );
 }
 
-/// The command line shows the answer, where, and what was done; certifying
-/// waits and says how to go on.
+/// The command line (`status`, `reviews`, their --json) shows the answer,
+/// where, and what was done.
 #[test]
 fn status_shows_the_copy_and_its_invalidation() {
     let (_d, cfg) = demo_dir();
@@ -361,6 +361,22 @@ fn status_shows_the_copy_and_its_invalidation() {
     let inv = &v["request"]["invalidation"];
     assert_eq!(inv["copied_where"], "my laptop scratch file", "{v}");
     assert!(inv["done"]["confirmation"].is_string(), "{v}");
+    let o = bg(&cfg, Some("dave"), &["reviews"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for want in [
+        "REQ-1 k8s-cluster-admin by alice",
+        "CREDENTIALS COPIED: yes, to my laptop scratch file",
+        "invalidated: ",
+        "ready:      `breakglass certify REQ-1`",
+    ] {
+        assert!(out.contains(want), "{want} not in {out}");
+    }
+    let v = ok_json(bg(&cfg, Some("dave"), &["--json", "reviews"]));
+    assert_eq!(
+        v["reviews"][0]["request"]["invalidation"]["copied_where"], "my laptop scratch file",
+        "{v}"
+    );
     let o = bg(
         &cfg,
         Some("dave"),
