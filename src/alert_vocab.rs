@@ -35,6 +35,9 @@ pub enum AlertKind {
     /// A request beyond its role's `max_activations` (or the per-person bound):
     /// break-glass access used as routine; it needs one more approval.
     RoutineUse,
+    /// A review was certified although the credentials it says were copied
+    /// were not confirmed invalidated: the certifier's recorded exception.
+    InvalidationException,
 }
 
 /// How urgent an alert is; its name is the alert's `severity` on the wire.
@@ -65,10 +68,11 @@ impl fmt::Display for Severity {
 
 impl AlertKind {
     /// Every kind, the always-on ones first (the order `config check` lists them in).
-    pub const ALL: [AlertKind; 15] = [
+    pub const ALL: [AlertKind; 16] = [
         AlertKind::Activation,
         AlertKind::AutoActivation,
         AlertKind::CertificationOverdue,
+        AlertKind::InvalidationException,
         AlertKind::ApprovalRequest,
         AlertKind::Denial,
         AlertKind::Extension,
@@ -100,6 +104,7 @@ impl AlertKind {
             AlertKind::ReviewRejected => "review_rejected",
             AlertKind::RotateFailed => "rotate_failed",
             AlertKind::RoutineUse => "routine_use",
+            AlertKind::InvalidationException => "invalidation_exception",
         }
     }
 
@@ -112,7 +117,8 @@ impl AlertKind {
             | AlertKind::GrantFailed
             | AlertKind::Recovery
             | AlertKind::RotateFailed
-            | AlertKind::RoutineUse => Severity::High,
+            | AlertKind::RoutineUse
+            | AlertKind::InvalidationException => Severity::High,
             AlertKind::Denial | AlertKind::Extension | AlertKind::EarlyEnd | AlertKind::Refusal => {
                 Severity::Medium
             }
@@ -120,12 +126,15 @@ impl AlertKind {
         }
     }
 
-    /// Access granted, and certifications left undone, reach the SOC whatever
-    /// the config says.
+    /// Access granted, certifications left undone, and certifications that
+    /// left copied credentials valid reach the SOC whatever the config says.
     pub fn always_on(self) -> bool {
         matches!(
             self,
-            AlertKind::Activation | AlertKind::AutoActivation | AlertKind::CertificationOverdue
+            AlertKind::Activation
+                | AlertKind::AutoActivation
+                | AlertKind::CertificationOverdue
+                | AlertKind::InvalidationException
         )
     }
 
@@ -277,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn only_activations_and_overdue_certifications_are_always_on() {
+    fn only_activations_and_unfinished_certifications_are_always_on() {
         let on: Vec<&str> = AlertKind::ALL
             .into_iter()
             .filter(|k| k.always_on())
@@ -285,7 +294,12 @@ mod tests {
             .collect();
         assert_eq!(
             on,
-            ["activation", "auto_activation", "certification_overdue"]
+            [
+                "activation",
+                "auto_activation",
+                "certification_overdue",
+                "invalidation_exception"
+            ]
         );
         assert_eq!(AlertRules::default().on.len(), 12);
         assert!(!AlertRules::default().on.contains(&AlertKind::Activation));

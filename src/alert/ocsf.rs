@@ -37,11 +37,14 @@ fn severity(s: &str) -> (i64, &'static str) {
     }
 }
 
-/// OCSF `status_id` of what the event records: a refusal or a failed grant or
-/// revocation is 2 Failure, with the start of its reason as `status_detail`
+/// OCSF `status_id` of what the event records: a refusal or a failed grant,
+/// revocation or invalidation of copied credentials is 2 Failure, with the start of its reason as `status_detail`
 /// (the whole of it stays in `unmapped`); anything else 1 Success.
 fn status(action: &str, detail: &Value) -> (i64, Option<String>) {
-    if action == AuditAction::PolicyRefused.as_str() || action.ends_with(".failed") {
+    if action == AuditAction::PolicyRefused.as_str()
+        || action == AuditAction::CredentialsInvalidationFailed.as_str()
+        || action.ends_with(".failed")
+    {
         let why = ["refusal", "error"]
             .iter()
             .find_map(|k| detail.get(*k).and_then(Value::as_str))

@@ -10,6 +10,7 @@ pub mod ssh_ca;
 pub mod vault;
 
 use crate::clock::{Clock, SystemClock};
+pub use crate::domain::{InvalidationMethod, InvalidationOutcome};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -119,6 +120,23 @@ pub trait Backend: Send + Sync {
     /// Rotates the role's standing secret after use, where the role asks for it.
     async fn rotate(&self, _role: &str, _scope: &serde_json::Value) -> Result<(), BackendError> {
         Err(BackendError::NotSupported("rotate"))
+    }
+    /// Makes credentials a review says were copied useless, and says what was
+    /// done (names only, never a secret). Asked after access ended, so the
+    /// default revokes again by request id (idempotent): what was granted is
+    /// gone at the target. A backend whose credential could outlive that
+    /// (a password on a role that could come back) overrides it. The engine
+    /// also rotates the role's standing secret where the role rotates after use.
+    async fn invalidate(&self, spec: &RevokeSpec) -> Result<InvalidationOutcome, BackendError> {
+        self.revoke(spec).await?;
+        Ok(InvalidationOutcome {
+            method: InvalidationMethod::Revoked,
+            confirmation: format!(
+                "{}: {} revoked again by request id",
+                self.kind(),
+                spec.lease_id.as_deref().unwrap_or(&spec.request_id)
+            ),
+        })
     }
     /// Health check: a short description of the target when it answers.
     async fn check(&self) -> Result<String, BackendError>;

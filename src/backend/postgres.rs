@@ -595,6 +595,54 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
+    /// A copied password must be useless even if the revoke had failed or
+    /// the role came back: each role of the request (by lease and by request
+    /// id) first loses its password and its login, committed on their own,
+    /// then is revoked (sessions ended, dropped).
+    async fn invalidate(&self, spec: &RevokeSpec) -> Result<InvalidationOutcome, BackendError> {
+        let c = self.connect().await?;
+        let mut names = self.targets(&c, spec).await?;
+        for n in self.roles_of_request(&c, &spec.request_id).await? {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        let mut done = vec![];
+        let mut cleared = false;
+        for name in names {
+            match self.role_comment(&c, &name).await? {
+                None => done.push(format!("role {name} was already dropped")),
+                Some(comment) => {
+                    Self::ours(&name, &comment)?;
+                    self.t(
+                        "clearing the password",
+                        c.batch_execute(&format!(
+                            "ALTER ROLE {} NOLOGIN PASSWORD NULL",
+                            quote_ident(&name)
+                        )),
+                    )
+                    .await?;
+                    cleared = true;
+                    self.revoke_role(&c, &name).await?;
+                    done.push(format!(
+                        "role {name}: password cleared, login disabled, dropped"
+                    ));
+                }
+            }
+        }
+        if done.is_empty() {
+            done.push(format!("no role of {} remains", spec.request_id));
+        }
+        Ok(InvalidationOutcome {
+            method: if cleared {
+                InvalidationMethod::Rotated
+            } else {
+                InvalidationMethod::Revoked
+            },
+            confirmation: format!("postgres: {}", done.join("; ")),
+        })
+    }
+
     async fn extend(
         &self,
         spec: &RevokeSpec,

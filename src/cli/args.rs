@@ -190,6 +190,9 @@ pub enum Command {
     },
     /// Submit the after-action review (flags, or a TOML/JSON file)
     Review(ReviewArgs),
+    /// Reviews waiting for certification that you certify or filed, with what
+    /// blocks each (copied credentials not yet invalidated, ...)
+    Reviews,
     /// Certify (or reject) an after-action review; unlocks the role
     Certify {
         /// The reviewed request (REQ-n, or its number)
@@ -200,6 +203,10 @@ pub enum Command {
         /// What you checked, or (with --reject) what the review must answer
         #[arg(long, default_value = "", value_name = "TEXT")]
         comment: String,
+        /// Certify although the credentials the review says were copied are not
+        /// confirmed invalidated, and say why (audited; alerts the SOC)
+        #[arg(long, value_name = "WHY", conflicts_with = "reject")]
+        invalidation_exception: Option<String>,
         #[command(flatten)]
         sign: SignArgs,
     },

@@ -390,16 +390,21 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             output::request_result(svc, &req, json);
             Ok(exit::OK)
         }
+        Command::Reviews => {
+            output::reviews(&svc.reviews().await?, svc.now(), json);
+            Ok(exit::OK)
+        }
         Command::Certify {
             id,
             reject,
             comment,
+            invalidation_exception,
             sign,
         } => {
-            let decision = if *reject {
-                Decision::reject(comment)
-            } else {
-                Decision::certify(comment)
+            let decision = match (reject, invalidation_exception) {
+                (true, _) => Decision::reject(comment),
+                (false, Some(why)) => Decision::certify_with_exception(comment, why),
+                (false, None) => Decision::certify(comment),
             };
             decide(svc, *id, decision, sign, json).await
         }

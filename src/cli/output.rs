@@ -7,7 +7,7 @@ use crate::cli::stdio::{errln, outln};
 use crate::cli::still_active::Enforcer;
 use crate::domain::time::{format_hms, human, when};
 use crate::domain::{Request, State};
-use crate::engine::{RecoveryReport, RequestView, RoleView};
+use crate::engine::{QueueItem, RecoveryReport, RequestView, RoleView};
 use crate::incident::{Incident, SourceError};
 use crate::sanitize;
 use crate::service::Service;
@@ -224,7 +224,14 @@ pub fn summary(svc: &Service, r: &Request) -> String {
             "access ended and revoked; {} owes the after-action review (`breakglass review {}`)",
             r.requester, r.id
         ),
-        State::Reviewed => format!("reviewed; a certifier runs `breakglass certify {}`", r.id),
+        State::Reviewed => match r.invalidation.as_ref().filter(|i| i.pending()) {
+            Some(inv) => format!(
+                "reviewed; CREDENTIALS COPIED ({}): {}; certification waits for it (`breakglass sweep` retries)",
+                sanitize::line(&inv.copied_where, 200),
+                sanitize::line(&inv.status(), 300)
+            ),
+            None => format!("reviewed; a certifier runs `breakglass certify {}`", r.id),
+        },
         State::Certified => "certified; the role is unlocked".into(),
         State::Failed => format!(
             "failed: {}",
@@ -375,6 +382,18 @@ pub fn status_one(a: &RequestView, undelivered: u64, now: DateTime<Utc>, json: b
     }
     if let Some(rv) = &r.review {
         outln!("  review:     by {} at {}", rv.by, when(rv.at, now));
+        if rv.answers.credentials_copied {
+            outln!(
+                "  CREDENTIALS COPIED: yes, to {}",
+                sanitize::line(&rv.answers.credentials_copied_where, 200)
+            );
+        }
+    }
+    if let Some(inv) = &r.invalidation {
+        outln!("  invalidated: {}", sanitize::line(&inv.status(), 400));
+        if let Some(t) = inv.next_attempt_at.filter(|_| inv.pending()) {
+            outln!("  next try:   {}", when(t, now));
+        }
     }
     if let Some(c) = &r.certification {
         outln!("  certified:  by {} at {}", c.by, when(c.at, now));
@@ -397,10 +416,13 @@ pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
     }
     for a in list {
         let r = &a.request;
-        let extra = match a.remaining_seconds {
+        let mut extra = match a.remaining_seconds {
             Some(s) => format!(" {} left", format_hms(chrono::Duration::seconds(s))),
             None => String::new(),
         };
+        if r.invalidation.as_ref().is_some_and(|i| i.pending()) {
+            extra.push_str(" credentials copied: invalidation pending");
+        }
         outln!(
             "{:<8} {:<24} {:<10} {:<10}{}",
             r.id.to_string(),
@@ -412,6 +434,46 @@ pub fn status_list(list: &[RequestView], undelivered: u64, json: bool) {
     }
     if undelivered > 0 {
         outln!("WARNING: {undelivered} alert(s) not yet delivered to the SOC");
+    }
+}
+
+/// The certification queue: each review, its answers that need attention, the
+/// invalidation of copied credentials, and what blocks certifying.
+pub fn reviews(items: &[QueueItem], now: DateTime<Utc>, json: bool) {
+    if json {
+        print_json(&json!({ "reviews": items }));
+        return;
+    }
+    if items.is_empty() {
+        outln!("no after-action reviews waiting for certification");
+    }
+    for q in items {
+        let r = &q.request;
+        outln!("{} {} by {}", r.id, r.role, r.requester);
+        if let Some(rv) = &r.review {
+            let a = &rv.answers;
+            outln!("  reviewed:   by {} at {}", rv.by, when(rv.at, now));
+            outln!("  actions:    {}", sanitize::line(&a.actions_taken, 300));
+            outln!(
+                "  necessary:  {}",
+                if a.access_necessary { "yes" } else { "NO" }
+            );
+            if a.credentials_copied {
+                outln!(
+                    "  CREDENTIALS COPIED: yes, to {}",
+                    sanitize::line(&a.credentials_copied_where, 200)
+                );
+            } else {
+                outln!("  credentials copied: no");
+            }
+        }
+        if let Some(inv) = &r.invalidation {
+            outln!("  invalidated: {}", sanitize::line(&inv.status(), 400));
+        }
+        match &q.blocked {
+            Some(why) => outln!("  blocked:    {}", sanitize::line(why, 600)),
+            None => outln!("  ready:      `breakglass certify {}`", r.id),
+        }
     }
 }
 
@@ -437,6 +499,11 @@ pub fn recovery_lines(rep: &RecoveryReport) -> Vec<String> {
     for id in &rep.certification_overdue {
         out.push(format!(
             "{id}: certification of auto-approved access is overdue; its role is locked"
+        ));
+    }
+    for id in &rep.invalidations_done {
+        out.push(format!(
+            "{id}: the credentials its review says were copied are invalidated"
         ));
     }
     for e in &rep.errors {

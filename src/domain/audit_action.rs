@@ -30,10 +30,14 @@ pub enum AuditAction {
     RoleRecertified,
     SessionRecorded,
     SessionReplayed,
+    /// Credentials a review says were copied were rotated or revoked again.
+    CredentialsInvalidated,
+    /// The backend could not invalidate them (yet); retried.
+    CredentialsInvalidationFailed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::RequestCreated,
         AuditAction::RequestAutoApproved,
         AuditAction::RequestApproved,
@@ -55,6 +59,8 @@ impl AuditAction {
         AuditAction::RoleRecertified,
         AuditAction::SessionRecorded,
         AuditAction::SessionReplayed,
+        AuditAction::CredentialsInvalidated,
+        AuditAction::CredentialsInvalidationFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,8 @@ impl AuditAction {
             AuditAction::RoleRecertified => "role.recertified",
             AuditAction::SessionRecorded => "session.recorded",
             AuditAction::SessionReplayed => "session.replayed",
+            AuditAction::CredentialsInvalidated => "credentials.invalidated",
+            AuditAction::CredentialsInvalidationFailed => "credentials.invalidation_failed",
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum Reason {
     Signature,
     /// The role is locked by another request.
     Locked,
+    /// The review says credentials were copied and their invalidation is not
+    /// recorded yet (nor an exception to it).
+    NotInvalidated,
     /// Anything else (the message says what).
     Other,
 }
@@ -278,6 +281,7 @@ pub fn new_request(
         certification_overdue_at: None,
         vendor: None,
         routine_use: None,
+        invalidation: None,
     };
     let event = Event {
         action: AuditAction::RequestCreated,
@@ -887,7 +891,31 @@ pub fn review(
         );
     }
     req.state = State::Reviewed;
-    let detail = json!({"review": answers});
+    let mut detail = json!({"review": answers});
+    if answers.credentials_copied {
+        // A copy may outlive the revocation: the backend is asked to make it
+        // useless before anyone certifies. Once done it stays done (a rejected
+        // review written again does not ask twice); once asked it stays asked,
+        // whatever a later review says.
+        match &mut req.invalidation {
+            Some(inv) if inv.done.is_some() => {}
+            Some(inv) => inv.copied_where = answers.credentials_copied_where.clone(),
+            None => {
+                req.invalidation = Some(Invalidation {
+                    asked_at: now,
+                    copied_where: answers.credentials_copied_where.clone(),
+                    attempts: 0,
+                    next_attempt_at: None,
+                    last_error: None,
+                    done: None,
+                    exception: None,
+                })
+            }
+        }
+    }
+    if let Some(inv) = &req.invalidation {
+        detail["invalidation"] = json!(if inv.pending() { "pending" } else { "done" });
+    }
     req.review = Some(Review {
         by: who.into(),
         at: now,
@@ -954,16 +982,67 @@ fn check_certifier(req: &Request, role: &RolePolicy, who: &str) -> Result<(), Re
     Ok(())
 }
 
+/// Why certification waits for copied credentials' invalidation, and how to
+/// get past it.
+fn not_invalidated(req: &Request, inv: &Invalidation) -> String {
+    let tried = match (&inv.last_error, inv.next_attempt_at) {
+        (Some(e), Some(t)) => format!(
+            "; {} attempt(s) failed (last: {e}), the next is due at {}",
+            inv.attempts,
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        (Some(e), None) => format!("; {} attempt(s) failed (last: {e})", inv.attempts),
+        _ => String::new(),
+    };
+    format!(
+        "{}'s review says credentials were copied ({}); invalidating them at the backend is not recorded yet{tried}. \
+         `breakglass sweep` (or the broker's sweeper) retries it; certify once it is recorded, \
+         or record why not: `breakglass certify {} --invalidation-exception \"why\"`",
+        req.id, inv.copied_where, req.id
+    )
+}
+
+/// Certifies the review. `exception`: the certifier's reason to certify
+/// although copied credentials' invalidation is not recorded (audited; the
+/// engine alerts on it). Refused when nothing waits for one.
 pub fn certify(
     req: &mut Request,
     role: &RolePolicy,
     who: &str,
     comment: &str,
+    exception: Option<&str>,
     signature: SignatureCheck,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
     check_certifier(req, role, who)?;
+    let exception = exception.map(str::trim);
+    let pending = req.invalidation.as_ref().filter(|i| i.pending());
+    match (pending, exception) {
+        (Some(inv), None) => {
+            return policy(Reason::NotInvalidated, not_invalidated(req, inv));
+        }
+        (Some(_), Some("")) => {
+            return input(
+                "an invalidation exception needs a reason: --invalidation-exception \"why\"",
+            );
+        }
+        (None, Some(_)) => {
+            return input(format!(
+                "{} has no invalidation pending; certify without --invalidation-exception",
+                req.id
+            ));
+        }
+        _ => {}
+    }
     let signature = signature?;
+    if let (Some(inv), Some(why)) = (req.invalidation.as_mut(), exception) {
+        inv.exception = Some(Decision {
+            by: who.into(),
+            at: now,
+            comment: why.into(),
+            signature: None,
+        });
+    }
     req.state = State::Certified;
     req.certification = Some(Decision {
         by: who.into(),
@@ -971,14 +1050,90 @@ pub fn certify(
         comment: comment.trim().into(),
         signature: signature.clone(),
     });
+    let mut detail = json!({"comment": comment.trim()});
+    if let Some(inv) = &req.invalidation {
+        detail["credentials_copied_where"] = json!(inv.copied_where);
+        match (&inv.done, exception) {
+            (_, Some(why)) => detail["invalidation_exception"] = json!(why),
+            (Some(d), None) => detail["invalidation"] = json!(d.outcome),
+            (None, None) => {}
+        }
+    }
     let event = ev(
         AuditAction::ReviewCertified,
         who,
         State::Reviewed,
         State::Certified,
-        json!({"comment": comment.trim()}),
+        detail,
     );
     Ok(signed(event, signature.as_ref()))
+}
+
+fn pending_invalidation(req: &mut Request) -> Result<&mut Invalidation, Refusal> {
+    let id = req.id;
+    match req.invalidation.as_mut() {
+        Some(inv) if inv.pending() => Ok(inv),
+        _ => Err(Refusal::new(
+            RefusalKind::State,
+            Reason::WrongState,
+            format!("{id} has no invalidation of copied credentials pending"),
+        )),
+    }
+}
+
+/// The backend confirmed that copied credentials are useless. The request's
+/// state does not change; certification may go ahead.
+pub fn invalidated(
+    req: &mut Request,
+    actor: &str,
+    outcome: InvalidationOutcome,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    let state = req.state;
+    let inv = pending_invalidation(req)?;
+    let attempts = inv.attempts + 1;
+    inv.next_attempt_at = None;
+    let detail = json!({
+        "method": outcome.method,
+        "confirmation": outcome.confirmation,
+        "credentials_copied_where": inv.copied_where,
+        "attempts": attempts,
+    });
+    inv.done = Some(InvalidationDone {
+        at: now,
+        by: actor.into(),
+        outcome,
+    });
+    Ok(ev(
+        AuditAction::CredentialsInvalidated,
+        actor,
+        state,
+        state,
+        detail,
+    ))
+}
+
+/// The backend could not invalidate copied credentials: retried later, with
+/// the same back-off as a revocation.
+pub fn invalidation_failed(
+    req: &mut Request,
+    actor: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    let state = req.state;
+    let inv = pending_invalidation(req)?;
+    inv.attempts += 1;
+    let backoff = 2i64.saturating_pow(inv.attempts.min(8)).min(300);
+    inv.next_attempt_at = Some(now + Duration::seconds(backoff));
+    inv.last_error = Some(error.to_string());
+    Ok(ev(
+        AuditAction::CredentialsInvalidationFailed,
+        actor,
+        state,
+        state,
+        json!({"error": error, "attempt": inv.attempts, "retry_in_seconds": backoff}),
+    ))
 }
 
 pub fn reject(

@@ -234,6 +234,90 @@ pub struct ReviewAnswers {
     pub follow_ups: String,
 }
 
+/// How a backend made copied credentials useless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidationMethod {
+    /// A secret was replaced (the role's standing secret, the grant's password).
+    Rotated,
+    /// Only revoked again by request id: what was granted is gone at the target.
+    Revoked,
+}
+
+impl InvalidationMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidationMethod::Rotated => "rotated",
+            InvalidationMethod::Revoked => "revoked",
+        }
+    }
+}
+
+/// What the backend confirmed it did. Never a secret: names of roles, leases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidationOutcome {
+    pub method: InvalidationMethod,
+    /// Cleaned and capped by the engine before it is recorded.
+    pub confirmation: String,
+}
+
+/// The backend's confirmation, recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidationDone {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    #[serde(flatten)]
+    pub outcome: InvalidationOutcome,
+}
+
+/// Credentials a review says were copied, and what became of them: the backend
+/// asked to make them useless (rotated, or revoked again), or a certifier's
+/// exception. Certification waits for one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invalidation {
+    /// When the review asked for it.
+    pub asked_at: DateTime<Utc>,
+    /// Where the review says they were copied (cleaned and capped).
+    pub copied_where: String,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub done: Option<InvalidationDone>,
+    /// A certifier certified without it, and why.
+    #[serde(default)]
+    pub exception: Option<Decision>,
+}
+
+impl Invalidation {
+    /// Neither done nor excepted: certification waits.
+    pub fn pending(&self) -> bool {
+        self.done.is_none() && self.exception.is_none()
+    }
+
+    /// Pending, and its next attempt is due (the first one at once).
+    pub fn due(&self, now: DateTime<Utc>) -> bool {
+        self.pending() && self.next_attempt_at.is_none_or(|t| t <= now)
+    }
+
+    /// One line for people: what was done, or what is pending.
+    pub fn status(&self) -> String {
+        if let Some(d) = &self.done {
+            return format!("{}: {}", d.outcome.method.as_str(), d.outcome.confirmation);
+        }
+        if let Some(x) = &self.exception {
+            return format!("not invalidated: exception by {}: {}", x.by, x.comment);
+        }
+        match &self.last_error {
+            Some(e) => format!("PENDING: {} attempt(s) failed, last: {e}", self.attempts),
+            None => "PENDING: not yet confirmed by the backend".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
     pub by: String,
@@ -291,6 +375,9 @@ pub struct Request {
     /// and whether it went beyond (one more approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routine_use: Option<crate::domain::routine::RoutineUse>,
+    /// The review said credentials were copied: their invalidation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidation: Option<Invalidation>,
 }
 
 impl GrantRecord {

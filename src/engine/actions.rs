@@ -39,6 +39,9 @@ fn activation_alert(r: &Request, e: &Event) -> Vec<AlertDraft> {
 /// The longest free text (reason, comment) a person can put on record.
 pub(crate) const MAX_TEXT: usize = 4000;
 
+/// Where a review says credentials were copied: one place, briefly.
+pub(crate) const MAX_COPIED_WHERE: usize = 500;
+
 pub(super) fn free_text(s: &str) -> String {
     crate::sanitize::text(s, MAX_TEXT)
 }
@@ -615,7 +618,11 @@ impl Engine {
         let answers = ReviewAnswers {
             actions_taken: free_text(&answers.actions_taken),
             systems_touched: free_text(&answers.systems_touched),
-            credentials_copied_where: free_text(&answers.credentials_copied_where),
+            // Shown in certifiers' views, alerts and the invalidation record.
+            credentials_copied_where: crate::sanitize::text(
+                &answers.credentials_copied_where,
+                MAX_COPIED_WHERE,
+            ),
             follow_ups: free_text(&answers.follow_ups),
             ..answers
         };
@@ -624,6 +631,20 @@ impl Engine {
                 lifecycle::review(r, role, who, answers.clone(), now)
             })
             .await;
-        self.noted(who, Some(id), "review", r).await
+        let r = self.noted(who, Some(id), "review", r).await?;
+        if !r.invalidation.as_ref().is_some_and(|i| i.pending()) {
+            return Ok(r);
+        }
+        // Copied credentials: the backend is asked now, after the review's
+        // commit. The review stands whatever it answers; a failure is recorded
+        // with its retry time and the sweeper tries again.
+        match self.invalidate_copied(id, who).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => self.load(id).await,
+            Err(e) => {
+                tracing::warn!(request = %id, error = %e, "invalidating copied credentials");
+                self.load(id).await
+            }
+        }
     }
 }

@@ -22,6 +22,10 @@ pub enum Decision {
     Certify {
         comment: String,
         signature: Option<SshSignature>,
+        /// Why certify although copied credentials' invalidation is not
+        /// recorded (audited and alerted); refused when none is pending.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invalidation_exception: Option<String>,
     },
     Reject {
         comment: String,
@@ -46,6 +50,17 @@ impl Decision {
         Decision::Certify {
             comment: comment.into(),
             signature: None,
+            invalidation_exception: None,
+        }
+    }
+
+    /// A certification with the certifier's reason to go ahead although
+    /// copied credentials' invalidation is not recorded.
+    pub fn certify_with_exception(comment: impl Into<String>, why: impl Into<String>) -> Self {
+        Decision::Certify {
+            comment: comment.into(),
+            signature: None,
+            invalidation_exception: Some(why.into()),
         }
     }
     pub fn reject(comment: impl Into<String>) -> Self {
@@ -96,9 +111,14 @@ impl Decision {
                 reason: free_text(&reason),
                 signature,
             },
-            Decision::Certify { comment, signature } => Decision::Certify {
+            Decision::Certify {
+                comment,
+                signature,
+                invalidation_exception,
+            } => Decision::Certify {
                 comment: free_text(&comment),
                 signature,
+                invalidation_exception: invalidation_exception.map(|w| free_text(&w)),
             },
             Decision::Reject { comment, signature } => Decision::Reject {
                 comment: free_text(&comment),
@@ -112,6 +132,10 @@ impl Decision {
         match self {
             Decision::Deny { .. } => Some(AlertKind::Denial),
             Decision::Reject { .. } => Some(AlertKind::ReviewRejected),
+            Decision::Certify {
+                invalidation_exception: Some(_),
+                ..
+            } => Some(AlertKind::InvalidationException),
             Decision::Approve { .. } | Decision::Certify { .. } => None,
         }
     }
@@ -156,9 +180,19 @@ impl Engine {
                     Decision::Deny { reason, .. } => {
                         lifecycle::deny(r, role, who, reason, signature, now)
                     }
-                    Decision::Certify { comment, .. } => {
-                        lifecycle::certify(r, role, who, comment, signature, now)
-                    }
+                    Decision::Certify {
+                        comment,
+                        invalidation_exception,
+                        ..
+                    } => lifecycle::certify(
+                        r,
+                        role,
+                        who,
+                        comment,
+                        invalidation_exception.as_deref(),
+                        signature,
+                        now,
+                    ),
                     Decision::Reject { comment, .. } => {
                         lifecycle::reject(r, role, who, comment, signature, now)
                     }

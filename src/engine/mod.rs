@@ -8,6 +8,7 @@ mod approval_notice;
 mod decisions;
 mod evidence;
 mod incident_checks;
+mod invalidations;
 mod logins;
 mod recertification;
 mod recordings;

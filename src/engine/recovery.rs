@@ -1,6 +1,7 @@
 //! Recovery and the sweeper: run before every command and in `breakglass daemon`.
 //! Lapses stale requests, fails interrupted grants (revoking whatever they made),
-//! revokes expired access and retries failed revocations.
+//! revokes expired access, retries failed revocations and copied credentials'
+//! invalidations.
 
 use super::*;
 use crate::domain::State;
@@ -20,6 +21,9 @@ pub struct RecoveryReport {
     pub resolved_revoked: Vec<String>,
     /// Auto-approved requests whose certification deadline passed (alerted once).
     pub certification_overdue: Vec<String>,
+    /// Copied credentials (per a review) the backend confirmed invalidated.
+    #[serde(default)]
+    pub invalidations_done: Vec<String>,
     pub alerts_delivered: u64,
     pub errors: Vec<String>,
 }
@@ -32,6 +36,7 @@ impl RecoveryReport {
             && self.revokes_retried.is_empty()
             && self.resolved_revoked.is_empty()
             && self.certification_overdue.is_empty()
+            && self.invalidations_done.is_empty()
             && self.errors.is_empty()
     }
 }
@@ -120,6 +125,7 @@ impl Engine {
             rep.errors.push(format!("incident check: {e}"));
         }
         self.retry_revokes(now, &mut rep).await?;
+        self.retry_invalidations(now, &mut rep).await?;
         self.flag_overdue_certifications(now, &mut rep).await?;
         match self.deliver_alerts().await {
             Ok(d) => rep.alerts_delivered = d.delivered,

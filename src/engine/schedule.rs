@@ -18,7 +18,8 @@ impl Engine {
     ///
     /// Cheap enough to ask after every change in the store: one query over
     /// indexed columns, plus the rows of the few states in flight (Granting,
-    /// Revoking), of roles with automation (Ended, Reviewed) and, when a role
+    /// Revoking), the Ended and Reviewed ones (automation's certification
+    /// deadlines, copied credentials' invalidations) and, when a role
     /// revokes on resolve, the Active ones.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         let automated: Vec<String> = self
@@ -40,10 +41,15 @@ impl Engine {
                         ..Default::default()
                     })
                 };
-                let mut uncertified = vec![];
-                for role in automated {
-                    uncertified.extend(list(vec![State::Ended, State::Reviewed], Some(role))?);
-                }
+                // Ended and Reviewed rows: automation's certification
+                // deadlines, and copied credentials' pending invalidations.
+                let uncertified: Vec<Request> = list(vec![State::Ended, State::Reviewed], None)?
+                    .into_iter()
+                    .filter(|r| {
+                        automated.contains(&r.role)
+                            || r.invalidation.as_ref().is_some_and(|i| i.pending())
+                    })
+                    .collect();
                 Ok((
                     s.earliest_deadline()?,
                     list(vec![State::Granting, State::Revoking], None)?,
@@ -89,6 +95,9 @@ impl Engine {
             }
         }
         for r in &uncertified {
+            if let Some(inv) = r.invalidation.as_ref().filter(|i| i.pending()) {
+                at(inv.next_attempt_at.unwrap_or(now));
+            }
             if r.auto_approved && r.certification_overdue_at.is_none() {
                 if let Some(t) = r.certify_by {
                     at(t);

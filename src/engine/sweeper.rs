@@ -23,6 +23,7 @@ fn progressed(rep: &RecoveryReport) -> bool {
         && rep.revokes_retried.is_empty()
         && rep.resolved_revoked.is_empty()
         && rep.certification_overdue.is_empty()
+        && rep.invalidations_done.is_empty()
         && rep.alerts_delivered == 0)
 }
 

@@ -329,7 +329,9 @@ impl Engine {
             .queue(
                 State::Reviewed,
                 |r, role| role.certifiers.allows(who) || r.requester == who,
-                |r, role, now| lifecycle::certify(r, role, who, "", Ok(None), now).map(|_| ()),
+                |r, role, now| {
+                    lifecycle::certify(r, role, who, "", None, Ok(None), now).map(|_| ())
+                },
             )
             .await?;
         for q in items.iter_mut().filter(|q| q.request.vendor.is_some()) {

@@ -562,6 +562,31 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
     e.recover().await.unwrap();
     assert_eq!(h.state(r.id), State::Ended);
     close(r.id).await;
+    // Copied credentials: invalidated when the review is submitted; then a
+    // copy whose invalidation fails, certified with an exception.
+    let copied = breakglass::domain::ReviewAnswers {
+        credentials_copied: true,
+        credentials_copied_where: "a scratch file".into(),
+        ..answers()
+    };
+    let (r, _) = h.active(K8S).await;
+    e.revoke("alice", r.id, "done").await.unwrap();
+    e.review("alice", r.id, copied.clone()).await.unwrap();
+    e.decide("dave", r.id, Decision::certify("ok"))
+        .await
+        .unwrap();
+    let (r, _) = h.active(K8S).await;
+    e.revoke("alice", r.id, "done").await.unwrap();
+    flaky.fail_revoke.store(true, SeqCst);
+    e.review("alice", r.id, copied).await.unwrap();
+    flaky.fail_revoke.store(false, SeqCst);
+    e.decide(
+        "dave",
+        r.id,
+        Decision::certify_with_exception("ok", "the file was shredded"),
+    )
+    .await
+    .unwrap();
     // A grant the backend refuses.
     flaky.fail_grant.store(true, SeqCst);
     let r = h.approved(K8S).await;
@@ -655,6 +680,8 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         .collect();
     let all_actions: std::collections::BTreeSet<&str> = [
         "certification.overdue",
+        "credentials.invalidated",
+        "credentials.invalidation_failed",
         "grant.active",
         "grant.extended",
         "grant.failed",

@@ -886,3 +886,144 @@ async fn tls_modes_against_a_server_that_requires_tls() {
     let g = b.grant(&s).await.unwrap();
     b.revoke(&revoke_of(&s, Some(&g.lease_id))).await.unwrap();
 }
+
+/// A copied password is made useless even when the revoke cannot finish:
+/// `invalidate` clears the role's password and login first, committed on
+/// their own, so the role logging in again (re-enabled, or left behind) does
+/// not bring the password back. Then it drops the role, idempotently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_makes_a_copied_password_useless_even_when_the_revoke_fails() {
+    let srv = tokio::task::spawn_blocking(pg::shared).await.unwrap();
+    let mut broken = config(Duration::from_secs(10));
+    // REASSIGN OWNED to a role that does not exist: the drop step fails.
+    broken.reassign_owned_to = Some(pg::unique("nobody"));
+    let b = admin_backend(srv, broken);
+    let s = grant_spec(
+        &pg::unique("REQ-copied"),
+        serde_json::json!({}),
+        in_minutes(10),
+    );
+    let g = b.grant(&s).await.unwrap();
+    login(&g.credential)
+        .await
+        .expect("the fresh password works");
+    let e = b
+        .invalidate(&revoke_of(&s, Some(&g.lease_id)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    assert!(role_exists(srv, &g.lease_id).await, "the drop failed");
+    let refused = login(&g.credential).await.unwrap_err();
+    assert!(
+        msg(&refused).contains("password authentication failed")
+            || msg(&refused).contains("not permitted to log in"),
+        "{}",
+        msg(&refused)
+    );
+    // Someone lets the role log in again: the copied password still fails.
+    srv.admin("postgres")
+        .await
+        .batch_execute(&format!("ALTER ROLE \"{}\" LOGIN", g.lease_id))
+        .await
+        .unwrap();
+    let refused = login(&g.credential).await.unwrap_err();
+    assert!(
+        msg(&refused).contains("password authentication failed"),
+        "{}",
+        msg(&refused)
+    );
+    // A working backend finishes it (by request id alone), and says what it did.
+    let b = admin_backend(srv, config(Duration::from_secs(10)));
+    let out = b.invalidate(&revoke_of(&s, None)).await.unwrap();
+    assert_eq!(out.method, breakglass::domain::InvalidationMethod::Rotated);
+    assert!(
+        out.confirmation
+            .contains("password cleared, login disabled, dropped"),
+        "{}",
+        out.confirmation
+    );
+    assert!(!role_exists(srv, &g.lease_id).await);
+    let again = b
+        .invalidate(&revoke_of(&s, Some(&g.lease_id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.method,
+        breakglass::domain::InvalidationMethod::Revoked
+    );
+    assert!(
+        again.confirmation.contains("already dropped"),
+        "{}",
+        again.confirmation
+    );
+    assert!(login(&g.credential).await.is_err());
+}
+
+/// Through the engine, on a cluster of its own (request ids start at REQ-1):
+/// a review saying the credentials were copied rotates the role's standing
+/// secret (the role rotates after use) and invalidates the grant's; a real
+/// login with the old password fails; certification then goes ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_credential_is_invalidated_before_certification_on_a_real_server() {
+    use breakglass::domain::State;
+    use breakglass::engine::Decision;
+    use support::*;
+    let srv = Arc::new(tokio::task::spawn_blocking(PgServer::start).await.unwrap());
+    let standing = pg::unique("standing");
+    srv.admin("postgres")
+        .await
+        .batch_execute(&format!("CREATE ROLE {standing} LOGIN PASSWORD 'old'"))
+        .await
+        .unwrap();
+    let backend = admin_backend(&srv, config(Duration::from_secs(10)));
+    let scope = serde_json::json!({"rotate_role": standing});
+    let h = harness_with(move |p| {
+        p.backends.insert("demo".into(), backend);
+        let role = p.policy.roles.get_mut(K8S).unwrap();
+        role.scope = scope;
+        role.rotate_after_use = true;
+    });
+    let (r, cred) = h.active(K8S).await;
+    login(&cred).await.expect("the granted password works");
+    h.engine.revoke("alice", r.id, "done").await.unwrap();
+    // During the session alice read the standing role's password too (set
+    // back to what she saw, after the revoke's own rotation).
+    srv.admin("postgres")
+        .await
+        .batch_execute(&format!("ALTER ROLE {standing} PASSWORD 'seen-by-alice'"))
+        .await
+        .unwrap();
+    let seen = srv.url(&standing, "seen-by-alice", "postgres");
+    pg::connect(&seen)
+        .await
+        .expect("the copied standing password works");
+    let mut a = answers();
+    a.credentials_copied = true;
+    a.credentials_copied_where = "a terminal scratch buffer".into();
+    let r = h.engine.review("alice", r.id, a).await.unwrap();
+    let done = r.invalidation.as_ref().unwrap().done.clone().expect("done");
+    assert_eq!(
+        done.outcome.method,
+        breakglass::domain::InvalidationMethod::Rotated
+    );
+    assert!(
+        done.outcome
+            .confirmation
+            .contains("standing secret rotated"),
+        "{}",
+        done.outcome.confirmation
+    );
+    assert!(pg::connect(&seen).await.is_err(), "the copy is dead");
+    assert!(login(&cred).await.is_err(), "the grant's password is dead");
+    // Nothing secret in the audit trail.
+    let log = h.store.audit_range(1, 10_000).unwrap();
+    let password = field(&cred, "password").to_string();
+    assert!(log.iter().all(|e| !e.detail.contains(&password)));
+    assert!(log.iter().any(|e| e.action == "credentials.invalidated"));
+    let c = h
+        .engine
+        .decide("dave", r.id, Decision::certify("checked"))
+        .await
+        .unwrap();
+    assert_eq!(c.state, State::Certified);
+}

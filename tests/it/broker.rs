@@ -267,6 +267,41 @@ async fn the_whole_walk_goes_through_the_socket() {
     }
 }
 
+/// Copied credentials through the socket: the review's reply carries the
+/// invalidation, and a certification's `invalidation_exception` reaches the
+/// engine (refused here, as nothing is pending).
+#[tokio::test]
+async fn copied_credentials_and_their_exception_go_through_the_socket() {
+    let b = Broker::start(|_| {}).await;
+    let (alice, bob, dave) = (
+        b.client(Some("alice")),
+        b.client(Some("bob")),
+        b.client(Some("dave")),
+    );
+    let r = alice
+        .request(input(K8S, inc("INC-1042")), None)
+        .await
+        .unwrap();
+    bob.decide(r.id, Decision::approve(None)).await.unwrap();
+    alice.activate(r.id).await.unwrap();
+    alice.revoke(r.id, "done").await.unwrap();
+    let mut a = answers();
+    a.credentials_copied = true;
+    a.credentials_copied_where = "my laptop".into();
+    let r = alice.review(r.id, a).await.unwrap();
+    let inv = r.invalidation.as_ref().expect("in the reply");
+    assert_eq!(inv.copied_where, "my laptop");
+    assert!(inv.done.is_some(), "{inv:?}");
+    let e = dave
+        .decide(r.id, Decision::certify_with_exception("ok", "why"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, breakglass::exit::USAGE, "{e:?}");
+    assert!(e.message.contains("no invalidation pending"), "{e:?}");
+    let r = dave.decide(r.id, Decision::certify("ok")).await.unwrap();
+    assert_eq!(r.state, State::Certified);
+}
+
 /// A vendor session through the socket: the recording is kept by the broker,
 /// written only by the requester until closed, hashed into the log, and
 /// replayed (checked against that hash) before certification.

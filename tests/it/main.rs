@@ -23,6 +23,7 @@ mod broker_config;
 mod broker_ssh;
 mod checkpoints;
 mod cli;
+mod copied_credentials;
 mod crash;
 mod dist;
 mod docs_examples;

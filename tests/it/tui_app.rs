@@ -1044,6 +1044,53 @@ async fn the_certifier_sees_what_matters_and_the_audit_shows_details() {
     dave.assert_sees("dave     approver, certifier");
 }
 
+/// Copied credentials: the Reviews tab shows where they went and what the
+/// backend did about it, marked while it is pending, and certifying says why
+/// it waits.
+#[tokio::test]
+async fn the_certifier_sees_the_invalidation_of_copied_credentials() {
+    let h = harness();
+    let (r, _) = h.active(DBA).await;
+    h.engine.revoke("alice", r.id, "fixed").await.unwrap();
+    let mut a = answers();
+    a.credentials_copied = true;
+    a.credentials_copied_where = "my laptop scratch file".into();
+    h.engine.review("alice", r.id, a).await.unwrap();
+    let mut dave = Driver::new(h, "dave");
+    dave.refresh().await;
+    dave.press(KeyCode::Char('4')).await;
+    dave.assert_sees("⚠ credentials copied: yes (my laptop scratch file)");
+    dave.assert_sees("invalidation");
+    dave.assert_sees("revoked again by request id");
+
+    // A pending one is marked as needing attention, and blocks certifying.
+    let h = harness();
+    let (r, _) = h.active(DBA).await;
+    h.engine.revoke("alice", r.id, "fixed").await.unwrap();
+    // The console's engine has lost its backends: the attempt fails and is kept.
+    let mut dave = Driver::new_with(h, "dave", |p| p.backends.clear());
+    let mut a = answers();
+    a.credentials_copied = true;
+    a.credentials_copied_where = "a pastebin".into();
+    let reviewed = dave.engine.review("alice", r.id, a).await.unwrap();
+    assert!(reviewed.invalidation.as_ref().unwrap().pending());
+    dave.refresh().await;
+    dave.press(KeyCode::Char('4')).await;
+    dave.assert_sees("PENDING");
+    let screen = dave.screen(120, 40);
+    let b = dave.buffer(120, 40);
+    let y = screen.lines().position(|l| l.contains("PENDING")).unwrap();
+    let line = screen.lines().nth(y).unwrap();
+    let x = line[..line.find("PENDING").unwrap()].chars().count() as u16;
+    assert!(
+        b[(x, y as u16)]
+            .modifier
+            .contains(ratatui::style::Modifier::REVERSED),
+        "highlighted as needing attention"
+    );
+    dave.assert_sees("breakglass sweep");
+}
+
 /// At 80x24: the tab bar keeps the product name, the hint bar keeps the
 /// submit key (dropping movement first), long titles end with an ellipsis
 /// at a word, and a long message wraps instead of running off the edge.

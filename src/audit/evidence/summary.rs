@@ -148,8 +148,28 @@ pub(super) fn render(m: &Manifest, mine: &[AuditRecord], key_id: Option<String>)
                 t
             }
             Ok(ReviewCertified) => {
-                format!("REVIEW CERTIFIED by {who} at {at}: {}", val(&d["comment"]))
+                let mut t = format!("REVIEW CERTIFIED by {who} at {at}: {}", val(&d["comment"]));
+                if let Some(why) = d.get("invalidation_exception") {
+                    let _ = write!(
+                        t,
+                        "\n      WITHOUT INVALIDATING the copied credentials ({}): {}",
+                        val(&d["credentials_copied_where"]),
+                        val(why)
+                    );
+                }
+                t
             }
+            Ok(CredentialsInvalidated) => format!(
+                "Copied credentials ({}) {} at {at} by {who}: {}",
+                val(&d["credentials_copied_where"]),
+                val(&d["method"]),
+                val(&d["confirmation"])
+            ),
+            Ok(CredentialsInvalidationFailed) => format!(
+                "Invalidating copied credentials failed at {at} (attempt {}): {}",
+                val(&d["attempt"]),
+                val(&d["error"])
+            ),
             Ok(ReviewRejected) => {
                 format!("Review rejected by {who} at {at}: {}", val(&d["comment"]))
             }

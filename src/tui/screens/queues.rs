@@ -252,6 +252,25 @@ pub fn reviews(f: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             Span::raw("   "),
             Span::styled(copied, copied_style),
         ]));
+        if let Some(inv) = &r.invalidation {
+            // What breakglass did about the copy: certifying waits for it.
+            let (said, style) = if inv.pending() {
+                (
+                    format!(
+                        "{}; certifying waits (`breakglass sweep` retries, or `breakglass certify {} --invalidation-exception \"why\"`)",
+                        clean(&inv.status()),
+                        r.id
+                    ),
+                    attention,
+                )
+            } else {
+                (clean(&inv.status()), theme.ok())
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "invalidation"), theme.muted()),
+                Span::styled(said, style),
+            ]));
+        }
         lines.push(label_value("follow-ups", clean(&a.follow_ups), theme));
     }
     match q.recording_replayed {
