@@ -62,6 +62,9 @@ pub enum Error {
     Store(#[source] StoreError),
     #[error("{0}")]
     Config(String),
+    /// An evidence bundle could not be written (exit code as `Config`).
+    #[error(transparent)]
+    Evidence(#[from] crate::audit::evidence::EvidenceError),
 }
 
 impl Error {
@@ -73,7 +76,7 @@ impl Error {
             Error::NotFound(_) => crate::exit::USAGE,
             Error::Backend { .. } | Error::Source(_) => crate::exit::BACKEND,
             Error::Store(_) => crate::exit::FAILURE,
-            Error::Config(_) => crate::exit::USAGE,
+            Error::Config(_) | Error::Evidence(_) => crate::exit::USAGE,
         }
     }
 }

@@ -375,6 +375,20 @@ impl WireError {
             reason: None,
         }
     }
+    /// `e` as the message and its source chain as the causes; a cause whose
+    /// text the message already holds is not repeated.
+    pub fn with_causes(kind: ErrorKind, code: i32, e: &dyn std::error::Error) -> Self {
+        let mut w = WireError::new(kind, code, e.to_string());
+        let mut src = e.source();
+        while let Some(c) = src {
+            let text = c.to_string();
+            if !w.message.contains(&text) && !w.causes.iter().any(|x| x.contains(&text)) {
+                w.causes.push(text);
+            }
+            src = c.source();
+        }
+        w
+    }
     pub fn protocol(message: impl Into<String>) -> Self {
         WireError::new(ErrorKind::Protocol, crate::exit::FAILURE, message)
     }
@@ -392,22 +406,14 @@ impl From<crate::engine::Error> for WireError {
             E::Backend { .. } => ErrorKind::Backend,
             E::Source(_) => ErrorKind::Source,
             E::Store(_) => ErrorKind::Store,
-            E::Config(_) => ErrorKind::Config,
+            E::Config(_) | E::Evidence(_) => ErrorKind::Config,
         };
-        let mut w = WireError::new(kind, e.exit_code(), e.to_string());
+        let mut w = WireError::with_causes(kind, e.exit_code(), &e);
         w.reason = match &e {
             E::Refused(r) => Some(r.reason),
             E::Locked { .. } => Some(crate::domain::lifecycle::Reason::Locked),
             _ => None,
         };
-        let mut src = std::error::Error::source(&e);
-        while let Some(c) = src {
-            let text = c.to_string();
-            if !w.message.contains(&text) && !w.causes.iter().any(|x| x.contains(&text)) {
-                w.causes.push(text);
-            }
-            src = c.source();
-        }
         w
     }
 }

@@ -3,6 +3,7 @@
 //! against the event that audited it, and the summary against the events.
 //! Stops at the first thing that does not hold and says what.
 
+use super::error::{io, json, EvidenceError, EvidenceError::Invalid};
 use super::*;
 use crate::audit::checkpoint::{verify_signature, Checkpoint};
 use crate::audit::{canonical_detail, export_line, AuditRecord, Verifier};
@@ -49,48 +50,46 @@ fn show(s: &str) -> String {
     crate::sanitize::line(s, 200)
 }
 
-fn read_small(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
+fn read_small(dir: &Path, name: &str) -> Result<Vec<u8>, EvidenceError> {
     let p = dir.join(name);
-    let m = std::fs::symlink_metadata(&p).map_err(|e| format!("{name}: {e}"))?;
+    let m = std::fs::symlink_metadata(&p).map_err(io(name.to_string()))?;
     if !m.is_file() {
-        return Err(format!("{name} is not a regular file"));
+        return Err(Invalid(format!("{name} is not a regular file")));
     }
     if m.len() > MAX_SMALL {
-        return Err(format!("{name} is larger than {MAX_SMALL} bytes"));
+        return Err(Invalid(format!("{name} is larger than {MAX_SMALL} bytes")));
     }
-    std::fs::read(&p).map_err(|e| format!("{name}: {e}"))
+    std::fs::read(&p).map_err(io(name.to_string()))
 }
 
-fn read_text(dir: &Path, name: &str) -> Result<String, String> {
-    String::from_utf8(read_small(dir, name)?).map_err(|_| format!("{name} is not UTF-8"))
+fn read_text(dir: &Path, name: &str) -> Result<String, EvidenceError> {
+    String::from_utf8(read_small(dir, name)?).map_err(|_| Invalid(format!("{name} is not UTF-8")))
 }
 
 /// The regular files under `dir` as bundle names (`a/b`); anything else
 /// (a symlink, a device, a deeper or unknown path) is refused.
-pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, String> {
+pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, EvidenceError> {
     let mut out = vec![];
     let mut walk = vec![(dir.to_path_buf(), String::new())];
     while let Some((path, prefix)) = walk.pop() {
-        let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let entries = std::fs::read_dir(&path).map_err(io(format!("{}", path.display())))?;
         for e in entries {
-            let e = e.map_err(|e| format!("{}: {e}", path.display()))?;
+            let e = e.map_err(io(format!("{}", path.display())))?;
             let name = e.file_name();
             let name = name.to_str().ok_or_else(|| {
-                format!(
+                Invalid(format!(
                     "{prefix}{} has a name that is not UTF-8",
                     show(&name.to_string_lossy())
-                )
+                ))
             })?;
             let rel = format!("{prefix}{name}");
-            let t = e
-                .file_type()
-                .map_err(|err| format!("{}: {err}", show(&rel)))?;
+            let t = e.file_type().map_err(io(format!("{}", show(&rel))))?;
             if t.is_dir() && prefix.is_empty() && (name == "signatures" || name == "recordings") {
                 walk.push((e.path(), format!("{rel}/")));
             } else if t.is_file() && (rel == MANIFEST || allowed_name(&rel)) {
                 out.push(rel);
             } else {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "unexpected {} in the bundle: {} (a bundle holds only the files its manifest lists)",
                     if t.is_symlink() {
                         "symlink"
@@ -100,7 +99,7 @@ pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, String> {
                         "file"
                     },
                     show(&rel)
-                ));
+                )));
             }
         }
     }
@@ -111,30 +110,30 @@ pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, String> {
 /// One export line back into a record; refused unless re-serialising it gives
 /// the same bytes, so the file holds exactly the hashed form (no duplicate or
 /// extra keys, no other spelling of the same JSON).
-fn parse_line(raw: &[u8], where_: &str) -> Result<AuditRecord, String> {
+fn parse_line(raw: &[u8], where_: &str) -> Result<AuditRecord, EvidenceError> {
     let v: serde_json::Value =
-        serde_json::from_slice(raw).map_err(|e| format!("{where_}: not valid JSON: {e}"))?;
+        serde_json::from_slice(raw).map_err(json(format!("{where_}: not valid JSON")))?;
     let s = |k: &str| {
         v[k].as_str()
             .map(str::to_string)
-            .ok_or_else(|| format!("{where_}: `{k}` is missing or not a string"))
+            .ok_or_else(|| Invalid(format!("{where_}: `{k}` is missing or not a string")))
     };
     let opt = |k: &str| match &v[k] {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(x) => Ok(Some(x.clone())),
-        _ => Err(format!("{where_}: `{k}` is not a string or null")),
+        _ => Err(Invalid(format!("{where_}: `{k}` is not a string or null"))),
     };
     let r = AuditRecord {
         seq: v["seq"]
             .as_i64()
-            .ok_or_else(|| format!("{where_}: `seq` is missing or not an integer"))?,
+            .ok_or_else(|| Invalid(format!("{where_}: `seq` is missing or not an integer")))?,
         at: s("at")?,
         actor: s("actor")?,
         request_id: match &v["request_id"] {
             serde_json::Value::Null => None,
             x => Some(
                 x.as_i64()
-                    .ok_or_else(|| format!("{where_}: `request_id` is not an integer"))?,
+                    .ok_or_else(|| Invalid(format!("{where_}: `request_id` is not an integer")))?,
             ),
         },
         action: s("action")?,
@@ -145,64 +144,65 @@ fn parse_line(raw: &[u8], where_: &str) -> Result<AuditRecord, String> {
         hash: s("hash")?,
     };
     if export_line(&r) != raw {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{where_} (seq {}): not in the export's canonical form (extra or duplicate keys, or other spacing or escapes)",
             r.seq
-        ));
+        )));
     }
     Ok(r)
 }
 
 /// Verifies the bundle in `dir`. `public_key`: the checkpoint key the auditor
 /// trusts (hex); without it the bundle's own key is used and the report says so.
-pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
+pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceError> {
     let files = list_files(dir)?;
     let manifest: Manifest = serde_json::from_slice(&read_small(dir, MANIFEST)?)
-        .map_err(|e| format!("{MANIFEST}: not a bundle manifest: {e}"))?;
+        .map_err(json(format!("{MANIFEST}: not a bundle manifest")))?;
     if manifest.format != FORMAT {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{MANIFEST}: format {} is not {FORMAT}",
             show(&manifest.format)
-        ));
+        )));
     }
     let id = manifest.request;
 
     // The events, as a chain.
-    let f = std::fs::File::open(dir.join(EVENTS)).map_err(|e| format!("{EVENTS}: {e}"))?;
+    let f = std::fs::File::open(dir.join(EVENTS)).map_err(io(EVENTS.to_string()))?;
     let mut verifier: Option<Verifier> = None;
     let mut mine: Vec<AuditRecord> = vec![];
     let mut last: Option<AuditRecord> = None;
     let mut first_seq = 0;
     for (n, line) in std::io::BufReader::new(f).split(b'\n').enumerate() {
-        let line = line.map_err(|e| format!("{EVENTS}: {e}"))?;
+        let line = line.map_err(io(EVENTS.to_string()))?;
         let where_ = format!("{EVENTS} line {}", n + 1);
         let r = parse_line(&line, &where_)?;
         let v = verifier.get_or_insert_with(|| {
             first_seq = r.seq;
             Verifier::starting_at(r.seq, &r.prev_hash)
         });
-        v.push(&r).map_err(|b| format!("{where_}: {}", b.reason))?;
+        v.push(&r)
+            .map_err(|b| Invalid(format!("{where_}: {}", b.reason)))?;
         if r.request_id == Some(id) {
             mine.push(r.clone());
         }
         last = Some(r);
     }
     let (Some(verifier), Some(last)) = (verifier, last) else {
-        return Err(format!("{EVENTS} holds no events"));
+        return Err(Invalid(format!("{EVENTS} holds no events")));
     };
     match mine.first() {
         Some(c) if c.action == AuditAction::RequestCreated && c.seq == first_seq => {}
         _ => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{EVENTS} does not start with REQ-{id}'s request.created event: the run of events is not the request's whole story"
-            ))
+            )))
         }
     }
     if (first_seq, last.seq) != (manifest.first_seq, manifest.last_seq) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{EVENTS} holds events #{first_seq} to #{}, the manifest says #{} to #{}",
             last.seq, manifest.first_seq, manifest.last_seq
-        ));
+        )));
     }
 
     // The checkpoint: signs the last event's hash.
@@ -210,10 +210,10 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
     let checkpoint = match (&manifest.no_checkpoint, has_cp) {
         (Some(reason), false) => {
             if public_key.is_some() {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "the bundle has no signed checkpoint ({}), but you gave a checkpoint key to check it against",
                     show(reason)
-                ));
+                )));
             }
             CheckpointVerdict::Absent {
                 reason: show(reason),
@@ -221,25 +221,25 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
         }
         (None, true) => {
             let cp: Checkpoint = serde_json::from_slice(&read_small(dir, CHECKPOINT)?)
-                .map_err(|e| format!("{CHECKPOINT}: not a checkpoint: {e}"))?;
+                .map_err(json(format!("{CHECKPOINT}: not a checkpoint")))?;
             let bundled = read_text(dir, PUBLIC_KEY)?.trim().to_ascii_lowercase();
             if let Some(k) = public_key {
                 if k.trim().to_ascii_lowercase() != bundled {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "{PUBLIC_KEY} is not the key you gave: the checkpoint was signed with another key ({})",
                         show(&cp.key_id)
-                    ));
+                    )));
                 }
             }
-            verify_signature(&cp, &bundled).map_err(|e| format!("{CHECKPOINT}: {e}"))?;
+            verify_signature(&cp, &bundled).map_err(|e| Invalid(format!("{CHECKPOINT}: {e}")))?;
             if cp.tree_size != last.seq || cp.head != last.hash {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{CHECKPOINT} signs event #{} with head {}, but {EVENTS} ends at event #{} with hash {}: they do not belong together",
                     cp.tree_size,
                     show(&cp.head),
                     last.seq,
                     last.hash
-                ));
+                )));
             }
             CheckpointVerdict::Verified {
                 key_id: cp.key_id,
@@ -249,14 +249,14 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
             }
         }
         (None, false) => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{CHECKPOINT} is missing, and the manifest gives no reason for a bundle without one"
-            ))
+            )))
         }
         (Some(_), true) => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "the manifest says there is no checkpoint, yet {CHECKPOINT} is there"
-            ))
+            )))
         }
     };
 
@@ -281,31 +281,35 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
             None => {}
             Some(s) => {
                 let sig: crate::domain::SshSignature = serde_json::from_value(s.clone())
-                    .map_err(|_| format!("{what}: its signature is malformed"))?;
+                    .map_err(|_| Invalid(format!("{what}: its signature is malformed")))?;
                 let statement = decision_statement(&created, r, &detail, sig.signed_at)
                     .ok_or_else(|| {
-                        format!("{what}: carries a signature but is no signed decision")
+                        Invalid(format!(
+                            "{what}: carries a signature but is no signed decision"
+                        ))
                     })?;
                 let (st, sf) = (statement_file(r.seq), signature_file(r.seq));
                 for f in [&st, &sf] {
                     if !files.contains(f) {
-                        return Err(format!(
+                        return Err(Invalid(format!(
                             "{what} is signed, but {f} is missing from the bundle"
-                        ));
+                        )));
                     }
                 }
                 if read_small(dir, &st)? != statement.as_bytes() {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "{st} is not the statement {what} signed (rebuilt from the events)"
-                    ));
+                    )));
                 }
                 if read_text(dir, &sf)?.trim() != sig.armored.trim() {
-                    return Err(format!("{sf} is not the signature recorded in {what}"));
+                    return Err(Invalid(format!(
+                        "{sf} is not the signature recorded in {what}"
+                    )));
                 }
                 if !files.iter().any(|f| f == ALLOWED_SIGNERS) {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "{what} is signed, but {ALLOWED_SIGNERS} is missing"
-                    ));
+                    )));
                 }
                 crate::identity::ssh_sign::verify(
                     &dir.join(ALLOWED_SIGNERS),
@@ -315,7 +319,9 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
                     sig.signed_at,
                 )
                 .map_err(|e| {
-                    format!("{what}: its signature does not verify against {ALLOWED_SIGNERS}: {e}")
+                    Invalid(format!(
+                        "{what}: its signature does not verify against {ALLOWED_SIGNERS}: {e}"
+                    ))
                 })?;
                 expected.extend([st, sf]);
                 signatures += 1;
@@ -326,62 +332,62 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
             if files.contains(&name) {
                 let want = detail["sha256"].as_str().unwrap_or_default();
                 let got = crate::audit::recordings::sha256_file(&dir.join(&name))
-                    .map_err(|e| format!("{name}: {e}"))?
+                    .map_err(io(name.to_string()))?
                     .0;
                 if got != want {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "{name} is not the recording audited in {what}: its SHA-256 is {got}, the event's is {}",
                         show(want)
-                    ));
+                    )));
                 }
                 recordings += 1;
                 expected.push(name);
             } else if let Some(why) = manifest.recordings_missing.get(&r.seq.to_string()) {
                 missing.push((r.seq, show(why)));
             } else {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{name}, the recording audited in {what}, is missing from the bundle"
-                ));
+                )));
             }
         }
     }
     for seq in manifest.recordings_missing.keys() {
         if !missing.iter().any(|(s, _)| &s.to_string() == seq) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "the manifest lists a missing recording for event #{}, which is no session.recorded event of REQ-{id}",
                 show(seq)
-            ));
+            )));
         }
     }
     for f in &files {
         let per_event = f.starts_with("signatures/") || f.starts_with("recordings/");
         if per_event && !expected.contains(f) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{} belongs to no signed decision or recorded session of REQ-{id}",
                 show(f)
-            ));
+            )));
         }
     }
 
     // Every file against the manifest, and no file outside it.
     for f in files.iter().filter(|f| *f != MANIFEST) {
         let Some(entry) = manifest.files.get(f) else {
-            return Err(format!("{} is not in the manifest", show(f)));
+            return Err(Invalid(format!("{} is not in the manifest", show(f))));
         };
-        let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("{}: {e}", show(f)))?;
+        let bytes = std::fs::read(dir.join(f)).map_err(io(format!("{}", show(f))))?;
         if sha256_hex(&bytes) != entry.sha256 || bytes.len() as u64 != entry.bytes {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{} does not match its SHA-256 in the manifest: it was changed after the bundle was written",
                 show(f)
-            ));
+            )));
         }
     }
     for f in manifest.files.keys() {
         if !files.contains(f) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{} is listed in the manifest but missing from the bundle",
                 show(f)
-            ));
+            )));
         }
     }
 
@@ -393,9 +399,9 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
             CheckpointVerdict::Absent { .. } => None,
         };
         if read_small(dir, SUMMARY)? != summary::render(&manifest, &mine, key_id).as_bytes() {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{SUMMARY} is not what the events say (rendered again from {EVENTS}, it differs)"
-            ));
+            )));
         }
     }
 
