@@ -214,7 +214,7 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Init { force } => return init(&cli, *force),
         Command::Audit(AuditCmd::Keygen { out }) => {
             let signer = crate::audit::checkpoint::Signer::generate(out)
-                .map_err(|e| Failure::new(exit::USAGE, e))?;
+                .map_err(|e| Failure::from_error(exit::USAGE, &e))?;
             outln!("{}", signer.public_hex());
             errln!(
                 "wrote the private key to {} (mode 0600). Give the public key above to whoever verifies checkpoints; keep the private key away from the store.",

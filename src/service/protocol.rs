@@ -406,7 +406,7 @@ impl From<crate::engine::Error> for WireError {
             E::Backend { .. } => ErrorKind::Backend,
             E::Source(_) => ErrorKind::Source,
             E::Store(_) => ErrorKind::Store,
-            E::Config(_) | E::Evidence(_) => ErrorKind::Config,
+            E::Config(_) | E::Evidence(_) | E::Checkpoint(_) => ErrorKind::Config,
         };
         let mut w = WireError::with_causes(kind, e.exit_code(), &e);
         w.reason = match &e {

@@ -27,6 +27,23 @@ pub enum EvidenceError {
         #[source]
         source: base64::DecodeError,
     },
+    /// The bundle's checkpoint does not verify; `what` names the file.
+    #[error("{what}: {source}")]
+    Checkpoint {
+        what: String,
+        #[source]
+        source: crate::audit::checkpoint::CheckpointError,
+    },
+    /// A signed decision's signature does not verify; `what` names the event.
+    #[error(
+        "{what}: its signature does not verify against {}: {source}",
+        super::ALLOWED_SIGNERS
+    )]
+    Signature {
+        what: String,
+        #[source]
+        source: crate::identity::ssh_sign::SigningError,
+    },
     /// The audit log could not be read.
     #[error("{0}")]
     Log(#[source] LogError),

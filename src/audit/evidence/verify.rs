@@ -231,7 +231,10 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
                     )));
                 }
             }
-            verify_signature(&cp, &bundled).map_err(|e| Invalid(format!("{CHECKPOINT}: {e}")))?;
+            verify_signature(&cp, &bundled).map_err(|source| EvidenceError::Checkpoint {
+                what: CHECKPOINT.to_string(),
+                source,
+            })?;
             if cp.tree_size != last.seq || cp.head != last.hash {
                 return Err(Invalid(format!(
                     "{CHECKPOINT} signs event #{} with head {}, but {EVENTS} ends at event #{} with hash {}: they do not belong together",
@@ -318,10 +321,9 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
                     &statement,
                     sig.signed_at,
                 )
-                .map_err(|e| {
-                    Invalid(format!(
-                        "{what}: its signature does not verify against {ALLOWED_SIGNERS}: {e}"
-                    ))
+                .map_err(|source| EvidenceError::Signature {
+                    what: what.clone(),
+                    source,
                 })?;
                 expected.extend([st, sf]);
                 signatures += 1;
