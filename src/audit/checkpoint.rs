@@ -201,6 +201,9 @@ mod tests {
         let p = d.path().join("k");
         Signer::generate(&p).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Signer::load(&p).unwrap_err().contains("chmod 600"));
+        assert!(Signer::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("chmod 600"));
     }
 }

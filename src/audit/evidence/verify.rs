@@ -83,7 +83,7 @@ pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, EvidenceError> {
                 ))
             })?;
             let rel = format!("{prefix}{name}");
-            let t = e.file_type().map_err(io(format!("{}", show(&rel))))?;
+            let t = e.file_type().map_err(io(show(&rel)))?;
             if t.is_dir() && prefix.is_empty() && (name == "signatures" || name == "recordings") {
                 walk.push((e.path(), format!("{rel}/")));
             } else if t.is_file() && (rel == MANIFEST || allowed_name(&rel)) {
@@ -376,7 +376,7 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
         let Some(entry) = manifest.files.get(f) else {
             return Err(Invalid(format!("{} is not in the manifest", show(f))));
         };
-        let bytes = std::fs::read(dir.join(f)).map_err(io(format!("{}", show(f))))?;
+        let bytes = std::fs::read(dir.join(f)).map_err(io(show(f)))?;
         if sha256_hex(&bytes) != entry.sha256 || bytes.len() as u64 != entry.bytes {
             return Err(Invalid(format!(
                 "{} does not match its SHA-256 in the manifest: it was changed after the bundle was written",
