@@ -156,6 +156,45 @@ fn parse_line(raw: &[u8], where_: &str) -> Result<AuditRecord, EvidenceError> {
 /// trusts (hex); without it the bundle's own key is used and the report says so.
 pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceError> {
     let files = list_files(dir)?;
+    let manifest = read_manifest(dir)?;
+    let id = manifest.request;
+    let events = read_events(dir, &manifest)?;
+    let checkpoint = check_checkpoint(dir, &files, &manifest, public_key, &events.last)?;
+    let attached = check_attached(dir, &files, &manifest, &events.mine)?;
+    check_against_manifest(dir, &files, &manifest)?;
+
+    // The summary says only what the events say.
+    let summary_rerendered = manifest.generator == generator();
+    if summary_rerendered {
+        let key_id = match &checkpoint {
+            CheckpointVerdict::Verified { key_id, .. } => Some(key_id.clone()),
+            CheckpointVerdict::Absent { .. } => None,
+        };
+        if read_small(dir, SUMMARY)? != summary::render(&manifest, &events.mine, key_id).as_bytes()
+        {
+            return Err(Invalid(format!(
+                "{SUMMARY} is not what the events say (rendered again from {EVENTS}, it differs)"
+            )));
+        }
+    }
+
+    Ok(Report {
+        request: id,
+        first_seq: events.first_seq,
+        last_seq: events.last.seq,
+        events: events.count,
+        request_events: events.mine.len(),
+        checkpoint,
+        signatures: attached.signatures,
+        unsigned_decisions: attached.unsigned,
+        recordings: attached.recordings,
+        recordings_missing: attached.missing,
+        summary_rerendered,
+        files: files.len().saturating_sub(1),
+    })
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, EvidenceError> {
     let manifest: Manifest = serde_json::from_slice(&read_small(dir, MANIFEST)?)
         .map_err(json(format!("{MANIFEST}: not a bundle manifest")))?;
     if manifest.format != FORMAT {
@@ -164,9 +203,23 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
             show(&manifest.format)
         )));
     }
-    let id = manifest.request;
+    Ok(manifest)
+}
 
-    // The events, as a chain.
+/// `events.jsonl`, verified as a chain.
+struct Events {
+    first_seq: i64,
+    last: AuditRecord,
+    /// How many events the chain holds.
+    count: u64,
+    /// The request's own events, oldest first.
+    mine: Vec<AuditRecord>,
+}
+
+/// The events, as a chain that starts with the request's `request.created`
+/// and runs over exactly what the manifest says.
+fn read_events(dir: &Path, manifest: &Manifest) -> Result<Events, EvidenceError> {
+    let id = manifest.request;
     let f = std::fs::File::open(dir.join(EVENTS)).map_err(io(EVENTS.to_string()))?;
     let mut verifier: Option<Verifier> = None;
     let mut mine: Vec<AuditRecord> = vec![];
@@ -204,10 +257,25 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
             last.seq, manifest.first_seq, manifest.last_seq
         )));
     }
+    Ok(Events {
+        first_seq,
+        last,
+        count: verifier.count,
+        mine,
+    })
+}
 
-    // The checkpoint: signs the last event's hash.
+/// The checkpoint: signs the last event's hash, with the key the auditor gave
+/// when they gave one. Its absence is fine only when the manifest says why.
+fn check_checkpoint(
+    dir: &Path,
+    files: &[String],
+    manifest: &Manifest,
+    public_key: Option<&str>,
+    last: &AuditRecord,
+) -> Result<CheckpointVerdict, EvidenceError> {
     let has_cp = files.iter().any(|f| f == CHECKPOINT);
-    let checkpoint = match (&manifest.no_checkpoint, has_cp) {
+    match (&manifest.no_checkpoint, has_cp) {
         (Some(reason), false) => {
             if public_key.is_some() {
                 return Err(Invalid(format!(
@@ -215,9 +283,9 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
                     show(reason)
                 )));
             }
-            CheckpointVerdict::Absent {
+            Ok(CheckpointVerdict::Absent {
                 reason: show(reason),
-            }
+            })
         }
         (None, true) => {
             let cp: Checkpoint = serde_json::from_slice(&read_small(dir, CHECKPOINT)?)
@@ -244,33 +312,46 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
                     last.hash
                 )));
             }
-            CheckpointVerdict::Verified {
+            Ok(CheckpointVerdict::Verified {
                 key_id: cp.key_id,
                 pinned: public_key.is_some(),
                 at: show(&cp.at),
                 tree_size: cp.tree_size,
-            }
+            })
         }
-        (None, false) => {
-            return Err(Invalid(format!(
-                "{CHECKPOINT} is missing, and the manifest gives no reason for a bundle without one"
-            )))
-        }
-        (Some(_), true) => {
-            return Err(Invalid(format!(
-                "the manifest says there is no checkpoint, yet {CHECKPOINT} is there"
-            )))
-        }
-    };
+        (None, false) => Err(Invalid(format!(
+            "{CHECKPOINT} is missing, and the manifest gives no reason for a bundle without one"
+        ))),
+        (Some(_), true) => Err(Invalid(format!(
+            "the manifest says there is no checkpoint, yet {CHECKPOINT} is there"
+        ))),
+    }
+}
 
-    // Signatures and recordings, each against the event that holds its hash.
+/// What the per-event files (signatures, recordings) came to.
+#[derive(Default)]
+struct Attached {
+    signatures: usize,
+    /// Decisions with no signature (seq).
+    unsigned: Vec<i64>,
+    recordings: usize,
+    /// Recordings the manifest says could not be included: (seq, why).
+    missing: Vec<(i64, String)>,
+}
+
+/// Signatures and recordings, each against the event that holds its hash;
+/// no per-event file that belongs to no event of the request.
+fn check_attached(
+    dir: &Path,
+    files: &[String],
+    manifest: &Manifest,
+    mine: &[AuditRecord],
+) -> Result<Attached, EvidenceError> {
+    let id = manifest.request;
     let created: serde_json::Value = serde_json::from_str(&mine[0].detail).unwrap_or_default();
     let mut expected: Vec<String> = vec![];
-    let mut signatures = 0;
-    let mut unsigned = vec![];
-    let mut recordings = 0;
-    let mut missing = vec![];
-    for r in &mine {
+    let mut out = Attached::default();
+    for r in mine {
         let what = format!(
             "event #{} ({} by {})",
             r.seq,
@@ -280,7 +361,7 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
         let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
         let is_decision = crate::identity::ssh_sign::DecisionKind::from_action(&r.action).is_some();
         match detail.get("signature") {
-            None if is_decision => unsigned.push(r.seq),
+            None if is_decision => out.unsigned.push(r.seq),
             None => {}
             Some(s) => {
                 let sig: crate::domain::SshSignature = serde_json::from_value(s.clone())
@@ -291,42 +372,8 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
                             "{what}: carries a signature but is no signed decision"
                         ))
                     })?;
-                let (st, sf) = (statement_file(r.seq), signature_file(r.seq));
-                for f in [&st, &sf] {
-                    if !files.contains(f) {
-                        return Err(Invalid(format!(
-                            "{what} is signed, but {f} is missing from the bundle"
-                        )));
-                    }
-                }
-                if read_small(dir, &st)? != statement.as_bytes() {
-                    return Err(Invalid(format!(
-                        "{st} is not the statement {what} signed (rebuilt from the events)"
-                    )));
-                }
-                if read_text(dir, &sf)?.trim() != sig.armored.trim() {
-                    return Err(Invalid(format!(
-                        "{sf} is not the signature recorded in {what}"
-                    )));
-                }
-                if !files.iter().any(|f| f == ALLOWED_SIGNERS) {
-                    return Err(Invalid(format!(
-                        "{what} is signed, but {ALLOWED_SIGNERS} is missing"
-                    )));
-                }
-                crate::identity::ssh_sign::verify(
-                    &dir.join(ALLOWED_SIGNERS),
-                    &r.actor,
-                    &sig.armored,
-                    &statement,
-                    sig.signed_at,
-                )
-                .map_err(|source| EvidenceError::Signature {
-                    what: what.clone(),
-                    source,
-                })?;
-                expected.extend([st, sf]);
-                signatures += 1;
+                expected.extend(check_signature(dir, files, r, &what, &sig, &statement)?);
+                out.signatures += 1;
             }
         }
         if r.action == crate::domain::AuditAction::SessionRecorded {
@@ -342,10 +389,10 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
                         show(want)
                     )));
                 }
-                recordings += 1;
+                out.recordings += 1;
                 expected.push(name);
             } else if let Some(why) = manifest.recordings_missing.get(&r.seq.to_string()) {
-                missing.push((r.seq, show(why)));
+                out.missing.push((r.seq, show(why)));
             } else {
                 return Err(Invalid(format!(
                     "{name}, the recording audited in {what}, is missing from the bundle"
@@ -354,14 +401,14 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
         }
     }
     for seq in manifest.recordings_missing.keys() {
-        if !missing.iter().any(|(s, _)| &s.to_string() == seq) {
+        if !out.missing.iter().any(|(s, _)| &s.to_string() == seq) {
             return Err(Invalid(format!(
                 "the manifest lists a missing recording for event #{}, which is no session.recorded event of REQ-{id}",
                 show(seq)
             )));
         }
     }
-    for f in &files {
+    for f in files {
         let per_event = f.starts_with("signatures/") || f.starts_with("recordings/");
         if per_event && !expected.contains(f) {
             return Err(Invalid(format!(
@@ -370,8 +417,63 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
             )));
         }
     }
+    Ok(out)
+}
 
-    // Every file against the manifest, and no file outside it.
+/// One signed decision: its statement and signature files are the ones the
+/// event records, and the signature verifies against the bundle's
+/// allowed_signers. Returns the two files' names.
+fn check_signature(
+    dir: &Path,
+    files: &[String],
+    r: &AuditRecord,
+    what: &str,
+    sig: &crate::domain::SshSignature,
+    statement: &str,
+) -> Result<[String; 2], EvidenceError> {
+    let (st, sf) = (statement_file(r.seq), signature_file(r.seq));
+    for f in [&st, &sf] {
+        if !files.contains(f) {
+            return Err(Invalid(format!(
+                "{what} is signed, but {f} is missing from the bundle"
+            )));
+        }
+    }
+    if read_small(dir, &st)? != statement.as_bytes() {
+        return Err(Invalid(format!(
+            "{st} is not the statement {what} signed (rebuilt from the events)"
+        )));
+    }
+    if read_text(dir, &sf)?.trim() != sig.armored.trim() {
+        return Err(Invalid(format!(
+            "{sf} is not the signature recorded in {what}"
+        )));
+    }
+    if !files.iter().any(|f| f == ALLOWED_SIGNERS) {
+        return Err(Invalid(format!(
+            "{what} is signed, but {ALLOWED_SIGNERS} is missing"
+        )));
+    }
+    crate::identity::ssh_sign::verify(
+        &dir.join(ALLOWED_SIGNERS),
+        &r.actor,
+        &sig.armored,
+        statement,
+        sig.signed_at,
+    )
+    .map_err(|source| EvidenceError::Signature {
+        what: what.to_string(),
+        source,
+    })?;
+    Ok([st, sf])
+}
+
+/// Every file against the manifest, and no file outside it.
+fn check_against_manifest(
+    dir: &Path,
+    files: &[String],
+    manifest: &Manifest,
+) -> Result<(), EvidenceError> {
     for f in files.iter().filter(|f| *f != MANIFEST) {
         let Some(entry) = manifest.files.get(f) else {
             return Err(Invalid(format!("{} is not in the manifest", show(f))));
@@ -392,33 +494,5 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceEr
             )));
         }
     }
-
-    // The summary says only what the events say.
-    let summary_rerendered = manifest.generator == generator();
-    if summary_rerendered {
-        let key_id = match &checkpoint {
-            CheckpointVerdict::Verified { key_id, .. } => Some(key_id.clone()),
-            CheckpointVerdict::Absent { .. } => None,
-        };
-        if read_small(dir, SUMMARY)? != summary::render(&manifest, &mine, key_id).as_bytes() {
-            return Err(Invalid(format!(
-                "{SUMMARY} is not what the events say (rendered again from {EVENTS}, it differs)"
-            )));
-        }
-    }
-
-    Ok(Report {
-        request: id,
-        first_seq,
-        last_seq: last.seq,
-        events: verifier.count,
-        request_events: mine.len(),
-        checkpoint,
-        signatures,
-        unsigned_decisions: unsigned,
-        recordings,
-        recordings_missing: missing,
-        summary_rerendered,
-        files: files.len().saturating_sub(1),
-    })
+    Ok(())
 }
