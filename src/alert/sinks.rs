@@ -457,3 +457,57 @@ impl Sink for SlackSink {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_receiver_keeps_the_connection_error_as_the_cause() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("its address")
+            .port();
+        let sink = WebhookSink::new(
+            "soc".into(),
+            format!("http://127.0.0.1:{port}/alerts"),
+            None,
+            Format::Native,
+            Duration::from_secs(5),
+        );
+        let e = sink
+            .send("EV-1-0", &serde_json::json!({"kind": "activation"}))
+            .await
+            .expect_err("nothing listens");
+        assert!(matches!(e, SinkError::Unreachable(_)), "{e:?}");
+        assert!(
+            e.to_string().starts_with("cannot reach the receiver: "),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        // What the outbox row records: the words, then the OS's reason.
+        let chain = crate::net::http::error_chain(&e);
+        assert!(chain.starts_with(&e.to_string()), "{chain}");
+        assert!(chain.to_lowercase().contains("refused"), "{chain}");
+        assert!(!chain.contains("/alerts"), "no URL: {chain}");
+    }
+
+    #[tokio::test]
+    async fn a_file_sink_names_the_path_and_keeps_the_io_error() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let sink = FileSink {
+            name: "jsonl".into(),
+            path: dir.path().join("missing-dir").join("alerts.jsonl"),
+            format: Format::Native,
+        };
+        let e = sink
+            .send("EV-1-0", &serde_json::json!({}))
+            .await
+            .expect_err("no such directory");
+        let source = std::error::Error::source(&e).expect("the io::Error");
+        assert!(e.to_string().contains("alerts.jsonl: "), "{e}");
+        assert!(e.to_string().ends_with(&source.to_string()), "{e}");
+    }
+}

@@ -478,3 +478,36 @@ pub fn parse_call(body: &[u8]) -> Result<Envelope, WireError> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::evidence::EvidenceError;
+
+    /// An error under an error, to see both come through.
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection reset")]
+    struct Reset;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the audit log")]
+    struct Reading(#[source] Reset);
+
+    #[test]
+    fn an_evidence_error_crosses_the_socket_with_its_words_and_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let e = crate::engine::Error::Evidence(EvidenceError::Io {
+            what: "/srv/bundle/events.jsonl".into(),
+            source: io,
+        });
+        let w = WireError::from(e);
+        assert_eq!(w.message, "/srv/bundle/events.jsonl: Permission denied");
+        assert_eq!((w.kind, w.code), (ErrorKind::Config, crate::exit::USAGE));
+        assert!(w.causes.is_empty(), "said once: {:?}", w.causes);
+
+        let e = crate::engine::Error::Evidence(EvidenceError::Log(Box::new(Reading(Reset))));
+        let w = WireError::from(e);
+        assert_eq!(w.message, "reading the audit log");
+        assert_eq!(w.causes, ["connection reset"]);
+    }
+}
