@@ -140,10 +140,9 @@ fn write_into<L: AuditLog + ?Sized>(
     dir: &Path,
     opts: &BuildOptions,
 ) -> Result<Built, EvidenceError> {
-    let store_err = EvidenceError::Log;
     let created = store
         .request_events(id, AuditAction::RequestCreated)
-        .map_err(store_err)?
+        .map_err(EvidenceError::Log)?
         .into_iter()
         .next()
         .ok_or_else(|| {
@@ -152,42 +151,7 @@ fn write_into<L: AuditLog + ?Sized>(
             ))
         })?;
     let first = created.seq;
-    let (head, _) = store.audit_head().map_err(store_err)?;
-
-    // Stream first..head into events.jsonl, then cut it after the request's
-    // last event: a snapshot, whatever is appended meanwhile.
-    let events_path = dir.join(EVENTS);
-    let mut out = std::io::BufWriter::new(create(dir, EVENTS)?);
-    let events_err = |source| EvidenceError::Io {
-        what: events_path.display().to_string(),
-        source,
-    };
-    let mut mine: Vec<AuditRecord> = vec![];
-    let mut written = 0u64;
-    let mut cut = 0u64;
-    let mut from = first;
-    'read: while from <= head {
-        let batch = store.audit_range(from, 10_000).map_err(store_err)?;
-        let Some(last) = batch.last() else { break };
-        from = last.seq + 1;
-        for r in batch {
-            if r.seq > head {
-                break 'read;
-            }
-            let mut line = export_line(&r);
-            line.push(b'\n');
-            out.write_all(&line).map_err(events_err)?;
-            written += line.len() as u64;
-            if r.request_id == Some(id.0) {
-                cut = written;
-                mine.push(r);
-            }
-        }
-    }
-    let f = out.into_inner().map_err(|e| events_err(e.into_error()))?;
-    f.set_len(cut)
-        .and_then(|()| f.sync_all())
-        .map_err(events_err)?;
+    let mine = write_events(store, id, first, dir)?;
     let last = mine
         .last()
         .expect("request.created is the request's")
@@ -220,12 +184,90 @@ fn write_into<L: AuditLog + ?Sized>(
         }
     }
 
+    let (signatures, recordings) = write_attached(dir, opts, &created, &mine, &mut manifest)?;
+
+    let summary = summary::render(&manifest, &mine, opts.signer.map(|s| s.key_id()));
+    put(dir, SUMMARY, summary.as_bytes())?;
+    manifest.files = hash_files(dir)?;
+    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
+    put(dir, MANIFEST, format!("{text}\n").as_bytes())?;
+
+    Ok(Built {
+        dir: dir.to_path_buf(),
+        request: id.0,
+        first_seq: first,
+        last_seq: last.seq,
+        request_events: mine.len(),
+        signatures,
+        recordings,
+        recordings_missing: manifest.recordings_missing.len(),
+        checkpoint: manifest.no_checkpoint.is_none(),
+        no_checkpoint: manifest.no_checkpoint.clone(),
+    })
+}
+
+/// Streams the log from `first` to its head now into events.jsonl, then cuts
+/// it after the request's last event: a snapshot, whatever is appended
+/// meanwhile. Returns the request's events.
+fn write_events<L: AuditLog + ?Sized>(
+    store: &L,
+    id: RequestId,
+    first: i64,
+    dir: &Path,
+) -> Result<Vec<AuditRecord>, EvidenceError> {
+    let store_err = EvidenceError::Log;
+    let (head, _) = store.audit_head().map_err(store_err)?;
+    let events_path = dir.join(EVENTS);
+    let mut out = std::io::BufWriter::new(create(dir, EVENTS)?);
+    let events_err = |source| EvidenceError::Io {
+        what: events_path.display().to_string(),
+        source,
+    };
+    let mut mine: Vec<AuditRecord> = vec![];
+    let mut written = 0u64;
+    let mut cut = 0u64;
+    let mut from = first;
+    'read: while from <= head {
+        let batch = store.audit_range(from, 10_000).map_err(store_err)?;
+        let Some(last) = batch.last() else { break };
+        from = last.seq + 1;
+        for r in batch {
+            if r.seq > head {
+                break 'read;
+            }
+            let mut line = export_line(&r);
+            line.push(b'\n');
+            out.write_all(&line).map_err(events_err)?;
+            written += line.len() as u64;
+            if r.request_id == Some(id.0) {
+                cut = written;
+                mine.push(r);
+            }
+        }
+    }
+    let f = out.into_inner().map_err(|e| events_err(e.into_error()))?;
+    f.set_len(cut)
+        .and_then(|()| f.sync_all())
+        .map_err(events_err)?;
+    Ok(mine)
+}
+
+/// Each signed decision's statement and signature (and the allowed_signers
+/// lines that verify them), and each recording, copied in. Returns how many of
+/// each; a recording that cannot be included is noted in the manifest.
+fn write_attached(
+    dir: &Path,
+    opts: &BuildOptions,
+    created: &AuditRecord,
+    mine: &[AuditRecord],
+    manifest: &mut Manifest,
+) -> Result<(usize, usize), EvidenceError> {
     let created_detail: serde_json::Value =
         serde_json::from_str(&created.detail).unwrap_or_default();
     let mut signers_used: Vec<String> = vec![];
     let mut signatures = 0;
     let mut recordings = 0;
-    for r in &mine {
+    for r in mine {
         let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
         if let Some(sig) = detail
             .get("signature")
@@ -267,24 +309,7 @@ fn write_into<L: AuditLog + ?Sized>(
         put(dir, ALLOWED_SIGNERS, text.as_bytes())?;
     }
 
-    let summary = summary::render(&manifest, &mine, opts.signer.map(|s| s.key_id()));
-    put(dir, SUMMARY, summary.as_bytes())?;
-    manifest.files = hash_files(dir)?;
-    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
-    put(dir, MANIFEST, format!("{text}\n").as_bytes())?;
-
-    Ok(Built {
-        dir: dir.to_path_buf(),
-        request: id.0,
-        first_seq: first,
-        last_seq: last.seq,
-        request_events: mine.len(),
-        signatures,
-        recordings,
-        recordings_missing: manifest.recordings_missing.len(),
-        checkpoint: manifest.no_checkpoint.is_none(),
-        no_checkpoint: manifest.no_checkpoint.clone(),
-    })
+    Ok((signatures, recordings))
 }
 
 /// Copies the recording a `session.recorded` event names, hashing what is
