@@ -36,21 +36,40 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// replace or plant files, e.g. SQLite's -wal; listing names reveals nothing).
 /// The error names the path and the exact command that fixes it. A missing path
 /// passes: it exposes nothing, and whoever reads it reports it missing.
-pub fn check_private(path: &Path) -> Result<(), String> {
+pub fn check_private(path: &Path) -> Result<(), NotPrivate> {
     check(path, None)
 }
 
 /// [`check_private`], and owned by `owner_uid` (the account that alone reads it).
-pub fn check_private_owned_by(path: &Path, owner_uid: u32) -> Result<(), String> {
+pub fn check_private_owned_by(path: &Path, owner_uid: u32) -> Result<(), NotPrivate> {
     check(path, Some(owner_uid))
 }
 
-fn check(path: &Path, owner_uid: Option<u32>) -> Result<(), String> {
+/// Why a path is not its owner's alone, or could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum NotPrivate {
+    #[error("cannot check {}: {source}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// What is wrong and the command that fixes it, for a person.
+    #[error("{0}")]
+    Open(String),
+}
+
+fn check(path: &Path, owner_uid: Option<u32>) -> Result<(), NotPrivate> {
     use std::os::unix::fs::MetadataExt;
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot check {}: {e}", path.display())),
+        Err(source) => {
+            return Err(NotPrivate::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     let q = shell_quote(&path.to_string_lossy());
     let mode = meta.mode() & 0o7777;
@@ -77,12 +96,12 @@ fn check(path: &Path, owner_uid: Option<u32>) -> Result<(), String> {
     if wrong.is_empty() {
         return Ok(());
     }
-    Err(format!(
+    Err(NotPrivate::Open(format!(
         "{} {}; run: {}",
         path.display(),
         wrong.join(" and "),
         fixes.join(" && ")
-    ))
+    )))
 }
 
 /// "readable by group", "readable by group and others", "readable by group,
@@ -169,7 +188,7 @@ mod tests {
             ),
         ] {
             mode_of(&p, mode);
-            let e = check_private(&p).unwrap_err();
+            let e = check_private(&p).unwrap_err().to_string();
             assert!(e.starts_with(&p.display().to_string()), "{e}");
             assert!(e.contains(says), "{e}");
             assert!(e.ends_with(&format!("run: chmod 600 {shown}")), "{e}");
@@ -192,7 +211,7 @@ mod tests {
             check_private(&d).unwrap();
         }
         mode_of(&d, 0o775);
-        let e = check_private(&d).unwrap_err();
+        let e = check_private(&d).unwrap_err().to_string();
         assert!(e.contains("writable by group (mode 0775)"), "{e}");
         assert!(
             e.ends_with(&format!("run: chmod go-w {}", d.display())),
@@ -215,16 +234,20 @@ mod tests {
             .unwrap()
             .map(|u| u.name)
             .unwrap_or_else(|| other.to_string());
-        let e = check_private_owned_by(&p, other).unwrap_err();
+        let e = check_private_owned_by(&p, other).unwrap_err().to_string();
         assert!(e.contains("is owned by"), "{e}");
         assert!(
             e.ends_with(&format!("run: chown {name} {}", p.display())),
             "{e}"
         );
-        let e = check_private_owned_by(&p, 4_242_424).unwrap_err();
+        let e = check_private_owned_by(&p, 4_242_424)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not uid 4242424"), "{e}");
         mode_of(&p, 0o644);
-        let e = check_private_owned_by(&p, 4_242_424).unwrap_err();
+        let e = check_private_owned_by(&p, 4_242_424)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.ends_with(&format!(
                 "run: chown 4242424 {0} && chmod 600 {0}",

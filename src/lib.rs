@@ -23,6 +23,7 @@ pub mod fuzzing;
 pub mod identity;
 pub mod incident;
 pub mod net;
+pub mod pty;
 pub mod sanitize;
 pub mod service;
 pub mod signing;

@@ -39,7 +39,48 @@ pub trait Sink: Send + Sync {
         let _ = role;
         kind.for_soc()
     }
-    async fn send(&self, event_id: &str, payload: &serde_json::Value) -> Result<(), String>;
+    async fn send(&self, event_id: &str, payload: &serde_json::Value) -> Result<(), SinkError>;
+}
+
+/// Why a sink did not take an alert. The engine records it with its causes
+/// (`net::http::error_chain`) on the outbox row and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The sink's settings are incomplete (a secret not set): every delivery
+    /// fails with the reason, so the alerts stay queued and visible.
+    #[error("{0}")]
+    Misconfigured(String),
+    /// The receiver could not be reached (no URL in the error: it may be a secret).
+    #[error("timed out")]
+    TimedOut(#[source] reqwest::Error),
+    #[error("cannot reach the receiver: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    /// The receiver answered, but not with success; its answer is cleaned and cut.
+    #[error("HTTP {status}: {answer}")]
+    Rejected {
+        status: reqwest::StatusCode,
+        answer: String,
+    },
+    /// The message is larger than the sink allows.
+    #[error("a {len}-byte message does not fit max_message_bytes = {max}")]
+    TooLarge { len: usize, max: usize },
+    /// An error whose text named a secret, kept as text with the secret cut out.
+    #[error("{0}")]
+    Scrubbed(String),
+    /// Writing to a file or a socket failed; `what` names it.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SinkError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SinkError {
+        let what = what.into();
+        move |source| SinkError::Io { what, source }
+    }
 }
 
 pub fn build(cfg: &config::SinkConfig) -> Arc<dyn Sink> {

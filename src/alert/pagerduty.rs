@@ -151,7 +151,7 @@ impl Sink for PagerDutySink {
     fn takes(&self, kind: AlertKind, _role: Option<&str>) -> bool {
         kind == AlertKind::ApprovalRequest
     }
-    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), String> {
+    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), super::SinkError> {
         let Some(mut body) = event(payload, &self.source) else {
             // Routed here by mistake (config check refuses other kinds): nothing
             // to page about, and nothing to retry.
@@ -163,6 +163,15 @@ impl Sink for PagerDutySink {
         let key = self.routing_key.expose_secret();
         post_scrubbed(&self.client, req, |answer| scrub(answer, key))
             .await
-            .map_err(|e| scrub(&e, key))
+            .map_err(|e| {
+                // The key travels in the body only, and the receiver's answer is
+                // scrubbed already; an error that still names it loses its chain.
+                let text = crate::net::http::error_chain(&e);
+                if text.contains(key) && !key.is_empty() {
+                    super::SinkError::Scrubbed(scrub(&text, key))
+                } else {
+                    e
+                }
+            })
     }
 }

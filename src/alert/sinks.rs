@@ -5,7 +5,7 @@
 use super::config::{Route, SinkConfig, Target};
 pub use super::pagerduty::PagerDutySink;
 pub use super::syslog::{rfc5424, SyslogSink, SD_ID};
-use super::{AlertKind, Format, Sink};
+use super::{AlertKind, Format, Sink, SinkError};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -151,7 +151,7 @@ impl Sink for Routed {
         };
         kind_ok && role_ok
     }
-    async fn send(&self, event_id: &str, payload: &Value) -> Result<(), String> {
+    async fn send(&self, event_id: &str, payload: &Value) -> Result<(), SinkError> {
         self.inner.send(event_id, payload).await
     }
 }
@@ -169,8 +169,8 @@ impl Sink for Misconfigured {
     fn takes(&self, kind: AlertKind, _role: Option<&str>) -> bool {
         self.2.map_or(kind.for_soc(), |only| kind == only)
     }
-    async fn send(&self, _event_id: &str, _payload: &Value) -> Result<(), String> {
-        Err(self.1.clone())
+    async fn send(&self, _event_id: &str, _payload: &Value) -> Result<(), SinkError> {
+        Err(SinkError::Misconfigured(self.1.clone()))
     }
 }
 
@@ -186,19 +186,19 @@ impl Sink for FileSink {
     fn name(&self) -> &str {
         &self.name
     }
-    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), String> {
+    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), SinkError> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&self.path)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            .map_err(SinkError::io(self.path.display().to_string()))?;
         let mut line = self.format.render(payload).to_string();
         line.push('\n');
         f.write_all(line.as_bytes())
             .and_then(|_| f.sync_data())
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+            .map_err(SinkError::io(self.path.display().to_string()))
     }
 }
 
@@ -210,7 +210,7 @@ pub(super) fn client(timeout: Duration) -> reqwest::Client {
 pub(super) async fn post(
     client: &reqwest::Client,
     req: reqwest::RequestBuilder,
-) -> Result<(), String> {
+) -> Result<(), SinkError> {
     post_scrubbed(client, req, str::to_string).await
 }
 
@@ -220,13 +220,13 @@ pub(super) async fn post_scrubbed(
     client: &reqwest::Client,
     req: reqwest::RequestBuilder,
     scrub: impl Fn(&str) -> String,
-) -> Result<(), String> {
+) -> Result<(), SinkError> {
     let _ = client;
     let resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
-            "timed out".to_string()
+            SinkError::TimedOut(e.without_url())
         } else {
-            format!("cannot reach the receiver: {}", e.without_url())
+            SinkError::Unreachable(e.without_url())
         }
     })?;
     let status = resp.status();
@@ -234,10 +234,10 @@ pub(super) async fn post_scrubbed(
         return Ok(());
     }
     let body = resp.text().await.unwrap_or_default();
-    Err(format!(
-        "HTTP {status}: {}",
-        crate::sanitize::line(&scrub(&body), 200)
-    ))
+    Err(SinkError::Rejected {
+        status,
+        answer: crate::sanitize::line(&scrub(&body), 200),
+    })
 }
 
 /// Generic JSON webhook, HMAC-signed like the HTTP backend (`crate::signing`), with
@@ -278,7 +278,7 @@ impl Sink for WebhookSink {
     fn timeout(&self) -> Duration {
         self.timeout
     }
-    async fn send(&self, event_id: &str, payload: &Value) -> Result<(), String> {
+    async fn send(&self, event_id: &str, payload: &Value) -> Result<(), SinkError> {
         use secrecy::ExposeSecret;
         let body = self.format.render(payload).to_string();
         let ts = chrono::Utc::now().timestamp();
@@ -447,7 +447,7 @@ impl Sink for SlackSink {
     fn timeout(&self) -> Duration {
         self.timeout
     }
-    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), String> {
+    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), SinkError> {
         use secrecy::ExposeSecret;
         let body = serde_json::json!({ "text": slack_text(payload) });
         post(
@@ -455,5 +455,59 @@ impl Sink for SlackSink {
             self.client.post(self.url.expose_secret()).json(&body),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_receiver_keeps_the_connection_error_as_the_cause() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("its address")
+            .port();
+        let sink = WebhookSink::new(
+            "soc".into(),
+            format!("http://127.0.0.1:{port}/alerts"),
+            None,
+            Format::Native,
+            Duration::from_secs(5),
+        );
+        let e = sink
+            .send("EV-1-0", &serde_json::json!({"kind": "activation"}))
+            .await
+            .expect_err("nothing listens");
+        assert!(matches!(e, SinkError::Unreachable(_)), "{e:?}");
+        assert!(
+            e.to_string().starts_with("cannot reach the receiver: "),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        // What the outbox row records: the words, then the OS's reason.
+        let chain = crate::net::http::error_chain(&e);
+        assert!(chain.starts_with(&e.to_string()), "{chain}");
+        assert!(chain.to_lowercase().contains("refused"), "{chain}");
+        assert!(!chain.contains("/alerts"), "no URL: {chain}");
+    }
+
+    #[tokio::test]
+    async fn a_file_sink_names_the_path_and_keeps_the_io_error() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let sink = FileSink {
+            name: "jsonl".into(),
+            path: dir.path().join("missing-dir").join("alerts.jsonl"),
+            format: Format::Native,
+        };
+        let e = sink
+            .send("EV-1-0", &serde_json::json!({}))
+            .await
+            .expect_err("no such directory");
+        let source = std::error::Error::source(&e).expect("the io::Error");
+        assert!(e.to_string().contains("alerts.jsonl: "), "{e}");
+        assert!(e.to_string().ends_with(&source.to_string()), "{e}");
     }
 }

@@ -9,7 +9,7 @@
 //! incident, details) is shortened before serialising, progressively, until the
 //! whole message fits. Every MSG is therefore complete JSON.
 
-use super::{Format, Sink};
+use super::{Format, Sink, SinkError};
 use serde_json::{Map, Value};
 
 pub use crate::alert_vocab::syslog_size::{
@@ -253,34 +253,33 @@ impl Sink for SyslogSink {
     fn name(&self) -> &str {
         &self.name
     }
-    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), String> {
+    async fn send(&self, _event_id: &str, payload: &Value) -> Result<(), SinkError> {
         let line = rfc5424(payload, self.format, self.max_message_bytes);
         if line.len() > self.max_message_bytes {
-            return Err(format!(
-                "a {}-byte message does not fit max_message_bytes = {}",
-                line.len(),
-                self.max_message_bytes
-            ));
+            return Err(SinkError::TooLarge {
+                len: line.len(),
+                max: self.max_message_bytes,
+            });
         }
         if self.tcp {
             use tokio::io::AsyncWriteExt;
             let mut s = tokio::net::TcpStream::connect(&self.address)
                 .await
-                .map_err(|e| format!("syslog tcp {}: {e}", self.address))?;
+                .map_err(SinkError::io(format!("syslog tcp {}", self.address)))?;
             // RFC 6587 octet counting: "<length> <message>".
             let framed = format!("{} {line}", line.len());
             s.write_all(framed.as_bytes())
                 .await
-                .map_err(|e| format!("syslog tcp: {e}"))?;
-            s.shutdown().await.map_err(|e| format!("syslog tcp: {e}"))
+                .map_err(SinkError::io("syslog tcp"))?;
+            s.shutdown().await.map_err(SinkError::io("syslog tcp"))
         } else {
             let sock = tokio::net::UdpSocket::bind("0.0.0.0:0")
                 .await
-                .map_err(|e| format!("syslog udp: {e}"))?;
+                .map_err(SinkError::io("syslog udp"))?;
             sock.send_to(line.as_bytes(), &self.address)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("syslog udp {}: {e}", self.address))
+                .map_err(SinkError::io(format!("syslog udp {}", self.address)))
         }
     }
 }

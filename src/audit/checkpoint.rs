@@ -10,6 +10,33 @@ use std::path::Path;
 
 const DOMAIN: &str = "breakglass-checkpoint/v1";
 
+/// Why a checkpoint key could not be used or a checkpoint does not verify;
+/// worded for the person who set the key up.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The key file could not be read or written; `what` names it.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bad public key: {0}")]
+    BadPublicKey(#[source] ed25519_dalek::SignatureError),
+    #[error(
+        "the checkpoint's signature does not verify with this public key: it was forged or altered"
+    )]
+    Forged(#[source] ed25519_dalek::SignatureError),
+    /// A key or a checkpoint that is not what it must be (its permissions, its
+    /// length): a message with nothing underneath.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> CheckpointError {
+    move |source| CheckpointError::Io { what, source }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub tree_size: i64,
@@ -40,30 +67,32 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Reads a key written by `generate` (hex seed). Refuses a key file other
     /// users can read: a leaked key lets anyone forge checkpoints.
-    pub fn load(path: &Path) -> Result<Signer, String> {
+    pub fn load(path: &Path) -> Result<Signer, CheckpointError> {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| format!("checkpoint key {}: {e}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).map_err(io(format!("checkpoint key {}", path.display())))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!(
+            return Err(CheckpointError::Invalid(format!(
                 "checkpoint key {} is readable by other users; run chmod 600 on it",
                 path.display()
-            ));
+            )));
         }
         let text = zeroize::Zeroizing::new(
             std::fs::read_to_string(path)
-                .map_err(|e| format!("checkpoint key {}: {e}", path.display()))?,
+                .map_err(io(format!("checkpoint key {}", path.display())))?,
         );
         let seed = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
-            format!(
+            CheckpointError::Invalid(format!(
                 "checkpoint key {} is not a hex key from `breakglass audit keygen`",
                 path.display()
-            )
+            ))
         })?);
-        let seed: [u8; 32] = seed
-            .as_slice()
-            .try_into()
-            .map_err(|_| format!("checkpoint key {} must hold 32 bytes", path.display()))?;
+        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+            CheckpointError::Invalid(format!(
+                "checkpoint key {} must hold 32 bytes",
+                path.display()
+            ))
+        })?;
         Ok(Signer {
             key: SigningKey::from_bytes(&seed),
         })
@@ -71,7 +100,7 @@ impl Signer {
 
     /// Writes a new private key (mode 0600, never over an existing file) and
     /// returns the signer.
-    pub fn generate(path: &Path) -> Result<Signer, String> {
+    pub fn generate(path: &Path) -> Result<Signer, CheckpointError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
@@ -80,10 +109,10 @@ impl Signer {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(io(path.display().to_string()))?;
         let hexseed = zeroize::Zeroizing::new(hex::encode(key.to_bytes()));
         f.write_all(hexseed.as_bytes())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(io(path.display().to_string()))?;
         Ok(Signer { key })
     }
 
@@ -108,19 +137,25 @@ impl Signer {
 }
 
 /// Checks a checkpoint's signature against a public key (hex).
-pub fn verify_signature(cp: &Checkpoint, public_hex: &str) -> Result<(), String> {
+pub fn verify_signature(cp: &Checkpoint, public_hex: &str) -> Result<(), CheckpointError> {
+    let invalid = |m: &str| CheckpointError::Invalid(m.to_string());
     let bytes: [u8; 32] = hex::decode(public_hex.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or("the public key must be 64 hex characters (from `breakglass audit keygen`)")?;
-    let public = VerifyingKey::from_bytes(&bytes).map_err(|e| format!("bad public key: {e}"))?;
+        .ok_or_else(|| {
+            invalid("the public key must be 64 hex characters (from `breakglass audit keygen`)")
+        })?;
+    let public = VerifyingKey::from_bytes(&bytes).map_err(CheckpointError::BadPublicKey)?;
     let sig: [u8; 64] = hex::decode(&cp.signature)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or("the checkpoint's signature is malformed")?;
+        .ok_or_else(|| invalid("the checkpoint's signature is malformed"))?;
     public
-        .verify(&message(cp.tree_size, &cp.head, &cp.at), &Signature::from_bytes(&sig))
-        .map_err(|_| "the checkpoint's signature does not verify with this public key: it was forged or altered".to_string())
+        .verify(
+            &message(cp.tree_size, &cp.head, &cp.at),
+            &Signature::from_bytes(&sig),
+        )
+        .map_err(CheckpointError::Forged)
 }
 
 #[cfg(test)]
@@ -166,6 +201,9 @@ mod tests {
         let p = d.path().join("k");
         Signer::generate(&p).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Signer::load(&p).unwrap_err().contains("chmod 600"));
+        assert!(Signer::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("chmod 600"));
     }
 }

@@ -268,7 +268,8 @@ impl PostgresBackend {
     }
 
     fn tls_config(&self, mode: PgTls) -> Result<rustls::ClientConfig, BackendError> {
-        tls_config(mode, self.cfg.ca_file.as_deref()).map_err(failed)
+        tls_config(mode, self.cfg.ca_file.as_deref())
+            .map_err(|e| failed(crate::net::http::error_chain(&e)))
     }
 
     /// Connects with `pc` (the admin config, possibly for another database).

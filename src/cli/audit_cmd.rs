@@ -71,7 +71,7 @@ pub(super) async fn verify_checkpoint(
             .check_checkpoint(&cp)
             .await
             .unwrap_or_else(|e| Err(e.to_string())),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     if json {
         outln!(

@@ -57,7 +57,8 @@ fn holds_alone(cfg: &Config) -> Result<(), Failure> {
 }
 
 /// The broker's config (its policy) is changed by root or the broker's account
-/// only: owned by one of them and writable by no one else.
+/// only: owned by one of them and writable by no one else. The error is one
+/// line among the problems listed (a cause of the refusal).
 fn policy_is_ours(path: &Path, me: u32) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;

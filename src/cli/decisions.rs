@@ -97,7 +97,8 @@ where
     if !json && std::io::stderr().is_terminal() {
         errln!("signing the {what} with {} (ssh-keygen)", key.display());
     }
-    let armored = ssh_sign::sign(&key, &statement).map_err(|e| Failure::new(exit::USAGE, e))?;
+    let armored =
+        ssh_sign::sign(&key, &statement).map_err(|e| Failure::from_error(exit::USAGE, &e))?;
     Ok(Some(Some(SshSignature {
         signed_at: at,
         armored,

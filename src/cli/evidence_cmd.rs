@@ -65,14 +65,14 @@ pub(super) fn verify(dir: &std::path::Path, public_key: Option<&str>, json: bool
     if json {
         print_json(&match &verdict {
             Ok(r) => serde_json::json!({"ok": true, "report": r}),
-            Err(e) => serde_json::json!({"ok": false, "error": e}),
+            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
         });
     }
     let r = match verdict {
         Ok(r) => r,
         Err(e) => {
             if !json {
-                outln!("evidence FAILED: {}", line(&e, 2000));
+                outln!("evidence FAILED: {}", line(&e.to_string(), 2000));
             }
             return Ok(exit::AUDIT_BROKEN);
         }

@@ -31,7 +31,7 @@ use crate::identity::ssh_sign::{self, DecisionKind};
 use crate::service::Service;
 use args::*;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A command that failed: its documented exit code, what went wrong, the causes
 /// under it (each once), and what to do about it.
@@ -214,7 +214,7 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Init { force } => return init(&cli, *force),
         Command::Audit(AuditCmd::Keygen { out }) => {
             let signer = crate::audit::checkpoint::Signer::generate(out)
-                .map_err(|e| Failure::new(exit::USAGE, e))?;
+                .map_err(|e| Failure::from_error(exit::USAGE, &e))?;
             outln!("{}", signer.public_hex());
             errln!(
                 "wrote the private key to {} (mode 0600). Give the public key above to whoever verifies checkpoints; keep the private key away from the store.",
@@ -302,29 +302,12 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
                     comment,
                     sign,
                 }),
-        } => {
-            svc.whoami().await?;
-            let Some(sig) = sign_role_decision(svc, role, sign, json).await? else {
-                return Ok(exit::OK);
-            };
-            let c = svc.recertify_role(role, comment, sig).await?;
-            output::recertified(role, &c, svc.now(), json);
-            Ok(exit::OK)
-        }
+        } => recertify(svc, role, comment, sign, json).await,
         Command::Request(a) => {
             svc.whoami().await?;
             request(cli, svc, a).await
         }
-        Command::Activate { id, key_dir } => {
-            svc.whoami().await?;
-            credential_can_be_shown(json)?;
-            if let Some(d) = key_dir {
-                key_files::check_dir(d)?;
-            }
-            let (req, cred) = svc.activate(*id).await?;
-            show_credential(cli, svc, req, cred, key_dir.as_deref());
-            Ok(exit::OK)
-        }
+        Command::Activate { id, key_dir } => activate(cli, svc, *id, key_dir.as_deref()).await,
         Command::Shell { id, command } => {
             svc.whoami().await?;
             session::shell(svc, *id, command.as_deref()).await
@@ -355,35 +338,7 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             by,
             reason,
             key_dir,
-        } => {
-            let secs = parse_duration(by, "--by")?;
-            if let Some(d) = key_dir {
-                key_files::check_dir(d)?;
-            }
-            if !may_print_credential(json) {
-                // The old credential is revoked once the new one exists: refuse
-                // before, when the new one could not be shown.
-                let role = svc.load(*id).await?.role;
-                if svc
-                    .roles()
-                    .await?
-                    .iter()
-                    .any(|r| r.name == role && r.extension_issues_credential)
-                {
-                    return Err(Failure::new(
-                        exit::USAGE,
-                        "stdout is not a terminal, so the new credential this extension issues (the old one is revoked; shown once, never stored) would be lost; nothing was extended",
-                    )
-                    .with_hint("run it in a terminal, or add --json for automation"));
-                }
-            }
-            match svc.extend(*id, secs, reason).await? {
-                // An SSH certificate's expiry is signed into it: a new one, the old revoked.
-                (req, Some(cred)) => show_credential(cli, svc, req, cred, key_dir.as_deref()),
-                (req, None) => output::request_result(svc, &req, json),
-            }
-            Ok(exit::OK)
-        }
+        } => extend(cli, svc, *id, by, reason, key_dir.as_deref()).await,
         Command::Review(a) => {
             let answers = review_answers(a)?;
             let req = svc.review(a.id, answers).await?;
@@ -408,15 +363,7 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
             };
             decide(svc, *id, decision, sign, json).await
         }
-        Command::Sweep => {
-            let rep = svc.recover().await?;
-            output::recovery(&rep, json);
-            Ok(if rep.errors.is_empty() {
-                exit::OK
-            } else {
-                exit::BACKEND
-            })
-        }
+        Command::Sweep => sweep(svc, json).await,
         Command::Audit(cmd) => audit(svc, cmd, json).await,
         Command::Evidence(EvidenceArgs {
             verify: None,
@@ -436,6 +383,87 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         | Command::Broker { .. }
         | Command::Store(_) => Ok(exit::OK),
     }
+}
+
+/// `roles recertify ROLE`: signed first when signing is on.
+async fn recertify(
+    svc: &Service,
+    role: &str,
+    comment: &str,
+    sign: &SignArgs,
+    json: bool,
+) -> CliResult {
+    svc.whoami().await?;
+    let Some(sig) = sign_role_decision(svc, role, sign, json).await? else {
+        return Ok(exit::OK);
+    };
+    let c = svc.recertify_role(role, comment, sig).await?;
+    output::recertified(role, &c, svc.now(), json);
+    Ok(exit::OK)
+}
+
+/// `activate ID`: refused before anything happens when the credential could
+/// not be shown or its key files not written.
+async fn activate(cli: &Cli, svc: &Service, id: RequestId, key_dir: Option<&Path>) -> CliResult {
+    svc.whoami().await?;
+    credential_can_be_shown(cli.json)?;
+    if let Some(d) = key_dir {
+        key_files::check_dir(d)?;
+    }
+    let (req, cred) = svc.activate(id).await?;
+    show_credential(cli, svc, req, cred, key_dir);
+    Ok(exit::OK)
+}
+
+/// `extend ID --by D`: a role whose extension issues a new credential (an SSH
+/// certificate) shows it like `activate`.
+async fn extend(
+    cli: &Cli,
+    svc: &Service,
+    id: RequestId,
+    by: &str,
+    reason: &str,
+    key_dir: Option<&Path>,
+) -> CliResult {
+    let json = cli.json;
+    let secs = parse_duration(by, "--by")?;
+    if let Some(d) = key_dir {
+        key_files::check_dir(d)?;
+    }
+    if !may_print_credential(json) {
+        // The old credential is revoked once the new one exists: refuse
+        // before, when the new one could not be shown.
+        let role = svc.load(id).await?.role;
+        if svc
+            .roles()
+            .await?
+            .iter()
+            .any(|r| r.name == role && r.extension_issues_credential)
+        {
+            return Err(Failure::new(
+                exit::USAGE,
+                "stdout is not a terminal, so the new credential this extension issues (the old one is revoked; shown once, never stored) would be lost; nothing was extended",
+            )
+            .with_hint("run it in a terminal, or add --json for automation"));
+        }
+    }
+    match svc.extend(id, secs, reason).await? {
+        // An SSH certificate's expiry is signed into it: a new one, the old revoked.
+        (req, Some(cred)) => show_credential(cli, svc, req, cred, key_dir),
+        (req, None) => output::request_result(svc, &req, json),
+    }
+    Ok(exit::OK)
+}
+
+/// `sweep`: one recovery pass; a backend that failed makes the exit code 4.
+async fn sweep(svc: &Service, json: bool) -> CliResult {
+    let rep = svc.recover().await?;
+    output::recovery(&rep, json);
+    Ok(if rep.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::BACKEND
+    })
 }
 
 async fn daemon(engine: &Engine, interval: i64, json: bool) -> CliResult {

@@ -66,7 +66,8 @@ pub fn secret_files(cfg: &Config) -> Vec<SecretFile> {
 /// `f` is owned by `owner_uid` and closed to group and others (a directory: not
 /// writable by them). The error names the setting and the file and gives the
 /// `chown ACCOUNT PATH` / `chmod 600 PATH` that fixes it. A file that does not
-/// exist passes (it exposes nothing; the store creates its own, 0600).
+/// exist passes (it exposes nothing; the store creates its own, 0600). The
+/// error is one line in a list of problems the broker prints before refusing.
 pub fn check_owner_only(f: &SecretFile, owner_uid: u32) -> Result<(), String> {
     crate::files::check_private_owned_by(&f.path, owner_uid).map_err(|e| format!("{}: {e}", f.what))
 }

@@ -60,9 +60,11 @@ impl Engine {
                 }
                 match tokio::time::timeout(s.timeout(), s.send(&row.event_id, &row.payload)).await {
                     Ok(Ok(())) => delivered.push(s.name().to_string()),
-                    Ok(Err(e)) => {
-                        errors.push(format!("{}: {}", s.name(), crate::sanitize::line(&e, 300)))
-                    }
+                    Ok(Err(e)) => errors.push(format!(
+                        "{}: {}",
+                        s.name(),
+                        crate::sanitize::line(&crate::net::http::error_chain(&e), 300)
+                    )),
                     Err(_) => {
                         errors.push(format!("{}: no answer within {:?}", s.name(), s.timeout()))
                     }

@@ -39,6 +39,6 @@ impl Engine {
                 Ok(evidence::write(s, id, &dir, &opts))
             })
             .await?;
-        built.map(Ok).map_err(Error::Config)
+        built.map(Ok).map_err(Error::Evidence)
     }
 }

@@ -63,6 +63,12 @@ pub enum Error {
     Store(#[source] StoreError),
     #[error("{0}")]
     Config(String),
+    /// An evidence bundle could not be written (exit code as `Config`).
+    #[error(transparent)]
+    Evidence(#[from] crate::audit::evidence::EvidenceError),
+    /// The checkpoint key could not be loaded (exit code as `Config`).
+    #[error(transparent)]
+    Checkpoint(#[from] crate::audit::checkpoint::CheckpointError),
 }
 
 impl Error {
@@ -74,7 +80,7 @@ impl Error {
             Error::NotFound(_) => crate::exit::USAGE,
             Error::Backend { .. } | Error::Source(_) => crate::exit::BACKEND,
             Error::Store(_) => crate::exit::FAILURE,
-            Error::Config(_) => crate::exit::USAGE,
+            Error::Config(_) | Error::Evidence(_) | Error::Checkpoint(_) => crate::exit::USAGE,
         }
     }
 }
@@ -231,9 +237,7 @@ impl Parts {
             alerts: AlertRules {
                 signer: match &cfg.checkpoint_key {
                     None => None,
-                    Some(p) => Some(Arc::new(
-                        crate::audit::checkpoint::Signer::load(p).map_err(Error::Config)?,
-                    )),
+                    Some(p) => Some(Arc::new(crate::audit::checkpoint::Signer::load(p)?)),
                 },
                 ..cfg.alert_rules.clone()
             },

@@ -254,7 +254,9 @@ impl Engine {
             items
                 .into_iter()
                 .map(|(who, armored, text, at)| {
-                    let verdict = ssh_sign::verify(&signers, &who, &armored, &text, at);
+                    // A verdict becomes a refusal's words (no cause travels with a refusal).
+                    let verdict = ssh_sign::verify(&signers, &who, &armored, &text, at)
+                        .map_err(|e| crate::net::http::error_chain(&e));
                     ((who, text), verdict)
                 })
                 .collect()

@@ -184,12 +184,38 @@ fn ssh_keygen() -> Command {
     Command::new("ssh-keygen")
 }
 
-fn private_dir() -> Result<tempfile::TempDir, String> {
+/// Why a statement could not be signed or a signature does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// A file for ssh-keygen could not be written or read; `what` says which.
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run ssh-keygen (OpenSSH 8.9 or later is needed): {0}")]
+    NoSshKeygen(#[source] std::io::Error),
+    /// ssh-keygen ran and refused to sign; `reason` is its last line, cleaned.
+    #[error("ssh-keygen could not sign with {key}: {reason}")]
+    SignRefused { key: String, reason: String },
+    #[error("not an SSH signature (expected the {ARMOR_BEGIN} block `ssh-keygen -Y sign` writes)")]
+    NotArmored,
+    /// ssh-keygen ran and the signature does not verify; its last line, cleaned.
+    #[error("{0}")]
+    DoesNotVerify(String),
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> SigningError {
+    move |source| SigningError::Io { what, source }
+}
+
+fn private_dir() -> Result<tempfile::TempDir, SigningError> {
     // tempfile creates the directory with mode 0700.
     tempfile::Builder::new()
         .prefix("breakglass-ssh-")
         .tempdir()
-        .map_err(|e| format!("cannot create a private temp dir: {e}"))
+        .map_err(io("cannot create a private temp dir"))
 }
 
 /// ssh-keygen's reason for a failure: the last meaningful line of stderr, else
@@ -230,10 +256,10 @@ pub fn default_key() -> Option<PathBuf> {
 /// Signs `statement` with `key` (a private key, or a `.pub` whose private half
 /// is in ssh-agent). A passphrase prompt goes to the terminal, as with ssh.
 /// Returns the armored signature.
-pub fn sign(key: &Path, statement: &str) -> Result<String, String> {
+pub fn sign(key: &Path, statement: &str) -> Result<String, SigningError> {
     let dir = private_dir()?;
     let msg = dir.path().join("statement");
-    std::fs::write(&msg, statement).map_err(|e| format!("cannot write the statement: {e}"))?;
+    std::fs::write(&msg, statement).map_err(io("cannot write the statement"))?;
     let out = ssh_keygen()
         .args(["-Y", "sign", "-n", NAMESPACE, "-f"])
         .arg(key)
@@ -242,23 +268,22 @@ pub fn sign(key: &Path, statement: &str) -> Result<String, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("cannot run ssh-keygen (OpenSSH 8.9 or later is needed): {e}"))?;
+        .map_err(SigningError::NoSshKeygen)?;
     if !out.status.success() {
-        return Err(format!(
-            "ssh-keygen could not sign with {}: {}",
-            key.display(),
-            last_line(&out)
-        ));
+        return Err(SigningError::SignRefused {
+            key: key.display().to_string(),
+            reason: last_line(&out),
+        });
     }
     let armored = std::fs::read_to_string(dir.path().join("statement.sig"))
-        .map_err(|e| format!("ssh-keygen wrote no signature: {e}"))?;
+        .map_err(io("ssh-keygen wrote no signature"))?;
     check_armor(&armored)?;
     Ok(armored)
 }
 
 /// A signature someone presents is text breakglass writes to a file for
 /// ssh-keygen: bounded, and shaped like an armored SSH signature.
-pub fn check_armor(armored: &str) -> Result<(), String> {
+pub fn check_armor(armored: &str) -> Result<(), SigningError> {
     let t = armored.trim();
     let ok = t.len() <= MAX_SIGNATURE_BYTES
         && t.starts_with(ARMOR_BEGIN)
@@ -269,9 +294,7 @@ pub fn check_armor(armored: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "not an SSH signature (expected the {ARMOR_BEGIN} block `ssh-keygen -Y sign` writes)"
-        ))
+        Err(SigningError::NotArmored)
     }
 }
 
@@ -285,12 +308,11 @@ pub fn verify(
     armored: &str,
     statement: &str,
     at: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), SigningError> {
     check_armor(armored)?;
     let dir = private_dir()?;
     let sig = dir.path().join("statement.sig");
-    std::fs::write(&sig, armored.trim().as_bytes())
-        .map_err(|e| format!("cannot write the signature: {e}"))?;
+    std::fs::write(&sig, armored.trim().as_bytes()).map_err(io("cannot write the signature"))?;
     let mut child = ssh_keygen()
         .args(["-Y", "verify", "-n", NAMESPACE, "-f"])
         .arg(allowed_signers)
@@ -304,18 +326,16 @@ pub fn verify(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run ssh-keygen (OpenSSH 8.9 or later is needed): {e}"))?;
+        .map_err(SigningError::NoSshKeygen)?;
     if let Some(mut stdin) = child.stdin.take() {
         // A write error shows up as a failed verification below.
         let _ = stdin.write_all(statement.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("ssh-keygen: {e}"))?;
+    let out = child.wait_with_output().map_err(io("ssh-keygen"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(last_line(&out))
+        Err(SigningError::DoesNotVerify(last_line(&out)))
     }
 }
 

@@ -53,14 +53,14 @@ pub(crate) struct Remote {
     pub service: &'static str,
     pub settings: RemoteSource,
     auth: Auth,
-    client: Result<reqwest::Client, String>,
+    /// The client, or why it could not be built (said on each use).
+    client: reqwest::Result<reqwest::Client>,
     warnings: Mutex<Vec<String>>,
 }
 
 impl Remote {
     pub fn new(name: String, service: &'static str, settings: RemoteSource, auth: Auth) -> Self {
-        let client = crate::net::http::client(settings.timeout, settings.connect_timeout)
-            .map_err(|e| format!("cannot set up an HTTP client: {e}"));
+        let client = crate::net::http::client(settings.timeout, settings.connect_timeout);
         Remote {
             name,
             service,
@@ -155,7 +155,12 @@ impl Remote {
         accept: &str,
         deadline: Instant,
     ) -> Result<Reply, SourceError> {
-        let client = self.client.as_ref().map_err(|e| self.error(e.clone()))?;
+        let client = self.client.as_ref().map_err(|e| {
+            self.error(format!(
+                "cannot set up an HTTP client: {}",
+                crate::net::http::error_chain(e)
+            ))
+        })?;
         let auth = self.auth_header()?;
         let mut rate_limited = 0;
         loop {
@@ -521,7 +526,8 @@ pub(crate) trait Paged {
     /// The item field that names it in a problem ("incident_number").
     const ITEM_ID: &'static str;
     fn remote(&self) -> &Remote;
-    /// One listed item.
+    /// One listed item. The error says which field is wrong: a warning for a
+    /// person, with no underlying error to keep.
     fn read_item(&self, item: &Value) -> Result<Incident, String>;
     /// Where the page after `reply` (`len` items from `offset`) starts; `None`
     /// at the end, with a warning when the reply stopped somewhere odd.

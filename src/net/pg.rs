@@ -62,17 +62,37 @@ pub fn is_local(pc: &tokio_postgres::Config) -> bool {
     })
 }
 
+/// Why a TLS client config could not be made for PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("postgres: TLS setup: {0}")]
+    Setup(#[source] rustls::Error),
+    #[error("postgres: cannot read ca_file {}: {source}", path.display())]
+    CaFileUnreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// A certificate in ca_file that rustls does not take as a root.
+    #[error("postgres: ca_file {}: {source}", path.display())]
+    CaFileRejected {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+}
+
 /// The rustls client config for `mode` (not `Disable`): `Require` encrypts without
 /// checking the certificate; `VerifyFull` checks it against `ca_file` (PEM), else
 /// the web PKI roots.
 pub fn tls_config(
     mode: PgTls,
     ca_file: Option<&std::path::Path>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("postgres: TLS setup: {e}"))?;
+        .map_err(TlsError::Setup)?;
     if mode == PgTls::Require {
         return Ok(builder
             .dangerous()
@@ -85,11 +105,15 @@ pub fn tls_config(
             use rustls::pki_types::pem::PemObject;
             let certs = rustls::pki_types::CertificateDer::pem_file_iter(p)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("postgres: cannot read ca_file {}: {e}", p.display()))?;
+                .map_err(|source| TlsError::CaFileUnreadable {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
             for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("postgres: ca_file {}: {e}", p.display()))?;
+                roots.add(c).map_err(|source| TlsError::CaFileRejected {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

@@ -209,7 +209,13 @@ async fn evidence(engine: &Engine, id: crate::domain::RequestId) -> Result<Reply
             let files = tokio::task::spawn_blocking(move || transfer::read_files(&dir))
                 .await
                 .map_err(|e| failed(e.to_string()))?
-                .map_err(failed)?;
+                .map_err(|e| {
+                    WireError::with_causes(
+                        super::protocol::ErrorKind::Config,
+                        crate::exit::FAILURE,
+                        &e,
+                    )
+                })?;
             Reply::Evidence {
                 built: Some(built),
                 broken: None,

@@ -395,8 +395,8 @@ impl Service {
                 })
                 .await
                 .map_err(|e| WireError::protocol(e.to_string()))?
-                .map_err(|m| {
-                    WireError::new(protocol::ErrorKind::Config, crate::exit::FAILURE, m)
+                .map_err(|e| {
+                    WireError::with_causes(protocol::ErrorKind::Config, crate::exit::FAILURE, &e)
                 })?;
                 built.dir = dir.to_path_buf();
                 Ok(Ok(built))

@@ -375,6 +375,20 @@ impl WireError {
             reason: None,
         }
     }
+    /// `e` as the message and its source chain as the causes; a cause whose
+    /// text the message already holds is not repeated.
+    pub fn with_causes(kind: ErrorKind, code: i32, e: &dyn std::error::Error) -> Self {
+        let mut w = WireError::new(kind, code, e.to_string());
+        let mut src = e.source();
+        while let Some(c) = src {
+            let text = c.to_string();
+            if !w.message.contains(&text) && !w.causes.iter().any(|x| x.contains(&text)) {
+                w.causes.push(text);
+            }
+            src = c.source();
+        }
+        w
+    }
     pub fn protocol(message: impl Into<String>) -> Self {
         WireError::new(ErrorKind::Protocol, crate::exit::FAILURE, message)
     }
@@ -392,22 +406,14 @@ impl From<crate::engine::Error> for WireError {
             E::Backend { .. } => ErrorKind::Backend,
             E::Source(_) => ErrorKind::Source,
             E::Store(_) => ErrorKind::Store,
-            E::Config(_) => ErrorKind::Config,
+            E::Config(_) | E::Evidence(_) | E::Checkpoint(_) => ErrorKind::Config,
         };
-        let mut w = WireError::new(kind, e.exit_code(), e.to_string());
+        let mut w = WireError::with_causes(kind, e.exit_code(), &e);
         w.reason = match &e {
             E::Refused(r) => Some(r.reason),
             E::Locked { .. } => Some(crate::domain::lifecycle::Reason::Locked),
             _ => None,
         };
-        let mut src = std::error::Error::source(&e);
-        while let Some(c) = src {
-            let text = c.to_string();
-            if !w.message.contains(&text) && !w.causes.iter().any(|x| x.contains(&text)) {
-                w.causes.push(text);
-            }
-            src = c.source();
-        }
         w
     }
 }
@@ -471,4 +477,37 @@ pub fn parse_call(body: &[u8]) -> Result<Envelope, WireError> {
             300,
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::evidence::EvidenceError;
+
+    /// An error under an error, to see both come through.
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection reset")]
+    struct Reset;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the audit log")]
+    struct Reading(#[source] Reset);
+
+    #[test]
+    fn an_evidence_error_crosses_the_socket_with_its_words_and_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let e = crate::engine::Error::Evidence(EvidenceError::Io {
+            what: "/srv/bundle/events.jsonl".into(),
+            source: io,
+        });
+        let w = WireError::from(e);
+        assert_eq!(w.message, "/srv/bundle/events.jsonl: Permission denied");
+        assert_eq!((w.kind, w.code), (ErrorKind::Config, crate::exit::USAGE));
+        assert!(w.causes.is_empty(), "said once: {:?}", w.causes);
+
+        let e = crate::engine::Error::Evidence(EvidenceError::Log(Box::new(Reading(Reset))));
+        let w = WireError::from(e);
+        assert_eq!(w.message, "reading the audit log");
+        assert_eq!(w.causes, ["connection reset"]);
+    }
 }

@@ -411,18 +411,20 @@ impl StoreError {
     }
 }
 
+use crate::audit::evidence::LogError;
+
 impl crate::audit::evidence::AuditLog for dyn Store + '_ {
-    fn audit_head(&self) -> Result<(i64, String), String> {
-        Store::audit_head(self).map_err(|e| e.to_string())
+    fn audit_head(&self) -> Result<(i64, String), LogError> {
+        Ok(Store::audit_head(self)?)
     }
-    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, String> {
-        Store::audit_range(self, from, limit).map_err(|e| e.to_string())
+    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, LogError> {
+        Ok(Store::audit_range(self, from, limit)?)
     }
     fn request_events(
         &self,
         id: RequestId,
         action: AuditAction,
-    ) -> Result<Vec<AuditRecord>, String> {
-        Store::request_events(self, id, action).map_err(|e| e.to_string())
+    ) -> Result<Vec<AuditRecord>, LogError> {
+        Ok(Store::request_events(self, id, action)?)
     }
 }

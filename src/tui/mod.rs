@@ -419,7 +419,10 @@ impl Runtime<'_> {
         drop(std::mem::replace(&mut self.events, EventStream::new()));
         restore_terminal();
         let result = match &self.opts.relaunch {
-            Some(r) => hand_over(r, &self.app.me, self.app.is_demo(), id, replay).await,
+            // The status line shows the error and its causes on one line.
+            Some(r) => hand_over(r, &self.app.me, self.app.is_demo(), id, replay)
+                .await
+                .map_err(|e| crate::net::http::error_chain(&e)),
             None => Err("this console cannot start sessions".to_string()),
         };
         // Ctrl-C pressed during the child's run was the child's.
@@ -509,6 +512,24 @@ fn take_terminal_back() -> std::io::Result<Term> {
     Terminal::new(CrosstermBackend::new(std::io::stdout()))
 }
 
+/// Why a session or replay handed the terminal did not end well.
+#[derive(Debug, thiserror::Error)]
+enum HandOverError {
+    #[error("could not start `breakglass {verb} {id}`: {source}")]
+    Start {
+        verb: &'static str,
+        id: RequestId,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`breakglass {verb} {id}` ended with {status}: see what it printed before you pressed Enter")]
+    Failed {
+        verb: &'static str,
+        id: RequestId,
+        status: std::process::ExitStatus,
+    },
+}
+
 /// Runs `breakglass shell ID` (or `replay ID`) on the console's terminal and
 /// waits for Enter afterwards, so its last words can be read.
 async fn hand_over(
@@ -517,7 +538,7 @@ async fn hand_over(
     demo: bool,
     id: RequestId,
     replay: bool,
-) -> Result<(), String> {
+) -> Result<(), HandOverError> {
     let verb = if replay { "replay" } else { "shell" };
     let mut cmd = tokio::process::Command::new(&r.exe);
     cmd.arg("--config").arg(&r.config);
@@ -529,7 +550,7 @@ async fn hand_over(
     let status = cmd
         .status()
         .await
-        .map_err(|e| format!("could not start `breakglass {verb} {id}`: {e}"))?;
+        .map_err(|source| HandOverError::Start { verb, id, source })?;
     // Read the key in raw mode: a child killed before it restored the terminal
     // would leave line input off, and a line read would then never end. Raw
     // mode goes on before the prompt, so the Enter that answers it arrives raw.
@@ -556,9 +577,7 @@ async fn hand_over(
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`breakglass {verb} {id}` ended with {status}: see what it printed before you pressed Enter"
-        ))
+        Err(HandOverError::Failed { verb, id, status })
     }
 }
 

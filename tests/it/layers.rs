@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "exit",
         "failpoint",
         "net",
+        "pty",
     ],
     &["identity"],
     &["audit"],

@@ -1,6 +1,7 @@
 //! Writing a bundle from the store. The caller (the engine) has verified the
 //! whole chain first, so a fresh checkpoint never signs a broken log.
 
+use super::error::{io, EvidenceError::Invalid};
 use super::*;
 use crate::audit::checkpoint::Signer;
 use crate::audit::{export_line, AuditRecord};
@@ -34,18 +35,18 @@ pub struct Built {
 }
 
 /// What a bundle is read from: the audit log (the store implements it). Errors
-/// are the store's message.
+/// are the store's, passed through whole.
 pub trait AuditLog {
     /// The newest event's (seq, hash).
-    fn audit_head(&self) -> Result<(i64, String), String>;
+    fn audit_head(&self) -> Result<(i64, String), LogError>;
     /// Up to `limit` events from `from` on, in order.
-    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, String>;
+    fn audit_range(&self, from: i64, limit: usize) -> Result<Vec<AuditRecord>, LogError>;
     /// The events of one request with `action`, oldest first.
     fn request_events(
         &self,
         id: RequestId,
         action: AuditAction,
-    ) -> Result<Vec<AuditRecord>, String>;
+    ) -> Result<Vec<AuditRecord>, LogError>;
 }
 
 /// Writes the bundle for `id` into `dir` (created 0700; an existing dir must be
@@ -55,7 +56,7 @@ pub fn write<L: AuditLog + ?Sized>(
     id: RequestId,
     dir: &Path,
     opts: &BuildOptions,
-) -> Result<Built, String> {
+) -> Result<Built, EvidenceError> {
     let created_dir = prepare_dir(dir)?;
     let r = write_into(store, id, dir, opts);
     if r.is_err() {
@@ -78,41 +79,44 @@ pub fn write<L: AuditLog + ?Sized>(
 
 /// Creates `dir` (0700) or accepts an existing empty one (made 0700). True when
 /// it was created here.
-pub(super) fn prepare_dir(dir: &Path) -> Result<bool, String> {
+pub(super) fn prepare_dir(dir: &Path) -> Result<bool, EvidenceError> {
     let shown = dir.display();
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => {
-            let mut entries = std::fs::read_dir(dir).map_err(|e| format!("{shown}: {e}"))?;
+            let mut entries = std::fs::read_dir(dir).map_err(io(shown.to_string()))?;
             if entries.next().is_some() {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{shown} is not empty; an evidence bundle is written into a new or empty directory, never over one"
-                ));
+                )));
             }
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| format!("{shown}: {e}"))?;
+                .map_err(io(shown.to_string()))?;
             Ok(false)
         }
-        Ok(_) => Err(format!("{shown} exists and is not a directory")),
+        Ok(_) => Err(Invalid(format!("{shown} exists and is not a directory"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| format!("{shown}: {e}"))?;
+                .map_err(io(shown.to_string()))?;
             Ok(true)
         }
-        Err(e) => Err(format!("{shown}: {e}")),
+        Err(source) => Err(EvidenceError::Io {
+            what: shown.to_string(),
+            source,
+        }),
     }
 }
 
-fn create(dir: &Path, name: &str) -> Result<std::fs::File, String> {
+fn create(dir: &Path, name: &str) -> Result<std::fs::File, EvidenceError> {
     let path = dir.join(name);
     if let Some(parent) = path.parent() {
         if !parent.exists() {
             std::fs::DirBuilder::new()
                 .mode(0o700)
                 .create(parent)
-                .map_err(|e| format!("{}: {e}", parent.display()))?;
+                .map_err(io(format!("{}", parent.display())))?;
         }
     }
     std::fs::OpenOptions::new()
@@ -120,14 +124,14 @@ fn create(dir: &Path, name: &str) -> Result<std::fs::File, String> {
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(io(format!("{}", path.display())))
 }
 
-fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), EvidenceError> {
     let mut f = create(dir, name)?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+        .map_err(io(format!("{}", dir.join(name).display())))
 }
 
 fn write_into<L: AuditLog + ?Sized>(
@@ -135,46 +139,19 @@ fn write_into<L: AuditLog + ?Sized>(
     id: RequestId,
     dir: &Path,
     opts: &BuildOptions,
-) -> Result<Built, String> {
-    let store_err = |e: String| e;
+) -> Result<Built, EvidenceError> {
     let created = store
         .request_events(id, AuditAction::RequestCreated)
-        .map_err(store_err)?
+        .map_err(EvidenceError::Log)?
         .into_iter()
         .next()
-        .ok_or_else(|| format!("{id} has no request.created event in the audit log"))?;
+        .ok_or_else(|| {
+            Invalid(format!(
+                "{id} has no request.created event in the audit log"
+            ))
+        })?;
     let first = created.seq;
-    let (head, _) = store.audit_head().map_err(store_err)?;
-
-    // Stream first..head into events.jsonl, then cut it after the request's
-    // last event: a snapshot, whatever is appended meanwhile.
-    let events_path = dir.join(EVENTS);
-    let mut out = std::io::BufWriter::new(create(dir, EVENTS)?);
-    let io = |e: std::io::Error| format!("{}: {e}", events_path.display());
-    let mut mine: Vec<AuditRecord> = vec![];
-    let mut written = 0u64;
-    let mut cut = 0u64;
-    let mut from = first;
-    'read: while from <= head {
-        let batch = store.audit_range(from, 10_000).map_err(store_err)?;
-        let Some(last) = batch.last() else { break };
-        from = last.seq + 1;
-        for r in batch {
-            if r.seq > head {
-                break 'read;
-            }
-            let mut line = export_line(&r);
-            line.push(b'\n');
-            out.write_all(&line).map_err(io)?;
-            written += line.len() as u64;
-            if r.request_id == Some(id.0) {
-                cut = written;
-                mine.push(r);
-            }
-        }
-    }
-    let f = out.into_inner().map_err(|e| io(e.into_error()))?;
-    f.set_len(cut).and_then(|()| f.sync_all()).map_err(io)?;
+    let mine = write_events(store, id, first, dir)?;
     let last = mine
         .last()
         .expect("request.created is the request's")
@@ -207,12 +184,90 @@ fn write_into<L: AuditLog + ?Sized>(
         }
     }
 
+    let (signatures, recordings) = write_attached(dir, opts, &created, &mine, &mut manifest)?;
+
+    let summary = summary::render(&manifest, &mine, opts.signer.map(|s| s.key_id()));
+    put(dir, SUMMARY, summary.as_bytes())?;
+    manifest.files = hash_files(dir)?;
+    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
+    put(dir, MANIFEST, format!("{text}\n").as_bytes())?;
+
+    Ok(Built {
+        dir: dir.to_path_buf(),
+        request: id.0,
+        first_seq: first,
+        last_seq: last.seq,
+        request_events: mine.len(),
+        signatures,
+        recordings,
+        recordings_missing: manifest.recordings_missing.len(),
+        checkpoint: manifest.no_checkpoint.is_none(),
+        no_checkpoint: manifest.no_checkpoint.clone(),
+    })
+}
+
+/// Streams the log from `first` to its head now into events.jsonl, then cuts
+/// it after the request's last event: a snapshot, whatever is appended
+/// meanwhile. Returns the request's events.
+fn write_events<L: AuditLog + ?Sized>(
+    store: &L,
+    id: RequestId,
+    first: i64,
+    dir: &Path,
+) -> Result<Vec<AuditRecord>, EvidenceError> {
+    let store_err = EvidenceError::Log;
+    let (head, _) = store.audit_head().map_err(store_err)?;
+    let events_path = dir.join(EVENTS);
+    let mut out = std::io::BufWriter::new(create(dir, EVENTS)?);
+    let events_err = |source| EvidenceError::Io {
+        what: events_path.display().to_string(),
+        source,
+    };
+    let mut mine: Vec<AuditRecord> = vec![];
+    let mut written = 0u64;
+    let mut cut = 0u64;
+    let mut from = first;
+    'read: while from <= head {
+        let batch = store.audit_range(from, 10_000).map_err(store_err)?;
+        let Some(last) = batch.last() else { break };
+        from = last.seq + 1;
+        for r in batch {
+            if r.seq > head {
+                break 'read;
+            }
+            let mut line = export_line(&r);
+            line.push(b'\n');
+            out.write_all(&line).map_err(events_err)?;
+            written += line.len() as u64;
+            if r.request_id == Some(id.0) {
+                cut = written;
+                mine.push(r);
+            }
+        }
+    }
+    let f = out.into_inner().map_err(|e| events_err(e.into_error()))?;
+    f.set_len(cut)
+        .and_then(|()| f.sync_all())
+        .map_err(events_err)?;
+    Ok(mine)
+}
+
+/// Each signed decision's statement and signature (and the allowed_signers
+/// lines that verify them), and each recording, copied in. Returns how many of
+/// each; a recording that cannot be included is noted in the manifest.
+fn write_attached(
+    dir: &Path,
+    opts: &BuildOptions,
+    created: &AuditRecord,
+    mine: &[AuditRecord],
+    manifest: &mut Manifest,
+) -> Result<(usize, usize), EvidenceError> {
     let created_detail: serde_json::Value =
         serde_json::from_str(&created.detail).unwrap_or_default();
     let mut signers_used: Vec<String> = vec![];
     let mut signatures = 0;
     let mut recordings = 0;
-    for r in &mine {
+    for r in mine {
         let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
         if let Some(sig) = detail
             .get("signature")
@@ -254,24 +309,7 @@ fn write_into<L: AuditLog + ?Sized>(
         put(dir, ALLOWED_SIGNERS, text.as_bytes())?;
     }
 
-    let summary = summary::render(&manifest, &mine, opts.signer.map(|s| s.key_id()));
-    put(dir, SUMMARY, summary.as_bytes())?;
-    manifest.files = hash_files(dir)?;
-    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
-    put(dir, MANIFEST, format!("{text}\n").as_bytes())?;
-
-    Ok(Built {
-        dir: dir.to_path_buf(),
-        request: id.0,
-        first_seq: first,
-        last_seq: last.seq,
-        request_events: mine.len(),
-        signatures,
-        recordings,
-        recordings_missing: manifest.recordings_missing.len(),
-        checkpoint: manifest.no_checkpoint.is_none(),
-        no_checkpoint: manifest.no_checkpoint.clone(),
-    })
+    Ok((signatures, recordings))
 }
 
 /// Copies the recording a `session.recorded` event names, hashing what is
@@ -281,7 +319,7 @@ fn copy_recording(
     dir: &Path,
     r: &AuditRecord,
     detail: &serde_json::Value,
-) -> Result<Result<(), String>, String> {
+) -> Result<Result<(), String>, EvidenceError> {
     let (Some(src), Some(want)) = (detail["path"].as_str(), detail["sha256"].as_str()) else {
         return Ok(Err("the event names no recording and hash".into()));
     };
@@ -301,13 +339,13 @@ fn copy_recording(
     match copied {
         Ok(_) if got == want => {
             out.sync_all()
-                .map_err(|e| format!("{}: {e}", dir.join(&name).display()))?;
+                .map_err(io(format!("{}", dir.join(&name).display())))?;
             Ok(Ok(()))
         }
         other => {
             drop(out);
             std::fs::remove_file(dir.join(&name))
-                .map_err(|e| format!("{}: {e}", dir.join(&name).display()))?;
+                .map_err(io(format!("{}", dir.join(&name).display())))?;
             Ok(Err(match other {
                 Err(e) => format!("the recording {shown} cannot be read: {e}"),
                 Ok(_) => format!(
@@ -342,13 +380,13 @@ fn signer_lines(
     signer: &str,
     sig: &crate::domain::SshSignature,
     statement: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, EvidenceError> {
     let text = std::fs::read_to_string(allowed)
-        .map_err(|e| format!("allowed_signers {}: {e}", allowed.display()))?;
+        .map_err(io(format!("allowed_signers {}", allowed.display())))?;
     let tmp = tempfile::Builder::new()
         .prefix("breakglass-evidence-")
         .tempdir()
-        .map_err(|e| format!("cannot create a private temp dir: {e}"))?;
+        .map_err(io("cannot create a private temp dir"))?;
     let one = tmp.path().join("allowed_signers");
     let mut out = vec![];
     for line in text.lines() {
@@ -356,7 +394,7 @@ fn signer_lines(
         if t.is_empty() || t.starts_with('#') || !may_name(t, signer) {
             continue;
         }
-        std::fs::write(&one, format!("{t}\n")).map_err(|e| e.to_string())?;
+        std::fs::write(&one, format!("{t}\n")).map_err(io(one.display().to_string()))?;
         if crate::identity::ssh_sign::verify(&one, signer, &sig.armored, statement, sig.signed_at)
             .is_ok()
         {
@@ -379,14 +417,14 @@ fn may_name(line: &str, signer: &str) -> bool {
 }
 
 /// SHA-256 and size of every regular file under `dir` (manifest.json aside).
-pub(super) fn hash_files(dir: &Path) -> Result<BTreeMap<String, FileEntry>, String> {
+pub(super) fn hash_files(dir: &Path) -> Result<BTreeMap<String, FileEntry>, EvidenceError> {
     let mut out = BTreeMap::new();
     for name in super::verify::list_files(dir)? {
         if name == MANIFEST {
             continue;
         }
-        let bytes = std::fs::read(dir.join(&name))
-            .map_err(|e| format!("{}: {e}", dir.join(&name).display()))?;
+        let bytes =
+            std::fs::read(dir.join(&name)).map_err(io(format!("{}", dir.join(&name).display())))?;
         out.insert(
             name,
             FileEntry {

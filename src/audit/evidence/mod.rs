@@ -16,11 +16,13 @@
 //! - `summary.txt` for a person, `manifest.json` with the SHA-256 of every file.
 
 mod build;
+mod error;
 mod summary;
 pub mod transfer;
 mod verify;
 
 pub use build::{write, AuditLog, BuildOptions, Built};
+pub use error::{EvidenceError, LogError};
 pub use verify::{verify, CheckpointVerdict, Report};
 
 use crate::domain::AuditAction;

@@ -43,6 +43,44 @@ pub(super) fn render(m: &Manifest, mine: &[AuditRecord], key_id: Option<String>)
         one(&m.format)
     );
 
+    request_section(&mut s, mine, &details);
+
+    let _ = writeln!(
+        s,
+        "\nDECISIONS, ACCESS AND REVIEW (as the audit events record them)"
+    );
+    for (r, d) in mine.iter().zip(&details) {
+        let who = one(&r.actor);
+        let Some(line) = event_line(m, r, d) else {
+            continue;
+        };
+        let _ = writeln!(s, "  #{} {line}", r.seq);
+        if let Some(sig) = d.get("signature").filter(|v| v.is_object()) {
+            let _ = writeln!(
+                s,
+                "      signed by {who} at {}: {} over {}",
+                val(&sig["signed_at"]),
+                signature_file(r.seq),
+                statement_file(r.seq)
+            );
+        }
+    }
+
+    if !m.recordings_missing.is_empty() {
+        let _ = writeln!(s, "\nRECORDINGS NOT INCLUDED");
+        for (seq, why) in &m.recordings_missing {
+            let _ = writeln!(s, "  event #{}: {}", one(seq), one(why));
+        }
+    }
+
+    chain_section(&mut s, m, mine, &id, key_id);
+
+    verify_section(&mut s, mine, &details);
+    s
+}
+
+/// Who asked for what, from the request.created event.
+fn request_section(s: &mut String, mine: &[AuditRecord], details: &[Value]) {
     let _ = writeln!(s, "REQUEST");
     if let (Some(r), Some(d)) = (mine.first(), details.first()) {
         let incident = serde_json::from_value::<crate::domain::IncidentRef>(d["incident"].clone())
@@ -72,128 +110,117 @@ pub(super) fn render(m: &Manifest, mine: &[AuditRecord], key_id: Option<String>)
             );
         }
     }
+}
 
-    let _ = writeln!(
-        s,
-        "\nDECISIONS, ACCESS AND REVIEW (as the audit events record them)"
-    );
-    for (r, d) in mine.iter().zip(&details) {
-        use AuditAction::*;
-        let who = one(&r.actor);
-        let at = one(&r.at);
-        let line = match r.action.parse() {
-            Ok(RequestCreated) => continue,
-            Ok(RequestApproved) => {
-                let c = d["comment"].as_str().map(block).unwrap_or_default();
-                format!(
-                    "Approved by {who} at {at}{}",
-                    if c.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {c}")
-                    }
-                )
-            }
-            Ok(RequestAutoApproved) => format!("Approved by policy ({who}) at {at}"),
-            Ok(RequestDenied) => format!("Denied by {who} at {at}: {}", val(&d["reason"])),
-            Ok(RequestCancelled) => format!("Cancelled by {who} at {at}"),
-            Ok(RequestLapsed) => format!("Lapsed at {at} (not decided or activated in time)"),
-            Ok(GrantIntent) => format!("Activation asked by {who} at {at}"),
-            Ok(GrantActive) => format!(
-                "ACCESS BEGAN at {at}: the target confirmed the grant (lease {}), to end by {}",
-                val(&d["lease_id"]),
-                val(&d["expires_at"])
-            ),
-            Ok(GrantFailed) => format!("Grant FAILED at {at}: {}", val(&d["error"])),
-            Ok(GrantExtended) => format!("Extended by {who} at {at}: {}", one(&d.to_string())),
-            Ok(RevokeStarted) => {
-                format!("Revocation started by {who} at {at}: {}", val(&d["reason"]))
-            }
-            Ok(RevokeFailed) => format!("Revocation attempt failed at {at}: {}", val(&d["error"])),
-            Ok(RevokeConfirmed) => format!(
-                "ACCESS ENDED at {at}: the target confirmed the revocation ({})",
-                val(&d["reason"])
-            ),
-            Ok(SessionRecorded) => {
-                let file = if m.recordings_missing.contains_key(&r.seq.to_string()) {
-                    "NOT INCLUDED (see below)".to_string()
+/// One event as a line of the story (None: the request itself, said above).
+fn event_line(m: &Manifest, r: &AuditRecord, d: &Value) -> Option<String> {
+    use AuditAction::*;
+    let who = one(&r.actor);
+    let at = one(&r.at);
+    Some(match r.action.parse() {
+        Ok(RequestCreated) => return None,
+        Ok(RequestApproved) => {
+            let c = d["comment"].as_str().map(block).unwrap_or_default();
+            format!(
+                "Approved by {who} at {at}{}",
+                if c.is_empty() {
+                    String::new()
                 } else {
-                    recording_file(r.seq)
+                    format!(": {c}")
+                }
+            )
+        }
+        Ok(RequestAutoApproved) => format!("Approved by policy ({who}) at {at}"),
+        Ok(RequestDenied) => format!("Denied by {who} at {at}: {}", val(&d["reason"])),
+        Ok(RequestCancelled) => format!("Cancelled by {who} at {at}"),
+        Ok(RequestLapsed) => format!("Lapsed at {at} (not decided or activated in time)"),
+        Ok(GrantIntent) => format!("Activation asked by {who} at {at}"),
+        Ok(GrantActive) => format!(
+            "ACCESS BEGAN at {at}: the target confirmed the grant (lease {}), to end by {}",
+            val(&d["lease_id"]),
+            val(&d["expires_at"])
+        ),
+        Ok(GrantFailed) => format!("Grant FAILED at {at}: {}", val(&d["error"])),
+        Ok(GrantExtended) => format!("Extended by {who} at {at}: {}", one(&d.to_string())),
+        Ok(RevokeStarted) => {
+            format!("Revocation started by {who} at {at}: {}", val(&d["reason"]))
+        }
+        Ok(RevokeFailed) => format!("Revocation attempt failed at {at}: {}", val(&d["error"])),
+        Ok(RevokeConfirmed) => format!(
+            "ACCESS ENDED at {at}: the target confirmed the revocation ({})",
+            val(&d["reason"])
+        ),
+        Ok(SessionRecorded) => {
+            let file = if m.recordings_missing.contains_key(&r.seq.to_string()) {
+                "NOT INCLUDED (see below)".to_string()
+            } else {
+                recording_file(r.seq)
+            };
+            format!(
+                "Session recorded at {at}: {file}, SHA-256 {} ({} bytes), audited in event #{}",
+                val(&d["sha256"]),
+                val(&d["bytes"]),
+                r.seq
+            )
+        }
+        Ok(SessionReplayed) => format!("Recording replayed by {who} at {at}"),
+        Ok(ReviewSubmitted) => {
+            let rv = &d["review"];
+            let mut t = format!("Review submitted by {who} at {at}:");
+            for (k, label) in [
+                ("actions_taken", "actions taken"),
+                ("systems_touched", "systems touched"),
+                ("access_necessary", "access necessary"),
+                ("credentials_copied", "credentials copied"),
+                ("credentials_copied_where", "copied where"),
+                ("follow_ups", "follow-ups"),
+            ] {
+                let v = match &rv[k] {
+                    Value::String(x) => block(x),
+                    other => val(other),
                 };
-                format!(
-                    "Session recorded at {at}: {file}, SHA-256 {} ({} bytes), audited in event #{}",
-                    val(&d["sha256"]),
-                    val(&d["bytes"]),
-                    r.seq
-                )
+                let _ = write!(t, "\n      {label}: {v}");
             }
-            Ok(SessionReplayed) => format!("Recording replayed by {who} at {at}"),
-            Ok(ReviewSubmitted) => {
-                let rv = &d["review"];
-                let mut t = format!("Review submitted by {who} at {at}:");
-                for (k, label) in [
-                    ("actions_taken", "actions taken"),
-                    ("systems_touched", "systems touched"),
-                    ("access_necessary", "access necessary"),
-                    ("credentials_copied", "credentials copied"),
-                    ("credentials_copied_where", "copied where"),
-                    ("follow_ups", "follow-ups"),
-                ] {
-                    let v = match &rv[k] {
-                        Value::String(x) => block(x),
-                        other => val(other),
-                    };
-                    let _ = write!(t, "\n      {label}: {v}");
-                }
-                t
-            }
-            Ok(ReviewCertified) => {
-                let mut t = format!("REVIEW CERTIFIED by {who} at {at}: {}", val(&d["comment"]));
-                if let Some(why) = d.get("invalidation_exception") {
-                    let _ = write!(
-                        t,
-                        "\n      WITHOUT INVALIDATING the copied credentials ({}): {}",
-                        val(&d["credentials_copied_where"]),
-                        val(why)
-                    );
-                }
-                t
-            }
-            Ok(CredentialsInvalidated) => format!(
-                "Copied credentials ({}) {} at {at} by {who}: {}",
-                val(&d["credentials_copied_where"]),
-                val(&d["method"]),
-                val(&d["confirmation"])
-            ),
-            Ok(CredentialsInvalidationFailed) => format!(
-                "Invalidating copied credentials failed at {at} (attempt {}): {}",
-                val(&d["attempt"]),
-                val(&d["error"])
-            ),
-            Ok(ReviewRejected) => {
-                format!("Review rejected by {who} at {at}: {}", val(&d["comment"]))
-            }
-            _ => format!("{} by {who} at {at}", one(&r.action)),
-        };
-        let _ = writeln!(s, "  #{} {line}", r.seq);
-        if let Some(sig) = d.get("signature").filter(|v| v.is_object()) {
-            let _ = writeln!(
-                s,
-                "      signed by {who} at {}: {} over {}",
-                val(&sig["signed_at"]),
-                signature_file(r.seq),
-                statement_file(r.seq)
-            );
+            t
         }
-    }
-
-    if !m.recordings_missing.is_empty() {
-        let _ = writeln!(s, "\nRECORDINGS NOT INCLUDED");
-        for (seq, why) in &m.recordings_missing {
-            let _ = writeln!(s, "  event #{}: {}", one(seq), one(why));
+        Ok(ReviewCertified) => {
+            let mut t = format!("REVIEW CERTIFIED by {who} at {at}: {}", val(&d["comment"]));
+            if let Some(why) = d.get("invalidation_exception") {
+                let _ = write!(
+                    t,
+                    "\n      WITHOUT INVALIDATING the copied credentials ({}): {}",
+                    val(&d["credentials_copied_where"]),
+                    val(why)
+                );
+            }
+            t
         }
-    }
+        Ok(CredentialsInvalidated) => format!(
+            "Copied credentials ({}) {} at {at} by {who}: {}",
+            val(&d["credentials_copied_where"]),
+            val(&d["method"]),
+            val(&d["confirmation"])
+        ),
+        Ok(CredentialsInvalidationFailed) => format!(
+            "Invalidating copied credentials failed at {at} (attempt {}): {}",
+            val(&d["attempt"]),
+            val(&d["error"])
+        ),
+        Ok(ReviewRejected) => {
+            format!("Review rejected by {who} at {at}: {}", val(&d["comment"]))
+        }
+        _ => format!("{} by {who} at {at}", one(&r.action)),
+    })
+}
 
+/// What the events and the checkpoint prove, in words.
+fn chain_section(
+    s: &mut String,
+    m: &Manifest,
+    mine: &[AuditRecord],
+    id: &str,
+    key_id: Option<String>,
+) {
     let _ = writeln!(s, "\nTHE CHAIN");
     let n = m.last_seq - m.first_seq + 1;
     let seqs: Vec<String> = mine.iter().map(|r| format!("#{}", r.seq)).collect();
@@ -230,7 +257,10 @@ pub(super) fn render(m: &Manifest, mine: &[AuditRecord], key_id: Option<String>)
             );
         }
     }
+}
 
+/// The commands that verify the bundle, one per signature.
+fn verify_section(s: &mut String, mine: &[AuditRecord], details: &[Value]) {
     let _ = writeln!(s, "\nTO VERIFY (offline, in this directory)");
     let _ = writeln!(
         s,
@@ -240,7 +270,7 @@ pub(super) fn render(m: &Manifest, mine: &[AuditRecord], key_id: Option<String>)
         s,
         "  python3 verify-audit.py --evidence . --public-key <hex>   (docs/verify-audit.py)"
     );
-    for (r, d) in mine.iter().zip(&details) {
+    for (r, d) in mine.iter().zip(details) {
         if let Some(sig) = d.get("signature").filter(|v| v.is_object()) {
             let t = sig["signed_at"]
                 .as_str()
@@ -256,5 +286,4 @@ pub(super) fn render(m: &Manifest, mine: &[AuditRecord], key_id: Option<String>)
             );
         }
     }
-    s
 }

@@ -1,6 +1,7 @@
 //! A bundle sent as files: the broker writes it in its own temporary directory
 //! and sends the files; the client writes them into the auditor's directory.
 
+use super::error::{io, EvidenceError, EvidenceError::Invalid};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path};
 
@@ -15,30 +16,29 @@ pub struct BundleFile {
 pub const MAX_SENT_BYTES: u64 = 40 * 1024 * 1024;
 
 /// Every file under `dir`, with paths relative to it.
-pub fn read_files(dir: &Path) -> Result<Vec<BundleFile>, String> {
+pub fn read_files(dir: &Path) -> Result<Vec<BundleFile>, EvidenceError> {
     use base64::Engine as _;
     fn walk(
         root: &Path,
         dir: &Path,
         out: &mut Vec<BundleFile>,
         total: &mut u64,
-    ) -> Result<(), String> {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    ) -> Result<(), EvidenceError> {
+        let entries = std::fs::read_dir(dir).map_err(io(format!("{}", dir.display())))?;
         for e in entries.flatten() {
             let p = e.path();
-            let meta =
-                std::fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let meta = std::fs::symlink_metadata(&p).map_err(io(format!("{}", p.display())))?;
             if meta.is_dir() {
                 walk(root, &p, out, total)?;
             } else if meta.is_file() {
                 *total += meta.len();
                 if *total > MAX_SENT_BYTES {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "the bundle is over {} MiB, too large to send; write it on the broker's host as its account",
                         MAX_SENT_BYTES / (1024 * 1024)
-                    ));
+                    )));
                 }
-                let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let bytes = std::fs::read(&p).map_err(io(format!("{}", p.display())))?;
                 let rel = p.strip_prefix(root).expect("walked from root");
                 out.push(BundleFile {
                     path: rel.to_string_lossy().into_owned(),
@@ -56,7 +56,7 @@ pub fn read_files(dir: &Path) -> Result<Vec<BundleFile>, String> {
 
 /// Writes received files into `dir` (new or empty, made 0700), refusing any path
 /// that would leave it: the sender is trusted to build, not to choose places.
-pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<(), String> {
+pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<(), EvidenceError> {
     use base64::Engine as _;
     super::build::prepare_dir(dir)?;
     for f in files {
@@ -64,14 +64,17 @@ pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<(), String> {
         let plain =
             !f.path.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "the bundle names a file outside its directory: {}",
                 crate::sanitize::line(&f.path, 200)
-            ));
+            )));
         }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&f.base64)
-            .map_err(|e| format!("{}: {e}", crate::sanitize::line(&f.path, 200)))?;
+            .map_err(|source| EvidenceError::Base64 {
+                what: crate::sanitize::line(&f.path, 200),
+                source,
+            })?;
         let to = dir.join(rel);
         if let Some(parent) = to.parent() {
             use std::os::unix::fs::DirBuilderExt;
@@ -79,9 +82,9 @@ pub fn write_files(dir: &Path, files: &[BundleFile]) -> Result<(), String> {
                 .recursive(true)
                 .mode(0o700)
                 .create(parent)
-                .map_err(|e| format!("{}: {e}", parent.display()))?;
+                .map_err(io(format!("{}", parent.display())))?;
         }
-        crate::files::write_private(&to, &bytes).map_err(|e| format!("{}: {e}", to.display()))?;
+        crate::files::write_private(&to, &bytes).map_err(io(format!("{}", to.display())))?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! against the event that audited it, and the summary against the events.
 //! Stops at the first thing that does not hold and says what.
 
+use super::error::{io, json, EvidenceError, EvidenceError::Invalid};
 use super::*;
 use crate::audit::checkpoint::{verify_signature, Checkpoint};
 use crate::audit::{canonical_detail, export_line, AuditRecord, Verifier};
@@ -49,48 +50,46 @@ fn show(s: &str) -> String {
     crate::sanitize::line(s, 200)
 }
 
-fn read_small(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
+fn read_small(dir: &Path, name: &str) -> Result<Vec<u8>, EvidenceError> {
     let p = dir.join(name);
-    let m = std::fs::symlink_metadata(&p).map_err(|e| format!("{name}: {e}"))?;
+    let m = std::fs::symlink_metadata(&p).map_err(io(name.to_string()))?;
     if !m.is_file() {
-        return Err(format!("{name} is not a regular file"));
+        return Err(Invalid(format!("{name} is not a regular file")));
     }
     if m.len() > MAX_SMALL {
-        return Err(format!("{name} is larger than {MAX_SMALL} bytes"));
+        return Err(Invalid(format!("{name} is larger than {MAX_SMALL} bytes")));
     }
-    std::fs::read(&p).map_err(|e| format!("{name}: {e}"))
+    std::fs::read(&p).map_err(io(name.to_string()))
 }
 
-fn read_text(dir: &Path, name: &str) -> Result<String, String> {
-    String::from_utf8(read_small(dir, name)?).map_err(|_| format!("{name} is not UTF-8"))
+fn read_text(dir: &Path, name: &str) -> Result<String, EvidenceError> {
+    String::from_utf8(read_small(dir, name)?).map_err(|_| Invalid(format!("{name} is not UTF-8")))
 }
 
 /// The regular files under `dir` as bundle names (`a/b`); anything else
 /// (a symlink, a device, a deeper or unknown path) is refused.
-pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, String> {
+pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, EvidenceError> {
     let mut out = vec![];
     let mut walk = vec![(dir.to_path_buf(), String::new())];
     while let Some((path, prefix)) = walk.pop() {
-        let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let entries = std::fs::read_dir(&path).map_err(io(format!("{}", path.display())))?;
         for e in entries {
-            let e = e.map_err(|e| format!("{}: {e}", path.display()))?;
+            let e = e.map_err(io(format!("{}", path.display())))?;
             let name = e.file_name();
             let name = name.to_str().ok_or_else(|| {
-                format!(
+                Invalid(format!(
                     "{prefix}{} has a name that is not UTF-8",
                     show(&name.to_string_lossy())
-                )
+                ))
             })?;
             let rel = format!("{prefix}{name}");
-            let t = e
-                .file_type()
-                .map_err(|err| format!("{}: {err}", show(&rel)))?;
+            let t = e.file_type().map_err(io(show(&rel)))?;
             if t.is_dir() && prefix.is_empty() && (name == "signatures" || name == "recordings") {
                 walk.push((e.path(), format!("{rel}/")));
             } else if t.is_file() && (rel == MANIFEST || allowed_name(&rel)) {
                 out.push(rel);
             } else {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "unexpected {} in the bundle: {} (a bundle holds only the files its manifest lists)",
                     if t.is_symlink() {
                         "symlink"
@@ -100,7 +99,7 @@ pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, String> {
                         "file"
                     },
                     show(&rel)
-                ));
+                )));
             }
         }
     }
@@ -111,30 +110,30 @@ pub(super) fn list_files(dir: &Path) -> Result<Vec<String>, String> {
 /// One export line back into a record; refused unless re-serialising it gives
 /// the same bytes, so the file holds exactly the hashed form (no duplicate or
 /// extra keys, no other spelling of the same JSON).
-fn parse_line(raw: &[u8], where_: &str) -> Result<AuditRecord, String> {
+fn parse_line(raw: &[u8], where_: &str) -> Result<AuditRecord, EvidenceError> {
     let v: serde_json::Value =
-        serde_json::from_slice(raw).map_err(|e| format!("{where_}: not valid JSON: {e}"))?;
+        serde_json::from_slice(raw).map_err(json(format!("{where_}: not valid JSON")))?;
     let s = |k: &str| {
         v[k].as_str()
             .map(str::to_string)
-            .ok_or_else(|| format!("{where_}: `{k}` is missing or not a string"))
+            .ok_or_else(|| Invalid(format!("{where_}: `{k}` is missing or not a string")))
     };
     let opt = |k: &str| match &v[k] {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(x) => Ok(Some(x.clone())),
-        _ => Err(format!("{where_}: `{k}` is not a string or null")),
+        _ => Err(Invalid(format!("{where_}: `{k}` is not a string or null"))),
     };
     let r = AuditRecord {
         seq: v["seq"]
             .as_i64()
-            .ok_or_else(|| format!("{where_}: `seq` is missing or not an integer"))?,
+            .ok_or_else(|| Invalid(format!("{where_}: `seq` is missing or not an integer")))?,
         at: s("at")?,
         actor: s("actor")?,
         request_id: match &v["request_id"] {
             serde_json::Value::Null => None,
             x => Some(
                 x.as_i64()
-                    .ok_or_else(|| format!("{where_}: `request_id` is not an integer"))?,
+                    .ok_or_else(|| Invalid(format!("{where_}: `request_id` is not an integer")))?,
             ),
         },
         action: s("action")?,
@@ -145,129 +144,214 @@ fn parse_line(raw: &[u8], where_: &str) -> Result<AuditRecord, String> {
         hash: s("hash")?,
     };
     if export_line(&r) != raw {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{where_} (seq {}): not in the export's canonical form (extra or duplicate keys, or other spacing or escapes)",
             r.seq
-        ));
+        )));
     }
     Ok(r)
 }
 
 /// Verifies the bundle in `dir`. `public_key`: the checkpoint key the auditor
 /// trusts (hex); without it the bundle's own key is used and the report says so.
-pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
+pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, EvidenceError> {
     let files = list_files(dir)?;
+    let manifest = read_manifest(dir)?;
+    let id = manifest.request;
+    let events = read_events(dir, &manifest)?;
+    let checkpoint = check_checkpoint(dir, &files, &manifest, public_key, &events.last)?;
+    let attached = check_attached(dir, &files, &manifest, &events.mine)?;
+    check_against_manifest(dir, &files, &manifest)?;
+
+    // The summary says only what the events say.
+    let summary_rerendered = manifest.generator == generator();
+    if summary_rerendered {
+        let key_id = match &checkpoint {
+            CheckpointVerdict::Verified { key_id, .. } => Some(key_id.clone()),
+            CheckpointVerdict::Absent { .. } => None,
+        };
+        if read_small(dir, SUMMARY)? != summary::render(&manifest, &events.mine, key_id).as_bytes()
+        {
+            return Err(Invalid(format!(
+                "{SUMMARY} is not what the events say (rendered again from {EVENTS}, it differs)"
+            )));
+        }
+    }
+
+    Ok(Report {
+        request: id,
+        first_seq: events.first_seq,
+        last_seq: events.last.seq,
+        events: events.count,
+        request_events: events.mine.len(),
+        checkpoint,
+        signatures: attached.signatures,
+        unsigned_decisions: attached.unsigned,
+        recordings: attached.recordings,
+        recordings_missing: attached.missing,
+        summary_rerendered,
+        files: files.len().saturating_sub(1),
+    })
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, EvidenceError> {
     let manifest: Manifest = serde_json::from_slice(&read_small(dir, MANIFEST)?)
-        .map_err(|e| format!("{MANIFEST}: not a bundle manifest: {e}"))?;
+        .map_err(json(format!("{MANIFEST}: not a bundle manifest")))?;
     if manifest.format != FORMAT {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{MANIFEST}: format {} is not {FORMAT}",
             show(&manifest.format)
-        ));
+        )));
     }
-    let id = manifest.request;
+    Ok(manifest)
+}
 
-    // The events, as a chain.
-    let f = std::fs::File::open(dir.join(EVENTS)).map_err(|e| format!("{EVENTS}: {e}"))?;
+/// `events.jsonl`, verified as a chain.
+struct Events {
+    first_seq: i64,
+    last: AuditRecord,
+    /// How many events the chain holds.
+    count: u64,
+    /// The request's own events, oldest first.
+    mine: Vec<AuditRecord>,
+}
+
+/// The events, as a chain that starts with the request's `request.created`
+/// and runs over exactly what the manifest says.
+fn read_events(dir: &Path, manifest: &Manifest) -> Result<Events, EvidenceError> {
+    let id = manifest.request;
+    let f = std::fs::File::open(dir.join(EVENTS)).map_err(io(EVENTS.to_string()))?;
     let mut verifier: Option<Verifier> = None;
     let mut mine: Vec<AuditRecord> = vec![];
     let mut last: Option<AuditRecord> = None;
     let mut first_seq = 0;
     for (n, line) in std::io::BufReader::new(f).split(b'\n').enumerate() {
-        let line = line.map_err(|e| format!("{EVENTS}: {e}"))?;
+        let line = line.map_err(io(EVENTS.to_string()))?;
         let where_ = format!("{EVENTS} line {}", n + 1);
         let r = parse_line(&line, &where_)?;
         let v = verifier.get_or_insert_with(|| {
             first_seq = r.seq;
             Verifier::starting_at(r.seq, &r.prev_hash)
         });
-        v.push(&r).map_err(|b| format!("{where_}: {}", b.reason))?;
+        v.push(&r)
+            .map_err(|b| Invalid(format!("{where_}: {}", b.reason)))?;
         if r.request_id == Some(id) {
             mine.push(r.clone());
         }
         last = Some(r);
     }
     let (Some(verifier), Some(last)) = (verifier, last) else {
-        return Err(format!("{EVENTS} holds no events"));
+        return Err(Invalid(format!("{EVENTS} holds no events")));
     };
     match mine.first() {
         Some(c) if c.action == AuditAction::RequestCreated && c.seq == first_seq => {}
         _ => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{EVENTS} does not start with REQ-{id}'s request.created event: the run of events is not the request's whole story"
-            ))
+            )))
         }
     }
     if (first_seq, last.seq) != (manifest.first_seq, manifest.last_seq) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{EVENTS} holds events #{first_seq} to #{}, the manifest says #{} to #{}",
             last.seq, manifest.first_seq, manifest.last_seq
-        ));
+        )));
     }
+    Ok(Events {
+        first_seq,
+        last,
+        count: verifier.count,
+        mine,
+    })
+}
 
-    // The checkpoint: signs the last event's hash.
+/// The checkpoint: signs the last event's hash, with the key the auditor gave
+/// when they gave one. Its absence is fine only when the manifest says why.
+fn check_checkpoint(
+    dir: &Path,
+    files: &[String],
+    manifest: &Manifest,
+    public_key: Option<&str>,
+    last: &AuditRecord,
+) -> Result<CheckpointVerdict, EvidenceError> {
     let has_cp = files.iter().any(|f| f == CHECKPOINT);
-    let checkpoint = match (&manifest.no_checkpoint, has_cp) {
+    match (&manifest.no_checkpoint, has_cp) {
         (Some(reason), false) => {
             if public_key.is_some() {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "the bundle has no signed checkpoint ({}), but you gave a checkpoint key to check it against",
                     show(reason)
-                ));
+                )));
             }
-            CheckpointVerdict::Absent {
+            Ok(CheckpointVerdict::Absent {
                 reason: show(reason),
-            }
+            })
         }
         (None, true) => {
             let cp: Checkpoint = serde_json::from_slice(&read_small(dir, CHECKPOINT)?)
-                .map_err(|e| format!("{CHECKPOINT}: not a checkpoint: {e}"))?;
+                .map_err(json(format!("{CHECKPOINT}: not a checkpoint")))?;
             let bundled = read_text(dir, PUBLIC_KEY)?.trim().to_ascii_lowercase();
             if let Some(k) = public_key {
                 if k.trim().to_ascii_lowercase() != bundled {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "{PUBLIC_KEY} is not the key you gave: the checkpoint was signed with another key ({})",
                         show(&cp.key_id)
-                    ));
+                    )));
                 }
             }
-            verify_signature(&cp, &bundled).map_err(|e| format!("{CHECKPOINT}: {e}"))?;
+            verify_signature(&cp, &bundled).map_err(|source| EvidenceError::Checkpoint {
+                what: CHECKPOINT.to_string(),
+                source,
+            })?;
             if cp.tree_size != last.seq || cp.head != last.hash {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{CHECKPOINT} signs event #{} with head {}, but {EVENTS} ends at event #{} with hash {}: they do not belong together",
                     cp.tree_size,
                     show(&cp.head),
                     last.seq,
                     last.hash
-                ));
+                )));
             }
-            CheckpointVerdict::Verified {
+            Ok(CheckpointVerdict::Verified {
                 key_id: cp.key_id,
                 pinned: public_key.is_some(),
                 at: show(&cp.at),
                 tree_size: cp.tree_size,
-            }
+            })
         }
-        (None, false) => {
-            return Err(format!(
-                "{CHECKPOINT} is missing, and the manifest gives no reason for a bundle without one"
-            ))
-        }
-        (Some(_), true) => {
-            return Err(format!(
-                "the manifest says there is no checkpoint, yet {CHECKPOINT} is there"
-            ))
-        }
-    };
+        (None, false) => Err(Invalid(format!(
+            "{CHECKPOINT} is missing, and the manifest gives no reason for a bundle without one"
+        ))),
+        (Some(_), true) => Err(Invalid(format!(
+            "the manifest says there is no checkpoint, yet {CHECKPOINT} is there"
+        ))),
+    }
+}
 
-    // Signatures and recordings, each against the event that holds its hash.
+/// What the per-event files (signatures, recordings) came to.
+#[derive(Default)]
+struct Attached {
+    signatures: usize,
+    /// Decisions with no signature (seq).
+    unsigned: Vec<i64>,
+    recordings: usize,
+    /// Recordings the manifest says could not be included: (seq, why).
+    missing: Vec<(i64, String)>,
+}
+
+/// Signatures and recordings, each against the event that holds its hash;
+/// no per-event file that belongs to no event of the request.
+fn check_attached(
+    dir: &Path,
+    files: &[String],
+    manifest: &Manifest,
+    mine: &[AuditRecord],
+) -> Result<Attached, EvidenceError> {
+    let id = manifest.request;
     let created: serde_json::Value = serde_json::from_str(&mine[0].detail).unwrap_or_default();
     let mut expected: Vec<String> = vec![];
-    let mut signatures = 0;
-    let mut unsigned = vec![];
-    let mut recordings = 0;
-    let mut missing = vec![];
-    for r in &mine {
+    let mut out = Attached::default();
+    for r in mine {
         let what = format!(
             "event #{} ({} by {})",
             r.seq,
@@ -277,48 +361,19 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
         let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
         let is_decision = crate::identity::ssh_sign::DecisionKind::from_action(&r.action).is_some();
         match detail.get("signature") {
-            None if is_decision => unsigned.push(r.seq),
+            None if is_decision => out.unsigned.push(r.seq),
             None => {}
             Some(s) => {
                 let sig: crate::domain::SshSignature = serde_json::from_value(s.clone())
-                    .map_err(|_| format!("{what}: its signature is malformed"))?;
+                    .map_err(|_| Invalid(format!("{what}: its signature is malformed")))?;
                 let statement = decision_statement(&created, r, &detail, sig.signed_at)
                     .ok_or_else(|| {
-                        format!("{what}: carries a signature but is no signed decision")
+                        Invalid(format!(
+                            "{what}: carries a signature but is no signed decision"
+                        ))
                     })?;
-                let (st, sf) = (statement_file(r.seq), signature_file(r.seq));
-                for f in [&st, &sf] {
-                    if !files.contains(f) {
-                        return Err(format!(
-                            "{what} is signed, but {f} is missing from the bundle"
-                        ));
-                    }
-                }
-                if read_small(dir, &st)? != statement.as_bytes() {
-                    return Err(format!(
-                        "{st} is not the statement {what} signed (rebuilt from the events)"
-                    ));
-                }
-                if read_text(dir, &sf)?.trim() != sig.armored.trim() {
-                    return Err(format!("{sf} is not the signature recorded in {what}"));
-                }
-                if !files.iter().any(|f| f == ALLOWED_SIGNERS) {
-                    return Err(format!(
-                        "{what} is signed, but {ALLOWED_SIGNERS} is missing"
-                    ));
-                }
-                crate::identity::ssh_sign::verify(
-                    &dir.join(ALLOWED_SIGNERS),
-                    &r.actor,
-                    &sig.armored,
-                    &statement,
-                    sig.signed_at,
-                )
-                .map_err(|e| {
-                    format!("{what}: its signature does not verify against {ALLOWED_SIGNERS}: {e}")
-                })?;
-                expected.extend([st, sf]);
-                signatures += 1;
+                expected.extend(check_signature(dir, files, r, &what, &sig, &statement)?);
+                out.signatures += 1;
             }
         }
         if r.action == crate::domain::AuditAction::SessionRecorded {
@@ -326,91 +381,118 @@ pub fn verify(dir: &Path, public_key: Option<&str>) -> Result<Report, String> {
             if files.contains(&name) {
                 let want = detail["sha256"].as_str().unwrap_or_default();
                 let got = crate::audit::recordings::sha256_file(&dir.join(&name))
-                    .map_err(|e| format!("{name}: {e}"))?
+                    .map_err(io(name.to_string()))?
                     .0;
                 if got != want {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "{name} is not the recording audited in {what}: its SHA-256 is {got}, the event's is {}",
                         show(want)
-                    ));
+                    )));
                 }
-                recordings += 1;
+                out.recordings += 1;
                 expected.push(name);
             } else if let Some(why) = manifest.recordings_missing.get(&r.seq.to_string()) {
-                missing.push((r.seq, show(why)));
+                out.missing.push((r.seq, show(why)));
             } else {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{name}, the recording audited in {what}, is missing from the bundle"
-                ));
+                )));
             }
         }
     }
     for seq in manifest.recordings_missing.keys() {
-        if !missing.iter().any(|(s, _)| &s.to_string() == seq) {
-            return Err(format!(
+        if !out.missing.iter().any(|(s, _)| &s.to_string() == seq) {
+            return Err(Invalid(format!(
                 "the manifest lists a missing recording for event #{}, which is no session.recorded event of REQ-{id}",
                 show(seq)
-            ));
+            )));
         }
     }
-    for f in &files {
+    for f in files {
         let per_event = f.starts_with("signatures/") || f.starts_with("recordings/");
         if per_event && !expected.contains(f) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{} belongs to no signed decision or recorded session of REQ-{id}",
                 show(f)
-            ));
+            )));
         }
     }
+    Ok(out)
+}
 
-    // Every file against the manifest, and no file outside it.
+/// One signed decision: its statement and signature files are the ones the
+/// event records, and the signature verifies against the bundle's
+/// allowed_signers. Returns the two files' names.
+fn check_signature(
+    dir: &Path,
+    files: &[String],
+    r: &AuditRecord,
+    what: &str,
+    sig: &crate::domain::SshSignature,
+    statement: &str,
+) -> Result<[String; 2], EvidenceError> {
+    let (st, sf) = (statement_file(r.seq), signature_file(r.seq));
+    for f in [&st, &sf] {
+        if !files.contains(f) {
+            return Err(Invalid(format!(
+                "{what} is signed, but {f} is missing from the bundle"
+            )));
+        }
+    }
+    if read_small(dir, &st)? != statement.as_bytes() {
+        return Err(Invalid(format!(
+            "{st} is not the statement {what} signed (rebuilt from the events)"
+        )));
+    }
+    if read_text(dir, &sf)?.trim() != sig.armored.trim() {
+        return Err(Invalid(format!(
+            "{sf} is not the signature recorded in {what}"
+        )));
+    }
+    if !files.iter().any(|f| f == ALLOWED_SIGNERS) {
+        return Err(Invalid(format!(
+            "{what} is signed, but {ALLOWED_SIGNERS} is missing"
+        )));
+    }
+    crate::identity::ssh_sign::verify(
+        &dir.join(ALLOWED_SIGNERS),
+        &r.actor,
+        &sig.armored,
+        statement,
+        sig.signed_at,
+    )
+    .map_err(|source| EvidenceError::Signature {
+        what: what.to_string(),
+        source,
+    })?;
+    Ok([st, sf])
+}
+
+/// Every file against the manifest, and no file outside it.
+fn check_against_manifest(
+    dir: &Path,
+    files: &[String],
+    manifest: &Manifest,
+) -> Result<(), EvidenceError> {
     for f in files.iter().filter(|f| *f != MANIFEST) {
         let Some(entry) = manifest.files.get(f) else {
-            return Err(format!("{} is not in the manifest", show(f)));
+            return Err(Invalid(format!("{} is not in the manifest", show(f))));
         };
-        let bytes = std::fs::read(dir.join(f)).map_err(|e| format!("{}: {e}", show(f)))?;
+        let bytes = std::fs::read(dir.join(f)).map_err(io(show(f)))?;
         if sha256_hex(&bytes) != entry.sha256 || bytes.len() as u64 != entry.bytes {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{} does not match its SHA-256 in the manifest: it was changed after the bundle was written",
                 show(f)
-            ));
+            )));
         }
     }
     for f in manifest.files.keys() {
         if !files.contains(f) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "{} is listed in the manifest but missing from the bundle",
                 show(f)
-            ));
+            )));
         }
     }
-
-    // The summary says only what the events say.
-    let summary_rerendered = manifest.generator == generator();
-    if summary_rerendered {
-        let key_id = match &checkpoint {
-            CheckpointVerdict::Verified { key_id, .. } => Some(key_id.clone()),
-            CheckpointVerdict::Absent { .. } => None,
-        };
-        if read_small(dir, SUMMARY)? != summary::render(&manifest, &mine, key_id).as_bytes() {
-            return Err(format!(
-                "{SUMMARY} is not what the events say (rendered again from {EVENTS}, it differs)"
-            ));
-        }
-    }
-
-    Ok(Report {
-        request: id,
-        first_seq,
-        last_seq: last.seq,
-        events: verifier.count,
-        request_events: mine.len(),
-        checkpoint,
-        signatures,
-        unsigned_decisions: unsigned,
-        recordings,
-        recordings_missing: missing,
-        summary_rerendered,
-        files: files.len().saturating_sub(1),
-    })
+    Ok(())
 }

@@ -85,7 +85,7 @@ impl Connector {
             None
         } else {
             pc.ssl_mode(tokio_postgres::config::SslMode::Require);
-            Some(crate::net::pg::tls_config(mode, ca_file).map_err(StoreError::Db)?)
+            Some(crate::net::pg::tls_config(mode, ca_file).map_err(StoreError::driver)?)
         };
         let describe = describe(&pc, mode);
         Ok((
