@@ -35,6 +35,13 @@ pub enum AlertKind {
     /// A request beyond its role's `max_activations` (or the per-person bound):
     /// break-glass access used as routine; it needs one more approval.
     RoutineUse,
+    /// A drill of a role's path (grant, probe, revoke, probe again): started,
+    /// passed. The SOC can filter drills out of real activations by this kind.
+    Drill,
+    /// A drill failed at a step: the path an emergency needs is broken.
+    DrillFailed,
+    /// A role's `drill_every` passed without a passing drill (once per period).
+    DrillOverdue,
 }
 
 /// How urgent an alert is; its name is the alert's `severity` on the wire.
@@ -65,7 +72,7 @@ impl fmt::Display for Severity {
 
 impl AlertKind {
     /// Every kind, the always-on ones first (the order `config check` lists them in).
-    pub const ALL: [AlertKind; 15] = [
+    pub const ALL: [AlertKind; 18] = [
         AlertKind::Activation,
         AlertKind::AutoActivation,
         AlertKind::CertificationOverdue,
@@ -81,6 +88,9 @@ impl AlertKind {
         AlertKind::ReviewRejected,
         AlertKind::RotateFailed,
         AlertKind::RoutineUse,
+        AlertKind::Drill,
+        AlertKind::DrillFailed,
+        AlertKind::DrillOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +110,9 @@ impl AlertKind {
             AlertKind::ReviewRejected => "review_rejected",
             AlertKind::RotateFailed => "rotate_failed",
             AlertKind::RoutineUse => "routine_use",
+            AlertKind::Drill => "drill",
+            AlertKind::DrillFailed => "drill_failed",
+            AlertKind::DrillOverdue => "drill_overdue",
         }
     }
 
@@ -112,11 +125,16 @@ impl AlertKind {
             | AlertKind::GrantFailed
             | AlertKind::Recovery
             | AlertKind::RotateFailed
-            | AlertKind::RoutineUse => Severity::High,
-            AlertKind::Denial | AlertKind::Extension | AlertKind::EarlyEnd | AlertKind::Refusal => {
-                Severity::Medium
+            | AlertKind::RoutineUse
+            | AlertKind::DrillFailed => Severity::High,
+            AlertKind::Denial
+            | AlertKind::Extension
+            | AlertKind::EarlyEnd
+            | AlertKind::Refusal
+            | AlertKind::DrillOverdue => Severity::Medium,
+            AlertKind::Recertification | AlertKind::ReviewRejected | AlertKind::Drill => {
+                Severity::Low
             }
-            AlertKind::Recertification | AlertKind::ReviewRejected => Severity::Low,
         }
     }
 
@@ -125,7 +143,10 @@ impl AlertKind {
     pub fn always_on(self) -> bool {
         matches!(
             self,
-            AlertKind::Activation | AlertKind::AutoActivation | AlertKind::CertificationOverdue
+            AlertKind::Activation
+                | AlertKind::AutoActivation
+                | AlertKind::CertificationOverdue
+                | AlertKind::DrillFailed
         )
     }
 

@@ -30,10 +30,16 @@ pub enum AuditAction {
     RoleRecertified,
     SessionRecorded,
     SessionReplayed,
+    /// A drill's grant begins (its own event, before `grant.intent`).
+    DrillStarted,
+    DrillPassed,
+    DrillFailed,
+    /// A role's `drill_every` passed without a passing drill.
+    DrillOverdue,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::RequestCreated,
         AuditAction::RequestAutoApproved,
         AuditAction::RequestApproved,
@@ -55,6 +61,10 @@ impl AuditAction {
         AuditAction::RoleRecertified,
         AuditAction::SessionRecorded,
         AuditAction::SessionReplayed,
+        AuditAction::DrillStarted,
+        AuditAction::DrillPassed,
+        AuditAction::DrillFailed,
+        AuditAction::DrillOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +90,10 @@ impl AuditAction {
             AuditAction::RoleRecertified => "role.recertified",
             AuditAction::SessionRecorded => "session.recorded",
             AuditAction::SessionReplayed => "session.replayed",
+            AuditAction::DrillStarted => "drill.started",
+            AuditAction::DrillPassed => "drill.passed",
+            AuditAction::DrillFailed => "drill.failed",
+            AuditAction::DrillOverdue => "drill.overdue",
         }
     }
 }

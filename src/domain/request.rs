@@ -291,6 +291,10 @@ pub struct Request {
     /// and whether it went beyond (one more approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routine_use: Option<crate::domain::routine::RoutineUse>,
+    /// A drill of the role's path, not access for a person: its credential goes
+    /// to the backend's probe only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<crate::domain::drill::Drill>,
 }
 
 impl GrantRecord {
