@@ -71,8 +71,11 @@ impl DrillOutcome {
 }
 
 /// A role's drill standing, for `roles` and the console.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillStatus {
+    /// The last drill failed: the role's path is broken (shown red).
+    #[serde(default)]
+    pub failing: bool,
     /// The last finished drill: when, and the step that failed if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<DrillOutcome>,
@@ -96,15 +99,11 @@ impl DrillStatus {
             last_passed.is_none_or(|p| now - p >= chrono::Duration::seconds(e))
         });
         DrillStatus {
+            failing: last.as_ref().is_some_and(|o| !o.passed()),
             last,
             last_passed,
             overdue,
         }
-    }
-
-    /// The last drill failed: the role's path is broken (shown red).
-    pub fn failing(&self) -> bool {
-        self.last.as_ref().is_some_and(|o| !o.passed())
     }
 
     /// "last drill 12d ago, passed" / "... failed at probe" / "never drilled".
@@ -158,10 +157,10 @@ mod tests {
             error: Some("refused".into()),
         };
         let s = DrillStatus::of(&[passed.clone()], Some(30 * 86400), now);
-        assert!(!s.overdue && !s.failing());
+        assert!(!s.overdue && !s.failing);
         assert_eq!(s.describe(now), "last drill 12d ago, passed");
         let s = DrillStatus::of(&[passed.clone(), failed], Some(10 * 86400), now);
-        assert!(s.overdue && s.failing());
+        assert!(s.overdue && s.failing);
         assert!(s.describe(now).contains("FAILED at probe"), "{}", s.describe(now));
         assert!(DrillStatus::of(&[], Some(86400), now).overdue);
         assert!(!DrillStatus::of(&[], None, now).overdue);
