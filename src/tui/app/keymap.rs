@@ -49,6 +49,8 @@ pub enum Action {
     Watch,
     Certify,
     Reject,
+    // Roles.
+    Drill,
 }
 
 impl Action {
@@ -60,6 +62,8 @@ impl Action {
             Action::Open | Action::Approve => 6,
             Action::Back => 3,
             Action::Move | Action::NextField | Action::PrevField => 1,
+            // Between emergencies, not during one: the first to give way.
+            Action::Drill => 0,
             _ => 4,
         }
     }
@@ -250,6 +254,12 @@ fn walk(app: &App) -> Vec<Binding> {
                 "Enter",
                 "pick the role (locked roles say why)",
                 Action::Open,
+            ),
+            b(
+                &[Char('D')],
+                "D",
+                "drill this role",
+                Action::Drill,
             ),
             b(ESC, "Esc", "back", Action::Back),
         ],
