@@ -209,7 +209,8 @@ impl Backend for DemoBackend {
         credential: &Credential,
     ) -> Result<String, BackendError> {
         let user = format!("bg_{}", spec.request_id.to_lowercase().replace('-', "_"));
-        if credential.get("username") != Some(user.as_str()) || credential.get("password").is_none() {
+        if credential.get("username") != Some(user.as_str()) || credential.get("password").is_none()
+        {
             return Err(BackendError::Failed(format!(
                 "demo target: login refused: not the user issued for {}",
                 spec.request_id

@@ -252,7 +252,11 @@ impl Backend for ExecBackend {
         let mut body = serde_json::to_value(spec).expect("serialises");
         body["credential"] = probe_credential(credential);
         let r = self.call("probe", body).await?;
-        Ok(clean(r.message.as_deref().unwrap_or("the target accepted the credential")))
+        Ok(clean(
+            r.message
+                .as_deref()
+                .unwrap_or("the target accepted the credential"),
+        ))
     }
 
     async fn check(&self) -> Result<String, BackendError> {

@@ -395,7 +395,11 @@ impl Backend for HttpBackend {
         let mut body = serde_json::to_value(spec).expect("serialises");
         body["credential"] = super::exec::probe_credential(credential);
         let r = self.call("probe", body, None).await?;
-        Ok(clean(r.message.as_deref().unwrap_or("the target accepted the credential")))
+        Ok(clean(
+            r.message
+                .as_deref()
+                .unwrap_or("the target accepted the credential"),
+        ))
     }
 
     async fn check(&self) -> Result<String, BackendError> {

@@ -679,7 +679,9 @@ impl Backend for PostgresBackend {
             credential.get("password"),
             credential.get("database"),
         ) else {
-            return Err(failed("postgres: the credential has no username, password or database"));
+            return Err(failed(
+                "postgres: the credential has no username, password or database",
+            ));
         };
         let mut pc = self.admin_config()?;
         pc.user(user).password(password).dbname(database);
@@ -691,7 +693,9 @@ impl Backend for PostgresBackend {
         if one != 1 {
             return Err(failed("postgres: SELECT 1 did not return 1"));
         }
-        Ok(format!("postgres: {user} logged in to {database} and ran SELECT 1"))
+        Ok(format!(
+            "postgres: {user} logged in to {database} and ran SELECT 1"
+        ))
     }
 
     async fn check(&self) -> Result<String, BackendError> {

@@ -518,7 +518,11 @@ impl Backend for VaultBackend {
             )
             .await?;
         if status != 200 {
-            return Err(Self::refused("accept the issued token (lookup-self)", status, &body));
+            return Err(Self::refused(
+                "accept the issued token (lookup-self)",
+                status,
+                &body,
+            ));
         }
         let me = Self::parse::<DataReply<TokenInfo>>("lookup-self", &body)?
             .data

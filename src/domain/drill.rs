@@ -90,14 +90,9 @@ impl DrillStatus {
     /// From a role's finished drill outcomes (any order) and its `drill_every`.
     pub fn of(outcomes: &[DrillOutcome], every: Option<i64>, now: DateTime<Utc>) -> DrillStatus {
         let last = outcomes.iter().max_by_key(|o| o.at).cloned();
-        let last_passed = outcomes
-            .iter()
-            .filter(|o| o.passed())
-            .map(|o| o.at)
-            .max();
-        let overdue = every.is_some_and(|e| {
-            last_passed.is_none_or(|p| now - p >= chrono::Duration::seconds(e))
-        });
+        let last_passed = outcomes.iter().filter(|o| o.passed()).map(|o| o.at).max();
+        let overdue = every
+            .is_some_and(|e| last_passed.is_none_or(|p| now - p >= chrono::Duration::seconds(e)));
         DrillStatus {
             failing: last.as_ref().is_some_and(|o| !o.passed()),
             last,
@@ -161,7 +156,11 @@ mod tests {
         assert_eq!(s.describe(now), "last drill 12d ago, passed");
         let s = DrillStatus::of(&[passed.clone(), failed], Some(10 * 86400), now);
         assert!(s.overdue && s.failing);
-        assert!(s.describe(now).contains("FAILED at probe"), "{}", s.describe(now));
+        assert!(
+            s.describe(now).contains("FAILED at probe"),
+            "{}",
+            s.describe(now)
+        );
         assert!(DrillStatus::of(&[], Some(86400), now).overdue);
         assert!(!DrillStatus::of(&[], None, now).overdue);
     }

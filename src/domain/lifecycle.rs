@@ -1052,7 +1052,10 @@ pub fn new_drill(
             reference: CONDITION.into(),
         },
         condition: CONDITION.into(),
-        reason: format!("drill of role {}: grant, probe, revoke, probe again", role.name),
+        reason: format!(
+            "drill of role {}: grant, probe, revoke, probe again",
+            role.name
+        ),
         requester: requester.to_string(),
         ttl_seconds: ttl,
         approvals_required: role.drill.approvals,
@@ -1110,7 +1113,10 @@ pub fn drill_started(req: &mut Request, who: &str, now: DateTime<Utc>) -> Result
     if who != req.requester {
         return policy(
             Reason::NotPermitted,
-            format!("only the requester ({}) can run drill {}", req.requester, req.id),
+            format!(
+                "only the requester ({}) can run drill {}",
+                req.requester, req.id
+            ),
         );
     }
     if now >= req.decide_by {

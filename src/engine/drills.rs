@@ -20,7 +20,8 @@ impl Engine {
     /// other than the requester), or returns the one still waiting.
     pub async fn drill(&self, who: &str, role: &str) -> Result<Request> {
         let r = self.drill_inner(who, role, false).await;
-        self.noted(who, None, &format!("drill role {role}"), r).await
+        self.noted(who, None, &format!("drill role {role}"), r)
+            .await
     }
 
     async fn drill_inner(&self, who: &str, role: &str, scheduled: bool) -> Result<Request> {
@@ -148,7 +149,10 @@ impl Engine {
             ),
             (Ok(_), Some(Ok(what))) => fail(
                 DrillStep::ProbeAfterRevoke,
-                format!("the credential still works after revocation: {}", said(what)),
+                format!(
+                    "the credential still works after revocation: {}",
+                    said(what)
+                ),
             ),
             (Ok(_), Some(Err(_))) => DrillOutcome {
                 at: self.clock.now(),

@@ -106,7 +106,11 @@ fn drill_harness(
 /// alice drills `role`: filed, approved by bob, then run.
 async fn drilled(h: &H, role: &str) -> Request {
     let filed = h.engine.drill("alice", role).await.unwrap();
-    assert_eq!(filed.state, State::Pending, "a person's drill waits for approval");
+    assert_eq!(
+        filed.state,
+        State::Pending,
+        "a person's drill waits for approval"
+    );
     assert_eq!(filed.condition, "drill");
     assert_eq!(filed.approvals_required, 1);
     assert!(filed.drill.as_ref().unwrap().outcome.is_none());
@@ -185,7 +189,10 @@ async fn assert_passed_clean(h: &H, w: &Witness, r: &Request) {
     assert!(probes[1].is_err(), "and no longer after revoke: {probes:?}");
     let actions = actions_of(h, r.id);
     if !r.drill.as_ref().unwrap().scheduled {
-        assert!(actions.iter().any(|x| x == "request.approved"), "{actions:?}");
+        assert!(
+            actions.iter().any(|x| x == "request.approved"),
+            "{actions:?}"
+        );
     }
     for a in [
         "request.created",
@@ -259,9 +266,13 @@ async fn a_scheduled_drill_runs_from_the_sweeper_unapproved_and_once_per_period(
     let (h, w) = drill_harness("drill_every = \"30d\"\ndrill_approvals = 0", None, None);
     // One pass of the sweeper's loop (stopped at once after it).
     h.engine
-        .sweep_until(std::time::Duration::from_secs(60), std::future::ready(()), |p| {
-            p.unwrap();
-        })
+        .sweep_until(
+            std::time::Duration::from_secs(60),
+            std::future::ready(()),
+            |p| {
+                p.unwrap();
+            },
+        )
         .await;
     let drills: Vec<Request> = h
         .store
@@ -359,14 +370,21 @@ async fn a_credential_the_target_refuses_fails_the_drill_at_the_probe_loudly() {
     let role = roles.iter().find(|x| x.name == PLUGIN_ROLE).unwrap();
     assert!(role.drill.failing);
     assert!(role.locked_by.is_none());
-    assert!(role.drill.describe(chrono::Utc::now()).contains("FAILED at probe"));
+    assert!(role
+        .drill
+        .describe(chrono::Utc::now())
+        .contains("FAILED at probe"));
     // The password the plugin issued is nowhere breakglass wrote.
     for f in files_under(h.dir()) {
         if f.ends_with("plugins/exec-plugin.sh") {
             continue;
         }
         let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
-        assert!(!text.contains("Zq8rPx2vLm4nKt6wYb3cHd9f"), "in {}", f.display());
+        assert!(
+            !text.contains("Zq8rPx2vLm4nKt6wYb3cHd9f"),
+            "in {}",
+            f.display()
+        );
     }
     // The CLI says so, red in `roles` and --json.
     let cfg = h.dir().join("breakglass.toml");
@@ -432,7 +450,10 @@ async fn a_drill_on_real_postgresql_passes_end_to_end() {
     let r = drilled(&h, K8S).await;
     assert_passed_clean(&h, &w, &r).await;
     let probes = w.probes.lock().unwrap().clone();
-    assert!(probes[0].as_ref().unwrap().contains("SELECT 1"), "{probes:?}");
+    assert!(
+        probes[0].as_ref().unwrap().contains("SELECT 1"),
+        "{probes:?}"
+    );
     // The issued role (the lease) is gone from the server.
     let lease = w.leases.lock().unwrap()[0].clone();
     assert!(lease.starts_with("bg_req_"), "{lease}");
@@ -460,7 +481,10 @@ async fn a_postgresql_role_that_cannot_log_in_fails_the_drill_at_the_probe() {
     let r = drilled(&h, K8S).await;
     let o = r.drill.as_ref().unwrap().outcome.clone().unwrap();
     assert_eq!(o.failed_step, Some(DrillStep::Probe), "{o:?}");
-    assert!(o.error.as_deref().unwrap().contains("permission denied"), "{o:?}");
+    assert!(
+        o.error.as_deref().unwrap().contains("permission denied"),
+        "{o:?}"
+    );
     assert_eq!(alerts(&h, "drill_failed"), 1);
     assert_eq!(r.state, State::Certified, "revoked all the same");
     assert_never_written(&h, &w);

@@ -255,12 +255,7 @@ fn walk(app: &App) -> Vec<Binding> {
                 "pick the role (locked roles say why)",
                 Action::Open,
             ),
-            b(
-                &[Char('D')],
-                "D",
-                "drill this role",
-                Action::Drill,
-            ),
+            b(&[Char('D')], "D", "drill this role", Action::Drill),
             b(ESC, "Esc", "back", Action::Back),
         ],
         Walk::Form(form) => {
