@@ -151,7 +151,7 @@ mod tests {
             failed_step: Some(DrillStep::Probe),
             error: Some("refused".into()),
         };
-        let s = DrillStatus::of(&[passed.clone()], Some(30 * 86400), now);
+        let s = DrillStatus::of(std::slice::from_ref(&passed), Some(30 * 86400), now);
         assert!(!s.overdue && !s.failing);
         assert_eq!(s.describe(now), "last drill 12d ago, passed");
         let s = DrillStatus::of(&[passed.clone(), failed], Some(10 * 86400), now);
