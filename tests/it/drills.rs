@@ -22,6 +22,8 @@ struct Witness {
     inner: Arc<dyn Backend>,
     secrets: Mutex<Vec<String>>,
     leases: Mutex<Vec<String>>,
+    /// The target is unreachable for revocations.
+    fail_revoke: std::sync::atomic::AtomicBool,
     probes: Mutex<Vec<Result<String, String>>>,
 }
 
@@ -41,6 +43,9 @@ impl Backend for Witness {
         Ok(g)
     }
     async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {
+        if self.fail_revoke.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(BackendError::Failed("target unreachable".into()));
+        }
         self.inner.revoke(spec).await
     }
     async fn probe(&self, spec: &RevokeSpec, c: &Credential) -> Result<String, BackendError> {
@@ -93,6 +98,7 @@ fn drill_harness(
                 inner,
                 secrets: Default::default(),
                 leases: Default::default(),
+                fail_revoke: Default::default(),
                 probes: Default::default(),
             });
             parts.backends.insert("demo".into(), w.clone());
@@ -298,6 +304,42 @@ async fn a_scheduled_drill_runs_from_the_sweeper_unapproved_and_once_per_period(
     let k8s = roles.iter().find(|x| x.name == K8S).unwrap();
     assert!(!k8s.drill.overdue);
     assert_eq!(k8s.drill_every_seconds, Some(30 * 86400));
+}
+
+#[tokio::test]
+async fn a_drill_whose_revoke_fails_keeps_the_role_locked_and_says_so() {
+    let (h, w) = drill_harness("", None, None);
+    w.fail_revoke
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = drilled(&h, K8S).await;
+    let o = r.drill.as_ref().unwrap().outcome.clone().unwrap();
+    assert_eq!(o.failed_step, Some(DrillStep::Revoke), "{o:?}");
+    assert_eq!(r.state, State::Revoking, "access may still be out there");
+    assert_eq!(alerts(&h, "drill_failed"), 1);
+    let roles = h.engine.roles(None).await.unwrap();
+    let k8s = roles.iter().find(|x| x.name == K8S).unwrap();
+    assert!(k8s.locked_by.is_some() && k8s.drill.failing);
+    // The sweeper's retry revokes it; then a person reviews it like any access.
+    w.fail_revoke
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.clock.advance(chrono::Duration::minutes(5));
+    h.engine.recover().await.unwrap();
+    assert_eq!(h.state(r.id), State::Ended);
+    assert!(h.leases().is_empty());
+    h.engine.review("alice", r.id, answers()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_drill_is_not_routine_use() {
+    let (h, _w) = drill_harness("max_activations_per_person = \"1/30d\"", None, None);
+    drilled(&h, K8S).await;
+    let r = h
+        .engine
+        .request("alice", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    assert_eq!(r.approvals_required, 1, "{:?}", r.routine_use);
+    assert!(!r.routine_use.unwrap().over);
 }
 
 /// The exec backend of the demo config (`payments-api-operator`), its plugin
