@@ -568,3 +568,29 @@ path "auth/token/accessors"       { capabilities = ["list", "sudo"] }
     let r = drilled(&h, K8S).await;
     assert_passed_clean(&h, &w, &r).await;
 }
+
+#[test]
+fn the_cli_files_then_runs_a_drill_with_its_exit_codes() {
+    let (_tmp, cfg) = demo_dir();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let short = "min_ttl = \"1s\"\nmax_ttl = \"20m\"";
+    assert!(text.contains(short));
+    std::fs::write(
+        &cfg,
+        text.replace(short, "min_ttl = \"1m\"\nmax_ttl = \"20m\""),
+    )
+    .unwrap();
+    let o = bg(&cfg, Some("alice"), &["drill", K8S]);
+    assert_eq!(o.status.code(), Some(5), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("needs 1 approval"), "{}", stdout(&o));
+    let o = bg(&cfg, Some("bob"), &["approve", "REQ-1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = bg(&cfg, Some("alice"), &["drill", K8S]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("passed"), "{}", stdout(&o));
+    let out = stdout(&bg(&cfg, Some("alice"), &["roles"]));
+    assert!(out.contains("ago, passed"), "{out}");
+    let v = ok_json(bg(&cfg, Some("alice"), &["--json", "status", "REQ-1"]));
+    assert_eq!(v["request"]["state"], "certified", "{v}");
+    assert!(v["request"]["drill"]["outcome"]["at"].is_string(), "{v}");
+}
