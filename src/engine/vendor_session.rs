@@ -120,6 +120,15 @@ impl Engine {
         id: RequestId,
     ) -> Result<(Request, Credential)> {
         let req = self.load(id).await?;
+        if req.drill.is_some() {
+            return Err(refusal(
+                RefusalKind::Input,
+                format!(
+                    "{id} is a drill: its credential is never shown; run `breakglass drill {}`",
+                    req.role
+                ),
+            ));
+        }
         if self.vendor_policy_of(&req).is_none() {
             return Err(refusal(
                 RefusalKind::Input,
