@@ -138,8 +138,8 @@ impl AlertKind {
         }
     }
 
-    /// Access granted, and certifications left undone, reach the SOC whatever
-    /// the config says.
+    /// Access granted, certifications left undone and a drill that found the
+    /// emergency path broken reach the SOC whatever the config says.
     pub fn always_on(self) -> bool {
         matches!(
             self,
@@ -298,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn only_activations_and_overdue_certifications_are_always_on() {
+    fn activations_overdue_certifications_and_failed_drills_are_always_on() {
         let on: Vec<&str> = AlertKind::ALL
             .into_iter()
             .filter(|k| k.always_on())
@@ -306,9 +306,14 @@ mod tests {
             .collect();
         assert_eq!(
             on,
-            ["activation", "auto_activation", "certification_overdue"]
+            [
+                "activation",
+                "auto_activation",
+                "certification_overdue",
+                "drill_failed"
+            ]
         );
-        assert_eq!(AlertRules::default().on.len(), 12);
+        assert_eq!(AlertRules::default().on.len(), 14);
         assert!(!AlertRules::default().on.contains(&AlertKind::Activation));
         // Routine use is optional, and on unless a config leaves it out.
         assert!(AlertRules::default().on.contains(&AlertKind::RoutineUse));
