@@ -169,7 +169,7 @@ impl Engine {
             + chrono::Duration::from_std(self.recovery.revoke_timeout)
                 .unwrap_or(chrono::Duration::seconds(60));
         let actor = self.load(id).await?.requester;
-        let req = self
+        let begun = self
             .transition(id, no_alerts, |r, _, now| {
                 lifecycle::begin_revoke(
                     r,
@@ -180,7 +180,18 @@ impl Engine {
                     self.owner.clone(),
                 )
             })
-            .await?;
+            .await;
+        let req = match begun {
+            Ok(r) => r,
+            // The sweeper got there first (the drill's TTL ran out): its
+            // revocation is the drill's, done or under way.
+            Err(Error::Refused(f)) => match self.load(id).await? {
+                r if r.state == State::Ended => return Ok(r),
+                r if r.state == State::Revoking => r,
+                _ => return Err(Error::Refused(f)),
+            },
+            Err(e) => return Err(e),
+        };
         self.perform_revoke(req).await
     }
 

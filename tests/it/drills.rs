@@ -24,6 +24,8 @@ struct Witness {
     leases: Mutex<Vec<String>>,
     /// The target is unreachable for revocations.
     fail_revoke: std::sync::atomic::AtomicBool,
+    /// Awaited after the first probe (something else happening meanwhile).
+    after_probe: Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
     probes: Mutex<Vec<Result<String, String>>>,
 }
 
@@ -50,6 +52,10 @@ impl Backend for Witness {
     }
     async fn probe(&self, spec: &RevokeSpec, c: &Credential) -> Result<String, BackendError> {
         let r = self.inner.probe(spec, c).await;
+        let after = self.after_probe.lock().unwrap().take();
+        if let Some(f) = after {
+            f.await;
+        }
         self.probes
             .lock()
             .unwrap()
@@ -99,6 +105,7 @@ fn drill_harness(
                 secrets: Default::default(),
                 leases: Default::default(),
                 fail_revoke: Default::default(),
+                after_probe: Default::default(),
                 probes: Default::default(),
             });
             parts.backends.insert("demo".into(), w.clone());
@@ -327,6 +334,30 @@ async fn a_drill_whose_revoke_fails_keeps_the_role_locked_and_says_so() {
     assert_eq!(h.state(r.id), State::Ended);
     assert!(h.leases().is_empty());
     h.engine.review("alice", r.id, answers()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_whose_access_the_sweeper_revoked_meanwhile_still_passes() {
+    let (h, w) = drill_harness("", None, None);
+    // Another process's sweeper, on the same clock: right after the probe the
+    // drill's TTL runs out and that sweeper revokes it before the drill does.
+    let mut parts = breakglass::engine::Parts::from_config(&h.cfg).unwrap();
+    parts.clock = h.clock.clone();
+    let sweeper = breakglass::engine::Engine::new(parts);
+    let clock = h.clock.clone();
+    *w.after_probe.lock().unwrap() = Some(Box::pin(async move {
+        clock.advance(chrono::Duration::minutes(2));
+        let rep = sweeper.recover().await.unwrap();
+        assert_eq!(rep.expired_revoked.len(), 1, "{rep:?}");
+    }));
+    let r = drilled(&h, K8S).await;
+    let probes = w.probes.lock().unwrap().clone();
+    let o = r.drill.as_ref().unwrap().outcome.clone().unwrap();
+    // The sweeper's revocation is the drill's: the credential worked, then not.
+    assert!(o.passed(), "{o:?} {probes:?}");
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    assert_eq!(r.state, State::Certified, "no lock, no review: {r:?}");
+    assert!(h.leases().is_empty());
 }
 
 #[tokio::test]
