@@ -1150,11 +1150,22 @@ pub fn drill_finished(
     }
     if !matches!(
         req.state,
-        State::Ended | State::Failed | State::Revoking | State::Active
+        State::Approved | State::Ended | State::Failed | State::Revoking | State::Active
     ) {
-        return wrong_state(req, "a drill's outcome is recorded after its grant");
+        return wrong_state(req, "a drill's outcome is recorded once it ran");
     }
     let from = req.state;
+    if from == State::Approved {
+        // Refused before its grant intent (the role locked meanwhile, say):
+        // nothing was granted, and the drill is over, not left to run again.
+        req.state = State::Cancelled;
+        req.cancellation = Some(Decision {
+            by: actor.to_string(),
+            at: now,
+            comment: "drill: refused before its grant".into(),
+            signature: None,
+        });
+    }
     let access_gone = !matches!(
         outcome.failed_step,
         Some(DrillStep::Revoke | DrillStep::ProbeAfterRevoke)

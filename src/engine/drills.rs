@@ -86,7 +86,9 @@ impl Engine {
             |r, _, now| lifecycle::drill_started(r, who, now),
         )
         .await?;
-        let outcome = self.walk(who, id).await;
+        // A role locked meanwhile (an emergency under way) is no finding about
+        // its path: the drill stays approved, to run once the role is free.
+        let outcome = self.walk(who, id).await?;
         let failed = !outcome.passed();
         let actor = who.to_string();
         self.transition(
@@ -105,7 +107,7 @@ impl Engine {
     }
 
     /// The steps, each against the real backend; the first failure is the outcome.
-    async fn walk(&self, who: &str, id: RequestId) -> DrillOutcome {
+    async fn walk(&self, who: &str, id: RequestId) -> Result<DrillOutcome> {
         let fail = |step, e: String| DrillOutcome {
             at: self.clock.now(),
             failed_step: Some(step),
@@ -113,11 +115,12 @@ impl Engine {
         };
         let (req, credential) = match self.grant_access(who, id).await {
             Ok(g) => g,
-            Err(e) => return fail(DrillStep::Grant, said(e)),
+            Err(e @ Error::Locked { .. }) => return Err(e),
+            Err(e) => return Ok(fail(DrillStep::Grant, said(e))),
         };
         let backend = match self.role(&req.role).and_then(|r| self.backend(r)) {
             Ok(b) => b.clone(),
-            Err(e) => return fail(DrillStep::Grant, said(e)),
+            Err(e) => return Ok(fail(DrillStep::Grant, said(e))),
         };
         let spec = RevokeSpec {
             request_id: req.id.to_string(),
@@ -136,9 +139,9 @@ impl Engine {
         };
         drop::<Credential>(credential);
         if let Err(e) = first {
-            return fail(DrillStep::Probe, said(e));
+            return Ok(fail(DrillStep::Probe, said(e)));
         }
-        match (revoked, after) {
+        Ok(match (revoked, after) {
             (Err(e), _) => fail(DrillStep::Revoke, said(e)),
             (Ok(r), None) => fail(
                 DrillStep::Revoke,
@@ -159,7 +162,7 @@ impl Engine {
                 failed_step: None,
                 error: None,
             },
-        }
+        })
     }
 
     /// Active -> Revoking -> Ended for a drill: the drill's own end (no

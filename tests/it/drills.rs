@@ -361,6 +361,45 @@ async fn a_drill_whose_access_the_sweeper_revoked_meanwhile_still_passes() {
 }
 
 #[tokio::test]
+async fn a_drill_waits_while_an_emergency_holds_the_role() {
+    let (h, _w) = drill_harness("", None, None);
+    let filed = h.engine.drill("alice", K8S).await.unwrap();
+    h.engine
+        .decide("bob", filed.id, Decision::approve(None))
+        .await
+        .unwrap();
+    // bob's emergency takes the role before alice runs her drill.
+    let r = h
+        .engine
+        .request("bob", input(K8S, inc("INC-1042")))
+        .await
+        .unwrap();
+    h.engine
+        .decide("carol", r.id, Decision::approve(None))
+        .await
+        .unwrap();
+    h.engine.activate("bob", r.id).await.unwrap();
+    match h.engine.drill("alice", K8S).await {
+        Err(Error::Locked { .. }) => {}
+        other => panic!("expected the role's lock, got {other:?}"),
+    }
+    // No finding about the path: not red, still approved, runs once free.
+    assert_eq!(h.state(filed.id), State::Approved);
+    let roles = h.engine.roles(None).await.unwrap();
+    assert!(!roles.iter().find(|x| x.name == K8S).unwrap().drill.failing);
+    assert_eq!(alerts(&h, "drill_failed"), 0);
+    h.engine.revoke("bob", r.id, "done").await.unwrap();
+    h.engine.review("bob", r.id, answers()).await.unwrap();
+    h.engine
+        .decide("dave", r.id, Decision::certify("ok"))
+        .await
+        .unwrap();
+    let ran = h.engine.drill("alice", K8S).await.unwrap();
+    assert_eq!(ran.id, filed.id);
+    assert!(ran.drill.unwrap().outcome.unwrap().passed());
+}
+
+#[tokio::test]
 async fn a_drill_is_not_routine_use() {
     let (h, _w) = drill_harness("max_activations_per_person = \"1/30d\"", None, None);
     drilled(&h, K8S).await;
