@@ -681,6 +681,7 @@ fn bench_policy() -> Result<Policy> {
         vendor: None,
         max_activations: None,
         max_activations_per_person: None,
+        drill: Default::default(),
     };
     Ok(Policy {
         roles: BTreeMap::from([(role.name.clone(), role)]),

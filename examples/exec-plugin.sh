@@ -47,6 +47,18 @@ revoke)
     fi
     printf '{"ok":true}\n'
     ;;
+probe)
+    # A drill: does the target accept this credential now? The simulated
+    # target accepts the user issued for the request while its lease exists.
+    lease=$(field lease_id)
+    user=$(field username)
+    expected="bg_$(printf '%s' "$request_id" | tr 'A-Z-' 'a-z_')"
+    if [ -n "$lease" ] && [ -e "$state/$lease" ] && [ "$user" = "$expected" ]; then
+        printf '{"ok":true,"message":"example target: %s logged in"}\n' "$user"
+    else
+        printf '{"ok":false,"error":"example target: login refused for %s"}\n' "$user"
+    fi
+    ;;
 extend | rotate)
     printf '{"ok":true}\n'
     ;;

@@ -7,6 +7,9 @@
 #                       -n <scope.namespace>
 # revoke  deletes that RoleBinding (idempotent: --ignore-not-found).
 # extend  nothing to do: RBAC has no expiry, breakglass revokes on time.
+# probe   (a drill) the RoleBinding exists and binds the credential's user:
+#         what the API server authorizes them by. It does not act as the user
+#         (that would need impersonation rights this plugin should not hold).
 # check   asks the API server whether this plugin may manage RoleBindings.
 #
 # Role scope:   scope = { cluster_role = "edit", namespace = "payments" }
@@ -86,6 +89,24 @@ revoke)
     out=$(k "$@" delete rolebinding "$binding" -n "$namespace" --ignore-not-found 2>&1) ||
         die "kubectl delete rolebinding failed: $out"
     printf '{"ok":true}\n'
+    ;;
+probe)
+    lease=$(field .lease_id)
+    user=$(field .credential.kubernetes_user)
+    namespace=${lease%%/*}
+    binding=${lease#*/}
+    dns_label "$namespace" && dns_label "$binding" || die "lease \"$lease\" is not <namespace>/<binding>"
+    if ! out=$(k "$@" get rolebinding "$binding" -n "$namespace" -o json 2>&1); then
+        jq -cn --arg e "RoleBinding $lease is not there: $out" '{ok: false, error: $e}'
+        exit 0
+    fi
+    bound=$(printf '%s' "$out" | jq -r --arg u "$user" \
+        '[.subjects[]? | select(.kind == "User" and .name == $u)] | length')
+    if [ "$bound" -gt 0 ]; then
+        jq -cn --arg m "RoleBinding $lease binds $user" '{ok: true, message: $m}'
+    else
+        jq -cn --arg e "RoleBinding $lease does not bind $user" '{ok: false, error: $e}'
+    fi
     ;;
 extend)
     printf '{"ok":true}\n'

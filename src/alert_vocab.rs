@@ -38,6 +38,13 @@ pub enum AlertKind {
     /// A review was certified although the credentials it says were copied
     /// were not confirmed invalidated: the certifier's recorded exception.
     InvalidationException,
+    /// A drill of a role's path (grant, probe, revoke, probe again): started,
+    /// passed. The SOC can filter drills out of real activations by this kind.
+    Drill,
+    /// A drill failed at a step: the path an emergency needs is broken.
+    DrillFailed,
+    /// A role's `drill_every` passed without a passing drill (once per period).
+    DrillOverdue,
 }
 
 /// How urgent an alert is; its name is the alert's `severity` on the wire.
@@ -68,7 +75,7 @@ impl fmt::Display for Severity {
 
 impl AlertKind {
     /// Every kind, the always-on ones first (the order `config check` lists them in).
-    pub const ALL: [AlertKind; 16] = [
+    pub const ALL: [AlertKind; 19] = [
         AlertKind::Activation,
         AlertKind::AutoActivation,
         AlertKind::CertificationOverdue,
@@ -85,6 +92,9 @@ impl AlertKind {
         AlertKind::ReviewRejected,
         AlertKind::RotateFailed,
         AlertKind::RoutineUse,
+        AlertKind::Drill,
+        AlertKind::DrillFailed,
+        AlertKind::DrillOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +115,9 @@ impl AlertKind {
             AlertKind::RotateFailed => "rotate_failed",
             AlertKind::RoutineUse => "routine_use",
             AlertKind::InvalidationException => "invalidation_exception",
+            AlertKind::Drill => "drill",
+            AlertKind::DrillFailed => "drill_failed",
+            AlertKind::DrillOverdue => "drill_overdue",
         }
     }
 
@@ -118,16 +131,22 @@ impl AlertKind {
             | AlertKind::Recovery
             | AlertKind::RotateFailed
             | AlertKind::RoutineUse
-            | AlertKind::InvalidationException => Severity::High,
-            AlertKind::Denial | AlertKind::Extension | AlertKind::EarlyEnd | AlertKind::Refusal => {
-                Severity::Medium
+            | AlertKind::InvalidationException
+            | AlertKind::DrillFailed => Severity::High,
+            AlertKind::Denial
+            | AlertKind::Extension
+            | AlertKind::EarlyEnd
+            | AlertKind::Refusal
+            | AlertKind::DrillOverdue => Severity::Medium,
+            AlertKind::Recertification | AlertKind::ReviewRejected | AlertKind::Drill => {
+                Severity::Low
             }
-            AlertKind::Recertification | AlertKind::ReviewRejected => Severity::Low,
         }
     }
 
-    /// Access granted, certifications left undone, and certifications that
-    /// left copied credentials valid reach the SOC whatever the config says.
+    /// Access granted, certifications left undone, certifications that left
+    /// copied credentials valid and a drill that found the emergency path
+    /// broken reach the SOC whatever the config says.
     pub fn always_on(self) -> bool {
         matches!(
             self,
@@ -135,6 +154,7 @@ impl AlertKind {
                 | AlertKind::AutoActivation
                 | AlertKind::CertificationOverdue
                 | AlertKind::InvalidationException
+                | AlertKind::DrillFailed
         )
     }
 
@@ -286,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn only_activations_and_unfinished_certifications_are_always_on() {
+    fn activations_overdue_certifications_and_failed_drills_are_always_on() {
         let on: Vec<&str> = AlertKind::ALL
             .into_iter()
             .filter(|k| k.always_on())
@@ -298,10 +318,11 @@ mod tests {
                 "activation",
                 "auto_activation",
                 "certification_overdue",
-                "invalidation_exception"
+                "invalidation_exception",
+                "drill_failed",
             ]
         );
-        assert_eq!(AlertRules::default().on.len(), 12);
+        assert_eq!(AlertRules::default().on.len(), 14);
         assert!(!AlertRules::default().on.contains(&AlertKind::Activation));
         // Routine use is optional, and on unless a config leaves it out.
         assert!(AlertRules::default().on.contains(&AlertKind::RoutineUse));

@@ -201,6 +201,38 @@ impl Backend for DemoBackend {
         Ok(())
     }
 
+    /// The simulated target accepts the credential while its lease row is
+    /// there (revocation and the sweeper's expiry delete it) and the user is the one issued for the request.
+    async fn probe(
+        &self,
+        spec: &RevokeSpec,
+        credential: &Credential,
+    ) -> Result<String, BackendError> {
+        let user = format!("bg_{}", spec.request_id.to_lowercase().replace('-', "_"));
+        if credential.get("username") != Some(user.as_str()) || credential.get("password").is_none()
+        {
+            return Err(BackendError::Failed(format!(
+                "demo target: login refused: not the user issued for {}",
+                spec.request_id
+            )));
+        }
+        let lease = spec.lease_id.clone().unwrap_or_default();
+        let c = self.open()?;
+        let live: i64 = c
+            .query_row(
+                "SELECT count(*) FROM leases WHERE lease_id = ?1",
+                params![lease],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if live == 0 {
+            return Err(BackendError::Failed(format!(
+                "demo target: login refused: {user} has no live lease"
+            )));
+        }
+        Ok(format!("demo target: {user} logged in"))
+    }
+
     async fn check(&self) -> Result<String, BackendError> {
         let n = self.active_leases()?.len();
         Ok(format!(

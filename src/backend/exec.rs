@@ -95,7 +95,8 @@ impl ExecBackend {
         if let (Some(o), serde_json::Value::Object(b)) = (req.as_object_mut(), body) {
             o.extend(b);
         }
-        let mut line = serde_json::to_vec(&req).expect("a Value serialises");
+        // A probe's request carries a credential: wiped once written.
+        let mut line = Zeroizing::new(serde_json::to_vec(&req).expect("a Value serialises"));
         line.push(b'\n');
 
         let mut cmd = tokio::process::Command::new(&self.command);
@@ -180,6 +181,17 @@ impl ExecBackend {
     }
 }
 
+/// A credential as the probe operation sends it (exec and http): its values
+/// by name, only ever written to the plugin's stdin or the request body.
+pub(crate) fn probe_credential(credential: &Credential) -> serde_json::Value {
+    serde_json::Value::Object(
+        credential
+            .reveal()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect(),
+    )
+}
+
 /// Reads what a plugin that exited 0 printed on stdout: one JSON reply, which
 /// is an error when it says `"ok": false`. Pure, so it can be fuzzed.
 pub(crate) fn parse_reply(op: &str, out: &[u8]) -> Result<Reply, BackendError> {
@@ -228,6 +240,23 @@ impl Backend for ExecBackend {
         self.call("rotate", serde_json::json!({"role": role, "scope": scope}))
             .await
             .map(|_| ())
+    }
+
+    /// `probe`: the lease and the credential it issued; the plugin tries it on
+    /// the target and answers `ok` only when the target accepted it.
+    async fn probe(
+        &self,
+        spec: &RevokeSpec,
+        credential: &Credential,
+    ) -> Result<String, BackendError> {
+        let mut body = serde_json::to_value(spec).expect("serialises");
+        body["credential"] = probe_credential(credential);
+        let r = self.call("probe", body).await?;
+        Ok(clean(
+            r.message
+                .as_deref()
+                .unwrap_or("the target accepted the credential"),
+        ))
     }
 
     async fn check(&self) -> Result<String, BackendError> {

@@ -221,7 +221,8 @@ impl HttpBackend {
         if let (Some(o), serde_json::Value::Object(b)) = (req.as_object_mut(), fields) {
             o.extend(b);
         }
-        let body = serde_json::to_vec(&req).expect("a Value serialises");
+        // A probe's body carries a credential: wiped once sent.
+        let body = zeroize::Zeroizing::new(serde_json::to_vec(&req).expect("a Value serialises"));
         // Only revoke is retried: it is idempotent by contract. A grant that failed
         // in flight may have happened; the engine revokes it by request id.
         let attempts = if op == "revoke" {
@@ -382,6 +383,23 @@ impl Backend for HttpBackend {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `POST {url}/probe`: the lease and its credential; `ok` only when the
+    /// target accepted it.
+    async fn probe(
+        &self,
+        spec: &RevokeSpec,
+        credential: &Credential,
+    ) -> Result<String, BackendError> {
+        let mut body = serde_json::to_value(spec).expect("serialises");
+        body["credential"] = super::exec::probe_credential(credential);
+        let r = self.call("probe", body, None).await?;
+        Ok(clean(
+            r.message
+                .as_deref()
+                .unwrap_or("the target accepted the credential"),
+        ))
     }
 
     async fn check(&self) -> Result<String, BackendError> {

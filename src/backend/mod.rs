@@ -60,6 +60,14 @@ impl fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// One named value, for a backend's probe.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.expose_secret())
+    }
+
     /// For printing once to the operator's terminal.
     pub fn reveal(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.expose_secret()))
@@ -137,6 +145,17 @@ pub trait Backend: Send + Sync {
                 spec.lease_id.as_deref().unwrap_or(&spec.request_id)
             ),
         })
+    }
+    /// Proves `credential`, issued for `spec`'s lease, works on the target now
+    /// (a drill: once after the grant, once after the revocation, when it must
+    /// not). `Ok` says what was proven; `Err` says why it did not work. The
+    /// credential goes nowhere else.
+    async fn probe(
+        &self,
+        _spec: &RevokeSpec,
+        _credential: &Credential,
+    ) -> Result<String, BackendError> {
+        Err(BackendError::NotSupported("probe"))
     }
     /// Health check: a short description of the target when it answers.
     async fn check(&self) -> Result<String, BackendError>;

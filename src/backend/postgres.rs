@@ -716,6 +716,37 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
+    /// Logs in as the issued role (the admin connection's host, port and TLS,
+    /// the credential's user, password and database) and runs `SELECT 1`.
+    async fn probe(
+        &self,
+        _spec: &RevokeSpec,
+        credential: &Credential,
+    ) -> Result<String, BackendError> {
+        let (Some(user), Some(password), Some(database)) = (
+            credential.get("username"),
+            credential.get("password"),
+            credential.get("database"),
+        ) else {
+            return Err(failed(
+                "postgres: the credential has no username, password or database",
+            ));
+        };
+        let mut pc = self.admin_config()?;
+        pc.user(user).password(password).dbname(database);
+        let c = self.connect_with(pc).await?;
+        let one: i32 = self
+            .t("SELECT 1 as the issued role", c.query_one("SELECT 1", &[]))
+            .await?
+            .get(0);
+        if one != 1 {
+            return Err(failed("postgres: SELECT 1 did not return 1"));
+        }
+        Ok(format!(
+            "postgres: {user} logged in to {database} and ran SELECT 1"
+        ))
+    }
+
     async fn check(&self) -> Result<String, BackendError> {
         let c = self.connect().await?;
         let row = self

@@ -698,6 +698,66 @@ impl Backend for SshCaBackend {
         Ok(Some(credential))
     }
 
+    /// Proves the certificate locally, as a server trusting the CA would
+    /// judge it: signed by this CA, valid now, for the key the credential
+    /// holds, and not in the KRL (`ssh-keygen -Q`). No server is contacted.
+    async fn probe(
+        &self,
+        _spec: &RevokeSpec,
+        credential: &Credential,
+    ) -> Result<String, BackendError> {
+        let (Some(cert), Some(key)) =
+            (credential.get("certificate"), credential.get("private_key"))
+        else {
+            return Err(failed(
+                "ssh-ca: the credential has no certificate or private key",
+            ));
+        };
+        let cert = certificate::Certificate::from_openssh(cert.trim())
+            .map_err(|e| failed(format!("ssh-ca: the certificate does not parse: {e}")))?;
+        let key = PrivateKey::from_openssh(key.trim_start())
+            .map_err(|e| failed(format!("ssh-ca: the private key does not parse: {e}")))?;
+        if key.public_key().key_data() != cert.public_key() {
+            return Err(failed(
+                "ssh-ca: the certificate is not for the credential's key",
+            ));
+        }
+        let ca = self
+            .ca_key()?
+            .public_key()
+            .fingerprint(ssh_key::HashAlg::Sha256);
+        let now = self.clock.now().timestamp().max(0) as u64;
+        cert.validate_at(now, [&ca]).map_err(|e| {
+            failed(format!(
+                "ssh-ca: a server trusting the CA would refuse it: {e}"
+            ))
+        })?;
+        // ssh-keygen reads the certificate (public) from a file; the key stays here.
+        let file = self.temp_in_dir("probe")?;
+        let text = cert
+            .to_openssh()
+            .map_err(|e| failed(format!("ssh-ca: encoding the certificate: {e}")))?;
+        std::fs::write(&file, text)
+            .map_err(|e| failed(format!("ssh-ca: writing the probe's certificate: {e}")))?;
+        self.ssh_keygen(&[
+            "-Q".as_ref(),
+            "-f".as_ref(),
+            self.cfg.krl.as_os_str(),
+            file.as_os_str(),
+        ])
+        .await
+        .map_err(|e| {
+            failed(format!(
+                "ssh-ca: the certificate is revoked in the KRL ({e})"
+            ))
+        })?;
+        Ok(format!(
+            "ssh-ca: certificate serial {} valid for {} and not revoked",
+            cert.serial(),
+            cert.valid_principals().join(",")
+        ))
+    }
+
     async fn check(&self) -> Result<String, BackendError> {
         let ca = self.ca_key()?;
         let _in_process = self.writer.lock().await;

@@ -498,6 +498,43 @@ impl Backend for VaultBackend {
         Ok(())
     }
 
+    /// `token lookup-self` with the issued token: Vault answers only while
+    /// the token lives.
+    async fn probe(
+        &self,
+        _spec: &RevokeSpec,
+        credential: &Credential,
+    ) -> Result<String, BackendError> {
+        let token = credential
+            .get("token")
+            .map(|t| SecretString::from(t.to_string()))
+            .ok_or_else(|| BackendError::Failed("Vault: the credential has no token".into()))?;
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                "/v1/auth/token/lookup-self",
+                None,
+                Some(&token),
+            )
+            .await?;
+        if status != 200 {
+            return Err(Self::refused(
+                "accept the issued token (lookup-self)",
+                status,
+                &body,
+            ));
+        }
+        let me = Self::parse::<DataReply<TokenInfo>>("lookup-self", &body)?
+            .data
+            .ok_or_else(|| {
+                BackendError::Protocol("Vault's lookup-self answer has no data".into())
+            })?;
+        Ok(format!(
+            "Vault accepted the issued token (lookup-self; {}s left)",
+            me.ttl
+        ))
+    }
+
     async fn check(&self) -> Result<String, BackendError> {
         let addr = self.addr()?;
         let (status, body) = self

@@ -151,6 +151,16 @@ pub enum Command {
         #[command(flatten)]
         sign: SignArgs,
     },
+    /// Drill a role: grant, prove, revoke and prove gone, with its shortest TTL
+    ///
+    /// The first run files a drill request (condition "drill", no incident) for
+    /// the role's drill approvers; once approved, run it again to walk the path
+    /// against the real backend. The credential is used by the backend's probe
+    /// only and never shown. Exit 0 passed, 5 waiting for approval, 4 failed.
+    Drill {
+        /// The role to drill
+        role: String,
+    },
     /// Withdraw your own pending or approved request
     Cancel {
         /// Your pending or approved request (REQ-n, or its number)

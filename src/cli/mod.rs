@@ -322,6 +322,10 @@ async fn run_one(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
         Command::Deny { id, reason, sign } => {
             decide(svc, *id, Decision::deny(reason), sign, json).await
         }
+        Command::Drill { role } => {
+            let req = svc.drill(role).await?;
+            Ok(output::drill(svc, &req, json))
+        }
         Command::Cancel { id } => {
             let req = svc.cancel(*id).await?;
             output::request_result(svc, &req, json);

@@ -86,6 +86,18 @@ pub fn incidents(
     }
 }
 
+/// Red on a terminal (unless NO_COLOR is set), plain text elsewhere: a failed
+/// drill must stand out on the screen without escape codes in pipes and files.
+fn red(s: &str) -> String {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if std::io::stdout().is_terminal() && !no_color {
+        format!("\u{1b}[1;31m{s}\u{1b}[0m")
+    } else {
+        s.to_string()
+    }
+}
+
 pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
     if json {
         print_json(&json!({ "roles": roles, "automation": automation_identities(roles) }));
@@ -97,6 +109,18 @@ pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
             None => "available".into(),
         };
         outln!("{}  [{}]", r.name, state);
+        if let Some(o) = r.drill.last.as_ref().filter(|_| r.drill.failing) {
+            // Loud: the path an emergency needs is broken.
+            outln!(
+                "{}",
+                red(&format!(
+                    "    DRILL FAILED at {} ({}): {}",
+                    o.failed_step.map(|s| s.as_str()).unwrap_or("?"),
+                    when(o.at, now),
+                    sanitize::line(o.error.as_deref().unwrap_or(""), 300)
+                ))
+            );
+        }
         outln!("    {}", sanitize::line(&r.description, 300));
         outln!(
             "    backend {}, TTL {} ({} to {}), {} approval(s){}",
@@ -114,6 +138,15 @@ pub fn roles(roles: &[RoleView], now: DateTime<Utc>, json: bool) {
             "    conditions: {}",
             sanitize::line(&r.conditions.join("; "), 500)
         );
+        if r.drill.last.is_some() || r.drill_every_seconds.is_some() {
+            outln!(
+                "    {}{}",
+                r.drill.describe(now),
+                r.drill_every_seconds
+                    .map(|e| format!("; drilled every {}", human(e)))
+                    .unwrap_or_default()
+            );
+        }
         if let Some(u) = &r.routine {
             outln!(
                 "    routine use: a request now would be the {}",
@@ -259,6 +292,47 @@ pub fn request_result(svc: &Service, r: &Request, json: bool) {
     } else {
         outln!("{}", summary(svc, r));
     }
+}
+
+/// Where a drill stands, and the exit code that says it: passed (0), waiting
+/// for approval (5), failed (4, with the step and what it said).
+pub fn drill(svc: &Service, r: &Request, json: bool) -> i32 {
+    let outcome = r.drill.as_ref().and_then(|d| d.outcome.as_ref());
+    let code = match outcome {
+        None => crate::exit::PENDING,
+        Some(o) if o.passed() => crate::exit::OK,
+        Some(_) => crate::exit::BACKEND,
+    };
+    if json {
+        print_json(&json!({ "request": svc.view(r.clone()), "drill": r.drill }));
+        return code;
+    }
+    match outcome {
+        None => outln!(
+            "{} (drill of {}) is {}: it needs {} approval(s); once approved, run `breakglass drill {}` again",
+            r.id,
+            r.role,
+            r.state,
+            r.approvals_required,
+            r.role
+        ),
+        Some(o) if o.passed() => outln!(
+            "{}: drill of {} passed: granted, the credential worked, revoked, and it no longer works",
+            r.id,
+            r.role
+        ),
+        Some(o) => outln!(
+            "{}",
+            red(&format!(
+                "{}: drill of {} FAILED at {}: {}",
+                r.id,
+                r.role,
+                o.failed_step.map(|s| s.as_str()).unwrap_or("?"),
+                sanitize::line(o.error.as_deref().unwrap_or(""), 500)
+            ))
+        ),
+    }
+    code
 }
 
 /// A credential just granted, once; then how to end it now (`revoke`, a

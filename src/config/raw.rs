@@ -232,6 +232,10 @@ pub struct RawRole {
     pub max_activations: Option<Spanned<String>>,
     /// The same, counted per requester.
     pub max_activations_per_person: Option<Spanned<String>>,
+    /// Approvals a drill needs (default 1); 0 only for scheduled drills.
+    pub drill_approvals: Option<Spanned<i64>>,
+    /// e.g. "30d": the broker drills the role this often.
+    pub drill_every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,10 +34,16 @@ pub enum AuditAction {
     CredentialsInvalidated,
     /// The backend could not invalidate them (yet); retried.
     CredentialsInvalidationFailed,
+    /// A drill's grant begins (its own event, before `grant.intent`).
+    DrillStarted,
+    DrillPassed,
+    DrillFailed,
+    /// A role's `drill_every` passed without a passing drill.
+    DrillOverdue,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::RequestCreated,
         AuditAction::RequestAutoApproved,
         AuditAction::RequestApproved,
@@ -61,6 +67,10 @@ impl AuditAction {
         AuditAction::SessionReplayed,
         AuditAction::CredentialsInvalidated,
         AuditAction::CredentialsInvalidationFailed,
+        AuditAction::DrillStarted,
+        AuditAction::DrillPassed,
+        AuditAction::DrillFailed,
+        AuditAction::DrillOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +98,10 @@ impl AuditAction {
             AuditAction::SessionReplayed => "session.replayed",
             AuditAction::CredentialsInvalidated => "credentials.invalidated",
             AuditAction::CredentialsInvalidationFailed => "credentials.invalidation_failed",
+            AuditAction::DrillStarted => "drill.started",
+            AuditAction::DrillPassed => "drill.passed",
+            AuditAction::DrillFailed => "drill.failed",
+            AuditAction::DrillOverdue => "drill.overdue",
         }
     }
 }

@@ -282,6 +282,7 @@ pub fn new_request(
         vendor: None,
         routine_use: None,
         invalidation: None,
+        drill: None,
     };
     let event = Event {
         action: AuditAction::RequestCreated,
@@ -1164,4 +1165,185 @@ pub fn reject(
         json!({"comment": comment.trim()}),
     );
     Ok(signed(event, signature.as_ref()))
+}
+
+/// A drill request for `role`: condition `drill`, no incident, the role's
+/// shortest TTL, and `drill_approvals` approvals. Someone other than the
+/// requester must approve a person's drill; only the broker's own scheduled
+/// drills (`scheduled`) may need none, and those start approved.
+pub fn new_drill(
+    role: &RolePolicy,
+    requester: &str,
+    scheduled: bool,
+    now: DateTime<Utc>,
+) -> Result<(Request, Event), Refusal> {
+    use super::drill::{Drill, CONDITION};
+    if !scheduled && !role.may_request(requester) {
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "{requester} may not drill role {}; its requesters are: {}",
+                role.name,
+                role.requesters.describe()
+            ),
+        );
+    }
+    if !scheduled && role.drill.approvals == 0 {
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "role {} sets drill_approvals = 0, which only drills the broker schedules itself (drill_every) may use; a person's drill needs an approver other than the requester",
+                role.name
+            ),
+        );
+    }
+    let ttl = role.min_ttl.max(1);
+    let approved = role.drill.approvals == 0;
+    let req = Request {
+        id: RequestId(0),
+        role: role.name.clone(),
+        incident: IncidentRef::Ticket {
+            reference: CONDITION.into(),
+        },
+        condition: CONDITION.into(),
+        reason: format!(
+            "drill of role {}: grant, probe, revoke, probe again",
+            role.name
+        ),
+        requester: requester.to_string(),
+        ttl_seconds: ttl,
+        approvals_required: role.drill.approvals,
+        created_at: now,
+        decide_by: now + Duration::seconds(role.request_ttl),
+        state: if approved {
+            State::Approved
+        } else {
+            State::Pending
+        },
+        version: 0,
+        approvals: vec![],
+        denial: None,
+        cancellation: None,
+        grant: None,
+        review: None,
+        certification: None,
+        rejections: vec![],
+        auto_approved: false,
+        certify_by: None,
+        auto_approval_declined: None,
+        certification_overdue_at: None,
+        vendor: None,
+        routine_use: None,
+        invalidation: None,
+        drill: Some(Drill {
+            scheduled,
+            outcome: None,
+        }),
+    };
+    let event = Event {
+        action: AuditAction::RequestCreated,
+        actor: requester.to_string(),
+        from: None,
+        to: req.state,
+        detail: json!({
+            "role": req.role,
+            "condition": req.condition,
+            "reason": req.reason,
+            "ttl_seconds": ttl,
+            "approvals_required": req.approvals_required,
+            "drill": {"scheduled": scheduled},
+        }),
+    };
+    Ok((req, event))
+}
+
+/// An approved drill begins (its own audited event, before the grant intent).
+pub fn drill_started(req: &mut Request, who: &str, now: DateTime<Utc>) -> Result<Event, Refusal> {
+    if req.drill.is_none() {
+        return wrong_state(req, "it is not a drill");
+    }
+    if req.state != State::Approved {
+        return wrong_state(req, "only an approved drill can start");
+    }
+    if who != req.requester {
+        return policy(
+            Reason::NotPermitted,
+            format!(
+                "only the requester ({}) can run drill {}",
+                req.requester, req.id
+            ),
+        );
+    }
+    if now >= req.decide_by {
+        return too_late(req, "it was not run in time and lapses");
+    }
+    Ok(ev(
+        AuditAction::DrillStarted,
+        who,
+        State::Approved,
+        State::Approved,
+        json!({"ttl_seconds": req.ttl_seconds}),
+    ))
+}
+
+/// A drill is over: its outcome is recorded. A drill whose access was revoked
+/// (it passed, or only the probe failed) closes itself: no review is owed and
+/// the role is not left locked. One whose revocation failed, or whose
+/// credential still worked after it, stays Ended: a person must look.
+pub fn drill_finished(
+    req: &mut Request,
+    actor: &str,
+    outcome: super::drill::DrillOutcome,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    use super::drill::DrillStep;
+    let Some(drill) = req.drill.as_mut() else {
+        return wrong_state(req, "it is not a drill");
+    };
+    if drill.outcome.is_some() {
+        return wrong_state(req, "its outcome is already recorded");
+    }
+    if !matches!(
+        req.state,
+        State::Approved | State::Ended | State::Failed | State::Revoking | State::Active
+    ) {
+        return wrong_state(req, "a drill's outcome is recorded once it ran");
+    }
+    let from = req.state;
+    if from == State::Approved {
+        // Refused before its grant intent (the role locked meanwhile, say):
+        // nothing was granted, and the drill is over, not left to run again.
+        req.state = State::Cancelled;
+        req.cancellation = Some(Decision {
+            by: actor.to_string(),
+            at: now,
+            comment: "drill: refused before its grant".into(),
+            signature: None,
+        });
+    }
+    let access_gone = !matches!(
+        outcome.failed_step,
+        Some(DrillStep::Revoke | DrillStep::ProbeAfterRevoke)
+    );
+    if from == State::Ended && access_gone {
+        req.state = State::Certified;
+        req.certification = Some(Decision {
+            by: actor.to_string(),
+            at: now,
+            comment: "drill: access revoked and proven gone; nothing to review".into(),
+            signature: None,
+        });
+    }
+    let action = if outcome.passed() {
+        AuditAction::DrillPassed
+    } else {
+        AuditAction::DrillFailed
+    };
+    let detail = json!({
+        "failed_step": outcome.failed_step.map(|s| s.as_str()),
+        "error": outcome.error,
+        "scheduled": drill.scheduled,
+    });
+    drill.outcome = Some(outcome);
+    Ok(ev(action, actor, from, req.state, detail))
 }

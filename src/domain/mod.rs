@@ -2,6 +2,7 @@
 //! every function takes `now` from its caller.
 
 pub mod audit_action;
+pub mod drill;
 pub mod duration;
 pub mod lifecycle;
 pub mod policy;

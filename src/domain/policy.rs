@@ -61,6 +61,8 @@ pub struct RolePolicy {
     pub max_activations: Option<crate::domain::routine::ActivationLimit>,
     /// `max_activations_per_person`: the same bound, per requester.
     pub max_activations_per_person: Option<crate::domain::routine::ActivationLimit>,
+    /// `drill_approvals`, `drill_every`.
+    pub drill: crate::domain::drill::DrillPolicy,
 }
 
 /// `automation`, `auto_approve_conditions`, `auto_approve_rate`, `auto_max_ttl`

@@ -378,6 +378,10 @@ pub struct Request {
     /// The review said credentials were copied: their invalidation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalidation: Option<Invalidation>,
+    /// A drill of the role's path, not access for a person: its credential goes
+    /// to the backend's probe only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<crate::domain::drill::Drill>,
 }
 
 impl GrantRecord {

@@ -26,8 +26,11 @@ pub struct RequestInput {
 }
 
 /// The activation alert: louder (critical, its own kind) when no person approved.
+/// A drill's grant is alerted as `drill`: the SOC can tell it from an emergency.
 fn activation_alert(r: &Request, e: &Event) -> Vec<AlertDraft> {
-    if r.auto_approved {
+    if r.drill.is_some() {
+        alert(AlertKind::Drill, r, e)
+    } else if r.auto_approved {
         alert(AlertKind::AutoActivation, r, e)
     } else {
         alert(AlertKind::Activation, r, e)

@@ -6,6 +6,7 @@ mod actions;
 mod alert_delivery;
 mod approval_notice;
 mod decisions;
+mod drills;
 mod evidence;
 mod incident_checks;
 mod invalidations;

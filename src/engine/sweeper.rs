@@ -45,6 +45,11 @@ impl Engine {
             let began = Instant::now();
             let began_at = self.clock.now();
             let pass = self.recover().await;
+            // Drills are the sweeper's own (`drill_every`): never run by a
+            // person's command, whose recovery pass is the one above.
+            if let Err(e) = self.drill_pass().await {
+                tracing::warn!("the sweeper's drills: {e}");
+            }
             let (moved, failed) = match &pass {
                 Ok(rep) => (progressed(rep), !rep.errors.is_empty()),
                 Err(_) => (false, true),

@@ -89,6 +89,17 @@ impl Engine {
     /// Vendor roles are activated only through `breakglass shell`.
     pub async fn activate(&self, who: &str, id: RequestId) -> Result<(Request, Credential)> {
         let req = self.load(id).await?;
+        if req.drill.is_some() {
+            let e = refusal_because(
+                RefusalKind::Policy,
+                lifecycle::Reason::NotPermitted,
+                format!(
+                    "{id} is a drill of role {}: its credential is never shown; run `breakglass drill {}`",
+                    req.role, req.role
+                ),
+            );
+            return self.noted(who, Some(id), "activate", Err(e)).await;
+        }
         if self.vendor_policy_of(&req).is_some() {
             let e = refusal_because(
                 RefusalKind::Policy, lifecycle::Reason::NotPermitted,
@@ -109,6 +120,15 @@ impl Engine {
         id: RequestId,
     ) -> Result<(Request, Credential)> {
         let req = self.load(id).await?;
+        if req.drill.is_some() {
+            return Err(refusal(
+                RefusalKind::Input,
+                format!(
+                    "{id} is a drill: its credential is never shown; run `breakglass drill {}`",
+                    req.role
+                ),
+            ));
+        }
         if self.vendor_policy_of(&req).is_none() {
             return Err(refusal(
                 RefusalKind::Input,

@@ -118,6 +118,12 @@ pub struct RoleView {
     /// stand now ("4th activation in 30 days"; beyond: one more approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routine: Option<crate::domain::routine::RoutineUse>,
+    /// The last drill and whether one is overdue (`drill_every`).
+    #[serde(default)]
+    pub drill: crate::domain::drill::DrillStatus,
+    /// `drill_every`, when the broker drills the role itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_every_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -182,6 +188,8 @@ impl Engine {
                 locked_by: lock.map(|(id, _)| id.to_string()),
                 lock_reason,
                 routine: self.routine_use(r, who, now).await?,
+                drill: self.drill_status(&r.name).await?,
+                drill_every_seconds: r.drill.every,
                 may_request: who.is_some_and(|w| r.may_request(w)),
                 vendor: r.vendor.is_some(),
                 extension_issues_credential: self

@@ -89,6 +89,9 @@ pub async fn handle(engine: &Engine, caller: &Caller, call: Call) -> Result<Repl
         Call::Cancel { id } => Reply::Request {
             request: engine.cancel(&who()?, id).await?,
         },
+        Call::Drill { role } => Reply::Request {
+            request: engine.drill(&who()?, &role).await?,
+        },
         Call::Revoke { id, reason } => Reply::Request {
             request: engine.revoke(&who()?, id, &reason).await?,
         },

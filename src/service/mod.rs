@@ -276,6 +276,11 @@ impl Service {
     pub async fn cancel(&self, id: RequestId) -> R<Request> {
         self.request_reply("cancel", Call::Cancel { id }).await
     }
+    /// A drill of `role` (`Engine::drill`): the drill request as it stands.
+    pub async fn drill(&self, role: &str) -> R<Request> {
+        let role = role.to_string();
+        self.request_reply("drill", Call::Drill { role }).await
+    }
     pub async fn revoke(&self, id: RequestId, reason: &str) -> R<Request> {
         let reason = reason.to_string();
         self.request_reply("revoke", Call::Revoke { id, reason })

@@ -85,6 +85,12 @@ pub enum Call {
     Cancel {
         id: RequestId,
     },
+    /// A drill of `role` by the caller: runs their approved drill, or files one
+    /// (it waits for `drill_approvals` approvers), or returns the one waiting.
+    /// The credential never leaves the engine; the reply is the drill request.
+    Drill {
+        role: String,
+    },
     Revoke {
         id: RequestId,
         reason: String,
@@ -168,6 +174,7 @@ impl Call {
                 | Call::Activate { .. }
                 | Call::Decide { .. }
                 | Call::Cancel { .. }
+                | Call::Drill { .. }
                 | Call::Revoke { .. }
                 | Call::Extend { .. }
                 | Call::Review { .. }
@@ -200,6 +207,7 @@ impl Call {
             Call::Activate { .. } => "activate",
             Call::Decide { .. } => "decide",
             Call::Cancel { .. } => "cancel",
+            Call::Drill { .. } => "drill",
             Call::Revoke { .. } => "revoke",
             Call::Extend { .. } => "extend",
             Call::Review { .. } => "review",

@@ -626,12 +626,19 @@ impl Store for SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
         // `at` is `ts()` text: RFC 3339 in UTC to the microsecond, so text order
-        // is time order.
+        // is time order. A drill (its `drill.started` event) is not a use.
         self.conn()
             .query_row(
                 "SELECT count(DISTINCT a.request_id) FROM audit a JOIN requests r ON r.id = a.request_id
-                 WHERE a.action = ?1 AND r.role = ?2 AND (?3 IS NULL OR r.requester = ?3) AND a.at >= ?4",
-                params![AuditAction::GrantActive.as_str(), role, requester, ts(since)],
+                 WHERE a.action = ?1 AND r.role = ?2 AND (?3 IS NULL OR r.requester = ?3) AND a.at >= ?4
+                 AND NOT EXISTS (SELECT 1 FROM audit d WHERE d.request_id = a.request_id AND d.action = ?5)",
+                params![
+                    AuditAction::GrantActive.as_str(),
+                    role,
+                    requester,
+                    ts(since),
+                    AuditAction::DrillStarted.as_str()
+                ],
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n.clamp(0, u32::MAX as i64) as u32)

@@ -667,6 +667,7 @@ pub async fn execute(svc: &Service, who: &str, cmd: Cmd) -> Option<Msg> {
             svc.decide(id, Decision::deny(reason)).await.map_err(e),
         ),
         Cmd::Cancel(id) => Msg::Acted(Verb::Cancelled, svc.cancel(id).await.map_err(e)),
+        Cmd::Drill(role) => Msg::Acted(Verb::Drilled, svc.drill(&role).await.map_err(e)),
         Cmd::Revoke(id) => Msg::Acted(
             Verb::Revoked,
             svc.revoke(id, "ended early from the console")

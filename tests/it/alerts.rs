@@ -6,7 +6,9 @@ use crate::support;
 
 use breakglass::alert::sinks::{FileSink, SlackSink, SyslogSink, WebhookSink};
 use breakglass::alert::{Format, Sink};
+use breakglass::backend::Credential;
 use breakglass::backend::{Backend, BackendError, Grant, GrantSpec, RevokeSpec};
+use breakglass::domain::drill::DrillPolicy;
 use breakglass::domain::routine::ActivationLimit;
 use breakglass::domain::State;
 use breakglass::engine::{Decision, IncidentChoice, RequestInput};
@@ -418,6 +420,10 @@ struct Flaky {
     hang_grant: AtomicBool,
     fail_revoke: AtomicBool,
     fail_rotate: AtomicBool,
+    /// A drill's probe: the target refuses every credential.
+    fail_probe: AtomicBool,
+    /// Leases revoked: a probe of one of them is refused.
+    revoked: std::sync::Mutex<Vec<Option<String>>>,
 }
 
 #[async_trait::async_trait]
@@ -438,11 +444,18 @@ impl Backend for Flaky {
             credential: Default::default(),
         })
     }
-    async fn revoke(&self, _: &RevokeSpec) -> Result<(), BackendError> {
+    async fn revoke(&self, spec: &RevokeSpec) -> Result<(), BackendError> {
         if self.fail_revoke.load(SeqCst) {
             return Err(BackendError::Failed("target unreachable".into()));
         }
+        self.revoked.lock().unwrap().push(spec.lease_id.clone());
         Ok(())
+    }
+    async fn probe(&self, spec: &RevokeSpec, _: &Credential) -> Result<String, BackendError> {
+        if self.fail_probe.load(SeqCst) || self.revoked.lock().unwrap().contains(&spec.lease_id) {
+            return Err(BackendError::Failed("login refused".into()));
+        }
+        Ok("logged in".into())
     }
     async fn rotate(&self, _: &str, _: &serde_json::Value) -> Result<(), BackendError> {
         if self.fail_rotate.load(SeqCst) {
@@ -487,6 +500,11 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         move |p| {
             p.sinks = vec![sink];
             p.backends.insert("demo".into(), b);
+            // The broker drills IAM itself, unapproved.
+            p.policy.roles.get_mut(IAM).unwrap().drill = DrillPolicy {
+                approvals: 0,
+                every: Some(7 * 86_400),
+            };
             let k8s = p.policy.roles.get_mut(K8S).unwrap();
             k8s.rotate_after_use = true;
             // alice's second k8s activation is routine use (its own alert).
@@ -644,6 +662,17 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         .unwrap();
     h.clock.advance(Duration::hours(25));
     e.recover().await.unwrap();
+    // Drills: alice's of the DBA role passes (approved by bob); the broker's
+    // scheduled one of IAM fails at the probe, and IAM is overdue.
+    let d = e.drill("alice", DBA).await.unwrap();
+    e.decide("bob", d.id, Decision::approve(None))
+        .await
+        .unwrap();
+    let d = e.drill("alice", DBA).await.unwrap();
+    assert!(d.drill.unwrap().outcome.unwrap().passed());
+    flaky.fail_probe.store(true, SeqCst);
+    assert_eq!(e.drill_pass().await.unwrap(), (1, 1));
+    flaky.fail_probe.store(false, SeqCst);
     while h.store.outbox_undelivered().unwrap() > 0 {
         assert!(e.deliver_alerts().await.unwrap().delivered > 0);
     }
@@ -682,6 +711,10 @@ async fn every_alert_kind_and_audit_action_is_valid_ocsf() {
         "certification.overdue",
         "credentials.invalidated",
         "credentials.invalidation_failed",
+        "drill.failed",
+        "drill.overdue",
+        "drill.passed",
+        "drill.started",
         "grant.active",
         "grant.extended",
         "grant.failed",

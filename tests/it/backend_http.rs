@@ -189,6 +189,18 @@ fn handle(state: &Mutex<State>, mut req: tiny_http::Request) {
             _ => (404, r#"{"ok":false,"error":"unknown lease"}"#.to_string()),
         },
         "rotate" => (200, r#"{"ok":true}"#.to_string()),
+        // A drill: is the credential sent with the lease still good?
+        "probe" => {
+            let good = v["lease_id"]
+                .as_str()
+                .and_then(|l| s.leases.get(l))
+                .is_some_and(|l| v["credential"]["token"] == l.token.as_str());
+            if good {
+                (200, r#"{"ok":true,"message":"token accepted"}"#.to_string())
+            } else {
+                (200, r#"{"ok":false,"error":"token refused"}"#.to_string())
+            }
+        }
         "check" => (
             200,
             serde_json::json!({"ok": true, "message": format!("fake target: {} active lease(s)", s.leases.len())})
@@ -720,5 +732,33 @@ fn http_config_is_validated_with_file_and_line() {
         p.iter()
             .any(|m| m.contains(":5:") && m.contains("between 0 and 10")),
         "{p:?}"
+    );
+}
+
+/// A drill's probe: the signed `POST /probe` carries the lease and the
+/// credential; the target accepts it while the lease lives, refuses it after.
+#[tokio::test]
+async fn probe_sends_the_credential_and_reads_the_targets_answer() {
+    let fake = Fake::start();
+    let b = fake.backend();
+    let s = target_spec("REQ-9");
+    let g = b.grant(&s).await.unwrap();
+    let spec = breakglass::backend::RevokeSpec {
+        request_id: s.request_id.clone(),
+        role: s.role.clone(),
+        scope: s.scope.clone(),
+        lease_id: Some(g.lease_id.clone()),
+    };
+    assert_eq!(
+        b.probe(&spec, &g.credential).await.unwrap(),
+        "token accepted"
+    );
+    b.revoke(&spec).await.unwrap();
+    let e = failed(b.probe(&spec, &g.credential).await);
+    assert!(e.contains("token refused"), "{e}");
+    assert_eq!(fake.count("probe"), 2);
+    assert!(
+        fake.state.lock().unwrap().rejected.is_empty(),
+        "both were signed"
     );
 }

@@ -767,3 +767,34 @@ fn sshd_login(sshd: &Sshd, account: &str, cred: &Credential) -> Result<(), Strin
         Err(std::fs::read_to_string(&log).unwrap_or_default())
     }
 }
+
+/// A drill's probe: the certificate a real sshd accepts proves valid, and once
+/// revoked the probe finds it in the KRL, as sshd does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_agrees_with_sshd_before_and_after_revoke() {
+    let site = Site::new();
+    let b = site.backend();
+    let s = grant_spec(&site, "REQ-1", Utc::now() + chrono::Duration::minutes(10));
+    let g = b.grant(&s).await.unwrap();
+    let spec = revoke_of(&s, Some(&g.lease_id));
+    site.login_as(&site.user.name, &g.credential).unwrap();
+    let ok = b.probe(&spec, &g.credential).await.unwrap();
+    assert!(ok.contains("not revoked"), "{ok}");
+    b.revoke(&spec).await.unwrap();
+    assert!(site.login_as(&site.user.name, &g.credential).is_err());
+    let e = b.probe(&spec, &g.credential).await.unwrap_err().to_string();
+    assert!(e.contains("revoked"), "{e}");
+    // Another CA's certificate is refused as a server trusting ours would.
+    let other = Site::new();
+    let g2 = other
+        .backend()
+        .grant(&grant_spec(&other, "REQ-2", s.expires_at))
+        .await
+        .unwrap();
+    let e = b
+        .probe(&spec, &g2.credential)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("would refuse"), "{e}");
+}

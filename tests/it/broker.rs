@@ -365,3 +365,44 @@ async fn a_vendor_session_is_recorded_by_the_broker_and_replayed_through_it() {
     let (_, bytes) = dave.read_recording(r.id).await.unwrap();
     assert_eq!(bytes, None);
 }
+
+/// `drill` through the socket: filed by alice, approved by bob, run by the
+/// broker; the reply is the request with its outcome, never a credential, and
+/// a drill of someone's own cannot be approved by them.
+#[tokio::test]
+async fn a_drill_goes_through_the_socket_and_no_credential_comes_back() {
+    let b = Broker::start(|t| {
+        *t = t.replacen(
+            "min_ttl = \"1s\"\nmax_ttl = \"20m\"",
+            "min_ttl = \"1m\"\nmax_ttl = \"20m\"",
+            1,
+        );
+    })
+    .await;
+    let (alice, bob) = (b.client(Some("alice")), b.client(Some("bob")));
+    let filed = alice.drill(K8S).await.unwrap();
+    assert_eq!(filed.state, State::Pending);
+    let e = alice
+        .decide(filed.id, Decision::approve(None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused);
+    bob.decide(filed.id, Decision::approve(None)).await.unwrap();
+    // The raw reply: a request, and no credential anywhere in it.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "v": protocol::VERSION,
+        "as_persona": "alice",
+        "call": {"op": "drill", "role": K8S},
+    }))
+    .unwrap();
+    match raw(&b.socket, &body).await {
+        Reply::Request { request } => {
+            assert_eq!(request.id, filed.id);
+            assert_eq!(request.state, State::Certified);
+            assert!(request.drill.unwrap().outcome.unwrap().passed());
+        }
+        other => panic!("expected a request, got {other:?}"),
+    }
+    let e = alice.activate(filed.id).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e:?}");
+}

@@ -28,6 +28,7 @@ mod crash;
 mod dist;
 mod docs_examples;
 mod docs_links;
+mod drills;
 mod engine_rules;
 mod evidence;
 mod exec_backend;

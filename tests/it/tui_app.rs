@@ -1391,3 +1391,32 @@ async fn a_multi_line_credential_keeps_its_lines_when_revealed() {
     );
     assert!(!s.contains('\x1b'), "escapes cleaned");
 }
+
+#[tokio::test]
+async fn d_drills_the_selected_role_and_a_failed_drill_shows_red_in_the_roles() {
+    let mut d = console().await;
+    // The payments role's plugin grants, but its target refuses the credential.
+    std::fs::write(
+        d.h.dir().join("plugins/exec-plugin.sh"),
+        "#!/bin/sh\nIFS= read -r line || true\ncase \"$line\" in\n*'\"op\":\"grant\"'*) printf '{\"ok\":true,\"lease_id\":\"l-1\",\"credential\":{\"password\":\"p\"}}\\n' ;;\n*'\"op\":\"probe\"'*) printf '{\"ok\":false,\"error\":\"login refused\"}\\n' ;;\n*) printf '{\"ok\":true}\\n' ;;\nesac\n",
+    )
+    .unwrap();
+    d.press(KeyCode::Enter).await; // INC-1044
+    d.assert_sees("D drill this role");
+    d.press(KeyCode::Down).await; // k8s-cluster-admin
+    d.press(KeyCode::Down).await; // payments-api-operator
+    d.press(KeyCode::Char('D')).await;
+    d.refresh().await;
+    d.assert_sees("waits for 1 approval");
+    let filed = d.engine.drill("alice", PLUGIN_ROLE).await.unwrap();
+    d.engine
+        .decide("bob", filed.id, Decision::approve(None))
+        .await
+        .unwrap();
+    d.press(KeyCode::Char('D')).await;
+    d.refresh().await;
+    d.assert_sees("FAILED at probe");
+    d.assert_sees("DRILL FAILED at probe");
+    let r = d.engine.load(filed.id).await.unwrap();
+    assert!(!r.drill.unwrap().outcome.unwrap().passed());
+}

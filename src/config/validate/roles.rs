@@ -100,6 +100,7 @@ fn role(
     }
     let (require_open_incident, revoke_on_resolve) = incident_policy(ctx, r, &name);
     let scope = scope(ctx, sr, &name, backends.get(&backend));
+    let drill = drill_policy(ctx, r, &name);
     RolePolicy {
         name,
         description: r.description.clone(),
@@ -125,7 +126,36 @@ fn role(
         vendor,
         max_activations,
         max_activations_per_person,
+        drill,
     }
+}
+
+/// `drill_approvals` (0 to 10, default 1) and `drill_every`.
+fn drill_policy(ctx: &mut Ctx, r: &RawRole, name: &str) -> crate::domain::drill::DrillPolicy {
+    let approvals = match &r.drill_approvals {
+        None => 1,
+        Some(n) if (0..=10).contains(n.get_ref()) => *n.get_ref() as u32,
+        Some(n) => {
+            ctx.at(
+                n,
+                format!("role \"{name}\": drill_approvals must be between 0 and 10 (0: only the broker's scheduled drills run unapproved)"),
+            );
+            1
+        }
+    };
+    let every = r
+        .drill_every
+        .as_ref()
+        .and_then(|t| parse_duration(ctx, t, "drill_every"));
+    if let (Some(t), Some(e)) = (&r.drill_every, every) {
+        if e < 3600 {
+            ctx.at(
+                t,
+                format!("role \"{name}\": drill_every = \"{}\" is shorter than an hour; drills are checks between emergencies, e.g. \"30d\"", t.get_ref()),
+            );
+        }
+    }
+    crate::domain::drill::DrillPolicy { approvals, every }
 }
 
 /// `max_activations` and `max_activations_per_person`: "N/window", N >= 1.

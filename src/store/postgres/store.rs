@@ -575,14 +575,16 @@ impl Store for PostgresStore {
     ) -> Result<u32, StoreError> {
         let (role, requester, since) = (role.to_string(), requester.map(str::to_string), ts(since));
         let action = AuditAction::GrantActive.to_string();
+        let drill = AuditAction::DrillStarted.to_string();
         plain(self, move |q| {
             // `at` is `ts()` text: RFC 3339 in UTC to the microsecond, so text
-            // order is time order.
+            // order is time order. A drill (its `drill.started` event) is not a use.
             let n: i64 = q
                 .one(
                     "SELECT count(DISTINCT a.request_id) FROM audit a JOIN requests r ON r.id = a.request_id
-                     WHERE a.action = $1 AND r.role = $2 AND ($3::text IS NULL OR r.requester = $3) AND a.at >= $4",
-                    &[&action, &role, &requester, &since],
+                     WHERE a.action = $1 AND r.role = $2 AND ($3::text IS NULL OR r.requester = $3) AND a.at >= $4
+                     AND NOT EXISTS (SELECT 1 FROM audit d WHERE d.request_id = a.request_id AND d.action = $5)",
+                    &[&action, &role, &requester, &since, &drill],
                 )?
                 .get(0);
             Ok(n.clamp(0, u32::MAX as i64) as u32)

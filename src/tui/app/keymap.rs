@@ -49,6 +49,8 @@ pub enum Action {
     Watch,
     Certify,
     Reject,
+    // Roles.
+    Drill,
 }
 
 impl Action {
@@ -63,6 +65,8 @@ impl Action {
             Action::Reveal | Action::Extend => 5,
             Action::Back => 3,
             Action::Move | Action::NextField | Action::PrevField => 1,
+            // Between emergencies, not during one: the first to give way.
+            Action::Drill => 0,
             _ => 4,
         }
     }
@@ -254,6 +258,7 @@ fn walk(app: &App) -> Vec<Binding> {
                 "pick the role (locked roles say why)",
                 Action::Open,
             ),
+            b(&[Char('D')], "D", "drill this role", Action::Drill),
             b(ESC, "Esc", "back", Action::Back),
         ],
         Walk::Form(form) => {

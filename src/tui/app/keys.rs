@@ -218,6 +218,9 @@ impl App {
     /// The request walk: incidents, a manual ticket, roles, the form, confirm.
     fn walk_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
         let mut cmds = vec![];
+        if matches!(self.walk, Walk::Roles { .. }) && self.action(&k) == Some(Action::Drill) {
+            return self.drill_selected();
+        }
         let next = match &self.walk {
             Walk::Incidents { .. } => self.incidents_key(k),
             Walk::Ticket { .. } => self.ticket_key(k),
@@ -345,6 +348,24 @@ impl App {
                 None
             }
         }
+    }
+
+    /// Roles: `D` drills the selected one (files the drill, or runs it once
+    /// approved); the engine says whether this person may.
+    fn drill_selected(&mut self) -> Vec<Cmd> {
+        let Walk::Roles { selected, .. } = &self.walk else {
+            return vec![];
+        };
+        let Some(role) = self.data.roles.get(*selected) else {
+            return vec![];
+        };
+        if let Some(why) = &role.lock_reason {
+            let said = format!("{} is locked: {why}", role.name);
+            self.flash(Level::Warn, said);
+            return vec![];
+        }
+        self.busy = Some(format!("drilling {}", role.name));
+        vec![Cmd::Drill(role.name.clone())]
     }
 
     /// Roles: pick one this person may request now, then fill in the form.

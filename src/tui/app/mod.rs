@@ -79,6 +79,8 @@ pub enum Cmd {
     Approve(RequestId, Option<String>),
     Deny(RequestId, String),
     Cancel(RequestId),
+    /// `breakglass drill ROLE`: file, or run once approved.
+    Drill(String),
     Revoke(RequestId),
     Extend(RequestId, i64, String),
     Review(RequestId, ReviewAnswers),
@@ -114,6 +116,7 @@ pub enum Verb {
     Certified,
     ReviewRejected,
     Verified,
+    Drilled,
 }
 
 impl std::fmt::Display for Verb {
@@ -128,6 +131,7 @@ impl std::fmt::Display for Verb {
             Verb::Certified => "certified",
             Verb::ReviewRejected => "review rejected",
             Verb::Verified => "verified",
+            Verb::Drilled => "drilled",
         })
     }
 }
@@ -480,6 +484,12 @@ impl App {
                             self.drafts.remove(&id);
                             cmds.push(Cmd::DeleteDraft(id));
                         }
+                        // A drill says how it went; a failed one is loud.
+                        if verb == Verb::Drilled {
+                            let (level, said) = drill_said(&req);
+                            self.flash(level, said);
+                            return cmds;
+                        }
                         // One approval of several: say how far, not "approved".
                         let said = if verb == Verb::Approved && req.state == State::Pending {
                             format!(
@@ -752,5 +762,38 @@ impl App {
         self.quitting = true;
         cmds.push(Cmd::Quit);
         cmds
+    }
+}
+
+/// The flash after a drill: where it stands, or the step that failed.
+fn drill_said(req: &Request) -> (Level, String) {
+    let id = req.id;
+    match req.drill.as_ref().and_then(|d| d.outcome.as_ref()) {
+        None => (
+            Level::Info,
+            format!(
+                "{id}: drill of {} waits for {} approval(s); press D again once approved",
+                req.role, req.approvals_required
+            ),
+        ),
+        Some(o) if o.passed() => (
+            Level::Info,
+            format!(
+                "{id}: drill of {} passed (granted, worked, revoked, gone)",
+                req.role
+            ),
+        ),
+        Some(o) => (
+            Level::Error,
+            crate::sanitize::line(
+                &format!(
+                    "{id}: drill of {} FAILED at {}: {}",
+                    req.role,
+                    o.failed_step.map(|s| s.as_str()).unwrap_or("?"),
+                    o.error.as_deref().unwrap_or("")
+                ),
+                300,
+            ),
+        ),
     }
 }

@@ -211,7 +211,24 @@ fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, se
         .map(|r| {
             let locked = r.lock_reason.is_some() || !r.may_request;
             let style = if locked { theme.muted() } else { theme.base() };
+            let failed_step = r
+                .drill
+                .last
+                .as_ref()
+                .filter(|_| r.drill.failing)
+                .and_then(|o| o.failed_step);
             let state = match (&r.lock_reason, r.may_request) {
+                // Red before anything else: the path an emergency needs is broken.
+                _ if failed_step.is_some() => Span::styled(
+                    fit(
+                        &format!(
+                            "DRILL FAILED at {}",
+                            failed_step.map(|s| s.as_str()).unwrap_or("?")
+                        ),
+                        state_width,
+                    ),
+                    theme.danger(),
+                ),
                 (Some(why), _) => Span::styled(
                     fit(&format!("locked: {}", clean(why)), state_width),
                     theme.warn(),
@@ -249,6 +266,23 @@ fn roles(f: &mut Frame, app: &App, theme: &Theme, area: Rect, incident: &str, se
             lines.push(Line::from(vec![
                 Span::styled(format!("{:<14}", "locked"), theme.muted()),
                 Span::styled(clean(why), theme.warn()),
+            ]));
+        }
+        if r.drill.last.is_some() || r.drill_every_seconds.is_some() {
+            let style = if r.drill.failing {
+                theme.danger()
+            } else if r.drill.overdue {
+                theme.warn()
+            } else {
+                theme.muted()
+            };
+            let mut said = r.drill.describe(app.now);
+            if let Some(e) = r.drill.last.as_ref().and_then(|o| o.error.as_ref()) {
+                said.push_str(&format!(": {e}"));
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "drill"), theme.muted()),
+                Span::styled(clean(&said), style),
             ]));
         }
         lines.push(label_value("conditions", r.conditions.join("; "), theme));

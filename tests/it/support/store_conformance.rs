@@ -42,6 +42,7 @@ pub fn role(name: &str) -> RolePolicy {
         vendor: None,
         max_activations: None,
         max_activations_per_person: None,
+        drill: Default::default(),
     }
 }
 
