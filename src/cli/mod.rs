@@ -262,6 +262,8 @@ async fn dispatch(cli: Cli) -> CliResult {
 /// Every command that works on a store.
 pub async fn run_command(cli: &Cli, command: &Command, svc: &Service) -> CliResult {
     let result = run_one(cli, command, svc).await;
+    // Key files written by --key-dir for access that has ended since.
+    key_files::clean_ended(svc).await;
     // The SOC hears about what this command did now, not at the next sweep; a
     // crash before this point leaves the alerts in the outbox for the next one.
     crate::failpoint::hit("alert.before_delivery");
@@ -539,7 +541,7 @@ fn show_credential(
 ) {
     let cred = match key_dir {
         None => cred,
-        Some(dir) => match key_files::write(dir, req.id, cred) {
+        Some(dir) => match key_files::write(&key_files::store_of(svc), dir, req.id, cred) {
             Ok(c) => c,
             Err((c, why)) => {
                 // Granted already: the credential is printed rather than lost.

@@ -665,8 +665,27 @@ certifiers = ["{dave}"]
         "the first certificate outlived the extension"
     );
 
-    ok(site.run(&site.alice, &["revoke", &id, "--reason", "fixed"]));
+    // Other commands while access lasts leave the key files alone.
+    ok(site.run(&site.alice, &["status", &id]));
+    assert!(key_file.exists() && cert_file.exists());
+    let revoked = site.run(&site.alice, &["revoke", &id, "--reason", "fixed"]);
+    assert_eq!(
+        revoked.status.code(),
+        Some(0),
+        "{}",
+        support::stderr(&revoked)
+    );
     assert!(login(&second).is_err(), "the certificate outlived revoke");
+    // The end of access deletes the files --key-dir wrote, and says so.
+    assert!(
+        support::stderr(&revoked).contains("access has ended: deleted its key files"),
+        "{}",
+        support::stderr(&revoked)
+    );
+    assert!(
+        !key_file.exists() && !cert_file.exists(),
+        "key files left behind"
+    );
 
     // Nothing the broker keeps holds either private key.
     for c in [&first, &second] {
