@@ -485,7 +485,8 @@ fn full_walk_request_approve_countdown_resize_review_certify() {
     // Back to alice, on the waiting screen.
     c.persona("alice");
     c.send("2");
-    c.wait_for("REQ-1", T);
+    // The row itself (the flash above also names REQ-1): Enter needs the list.
+    c.wait_row("REQ-1", "pending");
     c.send(ENTER);
     c.wait_for("1 of 2 approvals", T);
     c.wait_for("✓ bob at", T);
