@@ -229,6 +229,13 @@ pub fn summary(svc: &Service, r: &Request) -> String {
             },
             r.id
         ),
+        // A drill's credential goes to the probe only: it runs as a drill.
+        State::Approved if r.drill.is_some() => format!(
+            "approved by {}; {} runs the drill with `breakglass drill {}`",
+            r.approvers().join(", "),
+            r.requester,
+            r.role
+        ),
         State::Approved => format!(
             "approved by {}; {} activates with `breakglass activate {}`",
             if r.auto_approved {

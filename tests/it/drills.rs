@@ -655,6 +655,14 @@ fn the_cli_files_then_runs_a_drill_with_its_exit_codes() {
     assert!(stdout(&o).contains("needs 1 approval"), "{}", stdout(&o));
     let o = bg(&cfg, Some("bob"), &["approve", "REQ-1"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // What comes next is the drill, not an activation (which refuses drills).
+    assert!(
+        stdout(&o).contains(&format!(
+            "alice runs the drill with `breakglass drill {K8S}`"
+        )),
+        "{}",
+        stdout(&o)
+    );
     let o = bg(&cfg, Some("alice"), &["drill", K8S]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("passed"), "{}", stdout(&o));
