@@ -1420,3 +1420,23 @@ async fn d_drills_the_selected_role_and_a_failed_drill_shows_red_in_the_roles() 
     let r = d.engine.load(filed.id).await.unwrap();
     assert!(!r.drill.unwrap().outcome.unwrap().passed());
 }
+
+/// An approved drill opened from My access runs as a drill (its credential
+/// goes to the probe), not as an activation, which drills refuse.
+#[tokio::test]
+async fn an_approved_drill_opened_from_my_access_runs_the_drill() {
+    let mut d = console().await;
+    let filed = d.engine.drill("alice", K8S).await.unwrap();
+    d.engine
+        .decide("bob", filed.id, Decision::approve(None))
+        .await
+        .unwrap();
+    d.refresh().await;
+    d.press(KeyCode::Char('2')).await;
+    d.press(KeyCode::Enter).await;
+    d.refresh().await;
+    d.assert_sees("drill of k8s-cluster-admin passed");
+    let r = d.engine.load(filed.id).await.unwrap();
+    assert!(r.drill.unwrap().outcome.unwrap().passed());
+    assert_eq!(r.state, breakglass::domain::State::Certified);
+}

@@ -486,6 +486,7 @@ impl App {
                         }
                         // A drill says how it went; a failed one is loud.
                         if verb == Verb::Drilled {
+                            self.activating.remove(&id);
                             let (level, said) = drill_said(&req);
                             self.flash(level, said);
                             return cmds;
@@ -711,6 +712,17 @@ impl App {
     /// which the person opens when ready (`s`).
     fn maybe_activate(&mut self) -> Vec<Cmd> {
         match self.focused() {
+            // A drill's credential goes to the probe only: it runs as a drill.
+            Some(r)
+                if r.state == State::Approved
+                    && r.drill.is_some()
+                    && !self.activating.contains(&r.id) =>
+            {
+                let (id, role) = (r.id, r.role.clone());
+                self.activating.insert(id);
+                self.busy = Some(format!("{id} approved: running the drill of {role}"));
+                vec![Cmd::Drill(role)]
+            }
             Some(r)
                 if r.state == State::Approved
                     && r.vendor.is_none()
