@@ -317,6 +317,10 @@ pub struct QueueItem {
     /// Vendor sessions: whether the asker already watched the recording
     /// (certifying needs it). None: no recorded session.
     pub recording_replayed: Option<bool>,
+    /// Reviews: only the copied credentials' pending invalidation blocks
+    /// certifying, so a certifier's recorded exception would certify it.
+    #[serde(default)]
+    pub exception_would_certify: bool,
 }
 
 impl Engine {
@@ -344,6 +348,16 @@ impl Engine {
             .await?;
         for q in items.iter_mut().filter(|q| q.request.vendor.is_some()) {
             q.recording_replayed = self.replayed_by(who, q.request.id).await?;
+        }
+        let now = self.clock.now();
+        for q in items.iter_mut().filter(|q| q.blocked.is_some()) {
+            let pending = q.request.invalidation.as_ref().is_some_and(|i| i.pending());
+            if let (true, Some(role)) = (pending, self.policy.roles.get(&q.request.role)) {
+                let mut r = q.request.clone();
+                let why = Some("dry run");
+                q.exception_would_certify =
+                    lifecycle::certify(&mut r, role, who, "", why, Ok(None), now).is_ok();
+            }
         }
         Ok(items)
     }
@@ -374,6 +388,7 @@ impl Engine {
                     request: r,
                     blocked,
                     recording_replayed: None,
+                    exception_would_certify: false,
                 })
             })
             .collect())

@@ -680,10 +680,13 @@ pub async fn execute(svc: &Service, who: &str, cmd: Cmd) -> Option<Msg> {
         Cmd::Review(id, answers) => {
             Msg::Acted(Verb::Reviewed, svc.review(id, answers).await.map_err(e))
         }
-        Cmd::Certify(id, comment) => Msg::Acted(
-            Verb::Certified,
-            svc.decide(id, Decision::certify(comment)).await.map_err(e),
-        ),
+        Cmd::Certify(id, comment, exception) => {
+            let decision = match exception {
+                Some(why) => Decision::certify_with_exception(comment, why),
+                None => Decision::certify(comment),
+            };
+            Msg::Acted(Verb::Certified, svc.decide(id, decision).await.map_err(e))
+        }
         Cmd::Reject(id, comment) => Msg::Acted(
             Verb::ReviewRejected,
             svc.decide(id, Decision::reject(comment)).await.map_err(e),

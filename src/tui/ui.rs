@@ -279,20 +279,44 @@ fn dialog(f: &mut Frame, d: &Dialog, theme: &Theme, body: Rect) {
                 Line::styled("Enter deny   Esc cancel", theme.muted()),
             ],
         ),
-        Dialog::Certify { id, comment } => popup(
-            f,
-            area,
-            "Certify",
-            theme,
-            vec![
-                Line::from(format!(
-                    "Certify {id}'s after-action review? This unlocks the role."
-                )),
-                field("comment (optional): ", &comment.value, true, theme),
-                Line::from(""),
-                Line::styled("Enter certify   Esc cancel", theme.muted()),
-            ],
-        ),
+        Dialog::Certify {
+            id,
+            comment,
+            exception,
+            on_exception,
+        } => {
+            let mut lines = vec![Line::from(format!(
+                "Certify {id}'s after-action review? This unlocks the role."
+            ))];
+            if let Some(why) = exception {
+                lines.push(Line::styled(
+                    "The copied credentials are not invalidated yet.",
+                    theme.warn(),
+                ));
+                lines.push(field(
+                    "certify anyway, because: ",
+                    &why.value,
+                    *on_exception,
+                    theme,
+                ));
+            }
+            lines.push(field(
+                "comment (optional): ",
+                &comment.value,
+                !*on_exception,
+                theme,
+            ));
+            lines.push(Line::from(""));
+            lines.push(Line::styled(
+                if exception.is_some() {
+                    "Enter certify (audited, alerted)  Tab field  Esc cancel"
+                } else {
+                    "Enter certify   Esc cancel"
+                },
+                theme.muted(),
+            ));
+            popup(f, area, "Certify", theme, lines)
+        }
         Dialog::Reject { id, comment } => popup(
             f,
             area,

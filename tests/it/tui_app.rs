@@ -1440,3 +1440,39 @@ async fn an_approved_drill_opened_from_my_access_runs_the_drill() {
     assert!(r.drill.unwrap().outcome.unwrap().passed());
     assert_eq!(r.state, breakglass::domain::State::Certified);
 }
+
+/// A certifier can record the exception from the console when only the
+/// copied credentials' invalidation holds certifying up: the dialog asks why,
+/// refuses an empty answer, and the decision carries it.
+#[tokio::test]
+async fn the_certify_dialog_records_an_invalidation_exception() {
+    let h = harness();
+    let (r, _) = h.active(DBA).await;
+    h.engine.revoke("alice", r.id, "fixed").await.unwrap();
+    // The console's engine has lost its backends: the invalidation stays pending.
+    let mut dave = Driver::new_with(h, "dave", |p| p.backends.clear());
+    let mut a = answers();
+    a.credentials_copied = true;
+    a.credentials_copied_where = "a pastebin".into();
+    dave.engine.review("alice", r.id, a).await.unwrap();
+    dave.refresh().await;
+    dave.press(KeyCode::Char('4')).await;
+    assert!(dave.app.data.reviews[0].exception_would_certify);
+    dave.press(KeyCode::Char('c')).await;
+    dave.assert_sees("are not invalidated yet");
+    dave.assert_sees("certify anyway, because:");
+    dave.press(KeyCode::Enter).await;
+    dave.assert_sees("say why you certify without");
+    assert_eq!(
+        dave.engine.load(r.id).await.unwrap().state,
+        breakglass::domain::State::Reviewed
+    );
+    dave.typed("the paste was deleted within a minute; rotated by hand")
+        .await;
+    dave.press(KeyCode::Enter).await;
+    dave.refresh().await;
+    let done = dave.engine.load(r.id).await.unwrap();
+    assert_eq!(done.state, breakglass::domain::State::Certified);
+    let inv = done.invalidation.expect("the invalidation record");
+    assert!(!inv.pending(), "the exception settles it");
+}

@@ -247,6 +247,10 @@ pub enum Dialog {
     Certify {
         id: RequestId,
         comment: Input,
+        /// Copied credentials not yet invalidated: why certify without it
+        /// (required then; recorded, audited and alerted).
+        exception: Option<Input>,
+        on_exception: bool,
     },
     Reject {
         id: RequestId,

@@ -161,6 +161,11 @@ impl App {
                     comment: Some(c), ..
                 } => Some(c),
                 Dialog::Deny { reason, .. } => Some(reason),
+                Dialog::Certify {
+                    exception: Some(why),
+                    on_exception: true,
+                    ..
+                } => Some(why),
                 Dialog::Certify { comment, .. } | Dialog::Reject { comment, .. } => Some(comment),
                 Dialog::Extend {
                     by,
@@ -791,6 +796,7 @@ impl App {
         let id = item.request.id;
         let blocked = item.blocked.clone();
         let replayed = item.recording_replayed;
+        let exception = item.exception_would_certify;
         match act {
             Some(Action::Open) => self.reading_review = !self.reading_review,
             Some(Action::Watch) => return vec![Cmd::Replay(id)],
@@ -798,12 +804,16 @@ impl App {
                 Level::Warn,
                 format!("{id} is a vendor session: watch its recording first (w)"),
             ),
+            // Blocked only by the copied credentials' invalidation: the
+            // dialog asks for the certifier's exception.
             Some(Action::Certify) => match blocked {
-                Some(why) => self.flash(Level::Warn, why),
-                None => {
+                Some(why) if !exception => self.flash(Level::Warn, why),
+                _ => {
                     self.dialog = Some(Dialog::Certify {
                         id,
                         comment: Input::new(300),
+                        exception: exception.then(|| Input::new(300)),
+                        on_exception: exception,
                     })
                 }
             },
@@ -883,16 +893,42 @@ impl App {
                     reason.handle(k);
                 }
             }
-            Dialog::Certify { id, comment } => {
-                if k.code == KeyCode::Enter {
-                    done = Some((
-                        format!("certifying {id}"),
-                        Cmd::Certify(*id, comment.value.clone()),
-                    ));
-                } else {
-                    comment.handle(k);
+            Dialog::Certify {
+                id,
+                comment,
+                exception,
+                on_exception,
+            } => match k.code {
+                KeyCode::Tab | KeyCode::BackTab if exception.is_some() => {
+                    *on_exception = !*on_exception
                 }
-            }
+                KeyCode::Enter => match exception {
+                    Some(why) if why.value.trim().is_empty() => {
+                        *on_exception = true;
+                        self.flash = Some((
+                            Level::Warn,
+                            "say why you certify without the copied credentials invalidated (or Esc and let `breakglass sweep` retry)".into(),
+                        ));
+                    }
+                    _ => {
+                        done = Some((
+                            format!("certifying {id}"),
+                            Cmd::Certify(
+                                *id,
+                                comment.value.clone(),
+                                exception.as_ref().map(|w| w.value.clone()),
+                            ),
+                        ))
+                    }
+                },
+                _ => {
+                    let field = match exception {
+                        Some(why) if *on_exception => why,
+                        _ => comment,
+                    };
+                    field.handle(k);
+                }
+            },
             Dialog::Reject { id, comment } => {
                 if k.code == KeyCode::Enter {
                     if comment.value.trim().is_empty() {

@@ -84,7 +84,9 @@ pub enum Cmd {
     Revoke(RequestId),
     Extend(RequestId, i64, String),
     Review(RequestId, ReviewAnswers),
-    Certify(RequestId, String),
+    /// The comment, and a certifier's exception to the copied credentials'
+    /// invalidation when it is still pending.
+    Certify(RequestId, String, Option<String>),
     Reject(RequestId, String),
     VerifyAudit,
     /// Put a secret on the clipboard (OSC 52).
