@@ -6,6 +6,7 @@
 use super::*;
 use crate::audit::recordings::sha256_file;
 use crate::backend::Credential;
+use crate::domain::State;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -39,7 +40,7 @@ impl Engine {
             .ok_or_else(|| Error::Config("this engine keeps no recordings".into()))
     }
 
-    fn recording_path(&self, id: RequestId) -> Result<PathBuf> {
+    pub(super) fn recording_path(&self, id: RequestId) -> Result<PathBuf> {
         Ok(self.recordings_dir()?.join(format!("{id}.cast")))
     }
 
@@ -161,6 +162,53 @@ impl Engine {
         })
     }
 
+    /// A recording its session never closed (the `shell` process killed
+    /// mid-session), once the access has ended: hashed and audited now, marked
+    /// interrupted, so it can be replayed and the request certified instead of
+    /// the role staying locked. None when there is nothing to close.
+    pub(super) async fn close_interrupted(&self, id: RequestId) -> Result<Option<Recording>> {
+        let req = self.load(id).await?;
+        let ended = matches!(
+            req.state,
+            State::Ended | State::Reviewed | State::Certified | State::Failed
+        );
+        if self.vendor_policy_of(&req).is_none()
+            || !ended
+            || !self
+                .events_of(id, AuditAction::SessionRecorded)
+                .await?
+                .is_empty()
+        {
+            return Ok(None);
+        }
+        let path = self.recording_path(id)?;
+        let p = path.clone();
+        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
+            std::fs::File::open(&p)?.sync_all()?;
+            sha256_file(&p)
+        })
+        .await
+        .expect("hashing does not panic");
+        let Ok((sha256, bytes)) = hashed else {
+            return Ok(None);
+        };
+        self.audit_note(
+            id,
+            AuditAction::SessionRecorded,
+            "breakglass",
+            serde_json::json!({
+                "path": path, "sha256": sha256, "bytes": bytes,
+                "interrupted": "the session ended without closing its recording",
+            }),
+        )
+        .await?;
+        Ok(Some(Recording {
+            path,
+            sha256,
+            bytes,
+        }))
+    }
+
     /// The recording of `id` for `who` to replay, checked against its audited
     /// hash. `Err(NotFound)` without one; `None` bytes: the file is missing, too
     /// large, or does not match (the audit trail no longer vouches for it).
@@ -170,6 +218,7 @@ impl Engine {
         id: RequestId,
     ) -> Result<(Recording, Option<Vec<u8>>)> {
         self.may_replay(who, id).await?;
+        self.close_interrupted(id).await?;
         let (path, want) = self.recording_of(id).await?;
         let p = path.clone();
         let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {

@@ -249,7 +249,14 @@ impl Engine {
             .await?
             .is_empty()
         {
-            return Ok(None);
+            // A session that never closed its recording: it is closed (marked
+            // interrupted) when someone replays it, so it can be watched.
+            let open = self.recording_path(id).is_ok_and(|p| p.exists());
+            let ended = self
+                .load(id)
+                .await
+                .is_ok_and(|r| matches!(r.state, State::Ended | State::Reviewed));
+            return Ok((open && ended).then_some(false));
         }
         let replayed = self
             .events_of(id, AuditAction::SessionReplayed)

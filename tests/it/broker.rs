@@ -366,6 +366,61 @@ async fn a_vendor_session_is_recorded_by_the_broker_and_replayed_through_it() {
     assert_eq!(bytes, None);
 }
 
+/// A vendor session whose `shell` was killed before it closed its recording:
+/// once access has ended, the certifier's queue offers the recording, replaying
+/// it audits it (marked interrupted), and the request can be certified; the
+/// role is not left locked behind a recording nobody can watch.
+#[tokio::test]
+async fn an_interrupted_vendor_recording_is_closed_at_replay_and_certifiable() {
+    let b = Broker::start(|t| t.push_str(&vendor_role(""))).await;
+    let (alice, bob, dave) = (
+        b.client(Some("alice")),
+        b.client(Some("bob")),
+        b.client(Some("dave")),
+    );
+    dave.recertify_role(VENDOR, "reviewed", None).await.unwrap();
+    let vendor = breakglass::domain::vendor::VendorInfo {
+        name: "Vera Vendor".into(),
+        company: "DB Corp".into(),
+    };
+    let r = alice
+        .request(input(VENDOR, inc("INC-1042")), Some(vendor))
+        .await
+        .unwrap();
+    bob.decide(r.id, Decision::approve(None)).await.unwrap();
+    alice.open_shell(r.id).await.unwrap();
+    let cast = b"{\"version\":2,\"width\":80,\"height\":24}\n[0.1,\"o\",\"rm -rf /tmp/x\"]\n";
+    alice.append_recording(r.id, cast).await.unwrap();
+    // The shell dies here: no close. Access ends all the same.
+    alice.revoke(r.id, "vendor shell killed").await.unwrap();
+    alice.review(r.id, answers()).await.unwrap();
+    let queue = dave.reviews().await.unwrap();
+    let item = queue.iter().find(|q| q.request.id == r.id).unwrap();
+    assert_eq!(item.recording_replayed, Some(false), "offered to watch");
+    let (rec, bytes) = dave.read_recording(r.id).await.unwrap();
+    assert_eq!(bytes.as_deref(), Some(&cast[..]));
+    assert_eq!(rec.bytes, cast.len() as u64);
+    dave.replayed(r.id, 0.0).await.unwrap();
+    let done = dave
+        .decide(r.id, Decision::certify("watched"))
+        .await
+        .unwrap();
+    assert_eq!(done.state, State::Certified);
+    // The audit trail says the session did not close it itself.
+    let tail = dave.audit_tail(50).await.unwrap();
+    let recorded = tail
+        .iter()
+        .find(|e| e.request_id == Some(r.id.0) && e.action == "session.recorded")
+        .expect("session.recorded audited");
+    assert!(
+        recorded.detail.contains("interrupted"),
+        "{}",
+        recorded.detail
+    );
+    // Closed is closed: the dead session's client cannot add to it now.
+    assert!(alice.append_recording(r.id, b"more").await.is_err());
+}
+
 /// `drill` through the socket: filed by alice, approved by bob, run by the
 /// broker; the reply is the request with its outcome, never a credential, and
 /// a drill of someone's own cannot be approved by them.
