@@ -1476,3 +1476,30 @@ async fn the_certify_dialog_records_an_invalidation_exception() {
     let inv = done.invalidation.expect("the invalidation record");
     assert!(!inv.pending(), "the exception settles it");
 }
+
+/// A snapshot read while the grant was still under way (the request
+/// Approved) can arrive after the credential: it must not drop the
+/// credential or its "is active" message (seen in the PTY walk under load).
+#[tokio::test]
+async fn a_stale_snapshot_does_not_drop_the_credential_just_received() {
+    use breakglass::tui::app::Msg;
+    let mut d = console().await;
+    let r = d.h.approved(K8S).await;
+    let stale = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
+    assert!(stale
+        .mine
+        .iter()
+        .any(|m| m.id == r.id && m.state == breakglass::domain::State::Approved));
+    let (req, cred) = d.engine.activate("alice", r.id).await.unwrap();
+    d.app.update(Msg::Activated(r.id, Ok((req, cred))));
+    d.app.update(Msg::Loaded(Box::new(stale)));
+    assert!(
+        d.app.credential.as_ref().is_some_and(|(id, _)| *id == r.id),
+        "the credential survives a stale snapshot"
+    );
+    // A snapshot after the access ended drops it.
+    d.engine.revoke("alice", r.id, "done").await.unwrap();
+    let fresh = breakglass::tui::snapshot(&d.service("alice"), "alice").await;
+    d.app.update(Msg::Loaded(Box::new(fresh)));
+    assert!(d.app.credential.is_none(), "gone with the access");
+}

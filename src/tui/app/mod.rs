@@ -592,15 +592,13 @@ impl App {
         self.data = s;
         self.loaded = true;
         let mut cmds = vec![];
-        // Credentials live only while their access is live.
+        // Credentials live only while their access is live. A snapshot read
+        // before the grant finished (still Approved or Granting) can arrive
+        // after the credential did: that is not the end of the access.
         if let Some((id, _)) = &self.credential {
-            if self
-                .data
-                .mine
-                .iter()
-                .find(|r| r.id == *id)
-                .is_none_or(|r| r.state != State::Active)
-            {
+            if self.data.mine.iter().find(|r| r.id == *id).is_none_or(|r| {
+                !matches!(r.state, State::Approved | State::Granting | State::Active)
+            }) {
                 // Its "is active" flash would now say something false.
                 let stale = format!("{id} is active");
                 if self
