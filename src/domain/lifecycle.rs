@@ -222,6 +222,47 @@ pub fn field_problems(role: &RolePolicy, new: &NewRequest) -> Vec<(RequestField,
     out
 }
 
+/// A request as filed: pending, nothing decided yet. `what` is the incident,
+/// the condition and the reason. The id is assigned by the store.
+fn filed(
+    role: &RolePolicy,
+    (incident, condition, reason): (IncidentRef, String, String),
+    requester: &str,
+    ttl_seconds: i64,
+    approvals_required: u32,
+    now: DateTime<Utc>,
+) -> Request {
+    Request {
+        id: RequestId(0),
+        role: role.name.clone(),
+        incident,
+        condition,
+        reason,
+        requester: requester.to_string(),
+        ttl_seconds,
+        approvals_required,
+        created_at: now,
+        decide_by: now + Duration::seconds(role.request_ttl),
+        state: State::Pending,
+        version: 0,
+        approvals: vec![],
+        denial: None,
+        cancellation: None,
+        grant: None,
+        review: None,
+        certification: None,
+        rejections: vec![],
+        auto_approved: false,
+        certify_by: None,
+        auto_approval_declined: None,
+        certification_overdue_at: None,
+        vendor: None,
+        routine_use: None,
+        invalidation: None,
+        drill: None,
+    }
+}
+
 /// Validates a new request against the role. The id is assigned by the store.
 pub fn new_request(
     role: &RolePolicy,
@@ -255,35 +296,14 @@ pub fn new_request(
         .expect("checked by field_problems");
     let reason = new.reason.trim().to_string();
     let ttl = new.ttl_seconds.unwrap_or(role.default_ttl);
-    let req = Request {
-        id: RequestId(0),
-        role: role.name.clone(),
-        incident: new.incident,
-        condition,
-        reason,
-        requester: requester.to_string(),
-        ttl_seconds: ttl,
-        approvals_required: role.approvals_required,
-        created_at: now,
-        decide_by: now + Duration::seconds(role.request_ttl),
-        state: State::Pending,
-        version: 0,
-        approvals: vec![],
-        denial: None,
-        cancellation: None,
-        grant: None,
-        review: None,
-        certification: None,
-        rejections: vec![],
-        auto_approved: false,
-        certify_by: None,
-        auto_approval_declined: None,
-        certification_overdue_at: None,
-        vendor: None,
-        routine_use: None,
-        invalidation: None,
-        drill: None,
-    };
+    let req = filed(
+        role,
+        (new.incident, condition, reason),
+        requester,
+        ttl,
+        role.approvals_required,
+        now,
+    );
     let event = Event {
         action: AuditAction::RequestCreated,
         actor: requester.to_string(),
@@ -1199,47 +1219,24 @@ pub fn new_drill(
     }
     let ttl = role.min_ttl.max(1);
     let approved = role.drill.approvals == 0;
-    let req = Request {
-        id: RequestId(0),
-        role: role.name.clone(),
-        incident: IncidentRef::Ticket {
+    let what = (
+        IncidentRef::Ticket {
             reference: CONDITION.into(),
         },
-        condition: CONDITION.into(),
-        reason: format!(
+        CONDITION.to_string(),
+        format!(
             "drill of role {}: grant, probe, revoke, probe again",
             role.name
         ),
-        requester: requester.to_string(),
-        ttl_seconds: ttl,
-        approvals_required: role.drill.approvals,
-        created_at: now,
-        decide_by: now + Duration::seconds(role.request_ttl),
-        state: if approved {
-            State::Approved
-        } else {
-            State::Pending
-        },
-        version: 0,
-        approvals: vec![],
-        denial: None,
-        cancellation: None,
-        grant: None,
-        review: None,
-        certification: None,
-        rejections: vec![],
-        auto_approved: false,
-        certify_by: None,
-        auto_approval_declined: None,
-        certification_overdue_at: None,
-        vendor: None,
-        routine_use: None,
-        invalidation: None,
-        drill: Some(Drill {
-            scheduled,
-            outcome: None,
-        }),
-    };
+    );
+    let mut req = filed(role, what, requester, ttl, role.drill.approvals, now);
+    if approved {
+        req.state = State::Approved;
+    }
+    req.drill = Some(Drill {
+        scheduled,
+        outcome: None,
+    });
     let event = Event {
         action: AuditAction::RequestCreated,
         actor: requester.to_string(),
