@@ -329,18 +329,7 @@ pub(super) fn postgres_backend(
         }
         None => None,
     };
-    let port = match &rb.port {
-        None => None,
-        Some(p) if (1..=65535).contains(p.get_ref()) => Some(*p.get_ref() as u16),
-        Some(p) => {
-            ctx.at(
-                p,
-                format!("backend \"{name}\": port must be between 1 and 65535"),
-            );
-            ok = false;
-            None
-        }
-    };
+    let port = port(ctx, name, &rb.port, &mut ok);
     let timeout = duration_or(ctx, &rb.timeout, "timeout", 10);
     let session_timeout = duration_or(ctx, &rb.session_timeout, "session_timeout", 10);
     Some(BackendConfig::Postgres(PostgresConfig {
@@ -397,18 +386,7 @@ pub(super) fn ssh_ca_backend(
         },
         None => None,
     };
-    let port = match &rb.port {
-        None => None,
-        Some(p) if (1..=65535).contains(p.get_ref()) => Some(*p.get_ref() as u16),
-        Some(p) => {
-            ctx.at(
-                p,
-                format!("backend \"{name}\": port must be between 1 and 65535"),
-            );
-            ok = false;
-            None
-        }
-    };
+    let port = port(ctx, name, &rb.port, &mut ok);
     let timeout = duration_or(ctx, &rb.timeout, "timeout", 10);
     Some(BackendConfig::SshCa(SshCaConfig {
         ca_key_file: ca_key_file?,
@@ -418,4 +396,18 @@ pub(super) fn ssh_ca_backend(
         timeout,
     }))
     .filter(|_| ok)
+}
+
+/// A backend's `port`, when set: 1 to 65535.
+fn port(ctx: &mut Ctx, name: &str, p: &Option<Spanned<i64>>, ok: &mut bool) -> Option<u16> {
+    let p = p.as_ref()?;
+    if (1..=65535).contains(p.get_ref()) {
+        return Some(*p.get_ref() as u16);
+    }
+    ctx.at(
+        p,
+        format!("backend \"{name}\": port must be between 1 and 65535"),
+    );
+    *ok = false;
+    None
 }
