@@ -5,6 +5,7 @@
 //! only and is dropped before the outcome is recorded.
 
 use super::*;
+use crate::backend::BackendError;
 use crate::backend::{Credential, RevokeSpec};
 use crate::domain::drill::{DrillOutcome, DrillStatus, DrillStep, SCHEDULER};
 use crate::domain::State;
@@ -137,32 +138,56 @@ impl Engine {
             Ok(r) if r.state == State::Ended => Some(backend.probe(&spec, &credential).await),
             _ => None,
         };
-        drop::<Credential>(credential);
+        // What a target or plugin says may echo the credential: never into
+        // the outcome, the audit log or an alert.
+        let said = |e: &dyn std::fmt::Display| {
+            credential
+                .reveal()
+                .filter(|(_, v)| v.len() >= 4)
+                .fold(said(e), |t, (_, v)| t.replace(v, "[redacted]"))
+        };
         if let Err(e) = first {
-            return Ok(fail(DrillStep::Probe, said(e)));
+            return Ok(fail(DrillStep::Probe, said(&e)));
         }
-        Ok(match (revoked, after) {
-            (Err(e), _) => fail(DrillStep::Revoke, said(e)),
+        let outcome = match (revoked, after) {
+            (Err(e), _) => fail(DrillStep::Revoke, said(&e)),
             (Ok(r), None) => fail(
                 DrillStep::Revoke,
                 r.grant
                     .and_then(|g| g.last_error)
-                    .map(said)
+                    .map(|m| said(&m))
                     .unwrap_or_else(|| format!("{id} is {} after revocation", r.state)),
             ),
             (Ok(_), Some(Ok(what))) => fail(
                 DrillStep::ProbeAfterRevoke,
                 format!(
                     "the credential still works after revocation: {}",
-                    said(what)
+                    said(&what)
                 ),
             ),
-            (Ok(_), Some(Err(_))) => DrillOutcome {
-                at: self.clock.now(),
-                failed_step: None,
-                error: None,
+            // Refused after revocation, as it must be; unless the target did
+            // not answer at all, which proves nothing about the credential.
+            (Ok(_), Some(Err(e))) => match (&e, backend.check().await) {
+                (BackendError::Timeout(_) | BackendError::NotSupported(_), _) => fail(
+                    DrillStep::ProbeAfterRevoke,
+                    format!("could not tell whether the credential still works: {}", said(&e)),
+                ),
+                (_, Err(down)) => fail(
+                    DrillStep::ProbeAfterRevoke,
+                    format!(
+                        "could not tell whether the credential still works: the target does not answer ({})",
+                        said(&down)
+                    ),
+                ),
+                (_, Ok(_)) => DrillOutcome {
+                    at: self.clock.now(),
+                    failed_step: None,
+                    error: None,
+                },
             },
-        })
+        };
+        drop::<Credential>(credential);
+        Ok(outcome)
     }
 
     /// Active -> Revoking -> Ended for a drill: the drill's own end (no

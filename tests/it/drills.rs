@@ -27,6 +27,8 @@ struct Witness {
     /// Awaited after the first probe (something else happening meanwhile).
     after_probe: Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
     probes: Mutex<Vec<Result<String, String>>>,
+    /// The target stops answering after the first probe (probe and check fail).
+    down_after_probe: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -51,7 +53,15 @@ impl Backend for Witness {
         self.inner.revoke(spec).await
     }
     async fn probe(&self, spec: &RevokeSpec, c: &Credential) -> Result<String, BackendError> {
-        let r = self.inner.probe(spec, c).await;
+        let down = self
+            .down_after_probe
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && !self.probes.lock().unwrap().is_empty();
+        let r = if down {
+            Err(BackendError::Failed("connection refused".into()))
+        } else {
+            self.inner.probe(spec, c).await
+        };
         let after = self.after_probe.lock().unwrap().take();
         if let Some(f) = after {
             f.await;
@@ -63,6 +73,13 @@ impl Backend for Witness {
         r
     }
     async fn check(&self) -> Result<String, BackendError> {
+        if self
+            .down_after_probe
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && !self.probes.lock().unwrap().is_empty()
+        {
+            return Err(BackendError::Failed("connection refused".into()));
+        }
         self.inner.check().await
     }
 }
@@ -107,6 +124,7 @@ fn drill_harness(
                 fail_revoke: Default::default(),
                 after_probe: Default::default(),
                 probes: Default::default(),
+                down_after_probe: Default::default(),
             });
             parts.backends.insert("demo".into(), w.clone());
             *keep.lock().unwrap() = Some(w);
@@ -671,4 +689,25 @@ fn the_cli_files_then_runs_a_drill_with_its_exit_codes() {
     let v = ok_json(bg(&cfg, Some("alice"), &["--json", "status", "REQ-1"]));
     assert_eq!(v["request"]["state"], "certified", "{v}");
     assert!(v["request"]["drill"]["outcome"]["at"].is_string(), "{v}");
+}
+
+/// A probe after revocation that fails because the target stopped answering
+/// proves nothing: the drill fails at that step and says it could not tell,
+/// instead of passing as if the credential were refused.
+#[tokio::test]
+async fn an_unreachable_target_after_revocation_fails_the_drill() {
+    let (h, w) = drill_harness("", None, None);
+    w.down_after_probe
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = drilled(&h, K8S).await;
+    let outcome = r.drill.unwrap().outcome.expect("an outcome");
+    assert!(!outcome.passed(), "{outcome:?}");
+    assert_eq!(
+        outcome.failed_step,
+        Some(breakglass::domain::drill::DrillStep::ProbeAfterRevoke)
+    );
+    assert!(
+        outcome.error.as_deref().unwrap().contains("could not tell"),
+        "{outcome:?}"
+    );
 }
