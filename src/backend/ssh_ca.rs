@@ -620,7 +620,10 @@ impl SshCaBackend {
 /// A KRL is public: servers (and whoever copies it to them) read it.
 fn publish(path: &Path) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
+    // On disk before it is renamed over the KRL sshd reads: after a crash the
+    // list is the old one or the new one, never an empty file (no revocations).
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| std::fs::File::open(path)?.sync_all())
         .map_err(|e| failed(format!("ssh-ca: {}: {e}", path.display())))
 }
 
