@@ -131,13 +131,7 @@ impl Engine {
         vendor: Option<crate::domain::vendor::VendorInfo>,
     ) -> Result<Request> {
         let role = self.role(&input.role)?;
-        let (name, now) = (role.name.clone(), self.clock.now());
-        if let Some((by, state)) = self.db(move |s| s.role_lock(&name, now)).await? {
-            return Err(Error::Locked {
-                role: role.name.clone(),
-                reason: self.lock_reason(by, state).await,
-            });
-        }
+        self.check_unlocked(&role.name).await?;
         self.check_recertified(role).await?;
         let incident = self.resolve_incident(role, &input.incident).await?;
         let now = self.clock.now();
@@ -334,6 +328,18 @@ impl Engine {
             tracing::error!("could not audit a refusal: {e}");
         }
         r
+    }
+
+    /// `Error::Locked`, with who clears it, while a request holds `role`.
+    pub(super) async fn check_unlocked(&self, role: &str) -> Result<()> {
+        let (name, now) = (role.to_string(), self.clock.now());
+        match self.db(move |s| s.role_lock(&name, now)).await? {
+            Some((by, state)) => Err(Error::Locked {
+                role: role.to_string(),
+                reason: self.lock_reason(by, state).await,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Approved -> Granting -> Active. The intent is committed before the backend

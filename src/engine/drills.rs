@@ -81,6 +81,10 @@ impl Engine {
     /// Walks an approved drill: grant, probe, revoke, probe again, then the
     /// outcome (audited, alerted `drill` or `drill_failed`).
     async fn run_drill(&self, who: &str, id: RequestId) -> Result<Request> {
+        // While an emergency holds the role the drill waits, unannounced: a
+        // scheduled one is tried again every sweeper pass.
+        let role = self.load(id).await?.role;
+        self.check_unlocked(&role).await?;
         self.transition(
             id,
             |r, e| alert(AlertKind::Drill, r, e),

@@ -406,6 +406,16 @@ async fn a_drill_waits_while_an_emergency_holds_the_role() {
     let roles = h.engine.roles(None).await.unwrap();
     assert!(!roles.iter().find(|x| x.name == K8S).unwrap().drill.failing);
     assert_eq!(alerts(&h, "drill_failed"), 0);
+    // Nor announced: a drill that could not start is not a drill started
+    // (a scheduled one is retried every sweeper pass).
+    assert!(
+        !actions_of(&h, filed.id)
+            .iter()
+            .any(|a| a == "drill.started"),
+        "{:?}",
+        actions_of(&h, filed.id)
+    );
+    assert_eq!(alerts(&h, "drill"), 0);
     h.engine.revoke("bob", r.id, "done").await.unwrap();
     h.engine.review("bob", r.id, answers()).await.unwrap();
     h.engine
