@@ -189,7 +189,9 @@ fn write_pair(
         };
         let key_path = dir.join(&name);
         let cert_path = dir.join(format!("{name}-cert.pub"));
-        if key_path.exists() || cert_path.exists() {
+        // A name taken by anything, a dangling link included, is skipped.
+        let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        if taken(&key_path) || taken(&cert_path) {
             continue;
         }
         create(&key_path, key)?;
@@ -232,7 +234,10 @@ pub fn write(
         Err(e) => {
             return Err((
                 cred,
-                format!("cannot write the key files in {}: {e}", dir.display()),
+                format!(
+                    "cannot write the key files in {}: {e}",
+                    crate::sanitize::line(&dir.to_string_lossy(), 200)
+                ),
             ))
         }
     };
